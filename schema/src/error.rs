@@ -1,0 +1,291 @@
+//! Errors a client can see, with asobi's stable machine-readable codes.
+//!
+//! REST answers `{"error":{"code","message","details"}}` with an HTTP status; the WebSocket
+//! answers an `error` frame whose payload carries the same object plus the older flat `reason`.
+//! `code` is the contract; `message` is prose for a human and may change.
+
+use std::borrow::Cow;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+/// Stable error codes. Where asobi has a code for a failure, this is asobi's code.
+pub mod code {
+    /// The body or frame is not valid JSON.
+    pub const INVALID_JSON: &str = "invalid_json";
+    /// A frame is JSON but not a valid message (e.g. no string `type`).
+    pub const INVALID_MESSAGE: &str = "invalid_message";
+    /// A required field is absent.
+    pub const MISSING_FIELD: &str = "missing_field";
+    /// A field has the wrong type or an unacceptable value.
+    pub const INVALID_FIELD: &str = "invalid_field";
+    /// The request body exceeds the size cap.
+    pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
+    /// No route matches the path.
+    pub const NOT_FOUND: &str = "not_found";
+    /// The route exists but not for this method.
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+    /// No valid bearer token or session.
+    pub const UNAUTHENTICATED: &str = "unauthenticated";
+    /// Authenticated, but not allowed to do this.
+    pub const FORBIDDEN: &str = "forbidden";
+    /// Wrong username or password.
+    pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+    /// Username already registered.
+    pub const USERNAME_TAKEN: &str = "username_taken";
+    /// Username or password breaks the account rules.
+    pub const VALIDATION_FAILED: &str = "validation_failed";
+    /// The refresh token is unknown, spent, revoked or expired.
+    pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
+    /// No such player.
+    pub const PLAYER_NOT_FOUND: &str = "player_not_found";
+    /// Too many requests or messages.
+    pub const RATE_LIMITED: &str = "rate_limited";
+    /// The storage backend could not be reached.
+    pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
+    /// Something failed on the server; details are in its log.
+    pub const INTERNAL: &str = "internal_error";
+    /// The request timed out.
+    pub const REQUEST_TIMEOUT: &str = "request_timeout";
+    /// The server is shutting down.
+    pub const SHUTTING_DOWN: &str = "shutting_down";
+    /// An unknown WebSocket message type.
+    pub const UNKNOWN_TYPE: &str = "unknown_type";
+    /// A WebSocket message sent before `session.connect` succeeded.
+    pub const NOT_CONNECTED: &str = "unauthenticated";
+    /// The session already authenticated.
+    pub const ALREADY_CONNECTED: &str = "session.already_connected";
+    /// A frame over the size limit.
+    pub const FRAME_TOO_LARGE: &str = "frame_too_large";
+    /// Input while not in a match.
+    pub const MATCH_NOT_IN_MATCH: &str = "match.not_in_match";
+    /// No live match with this id.
+    pub const MATCH_NOT_FOUND: &str = "match.not_found";
+    /// The match is full or not joinable.
+    pub const MATCH_FULL: &str = "match.full";
+    /// The match does not accept joins right now.
+    pub const MATCH_NOT_JOINABLE: &str = "match.not_joinable";
+    /// Already in a match.
+    pub const MATCH_ALREADY_IN_MATCH: &str = "match.already_in_match";
+    /// The game mode does not exist.
+    pub const UNKNOWN_MODE: &str = "matchmaker.unknown_mode";
+    /// No such matchmaker ticket (or not yours).
+    pub const TICKET_NOT_FOUND: &str = "matchmaker.ticket_not_found";
+    /// The mode's queue is full.
+    pub const QUEUE_FULL: &str = "matchmaker.queue_full";
+    /// A request failed for a reason with no code of its own (e.g. a script's refusal).
+    pub const REQUEST_FAILED: &str = "ws.request_failed";
+    /// The join context is not a flat object.
+    pub const INVALID_JOIN_CTX: &str = "invalid_join_ctx";
+    /// The join context has more than 8 keys.
+    pub const JOIN_CTX_TOO_MANY_KEYS: &str = "join_ctx_too_many_keys";
+    /// A join context key is longer than 64 bytes.
+    pub const JOIN_CTX_KEY_TOO_LONG: &str = "join_ctx_key_too_long";
+    /// A join context string value is longer than 256 bytes.
+    pub const JOIN_CTX_VALUE_TOO_LONG: &str = "join_ctx_value_too_long";
+    /// A join context value is not a string, integer or boolean.
+    pub const INVALID_JOIN_CTX_VALUE: &str = "invalid_join_ctx_value";
+    /// Guest auth is not enabled.
+    pub const GUEST_AUTH_DISABLED: &str = "guest_auth_disabled";
+    /// Guest request without its fields.
+    pub const MISSING_REQUIRED_FIELDS: &str = "missing_required_fields";
+    /// The guest device secret is too short or too long.
+    pub const WEAK_DEVICE_SECRET: &str = "weak_device_secret";
+    /// The guest device id is empty or too long.
+    pub const INVALID_DEVICE_ID: &str = "invalid_device_id";
+    /// Wrong secret for a known device.
+    pub const INVALID_DEVICE_SECRET: &str = "invalid_device_secret";
+    /// The device verifier was revoked.
+    pub const GUEST_REVOKED: &str = "guest_revoked";
+    /// The guest account was already claimed.
+    pub const GUEST_UPGRADED: &str = "guest_upgraded";
+    /// Upgrade target is not an unclaimed guest.
+    pub const NOT_AN_UNCLAIMED_GUEST: &str = "not_an_unclaimed_guest";
+}
+
+/// One failure as a client sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status for REST answers (WebSocket frames ignore it).
+    pub status: u16,
+    /// Stable machine-readable code.
+    pub code: Cow<'static, str>,
+    /// Prose for a human reading a log.
+    pub message: Cow<'static, str>,
+    /// Always an object; `{}` when there is nothing to add.
+    pub details: Value,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    message: &'a str,
+    details: &'a Value,
+}
+
+impl ApiError {
+    /// An error with empty details.
+    pub fn new(
+        status: u16,
+        code: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            details: json!({}),
+        }
+    }
+
+    /// Adds details (must be an object; anything else is wrapped as `{"value": ..}`).
+    pub fn with_details(mut self, details: Value) -> ApiError {
+        self.details = match details {
+            Value::Object(_) => details,
+            other => json!({ "value": other }),
+        };
+        self
+    }
+
+    /// 400 `missing_field` naming the field.
+    pub fn missing_field(field: &str) -> ApiError {
+        ApiError::new(
+            400,
+            code::MISSING_FIELD,
+            format!("The field `{field}` is required."),
+        )
+        .with_details(json!({ "field": field }))
+    }
+
+    /// 400 for a payload that does not decode, telling missing fields apart from wrong ones.
+    pub fn invalid_payload(e: &serde_json::Error) -> ApiError {
+        let text = e.to_string();
+        if let Some(rest) = text.strip_prefix("missing field `") {
+            let field = rest.split('`').next().unwrap_or_default();
+            return ApiError::missing_field(field);
+        }
+        if e.is_syntax() || e.is_eof() {
+            return ApiError::new(400, code::INVALID_JSON, "The body is not valid JSON.");
+        }
+        ApiError::new(400, code::INVALID_FIELD, "A field has the wrong type or value.")
+            .with_details(json!({ "reason": text }))
+    }
+
+    /// 401 `unauthenticated`.
+    pub fn unauthenticated() -> ApiError {
+        ApiError::new(
+            401,
+            code::UNAUTHENTICATED,
+            "A valid bearer token is required.",
+        )
+    }
+
+    /// 500 with a generic message; the cause belongs in the server log, not on the wire.
+    pub fn internal() -> ApiError {
+        ApiError::new(500, code::INTERNAL, "The server failed to handle the request.")
+    }
+
+    /// The REST body `{"error":{"code","message","details"}}`.
+    pub fn to_rest_body(&self) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "error": self.body_value() })).unwrap_or_default()
+    }
+
+    /// The WebSocket `error` frame. `reason` is asobi's older flat dialect; it defaults to the
+    /// code without its namespace. `request_type` names the message that failed, when useful.
+    pub fn to_ws_frame(
+        &self,
+        cid: Option<&RawValue>,
+        reason: Option<&str>,
+        request_type: Option<&str>,
+    ) -> Bytes {
+        let reason = reason.unwrap_or_else(|| {
+            self.code
+                .rsplit_once('.')
+                .map(|(_, leaf)| leaf)
+                .unwrap_or(&self.code)
+        });
+        let mut payload = serde_json::Map::new();
+        if let Some(t) = request_type {
+            payload.insert("type".into(), Value::from(t));
+        }
+        payload.insert("reason".into(), Value::from(reason));
+        payload.insert("error".into(), self.body_value());
+        crate::envelope::encode_frame("error", cid, &payload)
+    }
+
+    fn body_value(&self) -> Value {
+        serde_json::to_value(ErrorBody {
+            code: &self.code,
+            message: &self.message,
+            details: &self.details,
+        })
+        .unwrap_or(Value::Null)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.status, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// A typed handle for codes, for callers that prefer not to pass strings around.
+pub type Code = &'static str;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rest_body_has_asobi_shape() {
+        let e = ApiError::new(404, code::NOT_FOUND, "nope");
+        let v: Value = serde_json::from_slice(&e.to_rest_body()).unwrap();
+        assert_eq!(
+            v,
+            json!({"error":{"code":"not_found","message":"nope","details":{}}})
+        );
+    }
+
+    #[test]
+    fn ws_frame_matches_fixture_shape() {
+        let e = ApiError::new(
+            400,
+            code::INVALID_MESSAGE,
+            "The message is missing a string `type` field.",
+        );
+        let v: Value = serde_json::from_slice(&e.to_ws_frame(None, None, None)).unwrap();
+        let fixture: Value = serde_json::from_str(
+            r#"{"type":"error","payload":{"reason":"invalid_message","error":{"code":"invalid_message","message":"The message is missing a string `type` field.","details":{}}}}"#,
+        )
+        .unwrap();
+        assert_eq!(v, fixture);
+    }
+
+    #[test]
+    fn namespaced_code_gives_leaf_reason() {
+        let e = ApiError::new(400, code::MATCH_NOT_IN_MATCH, "x");
+        let v: Value =
+            serde_json::from_slice(&e.to_ws_frame(None, None, Some("match.input"))).unwrap();
+        assert_eq!(v["payload"]["reason"], "not_in_match");
+        assert_eq!(v["payload"]["type"], "match.input");
+    }
+
+    #[test]
+    fn decode_errors_name_missing_fields() {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct P {
+            token: String,
+        }
+        let e = serde_json::from_str::<P>("{}").unwrap_err();
+        let api = ApiError::invalid_payload(&e);
+        assert_eq!(api.code, code::MISSING_FIELD);
+        assert_eq!(api.details["field"], "token");
+        let e = serde_json::from_str::<P>(r#"{"token":1}"#).unwrap_err();
+        assert_eq!(ApiError::invalid_payload(&e).code, code::INVALID_FIELD);
+    }
+}
