@@ -1,1 +1,13 @@
-//! placeholder
+//! Transports of asobi-rs, without a runtime: HTTP/1.1 request framing and responses, and the
+//! WebSocket upgrade handshake.
+//!
+//! Everything here is sans-IO: functions take the bytes read so far and say what they hold, or
+//! produce the bytes to write. The shard runtime in `engine` owns sockets and timers and drives
+//! these; it never has to know how HTTP is framed, and this crate never knows what a match is.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod http;
+pub mod ws;
+
+pub use http::{ChunkedBody, Head, HttpError, Limits, Method, Response};

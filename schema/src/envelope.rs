@@ -41,11 +41,9 @@ impl EnvelopeError {
     /// The error a client sees for this failure.
     pub fn to_api_error(&self) -> ApiError {
         match self {
-            EnvelopeError::InvalidJson => ApiError::new(
-                400,
-                code::INVALID_JSON,
-                "The frame is not a JSON object.",
-            ),
+            EnvelopeError::InvalidJson => {
+                ApiError::new(400, code::INVALID_JSON, "The frame is not a JSON object.")
+            }
             EnvelopeError::MissingType(_) => ApiError::new(
                 400,
                 code::INVALID_MESSAGE,
@@ -60,7 +58,9 @@ impl<'a> Inbound<'a> {
     pub fn parse(text: &'a str) -> Result<Inbound<'a>, EnvelopeError> {
         match serde_json::from_str::<Inbound<'a>>(text) {
             Ok(frame) if frame.kind.is_some() => Ok(frame),
-            Ok(frame) => Err(EnvelopeError::MissingType(frame.cid.map(RawValue::to_owned))),
+            Ok(frame) => Err(EnvelopeError::MissingType(
+                frame.cid.map(RawValue::to_owned),
+            )),
             Err(e) if e.is_data() => {
                 // Valid JSON of the wrong shape, e.g. a numeric `type`: salvage the cid.
                 #[derive(Deserialize)]
@@ -205,7 +205,10 @@ mod tests {
         for text in ["not json", "{\"type\":", "[1,2]", "\"str\"", ""] {
             let e = Inbound::parse(text).unwrap_err();
             assert!(
-                matches!(e, EnvelopeError::InvalidJson | EnvelopeError::MissingType(None)),
+                matches!(
+                    e,
+                    EnvelopeError::InvalidJson | EnvelopeError::MissingType(None)
+                ),
                 "{text}: {e:?}"
             );
         }

@@ -169,8 +169,12 @@ impl ApiError {
         if e.is_syntax() || e.is_eof() {
             return ApiError::new(400, code::INVALID_JSON, "The body is not valid JSON.");
         }
-        ApiError::new(400, code::INVALID_FIELD, "A field has the wrong type or value.")
-            .with_details(json!({ "reason": text }))
+        ApiError::new(
+            400,
+            code::INVALID_FIELD,
+            "A field has the wrong type or value.",
+        )
+        .with_details(json!({ "reason": text }))
     }
 
     /// 401 `unauthenticated`.
@@ -184,7 +188,11 @@ impl ApiError {
 
     /// 500 with a generic message; the cause belongs in the server log, not on the wire.
     pub fn internal() -> ApiError {
-        ApiError::new(500, code::INTERNAL, "The server failed to handle the request.")
+        ApiError::new(
+            500,
+            code::INTERNAL,
+            "The server failed to handle the request.",
+        )
     }
 
     /// The REST body `{"error":{"code","message","details"}}`.
