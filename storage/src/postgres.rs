@@ -29,6 +29,10 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(3);
 /// Deadline for a whole operation, pool wait included. Every operation is a handful of indexed
 /// statements, so hitting this means the database is unreachable or badly overloaded.
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline for applying migrations: schema changes on a large database (an index build) can
+/// take far longer than a normal operation. Reaching the server is still bounded by the pool's
+/// connect deadlines, so an unreachable database fails start-up within seconds.
+const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
 /// Key for `pg_advisory_xact_lock`, so servers starting together migrate one at a time.
 const MIGRATION_LOCK_KEY: i64 = 0x6173_6f62_695f_6d69; // "asobi_mi"
 
@@ -138,7 +142,7 @@ impl PgBackend {
 
     async fn migrate(&self) -> Result<Vec<String>, StoreError> {
         let result = self
-            .op(async {
+            .op_within(MIGRATION_TIMEOUT, async {
                 let mut client = self.pool.get().await?;
                 let tx = client.transaction().await?;
                 tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
@@ -174,16 +178,24 @@ impl PgBackend {
         })
     }
 
-    /// Runs one operation under the deadline and classifies its failure.
+    /// Runs one operation under the normal deadline and classifies its failure.
     async fn op<T>(
         &self,
         fut: impl std::future::Future<Output = Result<T, Fail>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(OP_TIMEOUT, fut).await {
+        self.op_within(OP_TIMEOUT, fut).await
+    }
+
+    async fn op_within<T>(
+        &self,
+        deadline: Duration,
+        fut: impl std::future::Future<Output = Result<T, Fail>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(deadline, fut).await {
             Ok(result) => result.map_err(Fail::into_store),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "database did not answer within {}s",
-                OP_TIMEOUT.as_secs()
+                deadline.as_secs()
             ))),
         }
     }
