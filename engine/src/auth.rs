@@ -1,0 +1,309 @@
+//! Credentials: access tokens (HS256 JWTs), refresh tokens (random, stored only as a hash,
+//! single-use and rotating), password hashes (argon2id) and guest device verifiers.
+//!
+//! Nothing here does I/O except [`Tokens::load`], which reads or creates the signing secret at
+//! start-up. Hashing is CPU-heavy on purpose; callers run it on the storage bridge's blocking pool
+//! so a shard keeps serving while a password is checked.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Params, PasswordVerifier, Version};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    iat: u64,
+    exp: u64,
+    typ: String,
+}
+
+/// Issues and checks tokens.
+pub(crate) struct Tokens {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+}
+
+/// A refresh token as handed to the client, and the hash that is stored.
+pub(crate) struct RefreshToken {
+    pub(crate) token: String,
+    pub(crate) hash: String,
+    pub(crate) expires_at_ms: i64,
+}
+
+/// Shortest secret accepted from `ASOBI_JWT_SECRET`: HS256 keys shorter than the hash are weak.
+const MIN_SECRET_BYTES: usize = 32;
+
+impl Tokens {
+    /// Uses `ASOBI_JWT_SECRET`, or a secret generated once and kept in `data_dir/jwt_secret`.
+    pub(crate) fn load(
+        secret: Option<&str>,
+        data_dir: &Path,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+    ) -> anyhow::Result<Tokens> {
+        let secret: Vec<u8> = match secret {
+            Some(s) if s.len() >= MIN_SECRET_BYTES => s.as_bytes().to_vec(),
+            Some(_) => anyhow::bail!("ASOBI_JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes"),
+            None => {
+                let path = data_dir.join("jwt_secret");
+                match std::fs::read_to_string(&path) {
+                    Ok(text) if text.trim().len() >= MIN_SECRET_BYTES => {
+                        tracing::warn!(path = %path.display(), "ASOBI_JWT_SECRET is not set; using the secret generated earlier in the data dir");
+                        text.trim().as_bytes().to_vec()
+                    }
+                    _ => {
+                        let mut raw = [0u8; 48];
+                        rand::rng().fill_bytes(&mut raw);
+                        let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+                        std::fs::create_dir_all(data_dir).with_context(|| {
+                            format!("creating data dir {}", data_dir.display())
+                        })?;
+                        write_private(&path, &text)?;
+                        tracing::warn!(path = %path.display(), "ASOBI_JWT_SECRET is not set; generated a token secret and stored it in the data dir (set ASOBI_JWT_SECRET in production)");
+                        text.into_bytes()
+                    }
+                }
+            }
+        };
+        let mut validation = Validation::new(jsonwebtoken::Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Ok(Tokens {
+            encoding: EncodingKey::from_secret(&secret),
+            decoding: DecodingKey::from_secret(&secret),
+            validation,
+            access_ttl,
+            refresh_ttl,
+        })
+    }
+
+    pub(crate) fn issue_access(&self, player_id: &str) -> String {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let claims = Claims {
+            sub: player_id.to_owned(),
+            iat: now,
+            exp: now + self.access_ttl.as_secs(),
+            typ: "access".into(),
+        };
+        // Encoding HS256 with a valid key cannot fail.
+        jsonwebtoken::encode(&Header::default(), &claims, &self.encoding).unwrap_or_default()
+    }
+
+    /// The player id of a valid, unexpired access token.
+    pub(crate) fn verify_access(&self, token: &str) -> Option<String> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
+        (data.claims.typ == "access").then_some(data.claims.sub)
+    }
+
+    pub(crate) fn new_refresh(&self) -> RefreshToken {
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        RefreshToken {
+            hash: hash_refresh(&token),
+            token,
+            expires_at_ms: now_ms() + self.refresh_ttl.as_millis() as i64,
+        }
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// Refresh tokens are 256 random bits, so a fast hash is enough: nothing to brute-force.
+pub(crate) fn hash_refresh(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// argon2id with OWASP's recommended minimum: 19 MiB, 2 passes, 1 lane.
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// A PHC-format argon2id hash. CPU-heavy: call off the shard.
+pub(crate) fn hash_password(password: &str) -> Option<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .ok()
+        .map(|h| h.to_string())
+}
+
+/// Checks a password against a stored hash. CPU-heavy: call off the shard.
+pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+        .unwrap_or(false)
+}
+
+/// A hash that [`verify_password`] can run against when the user does not exist, so a login for
+/// an unknown name takes as long as one with a wrong password.
+pub(crate) fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("not-a-real-password").unwrap_or_default())
+}
+
+/// Username rules: 3–32 characters of letters, digits, `_`, `-`, `.`.
+pub(crate) fn check_username(name: &str) -> Result<(), &'static str> {
+    if !(3..=32).contains(&name.chars().count()) {
+        return Err("username must be 3 to 32 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    {
+        return Err("username may contain only letters, digits, '_', '-' and '.'");
+    }
+    Ok(())
+}
+
+/// Password rules: 8–128 characters.
+pub(crate) fn check_password(password: &str) -> Result<(), &'static str> {
+    match password.chars().count() {
+        0..=7 => Err("password must be at least 8 characters"),
+        129.. => Err("password must be at most 128 characters"),
+        _ => Ok(()),
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Guest device verifiers: `salt$mac` where mac = HMAC-SHA256(pepper, salt || device_secret).
+/// The pepper never reaches the database, so a stolen table of verifiers is useless alone.
+pub(crate) fn guest_verifier(pepper: &[u8], device_secret: &[u8]) -> String {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = hex(&salt);
+    format!("{salt}${}", guest_mac(pepper, &salt, device_secret))
+}
+
+pub(crate) fn check_guest_verifier(pepper: &[u8], verifier: &str, device_secret: &[u8]) -> bool {
+    let Some((salt, mac)) = verifier.split_once('$') else {
+        return false;
+    };
+    let expected = guest_mac(pepper, salt, device_secret);
+    // Constant-time comparison of equal-length hex strings.
+    expected.len() == mac.len()
+        && expected
+            .bytes()
+            .zip(mac.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+}
+
+fn guest_mac(pepper: &[u8], salt: &str, secret: &[u8]) -> String {
+    let Ok(mut mac) = HmacSha256::new_from_slice(pepper) else {
+        return String::new();
+    };
+    mac.update(salt.as_bytes());
+    mac.update(secret);
+    hex(&mac.finalize().into_bytes())
+}
+
+/// Decodes a device secret sent as base64 (standard or URL-safe, padded or not).
+pub(crate) fn decode_device_secret(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|e| e.decode(text.trim()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(dir: &Path) -> Tokens {
+        Tokens::load(None, dir, Duration::from_secs(60), Duration::from_secs(600)).unwrap()
+    }
+
+    #[test]
+    fn access_tokens_round_trip_and_reject_tampering() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tokens(dir.path());
+        let tok = t.issue_access("p1");
+        assert_eq!(t.verify_access(&tok).as_deref(), Some("p1"));
+        let mut bad = tok.clone();
+        bad.pop();
+        assert_eq!(t.verify_access(&bad), None);
+        assert_eq!(t.verify_access("garbage"), None);
+        // The generated secret persists: a second load accepts the first one's tokens.
+        let again = tokens(dir.path());
+        assert_eq!(again.verify_access(&tok).as_deref(), Some("p1"));
+        // A different secret does not.
+        let other = Tokens::load(
+            Some(&"x".repeat(40)),
+            dir.path(),
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert_eq!(other.verify_access(&tok), None);
+        assert!(Tokens::load(Some("short"), dir.path(), Duration::ZERO, Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn passwords_hash_and_verify() {
+        let h = hash_password("secret123").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password("secret123", &h));
+        assert!(!verify_password("secret124", &h));
+        assert!(!verify_password("secret123", "not a hash"));
+    }
+
+    #[test]
+    fn rules() {
+        assert!(check_username("player1").is_ok());
+        assert!(check_username("ab").is_err());
+        assert!(check_username("has space").is_err());
+        assert!(check_password("short").is_err());
+        assert!(check_password("long enough").is_ok());
+    }
+
+    #[test]
+    fn guest_verifiers() {
+        let v = guest_verifier(b"pepper-pepper-pepper-pepper-pepper", b"secret");
+        assert!(check_guest_verifier(b"pepper-pepper-pepper-pepper-pepper", &v, b"secret"));
+        assert!(!check_guest_verifier(b"pepper-pepper-pepper-pepper-pepper", &v, b"secreT"));
+        assert!(!check_guest_verifier(b"other-pepper-other-pepper-other-p", &v, b"secret"));
+        assert_eq!(decode_device_secret("AAEC").unwrap(), vec![0, 1, 2]);
+    }
+}

@@ -1,0 +1,234 @@
+//! Command line and environment: every flag has an `ASOBI_*` variable with the same meaning,
+//! using asobi's names where asobi has one. Defaults run out of the box: port 8080, game dir
+//! `./lua`, one shard per core, SQLite under `./data`.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+/// The asobi-rs game backend.
+#[derive(Debug, Parser)]
+#[command(name = "asobi", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run the server (the default).
+    Serve(Box<ServeArgs>),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Compile every script of a game directory and report errors with file:line.
+    Check {
+        /// The game directory (defaults to ASOBI_GAME_DIR or ./lua).
+        #[arg(env = "ASOBI_GAME_DIR", default_value = "./lua")]
+        game_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct ServeArgs {
+    /// HTTP and WebSocket port.
+    #[arg(long, env = "ASOBI_PORT", default_value_t = 8080)]
+    pub(crate) port: u16,
+    /// Address to bind.
+    #[arg(long, env = "ASOBI_BIND", default_value = "0.0.0.0")]
+    pub(crate) bind: IpAddr,
+    /// Directory holding match.lua or config.lua.
+    #[arg(long, env = "ASOBI_GAME_DIR", default_value = "./lua")]
+    pub(crate) game_dir: PathBuf,
+    /// Number of shards (executor threads); 0 means one per core.
+    #[arg(long, env = "ASOBI_SHARDS", default_value_t = 0)]
+    pub(crate) shards: usize,
+    /// Hot reload of the game directory: on or off.
+    #[arg(long, env = "ASOBI_LUA_RELOAD", default_value = "on")]
+    pub(crate) lua_reload: Toggle,
+    /// Largest inbound WebSocket frame in bytes.
+    #[arg(long, env = "ASOBI_WS_MAX_FRAME", default_value_t = 64 * 1024)]
+    pub(crate) ws_max_frame: usize,
+    /// Messages per second a connection may send (0 disables the limit).
+    #[arg(long, env = "ASOBI_WS_MSG_RATE", default_value_t = 60)]
+    pub(crate) ws_msg_rate: u32,
+    /// WebSocket connections per second accepted from one IP (0 disables the limit).
+    #[arg(long, env = "ASOBI_WS_CONNECT_RATE", default_value_t = 60)]
+    pub(crate) ws_connect_rate: u32,
+    /// Milliseconds a new socket has to send session.connect.
+    #[arg(long, env = "ASOBI_WS_CONNECT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub(crate) ws_connect_timeout_ms: u64,
+    /// Frames queued for one client before it is disconnected as too slow.
+    #[arg(long, env = "ASOBI_WS_OUTBOX", default_value_t = 1024)]
+    pub(crate) ws_outbox: usize,
+    /// Milliseconds a dropped player keeps its match seat before `leave` runs.
+    #[arg(long, env = "ASOBI_RECONNECT_GRACE_MS", default_value_t = 30_000)]
+    pub(crate) reconnect_grace_ms: u64,
+    /// Access token lifetime in seconds.
+    #[arg(long, env = "ASOBI_ACCESS_TOKEN_TTL", default_value_t = 3600)]
+    pub(crate) access_ttl_secs: u64,
+    /// Refresh token lifetime in seconds.
+    #[arg(long, env = "ASOBI_REFRESH_TOKEN_TTL", default_value_t = 30 * 24 * 3600)]
+    pub(crate) refresh_ttl_secs: u64,
+    /// Seconds a queued matchmaker ticket waits before it expires.
+    #[arg(long, env = "ASOBI_MATCHMAKER_MAX_WAIT", default_value_t = 60)]
+    pub(crate) matchmaker_max_wait_secs: u64,
+    /// Tickets one mode's queue may hold.
+    #[arg(long, env = "ASOBI_MATCHMAKER_MAX_QUEUE", default_value_t = 100_000)]
+    pub(crate) matchmaker_max_queue: usize,
+    /// Instruction budget of one Lua callback.
+    #[arg(long, env = "ASOBI_LUA_MAX_INSTRUCTIONS")]
+    pub(crate) lua_max_instructions: Option<u64>,
+    /// Wall-clock budget of one Lua callback, in milliseconds.
+    #[arg(long, env = "ASOBI_LUA_MAX_CALL_MS")]
+    pub(crate) lua_max_call_ms: Option<u64>,
+    /// Memory limit of one match's Lua VM, in MiB.
+    #[arg(long, env = "ASOBI_LUA_MAX_MEMORY_MB")]
+    pub(crate) lua_max_memory_mb: Option<usize>,
+    /// Forward script errors to the player whose input caused them (module.error).
+    #[arg(long, env = "ASOBI_DEV_ERRORS", default_value_t = false)]
+    pub(crate) dev_errors: bool,
+    /// Secret for guest device verifiers; guest auth is off without it.
+    #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
+    pub(crate) guest_pepper: Option<String>,
+    #[command(flatten)]
+    pub(crate) db: DbArgs,
+}
+
+/// `on` / `off` switches, as asobi spells them in env files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Toggle {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Args)]
+pub(crate) struct DbArgs {
+    /// Directory for the SQLite database and the generated token secret.
+    #[arg(long, env = "ASOBI_DATA_DIR", default_value = "./data")]
+    pub(crate) data_dir: PathBuf,
+    /// PostgreSQL host; when set (or ASOBI_DATABASE_URL is), PostgreSQL replaces SQLite.
+    #[arg(long, env = "ASOBI_DB_HOST")]
+    pub(crate) db_host: Option<String>,
+    /// PostgreSQL port.
+    #[arg(long, env = "ASOBI_DB_PORT", default_value_t = 5432)]
+    pub(crate) db_port: u16,
+    /// PostgreSQL database.
+    #[arg(long, env = "ASOBI_DB_NAME", default_value = "asobi")]
+    pub(crate) db_name: String,
+    /// PostgreSQL user.
+    #[arg(long, env = "ASOBI_DB_USER", default_value = "postgres")]
+    pub(crate) db_user: String,
+    /// PostgreSQL password.
+    #[arg(long, env = "ASOBI_DB_PASSWORD", hide_env_values = true)]
+    pub(crate) db_password: Option<String>,
+    /// Full PostgreSQL URL; wins over the ASOBI_DB_* parts.
+    #[arg(long, env = "ASOBI_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+    /// PostgreSQL connections in the pool.
+    #[arg(long, env = "ASOBI_DB_POOL", default_value_t = 8)]
+    pub(crate) db_pool: usize,
+}
+
+impl DbArgs {
+    pub(crate) fn store_config(&self) -> asobi_storage::StoreConfig {
+        if let Some(url) = &self.database_url {
+            return asobi_storage::StoreConfig::Postgres {
+                url: url.clone(),
+                pool_size: self.db_pool,
+            };
+        }
+        if let Some(host) = &self.db_host {
+            let mut url = format!("postgres://{}", encode_userinfo(&self.db_user));
+            if let Some(pw) = &self.db_password {
+                url.push(':');
+                url.push_str(&encode_userinfo(pw));
+            }
+            url.push_str(&format!("@{}:{}/{}", host, self.db_port, self.db_name));
+            return asobi_storage::StoreConfig::Postgres {
+                url,
+                pool_size: self.db_pool,
+            };
+        }
+        asobi_storage::StoreConfig::Sqlite {
+            path: self.data_dir.join("asobi.db"),
+        }
+    }
+}
+
+/// Percent-encodes the characters that would break a URL's user-info part.
+fn encode_userinfo(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl ServeArgs {
+    pub(crate) fn shard_count(&self) -> usize {
+        if self.shards > 0 {
+            self.shards
+        } else {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    pub(crate) fn budgets(&self) -> asobi_script::Budgets {
+        let mut b = asobi_script::Budgets::default();
+        if let Some(n) = self.lua_max_instructions {
+            b.instructions = n;
+        }
+        if let Some(ms) = self.lua_max_call_ms {
+            b.wall = Duration::from_millis(ms);
+        }
+        if let Some(mb) = self.lua_max_memory_mb {
+            b.memory_bytes = mb * 1024 * 1024;
+        }
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_parts_build_a_url_with_escaped_password() {
+        let cli = Cli::parse_from([
+            "asobi",
+            "migrate",
+            "--db-host",
+            "db",
+            "--db-password",
+            "p@ss:w/rd",
+            "--db-name",
+            "game",
+        ]);
+        let Some(Command::Migrate(db)) = cli.command else {
+            panic!("expected migrate");
+        };
+        match db.store_config() {
+            asobi_storage::StoreConfig::Postgres { url, .. } => {
+                assert_eq!(url, "postgres://postgres:p%40ss%3Aw%2Frd@db:5432/game")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_sqlite_and_8080() {
+        let cli = Cli::parse_from(["asobi"]);
+        assert_eq!(cli.serve.port, 8080);
+        assert!(matches!(
+            cli.serve.db.store_config(),
+            asobi_storage::StoreConfig::Sqlite { .. }
+        ));
+    }
+}

@@ -1,0 +1,206 @@
+//! One TCP connection: HTTP/1.1 requests with keep-alive until it upgrades to a WebSocket or
+//! closes. Framing is `asobi_net::http`; this loop only moves bytes, enforces the timeouts and
+//! hands each request to the REST router.
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
+use glommio::net::TcpStream;
+
+use asobi_net::http::{self, BodyKind, ChunkedBody, Head, HttpError, Limits, Response};
+use asobi_schema::ApiError;
+
+use crate::shard::Shard;
+
+/// How long an idle keep-alive connection stays open between requests.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a client may take to send a whole request head or body once it started.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read size; REST requests are small, WebSocket sessions take over the socket.
+const READ_CHUNK: usize = 8 * 1024;
+
+pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    shard.global.directory.add_connection(shard.id, 1);
+    let limits = Limits::default();
+    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    loop {
+        let head = match read_head(&mut stream, &mut buf, &limits).await {
+            Ok(Some(h)) => h,
+            Ok(None) => break,
+            Err(e) => {
+                let _ = write_error(&mut stream, e).await;
+                break;
+            }
+        };
+        let _ = buf.split_to(head.len);
+        if asobi_net::ws::is_upgrade(&head) {
+            if head.path == "/ws" {
+                crate::session::upgrade(shard.clone(), stream, head, buf, peer).await;
+            } else {
+                let e = ApiError::new(404, "not_found", "WebSocket upgrades are served at /ws.");
+                let _ = write_response(&mut stream, &rest_error(&e), false, false).await;
+            }
+            shard.global.directory.add_connection(shard.id, -1);
+            return;
+        }
+        let body = match read_body(&mut stream, &mut buf, &head, &limits).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = write_error(&mut stream, e).await;
+                break;
+            }
+        };
+        shard.inflight.set(shard.inflight.get() + 1);
+        let response = crate::rest::handle(&shard, &head, body).await;
+        shard.inflight.set(shard.inflight.get() - 1);
+        let keep_alive = head.keep_alive && !shard.shutting_down.get();
+        let head_only = head.method == http::Method::Head;
+        if write_response(&mut stream, &response, keep_alive, head_only)
+            .await
+            .is_err()
+            || !keep_alive
+        {
+            break;
+        }
+    }
+    let _ = stream.close().await;
+    shard.global.directory.add_connection(shard.id, -1);
+}
+
+/// The REST error body for an [`ApiError`].
+pub(crate) fn rest_error(e: &ApiError) -> Response {
+    Response::json(e.status, e.to_rest_body())
+}
+
+enum ReadError {
+    Http(HttpError),
+    Timeout,
+    Io,
+}
+
+impl From<HttpError> for ReadError {
+    fn from(e: HttpError) -> ReadError {
+        ReadError::Http(e)
+    }
+}
+
+async fn write_error(stream: &mut TcpStream, e: ReadError) -> std::io::Result<()> {
+    let err = match e {
+        ReadError::Http(h) => {
+            let message = match h {
+                HttpError::BodyTooLarge => "The request body exceeds 1 MiB.".to_owned(),
+                ref other => other.to_string(),
+            };
+            ApiError::new(h.status(), h.code(), message)
+        }
+        ReadError::Timeout => {
+            ApiError::new(408, asobi_schema::error::code::REQUEST_TIMEOUT, "The request took too long to arrive.")
+        }
+        ReadError::Io => return Ok(()),
+    };
+    write_response(stream, &rest_error(&err), false, false).await
+}
+
+async fn write_response(
+    stream: &mut TcpStream,
+    response: &Response,
+    keep_alive: bool,
+    head_only: bool,
+) -> std::io::Result<()> {
+    let mut out = Vec::with_capacity(256 + response.body.len());
+    response.write_to(&mut out, keep_alive, head_only);
+    stream.write_all(&out).await?;
+    stream.flush().await
+}
+
+/// Reads more bytes into `buf`, bounded by `limit`. `Ok(false)` at end of stream.
+async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, limit: Duration) -> Result<bool, ReadError> {
+    let mut chunk = [0u8; READ_CHUNK];
+    let read = stream.read(&mut chunk).fuse();
+    let timer = glommio::timer::sleep(limit).fuse();
+    futures::pin_mut!(read, timer);
+    futures::select_biased! {
+        r = read => match r {
+            Ok(0) => Ok(false),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                Ok(true)
+            }
+            Err(_) => Err(ReadError::Io),
+        },
+        () = timer => Err(ReadError::Timeout),
+    }
+}
+
+async fn read_head(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    limits: &Limits,
+) -> Result<Option<Head>, ReadError> {
+    let started = std::time::Instant::now();
+    loop {
+        if !buf.is_empty() {
+            if let Some(head) = http::parse_head(buf, limits)? {
+                return Ok(Some(head));
+            }
+        }
+        // An idle connection (no bytes of a next request yet) gets the idle timeout; a request
+        // that started arriving must complete within the request timeout.
+        let limit = if buf.is_empty() {
+            IDLE_TIMEOUT
+        } else {
+            REQUEST_TIMEOUT.saturating_sub(started.elapsed())
+        };
+        match fill(stream, buf, limit).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return if buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ReadError::Http(HttpError::Malformed("connection closed mid-request")))
+                };
+            }
+            Err(ReadError::Timeout) if buf.is_empty() => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn read_body(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    head: &Head,
+    limits: &Limits,
+) -> Result<Bytes, ReadError> {
+    let started = std::time::Instant::now();
+    match head.body {
+        BodyKind::Empty => Ok(Bytes::new()),
+        BodyKind::Length(n) => {
+            while buf.len() < n {
+                let left = REQUEST_TIMEOUT.saturating_sub(started.elapsed());
+                if !fill(stream, buf, left).await? {
+                    return Err(ReadError::Io);
+                }
+            }
+            Ok(buf.split_to(n).freeze())
+        }
+        BodyKind::Chunked => {
+            let mut decoder = ChunkedBody::default();
+            loop {
+                let used = decoder.feed(buf, limits)?;
+                let _ = buf.split_to(used);
+                if let Some(body) = decoder.finish() {
+                    return Ok(body);
+                }
+                let left = REQUEST_TIMEOUT.saturating_sub(started.elapsed());
+                if !fill(stream, buf, left).await? {
+                    return Err(ReadError::Io);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,359 @@
+//! Accounts over REST: register, login, refresh, logout, guests, profiles, erasure.
+//!
+//! Password hashing runs on the storage bridge's blocking pool (`StoreHandle::blocking`), so a
+//! shard answering a login keeps serving every other socket it owns meanwhile.
+
+use std::rc::Rc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use asobi_schema::error::code;
+use asobi_schema::ApiError;
+use asobi_storage::{NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome, StoreError};
+
+use crate::auth::{self, now_ms};
+use crate::rest::{ok, store_error, Credentials, RestResult};
+use crate::shard::Shard;
+
+fn invalid_credentials() -> ApiError {
+    ApiError::new(401, code::INVALID_CREDENTIALS, "Wrong username or password.")
+}
+
+/// Issues an access token and a refresh token in a new (or given) family.
+async fn token_pair(shard: &Shard, player_id: &str) -> Result<(String, String), ApiError> {
+    let g = &shard.global;
+    let refresh = g.tokens.new_refresh();
+    g.store
+        .insert_refresh_token(NewRefreshToken {
+            token_hash: refresh.hash,
+            player_id: player_id.to_owned(),
+            family_id: uuid::Uuid::now_v7().to_string(),
+            expires_at_ms: refresh.expires_at_ms,
+            now_ms: now_ms(),
+        })
+        .await
+        .map_err(store_error)?;
+    Ok((g.tokens.issue_access(player_id), refresh.token))
+}
+
+async fn hash_off_shard(shard: &Shard, password: String) -> Result<String, ApiError> {
+    shard
+        .global
+        .store
+        .blocking(move || auth::hash_password(&password))
+        .await
+        .map_err(store_error)?
+        .ok_or_else(ApiError::internal)
+}
+
+fn validate(body: &Credentials, status: u16) -> Result<(), ApiError> {
+    let check = auth::check_username(&body.username)
+        .map_err(|m| ("username", m))
+        .and_then(|()| auth::check_password(&body.password).map_err(|m| ("password", m)));
+    if let Err((field, message)) = check {
+        return Err(ApiError::new(status, code::VALIDATION_FAILED, message)
+            .with_details(json!({ "fields": { field: message } })));
+    }
+    if let Some(d) = &body.display_name {
+        if d.chars().count() > 64 {
+            return Err(ApiError::new(status, code::VALIDATION_FAILED, "display_name is at most 64 characters")
+                .with_details(json!({ "fields": { "display_name": "too long" } })));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn register(shard: &Rc<Shard>, body: Credentials) -> RestResult {
+    validate(&body, 400)?;
+    let hash = hash_off_shard(shard, body.password.clone()).await?;
+    let player = shard
+        .global
+        .store
+        .create_player(NewPlayer {
+            id: uuid::Uuid::now_v7().to_string(),
+            username: body.username.clone(),
+            display_name: body.display_name.clone(),
+            password_hash: Some(hash),
+            is_guest: false,
+            now_ms: now_ms(),
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => username_taken(),
+            other => store_error(other),
+        })?;
+    session_reply(shard, &player, json!({})).await
+}
+
+fn username_taken() -> ApiError {
+    ApiError::new(409, code::USERNAME_TAKEN, "This username is already registered.")
+}
+
+async fn session_reply(shard: &Shard, player: &Player, extra: Value) -> RestResult {
+    let (access, refresh) = token_pair(shard, &player.id).await?;
+    let mut body = json!({
+        "player_id": player.id,
+        "access_token": access,
+        "refresh_token": refresh,
+        "username": player.username,
+    });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    ok(&body)
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Login {
+    username: String,
+    password: String,
+}
+
+pub(crate) async fn login(shard: &Rc<Shard>, body: Login) -> RestResult {
+    let found = shard
+        .global
+        .store
+        .player_by_username(&body.username)
+        .await
+        .map_err(store_error)?;
+    let (player, hash) = match found {
+        Some((p, Some(h))) => (Some(p), h),
+        // Unknown user or no password: verify against a dummy so timing does not tell.
+        _ => (None, auth::dummy_hash().to_owned()),
+    };
+    let password = body.password;
+    let valid = shard
+        .global
+        .store
+        .blocking(move || auth::verify_password(&password, &hash))
+        .await
+        .map_err(store_error)?;
+    match player {
+        Some(p) if valid => session_reply(shard, &p, json!({})).await,
+        _ => Err(invalid_credentials()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Refresh {
+    refresh_token: String,
+}
+
+pub(crate) async fn refresh(shard: &Rc<Shard>, body: Refresh) -> RestResult {
+    let g = &shard.global;
+    let next = g.tokens.new_refresh();
+    let outcome = g
+        .store
+        .rotate_refresh_token(
+            &auth::hash_refresh(&body.refresh_token),
+            NewRefreshToken {
+                token_hash: next.hash,
+                player_id: String::new(),
+                family_id: String::new(),
+                expires_at_ms: next.expires_at_ms,
+                now_ms: now_ms(),
+            },
+            now_ms(),
+        )
+        .await
+        .map_err(store_error)?;
+    match outcome {
+        RotateOutcome::Rotated { player_id } => ok(&json!({
+            "player_id": player_id,
+            "access_token": g.tokens.issue_access(&player_id),
+            "refresh_token": next.token,
+        })),
+        RotateOutcome::Reused => {
+            tracing::warn!("a spent refresh token was presented again; its family is revoked");
+            Err(invalid_refresh())
+        }
+        _ => Err(invalid_refresh()),
+    }
+}
+
+fn invalid_refresh() -> ApiError {
+    ApiError::new(401, code::INVALID_REFRESH_TOKEN, "The refresh token is invalid, spent or expired.")
+}
+
+pub(crate) async fn logout(shard: &Rc<Shard>, body: Refresh) -> RestResult {
+    shard
+        .global
+        .store
+        .revoke_refresh_family_of(&auth::hash_refresh(&body.refresh_token))
+        .await
+        .map_err(store_error)?;
+    ok(&json!({ "success": true }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct Guest {
+    #[serde(default)]
+    device_id: Option<String>,
+    #[serde(default)]
+    device_secret: Option<String>,
+}
+
+/// Largest decoded device secret accepted; a secret is a random key, not a document.
+const MAX_DEVICE_SECRET: usize = 512;
+
+pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
+    let g = &shard.global;
+    let pepper = match (&g.cfg.guest_pepper, shard.game.borrow().guest_auth) {
+        (Some(p), true) if p.len() >= 32 => p.clone(),
+        _ => {
+            return Err(ApiError::new(403, code::GUEST_AUTH_DISABLED, "Guest auth is not enabled on this server."));
+        }
+    };
+    let (Some(device_id), Some(secret)) = (body.device_id, body.device_secret) else {
+        return Err(ApiError::new(400, code::MISSING_REQUIRED_FIELDS, "device_id and device_secret are required."));
+    };
+    if device_id.is_empty() || device_id.len() > 255 {
+        return Err(ApiError::new(400, code::INVALID_DEVICE_ID, "device_id must be 1 to 255 bytes."));
+    }
+    let secret = match auth::decode_device_secret(&secret) {
+        Some(s) if (32..=MAX_DEVICE_SECRET).contains(&s.len()) => s,
+        _ => {
+            return Err(ApiError::new(400, code::WEAK_DEVICE_SECRET, "device_secret must be base64 of at least 32 bytes."));
+        }
+    };
+    if let Some(device) = g.store.guest_device(&device_id).await.map_err(store_error)? {
+        if device.revoked {
+            return Err(ApiError::new(401, code::GUEST_REVOKED, "This device can no longer sign in."));
+        }
+        if !auth::check_guest_verifier(pepper.as_bytes(), &device.verifier, &secret) {
+            return Err(ApiError::new(401, code::INVALID_DEVICE_SECRET, "Wrong secret for this device."));
+        }
+        let player = g
+            .store
+            .player(&device.player_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::new(500, "guest_player_missing", "The device's player no longer exists."))?;
+        if !player.is_guest {
+            return Err(ApiError::new(401, code::GUEST_UPGRADED, "This guest was upgraded; log in with its credentials."));
+        }
+        return session_reply(shard, &player, json!({ "guest": true })).await;
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let username = format!("guest_{}", &id.replace('-', "")[20..32]);
+    let verifier = auth::guest_verifier(pepper.as_bytes(), &secret);
+    let player = g
+        .store
+        .create_guest(
+            NewPlayer {
+                id,
+                username,
+                display_name: None,
+                password_hash: None,
+                is_guest: true,
+                now_ms: now_ms(),
+            },
+            &device_id,
+            &verifier,
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => ApiError::new(409, "device_already_registered", "This device registered concurrently; retry."),
+            other => store_error(other),
+        })?;
+    session_reply(shard, &player, json!({ "created": true, "guest": true })).await
+}
+
+pub(crate) async fn upgrade(shard: &Rc<Shard>, me: &str, body: Credentials) -> RestResult {
+    validate(&body, 422)?;
+    let hash = hash_off_shard(shard, body.password.clone()).await?;
+    let g = &shard.global;
+    let player = g
+        .store
+        .upgrade_guest(me, &body.username, &hash)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => username_taken(),
+            StoreError::NotFound => ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player."),
+            StoreError::Precondition(_) => ApiError::new(409, code::NOT_AN_UNCLAIMED_GUEST, "Only an unclaimed guest can be upgraded."),
+            other => store_error(other),
+        })?;
+    g.store.revoke_player_tokens(me).await.map_err(store_error)?;
+    session_reply(shard, &player, json!({ "upgraded": true })).await
+}
+
+fn profile(p: &Player) -> Value {
+    json!({
+        "id": p.id,
+        "player_id": p.id,
+        "username": p.username,
+        "display_name": p.display_name,
+        "avatar_url": p.avatar_url,
+        "metadata": p.metadata,
+        "guest": p.is_guest,
+        "inserted_at": p.created_at,
+        "updated_at": p.updated_at,
+    })
+}
+
+pub(crate) async fn get_player(shard: &Rc<Shard>, id: &str) -> RestResult {
+    match shard.global.store.player(id).await.map_err(store_error)? {
+        Some(p) if p.erased_at.is_none() => ok(&profile(&p)),
+        _ => Err(ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player.")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProfilePatch {
+    #[serde(default, with = "double_option")]
+    display_name: Option<Option<String>>,
+    #[serde(default, with = "double_option")]
+    avatar_url: Option<Option<String>>,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+/// Distinguishes an absent field (leave as is) from `null` (clear it).
+mod double_option {
+    use serde::{Deserialize, Deserializer};
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+        Option::<String>::deserialize(d).map(Some)
+    }
+}
+
+/// Largest `metadata` document a profile may carry.
+const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+pub(crate) async fn put_player(shard: &Rc<Shard>, me: &str, id: &str, body: ProfilePatch) -> RestResult {
+    let target = if id == "me" { me } else { id };
+    if target != me {
+        return Err(ApiError::new(403, code::FORBIDDEN, "You can only change your own profile."));
+    }
+    let too_long = |v: &Option<Option<String>>, max: usize| {
+        v.as_ref().and_then(|o| o.as_ref()).is_some_and(|s| s.chars().count() > max)
+    };
+    if too_long(&body.display_name, 64) || too_long(&body.avatar_url, 512) {
+        return Err(ApiError::new(400, code::VALIDATION_FAILED, "display_name is at most 64 and avatar_url at most 512 characters."));
+    }
+    if let Some(m) = &body.metadata {
+        if !m.is_object() {
+            return Err(ApiError::new(400, code::INVALID_FIELD, "metadata must be an object.").with_details(json!({"field": "metadata"})));
+        }
+        if serde_json::to_vec(m).map_or(0, |v| v.len()) > MAX_METADATA_BYTES {
+            return Err(ApiError::new(400, code::VALIDATION_FAILED, "metadata is at most 16 KiB."));
+        }
+    }
+    let patch = PlayerPatch {
+        display_name: body.display_name,
+        avatar_url: body.avatar_url,
+        metadata: body.metadata,
+        now_ms: now_ms(),
+    };
+    match shard.global.store.update_player(me, patch).await.map_err(store_error)? {
+        Some(p) => ok(&profile(&p)),
+        None => Err(ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player.")),
+    }
+}
+
+pub(crate) async fn erase(shard: &Rc<Shard>, me: &str) -> RestResult {
+    shard.global.store.erase_player(me).await.map_err(store_error)?;
+    ok(&json!({ "success": true }))
+}
