@@ -1,0 +1,15 @@
+-- brawl: eight players matched by skill; one state for everyone, encoded once per tick.
+match_size = 8
+max_players = 8
+strategy = "skill_based"
+tick_rate = 100
+state_strategy = "shared"
+
+local arena = require("arena")
+
+function init(config) return arena.init(config) end
+function join(player_id, state) return arena.join(player_id, state) end
+function leave(player_id, state) return arena.leave(player_id, state) end
+function handle_input(player_id, input, state) return arena.handle_input(player_id, input, state) end
+function tick(state) return arena.tick(state) end
+function get_state(state) return arena.view(state) end
