@@ -1,1 +1,34 @@
-//! placeholder
+//! The Lua match runtime of asobi-rs.
+//!
+//! Owns everything between a game directory and a running match script: compiling the game
+//! ([`Game::load`], [`check`]), the sandbox and its budgets ([`Budgets`]), a per-shard pool of
+//! VMs ([`VmPool`]), the callbacks the engine drives ([`MatchVm`]), the `game.*` API whose
+//! effects leave through the engine's [`Host`], and hot reload ([`Watcher`],
+//! [`MatchVm::reload`]). It touches no socket and no database, and keeps no clock of its
+//! own beyond the wall-clock budget: the engine decides when to tick.
+//!
+//! Scripts are asobi scripts, unchanged: same globals, same callbacks, same `game.*` calls
+//! (storage-backed ones answer `{error = ...}`, see the crate README of the report).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod api;
+mod budget;
+mod config;
+mod error;
+mod game;
+mod json;
+mod pool;
+mod sandbox;
+mod vm;
+mod watcher;
+
+pub use api::{validate_event_name, Host, MAX_EVENT_NAME, MAX_PAYLOAD_BYTES, RESERVED_EVENTS};
+pub use budget::{Budgets, SETUP_FACTOR};
+pub use config::{GameType, ModeConfig, Registration, StateStrategy, StateTransport, Strategy};
+pub use error::{BudgetKind, CallError, Diagnostic, LoadError, ScriptError, Severity};
+pub use game::{check, CompiledMode, Game};
+pub use json::MAX_DEPTH as MAX_JSON_DEPTH;
+pub use pool::VmPool;
+pub use vm::{JoinOutcome, MatchVm};
+pub use watcher::Watcher;

@@ -1,0 +1,411 @@
+-- The sandbox of every asobi-rs VM. Run once per fresh Lua state, before any game code.
+-- `H` holds Rust helpers; it is reachable only through the upvalues of the functions
+-- defined here (there is no `debug` library), never from game code.
+local H = ...
+
+local error, type, select, rawget, tostring, next = error, type, select, rawget, tostring, next
+local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
+local raw_collectgarbage = collectgarbage
+local mtype, floor, ceil, huge = math.type, math.floor, math.ceil, math.huge
+local raw_random, raw_sqrt = math.random, math.sqrt
+local sort = table.sort
+local exhausted = H.exhausted
+
+-- Escape hatches asobi removes, plus `warn` (writes to stderr) and `string.dump`.
+dofile, loadfile, print, warn = nil, nil, nil, nil
+string.dump = nil
+os = { time = os.time, clock = os.clock, date = os.date, difftime = os.difftime }
+
+-- A budget abort must not be swallowed: once the meter is spent, whatever a protected
+-- call caught is raised again.
+local function pass(ok, ...)
+  if not ok and exhausted() then
+    error((...), 0)
+  end
+  return ok, ...
+end
+
+function pcall(f, ...)
+  return pass(raw_pcall(f, ...))
+end
+
+function xpcall(f, handler, ...)
+  return pass(raw_xpcall(f, handler, ...))
+end
+
+-- Text chunks only. `env` is forwarded only when given: an explicit nil would become the
+-- chunk's environment.
+function load(chunk, name, _mode, ...)
+  if select("#", ...) > 0 then
+    return raw_load(chunk, name, "t", ...)
+  end
+  return raw_load(chunk, name, "t")
+end
+
+-- Finalizers would run at arbitrary points, outside any callback's budget.
+function setmetatable(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("__gc metamethods are not supported", 2)
+  end
+  return raw_setmetatable(t, mt)
+end
+
+local gc_allowed = { count = true, collect = true, step = true, isrunning = true }
+function collectgarbage(opt, ...)
+  if opt == nil then
+    opt = "collect"
+  end
+  if not gc_allowed[opt] then
+    error("collectgarbage('" .. tostring(opt) .. "') is not allowed", 2)
+  end
+  return raw_collectgarbage(opt, ...)
+end
+
+-- asobi's math quirks: non-integer bounds are truncated toward zero; sqrt of a negative
+-- number is 0.0.
+local function toward_zero(x)
+  if mtype(x) == "float" and x == x and x ~= huge and x ~= -huge then
+    if x >= 0 then
+      return floor(x)
+    end
+    return ceil(x)
+  end
+  return x
+end
+
+function math.random(m, n)
+  if m == nil then
+    return raw_random()
+  elseif n == nil then
+    return raw_random(toward_zero(m))
+  end
+  return raw_random(toward_zero(m), toward_zero(n))
+end
+
+function math.sqrt(x)
+  if type(x) == "number" and x < 0 then
+    return 0.0
+  end
+  return raw_sqrt(x)
+end
+
+-- bit32 (Lua 5.2), which asobi scripts may use, on top of 5.4's integer operators.
+do
+  local MASK = 0xFFFFFFFF
+  local tointeger = math.tointeger
+  local function u32(x)
+    local i = tointeger(x)
+    if i == nil then
+      if type(x) ~= "number" then
+        error("bad argument to bit32 function (number expected, got " .. type(x) .. ")", 3)
+      end
+      i = tointeger(floor(x)) or 0
+    end
+    return i & MASK
+  end
+  local function shift(x, disp)
+    x, disp = u32(x), tointeger(disp) or 0
+    if disp <= -32 or disp >= 32 then
+      return 0
+    elseif disp >= 0 then
+      return (x << disp) & MASK
+    end
+    return x >> -disp
+  end
+  local function fold(op, init)
+    return function(...)
+      local r = init
+      for i = 1, select("#", ...) do
+        r = op(r, u32((select(i, ...))))
+      end
+      return r & MASK
+    end
+  end
+  local function field_args(f, w)
+    f, w = tointeger(f) or -1, tointeger(w or 1) or -1
+    if f < 0 then
+      error("bad argument to bit32 field (field cannot be negative)", 3)
+    elseif w <= 0 then
+      error("bad argument to bit32 field (width must be positive)", 3)
+    elseif f + w > 32 then
+      error("trying to access non-existent bits", 3)
+    end
+    return f, w
+  end
+  local band = fold(function(a, b) return a & b end, MASK)
+  bit32 = {
+    band = band,
+    bor = fold(function(a, b) return a | b end, 0),
+    bxor = fold(function(a, b) return a ~ b end, 0),
+    btest = function(...) return band(...) ~= 0 end,
+    bnot = function(x) return (~u32(x)) & MASK end,
+    lshift = shift,
+    rshift = function(x, disp) return shift(x, -(tointeger(disp) or 0)) end,
+    arshift = function(x, disp)
+      x, disp = u32(x), tointeger(disp) or 0
+      if disp < 0 or (x & 0x80000000) == 0 then
+        return shift(x, -disp)
+      elseif disp >= 32 then
+        return MASK
+      end
+      return ((x >> disp) | ~(MASK >> disp)) & MASK
+    end,
+    lrotate = function(x, disp)
+      x, disp = u32(x), (tointeger(disp) or 0) % 32
+      return ((x << disp) | (x >> (32 - disp))) & MASK
+    end,
+    rrotate = function(x, disp)
+      x, disp = u32(x), (-(tointeger(disp) or 0)) % 32
+      return ((x << disp) | (x >> (32 - disp))) & MASK
+    end,
+    extract = function(n, f, w)
+      f, w = field_args(f, w)
+      return (u32(n) >> f) & ~(MASK << w) & MASK
+    end,
+    replace = function(n, v, f, w)
+      f, w = field_args(f, w)
+      local m = ~(MASK << w) & MASK
+      return ((u32(n) & ~(m << f)) | ((u32(v) & m) << f)) & MASK
+    end,
+  }
+end
+
+-- require: modules come from the game's precompiled module table, never the file system.
+local LOADING = {}
+local loaded = {}
+function require(name)
+  if type(name) ~= "string" then
+    error("bad argument #1 to 'require' (string expected, got " .. type(name) .. ")", 2)
+  end
+  local value = loaded[name]
+  if value == LOADING then
+    error("loop or previous error loading module '" .. name .. "'", 2)
+  elseif value ~= nil then
+    return value
+  end
+  local chunk, err = H.fetch_module(name)
+  if not chunk then
+    error(err, 2)
+  end
+  loaded[name] = LOADING
+  value = chunk(name)
+  if value == nil then
+    value = true
+  end
+  loaded[name] = value
+  return value
+end
+
+-- game.* ---------------------------------------------------------------------------------
+
+local function shape_error(msg)
+  return { error = msg }
+end
+
+local function unavailable(name)
+  return function()
+    return shape_error(name .. " is not available in this runtime")
+  end
+end
+
+local function zone_only(name)
+  return function()
+    return shape_error(name .. " requires zone context")
+  end
+end
+
+local spatial = {}
+do
+  local function coords(e)
+    if type(e) ~= "table" then
+      return nil
+    end
+    local x, y = rawget(e, "x"), rawget(e, "y")
+    if type(x) ~= "number" or type(y) ~= "number" then
+      return nil
+    end
+    return x, y
+  end
+
+  local function as_set(v, what)
+    if type(v) == "string" then
+      return { [v] = true }
+    elseif type(v) == "table" then
+      local set, any = {}, false
+      for _, item in next, v do
+        if type(item) == "string" then
+          set[item], any = true, true
+        end
+      end
+      if not any then
+        return nil, "opts." .. what .. " must be a string or a list of strings"
+      end
+      return set
+    end
+    return nil, "opts." .. what .. " must be a string or a list of strings"
+  end
+
+  local function parse_opts(opts)
+    if opts == nil then
+      return {}
+    elseif type(opts) ~= "table" then
+      return nil, "opts must be a table"
+    end
+    local parsed = {}
+    for k, v in next, opts do
+      if k == "type" or k == "exclude" then
+        local set, err = as_set(v, k)
+        if not set then
+          return nil, err
+        end
+        parsed[k] = set
+      elseif k == "max_results" then
+        if type(v) ~= "number" or v < 0 then
+          return nil, "opts.max_results must be a non-negative number"
+        end
+        parsed.max_results = floor(v)
+      elseif k == "sort" then
+        if v ~= "nearest" and v ~= "farthest" then
+          return nil, "opts.sort must be \"nearest\" or \"farthest\""
+        end
+        parsed.sort = v
+      else
+        return nil, "unknown option opts." .. tostring(k)
+      end
+    end
+    return parsed
+  end
+
+  local function hits(entities, x, y, radius, opts)
+    local out = {}
+    for id, e in next, entities do
+      local ex, ey = coords(e)
+      if ex then
+        local dx, dy = ex - x, ey - y
+        local d = raw_sqrt(dx * dx + dy * dy)
+        local keep = radius == nil or d <= radius
+        if keep and opts.type then
+          keep = opts.type[rawget(e, "type")] == true
+        end
+        if keep and opts.exclude then
+          keep = not opts.exclude[id]
+        end
+        if keep then
+          out[#out + 1] = { id = id, entity = e, distance = d }
+        end
+      end
+    end
+    if opts.sort == "farthest" then
+      sort(out, function(a, b) return a.distance > b.distance end)
+    else
+      sort(out, function(a, b) return a.distance < b.distance end)
+    end
+    local cap = opts.max_results
+    if cap and #out > cap then
+      for i = #out, cap + 1, -1 do
+        out[i] = nil
+      end
+    end
+    return out
+  end
+
+  function spatial.query_radius(entities, x, y, radius, opts)
+    if type(entities) == "number" then
+      return shape_error("query_radius(x, y, radius) requires zone context")
+    end
+    if type(entities) ~= "table" or type(x) ~= "number" or type(y) ~= "number"
+        or type(radius) ~= "number" then
+      return shape_error("query_radius requires (entities, x, y, radius[, opts])")
+    end
+    local parsed, err = parse_opts(opts)
+    if not parsed then
+      return shape_error(err)
+    end
+    return hits(entities, x, y, radius, parsed)
+  end
+
+  function spatial.nearest(entities, x, y, n, opts)
+    if type(entities) ~= "table" or type(x) ~= "number" or type(y) ~= "number"
+        or type(n) ~= "number" then
+      return shape_error("nearest requires (entities, x, y, n[, opts])")
+    end
+    local parsed, err = parse_opts(opts)
+    if not parsed then
+      return shape_error(err)
+    end
+    local cap = floor(n)
+    if parsed.max_results == nil or parsed.max_results > cap then
+      parsed.max_results = cap
+    end
+    return hits(entities, x, y, nil, parsed)
+  end
+
+  function spatial.distance(a, b)
+    local ax, ay = coords(a)
+    local bx, by = coords(b)
+    if not ax or not bx then
+      return shape_error("distance requires (entity_a, entity_b) with numeric x and y")
+    end
+    local dx, dy = ax - bx, ay - by
+    return raw_sqrt(dx * dx + dy * dy)
+  end
+
+  function spatial.in_range(a, b, range)
+    local d = spatial.distance(a, b)
+    if type(d) ~= "number" or type(range) ~= "number" then
+      return shape_error("in_range requires (entity_a, entity_b, range)")
+    end
+    return d <= range
+  end
+
+  spatial.query_rect = zone_only("query_rect")
+  spatial.neighbours_radius = zone_only("neighbours_radius")
+  spatial.neighbours_rect = zone_only("neighbours_rect")
+end
+
+game = {
+  id = H.id,
+  log = H.log,
+  broadcast = H.broadcast,
+  send = H.send,
+  match = { set_joinable = H.set_joinable },
+  bots = { add = H.bot_add, remove = H.bot_remove },
+  spatial = spatial,
+  economy = {
+    grant = unavailable("game.economy.grant"),
+    debit = unavailable("game.economy.debit"),
+    balance = unavailable("game.economy.balance"),
+    purchase = unavailable("game.economy.purchase"),
+  },
+  leaderboard = {
+    submit = function() return false end,
+    top = unavailable("game.leaderboard.top"),
+    rank = unavailable("game.leaderboard.rank"),
+    around = unavailable("game.leaderboard.around"),
+  },
+  storage = {
+    get = unavailable("game.storage.get"),
+    set = unavailable("game.storage.set"),
+    player_get = unavailable("game.storage.player_get"),
+    player_set = unavailable("game.storage.player_set"),
+  },
+  notify = unavailable("game.notify"),
+  notify_many = unavailable("game.notify_many"),
+  chat = { send = unavailable("game.chat.send") },
+  zone = {
+    spawn = unavailable("game.zone.spawn (world mode only)"),
+    despawn = unavailable("game.zone.despawn (world mode only)"),
+    apply = unavailable("game.zone.apply (world mode only)"),
+  },
+  terrain = {
+    get_chunk = unavailable("game.terrain.get_chunk (world mode only)"),
+    preload = unavailable("game.terrain.preload (world mode only)"),
+  },
+}
+
+-- Internals the runtime calls; not reachable from game code.
+return {
+  clear_require_cache = function()
+    loaded = {}
+  end,
+}

@@ -1,0 +1,173 @@
+//! A fresh, sandboxed Lua state and the budgeted way to run code in it.
+//!
+//! The state gets the base library, `string`, `table`, `math`, `utf8` and a trimmed `os`;
+//! the prelude (`prelude.lua`) removes the escape hatches, installs asobi's `require`, the
+//! `game` table and the budget-aware `pcall`. No `io`, `debug`, `package` or `coroutine`:
+//! the last one because budget enforcement yields the callback's coroutine, and a script
+//! coroutine would absorb that yield.
+
+use std::rc::Rc;
+use std::sync::OnceLock;
+
+use mlua::{
+    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, ThreadStatus,
+    Value, VmState,
+};
+
+use crate::api::{self, Shared};
+use crate::budget::{Budgets, HookVerdict};
+use crate::error::{parse_lua_message, BudgetKind, CallError};
+use crate::json::Marks;
+
+const PRELUDE: &str = include_str!("prelude.lua");
+
+/// The prelude is compiled once per process and loaded as bytecode into every VM.
+fn prelude_bytecode() -> &'static [u8] {
+    static BYTECODE: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTECODE.get_or_init(|| {
+        let lua = Lua::new_with(StdLib::NONE, LuaOptions::new())
+            .expect("a bare Lua state can always be created");
+        lua.load(PRELUDE)
+            .set_name("=asobi:sandbox")
+            .set_mode(ChunkMode::Text)
+            .into_function()
+            .expect("the embedded sandbox prelude compiles")
+            .dump(false)
+    })
+}
+
+/// A sandboxed Lua state with its budget meter and `game.*` plumbing.
+pub(crate) struct Sandbox {
+    pub(crate) lua: Lua,
+    pub(crate) shared: Rc<Shared>,
+    clear_require_cache: Function,
+}
+
+impl Sandbox {
+    pub(crate) fn new(budgets: &Budgets) -> mlua::Result<Sandbox> {
+        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::OS;
+        let lua = Lua::new_with(libs, LuaOptions::new())?;
+        let shared = Rc::new(Shared::new(budgets, Marks::new(&lua)?));
+        let helpers = api::helpers(&lua, &shared)?;
+        let prelude = lua
+            .load(prelude_bytecode())
+            .set_mode(ChunkMode::Binary)
+            .into_function()?;
+        let internals: Table = prelude.call(helpers)?;
+        let clear_require_cache = internals.raw_get("clear_require_cache")?;
+
+        let meter_owner = shared.clone();
+        let interval = shared.meter.hook_interval();
+        lua.set_global_hook(
+            HookTriggers::new().every_nth_instruction(interval),
+            move |_, _| match meter_owner.meter.on_hook() {
+                HookVerdict::Continue => Ok(VmState::Continue),
+                HookVerdict::Yield => Ok(VmState::Yield),
+                HookVerdict::Raise => Err(mlua::Error::runtime("script aborted: over budget")),
+            },
+        )?;
+        lua.set_memory_limit(budgets.memory_bytes)?;
+        Ok(Sandbox {
+            lua,
+            shared,
+            clear_require_cache,
+        })
+    }
+
+    pub(crate) fn globals(&self) -> Table {
+        self.lua.globals()
+    }
+
+    pub(crate) fn clear_require_cache(&self) -> mlua::Result<()> {
+        self.clear_require_cache.call(())
+    }
+
+    /// Loads compiled bytecode as a function (trusted: produced by [`crate::Game::load`]).
+    pub(crate) fn load_bytecode(&self, bytecode: &[u8]) -> mlua::Result<Function> {
+        self.lua
+            .load(bytecode)
+            .set_mode(ChunkMode::Binary)
+            .into_function()
+    }
+
+    /// Runs `func(args)` inside a fresh coroutine under the budget (`factor` × the per-call
+    /// budgets). Classifies every way it can end.
+    pub(crate) fn run<A>(
+        &self,
+        callback: &'static str,
+        factor: u32,
+        func: Function,
+        args: A,
+    ) -> Result<MultiValue, CallError>
+    where
+        A: FnOnce(&Lua) -> mlua::Result<MultiValue>,
+    {
+        let meter = &self.shared.meter;
+        meter.arm(&self.shared.budgets, factor);
+        let outcome = args(&self.lua).and_then(|args| {
+            let thread = self.lua.create_thread(func)?;
+            let values = thread.resume::<MultiValue>(args)?;
+            Ok((values, thread.status()))
+        });
+        match outcome {
+            Ok((values, ThreadStatus::Finished)) => Ok(values),
+            // Not finished: the hook yielded it. Dropping the thread abandons it without
+            // running any more of its code.
+            Ok(_) => Err(CallError::Budget {
+                kind: meter.spent().unwrap_or(BudgetKind::Instructions),
+                callback,
+            }),
+            Err(e) => Err(classify(callback, meter.spent(), &e)),
+        }
+    }
+
+    /// The global `name` if it is a function.
+    pub(crate) fn function(&self, name: &str) -> Option<Function> {
+        match self.globals().raw_get::<Value>(name) {
+            Ok(Value::Function(f)) => Some(f),
+            _ => None,
+        }
+    }
+}
+
+fn is_memory(e: &mlua::Error) -> bool {
+    match e {
+        mlua::Error::MemoryError(_) => true,
+        mlua::Error::CallbackError { cause, .. } => is_memory(cause),
+        mlua::Error::WithContext { cause, .. } => is_memory(cause),
+        _ => false,
+    }
+}
+
+fn innermost_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) => m.clone(),
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::CallbackError { cause, .. } => innermost_message(cause),
+        mlua::Error::WithContext { cause, .. } => innermost_message(cause),
+        other => other.to_string(),
+    }
+}
+
+pub(crate) fn classify(
+    callback: &'static str,
+    spent: Option<BudgetKind>,
+    e: &mlua::Error,
+) -> CallError {
+    if let Some(kind) = spent {
+        return CallError::Budget { kind, callback };
+    }
+    if is_memory(e) {
+        return CallError::Budget {
+            kind: BudgetKind::Memory,
+            callback,
+        };
+    }
+    let (file, line, message) = parse_lua_message(&innermost_message(e));
+    CallError::Lua {
+        callback,
+        file,
+        line,
+        message,
+    }
+}

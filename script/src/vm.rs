@@ -1,0 +1,634 @@
+//! One match's VM: the callbacks the engine drives, failure accounting and hot reload.
+//!
+//! Method kinds, all called from the shard thread that owns the match:
+//!
+//! * lifecycle: [`MatchVm::init`] once, then [`MatchVm::join`] / [`MatchVm::leave`] /
+//!   [`MatchVm::handle_input`] as events arrive, and per tick [`MatchVm::tick`] followed by
+//!   [`MatchVm::state_for`] (per player, or once with `None` under `shared`);
+//! * optional callbacks asobi also calls: [`MatchVm::vote_requested`],
+//!   [`MatchVm::vote_resolved`], [`MatchVm::phases`], [`MatchVm::on_phase_started`],
+//!   [`MatchVm::on_phase_ended`];
+//! * queries after any call: [`MatchVm::finished`], [`MatchVm::failed`];
+//! * [`MatchVm::reload`] between callbacks when a new [`crate::Game`] is published.
+//!
+//! State lives in the VM as a Lua value; a callback that returns nothing keeps the previous
+//! state (Lua tables are mutated in place, so that is what the script meant). A callback
+//! that fails also keeps it — though changes the script made in place before failing stay.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use mlua::{IntoLuaMulti, Lua, MultiValue, Value};
+use serde_json::json;
+
+use crate::api::{Host, ModuleScope};
+use crate::budget::SETUP_FACTOR;
+use crate::error::CallError;
+use crate::game::CompiledMode;
+use crate::json::{self, EncodeError};
+use crate::sandbox::Sandbox;
+
+/// Longest join refusal reason passed on to the client (asobi's bound).
+const MAX_REFUSAL_REASON: usize = 64;
+
+/// The result of [`MatchVm::join`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// The player is in; the state was updated.
+    Accepted,
+    /// The script returned `nil` (optionally `nil, "reason"`) or nothing: the player is not
+    /// added. The reason is the script's own vocabulary (1–64 printable ASCII bytes), or
+    /// `None` when it gave none (or one out of shape).
+    Refused(Option<String>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Callback {
+    Load,
+    Init,
+    Join,
+    Leave,
+    HandleInput,
+    Tick,
+    GetState,
+    OnReload,
+    VoteRequested,
+    VoteResolved,
+    Phases,
+    OnPhaseStarted,
+    OnPhaseEnded,
+}
+
+const CALLBACKS: usize = 13;
+
+impl Callback {
+    fn name(self) -> &'static str {
+        match self {
+            Callback::Load => "load",
+            Callback::Init => "init",
+            Callback::Join => "join",
+            Callback::Leave => "leave",
+            Callback::HandleInput => "handle_input",
+            Callback::Tick => "tick",
+            Callback::GetState => "get_state",
+            Callback::OnReload => "on_reload",
+            Callback::VoteRequested => "vote_requested",
+            Callback::VoteResolved => "vote_resolved",
+            Callback::Phases => "phases",
+            Callback::OnPhaseStarted => "on_phase_started",
+            Callback::OnPhaseEnded => "on_phase_ended",
+        }
+    }
+
+    fn factor(self) -> u32 {
+        match self {
+            Callback::Load | Callback::Init | Callback::OnReload | Callback::Phases => SETUP_FACTOR,
+            _ => 1,
+        }
+    }
+}
+
+/// A match's Lua VM. Not `Send`: it lives on the shard thread that took it from its
+/// [`crate::VmPool`].
+pub struct MatchVm {
+    sandbox: Sandbox,
+    mode: Arc<CompiledMode>,
+    match_id: String,
+    state: Value,
+    finished: Option<serde_json::Value>,
+    failed: bool,
+    streaks: [u32; CALLBACKS],
+    overruns: u32,
+}
+
+impl std::fmt::Debug for MatchVm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatchVm")
+            .field("match_id", &self.match_id)
+            .field("mode", &self.mode.name)
+            .field("code_version", &self.mode.version)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn multi(lua: &Lua, args: impl IntoLuaMulti) -> mlua::Result<MultiValue> {
+    args.into_lua_multi(lua)
+}
+
+impl MatchVm {
+    /// Loads `mode`'s chunk into `sandbox` (a fresh state) for match `match_id`.
+    pub(crate) fn start(
+        sandbox: Sandbox,
+        mode: &Arc<CompiledMode>,
+        match_id: &str,
+        host: &mut dyn Host,
+    ) -> Result<MatchVm, CallError> {
+        *sandbox.shared.match_id.borrow_mut() = match_id.to_owned();
+        *sandbox.shared.mode_name.borrow_mut() = mode.name.clone();
+        *sandbox.shared.scope.borrow_mut() = Some(mode.scope.clone());
+        let vm = MatchVm {
+            sandbox,
+            mode: mode.clone(),
+            match_id: match_id.to_owned(),
+            state: Value::Nil,
+            finished: None,
+            failed: false,
+            streaks: [0; CALLBACKS],
+            overruns: 0,
+        };
+        vm.run_chunk(mode, host)?;
+        Ok(vm)
+    }
+
+    fn run_chunk(&self, mode: &CompiledMode, host: &mut dyn Host) -> Result<(), CallError> {
+        let func = self
+            .sandbox
+            .load_bytecode(&mode.main)
+            .map_err(|e| crate::sandbox::classify("load", None, &e))?;
+        let result = self
+            .sandbox
+            .run("load", Callback::Load.factor(), func, |_| {
+                Ok(MultiValue::new())
+            });
+        self.sandbox.shared.flush(host);
+        result.map(|_| ())
+    }
+
+    /// The match id this VM was acquired for.
+    pub fn match_id(&self) -> &str {
+        &self.match_id
+    }
+
+    /// The mode whose code this VM runs (the newest one it reloaded).
+    pub fn mode(&self) -> &Arc<CompiledMode> {
+        &self.mode
+    }
+
+    /// The [`crate::Game::version`] of the code this VM runs.
+    pub fn code_version(&self) -> u64 {
+        self.mode.version
+    }
+
+    /// Bytes the VM currently uses (bounded by the memory budget).
+    pub fn memory_used(&self) -> usize {
+        self.sandbox.lua.used_memory()
+    }
+
+    /// `Some(result)` once the script set `state._finished = true` (the value of
+    /// `state._result`, `{}` when absent), or once the VM failed too often
+    /// (`{"error": "script_failed", "callback": ..., "message": ...}`).
+    pub fn finished(&self) -> Option<&serde_json::Value> {
+        self.finished.as_ref()
+    }
+
+    /// Whether the VM has failed too often; the engine finishes the match with
+    /// [`MatchVm::finished`] and releases the VM. Every further call returns
+    /// [`CallError::VmFailed`].
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Runs callback `cb` if the script defines it (`Ok(None)` otherwise), with accounting.
+    fn call<R>(
+        &mut self,
+        cb: Callback,
+        host: &mut dyn Host,
+        args: impl FnOnce(&Lua, Value) -> mlua::Result<MultiValue>,
+        process: impl FnOnce(&mut Self, MultiValue) -> Result<R, CallError>,
+    ) -> Result<Option<R>, CallError> {
+        if self.failed {
+            return Err(CallError::VmFailed);
+        }
+        let Some(func) = self.sandbox.function(cb.name()) else {
+            return Ok(None);
+        };
+        let state = self.state.clone();
+        let raw = self
+            .sandbox
+            .run(cb.name(), cb.factor(), func, |lua| args(lua, state));
+        self.sandbox.shared.flush(host);
+        let result = raw.and_then(|values| process(self, values));
+        match &result {
+            Ok(_) => {
+                self.streaks[cb as usize] = 0;
+                self.overruns = 0;
+                self.check_finished();
+            }
+            Err(e) => self.record_failure(cb, e),
+        }
+        result.map(Some)
+    }
+
+    /// Like [`MatchVm::call`] for callbacks every match script must define.
+    fn call_required<R>(
+        &mut self,
+        cb: Callback,
+        host: &mut dyn Host,
+        args: impl FnOnce(&Lua, Value) -> mlua::Result<MultiValue>,
+        process: impl FnOnce(&mut Self, MultiValue) -> Result<R, CallError>,
+    ) -> Result<R, CallError> {
+        self.call(cb, host, args, process)?
+            .ok_or(CallError::MissingCallback {
+                callback: cb.name(),
+            })
+    }
+
+    fn keep_state(&mut self, values: MultiValue) {
+        if let Some(v) = values.into_iter().next() {
+            if !v.is_nil() {
+                self.state = v;
+            }
+        }
+    }
+
+    fn record_failure(&mut self, cb: Callback, e: &CallError) {
+        let overrun = matches!(e, CallError::Budget { .. });
+        let match_id = self.match_id.as_str();
+        tracing::warn!(match_id, mode = %self.mode.name, callback = cb.name(), error = %e, "lua callback failed");
+        if overrun {
+            self.overruns += 1;
+        }
+        // A Lua error in handle_input is usually one client's doing; it must not let one
+        // player end the match for everyone. An overrun costs the shard and always counts.
+        if overrun || cb != Callback::HandleInput {
+            self.streaks[cb as usize] += 1;
+        }
+        let budgets = &self.sandbox.shared.budgets;
+        if self.overruns >= budgets.max_consecutive_overruns
+            || self.streaks[cb as usize] >= budgets.max_consecutive_failures
+        {
+            self.failed = true;
+            tracing::error!(match_id, mode = %self.mode.name, callback = cb.name(), error = %e, "match script failed too often; stopping it");
+            if self.finished.is_none() {
+                self.finished = Some(json!({
+                    "error": "script_failed",
+                    "callback": cb.name(),
+                    "message": e.to_string(),
+                }));
+            }
+        }
+    }
+
+    fn check_finished(&mut self) {
+        if self.finished.is_some() {
+            return;
+        }
+        let Value::Table(state) = &self.state else {
+            return;
+        };
+        if !matches!(
+            state.raw_get::<Value>("_finished"),
+            Ok(Value::Boolean(true))
+        ) {
+            return;
+        }
+        let result = state.raw_get::<Value>("_result").unwrap_or(Value::Nil);
+        let result = match result {
+            Value::Nil => json!({}),
+            other => json::to_json(&other, &self.sandbox.shared.marks).unwrap_or_else(
+                |e| json!({ "error": "unencodable_result", "message": e.to_string() }),
+            ),
+        };
+        self.finished = Some(result);
+    }
+
+    fn to_lua(&self, lua: &Lua, value: &serde_json::Value) -> mlua::Result<Value> {
+        json::to_lua(lua, value, &self.sandbox.shared.marks)
+    }
+
+    /// `init(config)`: the returned value becomes the state.
+    pub fn init(
+        &mut self,
+        config: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<(), CallError> {
+        let config = self.to_lua(&self.sandbox.lua, config).ok();
+        self.call_required(
+            Callback::Init,
+            host,
+            |lua, _| match config {
+                Some(Value::Nil) | None => multi(lua, lua.create_table()?),
+                Some(config) => multi(lua, config),
+            },
+            |vm, values| match values.into_iter().next() {
+                Some(v) if !v.is_nil() => {
+                    vm.state = v;
+                    Ok(())
+                }
+                _ => Err(CallError::BadReturn {
+                    callback: "init",
+                    message: "init() must return the initial state".to_owned(),
+                }),
+            },
+        )
+    }
+
+    /// `join(player_id, state, ctx)`; `ctx` is the client's join context, an empty table
+    /// when absent. Returning `nil` (or nothing) refuses the player.
+    pub fn join(
+        &mut self,
+        player_id: &str,
+        ctx: Option<&serde_json::Value>,
+        host: &mut dyn Host,
+    ) -> Result<JoinOutcome, CallError> {
+        let ctx = match ctx {
+            Some(ctx) if !ctx.is_null() => Some(self.to_lua(&self.sandbox.lua, ctx)),
+            _ => None,
+        };
+        self.call_required(
+            Callback::Join,
+            host,
+            |lua, state| {
+                let ctx = match ctx {
+                    Some(ctx) => ctx?,
+                    None => Value::Table(lua.create_table()?),
+                };
+                multi(lua, (player_id, state, ctx))
+            },
+            |vm, values| {
+                let mut values = values.into_iter();
+                match values.next() {
+                    None | Some(Value::Nil) | Some(Value::Boolean(false)) => {
+                        Ok(JoinOutcome::Refused(refusal_reason(values.next())))
+                    }
+                    Some(state) => {
+                        vm.state = state;
+                        Ok(JoinOutcome::Accepted)
+                    }
+                }
+            },
+        )
+    }
+
+    /// `leave(player_id, state)`. A script without `leave` is fine.
+    pub fn leave(&mut self, player_id: &str, host: &mut dyn Host) -> Result<(), CallError> {
+        self.call(
+            Callback::Leave,
+            host,
+            |lua, state| multi(lua, (player_id, state)),
+            |vm, values| {
+                vm.keep_state(values);
+                Ok(())
+            },
+        )
+        .map(|_| ())
+    }
+
+    /// `handle_input(player_id, input, state)`.
+    pub fn handle_input(
+        &mut self,
+        player_id: &str,
+        input: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<(), CallError> {
+        let shared = self.sandbox.shared.clone();
+        self.call_required(
+            Callback::HandleInput,
+            host,
+            |lua, state| {
+                let input = json::to_lua(lua, input, &shared.marks)?;
+                multi(lua, (player_id, input, state))
+            },
+            |vm, values| {
+                vm.keep_state(values);
+                Ok(())
+            },
+        )
+    }
+
+    /// `tick(state)`.
+    pub fn tick(&mut self, host: &mut dyn Host) -> Result<(), CallError> {
+        self.call_required(
+            Callback::Tick,
+            host,
+            |lua, state| multi(lua, state),
+            |vm, values| {
+                vm.keep_state(values);
+                Ok(())
+            },
+        )
+    }
+
+    /// The encoded JSON of `get_state(player_id, state)`, or of `get_state(state)` when
+    /// `player_id` is `None` (the `shared` state strategy: once per tick). `nil` encodes as
+    /// `{}`.
+    pub fn state_for(
+        &mut self,
+        player_id: Option<&str>,
+        host: &mut dyn Host,
+    ) -> Result<Bytes, CallError> {
+        let max = self.sandbox.shared.budgets.max_state_bytes;
+        self.call_required(
+            Callback::GetState,
+            host,
+            |lua, state| match player_id {
+                Some(player) => multi(lua, (player, state)),
+                None => multi(lua, state),
+            },
+            |vm, values| {
+                let value = values.into_iter().next().unwrap_or(Value::Nil);
+                if value.is_nil() {
+                    return Ok(Bytes::from_static(b"{}"));
+                }
+                match json::encode(&value, &vm.sandbox.shared.marks, max) {
+                    Ok(bytes) => Ok(Bytes::from(bytes)),
+                    Err(e) => Err(CallError::BadReturn {
+                        callback: "get_state",
+                        message: match e {
+                            EncodeError::TooLarge => format!("state is larger than {max} bytes"),
+                            other => other.to_string(),
+                        },
+                    }),
+                }
+            },
+        )
+    }
+
+    /// Optional `vote_requested(state)`: a vote configuration, or `None` when the script
+    /// does not define it or returns `nil`/`false`/an empty table.
+    pub fn vote_requested(
+        &mut self,
+        host: &mut dyn Host,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        let result = self.call(
+            Callback::VoteRequested,
+            host,
+            |lua, state| multi(lua, state),
+            |vm, values| match values.into_iter().next() {
+                None | Some(Value::Nil) | Some(Value::Boolean(false)) => Ok(None),
+                Some(v) => match json::to_json(&v, &vm.sandbox.shared.marks) {
+                    Ok(serde_json::Value::Object(m)) if m.is_empty() => Ok(None),
+                    Ok(config) => Ok(Some(config)),
+                    Err(e) => Err(CallError::BadReturn {
+                        callback: "vote_requested",
+                        message: e.to_string(),
+                    }),
+                },
+            },
+        )?;
+        Ok(result.flatten())
+    }
+
+    /// Optional `vote_resolved(template, result, state)`.
+    pub fn vote_resolved(
+        &mut self,
+        template: &str,
+        result: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<(), CallError> {
+        let shared = self.sandbox.shared.clone();
+        self.call(
+            Callback::VoteResolved,
+            host,
+            |lua, state| {
+                let result = json::to_lua(lua, result, &shared.marks)?;
+                multi(lua, (template, result, state))
+            },
+            |vm, values| {
+                vm.keep_state(values);
+                Ok(())
+            },
+        )
+        .map(|_| ())
+    }
+
+    /// Optional `phases(config)`: the phase definitions, `None` when not defined or `nil`.
+    pub fn phases(
+        &mut self,
+        config: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        let shared = self.sandbox.shared.clone();
+        let result = self.call(
+            Callback::Phases,
+            host,
+            |lua, _| {
+                let config = json::to_lua(lua, config, &shared.marks)?;
+                multi(lua, config)
+            },
+            |vm, values| match values.into_iter().next() {
+                None | Some(Value::Nil) => Ok(None),
+                Some(v) => json::to_json(&v, &vm.sandbox.shared.marks)
+                    .map(Some)
+                    .map_err(|e| CallError::BadReturn {
+                        callback: "phases",
+                        message: e.to_string(),
+                    }),
+            },
+        )?;
+        Ok(result.flatten())
+    }
+
+    /// Optional `on_phase_started(phase_name, state)`.
+    pub fn on_phase_started(&mut self, phase: &str, host: &mut dyn Host) -> Result<(), CallError> {
+        self.phase_hook(Callback::OnPhaseStarted, phase, host)
+    }
+
+    /// Optional `on_phase_ended(phase_name, state)`.
+    pub fn on_phase_ended(&mut self, phase: &str, host: &mut dyn Host) -> Result<(), CallError> {
+        self.phase_hook(Callback::OnPhaseEnded, phase, host)
+    }
+
+    fn phase_hook(
+        &mut self,
+        cb: Callback,
+        phase: &str,
+        host: &mut dyn Host,
+    ) -> Result<(), CallError> {
+        self.call(
+            cb,
+            host,
+            |lua, state| multi(lua, (phase, state)),
+            |vm, values| {
+                vm.keep_state(values);
+                Ok(())
+            },
+        )
+        .map(|_| ())
+    }
+
+    /// Swaps in `mode`'s code between callbacks: clears the `require` cache and re-runs the
+    /// chunk in this VM, so functions and globals are replaced while the state is untouched
+    /// and `init` is not re-run. Then calls the optional `on_reload(state)`, whose non-`nil`
+    /// return becomes the state.
+    ///
+    /// If the new chunk fails, every global is restored and the VM keeps running its old
+    /// code (`Err`). A failing `on_reload` is counted like any callback failure, but the new
+    /// code stays (`Ok`). Mode-shape values (`match_size`, ...) are not re-read: they apply
+    /// to new matches.
+    pub fn reload(
+        &mut self,
+        mode: &Arc<CompiledMode>,
+        host: &mut dyn Host,
+    ) -> Result<(), CallError> {
+        if self.failed {
+            return Err(CallError::VmFailed);
+        }
+        if Arc::ptr_eq(mode, &self.mode) {
+            return Ok(());
+        }
+        let globals = self.sandbox.globals();
+        let snapshot: Vec<(Value, Value)> = globals
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .collect();
+        let old_scope: Option<ModuleScope> =
+            self.sandbox.shared.scope.replace(Some(mode.scope.clone()));
+        let cleared = self.sandbox.clear_require_cache();
+        let result = cleared
+            .map_err(|e| crate::sandbox::classify("reload", None, &e))
+            .and_then(|()| self.run_chunk(mode, host));
+        if let Err(e) = result {
+            let _ = self.sandbox.clear_require_cache();
+            let _ = globals.clear();
+            for (k, v) in snapshot {
+                let _ = globals.raw_set(k, v);
+            }
+            *self.sandbox.shared.scope.borrow_mut() = old_scope;
+            tracing::warn!(match_id = %self.match_id, mode = %mode.name, error = %e, "hot reload failed; keeping the old code");
+            return Err(match e {
+                CallError::Lua {
+                    file,
+                    line,
+                    message,
+                    ..
+                } => CallError::Lua {
+                    callback: "reload",
+                    file,
+                    line,
+                    message,
+                },
+                CallError::Budget { kind, .. } => CallError::Budget {
+                    kind,
+                    callback: "reload",
+                },
+                other => other,
+            });
+        }
+        self.mode = mode.clone();
+        *self.sandbox.shared.mode_name.borrow_mut() = mode.name.clone();
+        let _ = self.call(
+            Callback::OnReload,
+            host,
+            |lua, state| multi(lua, state),
+            |vm, values| {
+                vm.keep_state(values);
+                Ok(())
+            },
+        );
+        Ok(())
+    }
+}
+
+fn refusal_reason(value: Option<Value>) -> Option<String> {
+    let Some(Value::String(s)) = value else {
+        return None;
+    };
+    let bytes = s.as_bytes();
+    let printable = bytes.iter().all(|b| (32..=126).contains(b));
+    if bytes.is_empty() || bytes.len() > MAX_REFUSAL_REASON || !printable {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
