@@ -211,7 +211,9 @@ pub(crate) fn create(shard: &Rc<Shard>, mode: &str, match_id: &str, players: Vec
                     dropped_at: session.is_none().then_some(now),
                 });
             }
-            Ok(JoinOutcome::Refused(reason)) => tracing::info!(%match_id, player = %p, %reason, "script refused a matched player"),
+            Ok(JoinOutcome::Refused(reason)) => {
+                tracing::info!(%match_id, player = %p, reason = reason.as_deref().unwrap_or(""), "script refused a matched player")
+            }
             Err(e) => tracing::warn!(%match_id, player = %p, "join failed: {e}"),
         }
     }
@@ -339,7 +341,7 @@ fn join(shard: &Rc<Shard>, m: &Shared, player_id: &str, session: SessionRef, ctx
         Ok(JoinOutcome::Refused(reason)) => {
             lm.apply(shard, fx, None);
             Err(ApiError::new(400, code::REQUEST_FAILED, "The request failed. See `details.reason`.")
-                .with_details(json!({ "reason": reason })))
+                .with_details(json!({ "reason": reason.unwrap_or_else(|| "join_refused".to_owned()) })))
         }
         Err(e) => {
             lm.apply(shard, fx, Some((&e, Some(player_id))));
@@ -543,7 +545,7 @@ fn send_state(shard: &Rc<Shard>, lm: &mut LiveMatch) {
                 Err(e) => failure = Some(e),
             }
         }
-        StateStrategy::PerPlayer => {
+        _ => {
             let mut items = Vec::with_capacity(lm.seats.len());
             for seat in &lm.seats {
                 let Some(at) = seat.session else { continue };
@@ -572,13 +574,18 @@ pub(crate) fn reload_all(shard: &Rc<Shard>, game: &Arc<Game>) {
         let mut lm = m.borrow_mut();
         let Some(new_mode) = game.mode(&lm.mode.name).cloned() else { continue };
         let id = lm.id.clone();
+        let mut fx = Effects::default();
         let Some(vm) = lm.vm.as_mut() else { continue };
-        match vm.reload(&new_mode) {
+        match vm.reload(&new_mode, &mut fx) {
             Ok(()) => {
                 lm.mode = new_mode;
+                lm.apply(shard, fx, None);
                 tracing::info!(match_id = %id, version = game.version, "match reloaded");
             }
-            Err(e) => tracing::warn!(match_id = %id, "reload failed; the match keeps its previous code: {e}"),
+            Err(e) => {
+                lm.apply(shard, fx, None);
+                tracing::warn!(match_id = %id, "reload failed; the match keeps its previous code: {e}");
+            }
         }
     }
 }

@@ -65,7 +65,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // would close the channel.
     let (_watcher, _game_tx, game_rx) = if args.lua_reload == Toggle::On {
         let (w, rx) = Watcher::spawn(args.game_dir.clone(), RELOAD_DEBOUNCE, game.clone())
-            .context("watching the game directory")?;
+            .map_err(|e| anyhow::anyhow!("watching the game directory: {e}"))?;
         tracing::info!("hot reload on: saving a script reloads live matches in place");
         (Some(w), None, rx)
     } else {
@@ -103,7 +103,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .name(&format!("asobi-shard-{id}"))
             .io_memory(IO_MEMORY)
             .spawn(move || crate::shard::run(id, global, mesh, ready))
-            .with_context(|| format!("starting shard {id}"))?;
+            .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
         handles.push(handle);
     }
     drop(ready_tx);

@@ -358,7 +358,8 @@ impl Session {
         if let Some(slot) = self.shard.sessions.borrow_mut().get_mut(self.me.slot) {
             slot.player_id = Some(player_id.clone());
         }
-        let g = &self.shard.global;
+        let shard = self.shard.clone();
+        let g = &shard.global;
         g.directory.session_up(&player_id, self.me);
         self.reply(encode_frame("session.connected", cid, &payload::SessionConnected { player_id: &player_id }));
         // A player with a seat in a live match (reconnecting within the grace window) is put back.

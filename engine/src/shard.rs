@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::channel_mesh::{MeshBuilder, Senders};
+use glommio::channels::channel_mesh::Senders;
 use glommio::channels::local_channel::{self, LocalSender};
 use glommio::net::TcpListener;
 use slab::Slab;
@@ -243,12 +243,12 @@ impl Shard {
 pub(crate) async fn run(
     id: usize,
     global: Arc<Global>,
-    mesh: MeshBuilder<MeshMsg, glommio::channels::shared_channel::SharedSender<MeshMsg>>,
+    mesh: glommio::channels::channel_mesh::FullMesh<MeshMsg>,
     ready: std::sync::mpsc::Sender<Result<SocketAddr, String>>,
 ) {
     let (senders, mut receivers) = match mesh.join().await {
         Ok(pair) => pair,
-        Err(()) => {
+        Err(_) => {
             let _ = ready.send(Err(format!("shard {id} could not join the mesh")));
             return;
         }
