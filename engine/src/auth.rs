@@ -74,9 +74,8 @@ impl Tokens {
                         let mut raw = [0u8; 48];
                         rand::rng().fill_bytes(&mut raw);
                         let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-                        std::fs::create_dir_all(data_dir).with_context(|| {
-                            format!("creating data dir {}", data_dir.display())
-                        })?;
+                        std::fs::create_dir_all(data_dir)
+                            .with_context(|| format!("creating data dir {}", data_dir.display()))?;
                         write_private(&path, &text)?;
                         tracing::warn!(path = %path.display(), "ASOBI_JWT_SECRET is not set; generated a token secret and stored it in the data dir (set ASOBI_JWT_SECRET in production)");
                         text.into_bytes()
@@ -171,7 +170,11 @@ pub(crate) fn hash_password(password: &str) -> Option<String> {
 /// Checks a password against a stored hash. CPU-heavy: call off the shard.
 pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
     PasswordHash::new(hash)
-        .map(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+        .map(|parsed| {
+            argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -301,9 +304,21 @@ mod tests {
     #[test]
     fn guest_verifiers() {
         let v = guest_verifier(b"pepper-pepper-pepper-pepper-pepper", b"secret");
-        assert!(check_guest_verifier(b"pepper-pepper-pepper-pepper-pepper", &v, b"secret"));
-        assert!(!check_guest_verifier(b"pepper-pepper-pepper-pepper-pepper", &v, b"secreT"));
-        assert!(!check_guest_verifier(b"other-pepper-other-pepper-other-p", &v, b"secret"));
+        assert!(check_guest_verifier(
+            b"pepper-pepper-pepper-pepper-pepper",
+            &v,
+            b"secret"
+        ));
+        assert!(!check_guest_verifier(
+            b"pepper-pepper-pepper-pepper-pepper",
+            &v,
+            b"secreT"
+        ));
+        assert!(!check_guest_verifier(
+            b"other-pepper-other-pepper-other-p",
+            &v,
+            b"secret"
+        ));
         assert_eq!(decode_device_secret("AAEC").unwrap(), vec![0, 1, 2]);
     }
 }

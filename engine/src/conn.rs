@@ -97,9 +97,11 @@ async fn write_error(stream: &mut TcpStream, e: ReadError) -> std::io::Result<()
             };
             ApiError::new(h.status(), h.code(), message)
         }
-        ReadError::Timeout => {
-            ApiError::new(408, asobi_schema::error::code::REQUEST_TIMEOUT, "The request took too long to arrive.")
-        }
+        ReadError::Timeout => ApiError::new(
+            408,
+            asobi_schema::error::code::REQUEST_TIMEOUT,
+            "The request took too long to arrive.",
+        ),
         ReadError::Io => return Ok(()),
     };
     write_response(stream, &rest_error(&err), false, false).await
@@ -118,7 +120,11 @@ async fn write_response(
 }
 
 /// Reads more bytes into `buf`, bounded by `limit`. `Ok(false)` at end of stream.
-async fn fill(stream: &mut TcpStream, buf: &mut BytesMut, limit: Duration) -> Result<bool, ReadError> {
+async fn fill(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    limit: Duration,
+) -> Result<bool, ReadError> {
     let mut chunk = [0u8; READ_CHUNK];
     let read = stream.read(&mut chunk).fuse();
     let timer = glommio::timer::sleep(limit).fuse();
@@ -161,7 +167,9 @@ async fn read_head(
                 return if buf.is_empty() {
                     Ok(None)
                 } else {
-                    Err(ReadError::Http(HttpError::Malformed("connection closed mid-request")))
+                    Err(ReadError::Http(HttpError::Malformed(
+                        "connection closed mid-request",
+                    )))
                 };
             }
             Err(ReadError::Timeout) if buf.is_empty() => return Ok(None),

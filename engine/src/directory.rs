@@ -106,7 +106,9 @@ impl Directory {
             .values()
             .filter(|e| e.listed)
             .filter(|e| mode.is_none_or(|m| e.info.mode == m))
-            .filter(|e| !has_capacity || (e.info.joinable && e.info.player_count < e.info.max_players))
+            .filter(|e| {
+                !has_capacity || (e.info.joinable && e.info.player_count < e.info.max_players)
+            })
             .map(|e| e.info.clone())
             .collect();
         out.sort_by(|a, b| a.match_id.cmp(&b.match_id));
@@ -211,7 +213,11 @@ mod tests {
     use super::*;
 
     fn at(shard: usize) -> SessionRef {
-        SessionRef { shard, slot: 0, gen: 1 }
+        SessionRef {
+            shard,
+            slot: 0,
+            gen: 1,
+        }
     }
 
     #[test]
@@ -234,7 +240,11 @@ mod tests {
     fn presence_and_seats() {
         let d = Directory::new(1);
         d.session_up("a", at(0));
-        let second = SessionRef { shard: 0, slot: 1, gen: 2 };
+        let second = SessionRef {
+            shard: 0,
+            slot: 1,
+            gen: 2,
+        };
         d.session_up("a", second);
         assert_eq!(d.session_of("a"), Some(second));
         d.session_down("a", second);

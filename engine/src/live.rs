@@ -55,7 +55,8 @@ struct Effects {
 impl Host for Effects {
     fn broadcast(&mut self, event: &str, payload: Bytes) {
         let kind = format!("match.{event}");
-        self.frames.push((None, encode_frame_raw(&kind, None, &payload)));
+        self.frames
+            .push((None, encode_frame_raw(&kind, None, &payload)));
     }
 
     fn send(&mut self, player_id: &str, message: Bytes) {
@@ -65,8 +66,14 @@ impl Host for Effects {
         body.push(b'}');
         // asobi still emits the pre-rename `game.message` before `module.message` so SDKs built
         // before the rename keep working; clients dispatch on one of the two.
-        self.frames.push((Some(player_id.to_owned()), encode_frame_raw("game.message", None, &body)));
-        self.frames.push((Some(player_id.to_owned()), encode_frame_raw("module.message", None, &body)));
+        self.frames.push((
+            Some(player_id.to_owned()),
+            encode_frame_raw("game.message", None, &body),
+        ));
+        self.frames.push((
+            Some(player_id.to_owned()),
+            encode_frame_raw("module.message", None, &body),
+        ));
     }
 
     fn set_joinable(&mut self, open: bool) {
@@ -83,7 +90,12 @@ impl LiveMatch {
             info: MatchInfo {
                 match_id: self.id.clone(),
                 mode: self.mode.name.clone(),
-                status: if count >= cfg.min_players { "running" } else { "waiting" }.into(),
+                status: if count >= cfg.min_players {
+                    "running"
+                } else {
+                    "waiting"
+                }
+                .into(),
                 player_count: count,
                 max_players: cfg.max_players,
                 joinable: self.joinable,
@@ -99,7 +111,10 @@ impl LiveMatch {
     }
 
     fn session_of(&self, player_id: &str) -> Option<SessionRef> {
-        self.seats.iter().find(|s| s.player_id == player_id).and_then(|s| s.session)
+        self.seats
+            .iter()
+            .find(|s| s.player_id == player_id)
+            .and_then(|s| s.session)
     }
 
     fn joined_payload(&self, shard_id: usize) -> Value {
@@ -117,11 +132,19 @@ impl LiveMatch {
     }
 
     /// Applies a callback's effects and reports its failure, if any.
-    fn apply(&mut self, shard: &Rc<Shard>, fx: Effects, failed: Option<(&CallError, Option<&str>)>) {
+    fn apply(
+        &mut self,
+        shard: &Rc<Shard>,
+        fx: Effects,
+        failed: Option<(&CallError, Option<&str>)>,
+    ) {
         if let Some(open) = fx.joinable {
             if open != self.joinable {
                 self.joinable = open;
-                shard.global.directory.update_match(&self.id, |e| e.info.joinable = open);
+                shard
+                    .global
+                    .directory
+                    .update_match(&self.id, |e| e.info.joinable = open);
             }
         }
         let all = self.connected();
@@ -160,7 +183,10 @@ impl LiveMatch {
     fn outcome(&self) -> Option<(Value, &'static str)> {
         let vm = self.vm.as_ref()?;
         if vm.failed() {
-            let result = vm.finished().cloned().unwrap_or_else(|| json!({ "error": "script_failed" }));
+            let result = vm
+                .finished()
+                .cloned()
+                .unwrap_or_else(|| json!({ "error": "script_failed" }));
             return Some((result, "error"));
         }
         vm.finished().map(|r| (r.clone(), "finished"))
@@ -174,17 +200,25 @@ fn find(shard: &Shard, id: &str) -> Option<Shared> {
 }
 
 /// Creates a match on this shard; `players` are seated at once (matchmaker groups).
-pub(crate) fn create(shard: &Rc<Shard>, mode: &str, match_id: &str, players: Vec<String>, announce: bool) -> Result<(), ApiError> {
-    let compiled = shard
-        .game
-        .borrow()
-        .mode(mode)
-        .cloned()
-        .ok_or_else(|| ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`.")))?;
-    let mut vm = shard.pool.borrow_mut().acquire(&compiled, match_id).map_err(|e| {
-        tracing::error!(%match_id, "no Lua VM for a new match: {e}");
-        ApiError::internal()
-    })?;
+pub(crate) fn create(
+    shard: &Rc<Shard>,
+    mode: &str,
+    match_id: &str,
+    players: Vec<String>,
+    announce: bool,
+) -> Result<(), ApiError> {
+    let compiled =
+        shard.game.borrow().mode(mode).cloned().ok_or_else(|| {
+            ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
+        })?;
+    let mut vm = shard
+        .pool
+        .borrow_mut()
+        .acquire(&compiled, match_id)
+        .map_err(|e| {
+            tracing::error!(%match_id, "no Lua VM for a new match: {e}");
+            ApiError::internal()
+        })?;
     let mut fx = Effects::default();
     let config = json!({
         "match_id": match_id,
@@ -196,7 +230,11 @@ pub(crate) fn create(shard: &Rc<Shard>, mode: &str, match_id: &str, players: Vec
     if let Err(e) = vm.init(&config, &mut fx) {
         tracing::warn!(%match_id, %mode, "init failed: {e}");
         shard.pool.borrow_mut().release(vm);
-        return Err(ApiError::new(500, "match.start_failed", "The match script failed to start."));
+        return Err(ApiError::new(
+            500,
+            "match.start_failed",
+            "The match script failed to start.",
+        ));
     }
     let now = Instant::now();
     let directory = &shard.global.directory;
@@ -235,8 +273,15 @@ pub(crate) fn create(shard: &Rc<Shard>, mode: &str, match_id: &str, players: Vec
     }
     if announce {
         let names: Vec<&str> = lm.seats.iter().map(|s| s.player_id.as_str()).collect();
-        let frame = encode_frame("match.matched", None, &json!({ "match_id": match_id, "mode": mode, "players": names }));
-        let entered = Outbound::Entered { match_id: match_id.to_owned(), shard: shard.id };
+        let frame = encode_frame(
+            "match.matched",
+            None,
+            &json!({ "match_id": match_id, "mode": mode, "players": names }),
+        );
+        let entered = Outbound::Entered {
+            match_id: match_id.to_owned(),
+            shard: shard.id,
+        };
         let targets = lm.connected();
         shard.deliver_all(&targets, &entered);
         if let Some(f) = text(frame) {
@@ -245,41 +290,65 @@ pub(crate) fn create(shard: &Rc<Shard>, mode: &str, match_id: &str, players: Vec
     }
     lm.apply(shard, fx, None);
     let shared = Rc::new(RefCell::new(lm));
-    shard.matches.borrow_mut().insert(match_id.to_owned(), shared.clone());
+    shard
+        .matches
+        .borrow_mut()
+        .insert(match_id.to_owned(), shared.clone());
     glommio::spawn_local(tick_loop(shard.clone(), shared)).detach();
     Ok(())
 }
 
 pub(crate) fn handle(shard: &Rc<Shard>, cmd: MatchCmd) {
     match cmd {
-        MatchCmd::Create { mode, match_id, players, announce } => {
-            if let Err(e) = create(shard, &mode, &match_id, players.clone(), announce) {
-                if announce {
-                    let frame = encode_frame("match.matchmaker_failed", None, &json!({ "reason": "match_start_failed", "mode": mode }));
-                    if let Some(f) = text(frame) {
-                        for p in &players {
-                            if let Some(at) = shard.global.directory.session_of(p) {
-                                shard.deliver(at, Outbound::Frame(f.clone()));
-                            }
-                        }
-                    }
-                }
+        MatchCmd::Create {
+            mode,
+            match_id,
+            players,
+            tickets,
+        } => {
+            if let Err(e) = create(shard, &mode, &match_id, players, true) {
                 tracing::warn!(%match_id, "match creation failed: {e}");
+                let host = shard.queue_shard(&mode);
+                shard.route(
+                    host,
+                    crate::mesh::MeshMsg::Queue(crate::mesh::QueueCmd::FormationFailed {
+                        mode,
+                        tickets,
+                    }),
+                );
             }
         }
-        MatchCmd::Join { match_id, player_id, session, ctx, reply } => {
+        MatchCmd::Join {
+            match_id,
+            player_id,
+            session,
+            ctx,
+            reply,
+        } => {
             let result = match find(shard, &match_id) {
                 Some(m) => join(shard, &m, &player_id, session, ctx),
-                None => Err(ApiError::new(404, code::MATCH_NOT_FOUND, "No live match exists with this id.")),
+                None => Err(ApiError::new(
+                    404,
+                    code::MATCH_NOT_FOUND,
+                    "No live match exists with this id.",
+                )),
             };
             let _ = reply.send(result);
         }
-        MatchCmd::Input { match_id, player_id, input } => {
+        MatchCmd::Input {
+            match_id,
+            player_id,
+            input,
+        } => {
             if let Some(m) = find(shard, &match_id) {
                 input_of(shard, &m, &player_id, &input);
             }
         }
-        MatchCmd::Leave { match_id, player_id, reply } => {
+        MatchCmd::Leave {
+            match_id,
+            player_id,
+            reply,
+        } => {
             if let Some(m) = find(shard, &match_id) {
                 leave(shard, &m, &player_id);
             }
@@ -287,16 +356,28 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: MatchCmd) {
                 let _ = r.send(Ok(()));
             }
         }
-        MatchCmd::Disconnected { match_id, player_id, session } => {
+        MatchCmd::Disconnected {
+            match_id,
+            player_id,
+            session,
+        } => {
             if let Some(m) = find(shard, &match_id) {
                 let mut lm = m.borrow_mut();
-                if let Some(seat) = lm.seats.iter_mut().find(|s| s.player_id == player_id && s.session == Some(session)) {
+                if let Some(seat) = lm
+                    .seats
+                    .iter_mut()
+                    .find(|s| s.player_id == player_id && s.session == Some(session))
+                {
                     seat.session = None;
                     seat.dropped_at = Some(Instant::now());
                 }
             }
         }
-        MatchCmd::Reattach { match_id, player_id, session } => {
+        MatchCmd::Reattach {
+            match_id,
+            player_id,
+            session,
+        } => {
             if let Some(m) = find(shard, &match_id) {
                 reattach(shard, &m, &player_id, session);
             }
@@ -304,10 +385,20 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: MatchCmd) {
     }
 }
 
-fn join(shard: &Rc<Shard>, m: &Shared, player_id: &str, session: SessionRef, ctx: Option<Value>) -> Result<Value, ApiError> {
+fn join(
+    shard: &Rc<Shard>,
+    m: &Shared,
+    player_id: &str,
+    session: SessionRef,
+    ctx: Option<Value>,
+) -> Result<Value, ApiError> {
     let mut lm = m.borrow_mut();
     if lm.finished {
-        return Err(ApiError::new(404, code::MATCH_NOT_FOUND, "The match has finished."));
+        return Err(ApiError::new(
+            404,
+            code::MATCH_NOT_FOUND,
+            "The match has finished.",
+        ));
     }
     if let Some(seat) = lm.seats.iter_mut().find(|s| s.player_id == player_id) {
         // Already seated (e.g. matched, then joined explicitly): just bind this session.
@@ -316,19 +407,31 @@ fn join(shard: &Rc<Shard>, m: &Shared, player_id: &str, session: SessionRef, ctx
         return Ok(lm.joined_payload(shard.id));
     }
     if !lm.joinable {
-        return Err(ApiError::new(409, code::MATCH_NOT_JOINABLE, "The match does not accept joins now."));
+        return Err(ApiError::new(
+            409,
+            code::MATCH_NOT_JOINABLE,
+            "The match does not accept joins now.",
+        ));
     }
     if lm.seats.len() as u32 >= lm.mode.config.max_players {
         return Err(ApiError::new(409, code::MATCH_FULL, "The match is full."));
     }
     let mut fx = Effects::default();
     let Some(vm) = lm.vm.as_mut() else {
-        return Err(ApiError::new(404, code::MATCH_NOT_FOUND, "The match has finished."));
+        return Err(ApiError::new(
+            404,
+            code::MATCH_NOT_FOUND,
+            "The match has finished.",
+        ));
     };
     let outcome = vm.join(player_id, ctx.as_ref(), &mut fx);
     match outcome {
         Ok(JoinOutcome::Accepted) => {
-            lm.seats.push(Seat { player_id: player_id.to_owned(), session: Some(session), dropped_at: None });
+            lm.seats.push(Seat {
+                player_id: player_id.to_owned(),
+                session: Some(session),
+                dropped_at: None,
+            });
             let entry = lm.info(shard.id);
             shard.global.directory.put_match(&lm.id, entry);
             shard.global.directory.seat(player_id, &lm.id);
@@ -340,15 +443,23 @@ fn join(shard: &Rc<Shard>, m: &Shared, player_id: &str, session: SessionRef, ctx
         }
         Ok(JoinOutcome::Refused(reason)) => {
             lm.apply(shard, fx, None);
-            Err(ApiError::new(400, code::REQUEST_FAILED, "The request failed. See `details.reason`.")
-                .with_details(json!({ "reason": reason.unwrap_or_else(|| "join_refused".to_owned()) })))
+            Err(ApiError::new(
+                400,
+                code::REQUEST_FAILED,
+                "The request failed. See `details.reason`.",
+            )
+            .with_details(json!({ "reason": reason.unwrap_or_else(|| "join_refused".to_owned()) })))
         }
         Err(e) => {
             lm.apply(shard, fx, Some((&e, Some(player_id))));
             drop(lm);
             check_outcome(shard, m);
-            Err(ApiError::new(500, code::REQUEST_FAILED, "The match script failed to handle the join.")
-                .with_details(json!({ "reason": "script_error" })))
+            Err(ApiError::new(
+                500,
+                code::REQUEST_FAILED,
+                "The match script failed to handle the join.",
+            )
+            .with_details(json!({ "reason": "script_error" })))
         }
     }
 }
@@ -362,7 +473,11 @@ fn input_of(shard: &Rc<Shard>, m: &Shared, player_id: &str, input: &Value) {
         let mut fx = Effects::default();
         let Some(vm) = lm.vm.as_mut() else { return };
         let result = vm.handle_input(player_id, input, &mut fx);
-        lm.apply(shard, fx, result.as_ref().err().map(|e| (e, Some(player_id))));
+        lm.apply(
+            shard,
+            fx,
+            result.as_ref().err().map(|e| (e, Some(player_id))),
+        );
     }
     check_outcome(shard, m);
 }
@@ -370,7 +485,9 @@ fn input_of(shard: &Rc<Shard>, m: &Shared, player_id: &str, input: &Value) {
 fn leave(shard: &Rc<Shard>, m: &Shared, player_id: &str) {
     {
         let mut lm = m.borrow_mut();
-        let Some(pos) = lm.seats.iter().position(|s| s.player_id == player_id) else { return };
+        let Some(pos) = lm.seats.iter().position(|s| s.player_id == player_id) else {
+            return;
+        };
         let seat = lm.seats.remove(pos);
         leave_seat(shard, &mut lm, seat);
     }
@@ -382,7 +499,12 @@ fn leave_seat(shard: &Rc<Shard>, lm: &mut LiveMatch, seat: Seat) {
     let directory = &shard.global.directory;
     directory.unseat(&seat.player_id, &lm.id);
     if let Some(at) = seat.session {
-        shard.deliver(at, Outbound::Left { match_id: lm.id.clone() });
+        shard.deliver(
+            at,
+            Outbound::Left {
+                match_id: lm.id.clone(),
+            },
+        );
     }
     let mut fx = Effects::default();
     if let Some(vm) = lm.vm.as_mut() {
@@ -401,10 +523,18 @@ fn reattach(shard: &Rc<Shard>, m: &Shared, player_id: &str, session: SessionRef)
     if lm.finished {
         return;
     }
-    let Some(seat) = lm.seats.iter_mut().find(|s| s.player_id == player_id) else { return };
+    let Some(seat) = lm.seats.iter_mut().find(|s| s.player_id == player_id) else {
+        return;
+    };
     seat.session = Some(session);
     seat.dropped_at = None;
-    shard.deliver(session, Outbound::Entered { match_id: lm.id.clone(), shard: shard.id });
+    shard.deliver(
+        session,
+        Outbound::Entered {
+            match_id: lm.id.clone(),
+            shard: shard.id,
+        },
+    );
     // The returning player gets the current state at once instead of waiting for the next tick.
     let mut fx = Effects::default();
     let per_player = matches!(lm.mode.config.state_strategy, StateStrategy::PerPlayer);
@@ -447,10 +577,22 @@ fn finish(shard: &Rc<Shard>, m: &Shared, result: Value, status: &str) {
     }
     lm.finished = true;
     let targets = lm.connected();
-    if let Some(f) = text(encode_frame("match.finished", None, &MatchFinished { match_id: &lm.id, result: &result })) {
+    if let Some(f) = text(encode_frame(
+        "match.finished",
+        None,
+        &MatchFinished {
+            match_id: &lm.id,
+            result: &result,
+        },
+    )) {
         shard.deliver_all(&targets, &Outbound::Frame(f));
     }
-    shard.deliver_all(&targets, &Outbound::Left { match_id: lm.id.clone() });
+    shard.deliver_all(
+        &targets,
+        &Outbound::Left {
+            match_id: lm.id.clone(),
+        },
+    );
     let directory = &shard.global.directory;
     for s in &lm.seats {
         directory.unseat(&s.player_id, &lm.id);
@@ -514,7 +656,11 @@ fn tick(shard: &Rc<Shard>, m: &Shared) {
         // Seats whose grace window ran out now leave for real.
         let grace = Duration::from_millis(shard.global.cfg.reconnect_grace_ms);
         let now = Instant::now();
-        while let Some(pos) = lm.seats.iter().position(|s| s.dropped_at.is_some_and(|t| now.duration_since(t) >= grace)) {
+        while let Some(pos) = lm
+            .seats
+            .iter()
+            .position(|s| s.dropped_at.is_some_and(|t| now.duration_since(t) >= grace))
+        {
             let seat = lm.seats.remove(pos);
             leave_seat(shard, &mut lm, seat);
         }
@@ -534,17 +680,16 @@ fn send_state(shard: &Rc<Shard>, lm: &mut LiveMatch) {
     let Some(vm) = lm.vm.as_mut() else { return };
     let mut failure = None;
     match lm.mode.config.state_strategy {
-        StateStrategy::Shared => {
-            match vm.state_for(None, &mut fx) {
-                Ok(state) => {
-                    if let Some(f) = text(encode_frame_raw("match.state", None, &state)) {
-                        let targets: Vec<SessionRef> = lm.seats.iter().filter_map(|s| s.session).collect();
-                        shard.deliver_all(&targets, &Outbound::Frame(f));
-                    }
+        StateStrategy::Shared => match vm.state_for(None, &mut fx) {
+            Ok(state) => {
+                if let Some(f) = text(encode_frame_raw("match.state", None, &state)) {
+                    let targets: Vec<SessionRef> =
+                        lm.seats.iter().filter_map(|s| s.session).collect();
+                    shard.deliver_all(&targets, &Outbound::Frame(f));
                 }
-                Err(e) => failure = Some(e),
             }
-        }
+            Err(e) => failure = Some(e),
+        },
         _ => {
             let mut items = Vec::with_capacity(lm.seats.len());
             for seat in &lm.seats {
@@ -572,7 +717,9 @@ pub(crate) fn reload_all(shard: &Rc<Shard>, game: &Arc<Game>) {
     let matches: Vec<Shared> = shard.matches.borrow().values().cloned().collect();
     for m in matches {
         let mut lm = m.borrow_mut();
-        let Some(new_mode) = game.mode(&lm.mode.name).cloned() else { continue };
+        let Some(new_mode) = game.mode(&lm.mode.name).cloned() else {
+            continue;
+        };
         let id = lm.id.clone();
         let mut fx = Effects::default();
         let Some(vm) = lm.vm.as_mut() else { continue };

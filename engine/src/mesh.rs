@@ -42,7 +42,7 @@ pub(crate) enum QueueCmd {
         mode: String,
         player_id: String,
         properties: Value,
-        reply: Reply<asobi_schema::payload::MatchmakerQueued>,
+        reply: Reply<Value>,
     },
     Remove {
         mode: String,
@@ -52,6 +52,8 @@ pub(crate) enum QueueCmd {
     },
     /// Drop every ticket of a player who left for good.
     RemovePlayer { mode: String, player_id: String },
+    /// The host shard could not start the match formed from these tickets.
+    FormationFailed { mode: String, tickets: Vec<String> },
     Status {
         mode: String,
         ticket_id: String,
@@ -68,8 +70,9 @@ pub(crate) enum MatchCmd {
         mode: String,
         match_id: String,
         players: Vec<String>,
-        /// Announce with `match.matched` (matchmaker) rather than nothing (explicit create).
-        announce: bool,
+        /// The matchmaker tickets it was formed from (empty for an explicit create); on
+        /// failure they go back to the queue for another attempt.
+        tickets: Vec<String>,
     },
     Join {
         match_id: String,

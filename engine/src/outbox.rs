@@ -91,7 +91,9 @@ mod tests {
         let o = Outbox::new(2);
         assert!(o.push(frame()));
         assert!(o.push(frame()));
-        assert!(o.push(Outbound::Left { match_id: "m".into() }));
+        assert!(o.push(Outbound::Left {
+            match_id: "m".into()
+        }));
         assert!(!o.push(frame()));
         assert!(matches!(o.try_pop(), Some(Next::Overflowed)));
     }

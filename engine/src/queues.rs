@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 
 use asobi_schema::envelope::encode_frame;
 use asobi_schema::error::code;
-use asobi_schema::payload::MatchmakerQueued;
 use asobi_schema::ApiError;
 use asobi_script::{CompiledMode, Game};
 
@@ -42,48 +41,101 @@ fn queue_config(shard: &Shard, mode: &CompiledMode) -> QueueConfig {
 }
 
 /// Queues a player for a mode on the shard that owns the mode's queue.
-pub(crate) async fn add(shard: &Rc<Shard>, mode: &str, player_id: &str, properties: Value) -> Result<MatchmakerQueued, ApiError> {
+/// Returns the `matchmaker.queued` payload.
+pub(crate) async fn add(
+    shard: &Rc<Shard>,
+    mode: &str,
+    player_id: &str,
+    properties: Value,
+) -> Result<Value, ApiError> {
     let (tx, rx) = oneshot::channel();
     let host = shard.queue_shard(mode);
     shard.route(
         host,
-        MeshMsg::Queue(QueueCmd::Add { mode: mode.to_owned(), player_id: player_id.to_owned(), properties, reply: tx }),
+        MeshMsg::Queue(QueueCmd::Add {
+            mode: mode.to_owned(),
+            player_id: player_id.to_owned(),
+            properties,
+            reply: tx,
+        }),
     );
     let queued = await_reply(rx).await?;
-    shard.global.directory.put_ticket(&queued.ticket_id, mode);
+    if let Some(ticket) = queued["ticket_id"].as_str() {
+        shard.global.directory.put_ticket(ticket, mode);
+    }
     Ok(queued)
 }
 
 pub(crate) fn handle(shard: &Rc<Shard>, cmd: QueueCmd) {
     let now = Instant::now();
     match cmd {
-        QueueCmd::Add { mode, player_id, properties, reply } => {
+        QueueCmd::Add {
+            mode,
+            player_id,
+            properties,
+            reply,
+        } => {
             let result = with_queue(shard, &mode, |q| {
                 q.add(now, uuid::Uuid::now_v7().to_string(), player_id, properties)
-                    .map_err(|e| ApiError::new(if e.code() == code::QUEUE_FULL { 503 } else { 500 }, e.code(), e.to_string()))
+                    .map_err(|e| {
+                        ApiError::new(
+                            if e.code() == code::QUEUE_FULL {
+                                503
+                            } else {
+                                500
+                            },
+                            e.code(),
+                            e.to_string(),
+                        )
+                    })
             })
             .and_then(|r| r)
-            .map(|q| MatchmakerQueued {
-                ticket_id: q.ticket_id,
-                status: "pending".into(),
-                players_needed: q.players_needed.unwrap_or(0) as u32,
-                already_queued: q.already_queued,
-            });
+            .map(|q| q.to_json());
             let _ = reply.send(result);
         }
-        QueueCmd::Remove { mode, ticket_id, player_id, reply } => {
+        QueueCmd::Remove {
+            mode,
+            ticket_id,
+            player_id,
+            reply,
+        } => {
             let result = with_queue(shard, &mode, |q| {
-                q.remove(now, &ticket_id, &player_id).map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))
+                q.remove(now, &ticket_id, &player_id)
+                    .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))
             })
             .and_then(|r| r);
             let _ = reply.send(result);
+        }
+        QueueCmd::FormationFailed { mode, tickets } => {
+            let retry = shard
+                .queues
+                .borrow_mut()
+                .get_mut(&mode)
+                .map(|q| q.formation_failed(now, tickets));
+            for t in retry.map(|r| r.gave_up).unwrap_or_default() {
+                let frame = encode_frame(
+                    "match.matchmaker_failed",
+                    None,
+                    &json!({ "reason": "match_start_failed" }),
+                );
+                if let (Some(at), Some(f)) =
+                    (shard.global.directory.session_of(&t.player_id), text(frame))
+                {
+                    shard.deliver(at, Outbound::Frame(f));
+                }
+            }
         }
         QueueCmd::RemovePlayer { mode, player_id } => {
             if let Some(q) = shard.queues.borrow_mut().get_mut(&mode) {
                 q.remove_player(now, &player_id);
             }
         }
-        QueueCmd::Status { mode, ticket_id, player_id, reply } => {
+        QueueCmd::Status {
+            mode,
+            ticket_id,
+            player_id,
+            reply,
+        } => {
             let wall = crate::auth::now_ms() as u64;
             let result = with_queue(shard, &mode, |q| {
                 q.status(now, &ticket_id, &player_id)
@@ -96,19 +148,23 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: QueueCmd) {
     }
 }
 
-fn with_queue<T>(shard: &Shard, mode: &str, f: impl FnOnce(&mut ModeQueue) -> T) -> Result<T, ApiError> {
+fn with_queue<T>(
+    shard: &Shard,
+    mode: &str,
+    f: impl FnOnce(&mut ModeQueue) -> T,
+) -> Result<T, ApiError> {
     let mut queues = shard.queues.borrow_mut();
     if !queues.contains_key(mode) {
         let game = shard.game.borrow();
-        let compiled = game
-            .mode(mode)
-            .ok_or_else(|| ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`.")))?;
-        queues.insert(mode.to_owned(), ModeQueue::new(mode.to_owned(), queue_config(shard, compiled)));
+        let compiled = game.mode(mode).ok_or_else(|| {
+            ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
+        })?;
+        queues.insert(
+            mode.to_owned(),
+            ModeQueue::new(mode.to_owned(), queue_config(shard, compiled)),
+        );
     }
-    queues
-        .get_mut(mode)
-        .map(f)
-        .ok_or_else(ApiError::internal)
+    queues.get_mut(mode).map(f).ok_or_else(ApiError::internal)
 }
 
 /// New mode settings apply to queues from the next tick; queued tickets stay.
@@ -133,14 +189,21 @@ pub(crate) async fn ticker(shard: Rc<Shard>) {
             .queues
             .borrow_mut()
             .values_mut()
+            .filter(|q| !q.is_empty())
             .flat_map(|q| q.tick(now))
             .collect();
         for event in events {
             match event {
                 QueueEvent::Formed(group) => form(&shard, group),
                 QueueEvent::Expired(t) => {
-                    let frame = encode_frame("match.matchmaker_expired", None, &json!({ "ticket_id": t.ticket_id }));
-                    if let (Some(at), Some(f)) = (shard.global.directory.session_of(&t.player_id), text(frame)) {
+                    let frame = encode_frame(
+                        "match.matchmaker_expired",
+                        None,
+                        &json!({ "ticket_id": t.ticket_id }),
+                    );
+                    if let (Some(at), Some(f)) =
+                        (shard.global.directory.session_of(&t.player_id), text(frame))
+                    {
                         shard.deliver(at, Outbound::Frame(f));
                     }
                 }
@@ -158,7 +221,12 @@ fn form(shard: &Rc<Shard>, group: crate::matchmaker::FormedGroup) {
     let host = shard.global.directory.place(&players);
     shard.route(
         host,
-        MeshMsg::Match(MatchCmd::Create { mode: group.mode, match_id, players, announce: true }),
+        MeshMsg::Match(MatchCmd::Create {
+            tickets: group.ticket_ids(),
+            mode: group.mode,
+            match_id,
+            players,
+        }),
     );
 }
 
@@ -171,7 +239,11 @@ pub(crate) struct RestAdd {
 
 pub(crate) async fn rest_add(shard: &Rc<Shard>, me: &str, body: RestAdd) -> RestResult {
     if body.mode.len() > 64 || shard.game.borrow().mode(&body.mode).is_none() {
-        return Err(ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{}`.", body.mode)));
+        return Err(ApiError::new(
+            404,
+            code::UNKNOWN_MODE,
+            format!("No game mode `{}`.", body.mode),
+        ));
     }
     let queued = add(shard, &body.mode, me, body.properties.unwrap_or(json!({}))).await?;
     ok(&queued)
@@ -185,7 +257,15 @@ pub(crate) async fn rest_status(shard: &Rc<Shard>, me: &str, ticket: &str) -> Re
         .ok_or_else(|| ApiError::new(404, code::TICKET_NOT_FOUND, "No such ticket."))?;
     let (tx, rx) = oneshot::channel();
     let host = shard.queue_shard(&mode);
-    shard.route(host, MeshMsg::Queue(QueueCmd::Status { mode, ticket_id: ticket.to_owned(), player_id: me.to_owned(), reply: tx }));
+    shard.route(
+        host,
+        MeshMsg::Queue(QueueCmd::Status {
+            mode,
+            ticket_id: ticket.to_owned(),
+            player_id: me.to_owned(),
+            reply: tx,
+        }),
+    );
     ok(&await_reply(rx).await?)
 }
 
@@ -197,7 +277,15 @@ pub(crate) async fn rest_remove(shard: &Rc<Shard>, me: &str, ticket: &str) -> Re
         .ok_or_else(|| ApiError::new(404, code::TICKET_NOT_FOUND, "No such ticket."))?;
     let (tx, rx) = oneshot::channel();
     let host = shard.queue_shard(&mode);
-    shard.route(host, MeshMsg::Queue(QueueCmd::Remove { mode, ticket_id: ticket.to_owned(), player_id: me.to_owned(), reply: tx }));
+    shard.route(
+        host,
+        MeshMsg::Queue(QueueCmd::Remove {
+            mode,
+            ticket_id: ticket.to_owned(),
+            player_id: me.to_owned(),
+            reply: tx,
+        }),
+    );
     await_reply(rx).await?;
     ok(&json!({ "success": true }))
 }

@@ -42,11 +42,21 @@ async fn route(shard: &Rc<Shard>, head: &Head, body: Bytes) -> RestResult {
     let get = matches!(m, Method::Get | Method::Head);
     match segments.as_slice() {
         ["health"] if get => health(shard).await,
-        ["auth", "register"] if m == Method::Post => crate::rest_auth::register(shard, parse(&body)?).await,
-        ["auth", "login"] if m == Method::Post => crate::rest_auth::login(shard, parse(&body)?).await,
-        ["auth", "refresh"] if m == Method::Post => crate::rest_auth::refresh(shard, parse(&body)?).await,
-        ["auth", "logout"] if m == Method::Post => crate::rest_auth::logout(shard, parse(&body)?).await,
-        ["auth", "guest"] if m == Method::Post => crate::rest_auth::guest(shard, parse(&body)?).await,
+        ["auth", "register"] if m == Method::Post => {
+            crate::rest_auth::register(shard, parse(&body)?).await
+        }
+        ["auth", "login"] if m == Method::Post => {
+            crate::rest_auth::login(shard, parse(&body)?).await
+        }
+        ["auth", "refresh"] if m == Method::Post => {
+            crate::rest_auth::refresh(shard, parse(&body)?).await
+        }
+        ["auth", "logout"] if m == Method::Post => {
+            crate::rest_auth::logout(shard, parse(&body)?).await
+        }
+        ["auth", "guest"] if m == Method::Post => {
+            crate::rest_auth::guest(shard, parse(&body)?).await
+        }
         ["auth", "guest", "upgrade"] if m == Method::Post => {
             let me = authenticate(shard, head)?;
             crate::rest_auth::upgrade(shard, &me, parse(&body)?).await
@@ -102,7 +112,12 @@ async fn route(shard: &Rc<Shard>, head: &Head, body: Bytes) -> RestResult {
                 player_id: head.query_param("player_id"),
                 limit,
             };
-            let records = shard.global.store.list_match_records(q).await.map_err(store_error)?;
+            let records = shard
+                .global
+                .store
+                .list_match_records(q)
+                .await
+                .map_err(store_error)?;
             ok(&json!({ "matches": records }))
         }
         _ if known_path(&segments) => Err(ApiError::new(
@@ -118,7 +133,10 @@ fn known_path(segments: &[&str]) -> bool {
     matches!(
         segments,
         ["health"]
-            | ["auth", "register" | "login" | "refresh" | "logout" | "guest"]
+            | [
+                "auth",
+                "register" | "login" | "refresh" | "logout" | "guest"
+            ]
             | ["auth", "guest", "upgrade"]
             | ["players", "me", "erase"]
             | ["players", _]
@@ -149,7 +167,11 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(text)
         .map_err(|_| ApiError::new(400, code::INVALID_JSON, "The body is not valid JSON."))?;
     if !value.is_object() {
-        return Err(ApiError::new(400, code::INVALID_JSON, "The body must be a JSON object."));
+        return Err(ApiError::new(
+            400,
+            code::INVALID_JSON,
+            "The body must be a JSON object.",
+        ));
     }
     serde_json::from_value(value).map_err(|e| ApiError::invalid_payload(&e))
 }
@@ -166,7 +188,11 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Unavailable(why) => {
             tracing::warn!("storage unavailable: {why}");
-            ApiError::new(503, code::STORAGE_UNAVAILABLE, "The database is unavailable; try again shortly.")
+            ApiError::new(
+                503,
+                code::STORAGE_UNAVAILABLE,
+                "The database is unavailable; try again shortly.",
+            )
         }
         other => {
             tracing::error!("storage error: {other}");
@@ -202,7 +228,10 @@ async fn health(shard: &Rc<Shard>) -> RestResult {
         "game": { "version": shard.game.borrow().version, "modes": shard.game.borrow().modes.keys().collect::<Vec<_>>() },
     });
     let status = if reachable { 200 } else { 503 };
-    Ok(Response::json(status, serde_json::to_vec(&body).unwrap_or_default()))
+    Ok(Response::json(
+        status,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    ))
 }
 
 async fn match_by_id(shard: &Rc<Shard>, id: &str) -> RestResult {
@@ -211,9 +240,19 @@ async fn match_by_id(shard: &Rc<Shard>, id: &str) -> RestResult {
         v["started_at"] = json!(entry.started_at);
         return ok(&v);
     }
-    match shard.global.store.match_record(id).await.map_err(store_error)? {
+    match shard
+        .global
+        .store
+        .match_record(id)
+        .await
+        .map_err(store_error)?
+    {
         Some(record) => ok(&record),
-        None => Err(ApiError::new(404, code::MATCH_NOT_FOUND, "No match with this id.")),
+        None => Err(ApiError::new(
+            404,
+            code::MATCH_NOT_FOUND,
+            "No match with this id.",
+        )),
     }
 }
 

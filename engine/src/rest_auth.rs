@@ -17,7 +17,11 @@ use crate::rest::{ok, store_error, Credentials, RestResult};
 use crate::shard::Shard;
 
 fn invalid_credentials() -> ApiError {
-    ApiError::new(401, code::INVALID_CREDENTIALS, "Wrong username or password.")
+    ApiError::new(
+        401,
+        code::INVALID_CREDENTIALS,
+        "Wrong username or password.",
+    )
 }
 
 /// Issues an access token and a refresh token in a new (or given) family.
@@ -57,8 +61,12 @@ fn validate(body: &Credentials, status: u16) -> Result<(), ApiError> {
     }
     if let Some(d) = &body.display_name {
         if d.chars().count() > 64 {
-            return Err(ApiError::new(status, code::VALIDATION_FAILED, "display_name is at most 64 characters")
-                .with_details(json!({ "fields": { "display_name": "too long" } })));
+            return Err(ApiError::new(
+                status,
+                code::VALIDATION_FAILED,
+                "display_name is at most 64 characters",
+            )
+            .with_details(json!({ "fields": { "display_name": "too long" } })));
         }
     }
     Ok(())
@@ -87,7 +95,11 @@ pub(crate) async fn register(shard: &Rc<Shard>, body: Credentials) -> RestResult
 }
 
 fn username_taken() -> ApiError {
-    ApiError::new(409, code::USERNAME_TAKEN, "This username is already registered.")
+    ApiError::new(
+        409,
+        code::USERNAME_TAKEN,
+        "This username is already registered.",
+    )
 }
 
 async fn session_reply(shard: &Shard, player: &Player, extra: Value) -> RestResult {
@@ -173,7 +185,11 @@ pub(crate) async fn refresh(shard: &Rc<Shard>, body: Refresh) -> RestResult {
 }
 
 fn invalid_refresh() -> ApiError {
-    ApiError::new(401, code::INVALID_REFRESH_TOKEN, "The refresh token is invalid, spent or expired.")
+    ApiError::new(
+        401,
+        code::INVALID_REFRESH_TOKEN,
+        "The refresh token is invalid, spent or expired.",
+    )
 }
 
 pub(crate) async fn logout(shard: &Rc<Shard>, body: Refresh) -> RestResult {
@@ -202,36 +218,75 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
     let pepper = match (&g.cfg.guest_pepper, shard.game.borrow().guest_auth) {
         (Some(p), true) if p.len() >= 32 => p.clone(),
         _ => {
-            return Err(ApiError::new(403, code::GUEST_AUTH_DISABLED, "Guest auth is not enabled on this server."));
+            return Err(ApiError::new(
+                403,
+                code::GUEST_AUTH_DISABLED,
+                "Guest auth is not enabled on this server.",
+            ));
         }
     };
     let (Some(device_id), Some(secret)) = (body.device_id, body.device_secret) else {
-        return Err(ApiError::new(400, code::MISSING_REQUIRED_FIELDS, "device_id and device_secret are required."));
+        return Err(ApiError::new(
+            400,
+            code::MISSING_REQUIRED_FIELDS,
+            "device_id and device_secret are required.",
+        ));
     };
     if device_id.is_empty() || device_id.len() > 255 {
-        return Err(ApiError::new(400, code::INVALID_DEVICE_ID, "device_id must be 1 to 255 bytes."));
+        return Err(ApiError::new(
+            400,
+            code::INVALID_DEVICE_ID,
+            "device_id must be 1 to 255 bytes.",
+        ));
     }
     let secret = match auth::decode_device_secret(&secret) {
         Some(s) if (32..=MAX_DEVICE_SECRET).contains(&s.len()) => s,
         _ => {
-            return Err(ApiError::new(400, code::WEAK_DEVICE_SECRET, "device_secret must be base64 of at least 32 bytes."));
+            return Err(ApiError::new(
+                400,
+                code::WEAK_DEVICE_SECRET,
+                "device_secret must be base64 of at least 32 bytes.",
+            ));
         }
     };
-    if let Some(device) = g.store.guest_device(&device_id).await.map_err(store_error)? {
+    if let Some(device) = g
+        .store
+        .guest_device(&device_id)
+        .await
+        .map_err(store_error)?
+    {
         if device.revoked {
-            return Err(ApiError::new(401, code::GUEST_REVOKED, "This device can no longer sign in."));
+            return Err(ApiError::new(
+                401,
+                code::GUEST_REVOKED,
+                "This device can no longer sign in.",
+            ));
         }
         if !auth::check_guest_verifier(pepper.as_bytes(), &device.verifier, &secret) {
-            return Err(ApiError::new(401, code::INVALID_DEVICE_SECRET, "Wrong secret for this device."));
+            return Err(ApiError::new(
+                401,
+                code::INVALID_DEVICE_SECRET,
+                "Wrong secret for this device.",
+            ));
         }
         let player = g
             .store
             .player(&device.player_id)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| ApiError::new(500, "guest_player_missing", "The device's player no longer exists."))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    500,
+                    "guest_player_missing",
+                    "The device's player no longer exists.",
+                )
+            })?;
         if !player.is_guest {
-            return Err(ApiError::new(401, code::GUEST_UPGRADED, "This guest was upgraded; log in with its credentials."));
+            return Err(ApiError::new(
+                401,
+                code::GUEST_UPGRADED,
+                "This guest was upgraded; log in with its credentials.",
+            ));
         }
         return session_reply(shard, &player, json!({ "guest": true })).await;
     }
@@ -254,7 +309,11 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
         )
         .await
         .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::new(409, "device_already_registered", "This device registered concurrently; retry."),
+            StoreError::Conflict(_) => ApiError::new(
+                409,
+                "device_already_registered",
+                "This device registered concurrently; retry.",
+            ),
             other => store_error(other),
         })?;
     session_reply(shard, &player, json!({ "created": true, "guest": true })).await
@@ -271,10 +330,17 @@ pub(crate) async fn upgrade(shard: &Rc<Shard>, me: &str, body: Credentials) -> R
         .map_err(|e| match e {
             StoreError::Conflict(_) => username_taken(),
             StoreError::NotFound => ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player."),
-            StoreError::Precondition(_) => ApiError::new(409, code::NOT_AN_UNCLAIMED_GUEST, "Only an unclaimed guest can be upgraded."),
+            StoreError::Precondition(_) => ApiError::new(
+                409,
+                code::NOT_AN_UNCLAIMED_GUEST,
+                "Only an unclaimed guest can be upgraded.",
+            ),
             other => store_error(other),
         })?;
-    g.store.revoke_player_tokens(me).await.map_err(store_error)?;
+    g.store
+        .revoke_player_tokens(me)
+        .await
+        .map_err(store_error)?;
     session_reply(shard, &player, json!({ "upgraded": true })).await
 }
 
@@ -295,7 +361,11 @@ fn profile(p: &Player) -> Value {
 pub(crate) async fn get_player(shard: &Rc<Shard>, id: &str) -> RestResult {
     match shard.global.store.player(id).await.map_err(store_error)? {
         Some(p) if p.erased_at.is_none() => ok(&profile(&p)),
-        _ => Err(ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player.")),
+        _ => Err(ApiError::new(
+            404,
+            code::PLAYER_NOT_FOUND,
+            "No such player.",
+        )),
     }
 }
 
@@ -314,7 +384,9 @@ pub(crate) struct ProfilePatch {
 mod double_option {
     use serde::{Deserialize, Deserializer};
 
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
@@ -322,23 +394,45 @@ mod double_option {
 /// Largest `metadata` document a profile may carry.
 const MAX_METADATA_BYTES: usize = 16 * 1024;
 
-pub(crate) async fn put_player(shard: &Rc<Shard>, me: &str, id: &str, body: ProfilePatch) -> RestResult {
+pub(crate) async fn put_player(
+    shard: &Rc<Shard>,
+    me: &str,
+    id: &str,
+    body: ProfilePatch,
+) -> RestResult {
     let target = if id == "me" { me } else { id };
     if target != me {
-        return Err(ApiError::new(403, code::FORBIDDEN, "You can only change your own profile."));
+        return Err(ApiError::new(
+            403,
+            code::FORBIDDEN,
+            "You can only change your own profile.",
+        ));
     }
     let too_long = |v: &Option<Option<String>>, max: usize| {
-        v.as_ref().and_then(|o| o.as_ref()).is_some_and(|s| s.chars().count() > max)
+        v.as_ref()
+            .and_then(|o| o.as_ref())
+            .is_some_and(|s| s.chars().count() > max)
     };
     if too_long(&body.display_name, 64) || too_long(&body.avatar_url, 512) {
-        return Err(ApiError::new(400, code::VALIDATION_FAILED, "display_name is at most 64 and avatar_url at most 512 characters."));
+        return Err(ApiError::new(
+            400,
+            code::VALIDATION_FAILED,
+            "display_name is at most 64 and avatar_url at most 512 characters.",
+        ));
     }
     if let Some(m) = &body.metadata {
         if !m.is_object() {
-            return Err(ApiError::new(400, code::INVALID_FIELD, "metadata must be an object.").with_details(json!({"field": "metadata"})));
+            return Err(
+                ApiError::new(400, code::INVALID_FIELD, "metadata must be an object.")
+                    .with_details(json!({"field": "metadata"})),
+            );
         }
         if serde_json::to_vec(m).map_or(0, |v| v.len()) > MAX_METADATA_BYTES {
-            return Err(ApiError::new(400, code::VALIDATION_FAILED, "metadata is at most 16 KiB."));
+            return Err(ApiError::new(
+                400,
+                code::VALIDATION_FAILED,
+                "metadata is at most 16 KiB.",
+            ));
         }
     }
     let patch = PlayerPatch {
@@ -347,13 +441,28 @@ pub(crate) async fn put_player(shard: &Rc<Shard>, me: &str, id: &str, body: Prof
         metadata: body.metadata,
         now_ms: now_ms(),
     };
-    match shard.global.store.update_player(me, patch).await.map_err(store_error)? {
+    match shard
+        .global
+        .store
+        .update_player(me, patch)
+        .await
+        .map_err(store_error)?
+    {
         Some(p) => ok(&profile(&p)),
-        None => Err(ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player.")),
+        None => Err(ApiError::new(
+            404,
+            code::PLAYER_NOT_FOUND,
+            "No such player.",
+        )),
     }
 }
 
 pub(crate) async fn erase(shard: &Rc<Shard>, me: &str) -> RestResult {
-    shard.global.store.erase_player(me).await.map_err(store_error)?;
+    shard
+        .global
+        .store
+        .erase_player(me)
+        .await
+        .map_err(store_error)?;
     ok(&json!({ "success": true }))
 }

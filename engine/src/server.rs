@@ -79,7 +79,10 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let addr = SocketAddr::new(args.bind, args.port);
     let reservation = reserve_port(addr)?;
-    let port = reservation.local_addr()?.as_socket().map_or(args.port, |a| a.port());
+    let port = reservation
+        .local_addr()?
+        .as_socket()
+        .map_or(args.port, |a| a.port());
 
     let global = Arc::new(Global {
         budgets: args.budgets(),
@@ -119,7 +122,11 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(e) = failure {
         anyhow::bail!("start-up failed: {e}");
     }
-    tracing::info!(shards = nshards, cpus, "shards running, one glommio executor per shard pinned to its core");
+    tracing::info!(
+        shards = nshards,
+        cpus,
+        "shards running, one glommio executor per shard pinned to its core"
+    );
     let shown = SocketAddr::new(global.cfg.bind, port);
     tracing::info!("listening on {shown} (HTTP /api/v1, WebSocket /ws)");
 
@@ -155,7 +162,10 @@ fn spawn_signal_thread(shutdown: watch::Sender<bool>) -> anyhow::Result<()> {
             for sig in signals.forever() {
                 seen += 1;
                 if seen == 1 {
-                    tracing::info!(signal = sig, "shutting down: no new connections, finishing in-flight requests");
+                    tracing::info!(
+                        signal = sig,
+                        "shutting down: no new connections, finishing in-flight requests"
+                    );
                     let _ = shutdown.send(true);
                 } else {
                     tracing::warn!("second signal: exiting now");

@@ -48,9 +48,17 @@ pub(crate) async fn upgrade(
 ) {
     let refuse = |e: ApiError| crate::conn::rest_error(&e);
     let response: Option<Response> = if shard.shutting_down.get() {
-        Some(refuse(ApiError::new(503, code::SHUTTING_DOWN, "The server is shutting down.")))
+        Some(refuse(ApiError::new(
+            503,
+            code::SHUTTING_DOWN,
+            "The server is shutting down.",
+        )))
     } else if !shard.allow_connect(peer.ip()) {
-        Some(refuse(ApiError::new(429, code::RATE_LIMITED, "Too many WebSocket connections from this address.")))
+        Some(refuse(ApiError::new(
+            429,
+            code::RATE_LIMITED,
+            "Too many WebSocket connections from this address.",
+        )))
     } else {
         None
     };
@@ -64,7 +72,8 @@ pub(crate) async fn upgrade(
         Ok(up) => up,
         Err(e) => {
             let mut out = Vec::new();
-            refuse(ApiError::new(400, "bad_websocket_upgrade", e.to_string())).write_to(&mut out, false, false);
+            refuse(ApiError::new(400, "bad_websocket_upgrade", e.to_string()))
+                .write_to(&mut out, false, false);
             let _ = stream.write_all(&out).await;
             return;
         }
@@ -82,7 +91,9 @@ pub(crate) async fn upgrade(
         .max_frame_size(Some(max))
         // Replies are flushed explicitly when input runs dry; the buffer only bounds a burst.
         .write_buffer_size(64 * 1024);
-    let ws = WebSocketStream::from_partially_read(stream, leftover.to_vec(), Role::Server, Some(config)).await;
+    let ws =
+        WebSocketStream::from_partially_read(stream, leftover.to_vec(), Role::Server, Some(config))
+            .await;
     run(shard, ws, peer).await;
 }
 
@@ -109,7 +120,8 @@ impl RateLimit {
             return true;
         }
         let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -122,7 +134,10 @@ impl RateLimit {
     /// At most one rate-limit error per second, so the errors cannot become a flood themselves.
     fn should_report(&mut self) -> bool {
         let now = Instant::now();
-        if self.last_error.is_some_and(|t| now.duration_since(t) < Duration::from_secs(1)) {
+        if self
+            .last_error
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
             return false;
         }
         self.last_error = Some(now);
@@ -220,7 +235,9 @@ async fn run(shard: Rc<Shard>, mut ws: WebSocketStream<TcpStream>, peer: SocketA
         while let Some(n) = (s.close.is_none()).then(|| outbox.try_pop()).flatten() {
             match n {
                 Next::Item(item) => s.on_outbound(item),
-                Next::Overflowed => s.close = Some((1008, "slow_consumer: outbound queue full".into())),
+                Next::Overflowed => {
+                    s.close = Some((1008, "slow_consumer: outbound queue full".into()))
+                }
             }
         }
         let mut failed = false;
@@ -259,8 +276,12 @@ impl Session {
     fn on_read_error(&mut self, e: &tungstenite::Error) {
         if let tungstenite::Error::Capacity(_) = e {
             let max = self.shard.global.cfg.ws_max_frame;
-            let err = ApiError::new(400, code::FRAME_TOO_LARGE, format!("Frames are limited to {max} bytes."))
-                .with_details(json!({ "max_bytes": max }));
+            let err = ApiError::new(
+                400,
+                code::FRAME_TOO_LARGE,
+                format!("Frames are limited to {max} bytes."),
+            )
+            .with_details(json!({ "max_bytes": max }));
             self.error(None, &err);
             self.close = Some((1009, "frame_too_large".into()));
         } else {
@@ -286,7 +307,8 @@ impl Session {
             Message::Text(t) => {
                 if !self.rate.allow() {
                     if self.rate.should_report() {
-                        let e = ApiError::new(429, code::RATE_LIMITED, "Too many messages; slow down.");
+                        let e =
+                            ApiError::new(429, code::RATE_LIMITED, "Too many messages; slow down.");
                         self.error(None, &e);
                     }
                     return;
@@ -294,7 +316,11 @@ impl Session {
                 self.on_text(t.as_str()).await;
             }
             Message::Binary(_) => {
-                let e = ApiError::new(400, code::INVALID_MESSAGE, "Binary frames are not accepted on a JSON session.");
+                let e = ApiError::new(
+                    400,
+                    code::INVALID_MESSAGE,
+                    "Binary frames are not accepted on a JSON session.",
+                );
                 self.error(None, &e);
             }
             Message::Close(_) => self.close = Some((1000, String::new())),
@@ -320,7 +346,14 @@ impl Session {
         if self.player_id.is_none() {
             match kind {
                 "session.connect" => self.connect(&frame),
-                _ => self.error(cid, &ApiError::new(401, code::UNAUTHENTICATED, "Send session.connect with a valid token first.")),
+                _ => self.error(
+                    cid,
+                    &ApiError::new(
+                        401,
+                        code::UNAUTHENTICATED,
+                        "Send session.connect with a valid token first.",
+                    ),
+                ),
             }
             return;
         }
@@ -330,15 +363,23 @@ impl Session {
                 Ok(())
             }
             "match.input" => self.match_input(&frame),
-            "session.connect" => Err(ApiError::new(400, code::ALREADY_CONNECTED, "This session is already authenticated.")),
+            "session.connect" => Err(ApiError::new(
+                400,
+                code::ALREADY_CONNECTED,
+                "This session is already authenticated.",
+            )),
             "matchmaker.add" => self.matchmaker_add(&frame).await,
             "matchmaker.remove" => self.matchmaker_remove(&frame).await,
             "match.list" => self.match_list(&frame),
             "match.join" => self.match_join(&frame).await,
             "match.find_or_create" => self.match_find_or_create(&frame).await,
             "match.leave" => self.match_leave(&frame).await,
-            other => Err(ApiError::new(400, code::UNKNOWN_TYPE, format!("Unknown message type `{other}`."))
-                .with_details(json!({ "type": other }))),
+            other => Err(ApiError::new(
+                400,
+                code::UNKNOWN_TYPE,
+                format!("Unknown message type `{other}`."),
+            )
+            .with_details(json!({ "type": other }))),
         };
         if let Err(e) = result {
             self.error(cid, &e);
@@ -352,7 +393,14 @@ impl Session {
             Err(e) => return self.error(cid, &e),
         };
         let Some(player_id) = self.shard.global.tokens.verify_access(&body.token) else {
-            return self.error(cid, &ApiError::new(401, code::UNAUTHENTICATED, "The token is invalid or expired."));
+            return self.error(
+                cid,
+                &ApiError::new(
+                    401,
+                    code::UNAUTHENTICATED,
+                    "The token is invalid or expired.",
+                ),
+            );
         };
         self.authed.set(true);
         if let Some(slot) = self.shard.sessions.borrow_mut().get_mut(self.me.slot) {
@@ -361,7 +409,13 @@ impl Session {
         let shard = self.shard.clone();
         let g = &shard.global;
         g.directory.session_up(&player_id, self.me);
-        self.reply(encode_frame("session.connected", cid, &payload::SessionConnected { player_id: &player_id }));
+        self.reply(encode_frame(
+            "session.connected",
+            cid,
+            &payload::SessionConnected {
+                player_id: &player_id,
+            },
+        ));
         // A player with a seat in a live match (reconnecting within the grace window) is put back.
         if let Some((match_id, host)) = g.directory.seat_of(&player_id) {
             self.shard.route(
@@ -383,15 +437,22 @@ impl Session {
     fn match_input(&mut self, frame: &Inbound<'_>) -> Result<(), ApiError> {
         let Some((match_id, host)) = self.current.clone() else {
             let now = Instant::now();
-            if self.last_not_in_match.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(5)) {
+            if self
+                .last_not_in_match
+                .is_none_or(|t| now.duration_since(t) >= Duration::from_secs(5))
+            {
                 self.last_not_in_match = Some(now);
-                let e = ApiError::new(400, code::MATCH_NOT_IN_MATCH, "This connection is not joined to a match.");
+                let e = ApiError::new(
+                    400,
+                    code::MATCH_NOT_IN_MATCH,
+                    "This connection is not joined to a match.",
+                );
                 self.reply(e.to_ws_frame(frame.cid, None, Some("match.input")));
             }
             return Ok(());
         };
-        let input: Value = serde_json::from_str(frame.payload_str())
-            .map_err(|e| ApiError::invalid_payload(&e))?;
+        let input: Value =
+            serde_json::from_str(frame.payload_str()).map_err(|e| ApiError::invalid_payload(&e))?;
         let input = payload::unwrap_match_input(input);
         self.shard.route(
             host,
@@ -406,8 +467,10 @@ impl Session {
 
     fn check_mode(&self, mode: &str) -> Result<(), ApiError> {
         if mode.len() > 64 || self.shard.game.borrow().mode(mode).is_none() {
-            return Err(ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
-                .with_details(json!({ "mode": mode })));
+            return Err(
+                ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
+                    .with_details(json!({ "mode": mode })),
+            );
         }
         Ok(())
     }
@@ -415,8 +478,16 @@ impl Session {
     async fn matchmaker_add(&mut self, frame: &Inbound<'_>) -> Result<(), ApiError> {
         let body: payload::MatchmakerAdd = frame.decode()?;
         self.check_mode(&body.mode)?;
-        let queued = crate::queues::add(&self.shard, &body.mode, &self.player(), body.properties.unwrap_or(json!({}))).await?;
-        self.tickets.push((body.mode, queued.ticket_id.clone()));
+        let queued = crate::queues::add(
+            &self.shard,
+            &body.mode,
+            &self.player(),
+            body.properties.unwrap_or(json!({})),
+        )
+        .await?;
+        if let Some(ticket) = queued["ticket_id"].as_str() {
+            self.tickets.push((body.mode, ticket.to_owned()));
+        }
         self.reply(encode_frame("matchmaker.queued", frame.cid, &queued));
         Ok(())
     }
@@ -439,11 +510,23 @@ impl Session {
         for (mode, ticket_id) in tickets {
             let (tx, rx) = oneshot::channel();
             let host = self.shard.queue_shard(&mode);
-            self.shard.route(host, MeshMsg::Queue(QueueCmd::Remove { mode, ticket_id: ticket_id.clone(), player_id: self.player(), reply: tx }));
+            self.shard.route(
+                host,
+                MeshMsg::Queue(QueueCmd::Remove {
+                    mode,
+                    ticket_id: ticket_id.clone(),
+                    player_id: self.player(),
+                    reply: tx,
+                }),
+            );
             await_reply(rx).await?;
             self.tickets.retain(|(_, id)| *id != ticket_id);
         }
-        self.reply(encode_frame("matchmaker.removed", frame.cid, &payload::Success { success: true }));
+        self.reply(encode_frame(
+            "matchmaker.removed",
+            frame.cid,
+            &payload::Success { success: true },
+        ));
         Ok(())
     }
 
@@ -455,17 +538,31 @@ impl Session {
             .global
             .directory
             .list_matches(mode.as_deref(), q.has_capacity.unwrap_or(false));
-        self.reply(encode_frame("match.list", frame.cid, &json!({ "matches": matches })));
+        self.reply(encode_frame(
+            "match.list",
+            frame.cid,
+            &json!({ "matches": matches }),
+        ));
         Ok(())
     }
 
-    async fn join(&mut self, match_id: String, ctx: Option<Value>, cid: Option<&RawValue>) -> Result<(), ApiError> {
+    async fn join(
+        &mut self,
+        match_id: String,
+        ctx: Option<Value>,
+        cid: Option<&RawValue>,
+    ) -> Result<(), ApiError> {
         if let Some(ctx) = &ctx {
-            payload::check_join_ctx(ctx).map_err(|c| ApiError::new(400, c, "The join context is outside its bounds."))?;
+            payload::check_join_ctx(ctx)
+                .map_err(|c| ApiError::new(400, c, "The join context is outside its bounds."))?;
         }
         if let Some((current, _)) = &self.current {
             if *current != match_id {
-                return Err(ApiError::new(409, code::MATCH_ALREADY_IN_MATCH, "Leave the current match first."));
+                return Err(ApiError::new(
+                    409,
+                    code::MATCH_ALREADY_IN_MATCH,
+                    "Leave the current match first.",
+                ));
             }
         }
         let entry = self
@@ -473,11 +570,23 @@ impl Session {
             .global
             .directory
             .match_entry(&match_id)
-            .ok_or_else(|| ApiError::new(404, code::MATCH_NOT_FOUND, "No live match exists with this id."))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    code::MATCH_NOT_FOUND,
+                    "No live match exists with this id.",
+                )
+            })?;
         let (tx, rx) = oneshot::channel();
         self.shard.route(
             entry.shard,
-            MeshMsg::Match(MatchCmd::Join { match_id: match_id.clone(), player_id: self.player(), session: self.me, ctx, reply: tx }),
+            MeshMsg::Match(MatchCmd::Join {
+                match_id: match_id.clone(),
+                player_id: self.player(),
+                session: self.me,
+                ctx,
+                reply: tx,
+            }),
         );
         let joined = await_reply(rx).await?;
         self.current = Some((match_id, entry.shard));
@@ -507,13 +616,28 @@ impl Session {
 
     async fn match_leave(&mut self, frame: &Inbound<'_>) -> Result<(), ApiError> {
         let Some((match_id, host)) = self.current.take() else {
-            return Err(ApiError::new(400, code::MATCH_NOT_IN_MATCH, "This connection is not joined to a match."));
+            return Err(ApiError::new(
+                400,
+                code::MATCH_NOT_IN_MATCH,
+                "This connection is not joined to a match.",
+            ));
         };
         let (tx, rx) = oneshot::channel();
-        self.shard.route(host, MeshMsg::Match(MatchCmd::Leave { match_id, player_id: self.player(), reply: Some(tx) }));
+        self.shard.route(
+            host,
+            MeshMsg::Match(MatchCmd::Leave {
+                match_id,
+                player_id: self.player(),
+                reply: Some(tx),
+            }),
+        );
         // Leaving a match that just finished is still a successful leave.
         let _ = await_reply(rx).await;
-        self.reply(encode_frame("match.left", frame.cid, &payload::Success { success: true }));
+        self.reply(encode_frame(
+            "match.left",
+            frame.cid,
+            &payload::Success { success: true },
+        ));
         Ok(())
     }
 
@@ -522,11 +646,24 @@ impl Session {
         if let Some(player_id) = self.player_id.take() {
             shard.global.directory.session_down(&player_id, self.me);
             if let Some((match_id, host)) = self.current.take() {
-                shard.route(host, MeshMsg::Match(MatchCmd::Disconnected { match_id, player_id: player_id.clone(), session: self.me }));
+                shard.route(
+                    host,
+                    MeshMsg::Match(MatchCmd::Disconnected {
+                        match_id,
+                        player_id: player_id.clone(),
+                        session: self.me,
+                    }),
+                );
             }
             for (mode, _) in self.tickets.drain(..) {
                 let host = shard.queue_shard(&mode);
-                shard.route(host, MeshMsg::Queue(QueueCmd::RemovePlayer { mode, player_id: player_id.clone() }));
+                shard.route(
+                    host,
+                    MeshMsg::Queue(QueueCmd::RemovePlayer {
+                        mode,
+                        player_id: player_id.clone(),
+                    }),
+                );
             }
         }
         shard.remove_session(self.me);
@@ -534,6 +671,14 @@ impl Session {
 }
 
 /// Awaits a cross-shard reply; a dropped sender means the owner went away.
-pub(crate) async fn await_reply<T>(rx: oneshot::Receiver<Result<T, ApiError>>) -> Result<T, ApiError> {
-    rx.await.unwrap_or_else(|_| Err(ApiError::new(503, code::SHUTTING_DOWN, "The owner of this request went away.")))
+pub(crate) async fn await_reply<T>(
+    rx: oneshot::Receiver<Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    rx.await.unwrap_or_else(|_| {
+        Err(ApiError::new(
+            503,
+            code::SHUTTING_DOWN,
+            "The owner of this request went away.",
+        ))
+    })
 }

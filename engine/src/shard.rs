@@ -76,13 +76,21 @@ impl Shard {
             return;
         };
         if pump.backlog.get() >= MESH_BACKLOG {
-            tracing::warn!(from = self.id, to = shard, "mesh backlog full; message dropped");
+            tracing::warn!(
+                from = self.id,
+                to = shard,
+                "mesh backlog full; message dropped"
+            );
             return;
         }
         pump.backlog.set(pump.backlog.get() + 1);
         if pump.tx.try_send(msg).is_err() {
             pump.backlog.set(pump.backlog.get() - 1);
-            tracing::warn!(from = self.id, to = shard, "mesh pump closed; message dropped");
+            tracing::warn!(
+                from = self.id,
+                to = shard,
+                "mesh pump closed; message dropped"
+            );
         }
     }
 

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 const WAIT: Duration = Duration::from_secs(10);
 
 fn x_of(state: &Value, player: &str) -> i64 {
-    state["payload"]["players"][player]["x"].as_i64().unwrap_or(-1)
+    state["payload"]["players"][player]["x"]
+        .as_i64()
+        .unwrap_or(-1)
 }
 
 /// Rewrites a `local NAME = value` line of the example's rules.
@@ -20,7 +22,13 @@ fn set_rule(game: &std::path::Path, name: &str, value: i64) {
     let text = std::fs::read_to_string(&path).unwrap();
     let out: Vec<String> = text
         .lines()
-        .map(|l| if l.starts_with(&format!("local {name} = ")) { format!("local {name} = {value}") } else { l.to_owned() })
+        .map(|l| {
+            if l.starts_with(&format!("local {name} = ")) {
+                format!("local {name} = {value}")
+            } else {
+                l.to_owned()
+            }
+        })
         .collect();
     std::fs::write(&path, out.join("\n") + "\n").unwrap();
 }
@@ -29,11 +37,23 @@ fn full_loop(shards: usize) {
     let dir = tempfile::tempdir().unwrap();
     let game = dir.path().join("game");
     copy_example_game(&game);
-    let s = Server::start(&dir.path().join("data"), &game, &Opts { shards: Some(shards), env: vec![("ASOBI_RECONNECT_GRACE_MS".into(), "20000".into())], ..Opts::default() });
+    let s = Server::start(
+        &dir.path().join("data"),
+        &game,
+        &Opts {
+            shards: Some(shards),
+            env: vec![("ASOBI_RECONNECT_GRACE_MS".into(), "20000".into())],
+            ..Opts::default()
+        },
+    );
     let a = s.register("pa");
     let b = s.register("pb");
     // With two shards, put the players on different shards on purpose.
-    let (mut wa, mut wb) = if shards > 1 { (s.ws_on(0), s.ws_on(1)) } else { (s.ws().0, s.ws().0) };
+    let (mut wa, mut wb) = if shards > 1 {
+        (s.ws_on(0), s.ws_on(1))
+    } else {
+        (s.ws().0, s.ws().0)
+    };
     assert_eq!(wa.connect(&a.access)["payload"]["player_id"], a.id.as_str());
     wb.connect(&b.access);
 
@@ -46,7 +66,10 @@ fn full_loop(shards: usize) {
     wa.send(json!({"type": "matchmaker.add", "cid": "q2", "payload": {"mode": "duel"}}));
     let again = wa.expect("matchmaker.queued", WAIT, |_| true);
     assert_eq!(again["payload"]["already_queued"], true);
-    assert_eq!(again["payload"]["ticket_id"], queued["payload"]["ticket_id"]);
+    assert_eq!(
+        again["payload"]["ticket_id"],
+        queued["payload"]["ticket_id"]
+    );
     wb.send(json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}));
     wb.expect("matchmaker.queued", WAIT, |_| true);
 
@@ -55,7 +78,12 @@ fn full_loop(shards: usize) {
     let match_id = ma["payload"]["match_id"].as_str().unwrap().to_owned();
     assert_eq!(mb["payload"]["match_id"], match_id.as_str());
     assert_eq!(ma["payload"]["mode"], "duel");
-    let mut players: Vec<&str> = ma["payload"]["players"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    let mut players: Vec<&str> = ma["payload"]["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
     players.sort();
     let mut expected = vec![a.id.as_str(), b.id.as_str()];
     expected.sort();
@@ -66,15 +94,23 @@ fn full_loop(shards: usize) {
 
     // Input from A is reflected in the state both players see.
     let start_a = x_of(&wa.expect("match.state", WAIT, |_| true), &a.id);
-    wa.send(json!({"type": "match.input", "payload": {"action": "move", "dx": 1, "dy": 0, "seq": 1}}));
-    let sa = wa.expect("match.state", WAIT, |v| v["payload"]["players"][a.id.as_str()]["seq"] == 1);
+    wa.send(
+        json!({"type": "match.input", "payload": {"action": "move", "dx": 1, "dy": 0, "seq": 1}}),
+    );
+    let sa = wa.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][a.id.as_str()]["seq"] == 1
+    });
     assert_eq!(x_of(&sa, &a.id), start_a + 1);
     assert_eq!(sa["payload"]["rules"], 1);
-    let sb = wb.expect("match.state", WAIT, |v| v["payload"]["players"][a.id.as_str()]["seq"] == 1);
+    let sb = wb.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][a.id.as_str()]["seq"] == 1
+    });
     assert_eq!(x_of(&sb, &a.id), start_a + 1);
     // The legacy wrapper {data: {...}} is accepted too.
     wa.send(json!({"type": "match.input", "payload": {"data": {"action": "move", "dx": 1, "dy": 0, "seq": 2}}}));
-    let sa = wa.expect("match.state", WAIT, |v| v["payload"]["players"][a.id.as_str()]["seq"] == 2);
+    let sa = wa.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][a.id.as_str()]["seq"] == 2
+    });
     let before_reload = x_of(&sa, &a.id);
     assert_eq!(before_reload, start_a + 2);
 
@@ -82,17 +118,33 @@ fn full_loop(shards: usize) {
     set_rule(&game, "STEP", 3);
     set_rule(&game, "RULES_VERSION", 2);
     let reloaded = wa.expect("match.state", WAIT, |v| v["payload"]["rules"] == 2);
-    assert_eq!(x_of(&reloaded, &a.id), before_reload, "state survives the reload");
+    assert_eq!(
+        x_of(&reloaded, &a.id),
+        before_reload,
+        "state survives the reload"
+    );
     wb.expect("match.state", WAIT, |v| v["payload"]["rules"] == 2);
-    wa.send(json!({"type": "match.input", "payload": {"action": "move", "dx": 1, "dy": 0, "seq": 3}}));
-    let after = wa.expect("match.state", WAIT, |v| v["payload"]["players"][a.id.as_str()]["seq"] == 3);
-    assert_eq!(x_of(&after, &a.id), before_reload + 3, "new code applies to the old state");
+    wa.send(
+        json!({"type": "match.input", "payload": {"action": "move", "dx": 1, "dy": 0, "seq": 3}}),
+    );
+    let after = wa.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][a.id.as_str()]["seq"] == 3
+    });
+    assert_eq!(
+        x_of(&after, &a.id),
+        before_reload + 3,
+        "new code applies to the old state"
+    );
 
     // A broken save is ignored: the match keeps running the last good code.
     std::fs::write(game.join("arena.lua"), "this is not lua (\n").unwrap();
     std::thread::sleep(Duration::from_millis(600));
-    wa.send(json!({"type": "match.input", "payload": {"action": "move", "dx": -1, "dy": 0, "seq": 4}}));
-    let st = wa.expect("match.state", WAIT, |v| v["payload"]["players"][a.id.as_str()]["seq"] == 4);
+    wa.send(
+        json!({"type": "match.input", "payload": {"action": "move", "dx": -1, "dy": 0, "seq": 4}}),
+    );
+    let st = wa.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][a.id.as_str()]["seq"] == 4
+    });
     assert_eq!(x_of(&st, &a.id), before_reload);
     assert_eq!(st["payload"]["rules"], 2);
 
@@ -102,9 +154,16 @@ fn full_loop(shards: usize) {
     let mut wb = if shards > 1 { s.ws_on(0) } else { s.ws().0 };
     wb.connect(&b.access);
     let resumed = wb.expect("match.state", WAIT, |_| true);
-    assert!(resumed["payload"]["players"][b.id.as_str()].is_object(), "the script never saw B leave: {resumed}");
-    wb.send(json!({"type": "match.input", "payload": {"action": "move", "dx": 0, "dy": 1, "seq": 7}}));
-    wa.expect("match.state", WAIT, |v| v["payload"]["players"][b.id.as_str()]["seq"] == 7);
+    assert!(
+        resumed["payload"]["players"][b.id.as_str()].is_object(),
+        "the script never saw B leave: {resumed}"
+    );
+    wb.send(
+        json!({"type": "match.input", "payload": {"action": "move", "dx": 0, "dy": 1, "seq": 7}}),
+    );
+    wa.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][b.id.as_str()]["seq"] == 7
+    });
 
     // Leave: A gets match.left; input afterwards is "not in match".
     wa.send(json!({"type": "match.leave", "cid": "l1", "payload": {}}));
@@ -114,10 +173,17 @@ fn full_loop(shards: usize) {
     let err = wa.expect("error", WAIT, |_| true);
     assert_eq!(err["payload"]["error"]["code"], "match.not_in_match");
     // B sees A gone from the state.
-    wb.expect("match.state", WAIT, |v| v["payload"]["players"].get(a.id.as_str()).is_none());
+    wb.expect("match.state", WAIT, |v| {
+        v["payload"]["players"].get(a.id.as_str()).is_none()
+    });
 
     // The match is visible while live, and heartbeats still answer on both sockets.
-    let (status, info) = s.http("GET", &format!("/api/v1/matches/{match_id}"), Some(&a.access), None);
+    let (status, info) = s.http(
+        "GET",
+        &format!("/api/v1/matches/{match_id}"),
+        Some(&a.access),
+        None,
+    );
     assert_eq!(status, 200, "{info}");
     wb.send(json!({"type": "session.heartbeat", "cid": "hb", "payload": {}}));
     let hb = wb.expect("session.heartbeat", WAIT, |_| true);
@@ -142,7 +208,14 @@ fn dropped_player_leaves_after_grace() {
     let dir = tempfile::tempdir().unwrap();
     let game = dir.path().join("game");
     copy_example_game(&game);
-    let s = Server::start(&dir.path().join("data"), &game, &Opts { env: vec![("ASOBI_RECONNECT_GRACE_MS".into(), "500".into())], ..Opts::default() });
+    let s = Server::start(
+        &dir.path().join("data"),
+        &game,
+        &Opts {
+            env: vec![("ASOBI_RECONNECT_GRACE_MS".into(), "500".into())],
+            ..Opts::default()
+        },
+    );
     let a = s.register("ga");
     let b = s.register("gb");
     let mut wa = s.ws().0;
@@ -156,9 +229,13 @@ fn dropped_player_leaves_after_grace() {
     wb.expect("match.matched", WAIT, |_| true);
     drop(wb);
     // Within the window B's seat is kept...
-    wa.expect("match.state", WAIT, |v| v["payload"]["players"][b.id.as_str()].is_object());
+    wa.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][b.id.as_str()].is_object()
+    });
     // ...after it, the script's leave runs and B disappears from the state.
-    wa.expect("match.state", WAIT, |v| v["payload"]["players"].get(b.id.as_str()).is_none());
+    wa.expect("match.state", WAIT, |v| {
+        v["payload"]["players"].get(b.id.as_str()).is_none()
+    });
     assert!(s.stop().success());
 }
 
@@ -179,7 +256,10 @@ fn bad_input_on_the_socket() {
         &dir.path().join("data"),
         &game,
         &Opts {
-            env: vec![("ASOBI_WS_CONNECT_TIMEOUT_MS".into(), "700".into()), ("ASOBI_WS_MSG_RATE".into(), "20".into())],
+            env: vec![
+                ("ASOBI_WS_CONNECT_TIMEOUT_MS".into(), "700".into()),
+                ("ASOBI_WS_MSG_RATE".into(), "20".into()),
+            ],
             ..Opts::default()
         },
     );
@@ -211,7 +291,9 @@ fn bad_input_on_the_socket() {
     expect_error(&mut w, "matchmaker.unknown_mode");
     w.send(json!({"type": "match.join", "payload": {"match_id": "nope"}}));
     expect_error(&mut w, "match.not_found");
-    w.send(json!({"type": "match.join", "payload": {"match_id": "nope", "ctx": {"a": {"nested": 1}}}}));
+    w.send(
+        json!({"type": "match.join", "payload": {"match_id": "nope", "ctx": {"a": {"nested": 1}}}}),
+    );
     expect_error(&mut w, "invalid_join_ctx_value");
     w.send(json!({"type": "match.input", "payload": {"action": "move"}}));
     let e = expect_error(&mut w, "match.not_in_match");
@@ -227,7 +309,8 @@ fn bad_input_on_the_socket() {
     w.expect("session.heartbeat", WAIT, |v| v["cid"] == "after");
 
     // A frame over 64 KiB: error frame, then close 1009.
-    let big = json!({"type": "match.input", "payload": {"blob": "x".repeat(70 * 1024)}}).to_string();
+    let big =
+        json!({"type": "match.input", "payload": {"blob": "x".repeat(70 * 1024)}}).to_string();
     w.send_raw(&big);
     expect_error(&mut w, "frame_too_large");
     assert_eq!(w.close_code(WAIT), Some(1009));
@@ -277,24 +360,56 @@ fn lobby_find_or_create_list_and_rest_matchmaker() {
     let j = wb.expect("match.joined", WAIT, |_| true);
     assert_eq!(j["payload"]["player_count"], 2);
     // Shared state: both see both players.
-    wa.expect("match.state", WAIT, |v| v["payload"]["players"][b.id.as_str()].is_object());
-    let (status, live) = s.http("GET", "/api/v1/matches/live?mode=brawl", Some(&a.access), None);
+    wa.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][b.id.as_str()].is_object()
+    });
+    let (status, live) = s.http(
+        "GET",
+        "/api/v1/matches/live?mode=brawl",
+        Some(&a.access),
+        None,
+    );
     assert_eq!(status, 200);
     assert_eq!(live["matches"][0]["player_count"], 2);
 
     // REST matchmaker: submit, check, cancel; and another player's ticket is not yours.
     let c = s.register("lc");
-    let (status, t) = s.http("POST", "/api/v1/matchmaker", Some(&c.access), Some(r#"{"mode":"duel"}"#));
+    let (status, t) = s.http(
+        "POST",
+        "/api/v1/matchmaker",
+        Some(&c.access),
+        Some(r#"{"mode":"duel"}"#),
+    );
     assert_eq!(status, 200, "{t}");
     let ticket = t["ticket_id"].as_str().unwrap().to_owned();
-    let (status, st) = s.http("GET", &format!("/api/v1/matchmaker/{ticket}"), Some(&c.access), None);
+    let (status, st) = s.http(
+        "GET",
+        &format!("/api/v1/matchmaker/{ticket}"),
+        Some(&c.access),
+        None,
+    );
     assert_eq!(status, 200, "{st}");
     assert_eq!(st["status"], "pending");
-    let (status, _) = s.http("DELETE", &format!("/api/v1/matchmaker/{ticket}"), Some(&a.access), None);
+    let (status, _) = s.http(
+        "DELETE",
+        &format!("/api/v1/matchmaker/{ticket}"),
+        Some(&a.access),
+        None,
+    );
     assert_eq!(status, 403);
-    let (status, _) = s.http("DELETE", &format!("/api/v1/matchmaker/{ticket}"), Some(&c.access), None);
+    let (status, _) = s.http(
+        "DELETE",
+        &format!("/api/v1/matchmaker/{ticket}"),
+        Some(&c.access),
+        None,
+    );
     assert_eq!(status, 200);
-    let (status, st) = s.http("GET", &format!("/api/v1/matchmaker/{ticket}"), Some(&c.access), None);
+    let (status, st) = s.http(
+        "GET",
+        &format!("/api/v1/matchmaker/{ticket}"),
+        Some(&c.access),
+        None,
+    );
     assert_eq!(status, 200);
     assert_eq!(st["status"], "cancelled");
     assert!(s.stop().success());
@@ -339,12 +454,20 @@ function get_state(player_id, state) return { moves = state.moves } end
     // The record is persisted and readable over REST.
     let deadline = Instant::now() + WAIT;
     loop {
-        let (status, rec) = s.http("GET", &format!("/api/v1/matches/{match_id}"), Some(&a.access), None);
+        let (status, rec) = s.http(
+            "GET",
+            &format!("/api/v1/matches/{match_id}"),
+            Some(&a.access),
+            None,
+        );
         if status == 200 && rec["status"] == "finished" {
             assert_eq!(rec["result"]["moves"], 1);
             break;
         }
-        assert!(Instant::now() < deadline, "record not stored: {status} {rec}");
+        assert!(
+            Instant::now() < deadline,
+            "record not stored: {status} {rec}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let (_, list) = s.http("GET", "/api/v1/matches?mode=default", Some(&a.access), None);

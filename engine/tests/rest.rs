@@ -10,23 +10,39 @@ use common::{copy_example_game, http_on, pg_url, read_response, Opts, Server};
 use serde_json::json;
 
 fn start(db: Option<String>, data: &std::path::Path, game: &std::path::Path) -> Server {
-    Server::start(data, game, &Opts { database_url: db, ..Opts::default() })
+    Server::start(
+        data,
+        game,
+        &Opts {
+            database_url: db,
+            ..Opts::default()
+        },
+    )
 }
 
 fn auth_flows(s: &Server) {
     // Register, then the duplicate (case-insensitive) is a conflict.
     let p = s.register("alice");
     assert!(uuid_v7(&p.id), "player ids are UUIDv7: {}", p.id);
-    let (status, body) = s.post("/api/v1/auth/register", json!({"username": p.username.to_uppercase(), "password": "secret123"}));
+    let (status, body) = s.post(
+        "/api/v1/auth/register",
+        json!({"username": p.username.to_uppercase(), "password": "secret123"}),
+    );
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "username_taken");
 
     // Login: right and wrong password, unknown user.
-    let (status, body) = s.post("/api/v1/auth/login", json!({"username": p.username, "password": "secret123"}));
+    let (status, body) = s.post(
+        "/api/v1/auth/login",
+        json!({"username": p.username, "password": "secret123"}),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["player_id"], p.id.as_str());
     assert_eq!(body["username"], p.username.as_str());
-    for bad in [json!({"username": p.username, "password": "wrong-password"}), json!({"username": "nobody-here", "password": "secret123"})] {
+    for bad in [
+        json!({"username": p.username, "password": "wrong-password"}),
+        json!({"username": "nobody-here", "password": "secret123"}),
+    ] {
         let (status, body) = s.post("/api/v1/auth/login", bad);
         assert_eq!(status, 401);
         assert_eq!(body["error"]["code"], "invalid_credentials");
@@ -37,7 +53,12 @@ fn auth_flows(s: &Server) {
     assert_eq!(status, 200, "{r1}");
     let fresh = r1["refresh_token"].as_str().unwrap().to_owned();
     assert_ne!(fresh, p.refresh);
-    let (status, me) = s.http("GET", &format!("/api/v1/players/{}", p.id), r1["access_token"].as_str(), None);
+    let (status, me) = s.http(
+        "GET",
+        &format!("/api/v1/players/{}", p.id),
+        r1["access_token"].as_str(),
+        None,
+    );
     assert_eq!(status, 200, "{me}");
     let (status, body) = s.post("/api/v1/auth/refresh", json!({"refresh_token": p.refresh}));
     assert_eq!(status, 401);
@@ -46,7 +67,10 @@ fn auth_flows(s: &Server) {
     assert_eq!(status, 401, "reuse of a spent token must revoke its family");
 
     // Logout revokes the refresh token.
-    let (_, login) = s.post("/api/v1/auth/login", json!({"username": p.username, "password": "secret123"}));
+    let (_, login) = s.post(
+        "/api/v1/auth/login",
+        json!({"username": p.username, "password": "secret123"}),
+    );
     let rt = login["refresh_token"].as_str().unwrap();
     let (status, body) = s.post("/api/v1/auth/logout", json!({"refresh_token": rt}));
     assert_eq!((status, body["success"].clone()), (200, json!(true)));
@@ -55,27 +79,60 @@ fn auth_flows(s: &Server) {
 
     // Profiles: read anyone's, write only your own.
     let other = s.register("bob");
-    let (status, body) = s.http("GET", &format!("/api/v1/players/{}", other.id), Some(&p.access), None);
+    let (status, body) = s.http(
+        "GET",
+        &format!("/api/v1/players/{}", other.id),
+        Some(&p.access),
+        None,
+    );
     assert_eq!(status, 200);
     assert_eq!(body["username"], other.username.as_str());
     let patch = json!({"display_name": "Alice A", "metadata": {"level": 3}}).to_string();
-    let (status, body) = s.http("PUT", &format!("/api/v1/players/{}", p.id), Some(&p.access), Some(&patch));
+    let (status, body) = s.http(
+        "PUT",
+        &format!("/api/v1/players/{}", p.id),
+        Some(&p.access),
+        Some(&patch),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["display_name"], "Alice A");
     assert_eq!(body["metadata"]["level"], 3);
-    let (status, body) = s.http("PUT", &format!("/api/v1/players/{}", other.id), Some(&p.access), Some(&patch));
+    let (status, body) = s.http(
+        "PUT",
+        &format!("/api/v1/players/{}", other.id),
+        Some(&p.access),
+        Some(&patch),
+    );
     assert_eq!(status, 403);
     assert_eq!(body["error"]["code"], "forbidden");
-    let (status, body) = s.http("GET", "/api/v1/players/00000000-0000-7000-8000-000000000000", Some(&p.access), None);
+    let (status, body) = s.http(
+        "GET",
+        "/api/v1/players/00000000-0000-7000-8000-000000000000",
+        Some(&p.access),
+        None,
+    );
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "player_not_found");
 
     // Erase: the account can no longer log in and its profile is gone.
-    let (status, _) = s.http("POST", "/api/v1/players/me/erase", Some(&other.access), None);
+    let (status, _) = s.http(
+        "POST",
+        "/api/v1/players/me/erase",
+        Some(&other.access),
+        None,
+    );
     assert_eq!(status, 200);
-    let (status, _) = s.post("/api/v1/auth/login", json!({"username": other.username, "password": "secret123"}));
+    let (status, _) = s.post(
+        "/api/v1/auth/login",
+        json!({"username": other.username, "password": "secret123"}),
+    );
     assert_eq!(status, 401);
-    let (status, _) = s.http("GET", &format!("/api/v1/players/{}", other.id), Some(&p.access), None);
+    let (status, _) = s.http(
+        "GET",
+        &format!("/api/v1/players/{}", other.id),
+        Some(&p.access),
+        None,
+    );
     assert_eq!(status, 404);
 
     // Matches: history and live listings answer with the documented shapes.
@@ -96,28 +153,120 @@ fn bad_inputs(s: &Server) {
     let cases: Vec<(&str, &str, Option<&str>, Option<&str>, u16, &str)> = vec![
         ("GET", "/api/v1/nope", None, None, 404, "not_found"),
         ("GET", "/elsewhere", None, None, 404, "not_found"),
-        ("DELETE", "/api/v1/auth/login", None, None, 405, "method_not_allowed"),
-        ("POST", "/api/v1/auth/register", None, Some("{not json"), 400, "invalid_json"),
-        ("POST", "/api/v1/auth/register", None, Some("[1,2]"), 400, "invalid_json"),
-        ("POST", "/api/v1/auth/register", None, Some(r#"{"username":"someone"}"#), 400, "missing_field"),
-        ("POST", "/api/v1/auth/register", None, Some(r#"{"username":5,"password":"secret123"}"#), 400, "invalid_field"),
-        ("POST", "/api/v1/auth/register", None, Some(r#"{"username":"x","password":"secret123"}"#), 400, "validation_failed"),
-        ("POST", "/api/v1/auth/register", None, Some(r#"{"username":"long-enough","password":"short"}"#), 400, "validation_failed"),
-        ("POST", "/api/v1/auth/login", None, Some("{}"), 400, "missing_field"),
-        ("GET", "/api/v1/players/abc", None, None, 401, "unauthenticated"),
-        ("GET", "/api/v1/players/abc", Some("not-a-token"), None, 401, "unauthenticated"),
-        ("POST", "/api/v1/players/me/erase", None, None, 401, "unauthenticated"),
-        ("POST", "/api/v1/auth/guest", None, Some(r#"{"device_id":"d","device_secret":"x"}"#), 403, "guest_auth_disabled"),
+        (
+            "DELETE",
+            "/api/v1/auth/login",
+            None,
+            None,
+            405,
+            "method_not_allowed",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some("{not json"),
+            400,
+            "invalid_json",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some("[1,2]"),
+            400,
+            "invalid_json",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(r#"{"username":"someone"}"#),
+            400,
+            "missing_field",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(r#"{"username":5,"password":"secret123"}"#),
+            400,
+            "invalid_field",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(r#"{"username":"x","password":"secret123"}"#),
+            400,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(r#"{"username":"long-enough","password":"short"}"#),
+            400,
+            "validation_failed",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some("{}"),
+            400,
+            "missing_field",
+        ),
+        (
+            "GET",
+            "/api/v1/players/abc",
+            None,
+            None,
+            401,
+            "unauthenticated",
+        ),
+        (
+            "GET",
+            "/api/v1/players/abc",
+            Some("not-a-token"),
+            None,
+            401,
+            "unauthenticated",
+        ),
+        (
+            "POST",
+            "/api/v1/players/me/erase",
+            None,
+            None,
+            401,
+            "unauthenticated",
+        ),
+        (
+            "POST",
+            "/api/v1/auth/guest",
+            None,
+            Some(r#"{"device_id":"d","device_secret":"x"}"#),
+            403,
+            "guest_auth_disabled",
+        ),
     ];
     for (method, path, token, body, status, code) in cases {
         let (got, body_json) = s.http(method, path, token, body);
         assert_eq!(got, status, "{method} {path} {body:?} → {body_json}");
-        assert_eq!(body_json["error"]["code"], code, "{method} {path} → {body_json}");
+        assert_eq!(
+            body_json["error"]["code"], code,
+            "{method} {path} → {body_json}"
+        );
         assert!(body_json["error"]["message"].is_string());
         assert!(body_json["error"]["details"].is_object());
     }
     // A PUT with an unknown field or non-object metadata is refused, and nothing changes.
-    let (status, _) = s.http("PUT", &format!("/api/v1/players/{}", p.id), Some(&p.access), Some(r#"{"metadata":[1]}"#));
+    let (status, _) = s.http(
+        "PUT",
+        &format!("/api/v1/players/{}", p.id),
+        Some(&p.access),
+        Some(r#"{"metadata":[1]}"#),
+    );
     assert_eq!(status, 400);
 
     // Body over 1 MiB: 413 payload_too_large, without the server reading it.
@@ -171,7 +320,11 @@ fn rest_on_postgres() {
     let Some(url) = pg_url() else { return };
     let dir = tempfile::tempdir().unwrap();
     copy_example_game(&dir.path().join("game"));
-    let s = start(Some(url), &dir.path().join("data"), &dir.path().join("game"));
+    let s = start(
+        Some(url),
+        &dir.path().join("data"),
+        &dir.path().join("game"),
+    );
     let (_, health) = s.http("GET", "/api/v1/health", None, None);
     assert_eq!(health["storage"]["backend"], "postgresql");
     auth_flows(&s);
@@ -187,11 +340,19 @@ fn survives_restart(db: Option<String>) {
     let p = s.register("dave");
     assert!(s.stop().success());
     let s = start(db, &data, &dir.path().join("game"));
-    let (status, body) = s.post("/api/v1/auth/login", json!({"username": p.username, "password": "secret123"}));
+    let (status, body) = s.post(
+        "/api/v1/auth/login",
+        json!({"username": p.username, "password": "secret123"}),
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["player_id"], p.id.as_str());
     // Tokens signed before the restart still verify (the secret persisted in the data dir).
-    let (status, _) = s.http("GET", &format!("/api/v1/players/{}", p.id), Some(&p.access), None);
+    let (status, _) = s.http(
+        "GET",
+        &format!("/api/v1/players/{}", p.id),
+        Some(&p.access),
+        None,
+    );
     assert_eq!(status, 200);
     assert!(s.stop().success());
 }
@@ -211,7 +372,14 @@ fn accounts_survive_restart_on_postgres() {
 fn two_shards_both_accept_connections() {
     let dir = tempfile::tempdir().unwrap();
     copy_example_game(&dir.path().join("game"));
-    let s = Server::start(&dir.path().join("data"), &dir.path().join("game"), &Opts { shards: Some(2), ..Opts::default() });
+    let s = Server::start(
+        &dir.path().join("data"),
+        &dir.path().join("game"),
+        &Opts {
+            shards: Some(2),
+            ..Opts::default()
+        },
+    );
     // Hold keep-alive connections open; SO_REUSEPORT spreads them over both shards.
     let mut held = Vec::new();
     let mut served = [0usize; 2];
@@ -221,7 +389,10 @@ fn two_shards_both_accept_connections() {
         served[h["served_by"].as_u64().unwrap() as usize] += 1;
         held.push(c);
     }
-    assert!(served[0] > 0 && served[1] > 0, "both shards must accept: {served:?}");
+    assert!(
+        served[0] > 0 && served[1] > 0,
+        "both shards must accept: {served:?}"
+    );
     let (_, health) = s.http("GET", "/api/v1/health", None, None);
     let shards = health["shards"].as_array().unwrap();
     assert_eq!(shards.len(), 2);
@@ -230,7 +401,10 @@ fn two_shards_both_accept_connections() {
     }
     // Auth works whichever shard serves it.
     let p = s.register("erin");
-    let (status, _) = s.post("/api/v1/auth/login", json!({"username": p.username, "password": "secret123"}));
+    let (status, _) = s.post(
+        "/api/v1/auth/login",
+        json!({"username": p.username, "password": "secret123"}),
+    );
     assert_eq!(status, 200);
     drop(held);
     std::thread::sleep(Duration::from_millis(50));
@@ -247,7 +421,11 @@ fn migrate_and_check_subcommands() {
         .env_remove("ASOBI_DATABASE_URL")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("applied"));
     let again = std::process::Command::new(env!("CARGO_BIN_EXE_asobi"))
         .args(["migrate"])
@@ -259,18 +437,35 @@ fn migrate_and_check_subcommands() {
     assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"));
 
     let ok = std::process::Command::new(env!("CARGO_BIN_EXE_asobi"))
-        .args(["check", common::workspace_root().join("examples/arena").to_str().unwrap()])
+        .args([
+            "check",
+            common::workspace_root()
+                .join("examples/arena")
+                .to_str()
+                .unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
     let broken = dir.path().join("broken");
     std::fs::create_dir_all(&broken).unwrap();
-    std::fs::write(broken.join("match.lua"), "match_size = 2\nfunction tick(state)\n  return state +\nend\n").unwrap();
+    std::fs::write(
+        broken.join("match.lua"),
+        "match_size = 2\nfunction tick(state)\n  return state +\nend\n",
+    )
+    .unwrap();
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_asobi"))
         .args(["check", broken.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!bad.status.success());
     let text = String::from_utf8_lossy(&bad.stdout);
-    assert!(text.contains("match.lua:"), "check must report file:line, got {text}");
+    assert!(
+        text.contains("match.lua:"),
+        "check must report file:line, got {text}"
+    );
 }

@@ -62,6 +62,7 @@ pub(crate) enum Strategy {
 impl Strategy {
     /// The strategy a mode script's `strategy` value selects. asobi resolves `"skill_based"` and
     /// treats every other name as `fill`, without an error, so this does too.
+    #[cfg_attr(not(test), allow(dead_code))] // modes arrive typed from the script crate
     pub(crate) fn from_mode_value(name: &str) -> Self {
         if name == "skill_based" {
             Self::SkillBased
@@ -442,11 +443,13 @@ impl ModeQueue {
     }
 
     /// The mode this queue serves.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn mode(&self) -> &str {
         &self.mode
     }
 
     /// The current configuration.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn config(&self) -> &QueueConfig {
         &self.config
     }
@@ -458,6 +461,7 @@ impl ModeQueue {
     }
 
     /// Live (pending) tickets.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
         self.pending.len()
     }

@@ -29,7 +29,10 @@ pub struct Opts {
 }
 
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A private copy of the example game, so tests can rewrite its files.
@@ -54,7 +57,10 @@ pub fn pg_url() -> Option<String> {
 }
 
 pub fn unique(prefix: &str) -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{prefix}{}", n % 10_000_000_000)
 }
 
@@ -108,13 +114,23 @@ impl Server {
                 Err(_) => panic!("server did not start; log:\n{}", seen.join("\n")),
             }
         };
-        Server { child: Some(child), port, data_dir: data_dir.to_path_buf(), game_dir: game_dir.to_path_buf(), log: rx }
+        Server {
+            child: Some(child),
+            port,
+            data_dir: data_dir.to_path_buf(),
+            game_dir: game_dir.to_path_buf(),
+            log: rx,
+        }
     }
 
     /// SIGTERM, then wait for the exit status.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
-        Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -131,7 +147,10 @@ impl Server {
     /// Waits for a log line containing `needle`.
     pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
         let deadline = Instant::now() + within;
-        while let Ok(line) = self.log.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(line) = self
+            .log
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             if line.contains(needle) {
                 return true;
             }
@@ -143,7 +162,13 @@ impl Server {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub fn http(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, Value) {
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
         let mut s = TcpStream::connect(self.addr()).unwrap();
         http_on(&mut s, method, path, token, body, false)
     }
@@ -155,7 +180,10 @@ impl Server {
     /// Registers a fresh player; returns (player_id, access, refresh, username).
     pub fn register(&self, prefix: &str) -> Player {
         let username = unique(prefix);
-        let (status, body) = self.post("/api/v1/auth/register", json!({"username": username, "password": "secret123"}));
+        let (status, body) = self.post(
+            "/api/v1/auth/register",
+            json!({"username": username, "password": "secret123"}),
+        );
         assert_eq!(status, 200, "{body}");
         Player {
             id: body["player_id"].as_str().unwrap().to_owned(),
@@ -171,7 +199,8 @@ impl Server {
         let (_, health) = http_on(&mut s, "GET", "/api/v1/health", None, None, true);
         let shard = health["served_by"].as_u64().unwrap() as usize;
         let url = format!("ws://{}/ws", self.addr());
-        let (ws, _) = tungstenite::client(url.as_str(), MaybeTlsStream::Plain(s)).expect("ws handshake");
+        let (ws, _) =
+            tungstenite::client(url.as_str(), MaybeTlsStream::Plain(s)).expect("ws handshake");
         (Ws { ws }, shard)
     }
 
@@ -204,13 +233,23 @@ pub struct Player {
 }
 
 /// One HTTP/1.1 request on `s`; reads exactly one response.
-pub fn http_on(s: &mut TcpStream, method: &str, path: &str, token: Option<&str>, body: Option<&str>, keep_alive: bool) -> (u16, Value) {
+pub fn http_on(
+    s: &mut TcpStream,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+    keep_alive: bool,
+) -> (u16, Value) {
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: test\r\n");
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     if let Some(b) = body {
-        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
     }
     if !keep_alive {
         req.push_str("Connection: close\r\n");
@@ -229,7 +268,10 @@ pub fn read_response(s: &mut TcpStream) -> (u16, Value) {
     let mut byte = [0u8; 1];
     while !buf.ends_with(b"\r\n\r\n") {
         if s.read(&mut byte).unwrap() == 0 {
-            panic!("connection closed before the response head: {:?}", String::from_utf8_lossy(&buf));
+            panic!(
+                "connection closed before the response head: {:?}",
+                String::from_utf8_lossy(&buf)
+            );
         }
         buf.push(byte[0]);
     }
@@ -237,11 +279,20 @@ pub fn read_response(s: &mut TcpStream) -> (u16, Value) {
     let status: u16 = head.split_whitespace().nth(1).unwrap().parse().unwrap();
     let len: usize = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap())
+        })
         .unwrap_or(0);
     let mut body = vec![0u8; len];
     s.read_exact(&mut body).unwrap();
-    let value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned())) };
+    let value = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or(Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
     (status, value)
 }
 
@@ -273,7 +324,14 @@ impl Ws {
                 Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).unwrap()),
                 Ok(Message::Close(_)) => return None,
                 Ok(_) => continue,
-                Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => return None,
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return None
+                }
                 Err(_) => return None,
             }
         }
