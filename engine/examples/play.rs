@@ -28,12 +28,20 @@ fn player(addr: &str, name: &str) -> (String, String) {
     if r.get("access_token").is_none() {
         r = post(addr, "/api/v1/auth/login", &creds);
     }
-    (r["player_id"].as_str().unwrap().to_owned(), r["access_token"].as_str().unwrap().to_owned())
+    (
+        r["player_id"].as_str().unwrap().to_owned(),
+        r["access_token"].as_str().unwrap().to_owned(),
+    )
 }
 
 fn socket(addr: &str, token: &str) -> WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>> {
     let (mut ws, _) = tungstenite::connect(format!("ws://{addr}/ws")).unwrap();
-    ws.send(Message::Text(json!({"type": "session.connect", "payload": {"token": token}}).to_string().into())).unwrap();
+    ws.send(Message::Text(
+        json!({"type": "session.connect", "payload": {"token": token}})
+            .to_string()
+            .into(),
+    ))
+    .unwrap();
     ws
 }
 
@@ -47,7 +55,12 @@ fn main() {
     let mut a = socket(&addr, &a_token);
     let mut b = socket(&addr, &b_token);
     for ws in [&mut a, &mut b] {
-        ws.send(Message::Text(json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}).to_string().into())).unwrap();
+        ws.send(Message::Text(
+            json!({"type": "matchmaker.add", "payload": {"mode": "duel"}})
+                .to_string()
+                .into(),
+        ))
+        .unwrap();
     }
     if let tungstenite::stream::MaybeTlsStream::Plain(s) = b.get_mut() {
         s.set_nonblocking(true).unwrap();
@@ -62,7 +75,10 @@ fn main() {
         match v["type"].as_str().unwrap_or("") {
             "match.state" => {
                 let me = &v["payload"]["players"][a_id.as_str()];
-                println!("tick {:>4}  rules v{}  alice at ({}, {})  score {}", v["payload"]["tick"], v["payload"]["rules"], me["x"], me["y"], me["score"]);
+                println!(
+                    "tick {:>4}  rules v{}  alice at ({}, {})  score {}",
+                    v["payload"]["tick"], v["payload"]["rules"], me["x"], me["y"], me["score"]
+                );
                 if last_input.elapsed() > Duration::from_millis(500) {
                     seq += 1;
                     let dx = if (seq / 10) % 2 == 0 { 1 } else { -1 };
@@ -71,7 +87,8 @@ fn main() {
                     last_input = Instant::now();
                 }
             }
-            "session.connected" | "matchmaker.queued" | "match.matched" | "match.finished" | "module.message" | "match.coin" => println!("{v}"),
+            "session.connected" | "matchmaker.queued" | "match.matched" | "match.finished"
+            | "module.message" | "match.coin" => println!("{v}"),
             _ => {}
         }
         // Drain bob's socket so the server never sees him as a slow reader.

@@ -474,3 +474,67 @@ function get_state(player_id, state) return { moves = state.moves } end
     assert_eq!(list["matches"][0]["id"], match_id.as_str());
     assert!(s.stop().success());
 }
+
+#[test]
+fn failing_script_finishes_only_its_own_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = dir.path().join("game");
+    std::fs::create_dir_all(&game).unwrap();
+    std::fs::write(
+        game.join("config.lua"),
+        "return { good = \"good.lua\", bad = \"bad.lua\", spin = \"spin.lua\" }\n",
+    )
+    .unwrap();
+    let common = r#"
+match_size = 1
+tick_rate = 20
+function init(config) return { ticks = 0 } end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function handle_input(player_id, input, state) return state end
+function get_state(player_id, state) return { ticks = state.ticks } end
+"#;
+    std::fs::write(
+        game.join("good.lua"),
+        format!("{common}\nfunction tick(state) state.ticks = state.ticks + 1 return state end\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        game.join("bad.lua"),
+        format!("{common}\nfunction tick(state) error(\"boom every tick\") end\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        game.join("spin.lua"),
+        format!("{common}\nfunction tick(state) while true do pcall(function() while true do end end) end end\n"),
+    )
+    .unwrap();
+    let s = Server::start(&dir.path().join("data"), &game, &Opts::default());
+    let mut sockets = Vec::new();
+    for mode in ["good", "bad", "spin"] {
+        let p = s.register(mode);
+        let mut w = s.ws().0;
+        w.connect(&p.access);
+        w.send(json!({"type": "matchmaker.add", "payload": {"mode": mode}}));
+        w.expect("match.matched", WAIT, |_| true);
+        sockets.push(w);
+    }
+    let mut good = sockets.remove(0);
+    for w in sockets.iter_mut() {
+        let fin = w.expect("match.finished", Duration::from_secs(30), |_| true);
+        assert!(
+            fin["payload"]["result"]["error"].is_string(),
+            "an error result: {fin}"
+        );
+    }
+    // The neighbour on the same shard kept ticking throughout and still does.
+    let first = good.expect("match.state", WAIT, |_| true)["payload"]["ticks"]
+        .as_i64()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let later = good.expect("match.state", WAIT, |v| {
+        v["payload"]["ticks"].as_i64().unwrap() > first + 10
+    });
+    assert!(later["payload"]["ticks"].as_i64().unwrap() > first);
+    assert!(s.stop().success());
+}
