@@ -1,0 +1,339 @@
+//! End-to-end runs of the real binary: every scenario against the built-in baseline server or
+//! the hidden fake game server, over real loopback sockets, checking the written results.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_asobi-loadtest");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn run(args: &[&str], out: &Path) -> Output {
+    let o = Command::new(BIN)
+        .args(args)
+        .arg("--out-dir")
+        .arg(out)
+        .arg("--quiet")
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// The only result file in `dir` whose name starts with `prefix-`.
+fn result(dir: &Path, prefix: &str) -> Value {
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(&format!("{prefix}-2"))
+        })
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "expected one {prefix} result in {}",
+        dir.display()
+    );
+    assert!(files[0].with_extension("svg").exists(), "plot missing");
+    serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap()
+}
+
+struct FakeGame {
+    child: Child,
+    port: u16,
+}
+
+impl FakeGame {
+    fn start(game_dir: &Path) -> FakeGame {
+        let port = free_port();
+        let child = Command::new(BIN)
+            .args([
+                "fake-game-server",
+                "--port",
+                &port.to_string(),
+                "--game-dir",
+            ])
+            .arg(game_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "fake game server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        FakeGame { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+}
+
+impl Drop for FakeGame {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn f64_at(v: &Value, ptr: &str) -> f64 {
+    v.pointer(ptr)
+        .and_then(Value::as_f64)
+        .unwrap_or_else(|| panic!("{ptr} missing in {v:#}"))
+}
+
+#[test]
+fn blast_burst_against_baseline_delivers_every_reply() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    run(
+        &[
+            "blast",
+            "--baseline",
+            "--baseline-port",
+            &port,
+            "--connections",
+            "60",
+            "--messages",
+            "300",
+            "--wave",
+            "30",
+            "--wave-ms",
+            "10",
+            "--source-ips",
+            "4",
+        ],
+        out.path(),
+    );
+    let r = result(out.path(), "blast");
+    assert_eq!(r["schema"], "asobi-loadtest/1");
+    assert_eq!(r["runs"].as_array().unwrap().len(), 1);
+    assert_eq!(r["runs"][0]["auth"], "placeholder");
+    assert_eq!(f64_at(&r, "/runs/0/figures/connections_opened"), 60.0);
+    assert_eq!(f64_at(&r, "/runs/0/figures/replies"), 18_000.0);
+    assert_eq!(f64_at(&r, "/runs/0/figures/lost"), 0.0);
+    assert!(f64_at(&r, "/runs/0/figures/throughput_msg_s") > 0.0);
+    assert!(
+        f64_at(&r, "/runs/0/figures/steady_throughput_msg_s")
+            >= f64_at(&r, "/runs/0/figures/throughput_msg_s")
+    );
+    assert!(f64_at(&r, "/runs/0/figures/conn_rtt_p50_ms") > 0.0);
+    assert!(r["runs"][0]["figures"]
+        .get("server_mem_per_conn_bytes")
+        .is_some());
+    assert!(f64_at(&r, "/runs/0/cpu/server_cpu_s") > 0.0);
+    assert!(!r["runs"][0]["timeline"].as_array().unwrap().is_empty());
+    assert!(r["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(r["command"].as_str().unwrap().contains("blast --baseline"));
+    let readme = std::fs::read_to_string(out.path().join("README.md")).unwrap();
+    assert!(readme.contains("| blast |"), "{readme}");
+}
+
+#[test]
+fn paced_blast_without_auth_hits_the_offered_rate() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    run(
+        &[
+            "blast",
+            "--baseline",
+            "--no-auth",
+            "--baseline-port",
+            &port,
+            "--connections",
+            "20",
+            "--rate",
+            "50",
+            "--duration",
+            "2",
+        ],
+        out.path(),
+    );
+    let r = result(out.path(), "blast-rate");
+    assert_eq!(r["runs"][0]["auth"], "none");
+    let achieved = f64_at(&r, "/runs/0/figures/achieved_msg_s");
+    assert!(
+        (800.0..=1200.0).contains(&achieved),
+        "achieved {achieved} msg/s of 1000 offered"
+    );
+    assert_eq!(f64_at(&r, "/runs/0/figures/lost"), 0.0);
+    assert!(f64_at(&r, "/runs/0/latency/rtt/count") > 1500.0);
+    assert!(f64_at(&r, "/runs/0/figures/rtt_p99_ms") > 0.0);
+}
+
+#[test]
+fn compare_runs_baseline_then_target_with_registered_players() {
+    let game = tempfile::tempdir().unwrap();
+    std::fs::write(game.path().join("arena.lua"), "RULES_VERSION = 1\n").unwrap();
+    let fake = FakeGame::start(game.path());
+    let out = tempfile::tempdir().unwrap();
+    let players = out.path().join("players.json");
+    let port = free_port().to_string();
+    let args = [
+        "blast",
+        "--compare",
+        "--baseline-port",
+        &port,
+        "--url",
+        &fake.url(),
+        "--server-pid",
+        &fake.pid(),
+        "--connections",
+        "20",
+        "--messages",
+        "100",
+        "--players-file",
+        players.to_str().unwrap(),
+    ];
+    let o = run(&args, out.path());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("20 to register"));
+    let r = result(out.path(), "blast");
+    let runs = r["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0]["role"], "baseline");
+    assert_eq!(runs[1]["role"], "target");
+    assert_eq!(runs[1]["auth"], "players");
+    for i in 0..2 {
+        assert_eq!(f64_at(&r, &format!("/runs/{i}/figures/replies")), 2000.0);
+        assert_eq!(f64_at(&r, &format!("/runs/{i}/figures/lost")), 0.0);
+    }
+    assert!(f64_at(&r, "/ratio/throughput_msg_s") > 0.0);
+    let cache: Value = serde_json::from_slice(&std::fs::read(&players).unwrap()).unwrap();
+    assert_eq!(cache["players"].as_array().unwrap().len(), 20);
+
+    // Second run: every player comes from the cache.
+    let out2 = tempfile::tempdir().unwrap();
+    let o = run(&args, out2.path());
+    assert!(
+        !String::from_utf8_lossy(&o.stderr).contains("to register"),
+        "cache not used"
+    );
+}
+
+#[test]
+fn play_and_reload_against_a_ticking_game() {
+    let game = tempfile::tempdir().unwrap();
+    let lua = game.path().join("arena.lua");
+    std::fs::write(&lua, "-- test\nRULES_VERSION = 5\nreturn {}\n").unwrap();
+    let fake = FakeGame::start(game.path());
+    let out = tempfile::tempdir().unwrap();
+    let players = out.path().join("players.json");
+    let p = players.to_str().unwrap();
+    run(
+        &[
+            "play",
+            "--url",
+            &fake.url(),
+            "--server-pid",
+            &fake.pid(),
+            "--players",
+            "20",
+            "--duration",
+            "2",
+            "--players-file",
+            p,
+        ],
+        out.path(),
+    );
+    let r = result(out.path(), "play");
+    assert_eq!(f64_at(&r, "/runs/0/figures/ccu"), 20.0);
+    assert_eq!(f64_at(&r, "/runs/0/figures/matched"), 20.0);
+    assert!(f64_at(&r, "/runs/0/figures/input_to_state_p50_ms") > 0.0);
+    assert!(f64_at(&r, "/runs/0/figures/input_to_state_p99_ms") < 1000.0);
+    assert!(f64_at(&r, "/runs/0/figures/states_per_s") > 100.0);
+    assert!(f64_at(&r, "/runs/0/figures/matchmaking_p50_ms") >= 0.0);
+
+    run(
+        &[
+            "reload",
+            "--url",
+            &fake.url(),
+            "--game-dir",
+            game.path().to_str().unwrap(),
+            "--players",
+            "10",
+            "--reloads",
+            "2",
+            "--warmup",
+            "1",
+            "--gap",
+            "0.5",
+            "--players-file",
+            p,
+        ],
+        out.path(),
+    );
+    let r = result(out.path(), "reload");
+    assert_eq!(f64_at(&r, "/runs/0/figures/clients_missing_new_rules"), 0.0);
+    assert_eq!(f64_at(&r, "/runs/0/figures/sockets_dropped"), 0.0);
+    assert_eq!(f64_at(&r, "/runs/0/figures/observations"), 20.0);
+    assert!(f64_at(&r, "/runs/0/figures/reload_p99_ms") > 0.0);
+    assert_eq!(
+        std::fs::read_to_string(&lua).unwrap(),
+        "-- test\nRULES_VERSION = 5\nreturn {}\n",
+        "the game file is restored"
+    );
+}
+
+#[test]
+fn idle_sockets_stay_open_and_cost_is_reported() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    run(
+        &[
+            "idle",
+            "--baseline",
+            "--baseline-port",
+            &port,
+            "--connections",
+            "300",
+            "--hold",
+            "0.5",
+        ],
+        out.path(),
+    );
+    let r = result(out.path(), "idle");
+    assert_eq!(f64_at(&r, "/runs/0/figures/connections_opened"), 300.0);
+    assert_eq!(f64_at(&r, "/runs/0/figures/still_open_after_hold"), 300.0);
+    assert!(f64_at(&r, "/runs/0/figures/server_mem_per_conn_bytes") > 0.0);
+    assert!(f64_at(&r, "/runs/0/figures/open_rate_per_s") > 0.0);
+}
+
+#[test]
+fn play_refuses_the_baseline() {
+    let out = tempfile::tempdir().unwrap();
+    let o = Command::new(BIN)
+        .args(["play", "--baseline", "--quiet", "--out-dir"])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("needs game logic"));
+}
