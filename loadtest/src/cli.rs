@@ -204,6 +204,12 @@ struct TargetArgs {
     /// kept so cached players stay valid).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Extra environment for a spawned asobi server, KEY=VALUE (repeatable). By default the
+    /// per-connection message and connect rate limits are off (ASOBI_WS_MSG_RATE=0,
+    /// ASOBI_WS_CONNECT_RATE=0) because the scenarios measure capacity, not the limiter;
+    /// give `--server-env ASOBI_WS_MSG_RATE=60` to measure with it.
+    #[arg(long = "server-env", value_parser = parse_kv)]
+    server_env: Vec<(String, String)>,
     /// Port for a spawned asobi server.
     #[arg(long, default_value_t = 18080)]
     server_port: u16,
@@ -427,6 +433,26 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s}"))
+}
+
+/// Environment for a spawned asobi: benchmark defaults overridden by `--server-env`.
+fn server_env(t: &TargetArgs) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> =
+        [("ASOBI_WS_MSG_RATE", "0"), ("ASOBI_WS_CONNECT_RATE", "0")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    for (k, v) in &t.server_env {
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
 fn default_out_dir() -> PathBuf {
     sys::git_toplevel().map_or_else(
         || PathBuf::from("bench-results"),
@@ -523,8 +549,14 @@ fn orchestrate(t: &TargetArgs, mut s: Scenario, accounts: usize) -> anyhow::Resu
                 t.game_dir.clone()
             };
             let data_dir = t.data_dir.clone().unwrap_or_else(default_data_dir);
-            let mut srv =
-                server::spawn_asobi(bin, t.server_port, &game_dir, &data_dir, &t.server_cores)?;
+            let mut srv = server::spawn_asobi(
+                bin,
+                t.server_port,
+                &game_dir,
+                &data_dir,
+                &t.server_cores,
+                &server_env(t),
+            )?;
             eprintln!("asobi pid {} log {}", srv.pid, srv.log.display());
             srv.wait_ready(Duration::from_secs(60))?;
             let info = ServerInfo {

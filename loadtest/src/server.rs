@@ -73,13 +73,14 @@ pub fn spawn_baseline(port: u16, cores: &[usize]) -> anyhow::Result<ServerProc> 
 }
 
 /// Starts the asobi-rs binary: `asobi serve --port P --game-dir DIR` with `ASOBI_SHARDS` =
-/// number of cores and `ASOBI_DATA_DIR` = `data_dir`.
+/// number of cores, `ASOBI_DATA_DIR` = `data_dir`, plus `env`.
 pub fn spawn_asobi(
     bin: &Path,
     port: u16,
     game_dir: &Path,
     data_dir: &Path,
     cores: &[usize],
+    env: &[(String, String)],
 ) -> anyhow::Result<ServerProc> {
     std::fs::create_dir_all(data_dir)?;
     let mut cmd = Command::new(bin);
@@ -90,6 +91,9 @@ pub fn spawn_asobi(
         .arg(game_dir)
         .env("ASOBI_SHARDS", cores.len().max(1).to_string())
         .env("ASOBI_DATA_DIR", data_dir);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     spawn(cmd, "asobi", port, cores)
 }
 

@@ -46,42 +46,44 @@ pub struct ReloadParams {
     pub wave_ms: u64,
 }
 
-/// Reads the integer after `RULES_VERSION =` in `src`.
-pub fn rules_version(src: &str) -> Option<i64> {
-    src.lines().find_map(|l| {
-        let t = l.trim_start();
-        let rest = t
-            .strip_prefix("RULES_VERSION")?
-            .trim_start()
-            .strip_prefix('=')?;
-        let digits: String = rest
-            .trim_start()
-            .chars()
-            .take_while(|c| c.is_ascii_digit() || *c == '-')
-            .collect();
-        digits.parse().ok()
-    })
+/// Splits a `[local ]RULES_VERSION = <int><tail>` line into (text before the number, the
+/// number, text after it).
+fn split_version_line(line: &str) -> Option<(&str, i64, &str)> {
+    let t = line.trim_start();
+    let t = t.strip_prefix("local ").map_or(t, str::trim_start);
+    let rest = t
+        .strip_prefix("RULES_VERSION")?
+        .trim_start()
+        .strip_prefix('=')?;
+    let num = rest.trim_start();
+    let len = num
+        .char_indices()
+        .take_while(|&(i, c)| c.is_ascii_digit() || (i == 0 && c == '-'))
+        .count();
+    let v = num[..len].parse().ok()?;
+    let start = line.len() - num.len();
+    Some((&line[..start], v, &num[len..]))
 }
 
-/// `src` with the `RULES_VERSION` line's value replaced by `v` (the rest of the line kept).
+/// Reads the integer of the `[local ]RULES_VERSION = <int>` line in `src`.
+pub fn rules_version(src: &str) -> Option<i64> {
+    src.lines()
+        .find_map(|l| split_version_line(l).map(|(_, v, _)| v))
+}
+
+/// `src` with the first `RULES_VERSION` line's value replaced by `v`, everything else kept.
 pub fn with_rules_version(src: &str, v: i64) -> Option<String> {
     let mut done = false;
     let mut out = String::with_capacity(src.len() + 4);
     for line in src.split_inclusive('\n') {
-        let t = line.trim_start();
-        if !done && t.starts_with("RULES_VERSION") && rules_version(t).is_some() {
-            let indent = &line[..line.len() - t.len()];
-            let after_eq = &t[t.find('=')? + 1..];
-            let num_start = after_eq.len() - after_eq.trim_start().len();
-            let num_len = after_eq[num_start..]
-                .chars()
-                .take_while(|c| c.is_ascii_digit() || *c == '-')
-                .count();
-            let tail = &after_eq[num_start + num_len..];
-            out.push_str(&format!("{indent}RULES_VERSION = {v}{tail}"));
-            done = true;
-        } else {
-            out.push_str(line);
+        match split_version_line(line).filter(|_| !done) {
+            Some((head, _, tail)) => {
+                out.push_str(head);
+                out.push_str(&v.to_string());
+                out.push_str(tail);
+                done = true;
+            }
+            None => out.push_str(line),
         }
     }
     done.then_some(out)
@@ -236,6 +238,13 @@ mod tests {
         );
         assert_eq!(rules_version(&out), Some(42));
         assert!(rules_version("RULES = 1").is_none());
+        let local = "local RULES_VERSION = 1\nlocal STEP = 1\n";
+        assert_eq!(rules_version(local), Some(1));
+        assert_eq!(
+            with_rules_version(local, 2).unwrap(),
+            "local RULES_VERSION = 2\nlocal STEP = 1\n"
+        );
+        assert_eq!(rules_version("RULES_VERSION=-3"), Some(-3));
         assert!(with_rules_version("x = 1\n", 2).is_none());
     }
 
