@@ -91,6 +91,12 @@ pub(crate) struct ServeArgs {
     /// Forward script errors to the player whose input caused them (module.error).
     #[arg(long, env = "ASOBI_DEV_ERRORS", default_value_t = false)]
     pub(crate) dev_errors: bool,
+    /// PEM certificate chain; with --tls-key the main port serves HTTPS and WSS only.
+    #[arg(long, env = "ASOBI_TLS_CERT", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "ASOBI_TLS_KEY", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Secret for guest device verifiers; guest auth is off without it.
     #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
     pub(crate) guest_pepper: Option<String>,

@@ -7,8 +7,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::{AsyncReadExt, AsyncWriteExt, FutureExt};
-use glommio::net::TcpStream;
+use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 
 use asobi_net::http::{self, BodyKind, ChunkedBody, Head, HttpError, Limits, Response};
 use asobi_schema::ApiError;
@@ -22,8 +21,11 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read size; REST requests are small, WebSocket sessions take over the socket.
 const READ_CHUNK: usize = 8 * 1024;
 
-pub(crate) async fn serve(shard: Rc<Shard>, mut stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
+/// A byte stream a connection runs on: plain TCP or TLS over TCP.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Io for T {}
+
+pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAddr) {
     shard.global.directory.add_connection(shard.id, 1);
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
@@ -88,7 +90,7 @@ impl From<HttpError> for ReadError {
     }
 }
 
-async fn write_error(stream: &mut TcpStream, e: ReadError) -> std::io::Result<()> {
+async fn write_error<S: Io>(stream: &mut S, e: ReadError) -> std::io::Result<()> {
     let err = match e {
         ReadError::Http(h) => {
             let message = match h {
@@ -107,8 +109,8 @@ async fn write_error(stream: &mut TcpStream, e: ReadError) -> std::io::Result<()
     write_response(stream, &rest_error(&err), false, false).await
 }
 
-async fn write_response(
-    stream: &mut TcpStream,
+async fn write_response<S: Io>(
+    stream: &mut S,
     response: &Response,
     keep_alive: bool,
     head_only: bool,
@@ -120,8 +122,8 @@ async fn write_response(
 }
 
 /// Reads more bytes into `buf`, bounded by `limit`. `Ok(false)` at end of stream.
-async fn fill(
-    stream: &mut TcpStream,
+async fn fill<S: Io>(
+    stream: &mut S,
     buf: &mut BytesMut,
     limit: Duration,
 ) -> Result<bool, ReadError> {
@@ -142,8 +144,8 @@ async fn fill(
     }
 }
 
-async fn read_head(
-    stream: &mut TcpStream,
+async fn read_head<S: Io>(
+    stream: &mut S,
     buf: &mut BytesMut,
     limits: &Limits,
 ) -> Result<Option<Head>, ReadError> {
@@ -178,8 +180,8 @@ async fn read_head(
     }
 }
 
-async fn read_body(
-    stream: &mut TcpStream,
+async fn read_body<S: Io>(
+    stream: &mut S,
     buf: &mut BytesMut,
     head: &Head,
     limits: &Limits,

@@ -14,6 +14,7 @@ mod rest_auth;
 mod server;
 mod session;
 mod shard;
+mod tls;
 
 use std::process::ExitCode;
 

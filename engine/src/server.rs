@@ -30,6 +30,8 @@ pub(crate) struct Global {
     pub(crate) shutdown: watch::Receiver<bool>,
     pub(crate) budgets: Budgets,
     pub(crate) started: Instant,
+    /// Set when a certificate is configured: the main port then speaks HTTPS and WSS.
+    pub(crate) tls: Option<futures_rustls::TlsAcceptor>,
 }
 
 /// Debounce for the game directory watcher: editors write a file in several steps.
@@ -74,6 +76,14 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         (None, Some(tx), rx)
     };
 
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let config = crate::tls::server_config(cert, key)?;
+            tracing::info!(cert = %cert.display(), "TLS on: the main port serves HTTPS and WSS");
+            Some(futures_rustls::TlsAcceptor::from(config))
+        }
+        _ => None,
+    };
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_signal_thread(shutdown_tx)?;
 
@@ -94,6 +104,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         game: game_rx,
         shutdown: shutdown_rx,
         started: Instant::now(),
+        tls,
     });
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

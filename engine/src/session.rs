@@ -15,7 +15,6 @@ use async_tungstenite::WebSocketStream;
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
 use futures::{AsyncWriteExt, FutureExt, SinkExt, StreamExt};
-use glommio::net::TcpStream;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -39,9 +38,9 @@ pub(crate) fn text(frame: Bytes) -> Option<Utf8Bytes> {
     Utf8Bytes::try_from(frame).ok()
 }
 
-pub(crate) async fn upgrade(
+pub(crate) async fn upgrade<S: crate::conn::Io>(
     shard: Rc<Shard>,
-    mut stream: TcpStream,
+    mut stream: S,
     head: Head,
     leftover: BytesMut,
     peer: SocketAddr,
@@ -158,7 +157,7 @@ struct Session {
     close: Option<(u16, String)>,
 }
 
-async fn run(shard: Rc<Shard>, mut ws: WebSocketStream<TcpStream>, peer: SocketAddr) {
+async fn run<S: crate::conn::Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, peer: SocketAddr) {
     let outbox = Rc::new(Outbox::new(shard.global.cfg.ws_outbox));
     let me = shard.add_session(outbox.clone());
     let authed = Rc::new(Cell::new(false));

@@ -333,8 +333,22 @@ pub(crate) async fn run(
                         let peer = stream
                             .peer_addr()
                             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+                        let _ = stream.set_nodelay(true);
                         let shard = shard.clone();
-                        glommio::spawn_local(crate::conn::serve(shard, stream, peer)).detach();
+                        match shard.global.tls.clone() {
+                            None => {
+                                glommio::spawn_local(crate::conn::serve(shard, stream, peer))
+                                    .detach();
+                            }
+                            Some(acceptor) => {
+                                glommio::spawn_local(async move {
+                                    if let Some(tls) = crate::tls::accept(&acceptor, stream).await {
+                                        crate::conn::serve(shard, tls, peer).await;
+                                    }
+                                })
+                                .detach();
+                            }
+                        }
                     }
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
