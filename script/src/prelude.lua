@@ -4,7 +4,7 @@
 local H = ...
 
 local error, type, select, rawget, tostring, next = error, type, select, rawget, tostring, next
-local raw_pcall, raw_xpcall, raw_load, raw_setmetatable = pcall, xpcall, load, setmetatable
+local raw_pcall, raw_load, raw_setmetatable = pcall, load, setmetatable
 local raw_collectgarbage = collectgarbage
 local mtype, floor, ceil, huge = math.type, math.floor, math.ceil, math.huge
 local raw_random, raw_sqrt = math.random, math.sqrt
@@ -29,8 +29,22 @@ function pcall(f, ...)
   return pass(raw_pcall(f, ...))
 end
 
+-- The message handler runs after the stack unwound rather than at the error point. It has
+-- to: Lua runs a message handler with hooks disabled when the error comes from the budget
+-- hook, so a handler looping there could never be stopped. Without the debug library a
+-- script cannot observe the difference.
+local function handled(handler, ok, ...)
+  if ok then
+    return ok, ...
+  end
+  if exhausted() then
+    error((...), 0)
+  end
+  return false, select(2, pass(raw_pcall(handler, (...))))
+end
+
 function xpcall(f, handler, ...)
-  return pass(raw_xpcall(f, handler, ...))
+  return handled(handler, raw_pcall(f, ...))
 end
 
 -- Text chunks only. `env` is forwarded only when given: an explicit nil would become the
