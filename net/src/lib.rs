@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod quic_frame;
 pub mod ws;
 
 pub use http::{ChunkedBody, Head, HttpError, Limits, Method, Response};
