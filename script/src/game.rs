@@ -125,9 +125,12 @@ fn io_error(path: &Path, source: std::io::Error) -> LoadError {
     }
 }
 
+/// `.lua` files as (path relative to the game directory, path on disk).
+type ScriptFiles = Vec<(String, PathBuf)>;
+
 /// Lists `.lua` files below `root` (relative paths with `/`), skipping dot-entries and
 /// following symlinks only when they resolve inside the game directory.
-fn walk(root: &Path) -> Result<(Vec<(String, PathBuf)>, Vec<Diagnostic>), LoadError> {
+fn walk(root: &Path) -> Result<(ScriptFiles, Vec<Diagnostic>), LoadError> {
     let canonical_root = fs::canonicalize(root).map_err(|e| io_error(root, e))?;
     let mut files = Vec::new();
     let mut diagnostics = Vec::new();
@@ -396,16 +399,16 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
         });
     }
     let (code, fingerprint, compile_diagnostics) = compile(&files)?;
+    let syntax_errors = !compile_diagnostics.is_empty();
     diagnostics.extend(compile_diagnostics);
+    if syntax_errors {
+        // Running modes now would only add "module not found" echoes of these.
+        return Ok((None, diagnostics));
+    }
     let code = Arc::new(code);
-    let compiled = |rel: &str| code.files.contains_key(rel);
 
     let manifest = if has_config {
-        if compiled("config.lua") {
-            read_manifest(&code, &budgets, &mut diagnostics)
-        } else {
-            None
-        }
+        read_manifest(&code, &budgets, &mut diagnostics)
     } else {
         Some(Manifest {
             modes: vec![("default".to_owned(), "match.lua".to_owned())],
@@ -433,9 +436,6 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
                 format!("mode {name:?}: script {rel:?} not found"),
             ));
             continue;
-        }
-        if !compiled(&rel) {
-            continue; // its syntax error is already reported
         }
         let (sandbox, _) = match probe(&code, &rel, &budgets) {
             Ok(ok) => ok,

@@ -399,15 +399,10 @@ impl MatchVm {
 
     /// `tick(state)`.
     pub fn tick(&mut self, host: &mut dyn Host) -> Result<(), CallError> {
-        self.call_required(
-            Callback::Tick,
-            host,
-            |lua, state| multi(lua, state),
-            |vm, values| {
-                vm.keep_state(values);
-                Ok(())
-            },
-        )
+        self.call_required(Callback::Tick, host, multi, |vm, values| {
+            vm.keep_state(values);
+            Ok(())
+        })
     }
 
     /// The encoded JSON of `get_state(player_id, state)`, or of `get_state(state)` when
@@ -454,7 +449,7 @@ impl MatchVm {
         let result = self.call(
             Callback::VoteRequested,
             host,
-            |lua, state| multi(lua, state),
+            multi,
             |vm, values| match values.into_iter().next() {
                 None | Some(Value::Nil) | Some(Value::Boolean(false)) => Ok(None),
                 Some(v) => match json::to_json(&v, &vm.sandbox.shared.marks) {
@@ -608,15 +603,10 @@ impl MatchVm {
         }
         self.mode = mode.clone();
         *self.sandbox.shared.mode_name.borrow_mut() = mode.name.clone();
-        let _ = self.call(
-            Callback::OnReload,
-            host,
-            |lua, state| multi(lua, state),
-            |vm, values| {
-                vm.keep_state(values);
-                Ok(())
-            },
-        );
+        let _ = self.call(Callback::OnReload, host, multi, |vm, values| {
+            vm.keep_state(values);
+            Ok(())
+        });
         Ok(())
     }
 }
