@@ -314,7 +314,7 @@ fn read_manifest(
         ));
         return None;
     };
-    let globals = sandbox.globals();
+    let globals = sandbox.globals().clone();
     let mut reader = GlobalReader {
         globals: &globals,
         marks: &sandbox.shared.marks,
@@ -444,7 +444,7 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
                 continue;
             }
         };
-        let globals = sandbox.globals();
+        let globals = sandbox.globals().clone();
         let mut reader = GlobalReader {
             globals: &globals,
             marks: &sandbox.shared.marks,
@@ -465,7 +465,9 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
                 .map(|i| rel[..=i].to_owned())
                 .unwrap_or_default(),
         };
-        let main = code.files[&rel].clone();
+        let Some(main) = code.files.get(&rel).cloned() else {
+            continue; // unreachable in practice: every listed file compiled
+        };
         modes.insert(
             name.clone(),
             Arc::new(CompiledMode {

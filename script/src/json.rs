@@ -73,15 +73,22 @@ struct Capped {
 }
 
 impl io::Write for Capped {
+    #[inline]
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.write_all(data).map(|()| data.len())
+    }
+
+    #[inline]
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
         if self.buf.len() + data.len() > self.max {
             self.overflowed = true;
             return Err(io::Error::other("too large"));
         }
         self.buf.extend_from_slice(data);
-        Ok(data.len())
+        Ok(())
     }
 
+    #[inline]
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
@@ -169,9 +176,11 @@ impl Serialize for LuaJson<'_> {
     }
 }
 
+#[derive(Clone, Copy)]
 enum Shape {
-    Array(Vec<Value>),
-    Object(Vec<(Value, Value)>),
+    Array(usize),
+    Object,
+    EmptyObject,
 }
 
 impl LuaJson<'_> {
@@ -187,86 +196,97 @@ impl LuaJson<'_> {
         if self.depth >= MAX_DEPTH {
             return Err(S::Error::custom(TOO_DEEP));
         }
+        // Errors from inside the iteration closures are carried out through this slot,
+        // because the closures must return `mlua::Result`.
+        let mut failure: Option<S::Error> = None;
+        let stop = || mlua::Error::runtime("json");
         match shape(t, self.marks).map_err(S::Error::custom)? {
-            Shape::Array(values) => {
-                let mut seq = s.serialize_seq(Some(values.len()))?;
-                for v in &values {
-                    if representable(v) {
-                        seq.serialize_element(&self.child(v))?;
+            Shape::Array(len) => {
+                let mut seq = s.serialize_seq(Some(len))?;
+                let walked = t.for_each_value(|v: Value| {
+                    let element = if representable(&v) {
+                        seq.serialize_element(&self.child(&v))
                     } else {
-                        seq.serialize_element(&())?;
-                    }
-                }
+                        seq.serialize_element(&())
+                    };
+                    element.map_err(|e| {
+                        failure = Some(e);
+                        stop()
+                    })
+                });
+                finish(walked, failure)?;
                 seq.end()
             }
-            Shape::Object(pairs) => {
+            Shape::EmptyObject => s.serialize_map(Some(0))?.end(),
+            Shape::Object => {
                 let mut map = s.serialize_map(None)?;
-                for (k, v) in &pairs {
-                    if !representable(v) || matches!(v, Value::Nil) {
-                        continue;
+                let walked = t.for_each(|k: Value, v: Value| {
+                    if !representable(&v) || v.is_nil() {
+                        return Ok(());
                     }
-                    match k {
+                    let entry = match &k {
                         Value::String(key) => match key.to_str() {
-                            Ok(key) => map.serialize_entry(&*key, &self.child(v))?,
-                            Err(_) => {
-                                map.serialize_entry(&key.to_string_lossy(), &self.child(v))?
-                            }
+                            Ok(key) => map.serialize_entry(&*key, &self.child(&v)),
+                            Err(_) => map.serialize_entry(&key.to_string_lossy(), &self.child(&v)),
                         },
-                        Value::Integer(i) => map.serialize_entry(&i.to_string(), &self.child(v))?,
-                        Value::Number(n) => map.serialize_entry(&n.to_string(), &self.child(v))?,
-                        _ => {}
-                    }
-                }
+                        Value::Integer(i) => map.serialize_entry(i, &self.child(&v)),
+                        Value::Number(n) => map.serialize_entry(&n.to_string(), &self.child(&v)),
+                        _ => Ok(()),
+                    };
+                    entry.map_err(|e| {
+                        failure = Some(e);
+                        stop()
+                    })
+                });
+                finish(walked, failure)?;
                 map.end()
             }
         }
     }
 }
 
-/// Decides whether a table is an array (keys exactly `1..n`) and collects its entries.
-fn shape(t: &Table, marks: &Marks) -> mlua::Result<Shape> {
-    let mut pairs: Vec<(Value, Value)> = Vec::new();
-    let mut sequence = true;
-    t.for_each(|k: Value, v: Value| {
-        if sequence {
-            sequence = matches!(k, Value::Integer(i) if i >= 1);
-        }
-        pairs.push((k, v));
-        Ok(())
-    })?;
-    if pairs.is_empty() {
-        let is_object = t.metatable().is_some_and(|mt| mt == marks.object);
-        return Ok(if is_object {
-            Shape::Object(pairs)
-        } else {
-            Shape::Array(Vec::new())
-        });
+fn finish<E: serde::ser::Error>(walked: mlua::Result<()>, failure: Option<E>) -> Result<(), E> {
+    match (walked, failure) {
+        (_, Some(e)) => Err(e),
+        (Err(e), None) => Err(E::custom(e)),
+        (Ok(()), None) => Ok(()),
     }
-    if sequence {
-        let n = pairs.len();
-        let mut slots: Vec<Option<Value>> = vec![None; n];
-        for (k, v) in &pairs {
-            let Value::Integer(i) = k else {
-                unreachable_shape()
-            };
-            let idx = usize::try_from(*i - 1).unwrap_or(usize::MAX);
-            match slots.get_mut(idx) {
-                Some(slot) => *slot = Some(v.clone()),
-                None => return Ok(Shape::Object(pairs)),
-            }
-        }
-        // Keys are distinct and all within 1..=n, so every slot is filled.
-        return Ok(Shape::Array(
-            slots.into_iter().map(Option::unwrap_or_default).collect(),
-        ));
-    }
-    Ok(Shape::Object(pairs))
 }
 
-#[cold]
-fn unreachable_shape() -> ! {
-    // `sequence` is only true when every key is a positive integer.
-    unreachable!("non-integer key in a sequence")
+/// Decides how a table encodes without materialising it: an array iff its keys are exactly
+/// `1..n`. The checks read booleans only, which mlua converts without creating references.
+fn shape(t: &Table, marks: &Marks) -> mlua::Result<Shape> {
+    let len = t.raw_len();
+    if len == 0 {
+        if !t.is_empty() {
+            return Ok(Shape::Object);
+        }
+        let is_object = t.metatable().is_some_and(|mt| mt == marks.object);
+        return Ok(if is_object {
+            Shape::EmptyObject
+        } else {
+            Shape::Array(0)
+        });
+    }
+    let mut keys = 0usize;
+    t.for_each(|_: bool, _: bool| {
+        keys += 1;
+        Ok(())
+    })?;
+    if keys != len {
+        return Ok(Shape::Object);
+    }
+    // `len` is a border, not a count: make sure 1..len has no hole.
+    let mut run = 0usize;
+    t.for_each_value(|_: bool| {
+        run += 1;
+        Ok(())
+    })?;
+    Ok(if run == len {
+        Shape::Array(len)
+    } else {
+        Shape::Object
+    })
 }
 
 /// Converts JSON to a Lua value (see the module rules).
@@ -284,41 +304,63 @@ fn to_lua_at(
     Ok(match value {
         J::Null => Value::Nil,
         J::Bool(b) => Value::Boolean(*b),
-        J::Number(n) => match n.as_i64() {
-            Some(i) => Value::Integer(i),
-            None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
-        },
+        J::Number(n) => number(n),
         J::String(s) => Value::String(lua.create_string(s)?),
+        J::Array(_) | J::Object(_) => Value::Table(table_to_lua(lua, value, marks, depth)?),
+    })
+}
+
+fn number(n: &serde_json::Number) -> Value {
+    match n.as_i64() {
+        Some(i) => Value::Integer(i),
+        None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+    }
+}
+
+/// Builds a table, pushing scalars straight into it (no intermediate references).
+fn table_to_lua(
+    lua: &Lua,
+    value: &serde_json::Value,
+    marks: &Marks,
+    depth: usize,
+) -> mlua::Result<Table> {
+    use serde_json::Value as J;
+    if depth >= MAX_DEPTH {
+        return Err(mlua::Error::runtime("JSON nests too deeply"));
+    }
+    match value {
         J::Array(items) => {
-            if depth >= MAX_DEPTH {
-                return Err(mlua::Error::runtime("JSON nests too deeply"));
-            }
             let t = lua.create_table_with_capacity(items.len(), 0)?;
             for (i, item) in items.iter().enumerate() {
-                let v = match item {
-                    J::Null => Value::NULL,
-                    other => to_lua_at(lua, other, marks, depth + 1)?,
-                };
-                t.raw_set(i + 1, v)?;
+                let i = i + 1;
+                match item {
+                    J::Null => t.raw_set(i, Value::NULL)?,
+                    J::Bool(b) => t.raw_set(i, *b)?,
+                    J::Number(n) => t.raw_set(i, number(n))?,
+                    J::String(s) => t.raw_set(i, s.as_str())?,
+                    nested => t.raw_set(i, table_to_lua(lua, nested, marks, depth + 1)?)?,
+                }
             }
             t.set_metatable(Some(marks.array.clone()))?;
-            Value::Table(t)
+            Ok(t)
         }
         J::Object(map) => {
-            if depth >= MAX_DEPTH {
-                return Err(mlua::Error::runtime("JSON nests too deeply"));
-            }
             let t = lua.create_table_with_capacity(0, map.len())?;
             for (k, v) in map {
-                if v.is_null() {
-                    continue;
+                let k = k.as_str();
+                match v {
+                    J::Null => {}
+                    J::Bool(b) => t.raw_set(k, *b)?,
+                    J::Number(n) => t.raw_set(k, number(n))?,
+                    J::String(s) => t.raw_set(k, s.as_str())?,
+                    nested => t.raw_set(k, table_to_lua(lua, nested, marks, depth + 1)?)?,
                 }
-                t.raw_set(lua.create_string(k)?, to_lua_at(lua, v, marks, depth + 1)?)?;
             }
             t.set_metatable(Some(marks.object.clone()))?;
-            Value::Table(t)
+            Ok(t)
         }
-    })
+        _ => Err(mlua::Error::runtime("not a JSON container")),
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,10 @@
 //! [`MatchVm::reload`]). It touches no socket and no database, and keeps no clock of its
 //! own beyond the wall-clock budget: the engine decides when to tick.
 //!
-//! Scripts are asobi scripts, unchanged: same globals, same callbacks, same `game.*` calls
-//! (storage-backed ones answer `{error = ...}`, see the crate README of the report).
+//! Scripts are asobi scripts, unchanged: same globals, same callbacks, same `game.*` calls.
+//! The calls that would need storage (`game.economy.*`, `game.storage.*`, leaderboards,
+//! notifications, chat) answer `{ error = "... is not available in this runtime" }`, the
+//! shape asobi uses for a failed call, instead of blocking a shard on the database.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

@@ -563,7 +563,7 @@ impl MatchVm {
         if Arc::ptr_eq(mode, &self.mode) {
             return Ok(());
         }
-        let globals = self.sandbox.globals();
+        let globals = self.sandbox.globals().clone();
         let snapshot: Vec<(Value, Value)> = globals
             .pairs::<Value, Value>()
             .filter_map(Result::ok)

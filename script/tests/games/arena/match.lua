@@ -29,6 +29,7 @@ function init(config)
     seed = config.seed or 7,
     tick = 0,
     players = {},
+    order = {}, -- player ids in join order: a stable, sort-free order for get_state
     coins = {},
   }
 end
@@ -46,12 +47,19 @@ function join(player_id, state, ctx)
     score = 0,
     name = ctx.name or player_id,
   }
+  state.order[#state.order + 1] = player_id
   game.broadcast("player_joined", { id = player_id, players = count(state.players) })
   return state
 end
 
 function leave(player_id, state)
   state.players[player_id] = nil
+  for i, id in ipairs(state.order) do
+    if id == player_id then
+      table.remove(state.order, i)
+      break
+    end
+  end
   game.broadcast("player_left", { id = player_id })
   return state
 end
@@ -93,7 +101,8 @@ function tick(state)
   if state.tick % 5 == 1 and #state.coins < 8 then
     spawn_coin(state)
   end
-  for id, p in pairs(state.players) do
+  for _, id in ipairs(state.order) do
+    local p = state.players[id]
     p.x = rules.clamp(p.x + p.dx, 0, state.width - 1)
     p.y = rules.clamp(p.y + p.dy, 0, state.height - 1)
     for i = #state.coins, 1, -1 do
@@ -118,10 +127,10 @@ end
 
 function get_state(player_id, state)
   local others = {}
-  for id, p in pairs(state.players) do
-    others[#others + 1] = { id = id, x = p.x, y = p.y, score = p.score }
+  for i, id in ipairs(state.order) do
+    local p = state.players[id]
+    others[i] = { id = id, x = p.x, y = p.y, score = p.score }
   end
-  table.sort(others, function(a, b) return a.id < b.id end)
   local me = state.players[player_id]
   return {
     tick = state.tick,
