@@ -236,6 +236,21 @@ impl CallError {
     }
 }
 
+/// Longest error message kept from a script: messages can embed player input
+/// (`error(input.text)`), and they travel into logs and results.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 1024;
+
+fn capped(text: &str) -> String {
+    if text.len() <= MAX_MESSAGE_BYTES {
+        return text.to_owned();
+    }
+    let mut cut = MAX_MESSAGE_BYTES;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
 /// Splits a Lua error string (`"match.lua:12: attempt to ...\nstack traceback:..."`) into
 /// file, line and message.
 pub(crate) fn parse_lua_message(raw: &str) -> (Option<String>, Option<u32>, String) {
@@ -254,14 +269,14 @@ pub(crate) fn parse_lua_message(raw: &str) -> (Option<String>, Option<u32>, Stri
             if j > start && j < bytes.len() && bytes[j] == b':' {
                 let file = &first[..i];
                 if let Ok(line) = first[start..j].parse::<u32>() {
-                    let message = first[j + 1..].trim_start().to_owned();
-                    return (Some(file.to_owned()), Some(line), message);
+                    let message = capped(first[j + 1..].trim_start());
+                    return (Some(capped(file)), Some(line), message);
                 }
             }
         }
         i += 1;
     }
-    (None, None, first.to_owned())
+    (None, None, capped(first))
 }
 
 #[cfg(test)]
@@ -281,6 +296,14 @@ mod tests {
     fn keeps_messages_without_position() {
         let (f, l, m) = parse_lua_message("boom");
         assert_eq!((f, l, m.as_str()), (None, None, "boom"));
+    }
+
+    #[test]
+    fn long_messages_are_capped() {
+        let long = format!("match.lua:1: {}", "é".repeat(2000));
+        let (_, _, m) = parse_lua_message(&long);
+        assert!(m.len() <= MAX_MESSAGE_BYTES + 3);
+        assert!(m.ends_with('…'));
     }
 
     #[test]

@@ -34,3 +34,17 @@ pub use json::MAX_DEPTH as MAX_JSON_DEPTH;
 pub use pool::VmPool;
 pub use vm::{JoinOutcome, MatchVm};
 pub use watcher::Watcher;
+
+#[cfg(test)]
+mod tests {
+    /// Compiled games are shared across shard threads by `Arc`.
+    #[test]
+    fn compiled_code_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<crate::Game>();
+        assert_send_sync::<crate::CompiledMode>();
+        assert_send_sync::<crate::ModeConfig>();
+        assert_send_sync::<crate::Diagnostic>();
+        assert_send_sync::<crate::CallError>();
+    }
+}

@@ -16,6 +16,7 @@
 //! that fails also keeps it — though changes the script made in place before failing stay.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mlua::{IntoLuaMulti, Lua, MultiValue, Value};
@@ -27,6 +28,9 @@ use crate::error::CallError;
 use crate::game::CompiledMode;
 use crate::json::{self, EncodeError};
 use crate::sandbox::Sandbox;
+
+/// Minimum time between two "callback failed" log lines of one VM.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Longest join refusal reason passed on to the client (asobi's bound).
 const MAX_REFUSAL_REASON: usize = 64;
@@ -99,6 +103,8 @@ pub struct MatchVm {
     failed: bool,
     streaks: [u32; CALLBACKS],
     overruns: u32,
+    last_failure_log: Option<Instant>,
+    suppressed_failures: u32,
 }
 
 impl std::fmt::Debug for MatchVm {
@@ -136,6 +142,8 @@ impl MatchVm {
             failed: false,
             streaks: [0; CALLBACKS],
             overruns: 0,
+            last_failure_log: None,
+            suppressed_failures: 0,
         };
         vm.run_chunk(mode, host)?;
         Ok(vm)
@@ -243,9 +251,12 @@ impl MatchVm {
     }
 
     fn record_failure(&mut self, cb: Callback, e: &CallError) {
+        if matches!(e, CallError::MissingCallback { .. } | CallError::VmFailed) {
+            return;
+        }
         let overrun = matches!(e, CallError::Budget { .. });
+        self.log_failure(cb, e);
         let match_id = self.match_id.as_str();
-        tracing::warn!(match_id, mode = %self.mode.name, callback = cb.name(), error = %e, "lua callback failed");
         if overrun {
             self.overruns += 1;
         }
@@ -268,6 +279,21 @@ impl MatchVm {
                 }));
             }
         }
+    }
+
+    /// At most one line per second per VM: a callback failing on every input of a flood must
+    /// not turn into a log flood. The line says how many were suppressed.
+    fn log_failure(&mut self, cb: Callback, e: &CallError) {
+        let now = Instant::now();
+        if let Some(last) = self.last_failure_log {
+            if now.duration_since(last) < FAILURE_LOG_INTERVAL {
+                self.suppressed_failures += 1;
+                return;
+            }
+        }
+        self.last_failure_log = Some(now);
+        let suppressed = std::mem::take(&mut self.suppressed_failures);
+        tracing::warn!(match_id = %self.match_id, mode = %self.mode.name, callback = cb.name(), error = %e, suppressed, "lua callback failed");
     }
 
     fn check_finished(&mut self) {
