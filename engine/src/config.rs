@@ -97,6 +97,12 @@ pub(crate) struct ServeArgs {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "ASOBI_TLS_KEY", requires = "tls_cert")]
     pub(crate) tls_key: Option<PathBuf>,
+    /// UDP port of the QUIC transport (on when a certificate is configured or with --dev-cert).
+    #[arg(long, env = "ASOBI_QUIC_PORT", default_value_t = 8443)]
+    pub(crate) quic_port: u16,
+    /// Generate a self-signed certificate for QUIC (development only; printed with its fingerprint).
+    #[arg(long, env = "ASOBI_DEV_CERT", default_value_t = false)]
+    pub(crate) dev_cert: bool,
     /// Secret for guest device verifiers; guest auth is off without it.
     #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
     pub(crate) guest_pepper: Option<String>,

@@ -18,7 +18,7 @@ use asobi_schema::envelope::{encode_frame, encode_frame_raw};
 use asobi_schema::error::code;
 use asobi_schema::payload::{MatchFinished, MatchInfo};
 use asobi_schema::ApiError;
-use asobi_script::{CallError, CompiledMode, Game, Host, JoinOutcome, MatchVm, StateStrategy};
+use asobi_script::{CallError, CompiledMode, Game, Host, JoinOutcome, MatchVm, StateStrategy, StateTransport};
 
 use crate::auth::now_ms;
 use crate::directory::MatchEntry;
@@ -682,7 +682,7 @@ fn send_state(shard: &Rc<Shard>, lm: &mut LiveMatch) {
     match lm.mode.config.state_strategy {
         StateStrategy::Shared => match vm.state_for(None, &mut fx) {
             Ok(state) => {
-                if let Some(f) = text(encode_frame_raw("match.state", None, &state)) {
+                if let Some(f) = state_frame(&lm.mode, &state) {
                     let targets: Vec<SessionRef> =
                         lm.seats.iter().filter_map(|s| s.session).collect();
                     shard.deliver_all(&targets, &Outbound::Frame(f));
@@ -696,7 +696,7 @@ fn send_state(shard: &Rc<Shard>, lm: &mut LiveMatch) {
                 let Some(at) = seat.session else { continue };
                 match vm.state_for(Some(&seat.player_id), &mut fx) {
                     Ok(state) => {
-                        if let Some(f) = text(encode_frame_raw("match.state", None, &state)) {
+                        if let Some(f) = state_frame(&lm.mode, &state) {
                             items.push((at, Outbound::Frame(f)));
                         }
                     }
@@ -710,6 +710,15 @@ fn send_state(shard: &Rc<Shard>, lm: &mut LiveMatch) {
         }
     }
     lm.apply(shard, fx, failure.as_ref().map(|e| (e, None)));
+}
+
+/// A `match.state` frame; droppable (datagram-eligible) when the mode says so.
+fn state_frame(mode: &CompiledMode, state: &[u8]) -> Option<crate::frame::Frame> {
+    let bytes = encode_frame_raw("match.state", None, state);
+    match mode.config.state_transport {
+        StateTransport::Datagram => crate::frame::Frame::droppable(bytes),
+        _ => crate::frame::Frame::json(bytes),
+    }
 }
 
 /// Hot reload: every live match on this shard re-runs the new chunk between callbacks.

@@ -1,20 +1,24 @@
 //! The `asobi` binary: `serve` (default), `migrate`, `check`.
 
 mod auth;
+mod binary;
 mod config;
 mod conn;
 mod directory;
+mod frame;
 mod live;
 mod matchmaker;
 mod mesh;
 mod outbox;
 mod queues;
+mod quic;
 mod rest;
 mod rest_auth;
 mod server;
 mod session;
 mod shard;
 mod tls;
+mod transport;
 
 use std::process::ExitCode;
 

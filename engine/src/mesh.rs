@@ -6,7 +6,6 @@
 
 use futures::channel::oneshot;
 use serde_json::Value;
-use tungstenite::Utf8Bytes;
 
 use asobi_schema::ApiError;
 
@@ -23,7 +22,7 @@ pub(crate) struct SessionRef {
 #[derive(Debug, Clone)]
 pub(crate) enum Outbound {
     /// A text frame, encoded once and shared by every recipient.
-    Frame(Utf8Bytes),
+    Frame(crate::frame::Frame),
     /// The session is now in this match (hosted on `shard`).
     Entered { match_id: String, shard: usize },
     /// The session is no longer in this match.

@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     fn frame() -> Outbound {
-        Outbound::Frame("x".into())
+        Outbound::Frame(crate::frame::Frame::json(bytes::Bytes::from_static(b"{}")).unwrap())
     }
 
     #[test]

@@ -84,6 +84,25 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let quic_cert = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ if args.dev_cert => {
+            let (c, k, fingerprint) = crate::tls::dev_cert(&args.db.data_dir)?;
+            tracing::warn!(cert = %c.display(), sha256 = %fingerprint, "QUIC uses a generated self-signed development certificate");
+            Some((c, k))
+        }
+        _ => None,
+    };
+    let (quic_senders, mut quic_receivers): (crate::quic::ShardInboxes, Vec<_>) = (0..nshards)
+        .map(|_| futures::channel::mpsc::unbounded())
+        .unzip();
+    if let Some((cert, key)) = &quic_cert {
+        let at = crate::quic::start(SocketAddr::new(args.bind, args.quic_port), cert, key, args.ws_max_frame, quic_senders)?;
+        tracing::info!("QUIC on udp {at} (ALPN asobi/1)");
+    } else {
+        drop(quic_senders);
+        quic_receivers.clear();
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     spawn_signal_thread(shutdown_tx)?;
 
@@ -113,10 +132,11 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut handles = Vec::with_capacity(nshards);
     for id in 0..nshards {
         let (global, mesh, ready) = (global.clone(), mesh.clone(), ready_tx.clone());
+        let quic = (!quic_receivers.is_empty()).then(|| quic_receivers.remove(0));
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("asobi-shard-{id}"))
             .io_memory(IO_MEMORY)
-            .spawn(move || crate::shard::run(id, global, mesh, ready))
+            .spawn(move || crate::shard::run(id, global, mesh, ready, quic))
             .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
         handles.push(handle);
     }

@@ -14,12 +14,10 @@ use std::time::{Duration, Instant};
 use async_tungstenite::WebSocketStream;
 use bytes::{Bytes, BytesMut};
 use futures::channel::oneshot;
-use futures::{AsyncWriteExt, FutureExt, SinkExt, StreamExt};
+use futures::{AsyncWriteExt, FutureExt};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tungstenite::{Message, Utf8Bytes};
+use tungstenite::protocol::{Role, WebSocketConfig};
 
 use asobi_net::http::{Head, Response};
 use asobi_schema::envelope::{encode_frame, encode_heartbeat, Inbound};
@@ -28,14 +26,15 @@ use asobi_schema::payload::{self, MatchInfo};
 use asobi_schema::ApiError;
 
 use crate::auth::now_ms;
+use crate::frame::{Frame, Wire};
+use crate::transport::{Incoming, Transport, WsTransport};
 use crate::mesh::{MatchCmd, MeshMsg, Outbound, QueueCmd, SessionRef};
 use crate::outbox::{Next, Outbox};
 use crate::shard::Shard;
 
-/// Wraps an encoded frame for tungstenite. Every frame the server encodes is UTF-8 JSON, so the
-/// check never fails; it is kept so a bug cannot put invalid text on the wire.
-pub(crate) fn text(frame: Bytes) -> Option<Utf8Bytes> {
-    Utf8Bytes::try_from(frame).ok()
+/// A frame for one or many sessions, from its JSON encoding.
+pub(crate) fn text(frame: Bytes) -> Option<Frame> {
+    Frame::json(frame)
 }
 
 pub(crate) async fn upgrade<S: crate::conn::Io>(
@@ -77,8 +76,11 @@ pub(crate) async fn upgrade<S: crate::conn::Io>(
             return;
         }
     };
+    // A client that offers the binary subprotocol gets FlatBuffers frames; everyone else JSON.
+    let wire = if up.protocols.iter().any(|p| p == crate::binary::SUBPROTOCOL) { Wire::Fb } else { Wire::Json };
+    let chosen = (wire == Wire::Fb).then_some(crate::binary::SUBPROTOCOL);
     if stream
-        .write_all(&asobi_net::ws::switching_protocols(&up, None))
+        .write_all(&asobi_net::ws::switching_protocols(&up, chosen))
         .await
         .is_err()
     {
@@ -93,7 +95,7 @@ pub(crate) async fn upgrade<S: crate::conn::Io>(
     let ws =
         WebSocketStream::from_partially_read(stream, leftover.to_vec(), Role::Server, Some(config))
             .await;
-    run(shard, ws, peer).await;
+    run(shard, WsTransport { ws, wire }, peer).await;
 }
 
 /// Per-connection message budget: a token bucket refilled at the configured rate.
@@ -153,11 +155,12 @@ struct Session {
     tickets: Vec<(String, String)>,
     rate: RateLimit,
     last_not_in_match: Option<Instant>,
-    replies: Vec<Utf8Bytes>,
+    replies: Vec<Frame>,
     close: Option<(u16, String)>,
+    wire: Wire,
 }
 
-async fn run<S: crate::conn::Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, peer: SocketAddr) {
+pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAddr) {
     let outbox = Rc::new(Outbox::new(shard.global.cfg.ws_outbox));
     let me = shard.add_session(outbox.clone());
     let authed = Rc::new(Cell::new(false));
@@ -187,17 +190,18 @@ async fn run<S: crate::conn::Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, p
         last_not_in_match: None,
         replies: Vec::new(),
         close: None,
+        wire: t.wire(),
     };
-    tracing::trace!(%peer, "websocket session open");
+    tracing::trace!(%peer, "session open");
 
     'session: loop {
         enum Event {
-            In(Option<Result<Message, tungstenite::Error>>),
+            In(Incoming),
             Out(Next),
         }
         let event = {
             let out = outbox.next().fuse();
-            let inbound = ws.next().fuse();
+            let inbound = t.recv().fuse();
             futures::pin_mut!(out);
             futures::pin_mut!(inbound);
             futures::select_biased! {
@@ -209,15 +213,8 @@ async fn run<S: crate::conn::Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, p
         // Handle everything that is ready now, then write once.
         while let Some(ev) = next.take() {
             match ev {
-                Event::In(None) => break 'session,
-                Event::In(Some(Err(e))) => {
-                    s.on_read_error(&e);
-                    if s.close.is_none() {
-                        break 'session;
-                    }
-                    break;
-                }
-                Event::In(Some(Ok(msg))) => s.on_message(msg).await,
+                Event::In(Incoming::Gone) => break 'session,
+                Event::In(incoming) => s.on_incoming(incoming).await,
                 Event::Out(Next::Overflowed) => {
                     s.close = Some((1008, "slow_consumer: outbound queue full".into()));
                 }
@@ -226,7 +223,7 @@ async fn run<S: crate::conn::Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, p
             if s.close.is_some() {
                 break;
             }
-            next = match ws.next().now_or_never() {
+            next = match t.recv().now_or_never() {
                 Some(m) => Some(Event::In(m)),
                 None => outbox.try_pop().map(Event::Out),
             };
@@ -234,27 +231,21 @@ async fn run<S: crate::conn::Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, p
         while let Some(n) = (s.close.is_none()).then(|| outbox.try_pop()).flatten() {
             match n {
                 Next::Item(item) => s.on_outbound(item),
-                Next::Overflowed => {
-                    s.close = Some((1008, "slow_consumer: outbound queue full".into()))
-                }
+                Next::Overflowed => s.close = Some((1008, "slow_consumer: outbound queue full".into())),
             }
         }
         let mut failed = false;
         for frame in s.replies.drain(..) {
-            if ws.feed(Message::Text(frame)).await.is_err() {
+            if !t.feed(&frame).await {
                 failed = true;
                 break;
             }
         }
-        if failed || ws.flush().await.is_err() {
+        if failed || !t.flush().await {
             break;
         }
         if let Some((code, reason)) = s.close.take() {
-            let frame = CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            };
-            let _ = ws.close(Some(frame)).await;
+            t.close(code, reason).await;
             break;
         }
     }
@@ -263,29 +254,17 @@ async fn run<S: crate::conn::Io>(shard: Rc<Shard>, mut ws: WebSocketStream<S>, p
 
 impl Session {
     fn reply(&mut self, frame: Bytes) {
-        if let Some(t) = text(frame) {
-            self.replies.push(t);
+        if let Some(f) = Frame::json(frame) {
+            self.replies.push(f);
         }
     }
 
     fn error(&mut self, cid: Option<&RawValue>, e: &ApiError) {
-        self.reply(e.to_ws_frame(cid, None, None));
-    }
-
-    fn on_read_error(&mut self, e: &tungstenite::Error) {
-        if let tungstenite::Error::Capacity(_) = e {
-            let max = self.shard.global.cfg.ws_max_frame;
-            let err = ApiError::new(
-                400,
-                code::FRAME_TOO_LARGE,
-                format!("Frames are limited to {max} bytes."),
-            )
-            .with_details(json!({ "max_bytes": max }));
-            self.error(None, &err);
-            self.close = Some((1009, "frame_too_large".into()));
-        } else {
-            tracing::debug!("websocket read error: {e}");
-        }
+        let reason = (e.code == code::REQUEST_FAILED)
+            .then(|| e.details["reason"].as_str())
+            .flatten()
+            .map(str::to_owned);
+        self.reply(e.to_ws_frame(cid, reason.as_deref(), None));
     }
 
     fn on_outbound(&mut self, item: Outbound) {
@@ -301,58 +280,59 @@ impl Session {
         }
     }
 
-    async fn on_message(&mut self, msg: Message) {
-        match msg {
-            Message::Text(t) => {
-                if !self.rate.allow() {
-                    if self.rate.should_report() {
-                        let e =
-                            ApiError::new(429, code::RATE_LIMITED, "Too many messages; slow down.");
-                        self.error(None, &e);
-                    }
-                    return;
+    async fn on_incoming(&mut self, incoming: Incoming) {
+        match incoming {
+            Incoming::Text(_) | Incoming::Binary(_) if !self.rate.allow() => {
+                if self.rate.should_report() {
+                    let e = ApiError::new(429, code::RATE_LIMITED, "Too many messages; slow down.");
+                    self.error(None, &e);
                 }
-                self.on_text(t.as_str()).await;
             }
-            Message::Binary(_) => {
-                let e = ApiError::new(
-                    400,
-                    code::INVALID_MESSAGE,
-                    "Binary frames are not accepted on a JSON session.",
-                );
-                self.error(None, &e);
+            Incoming::Text(t) => {
+                if self.wire == Wire::Fb {
+                    let e = ApiError::new(400, code::INVALID_MESSAGE, "This session speaks asobi.fb.1: send binary frames.");
+                    return self.error(None, &e);
+                }
+                match Inbound::parse(t.as_str()) {
+                    Ok(frame) => self.on_frame(frame).await,
+                    Err(e) => {
+                        let cid = match &e {
+                            asobi_schema::envelope::EnvelopeError::MissingType(c) => c.clone(),
+                            _ => None,
+                        };
+                        self.error(cid.as_deref(), &e.to_api_error());
+                    }
+                }
             }
-            Message::Close(_) => self.close = Some((1000, String::new())),
-            // tungstenite answers pings itself.
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+            Incoming::Binary(b) => {
+                if self.wire == Wire::Json {
+                    let e = ApiError::new(400, code::INVALID_MESSAGE, "Binary frames need the asobi.fb.1 subprotocol.");
+                    return self.error(None, &e);
+                }
+                match crate::binary::Decoded::parse(&b) {
+                    Ok(d) => self.on_frame(d.inbound()).await,
+                    Err(e) => self.error(None, &e),
+                }
+            }
+            Incoming::TooLarge => {
+                let max = self.shard.global.cfg.ws_max_frame;
+                let err = ApiError::new(400, code::FRAME_TOO_LARGE, format!("Frames are limited to {max} bytes."))
+                    .with_details(json!({ "max_bytes": max }));
+                self.error(None, &err);
+                self.close = Some((1009, "frame_too_large".into()));
+            }
+            Incoming::Close => self.close = Some((1000, String::new())),
+            Incoming::Nothing | Incoming::Gone => {}
         }
     }
 
-    async fn on_text(&mut self, text: &str) {
-        let frame = match Inbound::parse(text) {
-            Ok(f) => f,
-            Err(e) => {
-                let cid = match &e {
-                    asobi_schema::envelope::EnvelopeError::MissingType(c) => c.clone(),
-                    _ => None,
-                };
-                self.error(cid.as_deref(), &e.to_api_error());
-                return;
-            }
-        };
+    async fn on_frame(&mut self, frame: Inbound<'_>) {
         let cid = frame.cid;
         let kind = frame.kind();
         if self.player_id.is_none() {
             match kind {
                 "session.connect" => self.connect(&frame),
-                _ => self.error(
-                    cid,
-                    &ApiError::new(
-                        401,
-                        code::UNAUTHENTICATED,
-                        "Send session.connect with a valid token first.",
-                    ),
-                ),
+                _ => self.error(cid, &ApiError::new(401, code::UNAUTHENTICATED, "Send session.connect with a valid token first.")),
             }
             return;
         }
@@ -362,23 +342,15 @@ impl Session {
                 Ok(())
             }
             "match.input" => self.match_input(&frame),
-            "session.connect" => Err(ApiError::new(
-                400,
-                code::ALREADY_CONNECTED,
-                "This session is already authenticated.",
-            )),
+            "session.connect" => Err(ApiError::new(400, code::ALREADY_CONNECTED, "This session is already authenticated.")),
             "matchmaker.add" => self.matchmaker_add(&frame).await,
             "matchmaker.remove" => self.matchmaker_remove(&frame).await,
             "match.list" => self.match_list(&frame),
             "match.join" => self.match_join(&frame).await,
             "match.find_or_create" => self.match_find_or_create(&frame).await,
             "match.leave" => self.match_leave(&frame).await,
-            other => Err(ApiError::new(
-                400,
-                code::UNKNOWN_TYPE,
-                format!("Unknown message type `{other}`."),
-            )
-            .with_details(json!({ "type": other }))),
+            other => Err(ApiError::new(400, code::UNKNOWN_TYPE, format!("Unknown message type `{other}`."))
+                .with_details(json!({ "type": other }))),
         };
         if let Err(e) = result {
             self.error(cid, &e);

@@ -253,6 +253,7 @@ pub(crate) async fn run(
     global: Arc<Global>,
     mesh: glommio::channels::channel_mesh::FullMesh<MeshMsg>,
     ready: std::sync::mpsc::Sender<Result<SocketAddr, String>>,
+    quic: Option<futures::channel::mpsc::UnboundedReceiver<crate::quic::QuicConn>>,
 ) {
     let (senders, mut receivers) = match mesh.join().await {
         Ok(pair) => pair,
@@ -320,6 +321,21 @@ pub(crate) async fn run(
     };
     let _ = ready.send(Ok(listener.local_addr().unwrap_or(addr)));
 
+    if let Some(mut quic) = quic {
+        let shard = shard.clone();
+        glommio::spawn_local(async move {
+            use futures::StreamExt;
+            while let Some(conn) = quic.next().await {
+                if shard.shutting_down.get() {
+                    continue;
+                }
+                let peer = conn.peer;
+                let transport = crate::quic::QuicTransport::new(conn);
+                glommio::spawn_local(crate::session::run(shard.clone(), transport, peer)).detach();
+            }
+        })
+        .detach();
+    }
     glommio::spawn_local(crate::queues::ticker(shard.clone())).detach();
     glommio::spawn_local(watch_game(shard.clone())).detach();
 

@@ -15,13 +15,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads a PEM chain and key into a server config that offers HTTP/1.1.
 pub(crate) fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustls::ServerConfig>> {
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .with_context(|| format!("reading certificate {}", cert.display()))?
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("parsing certificate {}", cert.display()))?;
-    anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
-    let key = PrivateKeyDer::from_pem_file(key)
-        .with_context(|| format!("reading private key {}", key.display()))?;
+    let (chain, key) = load(cert, key)?;
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -32,6 +26,51 @@ pub(crate) fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustl
     .context("certificate and key do not match")?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// The same certificate for QUIC: TLS 1.3 only, with the asobi ALPN.
+pub(crate) fn quic_server_config(cert: &Path, key: &Path, alpn: &[u8]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let (chain, key) = load(cert, key)?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3")?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .context("certificate and key do not match")?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    config.max_early_data_size = 0;
+    Ok(Arc::new(config))
+}
+
+type Loaded = (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>);
+
+fn load(cert: &Path, key: &Path) -> anyhow::Result<Loaded> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .with_context(|| format!("reading certificate {}", cert.display()))?
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("parsing certificate {}", cert.display()))?;
+    anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
+    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading private key {}", key.display()))?;
+    Ok((chain, key))
+}
+
+/// A self-signed certificate for `localhost`, written into `dir` as `dev-cert.pem` and
+/// `dev-key.pem`; returns their paths and the certificate's SHA-256 fingerprint.
+pub(crate) fn dev_cert(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf, String)> {
+    use sha2::{Digest, Sha256};
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .context("generating a dev certificate")?;
+    std::fs::create_dir_all(dir)?;
+    let cert_path = dir.join("dev-cert.pem");
+    let key_path = dir.join("dev-key.pem");
+    std::fs::write(&cert_path, generated.cert.pem())?;
+    std::fs::write(&key_path, generated.key_pair.serialize_pem())?;
+    let fingerprint = Sha256::digest(generated.cert.der())
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    Ok((cert_path, key_path, fingerprint))
 }
 
 /// Runs the server handshake; `None` when it fails or times out (the client is dropped).

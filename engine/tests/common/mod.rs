@@ -18,6 +18,8 @@ pub struct Server {
     pub data_dir: PathBuf,
     pub game_dir: PathBuf,
     pub log: mpsc::Receiver<String>,
+    /// Log lines up to and including the "listening on" line.
+    pub startup: Vec<String>,
 }
 
 #[derive(Clone, Default)]
@@ -105,11 +107,14 @@ impl Server {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
+                    let port = line.split("listening on ").nth(1).map(|rest| {
                         let addr = rest.split_whitespace().next().unwrap();
-                        break addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
-                    }
+                        addr.rsplit(':').next().unwrap().parse::<u16>().unwrap()
+                    });
                     seen.push(line);
+                    if let Some(p) = port {
+                        break p;
+                    }
                 }
                 Err(_) => panic!("server did not start; log:\n{}", seen.join("\n")),
             }
@@ -120,6 +125,7 @@ impl Server {
             data_dir: data_dir.to_path_buf(),
             game_dir: game_dir.to_path_buf(),
             log: rx,
+            startup: seen,
         }
     }
 
@@ -156,6 +162,17 @@ impl Server {
             }
         }
         false
+    }
+
+    /// The UDP port of the QUIC endpoint, from the start-up log.
+    pub fn quic_port(&self) -> u16 {
+        self.startup
+            .iter()
+            .find_map(|l| l.split("QUIC on udp ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.rsplit(':').next())
+            .and_then(|p| p.parse().ok())
+            .expect("QUIC is not on")
     }
 
     pub fn addr(&self) -> String {

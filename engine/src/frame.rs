@@ -1,0 +1,84 @@
+//! A server frame shared by every recipient, in every wire encoding a recipient needs.
+//!
+//! The JSON encoding is made once when the frame is created. Another encoding (FlatBuffers for
+//! `asobi.fb.1` sessions) is made the first time a recipient on that wire asks for it and cached
+//! in the frame, so a broadcast is encoded once per encoding, never once per recipient — even
+//! across shards, since the cache is a `OnceLock` behind an `Arc`.
+
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use tungstenite::Utf8Bytes;
+
+/// How a session's frames are encoded on its transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wire {
+    /// asobi 1.0 JSON text.
+    Json,
+    /// FlatBuffers (`asobi.fb.1`).
+    Fb,
+}
+
+#[derive(Debug)]
+struct Encoded {
+    json: Utf8Bytes,
+    fb: OnceLock<Option<Bytes>>,
+    /// State a game marked as droppable: may travel as an unreliable datagram.
+    droppable: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Frame(Arc<Encoded>);
+
+impl Frame {
+    /// Wraps an encoded JSON frame. Every frame the server encodes is UTF-8 JSON, so the check
+    /// never fails; it stays so that a bug cannot put invalid text on the wire.
+    pub(crate) fn json(frame: Bytes) -> Option<Frame> {
+        Self::new(frame, false)
+    }
+
+    /// A frame that may be sent unreliably (QUIC datagram) when the transport can.
+    pub(crate) fn droppable(frame: Bytes) -> Option<Frame> {
+        Self::new(frame, true)
+    }
+
+    fn new(frame: Bytes, droppable: bool) -> Option<Frame> {
+        let json = Utf8Bytes::try_from(frame).ok()?;
+        Some(Frame(Arc::new(Encoded {
+            json,
+            fb: OnceLock::new(),
+            droppable,
+        })))
+    }
+
+    pub(crate) fn json_text(&self) -> &Utf8Bytes {
+        &self.0.json
+    }
+
+    pub(crate) fn is_droppable(&self) -> bool {
+        self.0.droppable
+    }
+
+    /// The FlatBuffers encoding, made on first use and shared afterwards.
+    pub(crate) fn fb(&self) -> Option<&Bytes> {
+        self.0
+            .fb
+            .get_or_init(|| crate::binary::json_frame_to_fb(self.0.json.as_str()))
+            .as_ref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_one_encoding() {
+        let f = Frame::json(Bytes::from_static(br#"{"type":"match.state","payload":{"tick":1}}"#)).unwrap();
+        let g = f.clone();
+        assert!(Arc::ptr_eq(&f.0, &g.0));
+        assert_eq!(f.json_text().as_str(), g.json_text().as_str());
+        assert!(!f.is_droppable());
+        assert!(Frame::json(Bytes::from_static(&[0xff, 0xfe])).is_none());
+    }
+}

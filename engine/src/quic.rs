@@ -1,0 +1,240 @@
+//! QUIC transport (ALPN `asobi/1`): one bidirectional stream per connection carries
+//! length-prefixed frames (`asobi_net::quic_frame`) of either encoding, and `match.state` of modes
+//! that mark it droppable may travel as an unreliable datagram.
+//!
+//! Where it runs: quinn's runtime abstraction needs `Send` timers, which a glommio executor does
+//! not provide, so the endpoint runs on its own tokio thread. Each accepted connection is handed to
+//! a shard (round robin) as a pair of bounded channels; the shard runs the ordinary session loop
+//! over them ([`QuicTransport`]), so sessions over QUIC are the same sessions: same auth,
+//! matchmaking, matches and reconnection. The cost is one cross-thread hop per batch of frames in
+//! each direction; `bench-results/` has the measured comparison with WebSocket.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use bytes::{Bytes, BytesMut};
+use futures::channel::mpsc;
+use futures::{SinkExt, StreamExt};
+
+use asobi_net::quic_frame::{self, FrameReader, ENCODING_FB, ENCODING_JSON};
+
+use crate::frame::{Frame, Wire};
+use crate::transport::{Incoming, Transport};
+
+/// ALPN of the asobi QUIC protocol.
+pub(crate) const ALPN: &[u8] = b"asobi/1";
+/// Frames read from a client and not yet taken by its session. Sessions read as fast as they can,
+/// so this only absorbs a burst; a client that keeps it full is simply not read from (QUIC flow
+/// control then slows it down).
+const INBOUND_QUEUE: usize = 256;
+/// Frames a session may queue for the network writer; the session's own outbox bounds what a slow
+/// client can cost, this only decouples the two threads.
+const OUTBOUND_QUEUE: usize = 1024;
+/// How long a new connection has to open its stream.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+enum QuicIn {
+    Frame(u8, Bytes),
+    TooLarge,
+}
+
+enum QuicOut {
+    Frame { body: Bytes, droppable: bool },
+    Close { code: u16, reason: String },
+}
+
+/// A QUIC session handed to a shard.
+pub(crate) struct QuicConn {
+    rx: mpsc::Receiver<QuicIn>,
+    tx: mpsc::Sender<QuicOut>,
+    pub(crate) peer: SocketAddr,
+    wire: Wire,
+}
+
+/// Where accepted connections go: one sender per shard.
+pub(crate) type ShardInboxes = Vec<mpsc::UnboundedSender<QuicConn>>;
+
+/// Starts the QUIC endpoint thread. The rustls config must carry the certificate; ALPN and
+/// TLS 1.3 are set here.
+pub(crate) fn start(addr: SocketAddr, cert: &std::path::Path, key: &std::path::Path, max_frame: usize, shards: ShardInboxes) -> anyhow::Result<SocketAddr> {
+    let crypto = crate::tls::quic_server_config(cert, key, ALPN)?;
+    let mut server = quinn::ServerConfig::with_crypto(Arc::new(
+        quinn::crypto::rustls::QuicServerConfig::try_from(crypto).context("QUIC needs TLS 1.3")?,
+    ));
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(Duration::from_secs(60).try_into().context("idle timeout")?));
+    transport.keep_alive_interval(None);
+    server.transport_config(Arc::new(transport));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new().name("asobi-quic".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = ready_tx.send(Err(anyhow::anyhow!("QUIC runtime: {e}")));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            let endpoint = match quinn::Endpoint::server(server, addr) {
+                Ok(e) => e,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(anyhow::anyhow!("binding QUIC on {addr}: {e}")));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(endpoint.local_addr().map_err(Into::into));
+            let shards = Arc::new(shards);
+            let next = Arc::new(AtomicUsize::new(0));
+            while let Some(incoming) = endpoint.accept().await {
+                let (shards, next) = (shards.clone(), next.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = serve(incoming, shards, next, max_frame).await {
+                        tracing::debug!("QUIC connection ended: {e}");
+                    }
+                });
+            }
+        });
+    })?;
+    ready_rx.recv().context("QUIC thread exited")?
+}
+
+async fn serve(incoming: quinn::Incoming, shards: Arc<ShardInboxes>, next: Arc<AtomicUsize>, max_frame: usize) -> anyhow::Result<()> {
+    let conn = incoming.await?;
+    let peer = conn.remote_address();
+    let (mut send, mut recv) = tokio::time::timeout(OPEN_TIMEOUT, conn.accept_bi()).await.context("no stream opened")??;
+    // The first frame decides the session's encoding.
+    let mut reader = FrameReader::new(max_frame);
+    let mut chunk = vec![0u8; 16 * 1024];
+    let first = loop {
+        if let Some(f) = reader.next_frame()? {
+            break f;
+        }
+        match recv.read(&mut chunk).await? {
+            Some(n) => reader.push(&chunk[..n]),
+            None => return Ok(()),
+        }
+    };
+    let wire = if first.encoding == ENCODING_FB { Wire::Fb } else { Wire::Json };
+    let (mut in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
+    let (out_tx, mut out_rx) = mpsc::channel::<QuicOut>(OUTBOUND_QUEUE);
+    let shard = next.fetch_add(1, Ordering::Relaxed) % shards.len().max(1);
+    shards[shard]
+        .unbounded_send(QuicConn { rx: in_rx, tx: out_tx, peer, wire })
+        .map_err(|_| anyhow::anyhow!("shard {shard} is gone"))?;
+    in_tx.send(QuicIn::Frame(first.encoding, first.body)).await?;
+
+    let reader_task = async move {
+        loop {
+            loop {
+                match reader.next_frame() {
+                    Ok(Some(f)) => {
+                        if in_tx.send(QuicIn::Frame(f.encoding, f.body)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => {
+                        let _ = in_tx.send(QuicIn::TooLarge).await;
+                        return;
+                    }
+                }
+            }
+            match recv.read(&mut chunk).await {
+                Ok(Some(n)) => reader.push(&chunk[..n]),
+                _ => return,
+            }
+        }
+    };
+    let conn_w = conn.clone();
+    let encoding = if wire == Wire::Fb { ENCODING_FB } else { ENCODING_JSON };
+    let writer_task = async move {
+        let mut buf = BytesMut::new();
+        while let Some(first) = out_rx.next().await {
+            let mut item = Some(first);
+            // Batch everything already queued into one write.
+            while let Some(out) = item.take() {
+                match out {
+                    QuicOut::Frame { body, droppable } => {
+                        let sent_as_datagram = droppable
+                            && conn_w.max_datagram_size().is_some_and(|max| body.len() < max)
+                            && conn_w.send_datagram(quic_frame::datagram(encoding, &body)).is_ok();
+                        if !sent_as_datagram {
+                            quic_frame::write_frame(&mut buf, encoding, &body);
+                        }
+                    }
+                    QuicOut::Close { code, reason } => {
+                        if !buf.is_empty() {
+                            let _ = send.write_all(&buf).await;
+                        }
+                        let _ = send.finish();
+                        conn_w.close(quinn::VarInt::from_u32(u32::from(code)), reason.as_bytes());
+                        return;
+                    }
+                }
+                item = out_rx.try_recv().ok();
+            }
+            if !buf.is_empty() {
+                if send.write_all(&buf).await.is_err() {
+                    return;
+                }
+                buf.clear();
+            }
+        }
+        let _ = send.finish();
+    };
+    tokio::join!(reader_task, writer_task);
+    Ok(())
+}
+
+/// The shard side of a QUIC session.
+pub(crate) struct QuicTransport {
+    conn: QuicConn,
+}
+
+impl QuicTransport {
+    pub(crate) fn new(conn: QuicConn) -> QuicTransport {
+        QuicTransport { conn }
+    }
+}
+
+impl Transport for QuicTransport {
+    fn wire(&self) -> Wire {
+        self.conn.wire
+    }
+
+    async fn recv(&mut self) -> Incoming {
+        match self.conn.rx.next().await {
+            Some(QuicIn::Frame(ENCODING_JSON, body)) => match tungstenite::Utf8Bytes::try_from(body) {
+                Ok(t) => Incoming::Text(t),
+                Err(_) => Incoming::Binary(Bytes::new()),
+            },
+            Some(QuicIn::Frame(_, body)) => Incoming::Binary(body),
+            Some(QuicIn::TooLarge) => Incoming::TooLarge,
+            None => Incoming::Gone,
+        }
+    }
+
+    async fn feed(&mut self, frame: &Frame) -> bool {
+        let body = match self.conn.wire {
+            Wire::Json => Bytes::from(frame.json_text().clone()),
+            Wire::Fb => match frame.fb() {
+                Some(b) => b.clone(),
+                None => return true,
+            },
+        };
+        let out = QuicOut::Frame { body, droppable: frame.is_droppable() };
+        self.conn.tx.send(out).await.is_ok()
+    }
+
+    async fn flush(&mut self) -> bool {
+        // The network thread writes as soon as frames arrive, batching what is queued.
+        true
+    }
+
+    async fn close(&mut self, code: u16, reason: String) {
+        let _ = self.conn.tx.send(QuicOut::Close { code, reason }).await;
+    }
+}

@@ -1,0 +1,204 @@
+//! The realtime loop over QUIC (ALPN asobi/1, length-prefixed frames on one stream, state as
+//! datagrams when the mode asks), against the real binary.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use common::{copy_example_game, Opts, Server};
+use serde_json::{json, Value};
+
+use asobi_net::quic_frame::{self, FrameReader, ENCODING_FB, ENCODING_JSON};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct QuicClient {
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    reader: FrameReader,
+    encoding: u8,
+    _endpoint: quinn::Endpoint,
+}
+
+impl QuicClient {
+    async fn connect(port: u16, ca_pem: &std::path::Path, encoding: u8) -> QuicClient {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(ca_pem).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        tls.alpn_protocols = vec![b"asobi/1".to_vec()];
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+        let (send, recv) = conn.open_bi().await.unwrap();
+        QuicClient { conn, send, recv, reader: FrameReader::new(1 << 20), encoding, _endpoint: endpoint }
+    }
+
+    async fn send(&mut self, v: Value) {
+        let body = if self.encoding == ENCODING_FB {
+            let kind = v["type"].as_str().unwrap();
+            let cid = v.get("cid").map(|c| c.to_string());
+            asobi_schema::fb::encode_inbound(kind, cid.as_deref(), &v.get("payload").cloned().unwrap_or(json!({})).to_string()).to_vec()
+        } else {
+            v.to_string().into_bytes()
+        };
+        let mut buf = BytesMut::new();
+        quic_frame::write_frame(&mut buf, self.encoding, &body);
+        self.send.write_all(&buf).await.unwrap();
+    }
+
+    fn to_json(&self, encoding: u8, body: &[u8]) -> Value {
+        if encoding == ENCODING_FB {
+            let f = asobi_schema::fb::decode_frame(body).expect("valid fb frame from the server");
+            let mut v = json!({"type": f.kind, "payload": serde_json::from_str::<Value>(&f.payload_json).unwrap()});
+            if let Some(c) = f.cid {
+                v["cid"] = serde_json::from_str(&c).unwrap();
+            }
+            v
+        } else {
+            serde_json::from_slice(body).unwrap()
+        }
+    }
+
+    /// Next frame from the stream (or a datagram), as JSON.
+    async fn recv(&mut self) -> Option<(Value, bool)> {
+        let mut chunk = [0u8; 8192];
+        loop {
+            if let Some(f) = self.reader.next_frame().unwrap() {
+                assert_eq!(f.encoding, self.encoding, "replies use the session's encoding");
+                return Some((self.to_json(f.encoding, &f.body), false));
+            }
+            tokio::select! {
+                d = self.conn.read_datagram() => {
+                    let d = d.ok()?;
+                    return Some((self.to_json(d[0], &d[1..]), true));
+                }
+                n = self.recv.read(&mut chunk) => {
+                    match n.ok()? {
+                        Some(n) => self.reader.push(&chunk[..n]),
+                        None => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    async fn expect(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> (Value, bool) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let got = tokio::time::timeout_at(deadline, self.recv()).await.unwrap_or_else(|_| panic!("no {kind} in time"));
+            let (v, dgram) = got.expect("connection closed");
+            if v["type"] == kind && pred(&v) {
+                return (v, dgram);
+            }
+        }
+    }
+}
+
+fn start(game: &std::path::Path, dir: &std::path::Path) -> Server {
+    Server::start(
+        &dir.join("data"),
+        game,
+        &Opts { env: vec![("ASOBI_DEV_CERT".into(), "true".into()), ("ASOBI_QUIC_PORT".into(), "0".into())], ..Opts::default() },
+    )
+}
+
+fn loop_over_quic(encoding: u8) {
+    let dir = tempfile::tempdir().unwrap();
+    let game = dir.path().join("game");
+    copy_example_game(&game);
+    let s = start(&game, dir.path());
+    let a = s.register("qa");
+    let b = s.register("qb");
+    let port = s.quic_port();
+    let cert = s.data_dir.join("dev-cert.pem");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut qa = QuicClient::connect(port, &cert, encoding).await;
+        let mut qb = QuicClient::connect(port, &cert, encoding).await;
+        qa.send(json!({"type": "session.connect", "cid": "c1", "payload": {"token": a.access}})).await;
+        let (connected, _) = qa.expect("session.connected", |_| true).await;
+        assert_eq!(connected["cid"], "c1");
+        assert_eq!(connected["payload"]["player_id"], a.id.as_str());
+        qb.send(json!({"type": "session.connect", "payload": {"token": b.access}})).await;
+        qb.expect("session.connected", |_| true).await;
+        qa.send(json!({"type": "session.heartbeat", "cid": 9, "payload": {}})).await;
+        let (hb, _) = qa.expect("session.heartbeat", |_| true).await;
+        assert_eq!(hb["cid"], 9);
+        for q in [&mut qa, &mut qb] {
+            q.send(json!({"type": "matchmaker.add", "payload": {"mode": "duel"}})).await;
+        }
+        let (ma, _) = qa.expect("match.matched", |_| true).await;
+        let (mb, _) = qb.expect("match.matched", |_| true).await;
+        assert_eq!(ma["payload"]["match_id"], mb["payload"]["match_id"]);
+        qa.send(json!({"type": "match.input", "payload": {"action": "move", "dx": 1, "dy": 0, "seq": 1}})).await;
+        let (st, _) = qb.expect("match.state", |v| v["payload"]["players"][a.id.as_str()]["seq"] == 1).await;
+        let x = st["payload"]["players"][a.id.as_str()]["x"].as_i64().unwrap();
+        // Hot reload over QUIC too.
+        let rules = std::fs::read_to_string(game.join("arena.lua")).unwrap();
+        std::fs::write(game.join("arena.lua"), rules.replace("local STEP = 1", "local STEP = 4").replace("local RULES_VERSION = 1", "local RULES_VERSION = 2")).unwrap();
+        qa.expect("match.state", |v| v["payload"]["rules"] == 2).await;
+        qa.send(json!({"type": "match.input", "payload": {"action": "move", "dx": 1, "dy": 0, "seq": 2}})).await;
+        let (st, _) = qa.expect("match.state", |v| v["payload"]["players"][a.id.as_str()]["seq"] == 2).await;
+        assert_eq!(st["payload"]["players"][a.id.as_str()]["x"].as_i64().unwrap(), x + 4);
+        // Errors travel the same way.
+        qa.send(json!({"type": "no.such", "cid": "e", "payload": {}})).await;
+        let (err, _) = qa.expect("error", |_| true).await;
+        assert_eq!(err["payload"]["error"]["code"], "unknown_type");
+    });
+    assert!(s.stop().success());
+}
+
+#[test]
+fn realtime_loop_over_quic_json() {
+    loop_over_quic(ENCODING_JSON);
+}
+
+#[test]
+fn realtime_loop_over_quic_flatbuffers() {
+    loop_over_quic(ENCODING_FB);
+}
+
+#[test]
+fn datagram_state_when_the_mode_asks() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = dir.path().join("game");
+    copy_example_game(&game);
+    let duel = std::fs::read_to_string(game.join("duel.lua")).unwrap();
+    std::fs::write(game.join("duel.lua"), format!("state_transport = \"datagram\"\n{duel}")).unwrap();
+    let s = start(&game, dir.path());
+    let a = s.register("da");
+    let b = s.register("db");
+    let port = s.quic_port();
+    let cert = s.data_dir.join("dev-cert.pem");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mut qa = QuicClient::connect(port, &cert, ENCODING_JSON).await;
+        let mut qb = QuicClient::connect(port, &cert, ENCODING_JSON).await;
+        for (q, p) in [(&mut qa, &a), (&mut qb, &b)] {
+            q.send(json!({"type": "session.connect", "payload": {"token": p.access}})).await;
+            q.expect("session.connected", |_| true).await;
+            q.send(json!({"type": "matchmaker.add", "payload": {"mode": "duel"}})).await;
+        }
+        qa.expect("match.matched", |_| true).await;
+        let (_, via_datagram) = qa.expect("match.state", |_| true).await;
+        assert!(via_datagram, "match.state should arrive as a datagram in a datagram mode");
+        // Reliable frames still use the stream.
+        qa.send(json!({"type": "session.heartbeat", "cid": "h", "payload": {}})).await;
+        let (_, dg) = qa.expect("session.heartbeat", |_| true).await;
+        assert!(!dg);
+    });
+    assert!(s.stop().success());
+}
