@@ -16,7 +16,11 @@ pub(crate) const SUBPROTOCOL: &str = "asobi.fb.1";
 /// Converts an encoded JSON server frame to FlatBuffers.
 pub(crate) fn json_frame_to_fb(json: &str) -> Option<Bytes> {
     let f = Inbound::parse(json).ok()?;
-    Some(fb::encode_frame(f.kind(), f.cid.map(RawValue::get), f.payload_str().as_bytes()))
+    Some(fb::encode_frame(
+        f.kind(),
+        f.cid.map(RawValue::get),
+        f.payload_str().as_bytes(),
+    ))
 }
 
 /// A decoded binary client frame, owning the pieces an [`Inbound`] borrows.
@@ -28,15 +32,29 @@ pub(crate) struct Decoded {
 
 impl Decoded {
     pub(crate) fn parse(buf: &[u8]) -> Result<Decoded, ApiError> {
-        let invalid = || ApiError::new(400, code::INVALID_MESSAGE, "The binary frame is not a valid asobi.fb.1 message.");
+        let invalid = || {
+            ApiError::new(
+                400,
+                code::INVALID_MESSAGE,
+                "The binary frame is not a valid asobi.fb.1 message.",
+            )
+        };
         let f = fb::decode_inbound(buf).map_err(|_| invalid())?;
         let cid = match f.cid {
             Some(c) => Some(RawValue::from_string(c).map_err(|_| invalid())?),
             None => None,
         };
-        let payload = RawValue::from_string(if f.payload_json.is_empty() { "{}".to_owned() } else { f.payload_json })
-            .map_err(|_| invalid())?;
-        Ok(Decoded { kind: f.kind, cid, payload })
+        let payload = RawValue::from_string(if f.payload_json.is_empty() {
+            "{}".to_owned()
+        } else {
+            f.payload_json
+        })
+        .map_err(|_| invalid())?;
+        Ok(Decoded {
+            kind: f.kind,
+            cid,
+            payload,
+        })
     }
 
     pub(crate) fn inbound(&self) -> Inbound<'_> {

@@ -74,11 +74,19 @@ mod tests {
 
     #[test]
     fn clones_share_one_encoding() {
-        let f = Frame::json(Bytes::from_static(br#"{"type":"match.state","payload":{"tick":1}}"#)).unwrap();
+        let f = Frame::json(Bytes::from_static(
+            br#"{"type":"match.state","payload":{"tick":1}}"#,
+        ))
+        .unwrap();
         let g = f.clone();
         assert!(Arc::ptr_eq(&f.0, &g.0));
         assert_eq!(f.json_text().as_str(), g.json_text().as_str());
         assert!(!f.is_droppable());
         assert!(Frame::json(Bytes::from_static(&[0xff, 0xfe])).is_none());
+        // The binary encoding is made once and shared by every clone (every recipient).
+        let (fa, fb) = (f.fb().unwrap(), g.fb().unwrap());
+        assert_eq!(fa.as_ptr(), fb.as_ptr());
+        let decoded = asobi_schema::fb::decode_frame(fa).unwrap();
+        assert_eq!(decoded.kind, "match.state");
     }
 }

@@ -18,7 +18,9 @@ use asobi_schema::envelope::{encode_frame, encode_frame_raw};
 use asobi_schema::error::code;
 use asobi_schema::payload::{MatchFinished, MatchInfo};
 use asobi_schema::ApiError;
-use asobi_script::{CallError, CompiledMode, Game, Host, JoinOutcome, MatchVm, StateStrategy, StateTransport};
+use asobi_script::{
+    CallError, CompiledMode, Game, Host, JoinOutcome, MatchVm, StateStrategy, StateTransport,
+};
 
 use crate::auth::now_ms;
 use crate::directory::MatchEntry;

@@ -59,52 +59,72 @@ pub(crate) type ShardInboxes = Vec<mpsc::UnboundedSender<QuicConn>>;
 
 /// Starts the QUIC endpoint thread. The rustls config must carry the certificate; ALPN and
 /// TLS 1.3 are set here.
-pub(crate) fn start(addr: SocketAddr, cert: &std::path::Path, key: &std::path::Path, max_frame: usize, shards: ShardInboxes) -> anyhow::Result<SocketAddr> {
+pub(crate) fn start(
+    addr: SocketAddr,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    max_frame: usize,
+    shards: ShardInboxes,
+) -> anyhow::Result<SocketAddr> {
     let crypto = crate::tls::quic_server_config(cert, key, ALPN)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(crypto).context("QUIC needs TLS 1.3")?,
     ));
     let mut transport = quinn::TransportConfig::default();
-    transport.max_idle_timeout(Some(Duration::from_secs(60).try_into().context("idle timeout")?));
+    transport.max_idle_timeout(Some(
+        Duration::from_secs(60).try_into().context("idle timeout")?,
+    ));
     transport.keep_alive_interval(None);
     server.transport_config(Arc::new(transport));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new().name("asobi-quic".into()).spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = ready_tx.send(Err(anyhow::anyhow!("QUIC runtime: {e}")));
-                return;
-            }
-        };
-        rt.block_on(async move {
-            let endpoint = match quinn::Endpoint::server(server, addr) {
-                Ok(e) => e,
+    std::thread::Builder::new()
+        .name("asobi-quic".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(anyhow::anyhow!("binding QUIC on {addr}: {e}")));
+                    let _ = ready_tx.send(Err(anyhow::anyhow!("QUIC runtime: {e}")));
                     return;
                 }
             };
-            let _ = ready_tx.send(endpoint.local_addr().map_err(Into::into));
-            let shards = Arc::new(shards);
-            let next = Arc::new(AtomicUsize::new(0));
-            while let Some(incoming) = endpoint.accept().await {
-                let (shards, next) = (shards.clone(), next.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = serve(incoming, shards, next, max_frame).await {
-                        tracing::debug!("QUIC connection ended: {e}");
+            rt.block_on(async move {
+                let endpoint = match quinn::Endpoint::server(server, addr) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow::anyhow!("binding QUIC on {addr}: {e}")));
+                        return;
                     }
-                });
-            }
-        });
-    })?;
+                };
+                let _ = ready_tx.send(endpoint.local_addr().map_err(Into::into));
+                let shards = Arc::new(shards);
+                let next = Arc::new(AtomicUsize::new(0));
+                while let Some(incoming) = endpoint.accept().await {
+                    let (shards, next) = (shards.clone(), next.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = serve(incoming, shards, next, max_frame).await {
+                            tracing::debug!("QUIC connection ended: {e}");
+                        }
+                    });
+                }
+            });
+        })?;
     ready_rx.recv().context("QUIC thread exited")?
 }
 
-async fn serve(incoming: quinn::Incoming, shards: Arc<ShardInboxes>, next: Arc<AtomicUsize>, max_frame: usize) -> anyhow::Result<()> {
+async fn serve(
+    incoming: quinn::Incoming,
+    shards: Arc<ShardInboxes>,
+    next: Arc<AtomicUsize>,
+    max_frame: usize,
+) -> anyhow::Result<()> {
     let conn = incoming.await?;
     let peer = conn.remote_address();
-    let (mut send, mut recv) = tokio::time::timeout(OPEN_TIMEOUT, conn.accept_bi()).await.context("no stream opened")??;
+    let (mut send, mut recv) = tokio::time::timeout(OPEN_TIMEOUT, conn.accept_bi())
+        .await
+        .context("no stream opened")??;
     // The first frame decides the session's encoding.
     let mut reader = FrameReader::new(max_frame);
     let mut chunk = vec![0u8; 16 * 1024];
@@ -117,14 +137,25 @@ async fn serve(incoming: quinn::Incoming, shards: Arc<ShardInboxes>, next: Arc<A
             None => return Ok(()),
         }
     };
-    let wire = if first.encoding == ENCODING_FB { Wire::Fb } else { Wire::Json };
+    let wire = if first.encoding == ENCODING_FB {
+        Wire::Fb
+    } else {
+        Wire::Json
+    };
     let (mut in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
     let (out_tx, mut out_rx) = mpsc::channel::<QuicOut>(OUTBOUND_QUEUE);
     let shard = next.fetch_add(1, Ordering::Relaxed) % shards.len().max(1);
     shards[shard]
-        .unbounded_send(QuicConn { rx: in_rx, tx: out_tx, peer, wire })
+        .unbounded_send(QuicConn {
+            rx: in_rx,
+            tx: out_tx,
+            peer,
+            wire,
+        })
         .map_err(|_| anyhow::anyhow!("shard {shard} is gone"))?;
-    in_tx.send(QuicIn::Frame(first.encoding, first.body)).await?;
+    in_tx
+        .send(QuicIn::Frame(first.encoding, first.body))
+        .await?;
 
     let reader_task = async move {
         loop {
@@ -149,7 +180,11 @@ async fn serve(incoming: quinn::Incoming, shards: Arc<ShardInboxes>, next: Arc<A
         }
     };
     let conn_w = conn.clone();
-    let encoding = if wire == Wire::Fb { ENCODING_FB } else { ENCODING_JSON };
+    let encoding = if wire == Wire::Fb {
+        ENCODING_FB
+    } else {
+        ENCODING_JSON
+    };
     let writer_task = async move {
         let mut buf = BytesMut::new();
         while let Some(first) = out_rx.next().await {
@@ -159,8 +194,12 @@ async fn serve(incoming: quinn::Incoming, shards: Arc<ShardInboxes>, next: Arc<A
                 match out {
                     QuicOut::Frame { body, droppable } => {
                         let sent_as_datagram = droppable
-                            && conn_w.max_datagram_size().is_some_and(|max| body.len() < max)
-                            && conn_w.send_datagram(quic_frame::datagram(encoding, &body)).is_ok();
+                            && conn_w
+                                .max_datagram_size()
+                                .is_some_and(|max| body.len() < max)
+                            && conn_w
+                                .send_datagram(quic_frame::datagram(encoding, &body))
+                                .is_ok();
                         if !sent_as_datagram {
                             quic_frame::write_frame(&mut buf, encoding, &body);
                         }
@@ -207,10 +246,12 @@ impl Transport for QuicTransport {
 
     async fn recv(&mut self) -> Incoming {
         match self.conn.rx.next().await {
-            Some(QuicIn::Frame(ENCODING_JSON, body)) => match tungstenite::Utf8Bytes::try_from(body) {
-                Ok(t) => Incoming::Text(t),
-                Err(_) => Incoming::Binary(Bytes::new()),
-            },
+            Some(QuicIn::Frame(ENCODING_JSON, body)) => {
+                match tungstenite::Utf8Bytes::try_from(body) {
+                    Ok(t) => Incoming::Text(t),
+                    Err(_) => Incoming::Binary(Bytes::new()),
+                }
+            }
             Some(QuicIn::Frame(_, body)) => Incoming::Binary(body),
             Some(QuicIn::TooLarge) => Incoming::TooLarge,
             None => Incoming::Gone,
@@ -225,7 +266,10 @@ impl Transport for QuicTransport {
                 None => return true,
             },
         };
-        let out = QuicOut::Frame { body, droppable: frame.is_droppable() };
+        let out = QuicOut::Frame {
+            body,
+            droppable: frame.is_droppable(),
+        };
         self.conn.tx.send(out).await.is_ok()
     }
 

@@ -97,7 +97,13 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .map(|_| futures::channel::mpsc::unbounded())
         .unzip();
     if let Some((cert, key)) = &quic_cert {
-        let at = crate::quic::start(SocketAddr::new(args.bind, args.quic_port), cert, key, args.ws_max_frame, quic_senders)?;
+        let at = crate::quic::start(
+            SocketAddr::new(args.bind, args.quic_port),
+            cert,
+            key,
+            args.ws_max_frame,
+            quic_senders,
+        )?;
         tracing::info!("QUIC on udp {at} (ALPN asobi/1)");
     } else {
         drop(quic_senders);

@@ -27,10 +27,10 @@ use asobi_schema::ApiError;
 
 use crate::auth::now_ms;
 use crate::frame::{Frame, Wire};
-use crate::transport::{Incoming, Transport, WsTransport};
 use crate::mesh::{MatchCmd, MeshMsg, Outbound, QueueCmd, SessionRef};
 use crate::outbox::{Next, Outbox};
 use crate::shard::Shard;
+use crate::transport::{Incoming, Transport, WsTransport};
 
 /// A frame for one or many sessions, from its JSON encoding.
 pub(crate) fn text(frame: Bytes) -> Option<Frame> {
@@ -77,7 +77,11 @@ pub(crate) async fn upgrade<S: crate::conn::Io>(
         }
     };
     // A client that offers the binary subprotocol gets FlatBuffers frames; everyone else JSON.
-    let wire = if up.protocols.iter().any(|p| p == crate::binary::SUBPROTOCOL) { Wire::Fb } else { Wire::Json };
+    let wire = if up.protocols.iter().any(|p| p == crate::binary::SUBPROTOCOL) {
+        Wire::Fb
+    } else {
+        Wire::Json
+    };
     let chosen = (wire == Wire::Fb).then_some(crate::binary::SUBPROTOCOL);
     if stream
         .write_all(&asobi_net::ws::switching_protocols(&up, chosen))
@@ -231,7 +235,9 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
         while let Some(n) = (s.close.is_none()).then(|| outbox.try_pop()).flatten() {
             match n {
                 Next::Item(item) => s.on_outbound(item),
-                Next::Overflowed => s.close = Some((1008, "slow_consumer: outbound queue full".into())),
+                Next::Overflowed => {
+                    s.close = Some((1008, "slow_consumer: outbound queue full".into()))
+                }
             }
         }
         let mut failed = false;
@@ -290,7 +296,11 @@ impl Session {
             }
             Incoming::Text(t) => {
                 if self.wire == Wire::Fb {
-                    let e = ApiError::new(400, code::INVALID_MESSAGE, "This session speaks asobi.fb.1: send binary frames.");
+                    let e = ApiError::new(
+                        400,
+                        code::INVALID_MESSAGE,
+                        "This session speaks asobi.fb.1: send binary frames.",
+                    );
                     return self.error(None, &e);
                 }
                 match Inbound::parse(t.as_str()) {
@@ -306,7 +316,11 @@ impl Session {
             }
             Incoming::Binary(b) => {
                 if self.wire == Wire::Json {
-                    let e = ApiError::new(400, code::INVALID_MESSAGE, "Binary frames need the asobi.fb.1 subprotocol.");
+                    let e = ApiError::new(
+                        400,
+                        code::INVALID_MESSAGE,
+                        "Binary frames need the asobi.fb.1 subprotocol.",
+                    );
                     return self.error(None, &e);
                 }
                 match crate::binary::Decoded::parse(&b) {
@@ -316,8 +330,12 @@ impl Session {
             }
             Incoming::TooLarge => {
                 let max = self.shard.global.cfg.ws_max_frame;
-                let err = ApiError::new(400, code::FRAME_TOO_LARGE, format!("Frames are limited to {max} bytes."))
-                    .with_details(json!({ "max_bytes": max }));
+                let err = ApiError::new(
+                    400,
+                    code::FRAME_TOO_LARGE,
+                    format!("Frames are limited to {max} bytes."),
+                )
+                .with_details(json!({ "max_bytes": max }));
                 self.error(None, &err);
                 self.close = Some((1009, "frame_too_large".into()));
             }
@@ -332,7 +350,14 @@ impl Session {
         if self.player_id.is_none() {
             match kind {
                 "session.connect" => self.connect(&frame),
-                _ => self.error(cid, &ApiError::new(401, code::UNAUTHENTICATED, "Send session.connect with a valid token first.")),
+                _ => self.error(
+                    cid,
+                    &ApiError::new(
+                        401,
+                        code::UNAUTHENTICATED,
+                        "Send session.connect with a valid token first.",
+                    ),
+                ),
             }
             return;
         }
@@ -342,15 +367,23 @@ impl Session {
                 Ok(())
             }
             "match.input" => self.match_input(&frame),
-            "session.connect" => Err(ApiError::new(400, code::ALREADY_CONNECTED, "This session is already authenticated.")),
+            "session.connect" => Err(ApiError::new(
+                400,
+                code::ALREADY_CONNECTED,
+                "This session is already authenticated.",
+            )),
             "matchmaker.add" => self.matchmaker_add(&frame).await,
             "matchmaker.remove" => self.matchmaker_remove(&frame).await,
             "match.list" => self.match_list(&frame),
             "match.join" => self.match_join(&frame).await,
             "match.find_or_create" => self.match_find_or_create(&frame).await,
             "match.leave" => self.match_leave(&frame).await,
-            other => Err(ApiError::new(400, code::UNKNOWN_TYPE, format!("Unknown message type `{other}`."))
-                .with_details(json!({ "type": other }))),
+            other => Err(ApiError::new(
+                400,
+                code::UNKNOWN_TYPE,
+                format!("Unknown message type `{other}`."),
+            )
+            .with_details(json!({ "type": other }))),
         };
         if let Err(e) = result {
             self.error(cid, &e);

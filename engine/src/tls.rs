@@ -29,14 +29,20 @@ pub(crate) fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<rustl
 }
 
 /// The same certificate for QUIC: TLS 1.3 only, with the asobi ALPN.
-pub(crate) fn quic_server_config(cert: &Path, key: &Path, alpn: &[u8]) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+pub(crate) fn quic_server_config(
+    cert: &Path,
+    key: &Path,
+    alpn: &[u8],
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let (chain, key) = load(cert, key)?;
-    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .context("TLS 1.3")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .context("certificate and key do not match")?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .context("TLS 1.3")?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .context("certificate and key do not match")?;
     config.alpn_protocols = vec![alpn.to_vec()];
     config.max_early_data_size = 0;
     Ok(Arc::new(config))
@@ -50,16 +56,20 @@ fn load(cert: &Path, key: &Path) -> anyhow::Result<Loaded> {
         .collect::<Result<_, _>>()
         .with_context(|| format!("parsing certificate {}", cert.display()))?;
     anyhow::ensure!(!chain.is_empty(), "no certificate in {}", cert.display());
-    let key = PrivateKeyDer::from_pem_file(key).with_context(|| format!("reading private key {}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .with_context(|| format!("reading private key {}", key.display()))?;
     Ok((chain, key))
 }
 
 /// A self-signed certificate for `localhost`, written into `dir` as `dev-cert.pem` and
 /// `dev-key.pem`; returns their paths and the certificate's SHA-256 fingerprint.
-pub(crate) fn dev_cert(dir: &Path) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf, String)> {
+pub(crate) fn dev_cert(
+    dir: &Path,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf, String)> {
     use sha2::{Digest, Sha256};
-    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .context("generating a dev certificate")?;
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .context("generating a dev certificate")?;
     std::fs::create_dir_all(dir)?;
     let cert_path = dir.join("dev-cert.pem");
     let key_path = dir.join("dev-key.pem");

@@ -31,11 +31,13 @@ impl QuicClient {
         for c in rustls::pki_types::CertificateDer::pem_file_iter(ca_pem).unwrap() {
             roots.add(c.unwrap()).unwrap();
         }
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         tls.alpn_protocols = vec![b"asobi/1".to_vec()];
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
         let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -43,14 +45,26 @@ impl QuicClient {
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
         let (send, recv) = conn.open_bi().await.unwrap();
-        QuicClient { conn, send, recv, reader: FrameReader::new(1 << 20), encoding, _endpoint: endpoint }
+        QuicClient {
+            conn,
+            send,
+            recv,
+            reader: FrameReader::new(1 << 20),
+            encoding,
+            _endpoint: endpoint,
+        }
     }
 
     async fn send(&mut self, v: Value) {
         let body = if self.encoding == ENCODING_FB {
             let kind = v["type"].as_str().unwrap();
             let cid = v.get("cid").map(|c| c.to_string());
-            asobi_schema::fb::encode_inbound(kind, cid.as_deref(), &v.get("payload").cloned().unwrap_or(json!({})).to_string()).to_vec()
+            asobi_schema::fb::encode_inbound(
+                kind,
+                cid.as_deref(),
+                &v.get("payload").cloned().unwrap_or(json!({})).to_string(),
+            )
+            .to_vec()
         } else {
             v.to_string().into_bytes()
         };
@@ -77,7 +91,10 @@ impl QuicClient {
         let mut chunk = [0u8; 8192];
         loop {
             if let Some(f) = self.reader.next_frame().unwrap() {
-                assert_eq!(f.encoding, self.encoding, "replies use the session's encoding");
+                assert_eq!(
+                    f.encoding, self.encoding,
+                    "replies use the session's encoding"
+                );
                 return Some((self.to_json(f.encoding, &f.body), false));
             }
             tokio::select! {
@@ -98,7 +115,9 @@ impl QuicClient {
     async fn expect(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> (Value, bool) {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let got = tokio::time::timeout_at(deadline, self.recv()).await.unwrap_or_else(|_| panic!("no {kind} in time"));
+            let got = tokio::time::timeout_at(deadline, self.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {kind} in time"));
             let (v, dgram) = got.expect("connection closed");
             if v["type"] == kind && pred(&v) {
                 return (v, dgram);
@@ -111,7 +130,13 @@ fn start(game: &std::path::Path, dir: &std::path::Path) -> Server {
     Server::start(
         &dir.join("data"),
         game,
-        &Opts { env: vec![("ASOBI_DEV_CERT".into(), "true".into()), ("ASOBI_QUIC_PORT".into(), "0".into())], ..Opts::default() },
+        &Opts {
+            env: vec![
+                ("ASOBI_DEV_CERT".into(), "true".into()),
+                ("ASOBI_QUIC_PORT".into(), "0".into()),
+            ],
+            ..Opts::default()
+        },
     )
 }
 
@@ -124,7 +149,10 @@ fn loop_over_quic(encoding: u8) {
     let b = s.register("qb");
     let port = s.quic_port();
     let cert = s.data_dir.join("dev-cert.pem");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut qa = QuicClient::connect(port, &cert, encoding).await;
         let mut qb = QuicClient::connect(port, &cert, encoding).await;
@@ -177,26 +205,39 @@ fn datagram_state_when_the_mode_asks() {
     let game = dir.path().join("game");
     copy_example_game(&game);
     let duel = std::fs::read_to_string(game.join("duel.lua")).unwrap();
-    std::fs::write(game.join("duel.lua"), format!("state_transport = \"datagram\"\n{duel}")).unwrap();
+    std::fs::write(
+        game.join("duel.lua"),
+        format!("state_transport = \"datagram\"\n{duel}"),
+    )
+    .unwrap();
     let s = start(&game, dir.path());
     let a = s.register("da");
     let b = s.register("db");
     let port = s.quic_port();
     let cert = s.data_dir.join("dev-cert.pem");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let mut qa = QuicClient::connect(port, &cert, ENCODING_JSON).await;
         let mut qb = QuicClient::connect(port, &cert, ENCODING_JSON).await;
         for (q, p) in [(&mut qa, &a), (&mut qb, &b)] {
-            q.send(json!({"type": "session.connect", "payload": {"token": p.access}})).await;
+            q.send(json!({"type": "session.connect", "payload": {"token": p.access}}))
+                .await;
             q.expect("session.connected", |_| true).await;
-            q.send(json!({"type": "matchmaker.add", "payload": {"mode": "duel"}})).await;
+            q.send(json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}))
+                .await;
         }
         qa.expect("match.matched", |_| true).await;
         let (_, via_datagram) = qa.expect("match.state", |_| true).await;
-        assert!(via_datagram, "match.state should arrive as a datagram in a datagram mode");
+        assert!(
+            via_datagram,
+            "match.state should arrive as a datagram in a datagram mode"
+        );
         // Reliable frames still use the stream.
-        qa.send(json!({"type": "session.heartbeat", "cid": "h", "payload": {}})).await;
+        qa.send(json!({"type": "session.heartbeat", "cid": "h", "payload": {}}))
+            .await;
         let (_, dg) = qa.expect("session.heartbeat", |_| true).await;
         assert!(!dg);
     });

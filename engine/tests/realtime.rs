@@ -538,3 +538,73 @@ function get_state(player_id, state) return { ticks = state.ticks } end
     assert!(later["payload"]["ticks"].as_i64().unwrap() > first);
     assert!(s.stop().success());
 }
+
+#[test]
+fn flatbuffers_and_json_clients_share_a_match() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = dir.path().join("game");
+    copy_example_game(&game);
+    let s = Server::start(
+        &dir.path().join("data"),
+        &game,
+        &Opts {
+            shards: Some(2),
+            ..Opts::default()
+        },
+    );
+    let a = s.register("fa");
+    let b = s.register("jb");
+    let (mut fa, chosen) = s.ws_with_protocol("asobi.fb.1");
+    assert_eq!(chosen.as_deref(), Some("asobi.fb.1"));
+    let (mut jb, _) = s.ws();
+    fa.send_fb(json!({"type": "session.connect", "cid": "c", "payload": {"token": a.access}}));
+    let connected = fa.expect("session.connected", WAIT, |_| true);
+    assert_eq!(connected["_binary"], true);
+    assert_eq!(connected["cid"], "c");
+    jb.connect(&b.access);
+    // A text frame on a binary session is refused with a clear error.
+    fa.send(json!({"type": "session.heartbeat", "payload": {}}));
+    let e = fa.expect("error", WAIT, |_| true);
+    assert_eq!(e["payload"]["error"]["code"], "invalid_message");
+    // Garbage bytes are an invalid_message, never a crash.
+    fa.ws
+        .send(tungstenite::Message::Binary(vec![1u8, 2, 3, 4, 5].into()))
+        .unwrap();
+    let e = fa.expect("error", WAIT, |_| true);
+    assert_eq!(e["payload"]["error"]["code"], "invalid_message");
+
+    fa.send_fb(json!({"type": "matchmaker.add", "cid": 1, "payload": {"mode": "duel"}}));
+    let q = fa.expect("matchmaker.queued", WAIT, |_| true);
+    assert_eq!(q["cid"], 1);
+    jb.send(json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}));
+    let m1 = fa.expect("match.matched", WAIT, |_| true);
+    let m2 = jb.expect("match.matched", WAIT, |_| true);
+    assert_eq!(m1["payload"]["match_id"], m2["payload"]["match_id"]);
+    // module.message (from game.send in join) reaches the binary client in its encoding.
+    fa.expect("module.message", WAIT, |v| v["_binary"] == true);
+    fa.send_fb(
+        json!({"type": "match.input", "payload": {"action": "move", "dx": 1, "dy": 0, "seq": 5}}),
+    );
+    let st_json = jb.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][a.id.as_str()]["seq"] == 5
+    });
+    assert!(
+        st_json.get("_binary").is_none(),
+        "the JSON client gets text"
+    );
+    let st_fb = fa.expect("match.state", WAIT, |v| {
+        v["payload"]["players"][a.id.as_str()]["seq"] == 5
+    });
+    assert_eq!(st_fb["_binary"], true);
+    assert_eq!(st_fb["payload"]["players"], st_json["payload"]["players"]);
+    // Hot reload applies to the binary client's match as well.
+    let rules = std::fs::read_to_string(game.join("arena.lua")).unwrap();
+    std::fs::write(
+        game.join("arena.lua"),
+        rules.replace("local RULES_VERSION = 1", "local RULES_VERSION = 5"),
+    )
+    .unwrap();
+    fa.expect("match.state", WAIT, |v| v["payload"]["rules"] == 5);
+    jb.expect("match.state", WAIT, |v| v["payload"]["rules"] == 5);
+    assert!(s.stop().success());
+}

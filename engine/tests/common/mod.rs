@@ -221,6 +221,23 @@ impl Server {
         (Ws { ws }, shard)
     }
 
+    /// A WebSocket that asks for a subprotocol; returns it with the protocol the server chose.
+    pub fn ws_with_protocol(&self, protocol: &str) -> (Ws, Option<String>) {
+        use tungstenite::client::IntoClientRequest;
+        let s = TcpStream::connect(self.addr()).unwrap();
+        let mut req = format!("ws://{}/ws", self.addr())
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
+        let (ws, resp) = tungstenite::client(req, MaybeTlsStream::Plain(s)).expect("ws handshake");
+        let chosen = resp
+            .headers()
+            .get("sec-websocket-protocol")
+            .map(|v| v.to_str().unwrap().to_owned());
+        (Ws { ws }, chosen)
+    }
+
     /// A WebSocket on a given shard (retries connections until one lands there).
     pub fn ws_on(&self, shard: usize) -> Ws {
         for _ in 0..200 {
@@ -326,6 +343,15 @@ impl Ws {
         self.ws.send(Message::Text(text.into())).unwrap();
     }
 
+    /// Sends a message as an asobi.fb.1 binary frame.
+    pub fn send_fb(&mut self, v: Value) {
+        let kind = v["type"].as_str().unwrap();
+        let cid = v.get("cid").map(|c| c.to_string());
+        let payload = v.get("payload").cloned().unwrap_or(json!({})).to_string();
+        let buf = asobi_schema::fb::encode_inbound(kind, cid.as_deref(), &payload);
+        self.ws.send(Message::Binary(buf)).unwrap();
+    }
+
     /// Next text frame as JSON, or None on timeout/close.
     pub fn recv(&mut self, within: Duration) -> Option<Value> {
         let deadline = Instant::now() + within;
@@ -339,6 +365,15 @@ impl Ws {
             }
             match self.ws.read() {
                 Ok(Message::Text(t)) => return Some(serde_json::from_str(t.as_str()).unwrap()),
+                Ok(Message::Binary(b)) => {
+                    // asobi.fb.1 frames are shown in their JSON form, marked as binary.
+                    let f = asobi_schema::fb::decode_frame(&b).expect("valid asobi.fb.1 frame");
+                    let mut v = json!({"type": f.kind, "payload": serde_json::from_str::<Value>(&f.payload_json).unwrap(), "_binary": true});
+                    if let Some(c) = f.cid {
+                        v["cid"] = serde_json::from_str(&c).unwrap();
+                    }
+                    return Some(v);
+                }
                 Ok(Message::Close(_)) => return None,
                 Ok(_) => continue,
                 Err(tungstenite::Error::Io(e))
