@@ -16,6 +16,7 @@ use std::sync::Arc;
 use mlua::{ChunkMode, Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use crate::api::{ModuleScope, NullHost};
+use crate::bot::{self, BotScript};
 use crate::budget::{Budgets, SETUP_FACTOR};
 use crate::config::{GlobalReader, ModeConfig, Registration};
 use crate::error::{parse_lua_message, CallError, Diagnostic, LoadError, Severity};
@@ -67,6 +68,8 @@ pub struct CompiledMode {
     pub config: ModeConfig,
     /// The [`Game::version`] this was compiled in; reported by [`crate::MatchVm::code_version`].
     pub version: u64,
+    /// The bot AI script from `bots.script`, when declared, found and loadable.
+    pub bot: Option<BotScript>,
     pub(crate) main: Arc<[u8]>,
     pub(crate) scope: ModuleScope,
 }
@@ -78,6 +81,7 @@ impl fmt::Debug for CompiledMode {
             .field("file", &self.file)
             .field("config", &self.config)
             .field("version", &self.version)
+            .field("bot", &self.bot)
             .finish_non_exhaustive()
     }
 }
@@ -227,7 +231,7 @@ fn compile(files: &[(String, PathBuf)]) -> Result<(GameCode, u64, Vec<Diagnostic
 }
 
 /// Normalises a manifest path (`"./arena/match.lua"`) to a key of the module table.
-fn normalize(script: &str) -> Option<String> {
+pub(crate) fn normalize(script: &str) -> Option<String> {
     let path = Path::new(script);
     let mut parts = Vec::new();
     for component in path.components() {
@@ -468,6 +472,7 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
         let Some(main) = code.files.get(&rel).cloned() else {
             continue; // unreachable in practice: every listed file compiled
         };
+        let bot = bot::resolve(&code, &rel, &config.bots, &budgets, &mut diagnostics);
         modes.insert(
             name.clone(),
             Arc::new(CompiledMode {
@@ -475,6 +480,7 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
                 file: PathBuf::from(&rel),
                 config,
                 version,
+                bot,
                 main,
                 scope,
             }),

@@ -1,11 +1,12 @@
 //! The Lua match runtime of asobi-rs.
 //!
 //! Owns everything between a game directory and a running match script: compiling the game
-//! ([`Game::load`], [`check`]), the sandbox and its budgets ([`Budgets`]), a per-shard pool of
-//! VMs ([`VmPool`]), the callbacks the engine drives ([`MatchVm`]), the `game.*` API whose
-//! effects leave through the engine's [`Host`], and hot reload ([`Watcher`],
-//! [`MatchVm::reload`]). It touches no socket and no database, and keeps no clock of its
-//! own beyond the wall-clock budget: the engine decides when to tick.
+//! ([`Game::load`], [`check`]), the sandbox and its budgets ([`Budgets`]), a per-shard pool
+//! of VMs ([`VmPool`]), the callbacks the engine drives ([`MatchVm`]), the `game.*` API whose
+//! effects leave through the engine's [`Host`], hot reload ([`Watcher`],
+//! [`MatchVm::reload`]) and bot AI scripts ([`BotVm`]). It touches no socket and no
+//! database, and keeps no clock of its own beyond the wall-clock budget: the engine decides
+//! when to tick.
 //!
 //! Scripts are asobi scripts, unchanged: same globals, same callbacks, same `game.*` calls.
 //! The calls that would need storage (`game.economy.*`, `game.storage.*`, leaderboards,
@@ -15,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod bot;
 mod budget;
 mod config;
 mod error;
@@ -26,6 +28,7 @@ mod vm;
 mod watcher;
 
 pub use api::{validate_event_name, Host, MAX_EVENT_NAME, MAX_PAYLOAD_BYTES, RESERVED_EVENTS};
+pub use bot::{BotScript, BotVm, DEFAULT_BOT_NAMES};
 pub use budget::{Budgets, SETUP_FACTOR};
 pub use config::{GameType, ModeConfig, Registration, StateStrategy, StateTransport, Strategy};
 pub use error::{BudgetKind, CallError, Diagnostic, LoadError, ScriptError, Severity};

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use crate::api::NullHost;
+use crate::bot::BotVm;
 use crate::budget::Budgets;
 use crate::error::ScriptError;
 use crate::game::CompiledMode;
@@ -69,6 +70,18 @@ impl VmPool {
             None => Sandbox::new(&self.budgets)?,
         };
         MatchVm::start(sandbox, mode, match_id, &mut NullHost).map_err(ScriptError::Chunk)
+    }
+
+    /// A VM running `mode`'s bot script for one bot, or `None` when the mode has none (the
+    /// engine then uses its default AI). Bot VMs are never pooled: drop them when the bot
+    /// leaves.
+    pub fn acquire_bot(&mut self, mode: &Arc<CompiledMode>) -> Result<Option<BotVm>, ScriptError> {
+        match &mode.bot {
+            None => Ok(None),
+            Some(script) => BotVm::start(script, &self.budgets)
+                .map(Some)
+                .map_err(ScriptError::Chunk),
+        }
     }
 
     /// Ends a match's use of `vm`: the state is dropped and, while the pool is below its

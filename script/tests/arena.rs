@@ -27,7 +27,13 @@ fn arena_mode_config_is_read_from_globals() {
     assert_eq!(c.state_strategy, StateStrategy::PerPlayer);
     assert!(!c.listed);
     assert!(c.quick_play);
-    assert_eq!(c.bots, Value::Null);
+    assert_eq!(
+        c.bots,
+        json!({"script": "bots/chaser.lua", "min_players": 2})
+    );
+    let bot = mode.bot.as_ref().unwrap();
+    assert_eq!(bot.file.to_str(), Some("bots/chaser.lua"));
+    assert_eq!(bot.names, vec!["Spark", "Blitz", "Volt"]);
     assert!(game.warnings.is_empty(), "{:?}", game.warnings);
 }
 
@@ -162,4 +168,37 @@ fn inputs_are_clamped_by_the_script() {
     let s = state_of(&mut vm, "p1");
     assert_eq!(s["you"]["x"], 3, "clamped to the arena edge");
     assert_eq!(s["you"]["y"], 0);
+}
+
+#[test]
+fn a_bot_script_plays_through_handle_input() {
+    let game = Game::load(&arena_dir()).unwrap();
+    let mode = game.mode("default").unwrap();
+    let mut pool = VmPool::new(Budgets::default(), 0).unwrap();
+    let mut vm = pool.acquire(mode, "bots").unwrap();
+    let mut brain = pool
+        .acquire_bot(mode)
+        .unwrap()
+        .expect("the arena declares a bot script");
+    let mut host = Recorder::default();
+    vm.init(
+        &json!({"width": 10, "height": 10, "target": 3, "seed": 3}),
+        &mut host,
+    )
+    .unwrap();
+    let bot = format!("bot_{}", mode.bot.as_ref().unwrap().names[0]);
+    vm.join("human", None, &mut host).unwrap();
+    vm.join(&bot, None, &mut host).unwrap();
+    for _ in 0..500 {
+        vm.tick(&mut host).unwrap();
+        if vm.finished().is_some() {
+            break;
+        }
+        let seen = state_of(&mut vm, &bot);
+        let input = brain.think(&bot, &seen).unwrap();
+        vm.handle_input(&bot, &input, &mut host).unwrap();
+    }
+    let result = vm.finished().expect("the bot collects three coins");
+    assert_eq!(result["winner"], bot.as_str());
+    assert!(!brain.failed());
 }

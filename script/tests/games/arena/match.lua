@@ -9,6 +9,7 @@ match_size = 2
 max_players = 16
 strategy = "fill"
 tick_rate = 100
+bots = { script = "bots/chaser.lua", min_players = 2 }
 
 local rules = require("rules")
 
