@@ -41,6 +41,11 @@ empty_grace_ms = 60000
 {CALLBACKS}"#
         ),
     )]);
+    common::write(
+        dir.path(),
+        "bots/ai.lua",
+        "function think(id, s) return {} end",
+    );
     let game = Game::load(dir.path()).unwrap();
     assert!(game.guest_auth);
     assert_eq!(game.registration, Registration::OauthOnly);
