@@ -10,6 +10,7 @@
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use async_tungstenite::tungstenite::protocol::WebSocketConfig;
 use async_tungstenite::tungstenite::Message;
 use futures::{FutureExt as _, SinkExt as _, StreamExt as _};
 use glommio::net::{TcpListener, TcpStream};
@@ -61,8 +62,14 @@ struct ErrorDetail<'a> {
 }
 
 /// Runs the baseline on `bind:port`, one executor per core in `cores` (SO_REUSEPORT
-/// spreads connections). Blocks until the executors stop.
-pub fn run(bind: &str, port: u16, cores: &[usize]) -> anyhow::Result<()> {
+/// spreads connections), with tungstenite's read buffer of `read_buffer` bytes (its default
+/// when `None`). Blocks until the executors stop.
+pub fn run(
+    bind: &str,
+    port: u16,
+    cores: &[usize],
+    read_buffer: Option<usize>,
+) -> anyhow::Result<()> {
     crate::sys::raise_nofile();
     crate::sys::raise_memlock();
     let cores: Vec<usize> = if cores.is_empty() {
@@ -77,7 +84,7 @@ pub fn run(bind: &str, port: u16, cores: &[usize]) -> anyhow::Result<()> {
             .name("baseline")
             .io_memory(IO_MEMORY)
             .spawn(move || async move {
-                if let Err(e) = serve(&addr).await {
+                if let Err(e) = serve(&addr, read_buffer).await {
                     eprintln!("baseline on {addr}: {e:#}");
                 }
             })
@@ -90,7 +97,7 @@ pub fn run(bind: &str, port: u16, cores: &[usize]) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(addr: &str) -> anyhow::Result<()> {
+async fn serve(addr: &str, read_buffer: Option<usize>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("binding {addr}: {e}"))?;
     let mut next_id: u64 = 0;
     loop {
@@ -106,17 +113,21 @@ async fn serve(addr: &str) -> anyhow::Result<()> {
         next_id += 1;
         let id = next_id;
         glommio::spawn_local(async move {
-            let _ = session(stream, id).await;
+            let _ = session(stream, id, read_buffer).await;
         })
         .detach();
     }
 }
 
-async fn session(stream: TcpStream, id: u64) -> anyhow::Result<()> {
+async fn session(stream: TcpStream, id: u64, read_buffer: Option<usize>) -> anyhow::Result<()> {
     stream
         .set_nodelay(true)
         .map_err(|e| anyhow::anyhow!("nodelay: {e}"))?;
-    let mut ws = async_tungstenite::accept_async(stream).await?;
+    let mut config = WebSocketConfig::default();
+    if let Some(n) = read_buffer {
+        config = config.read_buffer_size(n);
+    }
+    let mut ws = async_tungstenite::accept_async_with_config(stream, Some(config)).await?;
     loop {
         // Flush only when no further input is already buffered: pipelined requests then
         // share one write.

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::runner::{Counter, Hists, Metric, Shared};
 use crate::sys;
 
-/// One second of a run.
+/// One sample period (a second unless the scenario chose shorter) of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Sample {
     /// Seconds since the run started.
@@ -39,6 +39,9 @@ pub struct Sample {
     /// Whole-machine busy cores (all processes).
     #[serde(default)]
     pub machine_cpu: Option<f64>,
+    /// p99 of the client's own scheduling delay over the period (ms).
+    #[serde(default)]
+    pub client_lag_p99_ms: f64,
 }
 
 /// Collects samples for one run.
@@ -59,9 +62,11 @@ pub struct Monitor {
     pub total: Hists,
     /// Histograms since [`Monitor::mark`].
     pub window: Hists,
-    /// One sample per second.
+    /// One sample per period.
     pub timeline: Vec<Sample>,
     quiet: bool,
+    period: Duration,
+    last_print: Option<Instant>,
 }
 
 impl Monitor {
@@ -89,7 +94,16 @@ impl Monitor {
             window: Hists::new(),
             timeline: Vec::new(),
             quiet: false,
+            period: Duration::from_secs(1),
+            last_print: None,
         }
+    }
+
+    /// Samples every `period` instead of every second (short runs); progress is still
+    /// printed at most once a second.
+    pub fn period(mut self, period: Duration) -> Monitor {
+        self.period = period.max(Duration::from_millis(50));
+        self
     }
 
     /// Suppresses the stderr progress line (tests).
@@ -140,6 +154,12 @@ impl Monitor {
             .shared
             .count(Counter::Opened)
             .saturating_sub(self.shared.count(Counter::Dropped));
+        let lag = interval.get(Metric::ClientLag);
+        let client_lag_p99_ms = if lag.is_empty() {
+            0.0
+        } else {
+            ms(lag.value_at_quantile(0.99))
+        };
         let s = Sample {
             t: now.duration_since(self.start).as_secs_f64(),
             conns,
@@ -153,12 +173,17 @@ impl Monitor {
             server_cpu,
             client_cpu,
             machine_cpu,
+            client_lag_p99_ms,
         };
-        if !self.quiet {
+        let print = self
+            .last_print
+            .is_none_or(|p| now.duration_since(p) >= Duration::from_millis(990));
+        if !self.quiet && print {
+            self.last_print = Some(now);
             let failed = self.shared.count(Counter::Failed);
             let dropped = self.shared.count(Counter::Dropped);
             eprintln!(
-                "[{} {:>6.1}s] conns {:>6} (failed {}, dropped {}) out {:>9.0}/s in {:>9.0}/s p99 {:>8.2} ms max {:>8.2} ms cpu server {} client {:.0}% machine {}",
+                "[{} {:>6.1}s] conns {:>6} (failed {}, dropped {}) out {:>9.0}/s in {:>9.0}/s p99 {:>8.2} ms max {:>8.2} ms client lag p99 {:.1} ms cpu server {} client {:.0}% machine {}",
                 self.label,
                 s.t,
                 s.conns,
@@ -168,6 +193,7 @@ impl Monitor {
                 s.in_per_s,
                 s.p99_ms,
                 s.max_ms,
+                s.client_lag_p99_ms,
                 s.server_cpu.map_or("n/a".to_string(), |c| format!("{:.0}%", c * 100.0)),
                 s.client_cpu * 100.0,
                 s.machine_cpu.map_or("n/a".to_string(), |c| format!("{:.0}%", c * 100.0))
@@ -182,18 +208,18 @@ impl Monitor {
         self.last_machine_cpu = machine_now;
     }
 
-    /// Ticks if a second has passed since the last sample.
+    /// Ticks if a sample period has passed since the last sample.
     pub fn maybe_tick(&mut self) {
-        if self.last_at.elapsed() >= Duration::from_secs(1) {
+        if self.last_at.elapsed() >= self.period {
             self.tick();
         }
     }
 
-    /// Sleeps for `d`, sampling every second meanwhile.
+    /// Sleeps for `d`, sampling meanwhile.
     pub async fn sleep(&mut self, d: Duration) {
         let until = Instant::now() + d;
         while Instant::now() < until {
-            let next_tick = self.last_at + Duration::from_secs(1);
+            let next_tick = self.last_at + self.period;
             tokio::time::sleep_until(next_tick.min(until)).await;
             self.maybe_tick();
         }

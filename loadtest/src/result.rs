@@ -156,10 +156,29 @@ impl ResultFile {
     }
 }
 
-/// target ÷ baseline for every figure that is a non-zero number in both.
+/// Figures that are inputs of the scenario (equal in both runs by construction), left out of
+/// the ratio.
+const NOT_RATIOS: &[&str] = &[
+    "connections",
+    "connections_opened",
+    "messages_per_conn",
+    "sent",
+    "replies",
+    "rate_per_conn",
+    "offered_msg_s",
+    "players",
+    "reloads",
+    "p99_bound_ms",
+    "background_cores_before",
+];
+
+/// target ÷ baseline for every measured figure that is a non-zero number in both.
 pub fn ratios(baseline: &Run, target: &Run) -> Map<String, Value> {
     let mut out = Map::new();
     for (k, tv) in &target.figures {
+        if NOT_RATIOS.contains(&k.as_str()) {
+            continue;
+        }
         let (Some(t), Some(b)) = (tv.as_f64(), baseline.figures.get(k).and_then(Value::as_f64))
         else {
             continue;
@@ -247,6 +266,7 @@ mod tests {
         assert_eq!(r["tput"], 0.5);
         assert_eq!(r["rtt"], 1.5);
         assert!(!r.contains_key("zero") && !r.contains_key("s") && !r.contains_key("only_b"));
+        assert!(!r.contains_key("connections"));
     }
 
     #[test]

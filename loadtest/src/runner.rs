@@ -26,6 +26,8 @@ use crate::ws::{Endpoint, WsConn, WsError};
 /// How often a worker folds its histograms into the shared interval set; well under the
 /// one-second progress period so the live p99 is current.
 const FOLD_EVERY: Duration = Duration::from_millis(200);
+/// Period of the client lag probe.
+const LAG_PROBE_EVERY: Duration = Duration::from_millis(10);
 
 /// Latency distributions the scenarios record, all in microseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,10 +49,13 @@ pub enum Metric {
     Matchmaking,
     /// File saved → first `match.state` carrying the new rules version.
     Reload,
+    /// How late a client worker's 10 ms probe timer fires: the client's own scheduling delay.
+    /// Small values while latencies are large show the delay is not in the client.
+    ClientLag,
 }
 
 /// Number of [`Metric`] variants.
-pub const METRICS: usize = 8;
+pub const METRICS: usize = 9;
 
 /// Counted events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,6 +340,19 @@ impl Pool {
                             loop {
                                 t.tick().await;
                                 folder.fold();
+                            }
+                        });
+                        let prober = w.clone();
+                        tokio::task::spawn_local(async move {
+                            // tokio's timer has 1 ms resolution; lateness beyond that is time
+                            // this thread was busy with other sockets (or not scheduled).
+                            loop {
+                                let due = Instant::now() + LAG_PROBE_EVERY;
+                                tokio::time::sleep_until(due).await;
+                                prober.record_dur(
+                                    Metric::ClientLag,
+                                    Instant::now().saturating_duration_since(due),
+                                );
                             }
                         });
                         while let Some(job) = rx.recv().await {

@@ -31,19 +31,32 @@ fn log_path(kind: &str, port: u16) -> PathBuf {
     std::env::temp_dir().join(format!("asobi-loadtest-{kind}-{port}.log"))
 }
 
-fn spawn(mut cmd: Command, kind: &str, port: u16, cores: &[usize]) -> anyhow::Result<ServerProc> {
+fn spawn(
+    mut cmd: Command,
+    kind: &str,
+    port: u16,
+    cores: &[usize],
+    nice: Option<i32>,
+) -> anyhow::Result<ServerProc> {
     let log = log_path(kind, port);
     let out = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
     let err = out.try_clone()?;
     cmd.stdin(Stdio::null()).stdout(out).stderr(err);
-    if !cores.is_empty() {
-        let mask = CpuMask::new(cores);
-        // SAFETY: the closure only performs one async-signal-safe syscall (sched_setaffinity)
-        // on a mask built before fork; it allocates nothing.
-        unsafe {
-            use std::os::unix::process::CommandExt as _;
-            cmd.pre_exec(move || mask.apply_to_current_thread());
-        }
+    let mask = (!cores.is_empty()).then(|| CpuMask::new(cores));
+    // SAFETY: the closure performs only async-signal-safe syscalls (sched_setaffinity,
+    // setpriority) on data built before fork; it allocates nothing.
+    unsafe {
+        use std::os::unix::process::CommandExt as _;
+        cmd.pre_exec(move || {
+            if let Some(m) = &mask {
+                m.apply_to_current_thread()?;
+            }
+            if let Some(n) = nice {
+                // Best effort: without CAP_SYS_NICE the server runs at normal priority.
+                let _ = crate::sys::set_nice(n);
+            }
+            Ok(())
+        });
     }
     let command = format!("{cmd:?}");
     let child = cmd.spawn().with_context(|| format!("starting {command}"))?;
@@ -58,8 +71,9 @@ fn spawn(mut cmd: Command, kind: &str, port: u16, cores: &[usize]) -> anyhow::Re
     })
 }
 
-/// Starts this binary's `baseline-server` on `port`, one executor per core in `cores`.
-pub fn spawn_baseline(port: u16, cores: &[usize]) -> anyhow::Result<ServerProc> {
+/// Starts this binary's `baseline-server` on `port`, one executor per core in `cores`, at
+/// nice value `nice` when given.
+pub fn spawn_baseline(port: u16, cores: &[usize], nice: Option<i32>) -> anyhow::Result<ServerProc> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("baseline-server")
@@ -69,7 +83,7 @@ pub fn spawn_baseline(port: u16, cores: &[usize]) -> anyhow::Result<ServerProc> 
         let list: Vec<String> = cores.iter().map(ToString::to_string).collect();
         cmd.arg("--cores").arg(list.join(","));
     }
-    spawn(cmd, "baseline", port, cores)
+    spawn(cmd, "baseline", port, cores, nice)
 }
 
 /// Starts the asobi-rs binary: `asobi serve --port P --game-dir DIR` with `ASOBI_SHARDS` =
@@ -81,6 +95,7 @@ pub fn spawn_asobi(
     data_dir: &Path,
     cores: &[usize],
     env: &[(String, String)],
+    nice: Option<i32>,
 ) -> anyhow::Result<ServerProc> {
     std::fs::create_dir_all(data_dir)?;
     let mut cmd = Command::new(bin);
@@ -94,7 +109,7 @@ pub fn spawn_asobi(
     for (k, v) in env {
         cmd.env(k, v);
     }
-    spawn(cmd, "asobi", port, cores)
+    spawn(cmd, "asobi", port, cores, nice)
 }
 
 impl ServerProc {

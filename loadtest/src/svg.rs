@@ -9,7 +9,7 @@ const W: f64 = 960.0;
 const PANEL_H: f64 = 230.0;
 const LEFT: f64 = 70.0;
 const RIGHT: f64 = 70.0;
-const TOP: f64 = 70.0;
+const TOP: f64 = 100.0;
 const GAP: f64 = 60.0;
 
 fn colour(role: &str, i: usize) -> &'static str {
@@ -18,6 +18,23 @@ fn colour(role: &str, i: usize) -> &'static str {
     } else {
         ["#1f77b4", "#d62728", "#2ca02c"][i % 3]
     }
+}
+
+/// Splits `t` into lines of at most `width` characters at spaces.
+fn wrap(t: &str, width: usize) -> Vec<String> {
+    let mut lines = vec![String::new()];
+    for word in t.split(' ') {
+        let cur = lines.last_mut().expect("never empty");
+        if !cur.is_empty() && cur.chars().count() + 1 + word.chars().count() > width {
+            lines.push(word.to_string());
+        } else {
+            if !cur.is_empty() {
+                cur.push(' ');
+            }
+            cur.push_str(word);
+        }
+    }
+    lines
 }
 
 /// Renders the plot.
@@ -40,7 +57,14 @@ pub fn plot(r: &ResultFile) -> String {
         esc(&r.timestamp),
         esc(commit)
     );
-    let _ = write!(s, r#"<text x="{LEFT}" y="38">{}</text>"#, esc(&r.headline));
+    for (i, line) in wrap(&r.headline, 140).iter().take(2).enumerate() {
+        let _ = write!(
+            s,
+            r#"<text x="{LEFT}" y="{}">{}</text>"#,
+            38.0 + 14.0 * i as f64,
+            esc(line)
+        );
+    }
 
     let t_max = r
         .runs
@@ -98,8 +122,12 @@ pub fn plot(r: &ResultFile) -> String {
         Some(conn_top),
     );
 
-    for (i, run) in r.runs.iter().enumerate() {
-        let c = colour(&run.role, i);
+    let mut targets = 0;
+    for run in &r.runs {
+        let c = colour(&run.role, targets);
+        if run.role != "baseline" {
+            targets += 1;
+        }
         let pts = |f: &dyn Fn(&crate::monitor::Sample) -> f64, top: f64, y0: f64| -> String {
             run.timeline
                 .iter()
@@ -140,8 +168,8 @@ pub fn plot(r: &ResultFile) -> String {
             r#"<polyline fill="none" stroke="{c}" stroke-width="1.2" stroke-dasharray="6,4" points="{}"/>"#,
             pts(&|p| p.conns as f64, conn_top, y2)
         );
-        let ly = 52.0;
-        let lx = LEFT + 320.0 * i as f64;
+        let ly = 76.0;
+        let lx = LEFT + 400.0 * (targets + usize::from(run.role == "baseline")) as f64 - 400.0;
         let _ = write!(
             s,
             r#"<rect x="{lx}" y="{}" width="14" height="4" fill="{c}"/><text x="{}" y="{}">{} ({}) {}</text>"#,
@@ -256,5 +284,7 @@ mod tests {
         assert_eq!(nice_ceiling(83_000.0), 100_000.0);
         assert_eq!(fmt_num(84_000.0), "84k");
         assert_eq!(esc("a<b&c"), "a&lt;b&amp;c");
+        assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
+        assert_eq!(wrap("", 5), vec![""]);
     }
 }

@@ -95,6 +95,18 @@ impl CpuMask {
     }
 }
 
+/// Sets the calling thread's nice value (threads it creates afterwards inherit it). A
+/// negative value needs `CAP_SYS_NICE`. Async-signal-safe: one syscall.
+pub fn set_nice(value: i32) -> io::Result<()> {
+    // SAFETY: setpriority has no memory-safety preconditions; who = 0 means this thread.
+    let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, value) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Pins the calling thread to `cores`; an empty list leaves it unpinned.
 pub fn pin_current_thread(cores: &[usize]) -> io::Result<()> {
     if cores.is_empty() {

@@ -23,7 +23,7 @@ fn run(args: &[&str], out: &Path) -> Output {
         .args(args)
         .arg("--out-dir")
         .arg(out)
-        .arg("--quiet")
+        .args(["--quiet", "--wait-idle", "0", "--nice", "0"])
         .output()
         .unwrap();
     assert!(

@@ -49,7 +49,13 @@ pub struct BlastParams {
 
 /// Runs the scenario.
 pub async fn run(spec: &RunSpec, p: &BlastParams) -> anyhow::Result<Run> {
-    let (shared, pool, mut mon) = spec.start(Metric::Rtt)?;
+    let (shared, pool, mon) = spec.start(Metric::Rtt)?;
+    // A burst lasts seconds; sample 4× a second so the plot shows its shape.
+    let mut mon = if p.rate.is_none() {
+        mon.period(Duration::from_millis(250))
+    } else {
+        mon
+    };
     let pid = spec.server.pid;
     let rss_before = server_rss(pid);
     let cpu_total = CpuMeter::start(pid);

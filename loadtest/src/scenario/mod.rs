@@ -97,6 +97,18 @@ impl RunSpec {
         metrics: &[(Metric, &str)],
         headline: String,
     ) -> Run {
+        let mut figures = figures;
+        let lag = mon.total.get(Metric::ClientLag);
+        put(&mut figures, "client_lag_p50_ms", q_ms(lag, 0.5));
+        put(&mut figures, "client_lag_p99_ms", q_ms(lag, 0.99));
+        put(
+            &mut figures,
+            "client_lag_max_ms",
+            (!lag.is_empty()).then(|| round3(lag.max() as f64 / 1000.0)),
+        );
+        let mut metrics = metrics.to_vec();
+        metrics.push((Metric::ClientLag, "client_lag"));
+        let metrics = &metrics[..];
         Run {
             role: self.role.clone(),
             url: self.url.clone(),
