@@ -150,7 +150,16 @@ fn uuid_v7(id: &str) -> bool {
 
 fn bad_inputs(s: &Server) {
     let p = s.register("carol");
-    let cases: Vec<(&str, &str, Option<&str>, Option<&str>, u16, &str)> = vec![
+    /// method, path, bearer, body, expected status, expected code
+    type Case<'a> = (
+        &'a str,
+        &'a str,
+        Option<&'a str>,
+        Option<&'a str>,
+        u16,
+        &'a str,
+    );
+    let cases: Vec<Case> = vec![
         ("GET", "/api/v1/nope", None, None, 404, "not_found"),
         ("GET", "/elsewhere", None, None, 404, "not_found"),
         (
