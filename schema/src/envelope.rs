@@ -77,6 +77,19 @@ impl<'a> Inbound<'a> {
         }
     }
 
+    /// An envelope assembled from parts decoded elsewhere (e.g. the binary wire).
+    pub fn from_parts(
+        kind: &'a str,
+        cid: Option<&'a RawValue>,
+        payload: Option<&'a RawValue>,
+    ) -> Inbound<'a> {
+        Inbound {
+            kind: Some(Cow::Borrowed(kind)),
+            cid,
+            payload,
+        }
+    }
+
     /// The message type.
     pub fn kind(&self) -> &str {
         self.kind.as_deref().unwrap_or_default()
