@@ -9,6 +9,7 @@
 
 pub mod envelope;
 pub mod error;
+pub mod fb;
 pub mod payload;
 
 pub use envelope::{encode_frame, encode_frame_raw, Inbound, OutFrame};
