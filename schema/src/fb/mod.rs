@@ -65,7 +65,8 @@
 //! wires. What the binary wire buys is typed, schema-checked protocol messages for SDKs, not
 //! smaller game traffic.
 
-mod payload;
+mod decode;
+mod encode;
 
 use bytes::Bytes;
 use flatbuffers::{FlatBufferBuilder, UnionWIPOffset, VerifierOptions, WIPOffset};
@@ -74,7 +75,7 @@ use serde_json::value::RawValue;
 
 use crate::envelope::Inbound;
 use crate::error::{code, ApiError};
-use payload::Direction;
+use encode::Direction;
 
 /// The generated FlatBuffers tables (`Frame`, `Payload`, `MatchJoined`, ...), for clients and
 /// tests that want typed access instead of JSON text.
@@ -230,7 +231,7 @@ pub fn encode_inbound(kind: &str, cid_json: Option<&str>, payload_json: &str) ->
 /// The server's `session.heartbeat` reply, built without parsing any JSON.
 pub fn encode_heartbeat(cid_json: Option<&str>, ts_ms: i64) -> Bytes {
     let mut fbb = FlatBufferBuilder::with_capacity(96);
-    let (tag, table) = payload::build_heartbeat(&mut fbb, ts_ms);
+    let (tag, table) = encode::build_heartbeat(&mut fbb, ts_ms);
     finish(fbb, "session.heartbeat", cid_json, tag, table)
 }
 
@@ -274,7 +275,7 @@ fn decode(buf: &[u8]) -> Result<(String, Option<String>, String), FbError> {
         (Some(_), Some(_)) => return Err(FbError::ConflictingCid),
         (Some(s), None) => {
             let mut text = String::with_capacity(s.len() + 2);
-            payload::push_json_str(&mut text, s);
+            decode::push_json_str(&mut text, s);
             Some(text)
         }
         (None, Some(n)) => Some(n.to_string()),
@@ -284,16 +285,16 @@ fn decode(buf: &[u8]) -> Result<(String, Option<String>, String), FbError> {
         return Err(FbError::MissingType { cid });
     };
     let mut payload_json = String::with_capacity(buf.len());
-    match payload::read(&frame, &mut payload_json) {
+    match decode::read(&frame, &mut payload_json) {
         Ok(()) => Ok((kind.to_owned(), cid, payload_json)),
-        Err(payload::ReadError::Json(field)) => Err(FbError::InvalidJson { field, cid }),
-        Err(payload::ReadError::Unknown(tag)) => Err(FbError::UnknownPayload { tag, cid }),
+        Err(decode::ReadError::Json(field)) => Err(FbError::InvalidJson { field, cid }),
+        Err(decode::ReadError::Unknown(tag)) => Err(FbError::UnknownPayload { tag, cid }),
     }
 }
 
 fn encode(kind: &str, cid_json: Option<&str>, payload_json: &[u8], dir: Direction) -> Bytes {
     let mut fbb = FlatBufferBuilder::with_capacity(payload_json.len() + kind.len() + 96);
-    let (tag, table) = payload::build(&mut fbb, kind, payload_json, dir);
+    let (tag, table) = encode::build(&mut fbb, kind, payload_json, dir);
     finish(fbb, kind, cid_json, tag, table)
 }
 
@@ -307,7 +308,7 @@ fn finish(
     let type_ = Some(fbb.create_string(kind));
     let (cid, cid_num) = match cid_json.map(str::trim) {
         None => (None, None),
-        Some(text) => match payload::parse_i64_literal(text) {
+        Some(text) => match encode::parse_i64_literal(text) {
             Some(n) => (None, Some(n)),
             None => {
                 let string = text
@@ -338,7 +339,7 @@ fn finish(
 fn json_envelope(kind: &str, cid: Option<&str>, payload_json: &str) -> String {
     let mut out = String::with_capacity(kind.len() + payload_json.len() + 40);
     out.push_str("{\"type\":");
-    payload::push_json_str(&mut out, kind);
+    decode::push_json_str(&mut out, kind);
     if let Some(cid) = cid {
         out.push_str(",\"cid\":");
         out.push_str(cid);
