@@ -1,23 +1,16 @@
-//! Command line and orchestration: which servers a scenario runs against, in which order,
-//! with which authentication and cores, and where the result goes.
+//! The command line: subcommands, their flags and defaults. Running a scenario is
+//! [`orchestrate`](crate::orchestrate)'s job.
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::path::PathBuf;
 
-use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
-use serde_json::Value;
 
-use crate::auth::{default_cache_path, Accounts};
-use crate::result::{self, ResultFile, Run, ServerInfo, SCHEMA};
-use crate::runner::{AuthMode, PlayerSet};
+use crate::orchestrate::{default_out_dir, orchestrate, Scenario, Target};
 use crate::scenario::blast::BlastParams;
 use crate::scenario::idle::IdleParams;
 use crate::scenario::play::{default_match_size, PlayParams, Ramp, RampMetric};
 use crate::scenario::reload::ReloadParams;
-use crate::scenario::{self, RunSpec};
-use crate::{baseline, fakegame, report, server, sys, ws};
+use crate::{baseline, fakegame, report};
 
 /// Load generator for asobi-rs and any asobi-compatible WebSocket server.
 #[derive(Parser)]
@@ -261,6 +254,10 @@ struct TargetArgs {
     /// Seconds allowed to open one connection.
     #[arg(long, default_value_t = 30.0)]
     connect_timeout: f64,
+    /// Measure each server this many times, alternating baseline and target, and report
+    /// medians (damps background noise on a shared machine).
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Results directory (default <repo>/bench-results).
     #[arg(long)]
     out_dir: Option<PathBuf>,
@@ -272,55 +269,53 @@ struct TargetArgs {
     quiet: bool,
 }
 
-enum Scenario {
-    Blast(BlastParams),
-    Idle(IdleParams),
-    Play(PlayParams),
-    Reload(ReloadParams),
+impl TargetArgs {
+    fn into_target(self) -> Target {
+        Target {
+            url: self.url,
+            spawn_server: self.spawn_server,
+            game_dir: self.game_dir,
+            data_dir: self.data_dir,
+            server_env: self.server_env,
+            server_port: self.server_port,
+            server_cores: self.server_cores,
+            server_pid: self.server_pid,
+            baseline: self.baseline,
+            compare: self.compare,
+            baseline_port: self.baseline_port,
+            no_auth: self.no_auth,
+            players_file: self.players_file,
+            register_concurrency: self.register_concurrency,
+            client_cores: self.client_cores,
+            source_ips: self.source_ips,
+            nice: self.nice,
+            wait_idle: self.wait_idle,
+            idle_below: self.idle_below,
+            connect_timeout: self.connect_timeout,
+            repeat: self.repeat.max(1),
+            out_dir: self.out_dir,
+            no_write: self.no_write,
+            quiet: self.quiet,
+        }
+    }
 }
 
-impl Scenario {
-    fn name(&self) -> &'static str {
-        match self {
-            Scenario::Blast(p) if p.rate.is_some() => "blast-rate",
-            Scenario::Blast(_) => "blast",
-            Scenario::Idle(_) => "idle",
-            Scenario::Play(p) if p.ramp.is_some() => "play-ramp",
-            Scenario::Play(_) => "play",
-            Scenario::Reload(_) => "reload",
-        }
-    }
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s}"))
+}
 
-    fn params(&self) -> Value {
-        match self {
-            Scenario::Blast(p) => serde_json::to_value(p),
-            Scenario::Idle(p) => serde_json::to_value(p),
-            Scenario::Play(p) => serde_json::to_value(p),
-            Scenario::Reload(p) => serde_json::to_value(p),
-        }
-        .unwrap_or(Value::Null)
+/// Accounts a scenario needs when authenticating with real players.
+fn accounts(s: &Scenario, players: Option<usize>) -> usize {
+    match s {
+        Scenario::Blast(p) => players.unwrap_or(p.connections).min(p.connections),
+        Scenario::Idle(p) => players.unwrap_or(p.connections).min(p.connections),
+        // A ramp registers more players as it climbs (it usually stops well short of max).
+        Scenario::Play(p) => p.ramp.as_ref().map_or(p.players, |r| r.start),
+        Scenario::Reload(p) => p.players,
     }
-
-    /// Accounts needed when authenticating with real players.
-    fn accounts(&self, players: Option<usize>) -> usize {
-        match self {
-            Scenario::Blast(p) => players.unwrap_or(p.connections).min(p.connections),
-            Scenario::Idle(p) => players.unwrap_or(p.connections).min(p.connections),
-            // A ramp registers more players as it climbs (it usually stops well short of max).
-            Scenario::Play(p) => p.ramp.as_ref().map_or(p.players, |r| r.start),
-            Scenario::Reload(p) => p.players,
-        }
-        .max(1)
-    }
-
-    async fn run(&self, spec: &RunSpec) -> anyhow::Result<Run> {
-        match self {
-            Scenario::Blast(p) => scenario::blast::run(spec, p).await,
-            Scenario::Idle(p) => scenario::idle::run(spec, p).await,
-            Scenario::Play(p) => scenario::play::run(spec, p).await,
-            Scenario::Reload(p) => scenario::reload::run(spec, p).await,
-        }
-    }
+    .max(1)
 }
 
 /// Runs the parsed command.
@@ -363,8 +358,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 duration_s: duration,
                 idle_timeout_s: idle_timeout,
             });
-            let accounts = s.accounts(players);
-            orchestrate(&target, s, accounts)
+            let accounts = accounts(&s, players);
+            orchestrate(&target.into_target(), s, accounts)
         }
         Cmd::Idle {
             target,
@@ -380,8 +375,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 wave_ms,
                 hold_s: hold,
             });
-            let accounts = s.accounts(players);
-            orchestrate(&target, s, accounts)
+            let accounts = accounts(&s, players);
+            orchestrate(&target.into_target(), s, accounts)
         }
         Cmd::Play {
             target,
@@ -418,8 +413,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     metric: ramp_metric,
                 }),
             });
-            let accounts = s.accounts(None);
-            orchestrate(&target, s, accounts)
+            let accounts = accounts(&s, None);
+            orchestrate(&target.into_target(), s, accounts)
         }
         Cmd::Reload {
             target,
@@ -447,338 +442,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 wave: 200,
                 wave_ms: 100,
             });
-            let accounts = s.accounts(None);
-            orchestrate(&target, s, accounts)
+            let accounts = accounts(&s, None);
+            orchestrate(&target.into_target(), s, accounts)
         }
     }
-}
-
-/// Waits (bounded by --wait-idle) until the machine's busy CPU, measured over 2 s, is below
-/// --idle-below cores; returns the last measurement.
-fn wait_for_quiet(t: &TargetArgs) -> Option<f64> {
-    if t.wait_idle <= 0.0 {
-        return None;
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs_f64(t.wait_idle);
-    let mut warned = false;
-    loop {
-        let a = sys::system_busy_seconds()?;
-        std::thread::sleep(Duration::from_secs(2));
-        let busy = (sys::system_busy_seconds()? - a) / 2.0;
-        if busy < t.idle_below {
-            return Some(busy);
-        }
-        if std::time::Instant::now() >= deadline {
-            eprintln!(
-                "warning: machine still busy ({busy:.2} cores used by others); measuring anyway"
-            );
-            return Some(busy);
-        }
-        if !warned {
-            eprintln!(
-                "waiting up to {:.0} s for background load ({busy:.2} cores) to drop below {} cores",
-                t.wait_idle, t.idle_below
-            );
-            warned = true;
-        }
-    }
-}
-
-fn note_background(run: &mut Run, background: Option<f64>) {
-    if let Some(b) = background {
-        run.figures
-            .insert("background_cores_before".into(), result::round3(b).into());
-    }
-}
-
-fn parse_kv(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected KEY=VALUE, got {s}"))
-}
-
-/// Environment for a spawned asobi: benchmark defaults overridden by `--server-env`.
-fn server_env(t: &TargetArgs) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> =
-        [("ASOBI_WS_MSG_RATE", "0"), ("ASOBI_WS_CONNECT_RATE", "0")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-    for (k, v) in &t.server_env {
-        env.retain(|(ek, _)| ek != k);
-        env.push((k.clone(), v.clone()));
-    }
-    env
-}
-
-fn default_out_dir() -> PathBuf {
-    sys::git_toplevel().map_or_else(
-        || PathBuf::from("bench-results"),
-        |t| t.join("bench-results"),
-    )
-}
-
-fn default_data_dir() -> PathBuf {
-    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/tmp"), PathBuf::from);
-    home.join(".cache")
-        .join("asobi-loadtest")
-        .join("server-data")
-}
-
-/// Client worker cores: the requested ones, else every core the servers do not use.
-fn client_cores(t: &TargetArgs) -> Vec<Option<usize>> {
-    if !t.client_cores.is_empty() {
-        return t.client_cores.iter().map(|&c| Some(c)).collect();
-    }
-    let free: Vec<Option<usize>> = (0..sys::cpu_count())
-        .filter(|c| !t.server_cores.contains(c))
-        .map(Some)
-        .collect();
-    if free.is_empty() {
-        vec![None]
-    } else {
-        free
-    }
-}
-
-fn orchestrate(t: &TargetArgs, mut s: Scenario, accounts: usize) -> anyhow::Result<()> {
-    let nofile = sys::raise_nofile();
-    sys::raise_memlock();
-    let name = s.name();
-    // Before any thread starts, so every worker inherits it.
-    let nice = (t.nice != 0).then_some(t.nice);
-    if let Some(n) = nice {
-        if let Err(e) = sys::set_nice(n) {
-            eprintln!("warning: cannot set nice {n}: {e}; measuring at normal priority");
-        }
-    }
-    eprintln!("{name}: fd limit {nofile}, nice {}", t.nice);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let cores = client_cores(t);
-    let mut runs: Vec<Run> = Vec::new();
-    let base_spec =
-        |role: &str, url: String, server: ServerInfo, auth: AuthMode, label: &str| RunSpec {
-            role: role.to_string(),
-            url,
-            server,
-            auth,
-            client_cores: cores.clone(),
-            source_ips: t.source_ips,
-            connect_timeout: Duration::from_secs_f64(t.connect_timeout),
-            label: label.to_string(),
-            quiet: t.quiet,
-        };
-
-    if t.baseline || t.compare {
-        if matches!(s, Scenario::Play(_) | Scenario::Reload(_)) {
-            bail!("{name} needs game logic; the baseline only answers heartbeats (drop --baseline/--compare)");
-        }
-        let mut srv = server::spawn_baseline(t.baseline_port, &t.server_cores, nice)?;
-        srv.wait_ready(Duration::from_secs(10))?;
-        let info = ServerInfo {
-            kind: "baseline".into(),
-            pid: Some(srv.pid),
-            command: Some(srv.command.clone()),
-            cores: srv.cores.clone(),
-        };
-        let auth = if t.no_auth {
-            AuthMode::None
-        } else {
-            AuthMode::Placeholder
-        };
-        let role = if t.compare { "baseline" } else { "target" };
-        let spec = base_spec(role, srv.url.clone(), info, auth, "baseline");
-        let background = wait_for_quiet(t);
-        let mut run = rt.block_on(s.run(&spec))?;
-        note_background(&mut run, background);
-        runs.push(run);
-        drop(srv);
-        if t.compare {
-            // Let the kernel retire the baseline's sockets before the next run opens as many.
-            std::thread::sleep(Duration::from_secs(2));
-        }
-    }
-
-    if !t.baseline {
-        let mut _game_copy: Option<TempDir> = None;
-        let mut _srv: Option<server::ServerProc> = None;
-        let (url, info) = if let Some(bin) = &t.spawn_server {
-            let game_dir = if let Scenario::Reload(p) = &mut s {
-                // Reload edits the game; never touch the checked-in copy.
-                let tmp = TempDir::new("reload")?;
-                copy_dir(&t.game_dir, &tmp.0)?;
-                p.rules_file = tmp.0.join(&p.rules_file);
-                let dir = tmp.0.clone();
-                _game_copy = Some(tmp);
-                dir
-            } else {
-                t.game_dir.clone()
-            };
-            let data_dir = t.data_dir.clone().unwrap_or_else(default_data_dir);
-            let mut srv = server::spawn_asobi(
-                bin,
-                t.server_port,
-                &game_dir,
-                &data_dir,
-                &t.server_cores,
-                &server_env(t),
-                nice,
-            )?;
-            eprintln!("asobi pid {} log {}", srv.pid, srv.log.display());
-            srv.wait_ready(Duration::from_secs(60))?;
-            let info = ServerInfo {
-                kind: "asobi".into(),
-                pid: Some(srv.pid),
-                command: Some(srv.command.clone()),
-                cores: srv.cores.clone(),
-            };
-            let url = srv.url.clone();
-            _srv = Some(srv);
-            (url, info)
-        } else {
-            if let Scenario::Reload(p) = &mut s {
-                p.rules_file = t.game_dir.join(&p.rules_file);
-            }
-            let info = ServerInfo {
-                kind: "external".into(),
-                pid: t.server_pid,
-                command: None,
-                cores: vec![],
-            };
-            (t.url.clone(), info)
-        };
-        let auth = if t.no_auth {
-            AuthMode::None
-        } else {
-            let ep = ws::Endpoint::parse(&url)?;
-            let base = ep.http_base();
-            let cache = t
-                .players_file
-                .clone()
-                .unwrap_or_else(|| default_cache_path(&base));
-            let acc = Arc::new(Accounts::open(&base, &cache));
-            let players = acc
-                .ensure(accounts, t.register_concurrency)
-                .context("preparing players")?;
-            AuthMode::Players(Arc::new(PlayerSet {
-                players: Mutex::new(players),
-                accounts: acc,
-                concurrency: t.register_concurrency,
-            }))
-        };
-        let label = info.kind.clone();
-        let spec = base_spec("target", url, info, auth.clone(), &label);
-        let background = wait_for_quiet(t);
-        let run = rt.block_on(s.run(&spec)).map(|mut r| {
-            note_background(&mut r, background);
-            r
-        });
-        if let AuthMode::Players(set) = &auth {
-            let _ = set.accounts.save();
-        }
-        if let Some(srv) = &mut _srv {
-            if !srv.alive() {
-                eprintln!(
-                    "warning: the asobi server exited during the run (log {})",
-                    srv.log.display()
-                );
-            }
-        }
-        runs.push(run?);
-    }
-
-    let ratio = match (
-        runs.iter().find(|r| r.role == "baseline"),
-        runs.iter().find(|r| r.role == "target"),
-    ) {
-        (Some(b), Some(tg)) => Some(result::ratios(b, tg)),
-        _ => None,
-    };
-    let target = runs.last().map(|r| r.headline.clone()).unwrap_or_default();
-    let headline = match ratio.as_ref().and_then(|m| {
-        [
-            "throughput_msg_s",
-            "achieved_msg_s",
-            "server_mem_per_conn_bytes",
-        ]
-        .iter()
-        .find_map(|k| m.get(*k).and_then(Value::as_f64).map(|v| (*k, v)))
-    }) {
-        Some((k, v)) => format!("{target} ({k} = {v:.2}× baseline)"),
-        None => target,
-    };
-    let (ts, stamp) = sys::utc_now();
-    let file = ResultFile {
-        schema: SCHEMA.into(),
-        scenario: name.into(),
-        timestamp: ts,
-        command: sys::command_line(),
-        git_commit: sys::git_commit(),
-        machine: sys::machine(),
-        params: {
-            let mut p = s.params();
-            if let Value::Object(m) = &mut p {
-                m.insert("nice".into(), t.nice.into());
-                m.insert("source_ips".into(), t.source_ips.into());
-            }
-            p
-        },
-        runs,
-        ratio,
-        headline,
-    };
-    for r in &file.runs {
-        println!("{} [{}]: {}", file.scenario, r.role, r.headline);
-    }
-    if let Some(r) = &file.ratio {
-        println!("ratio target/baseline: {}", Value::Object(r.clone()));
-    }
-    if !t.no_write {
-        let dir = t.out_dir.clone().unwrap_or_else(default_out_dir);
-        let path = result::write(&dir, &stamp, &file)?;
-        report::write_readme(&dir)?;
-        println!(
-            "wrote {} (+ .svg), updated {}",
-            path.display(),
-            dir.join("README.md").display()
-        );
-    }
-    Ok(())
-}
-
-/// A scratch directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> anyhow::Result<TempDir> {
-        let (_, stamp) = sys::utc_now();
-        let p = std::env::temp_dir().join(format!(
-            "asobi-loadtest-{tag}-{}-{stamp}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&p)?;
-        Ok(TempDir(p))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let e = e?;
-        let dst = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &dst)?;
-        } else {
-            std::fs::copy(e.path(), &dst)?;
-        }
-    }
-    Ok(())
 }

@@ -14,6 +14,7 @@ pub mod baseline;
 pub mod cli;
 pub mod fakegame;
 pub mod monitor;
+pub mod orchestrate;
 pub mod proto;
 pub mod report;
 pub mod result;

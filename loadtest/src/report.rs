@@ -71,12 +71,13 @@ fn table(latest: &BTreeMap<String, (String, ResultFile)>) -> String {
             .git_commit
             .as_deref()
             .map_or("?", |c| &c[..c.len().min(9)]);
-        let server = r
-            .runs
-            .iter()
-            .map(|run| run.server.kind.clone())
-            .collect::<Vec<_>>()
-            .join(" vs ");
+        let mut kinds: Vec<String> = Vec::new();
+        for run in &r.runs {
+            if !kinds.contains(&run.server.kind) {
+                kinds.push(run.server.kind.clone());
+            }
+        }
+        let server = kinds.join(" vs ");
         let ratio = r.ratio.as_ref().map_or_else(
             || "—".to_string(),
             |m| {
@@ -96,12 +97,23 @@ fn table(latest: &BTreeMap<String, (String, ResultFile)>) -> String {
                 }
             },
         );
-        let result = r
-            .runs
+        let repeat = r
+            .params
+            .get("repeat")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(1);
+        let mut result = r
+            .headlines
             .iter()
-            .map(|run| format!("**{}**: {}", run.role, cell(&run.headline)))
+            .map(|(role, h)| format!("**{role}**: {}", cell(h)))
             .collect::<Vec<_>>()
             .join("<br>");
+        if result.is_empty() {
+            result = cell(&r.headline);
+        }
+        if repeat > 1 {
+            result = format!("{result}<br>(median run of {repeat} per server)");
+        }
         let _ = writeln!(
             s,
             "| {scenario} | {} | `{commit}` | {server} | {result} | {ratio} | [json]({stem}.json) [svg]({stem}.svg) |",
@@ -156,7 +168,11 @@ mod tests {
                 timeline: vec![],
                 headline: headline.into(),
             }],
+            medians: None,
             ratio: None,
+            headlines: [("target".to_string(), headline.to_string())]
+                .into_iter()
+                .collect(),
             headline: headline.into(),
         }
     }

@@ -132,10 +132,16 @@ pub struct ResultFile {
     pub machine: Machine,
     /// Scenario parameters.
     pub params: Value,
-    /// Baseline first when compared, then the target.
+    /// Baseline first when compared, then the target; alternating when repeated.
     pub runs: Vec<Run>,
-    /// target ÷ baseline for every numeric figure both runs have.
+    /// With `--repeat`: per role, the median of every numeric figure over its runs.
+    #[serde(default)]
+    pub medians: Option<Map<String, Value>>,
+    /// target ÷ baseline for every measured figure (of the medians when repeated).
     pub ratio: Option<Map<String, Value>>,
+    /// Per role, the headline of its representative (median) run.
+    #[serde(default)]
+    pub headlines: BTreeMap<String, String>,
     /// One-line summary for the README table.
     pub headline: String,
 }

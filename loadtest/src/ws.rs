@@ -240,8 +240,10 @@ impl WsConn {
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
-            if self.out.capacity() > 1 << 20 {
-                self.out.shrink_to(64 << 10);
+            // A burst grows the buffer to ~64 KiB; give it back so thousands of finished
+            // sockets do not each keep one.
+            if self.out.capacity() > 16 << 10 {
+                self.out.shrink_to(4 << 10);
             }
         }
         Ok(())

@@ -337,3 +337,29 @@ fn play_refuses_the_baseline() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("needs game logic"));
 }
+
+#[test]
+fn repeated_runs_report_medians() {
+    let out = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    run(
+        &[
+            "blast",
+            "--baseline",
+            "--baseline-port",
+            &port,
+            "--connections",
+            "20",
+            "--messages",
+            "50",
+            "--repeat",
+            "3",
+        ],
+        out.path(),
+    );
+    let r = result(out.path(), "blast");
+    assert_eq!(r["runs"].as_array().unwrap().len(), 3);
+    assert_eq!(f64_at(&r, "/medians/target/replies"), 1000.0);
+    assert!(r["headline"].as_str().unwrap().contains("median run of 3"));
+    assert!(r["headlines"]["target"].is_string());
+}
