@@ -1,7 +1,7 @@
 //! Simulation test: a seeded random walk of adds, removals, disconnects, ticks, match reports
 //! and spawn failures against a model of the live tickets, checking invariants after every step.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -59,8 +59,8 @@ fn random_walk(seed: u64, strategy: Strategy, seen: &mut Coverage) {
     };
     let size = cfg.group_size();
     let mut q = ModeQueue::new("walk".into(), cfg.clone());
-    let mut live: HashMap<String, ModelTicket> = HashMap::new();
-    let mut formed_now: HashMap<String, ModelTicket> = HashMap::new();
+    let mut live: BTreeMap<String, ModelTicket> = BTreeMap::new();
+    let mut formed_now: BTreeMap<String, ModelTicket> = BTreeMap::new();
     let mut recent_groups: Vec<Vec<String>> = Vec::new();
     let mut next_id = 0u64;
 
@@ -139,8 +139,8 @@ fn random_walk(seed: u64, strategy: Strategy, seen: &mut Coverage) {
             55..=89 => {
                 now += Duration::from_millis(rng.below(3_000));
                 let events = q.tick(now);
-                let mut seen_tickets = HashSet::new();
-                let mut seen_players = HashSet::new();
+                let mut seen_tickets = BTreeSet::new();
+                let mut seen_players = BTreeSet::new();
                 for event in &events {
                     match event {
                         QueueEvent::Expired(t) => {
@@ -223,7 +223,7 @@ fn random_walk(seed: u64, strategy: Strategy, seen: &mut Coverage) {
         assert_eq!(q.len(), live.len());
         assert!(q.len() <= cfg.max_queue + size);
         assert!(q.resolved.len() <= cfg.max_retained);
-        let mut live_players = HashSet::new();
+        let mut live_players = BTreeSet::new();
         for (id, model) in &live {
             assert!(
                 live_players.insert(&model.player),
