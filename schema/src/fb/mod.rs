@@ -219,6 +219,8 @@ pub fn decode_frame(buf: &[u8]) -> Result<OutboundFrame, FbError> {
 /// Encodes a server frame from the JSON pieces the server already has, so each broadcast is
 /// encoded once per wire. `payload_json` must be JSON text, as for
 /// [`encode_frame_raw`](crate::envelope::encode_frame_raw): game payloads are embedded unchanged.
+/// A frame must stay under FlatBuffers' 2 GiB limit (the builder panics beyond it); the server's
+/// frame caps are orders of magnitude below.
 pub fn encode_frame(kind: &str, cid_json: Option<&str>, payload_json: &[u8]) -> Bytes {
     encode(kind, cid_json, payload_json, Direction::ToClient)
 }
