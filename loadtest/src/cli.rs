@@ -151,7 +151,7 @@ enum Cmd {
         #[arg(long)]
         read_buffer: Option<usize>,
     },
-    /// Regenerate bench-results/README.md from the JSON results.
+    /// Regenerate bench-results/README.md (and every plot) from the JSON results.
     Report {
         /// Results directory (default: <repo>/bench-results).
         #[arg(long)]
@@ -334,6 +334,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         } => fakegame::run(port, &game_dir, tick_ms),
         Cmd::Report { dir } => {
             let dir = dir.unwrap_or_else(default_out_dir);
+            report::replot(&dir)?;
             let n = report::write_readme(&dir)?;
             eprintln!("{}: {n} scenarios", dir.join("README.md").display());
             Ok(())

@@ -32,6 +32,15 @@ const RATIO_KEYS: &[&str] = &[
     "server_cpu_us_per_reply",
 ];
 
+/// Redraws every result's plot from its JSON (so plots follow the plotting code).
+pub fn replot(dir: &Path) -> anyhow::Result<usize> {
+    let all = read_all(dir);
+    for (path, r) in &all {
+        std::fs::write(path.with_extension("svg"), crate::svg::plot(r))?;
+    }
+    Ok(all.len())
+}
+
 /// Rewrites the generated block of `<dir>/README.md`; returns the number of scenarios listed.
 pub fn write_readme(dir: &Path) -> anyhow::Result<usize> {
     let all = read_all(dir);

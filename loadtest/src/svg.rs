@@ -12,11 +12,12 @@ const RIGHT: f64 = 70.0;
 const TOP: f64 = 100.0;
 const GAP: f64 = 60.0;
 
-fn colour(role: &str, i: usize) -> &'static str {
+/// Grey for the baseline, blue for the server under test; repeats of a role share its colour.
+fn colour(role: &str) -> &'static str {
     if role == "baseline" {
         "#7f7f7f"
     } else {
-        ["#1f77b4", "#d62728", "#2ca02c"][i % 3]
+        "#1f77b4"
     }
 }
 
@@ -93,7 +94,7 @@ pub fn plot(r: &ResultFile) -> String {
     let tput_top = nice_ceiling(
         r.runs
             .iter()
-            .flat_map(|run| run.timeline.iter().map(|p| p.in_per_s.max(p.out_per_s)))
+            .flat_map(|run| run.timeline.iter().map(|p| p.in_per_s))
             .fold(1.0f64, f64::max),
     );
     let conn_top = nice_ceiling(
@@ -122,12 +123,9 @@ pub fn plot(r: &ResultFile) -> String {
         Some(conn_top),
     );
 
-    let mut targets = 0;
+    let mut legend: Vec<&str> = Vec::new();
     for run in &r.runs {
-        let c = colour(&run.role, targets);
-        if run.role != "baseline" {
-            targets += 1;
-        }
+        let c = colour(&run.role);
         let pts = |f: &dyn Fn(&crate::monitor::Sample) -> f64, top: f64, y0: f64| -> String {
             run.timeline
                 .iter()
@@ -168,8 +166,12 @@ pub fn plot(r: &ResultFile) -> String {
             r#"<polyline fill="none" stroke="{c}" stroke-width="1.2" stroke-dasharray="6,4" points="{}"/>"#,
             pts(&|p| p.conns as f64, conn_top, y2)
         );
+        if legend.contains(&run.role.as_str()) {
+            continue;
+        }
         let ly = 76.0;
-        let lx = LEFT + 400.0 * (targets + usize::from(run.role == "baseline")) as f64 - 400.0;
+        let lx = LEFT + 420.0 * legend.len() as f64;
+        legend.push(&run.role);
         let _ = write!(
             s,
             r#"<rect x="{lx}" y="{}" width="14" height="4" fill="{c}"/><text x="{}" y="{}">{} ({}) {}</text>"#,
