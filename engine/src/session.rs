@@ -325,7 +325,7 @@ impl Session {
                 }
                 match crate::binary::Decoded::parse(&b) {
                     Ok(d) => self.on_frame(d.inbound()).await,
-                    Err(e) => self.error(None, &e),
+                    Err((e, cid)) => self.error(cid.as_deref(), &e),
                 }
             }
             Incoming::TooLarge => {
