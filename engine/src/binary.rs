@@ -31,15 +31,23 @@ pub(crate) struct Decoded {
 }
 
 impl Decoded {
-    pub(crate) fn parse(buf: &[u8]) -> Result<Decoded, ApiError> {
+    /// Decodes a client frame; a failure carries the frame's cid when it could be read, so the
+    /// error reply can echo it.
+    pub(crate) fn parse(buf: &[u8]) -> Result<Decoded, (ApiError, Option<Box<RawValue>>)> {
         let invalid = || {
-            ApiError::new(
+            let e = ApiError::new(
                 400,
                 code::INVALID_MESSAGE,
                 "The binary frame is not a valid asobi.fb.1 message.",
-            )
+            );
+            (e, None)
         };
-        let f = fb::decode_inbound(buf).map_err(|_| invalid())?;
+        let f = fb::decode_inbound(buf).map_err(|e| {
+            let cid = e
+                .cid()
+                .and_then(|c| RawValue::from_string(c.to_owned()).ok());
+            (e.to_api_error(), cid)
+        })?;
         let cid = match f.cid {
             Some(c) => Some(RawValue::from_string(c).map_err(|_| invalid())?),
             None => None,
