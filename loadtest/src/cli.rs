@@ -225,6 +225,10 @@ struct TargetArgs {
     /// Port for the spawned baseline.
     #[arg(long, default_value_t = 18081)]
     baseline_port: u16,
+    /// tungstenite read buffer (bytes) of the spawned baseline; default tungstenite's 128 KiB,
+    /// the same as asobi-rs, so the comparison is like for like.
+    #[arg(long)]
+    baseline_read_buffer: Option<usize>,
     /// No REST registration and no session.connect (third-party servers).
     #[arg(long)]
     no_auth: bool,
@@ -283,6 +287,7 @@ impl TargetArgs {
             baseline: self.baseline,
             compare: self.compare,
             baseline_port: self.baseline_port,
+            baseline_read_buffer: self.baseline_read_buffer,
             no_auth: self.no_auth,
             players_file: self.players_file,
             register_concurrency: self.register_concurrency,

@@ -46,6 +46,8 @@ pub struct Target {
     pub compare: bool,
     /// Port of the spawned baseline.
     pub baseline_port: u16,
+    /// tungstenite read buffer of the spawned baseline (its default when `None`).
+    pub baseline_read_buffer: Option<usize>,
     /// Skip REST and session.connect.
     pub no_auth: bool,
     /// Player cache file.
@@ -282,7 +284,12 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
             eprintln!("--- repeat {}/{}", rep + 1, t.repeat);
         }
         if t.baseline || t.compare {
-            let mut srv = server::spawn_baseline(t.baseline_port, &t.server_cores, nice)?;
+            let mut srv = server::spawn_baseline(
+                t.baseline_port,
+                &t.server_cores,
+                nice,
+                t.baseline_read_buffer,
+            )?;
             srv.wait_ready(Duration::from_secs(10))?;
             let info = ServerInfo {
                 kind: "baseline".into(),
@@ -622,6 +629,7 @@ mod tests {
             baseline: false,
             compare: false,
             baseline_port: 0,
+            baseline_read_buffer: None,
             no_auth: false,
             players_file: None,
             register_concurrency: 1,

@@ -72,8 +72,14 @@ fn spawn(
 }
 
 /// Starts this binary's `baseline-server` on `port`, one executor per core in `cores`, at
-/// nice value `nice` when given.
-pub fn spawn_baseline(port: u16, cores: &[usize], nice: Option<i32>) -> anyhow::Result<ServerProc> {
+/// nice value `nice` when given, with tungstenite's read buffer set to `read_buffer` bytes
+/// when given.
+pub fn spawn_baseline(
+    port: u16,
+    cores: &[usize],
+    nice: Option<i32>,
+    read_buffer: Option<usize>,
+) -> anyhow::Result<ServerProc> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.arg("baseline-server")
@@ -82,6 +88,9 @@ pub fn spawn_baseline(port: u16, cores: &[usize], nice: Option<i32>) -> anyhow::
     if !cores.is_empty() {
         let list: Vec<String> = cores.iter().map(ToString::to_string).collect();
         cmd.arg("--cores").arg(list.join(","));
+    }
+    if let Some(n) = read_buffer {
+        cmd.arg("--read-buffer").arg(n.to_string());
     }
     spawn(cmd, "baseline", port, cores, nice)
 }
