@@ -94,6 +94,7 @@ pub(crate) async fn upgrade<S: crate::conn::Io>(
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max))
+        .read_buffer_size(WS_READ_BUFFER)
         // Replies are flushed explicitly when input runs dry; the buffer only bounds a burst.
         .write_buffer_size(64 * 1024);
     let ws =
@@ -101,6 +102,11 @@ pub(crate) async fn upgrade<S: crate::conn::Io>(
             .await;
     run(shard, WsTransport { ws, wire }, peer).await;
 }
+
+/// tungstenite allocates its read buffer up front for every connection (128 KiB by default).
+/// Client frames are small (a heartbeat is ~60 bytes, an input ~100), so 8 KiB still takes
+/// a hundred pipelined frames per read while keeping an idle socket at a few KiB.
+const WS_READ_BUFFER: usize = 8 * 1024;
 
 /// Per-connection message budget: a token bucket refilled at the configured rate.
 struct RateLimit {
