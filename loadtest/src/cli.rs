@@ -146,10 +146,11 @@ enum Cmd {
         /// Cores, one executor each (default: core 0).
         #[arg(long, value_delimiter = ',')]
         cores: Vec<usize>,
-        /// tungstenite read buffer in bytes (default: tungstenite's own, 128 KiB, which is
-        /// what asobi-rs uses; note tungstenite zero-fills it on every read).
-        #[arg(long)]
-        read_buffer: Option<usize>,
+        /// tungstenite read buffer in bytes. 8 KiB by default: tungstenite's own default
+        /// (128 KiB) is zero-filled on every read, which makes a fresh connection fault in
+        /// 128 KiB and dominates per-connection memory; a lean server would not pay that.
+        #[arg(long, default_value_t = 8192)]
+        read_buffer: usize,
     },
     /// Regenerate bench-results/README.md (and every plot) from the JSON results.
     Report {
@@ -225,8 +226,8 @@ struct TargetArgs {
     /// Port for the spawned baseline.
     #[arg(long, default_value_t = 18081)]
     baseline_port: u16,
-    /// tungstenite read buffer (bytes) of the spawned baseline; default tungstenite's 128 KiB,
-    /// the same as asobi-rs, so the comparison is like for like.
+    /// tungstenite read buffer (bytes) of the spawned baseline (default: the baseline's
+    /// 8 KiB; 131072 reproduces tungstenite's default).
     #[arg(long)]
     baseline_read_buffer: Option<usize>,
     /// No REST registration and no session.connect (third-party servers).
@@ -331,7 +332,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             bind,
             cores,
             read_buffer,
-        } => baseline::run(&bind, port, &cores, read_buffer),
+        } => baseline::run(&bind, port, &cores, Some(read_buffer)),
         Cmd::FakeGameServer {
             port,
             game_dir,
