@@ -296,6 +296,7 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
                 pid: Some(srv.pid),
                 command: Some(srv.command.clone()),
                 cores: srv.cores.clone(),
+                binary: std::env::current_exe().ok().and_then(|p| sys::describe_file(&p)),
             };
             let auth = if t.no_auth {
                 AuthMode::None
@@ -341,12 +342,17 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
                 pid: Some(srv.pid),
                 command: Some(srv.command.clone()),
                 cores: srv.cores.clone(),
+                binary: t.spawn_server.as_deref().and_then(sys::describe_file),
             },
             None => ServerInfo {
                 kind: "external".into(),
                 pid: t.server_pid,
                 command: None,
                 cores: vec![],
+                binary: t
+                    .server_pid
+                    .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
+                    .and_then(|p| sys::describe_file(&p)),
             },
         };
         let auth = if t.no_auth {
@@ -580,6 +586,7 @@ mod tests {
                 pid: None,
                 command: None,
                 cores: vec![],
+                binary: None,
             },
             client_cores: vec![],
             auth: "none".into(),

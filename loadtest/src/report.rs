@@ -167,6 +167,7 @@ mod tests {
                     pid: None,
                     command: None,
                     cores: vec![0],
+                    binary: None,
                 },
                 client_cores: vec![Some(1)],
                 auth: "none".into(),

@@ -86,6 +86,10 @@ pub struct ServerInfo {
     pub command: Option<String>,
     /// Cores it was pinned to (spawned servers).
     pub cores: Vec<usize>,
+    /// The executable measured: path, size and modification time (UTC), so a result can be
+    /// matched to the build it measured even when the checkout moved on.
+    #[serde(default)]
+    pub binary: Option<String>,
 }
 
 /// One scenario run against one server.
@@ -246,6 +250,7 @@ mod tests {
                 pid: None,
                 command: None,
                 cores: vec![],
+                binary: None,
             },
             client_cores: vec![Some(1)],
             auth: "none".into(),

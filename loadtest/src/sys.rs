@@ -247,6 +247,23 @@ pub fn git_commit() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// `path (N bytes, modified <UTC>)` for an executable, for result provenance.
+pub fn describe_file(path: &std::path::Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(UNIX_EPOCH)
+        .ok()?
+        .as_secs();
+    Some(format!(
+        "{} ({} bytes, modified {})",
+        path.display(),
+        meta.len(),
+        utc_format(modified).0
+    ))
+}
+
 /// The repository root (`git rev-parse --show-toplevel`), if the tool runs inside one.
 pub fn git_toplevel() -> Option<std::path::PathBuf> {
     let out = std::process::Command::new("git")
