@@ -127,21 +127,22 @@ async fn fill<S: Io>(
     buf: &mut BytesMut,
     limit: Duration,
 ) -> Result<bool, ReadError> {
-    let mut chunk = [0u8; READ_CHUNK];
-    let read = stream.read(&mut chunk).fuse();
-    let timer = glommio::timer::sleep(limit).fuse();
-    futures::pin_mut!(read, timer);
-    futures::select_biased! {
-        r = read => match r {
-            Ok(0) => Ok(false),
-            Ok(n) => {
-                buf.extend_from_slice(&chunk[..n]);
-                Ok(true)
-            }
-            Err(_) => Err(ReadError::Io),
-        },
-        () = timer => Err(ReadError::Timeout),
-    }
+    // Read straight into the buffer's tail: a stack array here would live in every connection's
+    // future for the connection's whole life, WebSocket sessions included.
+    let start = buf.len();
+    buf.resize(start + READ_CHUNK, 0);
+    let result = {
+        let read = stream.read(&mut buf[start..]).fuse();
+        let timer = glommio::timer::sleep(limit).fuse();
+        futures::pin_mut!(read, timer);
+        futures::select_biased! {
+            r = read => r.map_err(|_| ReadError::Io),
+            () = timer => Err(ReadError::Timeout),
+        }
+    };
+    let n = result.as_ref().copied().unwrap_or(0);
+    buf.truncate(start + n);
+    result.map(|n| n > 0)
 }
 
 async fn read_head<S: Io>(

@@ -90,6 +90,9 @@ pub(crate) async fn upgrade<S: crate::conn::Io>(
     {
         return;
     }
+    // Keep only the bytes already read, not the HTTP read buffer, for the session's lifetime.
+    let part = leftover.to_vec();
+    drop(leftover);
     let max = shard.global.cfg.ws_max_frame;
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
@@ -97,9 +100,7 @@ pub(crate) async fn upgrade<S: crate::conn::Io>(
         .read_buffer_size(WS_READ_BUFFER)
         // Replies are flushed explicitly when input runs dry; the buffer only bounds a burst.
         .write_buffer_size(64 * 1024);
-    let ws =
-        WebSocketStream::from_partially_read(stream, leftover.to_vec(), Role::Server, Some(config))
-            .await;
+    let ws = WebSocketStream::from_partially_read(stream, part, Role::Server, Some(config)).await;
     run(shard, WsTransport { ws, wire }, peer).await;
 }
 
