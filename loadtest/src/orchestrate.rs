@@ -89,15 +89,18 @@ pub enum Scenario {
 }
 
 impl Scenario {
-    /// Result name (file prefix and README row).
-    pub fn name(&self) -> &'static str {
+    /// Result name (file prefix and README row): paced blasts carry their rate and play its
+    /// mode, so runs at different settings keep separate rows.
+    pub fn name(&self) -> String {
         match self {
-            Scenario::Blast(p) if p.rate.is_some() => "blast-rate",
-            Scenario::Blast(_) => "blast",
-            Scenario::Idle(_) => "idle",
-            Scenario::Play(p) if p.ramp.is_some() => "play-ramp",
-            Scenario::Play(_) => "play",
-            Scenario::Reload(_) => "reload",
+            Scenario::Blast(p) => match p.rate {
+                Some(r) => format!("blast-rate-{r}"),
+                None => "blast".into(),
+            },
+            Scenario::Idle(_) => "idle".into(),
+            Scenario::Play(p) if p.ramp.is_some() => format!("play-ramp-{}", p.mode),
+            Scenario::Play(p) => format!("play-{}", p.mode),
+            Scenario::Reload(_) => "reload".into(),
         }
     }
 
@@ -505,7 +508,7 @@ fn finish(t: &Target, s: &Scenario, runs: Vec<Run>) -> anyhow::Result<()> {
     }
     let file = ResultFile {
         schema: SCHEMA.into(),
-        scenario: s.name().into(),
+        scenario: s.name(),
         timestamp: ts,
         command: sys::command_line(),
         git_commit: sys::git_commit(),

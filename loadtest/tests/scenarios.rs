@@ -176,7 +176,7 @@ fn paced_blast_without_auth_hits_the_offered_rate() {
         ],
         out.path(),
     );
-    let r = result(out.path(), "blast-rate");
+    let r = result(out.path(), "blast-rate-50");
     assert_eq!(r["runs"][0]["auth"], "none");
     let achieved = f64_at(&r, "/runs/0/figures/achieved_msg_s");
     assert!(
@@ -262,7 +262,7 @@ fn play_and_reload_against_a_ticking_game() {
         ],
         out.path(),
     );
-    let r = result(out.path(), "play");
+    let r = result(out.path(), "play-duel");
     assert_eq!(f64_at(&r, "/runs/0/figures/ccu"), 20.0);
     assert_eq!(f64_at(&r, "/runs/0/figures/matched"), 20.0);
     assert!(f64_at(&r, "/runs/0/figures/input_to_state_p50_ms") > 0.0);
