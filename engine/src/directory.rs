@@ -43,6 +43,14 @@ pub(crate) struct Directory {
 /// Matches one mode may list at once in `match.list`; a lobby browser wants a page, not all.
 const LIST_LIMIT: usize = 200;
 
+fn bump(counter: &AtomicUsize, delta: isize) {
+    if delta >= 0 {
+        counter.fetch_add(delta as usize, Ordering::Relaxed);
+    } else {
+        counter.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding one of these locks cannot leave the maps half-updated in a way that
     // matters more than losing the server, so poisoning is ignored.
@@ -158,30 +166,15 @@ impl Directory {
     }
 
     pub(crate) fn add_connection(&self, shard: usize, delta: isize) {
-        let c = &self.shards[shard].connections;
-        if delta >= 0 {
-            c.fetch_add(delta as usize, Ordering::Relaxed);
-        } else {
-            c.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
-        }
+        bump(&self.shards[shard].connections, delta);
     }
 
     pub(crate) fn add_session(&self, shard: usize, delta: isize) {
-        let c = &self.shards[shard].sessions;
-        if delta >= 0 {
-            c.fetch_add(delta as usize, Ordering::Relaxed);
-        } else {
-            c.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
-        }
+        bump(&self.shards[shard].sessions, delta);
     }
 
     pub(crate) fn add_match(&self, shard: usize, delta: isize) {
-        let c = &self.shards[shard].matches;
-        if delta >= 0 {
-            c.fetch_add(delta as usize, Ordering::Relaxed);
-        } else {
-            c.fetch_sub(delta.unsigned_abs(), Ordering::Relaxed);
-        }
+        bump(&self.shards[shard].matches, delta);
     }
 
     /// Where a new match for these players should run: the shard holding most of them, ties to

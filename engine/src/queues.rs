@@ -249,43 +249,46 @@ pub(crate) async fn rest_add(shard: &Rc<Shard>, me: &str, body: RestAdd) -> Rest
     ok(&queued)
 }
 
-pub(crate) async fn rest_status(shard: &Rc<Shard>, me: &str, ticket: &str) -> RestResult {
-    let mode = shard
+/// The mode a ticket was queued for, as recorded when it was issued.
+fn ticket_mode(shard: &Shard, ticket: &str) -> Result<String, ApiError> {
+    shard
         .global
         .directory
         .ticket_mode(ticket)
-        .ok_or_else(|| ApiError::new(404, code::TICKET_NOT_FOUND, "No such ticket."))?;
+        .ok_or_else(|| ApiError::new(404, code::TICKET_NOT_FOUND, "No such ticket."))
+}
+
+/// Sends a command built around a reply channel to the queue shard of `mode` and awaits it.
+async fn ask_queue<T>(
+    shard: &Rc<Shard>,
+    mode: &str,
+    cmd: impl FnOnce(crate::mesh::Reply<T>) -> QueueCmd,
+) -> Result<T, ApiError> {
     let (tx, rx) = oneshot::channel();
-    let host = shard.queue_shard(&mode);
-    shard.route(
-        host,
-        MeshMsg::Queue(QueueCmd::Status {
-            mode,
-            ticket_id: ticket.to_owned(),
-            player_id: me.to_owned(),
-            reply: tx,
-        }),
-    );
-    ok(&await_reply(rx).await?)
+    shard.route(shard.queue_shard(mode), MeshMsg::Queue(cmd(tx)));
+    await_reply(rx).await
+}
+
+pub(crate) async fn rest_status(shard: &Rc<Shard>, me: &str, ticket: &str) -> RestResult {
+    let mode = ticket_mode(shard, ticket)?;
+    let status = ask_queue(shard, &mode.clone(), |reply| QueueCmd::Status {
+        mode,
+        ticket_id: ticket.to_owned(),
+        player_id: me.to_owned(),
+        reply,
+    })
+    .await?;
+    ok(&status)
 }
 
 pub(crate) async fn rest_remove(shard: &Rc<Shard>, me: &str, ticket: &str) -> RestResult {
-    let mode = shard
-        .global
-        .directory
-        .ticket_mode(ticket)
-        .ok_or_else(|| ApiError::new(404, code::TICKET_NOT_FOUND, "No such ticket."))?;
-    let (tx, rx) = oneshot::channel();
-    let host = shard.queue_shard(&mode);
-    shard.route(
-        host,
-        MeshMsg::Queue(QueueCmd::Remove {
-            mode,
-            ticket_id: ticket.to_owned(),
-            player_id: me.to_owned(),
-            reply: tx,
-        }),
-    );
-    await_reply(rx).await?;
+    let mode = ticket_mode(shard, ticket)?;
+    ask_queue(shard, &mode.clone(), |reply| QueueCmd::Remove {
+        mode,
+        ticket_id: ticket.to_owned(),
+        player_id: me.to_owned(),
+        reply,
+    })
+    .await?;
     ok(&json!({ "success": true }))
 }
