@@ -299,7 +299,9 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
                 pid: Some(srv.pid),
                 command: Some(srv.command.clone()),
                 cores: srv.cores.clone(),
-                binary: std::env::current_exe().ok().and_then(|p| sys::describe_file(&p)),
+                binary: std::env::current_exe()
+                    .ok()
+                    .and_then(|p| sys::describe_file(&p)),
             };
             let auth = if t.no_auth {
                 AuthMode::None

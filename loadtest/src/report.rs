@@ -114,7 +114,22 @@ fn table(latest: &BTreeMap<String, (String, ResultFile)>) -> String {
         let mut result = r
             .headlines
             .iter()
-            .map(|(role, h)| format!("**{role}**: {}", cell(h)))
+            .map(|(role, h)| {
+                // CPU beside every headline: a saturated server next to an unsaturated client
+                // is what makes a number the server's.
+                let cpu = r
+                    .runs
+                    .iter()
+                    .find(|run| &run.role == role && &run.headline == h)
+                    .map_or(String::new(), |run| match run.cpu.server_util {
+                        Some(su) => format!(
+                            " — cores busy: server {su:.2}, client {:.2}",
+                            run.cpu.client_util
+                        ),
+                        None => format!(" — cores busy: client {:.2}", run.cpu.client_util),
+                    });
+                format!("**{role}**: {}{cpu}", cell(h))
+            })
             .collect::<Vec<_>>()
             .join("<br>");
         if result.is_empty() {
