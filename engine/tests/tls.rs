@@ -50,6 +50,34 @@ fn https(
     (status, serde_json::from_str(json).unwrap_or(Value::Null))
 }
 
+/// A WSS client over rustls.
+struct Wss(tungstenite::WebSocket<Tls>);
+
+impl Wss {
+    fn open(addr: &str, ca: &CertificateDer<'static>) -> Wss {
+        let (ws, _) =
+            tungstenite::client("ws://localhost/ws", tls_connect(addr, ca)).expect("wss handshake");
+        Wss(ws)
+    }
+
+    fn send(&mut self, v: Value) {
+        self.0.send(Message::Text(v.to_string().into())).unwrap();
+    }
+
+    fn expect(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Message::Text(t) = self.0.read().expect("wss read") {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == kind && pred(&v) {
+                    return v;
+                }
+            }
+        }
+        panic!("no {kind} within 10 s");
+    }
+}
+
 #[test]
 fn https_and_wss_on_the_main_port() {
     let dir = tempfile::tempdir().unwrap();
@@ -102,29 +130,64 @@ fn https_and_wss_on_the_main_port() {
     let n = plain.read(&mut buf).unwrap_or(0);
     assert!(!String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 
-    // WSS: authenticate and get a heartbeat answered.
-    let stream = tls_connect(&addr, &ca);
-    let (mut ws, _) = tungstenite::client("ws://localhost/ws", stream).expect("wss handshake");
-    ws.send(Message::Text(
-        json!({"type": "session.connect", "cid": "1", "payload": {"token": token}})
-            .to_string()
-            .into(),
-    ))
-    .unwrap();
-    ws.send(Message::Text(
-        json!({"type": "session.heartbeat", "cid": "2", "payload": {}})
-            .to_string()
-            .into(),
-    ))
-    .unwrap();
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        if let Message::Text(t) = ws.read().unwrap() {
-            seen.push(serde_json::from_str::<Value>(t.as_str()).unwrap());
-        }
+    // WSS: the whole realtime loop — connect, queue, match, input → state, hot reload.
+    let b = {
+        let (status, reg) = https(
+            &addr,
+            &ca,
+            "POST",
+            "/api/v1/auth/register",
+            Some(json!({"username": common::unique("tlsb"), "password": "secret123"})),
+        );
+        assert_eq!(status, 200, "{reg}");
+        reg
+    };
+    let mut wa = Wss::open(&addr, &ca);
+    let mut wb = Wss::open(&addr, &ca);
+    wa.send(json!({"type": "session.connect", "cid": "1", "payload": {"token": token}}));
+    let a_id = wa.expect("session.connected", |_| true)["payload"]["player_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wb.send(json!({"type": "session.connect", "payload": {"token": b["access_token"]}}));
+    wb.expect("session.connected", |_| true);
+    wa.send(json!({"type": "session.heartbeat", "cid": "2", "payload": {}}));
+    assert_eq!(wa.expect("session.heartbeat", |_| true)["cid"], "2");
+    for w in [&mut wa, &mut wb] {
+        w.send(json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}));
     }
-    assert_eq!(seen[0]["type"], "session.connected");
-    assert_eq!(seen[1]["type"], "session.heartbeat");
-    assert_eq!(seen[1]["cid"], "2");
+    let m1 = wa.expect("match.matched", |_| true);
+    let m2 = wb.expect("match.matched", |_| true);
+    assert_eq!(m1["payload"]["match_id"], m2["payload"]["match_id"]);
+    wa.send(
+        json!({"type": "match.input", "payload": {"action": "move", "dx": 1, "dy": 0, "seq": 1}}),
+    );
+    let st = wb.expect("match.state", |v| {
+        v["payload"]["players"][a_id.as_str()]["seq"] == 1
+    });
+    let x = st["payload"]["players"][a_id.as_str()]["x"]
+        .as_i64()
+        .unwrap();
+    let rules = std::fs::read_to_string(game.join("arena.lua")).unwrap();
+    std::fs::write(
+        game.join("arena.lua"),
+        rules
+            .replace("local STEP = 1", "local STEP = 2")
+            .replace("local RULES_VERSION = 1", "local RULES_VERSION = 2"),
+    )
+    .unwrap();
+    wa.expect("match.state", |v| v["payload"]["rules"] == 2);
+    wa.send(
+        json!({"type": "match.input", "payload": {"action": "move", "dx": 1, "dy": 0, "seq": 2}}),
+    );
+    let st = wb.expect("match.state", |v| {
+        v["payload"]["players"][a_id.as_str()]["seq"] == 2
+    });
+    assert_eq!(
+        st["payload"]["players"][a_id.as_str()]["x"]
+            .as_i64()
+            .unwrap(),
+        x + 2
+    );
     assert!(s.stop().success());
 }
