@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::conn::{Transport, Wire};
 use crate::orchestrate::{default_out_dir, orchestrate, Scenario, Target};
 use crate::scenario::blast::BlastParams;
 use crate::scenario::idle::IdleParams;
@@ -272,6 +273,23 @@ struct TargetArgs {
     /// No per-second progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Wire encoding: asobi's JSON text frames or `asobi.fb.1` FlatBuffers.
+    #[arg(long, value_enum, default_value = "json")]
+    wire: Wire,
+    /// Transport: WebSocket, or QUIC (ALPN asobi/1, one stream; a spawned server gets
+    /// ASOBI_DEV_CERT=true and ASOBI_QUIC_PORT=--quic-port).
+    #[arg(long, value_enum, default_value = "ws")]
+    transport: Transport,
+    /// Measure asobi-rs over ws+json, ws+fb, quic+json and quic+fb (same server) and report
+    /// msgs/s and bytes per message of each, with fb÷JSON and QUIC÷WS ratios.
+    #[arg(long, conflicts_with_all = ["baseline", "compare"])]
+    compare_wires: bool,
+    /// UDP port of the server's QUIC listener.
+    #[arg(long, default_value_t = 18443)]
+    quic_port: u16,
+    /// PEM certificate to trust for QUIC (default: the dev certificate in --data-dir).
+    #[arg(long)]
+    quic_ca: Option<PathBuf>,
 }
 
 impl TargetArgs {
@@ -302,6 +320,11 @@ impl TargetArgs {
             out_dir: self.out_dir,
             no_write: self.no_write,
             quiet: self.quiet,
+            wire: self.wire,
+            transport: self.transport,
+            compare_wires: self.compare_wires,
+            quic_port: self.quic_port,
+            quic_ca: self.quic_ca,
         }
     }
 }

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod baseline;
 pub mod cli;
+pub mod conn;
 pub mod fakegame;
 pub mod monitor;
 pub mod orchestrate;

@@ -11,6 +11,7 @@ use anyhow::{bail, Context as _};
 use serde_json::{Map, Value};
 
 use crate::auth::{default_cache_path, Accounts};
+use crate::conn::{QuicPlan, Transport, Wire};
 use crate::result::{self, ResultFile, Run, ServerInfo, SCHEMA};
 use crate::runner::{AuthMode, PlayerSet};
 use crate::scenario::blast::BlastParams;
@@ -74,7 +75,25 @@ pub struct Target {
     pub no_write: bool,
     /// No progress lines.
     pub quiet: bool,
+    /// Wire encoding of the target's connections.
+    pub wire: Wire,
+    /// Transport of the target's connections.
+    pub transport: Transport,
+    /// Run the target over ws+json, ws+fb, quic+json and quic+fb against the same server.
+    pub compare_wires: bool,
+    /// UDP port of the server's QUIC listener (set for a spawned server).
+    pub quic_port: u16,
+    /// Certificate to trust for QUIC (default `<data dir>/dev-cert.pem`).
+    pub quic_ca: Option<PathBuf>,
 }
+
+/// The four wire × transport combinations `--compare-wires` measures, WS+JSON first.
+const WIRE_COMBOS: [(Transport, Wire); 4] = [
+    (Transport::Ws, Wire::Json),
+    (Transport::Ws, Wire::Fb),
+    (Transport::Quic, Wire::Json),
+    (Transport::Quic, Wire::Fb),
+];
 
 /// A scenario with its parameters.
 pub enum Scenario {
@@ -168,18 +187,26 @@ fn client_cores(t: &Target) -> Vec<Option<usize>> {
 }
 
 /// Environment for a spawned asobi: rate limits off (the scenarios measure capacity, not
-/// the limiter), then `--server-env` overrides.
+/// the limiter), QUIC on (dev certificate) when a run uses it, then `--server-env` overrides.
 fn server_env(t: &Target) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> =
         [("ASOBI_WS_MSG_RATE", "0"), ("ASOBI_WS_CONNECT_RATE", "0")]
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+    if uses_quic(t) {
+        env.push(("ASOBI_DEV_CERT".into(), "true".into()));
+        env.push(("ASOBI_QUIC_PORT".into(), t.quic_port.to_string()));
+    }
     for (k, v) in &t.server_env {
         env.retain(|(ek, _)| ek != k);
         env.push((k.clone(), v.clone()));
     }
     env
+}
+
+fn uses_quic(t: &Target) -> bool {
+    t.compare_wires || t.transport == Transport::Quic
 }
 
 /// Waits (bounded by `wait_idle`) until the machine's busy CPU, measured over 2 s, is below
@@ -232,6 +259,9 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
         }
     }
     eprintln!("{name}: fd limit {nofile}, nice {}", t.nice);
+    if t.compare_wires && (t.baseline || t.compare) {
+        bail!("--compare-wires compares asobi-rs with itself; drop --baseline/--compare");
+    }
     if (t.baseline || t.compare) && matches!(s, Scenario::Play(_) | Scenario::Reload(_)) {
         bail!("{name} needs game logic; the baseline only answers heartbeats (drop --baseline/--compare)");
     }
@@ -239,7 +269,13 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
         .enable_all()
         .build()?;
     let cores = client_cores(t);
-    let spec = |role: &str, url: String, server: ServerInfo, auth: AuthMode, label: &str| RunSpec {
+    let spec = |role: &str,
+                url: String,
+                server: ServerInfo,
+                auth: AuthMode,
+                label: &str,
+                wire: Wire,
+                quic: Option<QuicPlan>| RunSpec {
         role: role.to_string(),
         url,
         server,
@@ -249,6 +285,8 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
         connect_timeout: Duration::from_secs_f64(t.connect_timeout),
         label: label.to_string(),
         quiet: t.quiet,
+        wire,
+        quic,
     };
 
     // Reload edits the game: a spawned server gets a private copy, never the checked-in one.
@@ -280,6 +318,20 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
     } else {
         t.url.clone()
     };
+    let data_dir = t.data_dir.clone().unwrap_or_else(default_data_dir);
+    let quic_plan = || -> anyhow::Result<QuicPlan> {
+        let ip = ws::Endpoint::parse(&target_url)?.addr.ip();
+        let ca = t
+            .quic_ca
+            .clone()
+            .unwrap_or_else(|| data_dir.join("dev-cert.pem"));
+        QuicPlan::new(std::net::SocketAddr::new(ip, t.quic_port), "localhost", &ca)
+    };
+    let combos: Vec<(Transport, Wire)> = if t.compare_wires {
+        WIRE_COMBOS.to_vec()
+    } else {
+        vec![(t.transport, t.wire)]
+    };
     let mut players: Option<Arc<PlayerSet>> = None;
     let mut runs: Vec<Run> = Vec::new();
     for rep in 0..t.repeat.max(1) {
@@ -310,8 +362,15 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
             };
             let role = if t.compare { "baseline" } else { "target" };
             let background = wait_for_quiet(t);
-            let mut run =
-                rt.block_on(s.run(&spec(role, srv.url.clone(), info, auth, "baseline")))?;
+            let mut run = rt.block_on(s.run(&spec(
+                role,
+                srv.url.clone(),
+                info,
+                auth,
+                "baseline",
+                Wire::Json,
+                None,
+            )))?;
             note_background(&mut run, background);
             runs.push(run);
             drop(srv);
@@ -325,7 +384,6 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
         }
         let mut srv = match &t.spawn_server {
             Some(bin) => {
-                let data_dir = t.data_dir.clone().unwrap_or_else(default_data_dir);
                 let mut srv = server::spawn_asobi(
                     bin,
                     t.server_port,
@@ -381,23 +439,46 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
             }
             AuthMode::Players(players.clone().expect("set above"))
         };
-        let label = info.kind.clone();
-        let background = wait_for_quiet(t);
-        let run = rt.block_on(s.run(&spec("target", target_url.clone(), info, auth, &label)));
-        if let Some(set) = &players {
-            let _ = set.accounts.save();
-        }
-        if let Some(srv) = &mut srv {
-            if !srv.alive() {
-                eprintln!(
-                    "warning: the asobi server exited during the run (log {})",
-                    srv.log.display()
-                );
+        for (i, &(transport, wire)) in combos.iter().enumerate() {
+            let (role, label) = if t.compare_wires {
+                let r = format!("{}+{}", transport.name(), wire.name());
+                (r.clone(), r)
+            } else {
+                ("target".to_string(), info.kind.clone())
+            };
+            let quic = match transport {
+                Transport::Quic => Some(quic_plan()?),
+                Transport::Ws => None,
+            };
+            if i > 0 {
+                // Let the kernel retire the previous run's sockets first.
+                std::thread::sleep(Duration::from_secs(2));
             }
+            let background = wait_for_quiet(t);
+            let run = rt.block_on(s.run(&spec(
+                &role,
+                target_url.clone(),
+                info.clone(),
+                auth.clone(),
+                &label,
+                wire,
+                quic,
+            )));
+            if let Some(set) = &players {
+                let _ = set.accounts.save();
+            }
+            if let Some(srv) = &mut srv {
+                if !srv.alive() {
+                    eprintln!(
+                        "warning: the asobi server exited during the run (log {})",
+                        srv.log.display()
+                    );
+                }
+            }
+            let mut run = run?;
+            note_background(&mut run, background);
+            runs.push(run);
         }
-        let mut run = run?;
-        note_background(&mut run, background);
-        runs.push(run);
         drop(srv);
     }
     finish(t, &s, runs)
@@ -482,11 +563,19 @@ fn finish(t: &Target, s: &Scenario, runs: Vec<Run>) -> anyhow::Result<()> {
             headlines.insert(role.to_string(), r.headline.clone());
         }
     }
+    let wire_ratios = t.compare_wires.then(|| wire_comparison(&runs));
     let mut headline = headlines
         .get("target")
         .or(headlines.get("baseline"))
         .cloned()
         .unwrap_or_default();
+    if let Some((_, text)) = &wire_ratios {
+        for r in &runs {
+            headlines.insert(r.role.clone(), r.headline.clone());
+        }
+        headline = text.clone();
+    }
+    let wire_ratios = wire_ratios.map(|(w, _)| w);
     if repeated {
         headline = format!("{headline} (median run of {})", t.repeat);
     }
@@ -519,6 +608,7 @@ fn finish(t: &Target, s: &Scenario, runs: Vec<Run>) -> anyhow::Result<()> {
         runs,
         medians: repeated.then_some(summary),
         ratio,
+        wire_ratios,
         headlines,
         headline,
     };
@@ -540,6 +630,60 @@ fn finish(t: &Target, s: &Scenario, runs: Vec<Run>) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The throughput figure a scenario is judged by across wires.
+const RATE_FIGURES: [&str; 3] = ["steady_throughput_msg_s", "achieved_msg_s", "msgs_in_per_s"];
+
+/// `--compare-wires`: ratios between the four runs (fb ÷ JSON on each transport, QUIC ÷ WS
+/// for each wire) and a headline with msgs/s and bytes per message of each.
+fn wire_comparison(runs: &[Run]) -> (Map<String, Value>, String) {
+    let find = |role: &str| runs.iter().find(|r| r.role == role);
+    let mut out = Map::new();
+    for (name, base, other) in [
+        ("fb_vs_json_ws", "ws+json", "ws+fb"),
+        ("fb_vs_json_quic", "quic+json", "quic+fb"),
+        ("quic_vs_ws_json", "ws+json", "quic+json"),
+        ("quic_vs_ws_fb", "ws+fb", "quic+fb"),
+    ] {
+        if let (Some(b), Some(o)) = (find(base), find(other)) {
+            out.insert(name.into(), Value::Object(result::ratios(b, o)));
+        }
+    }
+    let fig = |r: &Run, k: &str| r.figures.get(k).and_then(Value::as_f64);
+    let rate_key = runs
+        .first()
+        .and_then(|r| RATE_FIGURES.iter().find(|k| fig(r, k).is_some()))
+        .copied()
+        .unwrap_or("steady_throughput_msg_s");
+    let mut parts = Vec::new();
+    for r in runs {
+        let rate = fig(r, rate_key).map_or("n/a".into(), scenario::thousands);
+        let bo = fig(r, "bytes_per_msg_out").map_or("n/a".into(), |v| format!("{v:.1}"));
+        let bi = fig(r, "bytes_per_msg_in").map_or("n/a".into(), |v| format!("{v:.1}"));
+        let lost = fig(r, "lost").map_or(String::new(), |v| format!(", lost {v}"));
+        parts.push(format!(
+            "{}: {rate} msg/s, {bo}/{bi} B/msg out/in{lost}",
+            r.role
+        ));
+    }
+    let ratio = |cmp: &str, k: &str| {
+        out.get(cmp)
+            .and_then(|m| m.get(k))
+            .and_then(Value::as_f64)
+            .map_or("n/a".into(), |v| format!("{v:.2}×"))
+    };
+    let text = format!(
+        "{} ({rate_key}); fb/json msg/s ws {} quic {}, bytes in ws {} quic {}; quic/ws msg/s json {} fb {}",
+        parts.join("; "),
+        ratio("fb_vs_json_ws", rate_key),
+        ratio("fb_vs_json_quic", rate_key),
+        ratio("fb_vs_json_ws", "bytes_per_msg_in"),
+        ratio("fb_vs_json_quic", "bytes_per_msg_in"),
+        ratio("quic_vs_ws_json", rate_key),
+        ratio("quic_vs_ws_fb", rate_key),
+    );
+    (out, text)
 }
 
 /// A scratch directory removed on drop.
@@ -655,6 +799,11 @@ mod tests {
             out_dir: None,
             no_write: true,
             quiet: true,
+            wire: Wire::Json,
+            transport: Transport::Ws,
+            compare_wires: false,
+            quic_port: 0,
+            quic_ca: None,
         };
         let env = server_env(&t);
         assert!(env.contains(&("ASOBI_WS_MSG_RATE".into(), "60".into())));

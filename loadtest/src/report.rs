@@ -195,6 +195,7 @@ mod tests {
             }],
             medians: None,
             ratio: None,
+            wire_ratios: None,
             headlines: [("target".to_string(), headline.to_string())]
                 .into_iter()
                 .collect(),

@@ -143,6 +143,10 @@ pub struct ResultFile {
     pub medians: Option<Map<String, Value>>,
     /// target ÷ baseline for every measured figure (of the medians when repeated).
     pub ratio: Option<Map<String, Value>>,
+    /// With `--compare-wires`: per comparison (`fb_vs_json_ws`, `quic_vs_ws_json`, ...), the
+    /// ratio of every figure, e.g. ws+fb ÷ ws+json.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_ratios: Option<Map<String, Value>>,
     /// Per role, the headline of its representative (median) run.
     #[serde(default)]
     pub headlines: BTreeMap<String, String>,

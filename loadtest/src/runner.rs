@@ -20,8 +20,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::auth::{Accounts, Player};
+use crate::conn::{Conn, QuicPlan, Wire};
 use crate::proto;
-use crate::ws::{Endpoint, WsConn, WsError};
+use crate::ws::{Endpoint, WsError};
 
 /// How often a worker folds its histograms into the shared interval set; well under the
 /// one-second progress period so the live p99 is current.
@@ -78,9 +79,13 @@ pub enum Counter {
     Errors,
     /// Tokens renewed because the server rejected a cached one.
     Reauth,
+    /// Wire bytes written (see [`crate::conn`] for what is counted).
+    BytesOut,
+    /// Wire bytes read.
+    BytesIn,
 }
 
-const COUNTERS: usize = 9;
+const COUNTERS: usize = 11;
 
 /// A set of latency histograms, one per [`Metric`].
 #[derive(Clone)]
@@ -178,6 +183,10 @@ pub struct Plan {
     pub auth: AuthMode,
     /// Time allowed for connect + handshake + session.connect.
     pub connect_timeout: Duration,
+    /// Wire encoding.
+    pub wire: Wire,
+    /// QUIC instead of WebSocket when set.
+    pub quic: Option<QuicPlan>,
 }
 
 /// State shared between the coordinator and the workers.
@@ -269,6 +278,9 @@ impl Worker {
     }
 
     fn fold(&self) {
+        let (out, inn) = crate::conn::take_wire_bytes();
+        self.add(Counter::BytesOut, out);
+        self.add(Counter::BytesIn, inn);
         let mut local = self.hists.borrow_mut();
         let mut g = self
             .shared
@@ -399,8 +411,8 @@ impl Pool {
 
 /// An open, authenticated connection.
 pub struct Session {
-    /// The socket.
-    pub conn: WsConn,
+    /// The connection.
+    pub conn: Conn,
     /// Player id the server reported in `session.connected` (empty without auth).
     pub player_id: String,
 }
@@ -444,7 +456,7 @@ async fn open_inner(w: &Worker, idx: usize) -> anyhow::Result<Session> {
     let plan = &w.shared.plan;
     let src = (!plan.sources.is_empty()).then(|| plan.sources[idx % plan.sources.len()]);
     let seed = (idx as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut conn = WsConn::connect(&plan.ep, src, seed).await?;
+    let mut conn = Conn::connect(&plan.ep, plan.quic.as_ref(), plan.wire, src, seed).await?;
     let token = match &plan.auth {
         AuthMode::None => {
             return Ok(Session {
@@ -478,7 +490,8 @@ async fn open_inner(w: &Worker, idx: usize) -> anyhow::Result<Session> {
             let token = fresh.access_token.clone();
             set.players.lock().unwrap_or_else(|e| e.into_inner())[pidx] = fresh;
             drop(conn);
-            let mut conn = WsConn::connect(&plan.ep, src, seed ^ 1).await?;
+            let mut conn =
+                Conn::connect(&plan.ep, plan.quic.as_ref(), plan.wire, src, seed ^ 1).await?;
             match session_connect(&mut conn, &token).await? {
                 Ok(pid) => Ok(Session {
                     conn,
@@ -491,10 +504,7 @@ async fn open_inner(w: &Worker, idx: usize) -> anyhow::Result<Session> {
 }
 
 /// Sends `session.connect` and waits for its reply: `Ok(player_id)` or `Err(error code)`.
-async fn session_connect(
-    conn: &mut WsConn,
-    token: &str,
-) -> Result<Result<String, String>, WsError> {
+async fn session_connect(conn: &mut Conn, token: &str) -> Result<Result<String, String>, WsError> {
     let mut buf = Vec::with_capacity(token.len() + 80);
     proto::session_connect(&mut buf, 1, token);
     conn.queue_text(&buf);

@@ -45,6 +45,8 @@ pub enum WsError {
     Protocol(&'static str),
     /// The opening handshake was refused or malformed.
     Handshake(String),
+    /// A QUIC connection or stream failed.
+    Quic(String),
 }
 
 impl fmt::Display for WsError {
@@ -55,6 +57,7 @@ impl fmt::Display for WsError {
             WsError::Closed(None) => write!(f, "closed by server"),
             WsError::Protocol(m) => write!(f, "protocol violation: {m}"),
             WsError::Handshake(m) => write!(f, "handshake: {m}"),
+            WsError::Quic(m) => write!(f, "quic: {m}"),
         }
     }
 }
@@ -126,8 +129,14 @@ pub struct WsConn {
 
 impl WsConn {
     /// Opens a TCP connection (bound to `src` when given, so many loopback source addresses
-    /// multiply the available 4-tuples) and performs the opening handshake.
-    pub async fn connect(ep: &Endpoint, src: Option<IpAddr>, seed: u64) -> Result<WsConn, WsError> {
+    /// multiply the available 4-tuples) and performs the opening handshake, offering
+    /// `protocol` as `Sec-WebSocket-Protocol` when given (the server must accept it).
+    pub async fn connect(
+        ep: &Endpoint,
+        src: Option<IpAddr>,
+        seed: u64,
+        protocol: Option<&str>,
+    ) -> Result<WsConn, WsError> {
         let sock = if ep.addr.is_ipv4() {
             TcpSocket::new_v4()?
         } else {
@@ -149,9 +158,12 @@ impl WsConn {
             k
         };
         let key = base64::engine::general_purpose::STANDARD.encode(key_bytes);
+        let offer = protocol.map_or(String::new(), |p| {
+            format!("Sec-WebSocket-Protocol: {p}\r\n")
+        });
         let req = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n",
             ep.path, ep.host
         );
         stream.write_all(req.as_bytes()).await?;
@@ -184,6 +196,18 @@ impl WsConn {
                         .map(|h| h.value);
                     if accept != Some(expected.as_bytes()) {
                         return Err(WsError::Handshake("bad Sec-WebSocket-Accept".into()));
+                    }
+                    if let Some(p) = protocol {
+                        let chosen = resp
+                            .headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-protocol"))
+                            .map(|h| h.value);
+                        if chosen != Some(p.as_bytes()) {
+                            return Err(WsError::Handshake(format!(
+                                "server did not accept subprotocol {p}"
+                            )));
+                        }
                     }
                     break n;
                 }
@@ -222,9 +246,16 @@ impl WsConn {
         self.queue_frame(0x1, payload);
     }
 
+    /// Queues one masked binary frame, like [`queue_text`](Self::queue_text).
+    pub fn queue_binary(&mut self, payload: &[u8]) {
+        self.queue_frame(0x2, payload);
+    }
+
     fn queue_frame(&mut self, opcode: u8, payload: &[u8]) {
         let mask = (xorshift(&mut self.rng) as u32).to_le_bytes();
+        let before = self.out.len();
         encode_frame(&mut self.out, opcode, payload, mask);
+        crate::conn::count_wire(self.out.len() - before, 0);
     }
 
     /// Writes queued bytes until done or the kernel buffer is full.
@@ -347,6 +378,7 @@ impl WsConn {
             let start = pos + h.header_len;
             let end = start + h.payload_len;
             let payload = &buf[start..end];
+            crate::conn::count_wire(0, end - pos);
             match h.opcode {
                 0x1 | 0x2 => {
                     if self.frag_active {

@@ -363,3 +363,100 @@ fn repeated_runs_report_medians() {
     assert!(r["headline"].as_str().unwrap().contains("median run of 3"));
     assert!(r["headlines"]["target"].is_string());
 }
+
+/// The real asobi server: `ASOBI_BIN`, else the workspace's release build.
+fn asobi_bin() -> PathBuf {
+    let p = std::env::var_os("ASOBI_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/asobi"),
+        PathBuf::from,
+    );
+    assert!(
+        p.exists(),
+        "{} missing: cargo build --release -p asobi-engine, or set ASOBI_BIN",
+        p.display()
+    );
+    p
+}
+
+/// A short blast against a spawned asobi over `extra` (wire/transport flags); returns the result.
+fn blast_real(extra: &[&str], prefix: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let data = dir.path().join("data");
+    let players = dir.path().join("players.json");
+    let game = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/arena");
+    let bin = asobi_bin();
+    let (port, quic) = (free_port().to_string(), free_port().to_string());
+    let mut args = vec![
+        "blast",
+        "--connections",
+        "20",
+        "--messages",
+        "50",
+        "--spawn-server",
+        bin.to_str().unwrap(),
+        "--game-dir",
+        game.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--players-file",
+        players.to_str().unwrap(),
+        "--server-port",
+        &port,
+        "--quic-port",
+        &quic,
+    ];
+    args.extend_from_slice(extra);
+    run(&args, &out);
+    result(&out, prefix)
+}
+
+fn assert_every_reply(run: &Value, bytes_floor: f64) {
+    assert_eq!(f64_at(run, "/figures/connections_opened"), 20.0, "{run:#}");
+    assert_eq!(f64_at(run, "/figures/replies"), 1000.0, "{run:#}");
+    assert_eq!(f64_at(run, "/figures/lost"), 0.0, "{run:#}");
+    assert_eq!(f64_at(run, "/figures/error_frames"), 0.0, "{run:#}");
+    // A heartbeat frame is tens of bytes on any wire; zero would mean nothing was counted.
+    assert!(f64_at(run, "/figures/bytes_per_msg_out") > bytes_floor);
+    assert!(f64_at(run, "/figures/bytes_per_msg_in") > bytes_floor);
+}
+
+#[test]
+fn blast_over_flatbuffers_websocket_against_asobi_loses_nothing() {
+    let v = blast_real(&["--wire", "fb"], "blast");
+    let run = &v["runs"][0];
+    assert_eq!(run["figures"]["wire"], "fb");
+    assert_eq!(run["figures"]["transport"], "ws");
+    assert_every_reply(run, 20.0);
+}
+
+#[test]
+fn blast_over_quic_and_all_four_wires_against_asobi_loses_nothing() {
+    let v = blast_real(&["--transport", "quic"], "blast");
+    let run = &v["runs"][0];
+    assert_eq!(run["figures"]["transport"], "quic");
+    assert_every_reply(run, 20.0);
+
+    let v = blast_real(&["--compare-wires"], "blast");
+    let roles: Vec<&str> = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["ws+json", "ws+fb", "quic+json", "quic+fb"]);
+    for r in v["runs"].as_array().unwrap() {
+        assert_every_reply(r, 20.0);
+    }
+    for k in [
+        "fb_vs_json_ws",
+        "fb_vs_json_quic",
+        "quic_vs_ws_json",
+        "quic_vs_ws_fb",
+    ] {
+        assert!(
+            f64_at(&v, &format!("/wire_ratios/{k}/bytes_per_msg_in")) > 0.0,
+            "{k}"
+        );
+    }
+}

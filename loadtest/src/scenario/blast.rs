@@ -255,7 +255,7 @@ async fn connection(w: Rc<Worker>, idx: usize, p: Arc<BlastParams>) {
 
 /// Sends `m` heartbeats as fast as the socket takes them while draining replies. Returns
 /// false when the connection broke.
-async fn burst(w: &Worker, conn: &mut crate::ws::WsConn, m: u64, idle_timeout_s: f64) -> bool {
+async fn burst(w: &Worker, conn: &mut crate::conn::Conn, m: u64, idle_timeout_s: f64) -> bool {
     let idle = Duration::from_secs_f64(idle_timeout_s);
     let start = Instant::now();
     let mut buf = Vec::with_capacity(96);
@@ -325,7 +325,7 @@ async fn burst(w: &Worker, conn: &mut crate::ws::WsConn, m: u64, idle_timeout_s:
 /// outstanding replies. Returns false when the connection broke.
 async fn paced(
     w: &Worker,
-    conn: &mut crate::ws::WsConn,
+    conn: &mut crate::conn::Conn,
     idx: usize,
     rate: f64,
     idle_timeout_s: f64,

@@ -15,9 +15,10 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
+use crate::conn::{QuicPlan, Transport, Wire};
 use crate::monitor::Monitor;
 use crate::result::{round3, Cpu, Percentiles, Run, ServerInfo};
-use crate::runner::{self, AuthMode, Hists, Job, Metric, Plan, Pool, Shared};
+use crate::runner::{self, AuthMode, Counter, Hists, Job, Metric, Plan, Pool, Shared};
 use crate::sys;
 use crate::ws::Endpoint;
 
@@ -53,6 +54,10 @@ pub struct RunSpec {
     pub label: String,
     /// Suppress progress output.
     pub quiet: bool,
+    /// Wire encoding.
+    pub wire: Wire,
+    /// QUIC instead of WebSocket when set.
+    pub quic: Option<QuicPlan>,
 }
 
 impl RunSpec {
@@ -74,6 +79,8 @@ impl RunSpec {
             sources,
             auth: self.auth.clone(),
             connect_timeout: self.connect_timeout,
+            wire: self.wire,
+            quic: self.quic.clone(),
         };
         let shared = Shared::new(plan, self.client_cores.len().max(1));
         let cores = if self.client_cores.is_empty() {
@@ -106,6 +113,7 @@ impl RunSpec {
             "client_lag_max_ms",
             (!lag.is_empty()).then(|| round3(lag.max() as f64 / 1000.0)),
         );
+        wire_figures(&mut figures, shared, self.wire, self.quic.is_some());
         let mut metrics = metrics.to_vec();
         metrics.push((Metric::ClientLag, "client_lag"));
         let metrics = &metrics[..];
@@ -122,6 +130,33 @@ impl RunSpec {
             timeline: mon.timeline,
             headline,
         }
+    }
+}
+
+/// Wire, transport and wire bytes per message each way (frames the scenario counted; the
+/// few `session.connect` frames are in the bytes but not the message counts).
+fn wire_figures(f: &mut Map<String, Value>, shared: &Shared, wire: Wire, quic: bool) {
+    let transport = if quic { Transport::Quic } else { Transport::Ws };
+    f.insert("wire".into(), wire.name().into());
+    f.insert("transport".into(), transport.name().into());
+    let (bo, bi) = (
+        shared.count(Counter::BytesOut),
+        shared.count(Counter::BytesIn),
+    );
+    let (mo, mi) = (shared.count(Counter::Out), shared.count(Counter::In));
+    f.insert("wire_bytes_out".into(), bo.into());
+    f.insert("wire_bytes_in".into(), bi.into());
+    if mo > 0 {
+        f.insert(
+            "bytes_per_msg_out".into(),
+            round3(bo as f64 / mo as f64).into(),
+        );
+    }
+    if mi > 0 {
+        f.insert(
+            "bytes_per_msg_in".into(),
+            round3(bi as f64 / mi as f64).into(),
+        );
     }
 }
 

@@ -372,7 +372,7 @@ pub async fn player(w: Rc<Worker>, idx: usize, cfg: Arc<PlayerCfg>) {
     let me = s.player_id.clone();
     let mut buf = Vec::with_capacity(128);
     let mut cid = 10u64;
-    let mut queue = |conn: &mut crate::ws::WsConn, buf: &mut Vec<u8>| {
+    let mut queue = |conn: &mut crate::conn::Conn, buf: &mut Vec<u8>| {
         cid += 1;
         proto::matchmaker_add(buf, cid, &cfg.mode);
         conn.queue_text(buf);
