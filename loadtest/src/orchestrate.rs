@@ -382,64 +382,66 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
         if t.baseline {
             continue;
         }
-        let mut srv = match &t.spawn_server {
-            Some(bin) => {
-                let mut srv = server::spawn_asobi(
-                    bin,
-                    t.server_port,
-                    &prepared.game_dir,
-                    &data_dir,
-                    &t.server_cores,
-                    &server_env(t),
-                    nice,
-                )?;
-                eprintln!("asobi pid {} log {}", srv.pid, srv.log.display());
-                srv.wait_ready(Duration::from_secs(60))?;
-                Some(srv)
-            }
-            None => None,
-        };
-        let info = match &srv {
-            Some(srv) => ServerInfo {
-                kind: "asobi".into(),
-                pid: Some(srv.pid),
-                command: Some(srv.command.clone()),
-                cores: srv.cores.clone(),
-                binary: t.spawn_server.as_deref().and_then(sys::describe_file),
-            },
-            None => ServerInfo {
-                kind: "external".into(),
-                pid: t.server_pid,
-                command: None,
-                cores: vec![],
-                binary: t
-                    .server_pid
-                    .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
-                    .and_then(|p| sys::describe_file(&p)),
-            },
-        };
-        let auth = if t.no_auth {
-            AuthMode::None
-        } else {
-            if players.is_none() {
-                let base = ws::Endpoint::parse(&target_url)?.http_base();
-                let cache = t
-                    .players_file
-                    .clone()
-                    .unwrap_or_else(|| default_cache_path(&base));
-                let acc = Arc::new(Accounts::open(&base, &cache));
-                let list = acc
-                    .ensure(accounts, t.register_concurrency)
-                    .context("preparing players")?;
-                players = Some(Arc::new(PlayerSet {
-                    players: Mutex::new(list),
-                    accounts: acc,
-                    concurrency: t.register_concurrency,
-                }));
-            }
-            AuthMode::Players(players.clone().expect("set above"))
-        };
+        // A fresh server per combination: a play run leaves matches (and players in them)
+        // behind that would receive state alongside the next run's.
         for (i, &(transport, wire)) in combos.iter().enumerate() {
+            let mut srv = match &t.spawn_server {
+                Some(bin) => {
+                    let mut srv = server::spawn_asobi(
+                        bin,
+                        t.server_port,
+                        &prepared.game_dir,
+                        &data_dir,
+                        &t.server_cores,
+                        &server_env(t),
+                        nice,
+                    )?;
+                    eprintln!("asobi pid {} log {}", srv.pid, srv.log.display());
+                    srv.wait_ready(Duration::from_secs(60))?;
+                    Some(srv)
+                }
+                None => None,
+            };
+            let info = match &srv {
+                Some(srv) => ServerInfo {
+                    kind: "asobi".into(),
+                    pid: Some(srv.pid),
+                    command: Some(srv.command.clone()),
+                    cores: srv.cores.clone(),
+                    binary: t.spawn_server.as_deref().and_then(sys::describe_file),
+                },
+                None => ServerInfo {
+                    kind: "external".into(),
+                    pid: t.server_pid,
+                    command: None,
+                    cores: vec![],
+                    binary: t
+                        .server_pid
+                        .and_then(|p| std::fs::read_link(format!("/proc/{p}/exe")).ok())
+                        .and_then(|p| sys::describe_file(&p)),
+                },
+            };
+            let auth = if t.no_auth {
+                AuthMode::None
+            } else {
+                if players.is_none() {
+                    let base = ws::Endpoint::parse(&target_url)?.http_base();
+                    let cache = t
+                        .players_file
+                        .clone()
+                        .unwrap_or_else(|| default_cache_path(&base));
+                    let acc = Arc::new(Accounts::open(&base, &cache));
+                    let list = acc
+                        .ensure(accounts, t.register_concurrency)
+                        .context("preparing players")?;
+                    players = Some(Arc::new(PlayerSet {
+                        players: Mutex::new(list),
+                        accounts: acc,
+                        concurrency: t.register_concurrency,
+                    }));
+                }
+                AuthMode::Players(players.clone().expect("set above"))
+            };
             let (role, label) = if t.compare_wires {
                 let r = format!("{}+{}", transport.name(), wire.name());
                 (r.clone(), r)
@@ -478,8 +480,8 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
             let mut run = run?;
             note_background(&mut run, background);
             runs.push(run);
+            drop(srv);
         }
-        drop(srv);
     }
     finish(t, &s, runs)
 }
