@@ -32,6 +32,39 @@ const RATIO_KEYS: &[&str] = &[
     "server_cpu_us_per_reply",
 ];
 
+/// Figures shown per wire comparison of a `--compare-wires` result.
+const WIRE_KEYS: &[&str] = &[
+    "steady_throughput_msg_s",
+    "achieved_msg_s",
+    "server_cpu_us_per_reply",
+    "bytes_per_msg_out",
+    "bytes_per_msg_in",
+];
+
+/// The ratio cell of a `--compare-wires` result: per comparison, the figures of [`WIRE_KEYS`]
+/// it has (play's message rate is fixed by the scenario, so it shows bytes only).
+fn wire_cell(w: &serde_json::Map<String, serde_json::Value>) -> String {
+    let rows: Vec<String> = w
+        .iter()
+        .filter_map(|(cmp, m)| {
+            let parts: Vec<String> = WIRE_KEYS
+                .iter()
+                .filter_map(|k| {
+                    m.get(*k)
+                        .and_then(serde_json::Value::as_f64)
+                        .map(|v| format!("{k} {v:.2}×"))
+                })
+                .collect();
+            (!parts.is_empty()).then(|| format!("**{cmp}**: {}", parts.join(", ")))
+        })
+        .collect();
+    if rows.is_empty() {
+        "—".to_string()
+    } else {
+        rows.join("<br>")
+    }
+}
+
 /// Redraws every result's plot from its JSON (so plots follow the plotting code).
 pub fn replot(dir: &Path) -> anyhow::Result<usize> {
     let all = read_all(dir);
@@ -88,7 +121,7 @@ fn table(latest: &BTreeMap<String, (String, ResultFile)>) -> String {
         }
         let server = kinds.join(" vs ");
         let ratio = r.ratio.as_ref().map_or_else(
-            || "—".to_string(),
+            || r.wire_ratios.as_ref().map_or("—".to_string(), wire_cell),
             |m| {
                 let parts: Vec<String> = RATIO_KEYS
                     .iter()
