@@ -364,18 +364,26 @@ fn repeated_runs_report_medians() {
     assert!(r["headlines"]["target"].is_string());
 }
 
-/// The real asobi server: `ASOBI_BIN`, else the workspace's release build.
+/// The real asobi server: `ASOBI_BIN`, else the workspace's release build, else its debug build
+/// (which `cargo test --workspace` builds for the engine's own integration tests).
 fn asobi_bin() -> PathBuf {
-    let p = std::env::var_os("ASOBI_BIN").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/asobi"),
-        PathBuf::from,
-    );
-    assert!(
-        p.exists(),
-        "{} missing: cargo build --release -p asobi-engine, or set ASOBI_BIN",
-        p.display()
-    );
-    p
+    if let Some(p) = std::env::var_os("ASOBI_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let candidates = [target.join("release/asobi"), target.join("debug/asobi")];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "no asobi binary in {}: run `cargo test --workspace`, `cargo build -p asobi-engine`, or set ASOBI_BIN",
+                target.display()
+            )
+        })
 }
 
 /// A short blast against a spawned asobi over `extra` (wire/transport flags); returns the result.
