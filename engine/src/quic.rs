@@ -91,7 +91,16 @@ pub(crate) fn start(
                 }
             };
             rt.block_on(async move {
-                let endpoint = match quinn::Endpoint::server(server, addr) {
+                let endpoint = match bind(addr).and_then(|socket| {
+                    let runtime = quinn::default_runtime()
+                        .ok_or_else(|| std::io::Error::other("no async runtime"))?;
+                    quinn::Endpoint::new(
+                        quinn::EndpointConfig::default(),
+                        Some(server),
+                        socket,
+                        runtime,
+                    )
+                }) {
                     Ok(e) => e,
                     Err(e) => {
                         let _ = ready_tx.send(Err(anyhow::anyhow!("binding QUIC on {addr}: {e}")));
@@ -112,6 +121,25 @@ pub(crate) fn start(
             });
         })?;
     ready_rx.recv().context("QUIC thread exited")?
+}
+
+/// Kernel buffer of the endpoint's UDP socket. Every QUIC connection shares this one socket, and
+/// the kernel default (~208 KiB) overflows under thousands of busy connections: dropped
+/// datagrams then cost retransmission timeouts that back off to seconds. The kernel caps the
+/// request at `net.core.rmem_max` / `wmem_max`.
+const UDP_BUFFER: usize = 8 << 20;
+
+fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(UDP_BUFFER) {
+        tracing::warn!("QUIC: could not enlarge the UDP receive buffer: {e}");
+    }
+    if let Err(e) = socket.set_send_buffer_size(UDP_BUFFER) {
+        tracing::warn!("QUIC: could not enlarge the UDP send buffer: {e}");
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 async fn serve(
