@@ -246,11 +246,23 @@ struct Prepared {
     game_dir: PathBuf,
 }
 
+/// The result's name: the scenario's, plus the wire and transport when they are not the
+/// default WS+JSON, so those runs keep rows of their own beside the baseline comparisons.
+fn result_name(t: &Target, s: &Scenario) -> String {
+    if t.compare_wires {
+        format!("{}-wires", s.name())
+    } else if t.wire != Wire::Json || t.transport != Transport::Ws {
+        format!("{}-{}-{}", s.name(), t.transport.name(), t.wire.name())
+    } else {
+        s.name()
+    }
+}
+
 /// Runs `s` as `t` describes and writes the result.
 pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Result<()> {
     let nofile = sys::raise_nofile();
     sys::raise_memlock();
-    let name = s.name();
+    let name = result_name(t, &s);
     // Before any thread starts, so every worker inherits it.
     let nice = (t.nice != 0).then_some(t.nice);
     if let Some(n) = nice {
@@ -601,7 +613,7 @@ fn finish(t: &Target, s: &Scenario, runs: Vec<Run>) -> anyhow::Result<()> {
     }
     let file = ResultFile {
         schema: SCHEMA.into(),
-        scenario: s.name(),
+        scenario: result_name(t, &s),
         timestamp: ts,
         command: sys::command_line(),
         git_commit: sys::git_commit(),
