@@ -613,7 +613,7 @@ fn finish(t: &Target, s: &Scenario, runs: Vec<Run>) -> anyhow::Result<()> {
     }
     let file = ResultFile {
         schema: SCHEMA.into(),
-        scenario: result_name(t, &s),
+        scenario: result_name(t, s),
         timestamp: ts,
         command: sys::command_line(),
         git_commit: sys::git_commit(),
