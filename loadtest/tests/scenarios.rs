@@ -431,7 +431,7 @@ fn assert_every_reply(run: &Value, bytes_floor: f64) {
 
 #[test]
 fn blast_over_flatbuffers_websocket_against_asobi_loses_nothing() {
-    let v = blast_real(&["--wire", "fb"], "blast");
+    let v = blast_real(&["--wire", "fb"], "blast-ws-fb");
     let run = &v["runs"][0];
     assert_eq!(run["figures"]["wire"], "fb");
     assert_eq!(run["figures"]["transport"], "ws");
@@ -440,12 +440,12 @@ fn blast_over_flatbuffers_websocket_against_asobi_loses_nothing() {
 
 #[test]
 fn blast_over_quic_and_all_four_wires_against_asobi_loses_nothing() {
-    let v = blast_real(&["--transport", "quic"], "blast");
+    let v = blast_real(&["--transport", "quic"], "blast-quic-json");
     let run = &v["runs"][0];
     assert_eq!(run["figures"]["transport"], "quic");
     assert_every_reply(run, 20.0);
 
-    let v = blast_real(&["--compare-wires"], "blast");
+    let v = blast_real(&["--compare-wires"], "blast-wires");
     let roles: Vec<&str> = v["runs"]
         .as_array()
         .unwrap()
