@@ -41,7 +41,15 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
         let _ = buf.split_to(head.len);
         if asobi_net::ws::is_upgrade(&head) {
             if head.path == "/ws" {
-                crate::session::upgrade(shard.clone(), stream, head, buf, peer).await;
+                // The session gets a task of its own: the HTTP state machine is freed instead of
+                // being carried (and polled through) for the socket's whole life.
+                let shard = shard.clone();
+                glommio::spawn_local(async move {
+                    crate::session::upgrade(shard.clone(), stream, head, buf, peer).await;
+                    shard.global.directory.add_connection(shard.id, -1);
+                })
+                .detach();
+                return;
             } else {
                 let e = ApiError::new(404, "not_found", "WebSocket upgrades are served at /ws.");
                 let _ = write_response(&mut stream, &rest_error(&e), false, false).await;

@@ -169,6 +169,8 @@ struct Session {
     replies: Vec<Frame>,
     close: Option<(u16, String)>,
     wire: Wire,
+    /// Wall clock read once per batch of ready messages; heartbeat replies carry it.
+    batch_now_ms: i64,
 }
 
 pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAddr) {
@@ -202,6 +204,7 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
         replies: Vec::new(),
         close: None,
         wire: t.wire(),
+        batch_now_ms: now_ms(),
     };
     tracing::trace!(%peer, "session open");
 
@@ -221,6 +224,7 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
             }
         };
         let mut next = Some(event);
+        s.batch_now_ms = now_ms();
         // Handle everything that is ready now, then write once.
         while let Some(ev) = next.take() {
             match ev {
@@ -370,7 +374,7 @@ impl Session {
         }
         let result = match kind {
             "session.heartbeat" => {
-                self.reply(encode_heartbeat(cid, now_ms()));
+                self.reply(encode_heartbeat(cid, self.batch_now_ms));
                 Ok(())
             }
             "match.input" => self.match_input(&frame),
