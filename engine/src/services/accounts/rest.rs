@@ -8,13 +8,49 @@ use std::rc::Rc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use asobi_net::http::Method;
 use asobi_schema::error::code;
 use asobi_schema::ApiError;
 use asobi_storage::{NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome, StoreError};
 
-use crate::auth::{self, now_ms};
-use crate::rest::{ok, store_error, Credentials, RestResult};
-use crate::shard::Shard;
+use super::tokens::{self as auth, now_ms};
+use crate::services::error::store_error;
+use crate::services::rest::{handler, ok, RestResult, Route};
+use crate::services::Shard;
+
+pub(crate) const ROUTES: &[Route] = &[
+    Route { method: Method::Post, path: "/auth/register", handler: register_route },
+    Route { method: Method::Post, path: "/auth/login", handler: login_route },
+    Route { method: Method::Post, path: "/auth/refresh", handler: refresh_route },
+    Route { method: Method::Post, path: "/auth/logout", handler: logout_route },
+    Route { method: Method::Post, path: "/auth/guest", handler: guest_route },
+    Route { method: Method::Post, path: "/auth/guest/upgrade", handler: upgrade_route },
+    Route { method: Method::Post, path: "/players/me/erase", handler: erase_route },
+    Route { method: Method::Get, path: "/players/:id", handler: get_player_route },
+    Route { method: Method::Put, path: "/players/:id", handler: put_player_route },
+];
+
+handler!(register_route, |s, r| register(s, r.json()?).await);
+handler!(login_route, |s, r| login(s, r.json()?).await);
+handler!(refresh_route, |s, r| refresh(s, r.json()?).await);
+handler!(logout_route, |s, r| logout(s, r.json()?).await);
+handler!(guest_route, |s, r| guest(s, r.json()?).await);
+handler!(upgrade_route, |s, r| upgrade(s, &r.player(s)?, r.json()?).await);
+handler!(erase_route, |s, r| erase(s, &r.player(s)?).await);
+handler!(get_player_route, |s, r| {
+    r.player(s)?;
+    get_player(s, r.param(0)).await
+});
+handler!(put_player_route, |s, r| put_player(s, &r.player(s)?, r.param(0), r.json()?).await);
+
+/// Bodies shared by several auth routes.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Credentials {
+    pub(crate) username: String,
+    pub(crate) password: String,
+    #[serde(default)]
+    pub(crate) display_name: Option<String>,
+}
 
 fn invalid_credentials() -> ApiError {
     ApiError::new(
@@ -26,7 +62,7 @@ fn invalid_credentials() -> ApiError {
 
 /// Issues an access token and a refresh token in a new (or given) family.
 async fn token_pair(shard: &Shard, player_id: &str) -> Result<(String, String), ApiError> {
-    let g = &shard.global;
+    let g = &shard.ctx;
     let refresh = g.tokens.new_refresh();
     g.store
         .insert_refresh_token(NewRefreshToken {
@@ -153,7 +189,7 @@ pub(crate) struct Refresh {
 }
 
 pub(crate) async fn refresh(shard: &Rc<Shard>, body: Refresh) -> RestResult {
-    let g = &shard.global;
+    let g = &shard.ctx;
     let next = g.tokens.new_refresh();
     let outcome = g
         .store
@@ -214,7 +250,7 @@ pub(crate) struct Guest {
 const MAX_DEVICE_SECRET: usize = 512;
 
 pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
-    let g = &shard.global;
+    let g = &shard.ctx;
     let pepper = match (&g.cfg.guest_pepper, shard.game.borrow().guest_auth) {
         (Some(p), true) if p.len() >= 32 => p.clone(),
         _ => {
@@ -322,7 +358,7 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
 pub(crate) async fn upgrade(shard: &Rc<Shard>, me: &str, body: Credentials) -> RestResult {
     validate(&body, 422)?;
     let hash = hash_off_shard(shard, body.password.clone()).await?;
-    let g = &shard.global;
+    let g = &shard.ctx;
     let player = g
         .store
         .upgrade_guest(me, &body.username, &hash)
@@ -359,7 +395,7 @@ fn profile(p: &Player) -> Value {
 }
 
 pub(crate) async fn get_player(shard: &Rc<Shard>, id: &str) -> RestResult {
-    match shard.global.store.player(id).await.map_err(store_error)? {
+    match shard.ctx.store.player(id).await.map_err(store_error)? {
         Some(p) if p.erased_at.is_none() => ok(&profile(&p)),
         _ => Err(ApiError::new(
             404,
@@ -420,6 +456,16 @@ pub(crate) async fn put_player(
             "display_name is at most 64 and avatar_url at most 512 characters.",
         ));
     }
+    if let Some(Some(url)) = &body.avatar_url {
+        if !avatar_url_allowed(url) {
+            return Err(ApiError::new(
+                422,
+                code::VALIDATION_FAILED,
+                "avatar_url must be an http(s) URL.",
+            )
+            .with_details(json!({ "fields": { "avatar_url": "must be an http or https URL" } })));
+        }
+    }
     if let Some(m) = &body.metadata {
         if !m.is_object() {
             return Err(
@@ -465,4 +511,29 @@ pub(crate) async fn erase(shard: &Rc<Shard>, me: &str) -> RestResult {
         .await
         .map_err(store_error)?;
     ok(&json!({ "success": true }))
+}
+
+/// An avatar is shown by clients, often in a web view: only `http`/`https` URLs (or nothing) are
+/// stored, so a `javascript:` or `data:` URL can never be served back.
+fn avatar_url_allowed(url: &str) -> bool {
+    let lower = url.trim_start().to_ascii_lowercase();
+    url.is_empty()
+        || ((lower.starts_with("https://") || lower.starts_with("http://"))
+            && !url.chars().any(|c| c.is_control() || c.is_whitespace()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn avatar_urls_are_http_only() {
+        use super::avatar_url_allowed as ok;
+        assert!(ok("https://cdn.example.com/a.png"));
+        assert!(ok("http://x/y"));
+        assert!(ok(""));
+        assert!(!ok("javascript:alert(1)"));
+        assert!(!ok("JaVaScRiPt:alert(1)"));
+        assert!(!ok("data:text/html,<b>"));
+        assert!(!ok("https://x/\nInjected"));
+        assert!(!ok("https://x/ y"));
+    }
 }

@@ -5,6 +5,8 @@
 //! in the frame, so a broadcast is encoded once per encoding, never once per recipient — even
 //! across shards, since the cache is a `OnceLock` behind an `Arc`.
 
+pub(crate) mod binary;
+
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
@@ -42,6 +44,11 @@ impl Frame {
         Self::new(frame, true)
     }
 
+    /// A frame from its JSON encoding (the common case: `encode_frame` output).
+    pub(crate) fn text(frame: Bytes) -> Option<Frame> {
+        Self::json(frame)
+    }
+
     fn new(frame: Bytes, droppable: bool) -> Option<Frame> {
         let json = Utf8Bytes::try_from(frame).ok()?;
         Some(Frame(Arc::new(Encoded {
@@ -63,7 +70,7 @@ impl Frame {
     pub(crate) fn fb(&self) -> Option<&Bytes> {
         self.0
             .fb
-            .get_or_init(|| crate::binary::json_frame_to_fb(self.0.json.as_str()))
+            .get_or_init(|| binary::json_frame_to_fb(self.0.json.as_str()))
             .as_ref()
     }
 }

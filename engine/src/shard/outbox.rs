@@ -11,24 +11,24 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::task::{Poll, Waker};
 
-use crate::mesh::Outbound;
+use super::mesh::Outbound;
 
 /// What the session task gets from [`Outbox::next`].
-pub(crate) enum Next {
-    Item(Outbound),
+pub(crate) enum Next<E> {
+    Item(Outbound<E>),
     /// The client fell too far behind; close it.
     Overflowed,
 }
 
-pub(crate) struct Outbox {
-    queue: RefCell<VecDeque<Outbound>>,
+pub(crate) struct Outbox<E> {
+    queue: RefCell<VecDeque<Outbound<E>>>,
     waker: Cell<Option<Waker>>,
     overflowed: Cell<bool>,
     cap: usize,
 }
 
-impl Outbox {
-    pub(crate) fn new(cap: usize) -> Outbox {
+impl<E> Outbox<E> {
+    pub(crate) fn new(cap: usize) -> Outbox<E> {
         Outbox {
             queue: RefCell::new(VecDeque::new()),
             waker: Cell::new(None),
@@ -38,9 +38,9 @@ impl Outbox {
     }
 
     /// Queues an item; returns false (and marks overflow) when the client is too far behind.
-    /// Control items (`Entered`, `Left`, `Close`) are always queued: they carry no payload and
-    /// losing one would desynchronise the session from its match.
-    pub(crate) fn push(&self, item: Outbound) -> bool {
+    /// Control items (events and `Close`) are always queued: they carry no payload and losing one
+    /// would desynchronise the session from the services that sent them.
+    pub(crate) fn push(&self, item: Outbound<E>) -> bool {
         let mut q = self.queue.borrow_mut();
         let is_frame = matches!(item, Outbound::Frame(_));
         let accepted = if is_frame && q.len() >= self.cap {
@@ -58,7 +58,7 @@ impl Outbox {
     }
 
     /// Takes an item without waiting.
-    pub(crate) fn try_pop(&self) -> Option<Next> {
+    pub(crate) fn try_pop(&self) -> Option<Next<E>> {
         if self.overflowed.get() {
             return Some(Next::Overflowed);
         }
@@ -66,7 +66,7 @@ impl Outbox {
     }
 
     /// Waits for the next item.
-    pub(crate) async fn next(&self) -> Next {
+    pub(crate) async fn next(&self) -> Next<E> {
         poll_fn(|cx| match self.try_pop() {
             Some(n) => Poll::Ready(n),
             None => {
@@ -82,8 +82,8 @@ impl Outbox {
 mod tests {
     use super::*;
 
-    fn frame() -> Outbound {
-        Outbound::Frame(crate::frame::Frame::json(bytes::Bytes::from_static(b"{}")).unwrap())
+    fn frame() -> Outbound<()> {
+        Outbound::Frame(crate::wire::Frame::json(bytes::Bytes::from_static(b"{}")).unwrap())
     }
 
     #[test]
@@ -91,9 +91,7 @@ mod tests {
         let o = Outbox::new(2);
         assert!(o.push(frame()));
         assert!(o.push(frame()));
-        assert!(o.push(Outbound::Left {
-            match_id: "m".into()
-        }));
+        assert!(o.push(Outbound::Event(())));
         assert!(!o.push(frame()));
         assert!(matches!(o.try_pop(), Some(Next::Overflowed)));
     }

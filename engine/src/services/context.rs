@@ -1,0 +1,73 @@
+//! What every shard's services share: settings, the storage bridge, token keys, the registry and
+//! each feature's process-wide index. Built once by `node` at start-up and immutable afterwards,
+//! except for the indexes (mutex-guarded, written only on lifecycle changes).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use asobi_script::{Budgets, Game};
+use asobi_storage::StoreHandle;
+
+use crate::shard::registry::LocalRegistry;
+
+use super::accounts::tokens::Tokens;
+
+/// The settings services read. `node::config` fills it from flags and `ASOBI_*` variables.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// Largest inbound WebSocket frame in bytes.
+    pub(crate) ws_max_frame: usize,
+    /// Messages per second one connection may send (0: no limit).
+    pub(crate) ws_msg_rate: u32,
+    /// WebSocket connects per second from one IP (0: no limit).
+    pub(crate) ws_connect_rate: u32,
+    /// Milliseconds a new socket has to send `session.connect`.
+    pub(crate) ws_connect_timeout_ms: u64,
+    /// Frames queued for one client before it is closed as too slow.
+    pub(crate) ws_outbox: usize,
+    /// Milliseconds a dropped player keeps a match seat.
+    pub(crate) reconnect_grace_ms: u64,
+    /// Seconds a matchmaker ticket waits before it expires (a mode may override it).
+    pub(crate) matchmaker_max_wait_secs: u64,
+    /// Tickets one mode's queue may hold.
+    pub(crate) matchmaker_max_queue: usize,
+    /// Forward script errors to the player whose input caused them.
+    pub(crate) dev_errors: bool,
+    /// Secret for guest device verifiers (guest auth is off without it).
+    pub(crate) guest_pepper: Option<String>,
+    /// Connections the whole process accepts at once (0: no cap).
+    pub(crate) max_connections: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            ws_max_frame: 64 * 1024,
+            ws_msg_rate: 60,
+            ws_connect_rate: 60,
+            ws_connect_timeout_ms: 10_000,
+            ws_outbox: 1024,
+            reconnect_grace_ms: 30_000,
+            matchmaker_max_wait_secs: 60,
+            matchmaker_max_queue: 100_000,
+            dev_errors: false,
+            guest_pepper: None,
+            max_connections: 0,
+        }
+    }
+}
+
+pub(crate) struct Context {
+    pub(crate) settings: Settings,
+    pub(crate) store: StoreHandle,
+    pub(crate) tokens: Tokens,
+    pub(crate) registry: LocalRegistry,
+    /// Where live matches run and what `match.list` shows of them.
+    pub(crate) matches: super::matches::Directory,
+    /// Newest compiled game; hot reload publishes here.
+    pub(crate) game: watch::Receiver<Arc<Game>>,
+    pub(crate) budgets: Budgets,
+    pub(crate) started: Instant,
+}

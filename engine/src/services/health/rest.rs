@@ -1,0 +1,81 @@
+//! `GET /api/v1/health` and `GET /api/v1/ready`.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering::Relaxed;
+
+use futures::future::LocalBoxFuture;
+use serde_json::{json, Value};
+
+use asobi_net::http::{Method, Response};
+
+use crate::services::rest::{Req, RestResult, Route};
+use crate::services::Shard;
+use crate::shard::registry::Registry;
+
+pub(crate) const ROUTES: &[Route] = &[
+    Route {
+        method: Method::Get,
+        path: "/health",
+        handler: health,
+    },
+    Route {
+        method: Method::Get,
+        path: "/ready",
+        handler: ready,
+    },
+];
+
+/// Every shard is running (a shard that died clears its flag on the way out).
+fn all_alive(shard: &Shard) -> bool {
+    shard
+        .ctx
+        .registry
+        .shards()
+        .iter()
+        .all(|s| s.alive.load(Relaxed))
+}
+
+fn health<'a>(shard: &'a Rc<Shard>, _: Req<'a>) -> LocalBoxFuture<'a, RestResult> {
+    Box::pin(async move {
+        let ctx = &shard.ctx;
+        let reachable = ctx.store.ping().await.is_ok();
+        let shards: Vec<Value> = ctx
+            .registry
+            .shards()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                json!({
+                    "id": i,
+                    "alive": s.alive.load(Relaxed),
+                    "connections": s.connections.load(Relaxed),
+                    "sessions": s.sessions.load(Relaxed),
+                    "matches": s.hosted.load(Relaxed),
+                })
+            })
+            .collect();
+        let healthy = reachable && all_alive(shard);
+        let game = shard.game.borrow().clone();
+        let body = json!({
+            "status": if healthy { "ok" } else { "degraded" },
+            "version": env!("CARGO_PKG_VERSION"),
+            "storage": { "backend": ctx.store.backend_name(), "reachable": reachable },
+            "shards": shards,
+            "served_by": shard.id(),
+            "game": { "version": game.version, "modes": game.modes.keys().collect::<Vec<_>>() },
+        });
+        let status = if healthy { 200 } else { 503 };
+        Ok(Response::json(status, serde_json::to_vec(&body).unwrap_or_default()))
+    })
+}
+
+fn ready<'a>(shard: &'a Rc<Shard>, _: Req<'a>) -> LocalBoxFuture<'a, RestResult> {
+    Box::pin(async move {
+        let ready = all_alive(shard) && !shard.rt.shutting_down.get();
+        let body = json!({ "ready": ready });
+        Ok(Response::json(
+            if ready { 200 } else { 503 },
+            serde_json::to_vec(&body).unwrap_or_default(),
+        ))
+    })
+}

@@ -1,0 +1,127 @@
+//! The services: one folder per feature, each owning its partition of state on this shard and
+//! one function per operation, called alike from REST, WebSocket and Lua (STYLE.md 14).
+//!
+//! This module is the only place that lists the features. It holds the per-shard aggregate
+//! ([`Shard`]), the mesh command, session-event and timer enums with one dispatch each, and the
+//! REST and WebSocket tables built from each feature's own list. It grows by one line per
+//! feature in each of those, never by feature logic.
+//!
+//! A new feature `foo` adds `services/foo/` with `mod.rs` (its state and operations), and as it
+//! needs `cmd.rs` (its mesh commands), `rest.rs` (`pub(super) const ROUTES`), `ws.rs`
+//! (`pub(super) const HANDLERS`) and `script.rs` (its `game.foo.*` answers); then here: a field
+//! on [`Shard`], a variant in [`Cmd`] (and [`Timer`] if it keeps time), and its `ROUTES` /
+//! `HANDLERS` in [`rest::table`] / [`session::table`].
+
+pub(crate) mod accounts;
+mod context;
+pub(crate) mod error;
+pub(crate) mod health;
+pub(crate) mod matches;
+pub(crate) mod matchmaker;
+pub(crate) mod rest;
+pub(crate) mod session;
+#[cfg(test)]
+mod sim;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use asobi_script::Game;
+
+use crate::shard::{Runtime, Service};
+
+pub(crate) use context::{Context, Settings};
+
+/// Everything one shard runs: the runtime and each feature's state on this shard.
+pub(crate) struct Shard {
+    pub(crate) rt: Runtime<Shard>,
+    pub(crate) ctx: Arc<Context>,
+    /// The game as this shard last saw it (hot reload swaps it between callbacks).
+    pub(crate) game: RefCell<Arc<Game>>,
+    pub(crate) matchmaker: matchmaker::Queues,
+    pub(crate) matches: matches::Matches,
+}
+
+/// Mesh commands, one variant per feature that has any.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    Matchmaker(matchmaker::cmd::Cmd),
+    Matches(matches::cmd::Cmd),
+}
+
+/// Changes to a session's own state that services push through its outbox.
+#[derive(Debug, Clone)]
+pub(crate) enum Event {
+    Matches(matches::SessionEvent),
+}
+
+/// Timers, one variant per feature that keeps time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timer {
+    Matchmaker(matchmaker::Timer),
+    Matches(matches::Timer),
+}
+
+impl Service for Shard {
+    type Cmd = Cmd;
+    type Event = Event;
+    type Timer = Timer;
+
+    fn runtime(&self) -> &Runtime<Shard> {
+        &self.rt
+    }
+
+    fn on_command(self: &Rc<Self>, cmd: Cmd) {
+        match cmd {
+            Cmd::Matchmaker(c) => matchmaker::cmd::handle(self, c),
+            Cmd::Matches(c) => matches::cmd::handle(self, c),
+        }
+    }
+
+    fn on_timer(self: &Rc<Self>, key: Timer) {
+        match key {
+            Timer::Matchmaker(t) => matchmaker::on_timer(self, t),
+            Timer::Matches(t) => matches::on_timer(self, t),
+        }
+    }
+}
+
+impl Shard {
+    pub(crate) fn new(rt: Runtime<Shard>, ctx: Arc<Context>) -> Rc<Shard> {
+        let game = ctx.game.borrow().clone();
+        let shard = Rc::new(Shard {
+            matches: matches::Matches::new(&ctx.budgets),
+            matchmaker: matchmaker::Queues::default(),
+            game: RefCell::new(game),
+            rt,
+            ctx,
+        });
+        matchmaker::start(&shard);
+        shard
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        self.rt.id
+    }
+
+    /// Applies a newly compiled game: live matches reload in place between callbacks, queues
+    /// pick up new mode settings, new matches use the new code.
+    pub(crate) fn reload(self: &Rc<Self>, game: Arc<Game>) {
+        *self.game.borrow_mut() = game.clone();
+        matches::reload_all(self, &game);
+        matchmaker::reconfigure(self, &game);
+    }
+
+    /// Shutdown: tell every session, then end every match.
+    pub(crate) fn close_sessions(&self) {
+        self.rt.push_all_local(&crate::shard::mesh::Outbound::Close {
+            code: 1001,
+            reason: "server_shutting_down".into(),
+        });
+    }
+
+    pub(crate) fn finish_all(self: &Rc<Self>) {
+        matches::finish_all_for_shutdown(self);
+    }
+}
