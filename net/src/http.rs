@@ -126,7 +126,7 @@ impl Head {
             .iter()
             .filter(|(n, _)| n == name)
             .flat_map(|(_, v)| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case(token))
+            .any(|t| trim_ows(t).eq_ignore_ascii_case(token))
     }
 
     /// The bearer token of an `Authorization: Bearer <token>` header.
@@ -162,7 +162,8 @@ pub enum HttpError {
     /// The body exceeds [`Limits::max_body`].
     #[error("request body too large")]
     BodyTooLarge,
-    /// A transfer encoding other than chunked.
+    /// Chunked over another transfer coding (say `gzip, chunked`): the framing is sound but the
+    /// server does not decode that coding.
     #[error("unsupported transfer encoding")]
     UnsupportedEncoding,
 }
@@ -219,7 +220,7 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, HttpError
     for h in req.headers.iter() {
         let value = std::str::from_utf8(h.value)
             .map_err(|_| HttpError::Malformed("header value is not UTF-8"))?;
-        out_headers.push((h.name.to_ascii_lowercase(), value.trim().to_owned()));
+        out_headers.push((h.name.to_ascii_lowercase(), trim_ows(value).to_owned()));
     }
     let mut head = Head {
         method,
@@ -235,32 +236,94 @@ pub fn parse_head(buf: &[u8], limits: &Limits) -> Result<Option<Head>, HttpError
     } else if head.header_has_token("connection", "keep-alive") {
         head.keep_alive = true;
     }
-    if let Some(te) = head.header("transfer-encoding") {
-        if !te.eq_ignore_ascii_case("chunked") {
-            return Err(HttpError::UnsupportedEncoding);
-        }
-        head.body = BodyKind::Chunked;
-    } else {
-        let mut lengths = head.headers.iter().filter(|(n, _)| n == "content-length");
-        if let Some((_, v)) = lengths.next() {
-            let n: usize = v
-                .parse()
-                .map_err(|_| HttpError::Malformed("invalid content-length"))?;
-            if lengths.any(|(_, other)| other != v) {
-                return Err(HttpError::Malformed("conflicting content-length"));
-            }
-            if n > limits.max_body {
-                return Err(HttpError::BodyTooLarge);
-            }
-            head.body = if n == 0 {
-                BodyKind::Empty
-            } else {
-                BodyKind::Length(n)
-            };
-        }
+    if head.headers.iter().filter(|(n, _)| n == "host").count() > 1 {
+        return Err(HttpError::Malformed("more than one host header"));
     }
+    head.body = body_kind(&head, version, limits)?;
     Ok(Some(head))
 }
+
+/// How the body is framed (RFC 9112 §6). Anything two parsers could read two ways is refused,
+/// since a proxy in front of us may have picked the other reading: that is request smuggling.
+fn body_kind(head: &Head, version: u8, limits: &Limits) -> Result<BodyKind, HttpError> {
+    let mut lengths = head.headers.iter().filter(|(n, _)| n == "content-length");
+    let length = lengths.next().map(|(_, v)| v.as_str());
+    if lengths.next().is_some() {
+        // RFC 9110 lets equal duplicates through; refusing them all is simpler and safe.
+        return Err(HttpError::Malformed("more than one content-length"));
+    }
+    let mut codings = head
+        .headers
+        .iter()
+        .filter(|(n, _)| n == "transfer-encoding")
+        .peekable();
+    if codings.peek().is_none() {
+        return match length {
+            None => Ok(BodyKind::Empty),
+            Some(v) => match parse_content_length(v)? {
+                0 => Ok(BodyKind::Empty),
+                n if n > limits.max_body => Err(HttpError::BodyTooLarge),
+                n => Ok(BodyKind::Length(n)),
+            },
+        };
+    }
+    if length.is_some() {
+        return Err(HttpError::Malformed(
+            "content-length together with transfer-encoding",
+        ));
+    }
+    if version == 0 {
+        return Err(HttpError::Malformed(
+            "transfer-encoding in an HTTP/1.0 request",
+        ));
+    }
+    // Several header lines form one list; empty list elements are ignored (RFC 9110 §5.6.1).
+    let codings: Vec<&str> = codings
+        .flat_map(|(_, v)| v.split(','))
+        .map(trim_ows)
+        .filter(|c| !c.is_empty())
+        .collect();
+    let is_chunked = |c: &&str| c.eq_ignore_ascii_case("chunked");
+    match codings.split_last() {
+        Some((last, before)) if is_chunked(last) => {
+            if before.iter().any(is_chunked) {
+                Err(HttpError::Malformed("chunked applied more than once"))
+            } else if before.is_empty() {
+                Ok(BodyKind::Chunked)
+            } else {
+                Err(HttpError::UnsupportedEncoding)
+            }
+        }
+        // Without chunked last, the body's end cannot be known: 400 and close (RFC 9112 §6.3).
+        _ => Err(HttpError::Malformed(
+            "chunked is not the final transfer coding",
+        )),
+    }
+}
+
+/// `Content-Length = 1*DIGIT`: no sign, no list, no whitespace inside. A value of digits too
+/// large for `usize` is a body too large, never a wrapped small number.
+fn parse_content_length(v: &str) -> Result<usize, HttpError> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(HttpError::Malformed("invalid content-length"));
+    }
+    v.bytes().try_fold(0usize, |n, d| {
+        n.checked_mul(10)
+            .and_then(|n| n.checked_add(usize::from(d - b'0')))
+            .ok_or(HttpError::BodyTooLarge)
+    })
+}
+
+/// Strips optional whitespace (spaces and tabs only, RFC 9110 §5.6.3); `str::trim` would also
+/// strip Unicode spaces a proxy treats as part of the value.
+fn trim_ows(s: &str) -> &str {
+    s.trim_matches([' ', '\t'])
+}
+
+/// Longest chunk-size line (size, extensions, CRLF) accepted. A size is at most 16 hex digits;
+/// asobi clients send no extensions, so 1 KiB is room for a proxy's and stops a client from
+/// streaming an endless line into the buffer.
+const MAX_CHUNK_LINE: usize = 1024;
 
 /// Incremental decoder of a chunked body.
 #[derive(Debug, Default)]
@@ -272,41 +335,43 @@ pub struct ChunkedBody {
 impl ChunkedBody {
     /// Consumes as much of `buf` as forms whole chunks; returns bytes consumed. After the last
     /// chunk and trailers, [`ChunkedBody::finish`] returns the body.
+    ///
+    /// Every size and offset here comes from the peer, so all arithmetic on them is checked:
+    /// no input reaches a panic.
     pub fn feed(&mut self, buf: &[u8], limits: &Limits) -> Result<usize, HttpError> {
         let mut pos = 0;
         while !self.done {
-            let rest = &buf[pos..];
-            let (hdr, size) = match httparse::parse_chunk_size(rest) {
-                Ok(httparse::Status::Complete(v)) => v,
-                Ok(httparse::Status::Partial) => return Ok(pos),
-                Err(_) => return Err(HttpError::Malformed("invalid chunk size")),
-            };
-            let size = usize::try_from(size).map_err(|_| HttpError::BodyTooLarge)?;
-            if size == 0 {
-                // Trailers end with an empty line; accept none or skip them whole.
-                match find_blank_line_end(&rest[hdr..]) {
-                    Some(end) => {
-                        pos += hdr + end;
-                        self.done = true;
-                        return Ok(pos);
-                    }
-                    None if rest.len() - hdr > limits.max_head => {
-                        return Err(HttpError::HeadTooLarge)
-                    }
-                    None => return Ok(pos),
-                }
-            }
-            if self.body.len() + size > limits.max_body {
-                return Err(HttpError::BodyTooLarge);
-            }
-            if rest.len() < hdr + size + 2 {
+            let rest = buf.get(pos..).unwrap_or_default();
+            let Some((hdr, size)) = chunk_line(rest)? else {
                 return Ok(pos);
+            };
+            let data = rest.get(hdr..).unwrap_or_default();
+            if size == 0 {
+                return match trailers_len(data)? {
+                    Some(end) => {
+                        self.done = true;
+                        Ok(pos + hdr + end)
+                    }
+                    None if data.len() > limits.max_head => Err(HttpError::HeadTooLarge),
+                    None => Ok(pos),
+                };
             }
-            if &rest[hdr + size..hdr + size + 2] != b"\r\n" {
+            let room = limits.max_body.saturating_sub(self.body.len());
+            let size = usize::try_from(size)
+                .ok()
+                .filter(|&n| n <= room)
+                .ok_or(HttpError::BodyTooLarge)?;
+            // `size <= max_body`, so `size + 2` cannot overflow; checked all the same.
+            let framed = size.checked_add(2).ok_or(HttpError::BodyTooLarge)?;
+            let Some(chunk) = data.get(..framed) else {
+                return Ok(pos);
+            };
+            let (bytes, crlf) = chunk.split_at(size);
+            if crlf != b"\r\n" {
                 return Err(HttpError::Malformed("chunk not terminated by CRLF"));
             }
-            self.body.extend_from_slice(&rest[hdr..hdr + size]);
-            pos += hdr + size + 2;
+            self.body.extend_from_slice(bytes);
+            pos += hdr + framed;
         }
         Ok(pos)
     }
@@ -317,12 +382,59 @@ impl ChunkedBody {
     }
 }
 
-/// Position just after the trailer section (`\r\n` alone, or headers then `\r\n\r\n`).
-fn find_blank_line_end(buf: &[u8]) -> Option<usize> {
-    if buf.starts_with(b"\r\n") {
-        return Some(2);
+/// A chunk-size line at the start of `buf`: `(line length, size)`, or `None` until it is whole.
+///
+/// httparse reads the size but is lenient where proxies are not: it takes a line with no digits
+/// as size 0 (the last chunk) and passes any byte, bare CR and LF included, inside extensions.
+/// Those lines are refused here before httparse's reading is trusted.
+fn chunk_line(buf: &[u8]) -> Result<Option<(usize, u64)>, HttpError> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    if !first.is_ascii_hexdigit() {
+        return Err(HttpError::Malformed("invalid chunk size"));
     }
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+    // The line ends at the first LF, which must follow a CR; before that, no control byte but
+    // HTAB. A partial line is checked as far as it goes.
+    let line_end = buf.iter().position(|&b| b == b'\n');
+    let line = buf.get(..line_end.unwrap_or(buf.len())).unwrap_or_default();
+    let (line, has_cr) = match line.strip_suffix(b"\r") {
+        Some(l) => (l, true),
+        None => (line, false),
+    };
+    if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(HttpError::Malformed("control byte in chunk size line"));
+    }
+    let Some(line_end) = line_end else {
+        return if buf.len() >= MAX_CHUNK_LINE {
+            Err(HttpError::HeadTooLarge)
+        } else {
+            Ok(None)
+        };
+    };
+    if !has_cr {
+        return Err(HttpError::Malformed("chunk size line not ended by CRLF"));
+    }
+    if line_end >= MAX_CHUNK_LINE {
+        return Err(HttpError::HeadTooLarge);
+    }
+    match httparse::parse_chunk_size(buf) {
+        Ok(httparse::Status::Complete((len, size))) if len == line_end + 1 => Ok(Some((len, size))),
+        // httparse has the whole line; any other reading of it than ours is refused.
+        _ => Err(HttpError::Malformed("invalid chunk size")),
+    }
+}
+
+/// Length of the trailer section after the last chunk (header lines, then an empty line), or
+/// `None` until it is whole.
+fn trailers_len(buf: &[u8]) -> Result<Option<usize>, HttpError> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    match httparse::parse_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete((len, _))) => Ok(Some(len)),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HttpError::HeadTooLarge),
+        Err(_) => Err(HttpError::Malformed("invalid trailer section")),
+    }
 }
 
 /// A response ready to be written.
@@ -472,7 +584,7 @@ mod tests {
         assert_eq!(parse("GARBAGE\r\n\r\n").unwrap_err().status(), 400);
         let conflicting = "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n";
         assert_eq!(parse(conflicting).unwrap_err().status(), 400);
-        let gzip = "POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n";
+        let gzip = "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n";
         assert_eq!(parse(gzip).unwrap_err().status(), 501);
     }
 
@@ -518,6 +630,170 @@ mod tests {
             dec.feed(b"5\r\nhello\r\n", &limits).unwrap_err(),
             HttpError::BodyTooLarge
         );
+    }
+
+    /// The review's reproducer: a small chunk, then a size that wraps `len + size` around.
+    #[test]
+    fn chunk_size_near_u64_max_is_refused_not_a_panic() {
+        let limits = Limits::default();
+        let mut dec = ChunkedBody::default();
+        let wire = b"2\r\nab\r\nFFFFFFFFFFFFFFFE\r\nxy\r\n0\r\n\r\n";
+        assert_eq!(dec.feed(wire, &limits), Err(HttpError::BodyTooLarge));
+        // The same on a fresh decoder, and byte by byte.
+        for size in ["FFFFFFFFFFFFFFFF", "FFFFFFFFFFFFFFFE", "FFFFFFFFFFFFFFFD"] {
+            let wire = format!("2\r\nab\r\n{size}\r\nxy\r\n");
+            let mut dec = ChunkedBody::default();
+            let mut consumed = 0;
+            let mut result = Ok(0);
+            for end in 1..=wire.len() {
+                result = dec.feed(&wire.as_bytes()[consumed..end], &limits);
+                match result {
+                    Ok(n) => consumed += n,
+                    Err(_) => break,
+                }
+            }
+            assert_eq!(result, Err(HttpError::BodyTooLarge), "{size}");
+        }
+    }
+
+    #[test]
+    fn chunk_size_lines_are_strict() {
+        let limits = Limits::default();
+        for wire in [
+            // No digits: an empty size line must not pass for the last chunk.
+            &b"\r\n\r\n"[..],
+            b" \r\n\r\n",
+            b";ext\r\n\r\n",
+            // A bare LF or CR inside an extension reads as a line break to some proxies.
+            b"1;a\nb\r\nx\r\n0\r\n\r\n",
+            b"1;a\rb\r\nx\r\n0\r\n\r\n",
+            // Signs and prefixes are not hex digits.
+            b"+1\r\nx\r\n0\r\n\r\n",
+            b"0x1\r\nx\r\n0\r\n\r\n",
+            // Chunk data must end in CRLF exactly.
+            b"1\r\nxy0\r\n\r\n",
+            b"1\r\nx\n0\r\n\r\n",
+            // Trailers are header lines, not arbitrary bytes.
+            b"0\r\nnot a header\r\n\r\n",
+        ] {
+            let mut dec = ChunkedBody::default();
+            assert!(
+                matches!(dec.feed(wire, &limits), Err(HttpError::Malformed(_))),
+                "{:?}",
+                String::from_utf8_lossy(wire)
+            );
+        }
+        let mut dec = ChunkedBody::default();
+        let wire = b"1;name=value\r\nx\r\n0\r\nX-Trailer: 1\r\n\r\n";
+        assert_eq!(dec.feed(wire, &limits), Ok(wire.len()));
+        assert_eq!(&dec.finish().unwrap()[..], b"x");
+    }
+
+    #[test]
+    fn endless_chunk_size_line_is_bounded() {
+        let limits = Limits::default();
+        let mut dec = ChunkedBody::default();
+        let wire = format!("1;{}", "a".repeat(limits.max_head + 1));
+        assert!(dec.feed(wire.as_bytes(), &limits).is_err());
+    }
+
+    #[test]
+    fn content_length_must_be_plain_digits() {
+        for value in [
+            "+2", "-2", " 2 2", "2,2", "2, 2", "0x2", "2.0", "", "\u{a0}2", "２",
+        ] {
+            let req = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {value}\r\n\r\nab");
+            assert_eq!(
+                parse(&req).map(|h| h.map(|h| h.body)),
+                Err(HttpError::Malformed("invalid content-length")),
+                "{value:?}"
+            );
+        }
+        let ok = parse("POST / HTTP/1.1\r\nContent-Length: 002\r\n\r\nab");
+        assert_eq!(ok.unwrap().unwrap().body, BodyKind::Length(2));
+        // All digits but past usize: too large, never a wrapped small number.
+        let huge = "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999999\r\n\r\n";
+        assert_eq!(parse(huge).unwrap_err(), HttpError::BodyTooLarge);
+    }
+
+    #[test]
+    fn duplicate_content_length_is_refused_even_when_equal() {
+        let req = "POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nab";
+        assert_eq!(parse(req).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn content_length_with_transfer_encoding_is_refused() {
+        for req in [
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
+        ] {
+            assert_eq!(parse(req).unwrap_err().status(), 400, "{req:?}");
+        }
+    }
+
+    #[test]
+    fn chunked_must_be_the_final_coding_and_only_once() {
+        let te = |values: &[&str]| {
+            let mut req = String::from("POST / HTTP/1.1\r\nHost: x\r\n");
+            for v in values {
+                req.push_str(&format!("Transfer-Encoding: {v}\r\n"));
+            }
+            req.push_str("\r\n");
+            parse(&req).map(|h| h.unwrap().body)
+        };
+        assert_eq!(te(&["chunked"]), Ok(BodyKind::Chunked));
+        assert_eq!(te(&["Chunked"]), Ok(BodyKind::Chunked));
+        for bad in [
+            &["gzip"][..],
+            &["chunked, gzip"],
+            &["chunked", "gzip"],
+            &["chunked, chunked"],
+            &["chunked", "chunked"],
+            &["chunked;q=1"],
+            &["chunkedx"],
+            &["\"chunked\""],
+            &[""],
+        ] {
+            assert_eq!(te(bad).map_err(|e| e.status()), Err(400), "{bad:?}");
+        }
+        // Chunked last but over a coding we do not decode: framing is sound, the coding is not
+        // supported.
+        assert_eq!(te(&["gzip, chunked"]), Err(HttpError::UnsupportedEncoding));
+        assert_eq!(
+            te(&["gzip", "chunked"]),
+            Err(HttpError::UnsupportedEncoding)
+        );
+        // HTTP/1.0 has no chunked coding: a Transfer-Encoding there is faulty framing.
+        let old = "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        assert_eq!(parse(old).unwrap_err().status(), 400);
+    }
+
+    #[test]
+    fn header_whitespace_tricks_are_refused() {
+        for req in [
+            // Whitespace between name and colon.
+            "POST / HTTP/1.1\r\nContent-Length : 2\r\n\r\nab",
+            "POST / HTTP/1.1\r\nTransfer-Encoding\t: chunked\r\n\r\n",
+            // obs-fold: a continuation line.
+            "POST / HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nX: a\r\n Transfer-Encoding: chunked\r\n\r\n",
+            // A header line that starts with whitespace.
+            "POST / HTTP/1.1\r\n Content-Length: 2\r\n\r\nab",
+        ] {
+            assert_eq!(parse(req).map(|_| ()).unwrap_err().status(), 400, "{req:?}");
+        }
+        // Only spaces and tabs around a value are optional whitespace.
+        let h = parse("GET / HTTP/1.1\r\nX-A: \t v \t\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.header("x-a"), Some("v"));
+    }
+
+    #[test]
+    fn duplicate_host_is_refused() {
+        let req = "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+        assert_eq!(parse(req).unwrap_err().status(), 400);
     }
 
     #[test]

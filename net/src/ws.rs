@@ -4,7 +4,7 @@
 //! is a valid upgrade and writes the `101 Switching Protocols` answer, including the chosen
 //! subprotocol when the client offered one the server speaks.
 
-use crate::http::{Head, HttpError, Method};
+use crate::http::{BodyKind, Head, HttpError, Method};
 
 /// A request that asked for a WebSocket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +24,11 @@ pub fn is_upgrade(head: &Head) -> bool {
 pub fn accept(head: &Head) -> Result<Upgrade, HttpError> {
     if head.method != Method::Get {
         return Err(HttpError::Malformed("websocket upgrade must be GET"));
+    }
+    // Bytes after the head belong to the WebSocket; a body announced on the upgrade would be
+    // read as frames here and as a body by anything in front of us.
+    if head.body != BodyKind::Empty {
+        return Err(HttpError::Malformed("websocket upgrade with a body"));
     }
     if !head.header_has_token("connection", "upgrade") {
         return Err(HttpError::Malformed("missing `Connection: upgrade`"));
@@ -99,5 +104,10 @@ mod tests {
         ))
         .is_err());
         assert!(!is_upgrade(&head("")));
+        let full = "Upgrade: websocket\r\nConnection: upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+        assert!(accept(&head(full)).is_ok());
+        for body in ["Content-Length: 4\r\n", "Transfer-Encoding: chunked\r\n"] {
+            assert!(accept(&head(&format!("{full}{body}"))).is_err(), "{body}");
+        }
     }
 }
