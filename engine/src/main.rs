@@ -1,30 +1,16 @@
 //! The `asobi` binary: `serve` (default), `migrate`, `check`.
 
-mod auth;
-mod binary;
-mod config;
-mod conn;
-mod directory;
-mod frame;
-mod live;
-mod matchmaker;
-mod mesh;
-mod outbox;
-mod queues;
-mod quic;
-mod rest;
-mod rest_auth;
-mod server;
-mod session;
+mod edge;
+mod node;
+mod services;
 mod shard;
-mod tls;
-mod transport;
+mod wire;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-use config::{Cli, Command};
+use node::config::{Cli, Command};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -40,8 +26,8 @@ fn main() -> ExitCode {
 
     let cli = Cli::parse();
     let result = match cli.command {
-        None => server::serve(cli.serve),
-        Some(Command::Serve(args)) => server::serve(*args),
+        None => node::serve(cli.serve),
+        Some(Command::Serve(args)) => node::serve(*args),
         Some(Command::Migrate(db)) => migrate(&db),
         Some(Command::Check { game_dir }) => return check(&game_dir),
     };
@@ -54,7 +40,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn migrate(db: &config::DbArgs) -> anyhow::Result<()> {
+fn migrate(db: &node::config::DbArgs) -> anyhow::Result<()> {
     let cfg = db.store_config();
     let applied = asobi_storage::migrate(&cfg)?;
     if applied.is_empty() {

@@ -103,6 +103,20 @@ pub mod code {
     pub const GUEST_UPGRADED: &str = "guest_upgraded";
     /// Upgrade target is not an unclaimed guest.
     pub const NOT_AN_UNCLAIMED_GUEST: &str = "not_an_unclaimed_guest";
+    /// The device is already registered to a guest (a concurrent guest sign-in won the race).
+    pub const DEVICE_ALREADY_REGISTERED: &str = "device_already_registered";
+    /// A guest device points at a player that no longer exists.
+    pub const GUEST_PLAYER_MISSING: &str = "guest_player_missing";
+    /// The match script failed in `init`; the match was not created.
+    pub const MATCH_START_FAILED: &str = "match.start_failed";
+    /// A WebSocket upgrade request that is not a valid RFC 6455 handshake.
+    pub const BAD_WEBSOCKET_UPGRADE: &str = "bad_websocket_upgrade";
+    /// The shard owning the request is not keeping up; retry shortly (ours: asobi has none).
+    pub const OVERLOADED: &str = "overloaded";
+    /// A matchmaker ticket's `properties` are larger or deeper than the matcher accepts.
+    pub const PROPERTIES_TOO_LARGE: &str = "matchmaker.properties_too_large";
+    /// A message type that is not valid UTF-8 JSON text on a text frame (close 1007).
+    pub const INVALID_UTF8: &str = "invalid_utf8";
 }
 
 /// One failure as a client sees it.

@@ -12,12 +12,18 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 use asobi_net::http::{self, BodyKind, ChunkedBody, Head, HttpError, Limits, Response};
 use asobi_schema::ApiError;
 
-use crate::shard::Shard;
+use super::Edge;
+use crate::services::rest::error_response as rest_error;
+use crate::services::Shard;
+use crate::shard::registry::bump;
 
 /// How long an idle keep-alive connection stays open between requests.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client may take to send a whole request head or body once it started.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one response may take to leave: a client that asks and stops reading must not hold
+/// the connection (and its kernel buffers) forever.
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read size; REST requests are small, WebSocket sessions take over the socket.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -25,8 +31,28 @@ const READ_CHUNK: usize = 8 * 1024;
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Io for T {}
 
-pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAddr) {
-    shard.global.directory.add_connection(shard.id, 1);
+/// Counts a connection in the shard's stats while alive.
+struct Counted {
+    shard: Rc<Shard>,
+}
+
+impl Counted {
+    fn new(shard: &Rc<Shard>) -> Counted {
+        bump(&shard.ctx.stats(shard.id()).connections, 1);
+        Counted {
+            shard: shard.clone(),
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        bump(&self.shard.ctx.stats(self.shard.id()).connections, -1);
+    }
+}
+
+pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAddr, edge: Edge) {
+    let counted = Counted::new(&shard);
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -43,18 +69,15 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
             if head.path == "/ws" {
                 // The session gets a task of its own: the HTTP state machine is freed instead of
                 // being carried (and polled through) for the socket's whole life.
-                let shard = shard.clone();
-                glommio::spawn_local(async move {
-                    crate::session::upgrade(shard.clone(), stream, head, buf, peer).await;
-                    shard.global.directory.add_connection(shard.id, -1);
-                })
-                .detach();
-                return;
+                let rt_shard = shard.clone();
+                rt_shard.rt.spawn(crate::shard::panic::contained(async move {
+                    let _counted = counted;
+                    super::ws::upgrade(shard, stream, head, buf, peer, edge).await;
+                }));
             } else {
-                let e = ApiError::new(404, "not_found", "WebSocket upgrades are served at /ws.");
+                let e = ApiError::new(404, asobi_schema::error::code::NOT_FOUND, "WebSocket upgrades are served at /ws.");
                 let _ = write_response(&mut stream, &rest_error(&e), false, false).await;
             }
-            shard.global.directory.add_connection(shard.id, -1);
             return;
         }
         let body = match read_body(&mut stream, &mut buf, &head, &limits).await {
@@ -64,10 +87,11 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
                 break;
             }
         };
-        shard.inflight.set(shard.inflight.get() + 1);
-        let response = crate::rest::handle(&shard, &head, body).await;
-        shard.inflight.set(shard.inflight.get() - 1);
-        let keep_alive = head.keep_alive && !shard.shutting_down.get();
+        let rt = &shard.rt;
+        rt.inflight.set(rt.inflight.get() + 1);
+        let response = crate::services::rest::handle(&shard, &head, body).await;
+        rt.inflight.set(rt.inflight.get() - 1);
+        let keep_alive = head.keep_alive && !rt.shutting_down.get();
         let head_only = head.method == http::Method::Head;
         if write_response(&mut stream, &response, keep_alive, head_only)
             .await
@@ -78,12 +102,6 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
         }
     }
     let _ = stream.close().await;
-    shard.global.directory.add_connection(shard.id, -1);
-}
-
-/// The REST error body for an [`ApiError`].
-pub(crate) fn rest_error(e: &ApiError) -> Response {
-    Response::json(e.status, e.to_rest_body())
 }
 
 enum ReadError {
@@ -117,7 +135,7 @@ async fn write_error<S: Io>(stream: &mut S, e: ReadError) -> std::io::Result<()>
     write_response(stream, &rest_error(&err), false, false).await
 }
 
-async fn write_response<S: Io>(
+pub(crate) async fn write_response<S: Io>(
     stream: &mut S,
     response: &Response,
     keep_alive: bool,
@@ -125,8 +143,17 @@ async fn write_response<S: Io>(
 ) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(256 + response.body.len());
     response.write_to(&mut out, keep_alive, head_only);
-    stream.write_all(&out).await?;
-    stream.flush().await
+    let write = async {
+        stream.write_all(&out).await?;
+        stream.flush().await
+    }
+    .fuse();
+    let timer = glommio::timer::sleep(WRITE_TIMEOUT).fuse();
+    futures::pin_mut!(write, timer);
+    futures::select_biased! {
+        r = write => r,
+        () = timer => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading")),
+    }
 }
 
 /// Reads more bytes into `buf`, bounded by `limit`. `Ok(false)` at end of stream.

@@ -21,8 +21,9 @@ use futures::{SinkExt, StreamExt};
 
 use asobi_net::quic_frame::{self, FrameReader, ENCODING_FB, ENCODING_JSON};
 
-use crate::frame::{Frame, Wire};
-use crate::transport::{Incoming, Transport};
+use super::limits::Limits;
+use super::transport::{Incoming, Transport};
+use crate::wire::{Frame, Wire};
 
 /// ALPN of the asobi QUIC protocol.
 pub(crate) const ALPN: &[u8] = b"asobi/1";
@@ -33,8 +34,13 @@ const INBOUND_QUEUE: usize = 256;
 /// Frames a session may queue for the network writer; the session's own outbox bounds what a slow
 /// client can cost, this only decouples the two threads.
 const OUTBOUND_QUEUE: usize = 1024;
-/// How long a new connection has to open its stream.
+/// How long a new connection has to open its stream and send its first frame (the same bound a
+/// WebSocket gets for its HTTP upgrade).
 const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// New QUIC sessions queued for one shard. The QUIC thread accepts on behalf of every shard; if a
+/// shard cannot take its share this fast it is overloaded, and the connection is refused rather
+/// than piling up handshakes it will never serve.
+pub(crate) const SHARD_INBOX: usize = 256;
 
 enum QuicIn {
     Frame(u8, Bytes),
@@ -55,7 +61,7 @@ pub(crate) struct QuicConn {
 }
 
 /// Where accepted connections go: one sender per shard.
-pub(crate) type ShardInboxes = Vec<mpsc::UnboundedSender<QuicConn>>;
+pub(crate) type ShardInboxes = Vec<mpsc::Sender<QuicConn>>;
 
 /// Starts the QUIC endpoint thread. The rustls config must carry the certificate; ALPN and
 /// TLS 1.3 are set here.
@@ -65,8 +71,9 @@ pub(crate) fn start(
     key: &std::path::Path,
     max_frame: usize,
     shards: ShardInboxes,
+    limits: Arc<Limits>,
 ) -> anyhow::Result<SocketAddr> {
-    let crypto = crate::tls::quic_server_config(cert, key, ALPN)?;
+    let crypto = super::tls::quic_server_config(cert, key, ALPN)?;
     let mut server = quinn::ServerConfig::with_crypto(Arc::new(
         quinn::crypto::rustls::QuicServerConfig::try_from(crypto).context("QUIC needs TLS 1.3")?,
     ));
@@ -108,11 +115,21 @@ pub(crate) fn start(
                     }
                 };
                 let _ = ready_tx.send(endpoint.local_addr().map_err(Into::into));
-                let shards = Arc::new(shards);
+                let shards = Arc::new(std::sync::Mutex::new(shards));
                 let next = Arc::new(AtomicUsize::new(0));
                 while let Some(incoming) = endpoint.accept().await {
+                    // The same per-IP connect rate and process-wide cap as WebSocket.
+                    if !limits.allow_connect(incoming.remote_address().ip()) {
+                        incoming.refuse();
+                        continue;
+                    }
+                    let Some(open) = limits.open() else {
+                        incoming.refuse();
+                        continue;
+                    };
                     let (shards, next) = (shards.clone(), next.clone());
                     tokio::spawn(async move {
+                        let _open = open;
                         if let Err(e) = serve(incoming, shards, next, max_frame).await {
                             tracing::debug!("QUIC connection ended: {e}");
                         }
@@ -144,26 +161,36 @@ fn bind(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
 
 async fn serve(
     incoming: quinn::Incoming,
-    shards: Arc<ShardInboxes>,
+    shards: Arc<std::sync::Mutex<ShardInboxes>>,
     next: Arc<AtomicUsize>,
     max_frame: usize,
 ) -> anyhow::Result<()> {
-    let conn = incoming.await?;
+    let opened = tokio::time::Instant::now() + OPEN_TIMEOUT;
+    let conn = tokio::time::timeout_at(opened, incoming)
+        .await
+        .context("handshake too slow")??;
     let peer = conn.remote_address();
-    let (mut send, mut recv) = tokio::time::timeout(OPEN_TIMEOUT, conn.accept_bi())
+    let (mut send, mut recv) = tokio::time::timeout_at(opened, conn.accept_bi())
         .await
         .context("no stream opened")??;
-    // The first frame decides the session's encoding.
+    // The first frame decides the session's encoding; it must arrive within the open deadline.
     let mut reader = FrameReader::new(max_frame);
     let mut chunk = vec![0u8; 16 * 1024];
-    let first = loop {
-        if let Some(f) = reader.next_frame()? {
-            break f;
+    let first = tokio::time::timeout_at(opened, async {
+        loop {
+            if let Some(f) = reader.next_frame()? {
+                return anyhow::Ok(Some(f));
+            }
+            match recv.read(&mut chunk).await? {
+                Some(n) => reader.push(&chunk[..n]),
+                None => return Ok(None),
+            }
         }
-        match recv.read(&mut chunk).await? {
-            Some(n) => reader.push(&chunk[..n]),
-            None => return Ok(()),
-        }
+    })
+    .await
+    .context("no first frame")??;
+    let Some(first) = first else {
+        return Ok(());
     };
     let wire = if first.encoding == ENCODING_FB {
         Wire::Fb
@@ -172,15 +199,24 @@ async fn serve(
     };
     let (mut in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
     let (out_tx, mut out_rx) = mpsc::channel::<QuicOut>(OUTBOUND_QUEUE);
-    let shard = next.fetch_add(1, Ordering::Relaxed) % shards.len().max(1);
-    shards[shard]
-        .unbounded_send(QuicConn {
-            rx: in_rx,
-            tx: out_tx,
-            peer,
-            wire,
-        })
-        .map_err(|_| anyhow::anyhow!("shard {shard} is gone"))?;
+    let session = QuicConn {
+        rx: in_rx,
+        tx: out_tx,
+        peer,
+        wire,
+    };
+    let handed = {
+        let mut shards = shards.lock().unwrap_or_else(|e| e.into_inner());
+        let shard = next.fetch_add(1, Ordering::Relaxed) % shards.len().max(1);
+        shards
+            .get_mut(shard)
+            .map(|inbox| inbox.try_send(session).is_ok())
+            .unwrap_or(false)
+    };
+    if !handed {
+        conn.close(quinn::VarInt::from_u32(1013), b"overloaded");
+        return Ok(());
+    }
     in_tx
         .send(QuicIn::Frame(first.encoding, first.body))
         .await?;

@@ -74,7 +74,7 @@ pub(crate) fn dev_cert(
     let cert_path = dir.join("dev-cert.pem");
     let key_path = dir.join("dev-key.pem");
     std::fs::write(&cert_path, generated.cert.pem())?;
-    std::fs::write(&key_path, generated.key_pair.serialize_pem())?;
+    write_private_key(&key_path, generated.key_pair.serialize_pem().as_bytes())?;
     let fingerprint = Sha256::digest(generated.cert.der())
         .iter()
         .map(|b| format!("{b:02X}"))
@@ -103,5 +103,32 @@ where
             }
         },
         () = timer => None,
+    }
+}
+
+/// Writes a private key readable by its owner only (0600), whatever the process umask.
+fn write_private_key(path: &Path, pem: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // An older file keeps its mode through `open`: tighten it explicitly.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    f.write_all(pem)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_dev_key_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (_cert, key, _) = super::dev_cert(dir.path()).unwrap();
+        let mode = std::fs::metadata(key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

@@ -1,5 +1,5 @@
 //! What a session needs from the connection it runs on, and the WebSocket implementation of it.
-//! The session loop in [`crate::session`] is written once against [`Transport`]; WebSocket (over
+//! The session loop in [`super::ws`] is written once against [`Transport`]; WebSocket (over
 //! TCP or TLS) and QUIC streams plug in underneath.
 
 use futures::{SinkExt, StreamExt};
@@ -7,8 +7,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
-use crate::conn::Io;
-use crate::frame::{Frame, Wire};
+use super::http::Io;
+use crate::wire::{Frame, Wire};
 
 /// One thing read from a transport.
 pub(crate) enum Incoming {
@@ -18,6 +18,8 @@ pub(crate) enum Incoming {
     Close,
     /// A frame over the size limit; the connection cannot continue.
     TooLarge,
+    /// A text frame that is not UTF-8 (close 1007).
+    BadText,
     /// Transport bookkeeping (ping, pong) that only needs the socket flushed.
     Nothing,
     /// The connection is gone.
@@ -54,6 +56,7 @@ impl<S: Io> Transport for WsTransport<S> {
             // tungstenite queues the pong itself; the session's flush sends it.
             Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => Incoming::Nothing,
             Some(Err(tungstenite::Error::Capacity(_))) => Incoming::TooLarge,
+            Some(Err(tungstenite::Error::Utf8(_))) => Incoming::BadText,
             Some(Err(e)) => {
                 tracing::debug!("websocket read error: {e}");
                 Incoming::Gone

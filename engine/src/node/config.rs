@@ -103,6 +103,10 @@ pub(crate) struct ServeArgs {
     /// Generate a self-signed certificate for QUIC (development only; printed with its fingerprint).
     #[arg(long, env = "ASOBI_DEV_CERT", default_value_t = false)]
     pub(crate) dev_cert: bool,
+    /// Connections the whole process serves at once (0: no cap). Past it new connections are
+    /// closed at once, so the ones already served keep their file descriptors and memory.
+    #[arg(long, env = "ASOBI_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub(crate) max_connections: usize,
     /// Secret for guest device verifiers; guest auth is off without it.
     #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
     pub(crate) guest_pepper: Option<String>,
@@ -189,6 +193,23 @@ impl ServeArgs {
             self.shards
         } else {
             std::thread::available_parallelism().map_or(1, |n| n.get())
+        }
+    }
+
+    /// What the services read of the configuration.
+    pub(crate) fn settings(&self) -> crate::services::Settings {
+        crate::services::Settings {
+            ws_max_frame: self.ws_max_frame,
+            ws_msg_rate: self.ws_msg_rate,
+            ws_connect_rate: self.ws_connect_rate,
+            ws_connect_timeout_ms: self.ws_connect_timeout_ms,
+            ws_outbox: self.ws_outbox,
+            reconnect_grace_ms: self.reconnect_grace_ms,
+            matchmaker_max_wait_secs: self.matchmaker_max_wait_secs,
+            matchmaker_max_queue: self.matchmaker_max_queue,
+            dev_errors: self.dev_errors,
+            guest_pepper: self.guest_pepper.clone(),
+            max_connections: self.max_connections,
         }
     }
 

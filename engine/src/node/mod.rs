@@ -1,12 +1,15 @@
-//! Start-up and shutdown: storage bridge, game load and watcher, the shards and the mesh between
-//! them, signals. Everything shards share lives in [`Global`], which is immutable after start-up
-//! except for counters and the low-traffic directory.
+//! The node: start-up and shutdown. Storage bridge, game load and watcher, the process context
+//! the services share, the shards and the mesh between them, signals, and the exit status. It
+//! knows no feature's rules; it wires the layers below together.
+
+pub(crate) mod config;
+mod start;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 use tokio::sync::watch;
@@ -14,25 +17,13 @@ use tokio::sync::watch;
 use asobi_script::{Budgets, Game, Watcher};
 use asobi_storage::StoreHandle;
 
-use crate::auth::Tokens;
-use crate::config::{ServeArgs, Toggle};
-use crate::directory::Directory;
-use crate::mesh::MeshMsg;
-
-pub(crate) struct Global {
-    pub(crate) cfg: ServeArgs,
-    /// The port every shard listens on (resolved when `--port 0` asked for any free one).
-    pub(crate) port: u16,
-    pub(crate) store: StoreHandle,
-    pub(crate) tokens: Tokens,
-    pub(crate) directory: Directory,
-    pub(crate) game: watch::Receiver<Arc<Game>>,
-    pub(crate) shutdown: watch::Receiver<bool>,
-    pub(crate) budgets: Budgets,
-    pub(crate) started: Instant,
-    /// Set when a certificate is configured: the main port then speaks HTTPS and WSS.
-    pub(crate) tls: Option<futures_rustls::TlsAcceptor>,
-}
+use crate::edge::limits::Limits;
+use crate::edge::Edge;
+use crate::services::accounts::tokens::Tokens;
+use crate::services::{Context, Shard};
+use crate::shard::registry::LocalRegistry;
+use crate::shard::Msg;
+use config::{ServeArgs, Toggle};
 
 /// Debounce for the game directory watcher: editors write a file in several steps.
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
@@ -41,6 +32,7 @@ const RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
 const IO_MEMORY: usize = 1 << 20;
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    crate::shard::panic::install();
     let nshards = args.shard_count();
     let store_config = args.db.store_config();
     let game = Game::load(&args.game_dir).map_err(|e| {
@@ -78,7 +70,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
-            let config = crate::tls::server_config(cert, key)?;
+            let config = crate::edge::tls::server_config(cert, key)?;
             tracing::info!(cert = %cert.display(), "TLS on: the main port serves HTTPS and WSS");
             Some(futures_rustls::TlsAcceptor::from(config))
         }
@@ -87,22 +79,24 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let quic_cert = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
         _ if args.dev_cert => {
-            let (c, k, fingerprint) = crate::tls::dev_cert(&args.db.data_dir)?;
+            let (c, k, fingerprint) = crate::edge::tls::dev_cert(&args.db.data_dir)?;
             tracing::warn!(cert = %c.display(), sha256 = %fingerprint, "QUIC uses a generated self-signed development certificate");
             Some((c, k))
         }
         _ => None,
     };
-    let (quic_senders, mut quic_receivers): (crate::quic::ShardInboxes, Vec<_>) = (0..nshards)
-        .map(|_| futures::channel::mpsc::unbounded())
+    let limits = Limits::new(args.ws_connect_rate, args.max_connections);
+    let (quic_senders, mut quic_receivers): (crate::edge::quic::ShardInboxes, Vec<_>) = (0..nshards)
+        .map(|_| futures::channel::mpsc::channel(crate::edge::quic::SHARD_INBOX))
         .unzip();
     if let Some((cert, key)) = &quic_cert {
-        let at = crate::quic::start(
+        let at = crate::edge::quic::start(
             SocketAddr::new(args.bind, args.quic_port),
             cert,
             key,
             args.ws_max_frame,
             quic_senders,
+            limits.clone(),
         )?;
         tracing::info!("QUIC on udp {at} (ALPN asobi/1)");
     } else {
@@ -119,30 +113,32 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .as_socket()
         .map_or(args.port, |a| a.port());
 
-    let global = Arc::new(Global {
+    let ctx = Arc::new(Context {
         budgets: args.budgets(),
-        cfg: args,
-        port,
+        settings: args.settings(),
         store: store.clone(),
         tokens,
-        directory: Directory::new(nshards),
+        registry: LocalRegistry::new(nshards),
+        matches: Default::default(),
         game: game_rx,
-        shutdown: shutdown_rx,
         started: Instant::now(),
-        tls,
     });
+    let edge = Edge { tls, limits };
+    let listen = SocketAddr::new(args.bind, port);
 
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mesh = MeshBuilder::<MeshMsg, _>::full(nshards, crate::shard::MESH_CHANNEL);
+    let mesh = MeshBuilder::<Msg<Shard>, _>::full(nshards, crate::shard::MESH_CHANNEL);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     let mut handles = Vec::with_capacity(nshards);
     for id in 0..nshards {
-        let (global, mesh, ready) = (global.clone(), mesh.clone(), ready_tx.clone());
+        let (ctx, mesh, ready) = (ctx.clone(), mesh.clone(), ready_tx.clone());
         let quic = (!quic_receivers.is_empty()).then(|| quic_receivers.remove(0));
+        let shutdown = shutdown_rx.clone();
+        let edge = edge.clone();
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("asobi-shard-{id}"))
             .io_memory(IO_MEMORY)
-            .spawn(move || crate::shard::run(id, global, mesh, ready, quic))
+            .spawn(move || start::run(id, ctx, mesh, listen, edge, shutdown, ready, quic))
             .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
         handles.push(handle);
     }
@@ -164,14 +160,19 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cpus,
         "shards running, one glommio executor per shard pinned to its core"
     );
-    let shown = SocketAddr::new(global.cfg.bind, port);
-    tracing::info!("listening on {shown} (HTTP /api/v1, WebSocket /ws)");
+    tracing::info!("listening on {listen} (HTTP /api/v1, WebSocket /ws)");
 
+    let mut failed = 0;
     for h in handles {
-        let _ = h.join();
+        if h.join().is_err() {
+            failed += 1;
+        }
     }
     tracing::info!("shards stopped; flushing storage");
     store.shutdown();
+    if failed > 0 {
+        anyhow::bail!("{failed} shard(s) ended abnormally");
+    }
     tracing::info!("bye");
     Ok(())
 }

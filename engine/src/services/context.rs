@@ -71,3 +71,11 @@ pub(crate) struct Context {
     pub(crate) budgets: Budgets,
     pub(crate) started: Instant,
 }
+
+impl Context {
+    /// The counters shard `id` publishes.
+    pub(crate) fn stats(&self, id: usize) -> &crate::shard::registry::ShardStats {
+        use crate::shard::registry::Registry;
+        &self.registry.shards()[id]
+    }
+}

@@ -20,8 +20,6 @@ pub(crate) mod matches;
 pub(crate) mod matchmaker;
 pub(crate) mod rest;
 pub(crate) mod session;
-#[cfg(test)]
-mod sim;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -88,17 +86,17 @@ impl Service for Shard {
 }
 
 impl Shard {
-    pub(crate) fn new(rt: Runtime<Shard>, ctx: Arc<Context>) -> Rc<Shard> {
+    pub(crate) fn new(rt: Runtime<Shard>, ctx: Arc<Context>) -> Result<Rc<Shard>, String> {
         let game = ctx.game.borrow().clone();
         let shard = Rc::new(Shard {
-            matches: matches::Matches::new(&ctx.budgets),
+            matches: matches::Matches::new(&ctx.budgets)?,
             matchmaker: matchmaker::Queues::default(),
             game: RefCell::new(game),
             rt,
             ctx,
         });
         matchmaker::start(&shard);
-        shard
+        Ok(shard)
     }
 
     pub(crate) fn id(&self) -> usize {

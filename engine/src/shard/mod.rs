@@ -14,6 +14,7 @@
 
 pub(crate) mod mesh;
 pub(crate) mod outbox;
+pub(crate) mod panic;
 pub(crate) mod registry;
 pub(crate) mod timers;
 
@@ -197,7 +198,9 @@ impl<S: Service> Runtime<S> {
     /// Runs a task on this shard.
     pub(crate) fn spawn(&self, fut: impl Future<Output = ()> + 'static) {
         match &self.exec {
-            Exec::Glommio => glommio::spawn_local(fut).detach(),
+            Exec::Glommio => {
+                glommio::spawn_local(fut).detach();
+            }
             Exec::Pool(spawner) => {
                 use futures::task::LocalSpawnExt;
                 if spawner.spawn_local(fut).is_err() {
@@ -444,7 +447,7 @@ pub(crate) fn overloaded() -> ApiError {
 pub(crate) fn route<S: Service>(s: &Rc<S>, to: usize, cmd: S::Cmd) -> Result<(), S::Cmd> {
     let rt = s.runtime();
     if to == rt.id {
-        s.on_command(cmd);
+        panic::shared(|| s.on_command(cmd));
         return Ok(());
     }
     match rt.send_remote(to, MeshMsg::Cmd(cmd)) {
@@ -515,7 +518,7 @@ fn fire<S: Service>(rt: &Runtime<S>, to: ReplyTo, answer: Answer) {
         Some(Waiter::Task(tx)) => {
             let _ = tx.send(answer);
         }
-        Some(Waiter::Then(f)) => f(answer),
+        Some(Waiter::Then(f)) => panic::shared(|| f(answer)),
         None => rt
             .counters
             .stale_answers
@@ -537,7 +540,7 @@ pub(crate) fn handle<S: Service>(s: &Rc<S>, msg: Msg<S>) {
                 rt.deliver_local(t, out);
             }
         }
-        MeshMsg::Cmd(cmd) => s.on_command(cmd),
+        MeshMsg::Cmd(cmd) => panic::shared(|| s.on_command(cmd)),
         MeshMsg::Reply { to, answer } => fire(rt, to, answer),
     }
 }
@@ -550,7 +553,7 @@ pub(crate) fn fire_timers<S: Service>(s: &Rc<S>, now: Instant) -> usize {
         match due {
             Some(key) => {
                 fired += 1;
-                s.on_timer(key);
+                panic::shared(|| s.on_timer(key));
             }
             None => return fired,
         }

@@ -79,7 +79,7 @@ async fn token_pair(shard: &Shard, player_id: &str) -> Result<(String, String), 
 
 async fn hash_off_shard(shard: &Shard, password: String) -> Result<String, ApiError> {
     shard
-        .global
+        .ctx
         .store
         .blocking(move || auth::hash_password(&password))
         .await
@@ -112,7 +112,7 @@ pub(crate) async fn register(shard: &Rc<Shard>, body: Credentials) -> RestResult
     validate(&body, 400)?;
     let hash = hash_off_shard(shard, body.password.clone()).await?;
     let player = shard
-        .global
+        .ctx
         .store
         .create_player(NewPlayer {
             id: uuid::Uuid::now_v7().to_string(),
@@ -160,7 +160,7 @@ pub(crate) struct Login {
 
 pub(crate) async fn login(shard: &Rc<Shard>, body: Login) -> RestResult {
     let found = shard
-        .global
+        .ctx
         .store
         .player_by_username(&body.username)
         .await
@@ -172,7 +172,7 @@ pub(crate) async fn login(shard: &Rc<Shard>, body: Login) -> RestResult {
     };
     let password = body.password;
     let valid = shard
-        .global
+        .ctx
         .store
         .blocking(move || auth::verify_password(&password, &hash))
         .await
@@ -230,7 +230,7 @@ fn invalid_refresh() -> ApiError {
 
 pub(crate) async fn logout(shard: &Rc<Shard>, body: Refresh) -> RestResult {
     shard
-        .global
+        .ctx
         .store
         .revoke_refresh_family_of(&auth::hash_refresh(&body.refresh_token))
         .await
@@ -251,7 +251,7 @@ const MAX_DEVICE_SECRET: usize = 512;
 
 pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
     let g = &shard.ctx;
-    let pepper = match (&g.cfg.guest_pepper, shard.game.borrow().guest_auth) {
+    let pepper = match (&g.settings.guest_pepper, shard.game.borrow().guest_auth) {
         (Some(p), true) if p.len() >= 32 => p.clone(),
         _ => {
             return Err(ApiError::new(
@@ -313,7 +313,7 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
             .ok_or_else(|| {
                 ApiError::new(
                     500,
-                    "guest_player_missing",
+                    code::GUEST_PLAYER_MISSING,
                     "The device's player no longer exists.",
                 )
             })?;
@@ -347,7 +347,7 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
         .map_err(|e| match e {
             StoreError::Conflict(_) => ApiError::new(
                 409,
-                "device_already_registered",
+                code::DEVICE_ALREADY_REGISTERED,
                 "This device registered concurrently; retry.",
             ),
             other => store_error(other),
@@ -488,7 +488,7 @@ pub(crate) async fn put_player(
         now_ms: now_ms(),
     };
     match shard
-        .global
+        .ctx
         .store
         .update_player(me, patch)
         .await
@@ -505,7 +505,7 @@ pub(crate) async fn put_player(
 
 pub(crate) async fn erase(shard: &Rc<Shard>, me: &str) -> RestResult {
     shard
-        .global
+        .ctx
         .store
         .erase_player(me)
         .await

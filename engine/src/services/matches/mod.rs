@@ -1,32 +1,79 @@
-//! Live matches on a shard: the seat roster, the drift-free tick loop, state fan-out, joins,
+//! Live matches on a shard: the seat roster, the drift-free tick schedule, state fan-out, joins,
 //! leaves, reconnection grace and finishing.
 //!
-//! A match is owned by the shard it was placed on and touched only there. Script effects
-//! (`game.broadcast`, `game.send`, `set_joinable`) are collected during a callback and applied
-//! after it returns, so the Lua runtime never calls back into the shard. Each broadcast and each
-//! shared state is encoded once; remote recipients get it in one mesh message per shard.
+//! A match is owned by the shard it was placed on and touched only there; matches live in a
+//! `Slab` addressed by [`MatchKey`] (slot + generation, so a stale timer or command for a finished
+//! match finds nothing). Every tick is a timer on the shard's one timer queue. Script effects are
+//! collected during a callback ([`script::Effects`]) and applied after it returns. Each broadcast
+//! and each shared state is encoded once; remote recipients get it in one mesh message per shard.
 
-use std::cell::RefCell;
+pub(crate) mod cmd;
+mod directory;
+pub(crate) mod rest;
+pub(crate) mod script;
+pub(crate) mod ws;
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde_json::{json, Value};
+use slab::Slab;
 
 use asobi_schema::envelope::{encode_frame, encode_frame_raw};
 use asobi_schema::error::code;
 use asobi_schema::payload::{MatchFinished, MatchInfo};
 use asobi_schema::ApiError;
 use asobi_script::{
-    CallError, CompiledMode, Game, Host, JoinOutcome, MatchVm, StateStrategy, StateTransport,
+    Budgets, CallError, CompiledMode, Game, JoinOutcome, MatchVm, StateStrategy, StateTransport,
+    VmPool,
 };
 
-use crate::auth::now_ms;
-use crate::directory::MatchEntry;
-use crate::mesh::{MatchCmd, Outbound, SessionRef};
-use crate::session::text;
-use crate::shard::Shard;
+pub(crate) use directory::{Directory, MatchEntry};
+use script::Effects;
+
+use super::accounts::tokens::now_ms;
+use super::{Event, Shard, Timer as ShardTimer};
+use crate::shard::mesh::{Outbound, SessionRef};
+use crate::shard::registry::{bump, Registry};
+use crate::wire::Frame;
+
+/// How long a match may exist without ever seating a player before it ends as abandoned. A
+/// `match.find_or_create` match is joined by its creator in the same request; this covers a
+/// creator whose join failed and who retries, and no more — an empty match only costs.
+const EMPTY_MATCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// VMs created before the first match, so the first matches do not pay for the sandbox setup.
+const POOL_PREWARM: usize = 4;
+
+/// A match on this shard: its slab slot and the generation that slot had when it was created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MatchKey {
+    slot: usize,
+    gen: u64,
+}
+
+/// The matches service's timers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timer {
+    /// The match's next tick is due.
+    Tick(MatchKey),
+}
+
+/// What a session learns about its match membership.
+#[derive(Debug, Clone)]
+pub(crate) enum SessionEvent {
+    /// The session is now in this match (hosted on `shard`).
+    Entered { match_id: String, shard: usize },
+    /// The session is no longer in this match.
+    Left { match_id: String },
+}
+
+fn event(e: SessionEvent) -> Outbound<Event> {
+    Outbound::Event(Event::Matches(e))
+}
 
 struct Seat {
     player_id: String,
@@ -34,52 +81,79 @@ struct Seat {
     dropped_at: Option<Instant>,
 }
 
+/// Ticks at `start + n × period`: a slow tick delays the next one but never shifts the schedule,
+/// and a tick more than one period late is skipped rather than bunched.
+struct TickSchedule {
+    start: Instant,
+    period: Duration,
+    /// The index of the deadline armed now.
+    n: u32,
+}
+
+impl TickSchedule {
+    fn deadline(&self) -> Instant {
+        self.start + self.period * self.n
+    }
+
+    /// Called when the armed deadline fired at `now`: advances past it (skipping whole periods
+    /// that were missed) and returns the next deadline.
+    fn advance(&mut self, now: Instant) -> Instant {
+        let late = now.saturating_duration_since(self.deadline());
+        if late > self.period {
+            let skipped = (late.as_nanos() / self.period.as_nanos().max(1)) as u32;
+            self.n = self.n.saturating_add(skipped);
+        }
+        self.n = self.n.saturating_add(1);
+        self.deadline()
+    }
+}
+
 pub(crate) struct LiveMatch {
     id: String,
+    key: MatchKey,
     mode: Arc<CompiledMode>,
     vm: Option<MatchVm>,
     seats: Vec<Seat>,
     joinable: bool,
     started_at: i64,
-    finished: bool,
+    schedule: TickSchedule,
+    created: Instant,
     /// Set when the last seated player left.
     abandoned: bool,
 }
 
-/// What a script asked for during one callback, applied once the callback returned.
-#[derive(Default)]
-struct Effects {
-    /// `None` target: every player in the match.
-    frames: Vec<(Option<String>, Bytes)>,
-    joinable: Option<bool>,
+/// The matches this shard hosts.
+pub(crate) struct Matches {
+    slab: RefCell<Slab<LiveMatch>>,
+    by_id: RefCell<HashMap<String, MatchKey>>,
+    pool: RefCell<VmPool>,
+    next_gen: Cell<u64>,
 }
 
-impl Host for Effects {
-    fn broadcast(&mut self, event: &str, payload: Bytes) {
-        let kind = format!("match.{event}");
-        self.frames
-            .push((None, encode_frame_raw(&kind, None, &payload)));
+impl Matches {
+    pub(crate) fn new(budgets: &Budgets) -> Result<Matches, String> {
+        let pool =
+            VmPool::new(budgets.clone(), POOL_PREWARM).map_err(|e| format!("Lua VM pool: {e}"))?;
+        Ok(Matches {
+            slab: RefCell::new(Slab::new()),
+            by_id: RefCell::new(HashMap::new()),
+            pool: RefCell::new(pool),
+            next_gen: Cell::new(0),
+        })
     }
 
-    fn send(&mut self, player_id: &str, message: Bytes) {
-        let mut body = Vec::with_capacity(message.len() + 32);
-        body.extend_from_slice(b"{\"module\":\"lua\",\"message\":");
-        body.extend_from_slice(&message);
-        body.push(b'}');
-        // asobi still emits the pre-rename `game.message` before `module.message` so SDKs built
-        // before the rename keep working; clients dispatch on one of the two.
-        self.frames.push((
-            Some(player_id.to_owned()),
-            encode_frame_raw("game.message", None, &body),
-        ));
-        self.frames.push((
-            Some(player_id.to_owned()),
-            encode_frame_raw("module.message", None, &body),
-        ));
+    fn key_of(&self, id: &str) -> Option<MatchKey> {
+        self.by_id.borrow().get(id).copied()
     }
 
-    fn set_joinable(&mut self, open: bool) {
-        self.joinable = Some(open);
+    /// Runs `f` on a live match, if `key` still names one.
+    fn with<T>(&self, key: MatchKey, f: impl FnOnce(&mut LiveMatch) -> T) -> Option<T> {
+        let mut slab = self.slab.borrow_mut();
+        slab.get_mut(key.slot).filter(|m| m.key == key).map(f)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.slab.borrow().len()
     }
 }
 
@@ -134,36 +208,33 @@ impl LiveMatch {
     }
 
     /// Applies a callback's effects and reports its failure, if any.
-    fn apply(
-        &mut self,
-        shard: &Rc<Shard>,
-        fx: Effects,
-        failed: Option<(&CallError, Option<&str>)>,
-    ) {
+    fn apply(&mut self, shard: &Shard, fx: Effects, failed: Option<(&CallError, Option<&str>)>) {
         if let Some(open) = fx.joinable {
             if open != self.joinable {
                 self.joinable = open;
                 shard
-                    .global
-                    .directory
-                    .update_match(&self.id, |e| e.info.joinable = open);
+                    .ctx
+                    .matches
+                    .update(&self.id, |e| e.info.joinable = open);
             }
         }
         let all = self.connected();
         for (target, frame) in fx.frames {
-            let Some(frame) = text(frame) else { continue };
+            let Some(frame) = Frame::text(frame) else {
+                continue;
+            };
             match target {
-                None => shard.deliver_all(&all, &Outbound::Frame(frame)),
+                None => shard.rt.deliver_all(&all, &Outbound::Frame(frame)),
                 Some(p) => {
                     if let Some(at) = self.session_of(&p) {
-                        shard.deliver(at, Outbound::Frame(frame));
+                        shard.rt.deliver(at, Outbound::Frame(frame));
                     }
                 }
             }
         }
         if let Some((err, player)) = failed {
             tracing::warn!(match_id = %self.id, mode = %self.mode.name, "script error: {err}");
-            if shard.global.cfg.dev_errors {
+            if shard.ctx.settings.dev_errors {
                 if let Some(at) = player.and_then(|p| self.session_of(p)) {
                     let payload = json!({
                         "module": "lua",
@@ -172,8 +243,8 @@ impl LiveMatch {
                         "message": err.to_string(),
                     });
                     for kind in ["game.error", "module.error"] {
-                        if let Some(f) = text(encode_frame(kind, None, &payload)) {
-                            shard.deliver(at, Outbound::Frame(f));
+                        if let Some(f) = Frame::text(encode_frame(kind, None, &payload)) {
+                            shard.rt.deliver(at, Outbound::Frame(f));
                         }
                     }
                 }
@@ -181,7 +252,7 @@ impl LiveMatch {
         }
     }
 
-    /// The script's verdict after a callback: finished with a result, or failed too often.
+    /// The verdict after a callback: finished with a result, failed too often, or abandoned.
     fn outcome(&self) -> Option<(Value, &'static str)> {
         let vm = self.vm.as_ref()?;
         if vm.failed() {
@@ -191,14 +262,43 @@ impl LiveMatch {
                 .unwrap_or_else(|| json!({ "error": "script_failed" }));
             return Some((result, "error"));
         }
-        vm.finished().map(|r| (r.clone(), "finished"))
+        if let Some(r) = vm.finished() {
+            return Some((r.clone(), "finished"));
+        }
+        // Everyone left for good (not merely dropped): nobody is left to play it.
+        self.abandoned
+            .then(|| (json!({ "reason": "abandoned" }), "abandoned"))
+    }
+
+    /// Runs the script's `leave` for a seat already taken off the roster.
+    fn leave_seat(&mut self, shard: &Shard, seat: Seat) {
+        shard.ctx.matches.unseat(&seat.player_id, &self.id);
+        if let Some(at) = seat.session {
+            shard.rt.deliver(
+                at,
+                event(SessionEvent::Left {
+                    match_id: self.id.clone(),
+                }),
+            );
+        }
+        let mut fx = Effects::default();
+        if let Some(vm) = self.vm.as_mut() {
+            let result = vm.leave(&seat.player_id, &mut fx);
+            self.apply(shard, fx, result.as_ref().err().map(|e| (e, None)));
+        }
+        shard.ctx.matches.put(&self.id, self.info(shard.id()));
+        if self.seats.is_empty() {
+            self.abandoned = true;
+        }
     }
 }
 
-type Shared = Rc<RefCell<LiveMatch>>;
-
-fn find(shard: &Shard, id: &str) -> Option<Shared> {
-    shard.matches.borrow().get(id).cloned()
+fn not_found() -> ApiError {
+    ApiError::new(
+        404,
+        code::MATCH_NOT_FOUND,
+        "No live match exists with this id.",
+    )
 }
 
 /// Creates a match on this shard; `players` are seated at once (matchmaker groups).
@@ -214,6 +314,7 @@ pub(crate) fn create(
             ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
         })?;
     let mut vm = shard
+        .matches
         .pool
         .borrow_mut()
         .acquire(&compiled, match_id)
@@ -231,20 +332,20 @@ pub(crate) fn create(
     });
     if let Err(e) = vm.init(&config, &mut fx) {
         tracing::warn!(%match_id, %mode, "init failed: {e}");
-        shard.pool.borrow_mut().release(vm);
+        shard.matches.pool.borrow_mut().release(vm);
         return Err(ApiError::new(
             500,
-            "match.start_failed",
+            code::MATCH_START_FAILED,
             "The match script failed to start.",
         ));
     }
-    let now = Instant::now();
-    let directory = &shard.global.directory;
+    let now = shard.rt.now();
+    let ctx = &shard.ctx;
     let mut seats = Vec::new();
     for p in &players {
         match vm.join(p, None, &mut fx) {
             Ok(JoinOutcome::Accepted) => {
-                let session = directory.session_of(p);
+                let session = ctx.registry.session_of(p);
                 seats.push(Seat {
                     player_id: p.clone(),
                     session,
@@ -257,21 +358,40 @@ pub(crate) fn create(
             Err(e) => tracing::warn!(%match_id, player = %p, "join failed: {e}"),
         }
     }
-    let lm = LiveMatch {
+    let gen = shard.matches.next_gen.get() + 1;
+    shard.matches.next_gen.set(gen);
+    let period = Duration::from_millis(compiled.config.tick_rate_ms.max(1));
+    let mut slab = shard.matches.slab.borrow_mut();
+    let entry = slab.vacant_entry();
+    let key = MatchKey {
+        slot: entry.key(),
+        gen,
+    };
+    let lm = entry.insert(LiveMatch {
         id: match_id.to_owned(),
-        mode: compiled.clone(),
+        key,
+        mode: compiled,
         vm: Some(vm),
         seats,
         joinable: true,
         started_at: now_ms(),
-        finished: false,
+        schedule: TickSchedule {
+            start: now,
+            period,
+            n: 1,
+        },
+        created: now,
         abandoned: false,
-    };
-    let mut lm = lm;
-    directory.put_match(match_id, lm.info(shard.id));
-    directory.add_match(shard.id, 1);
+    });
+    shard
+        .matches
+        .by_id
+        .borrow_mut()
+        .insert(match_id.to_owned(), key);
+    ctx.matches.put(match_id, lm.info(shard.id()));
+    bump(&ctx.stats(shard.id()).hosted, 1);
     for s in &lm.seats {
-        directory.seat(&s.player_id, match_id);
+        ctx.matches.seat(&s.player_id, match_id);
     }
     if announce {
         let names: Vec<&str> = lm.seats.iter().map(|s| s.player_id.as_str()).collect();
@@ -280,133 +400,54 @@ pub(crate) fn create(
             None,
             &json!({ "match_id": match_id, "mode": mode, "players": names }),
         );
-        let entered = Outbound::Entered {
-            match_id: match_id.to_owned(),
-            shard: shard.id,
-        };
         let targets = lm.connected();
-        shard.deliver_all(&targets, &entered);
-        if let Some(f) = text(frame) {
-            shard.deliver_all(&targets, &Outbound::Frame(f));
+        shard.rt.deliver_all(
+            &targets,
+            &event(SessionEvent::Entered {
+                match_id: match_id.to_owned(),
+                shard: shard.id(),
+            }),
+        );
+        if let Some(f) = Frame::text(frame) {
+            shard.rt.deliver_all(&targets, &Outbound::Frame(f));
         }
     }
     lm.apply(shard, fx, None);
-    let shared = Rc::new(RefCell::new(lm));
-    shard
-        .matches
-        .borrow_mut()
-        .insert(match_id.to_owned(), shared.clone());
-    glommio::spawn_local(tick_loop(shard.clone(), shared)).detach();
+    let first = lm.schedule.deadline();
+    drop(slab);
+    shard.rt.arm(first, ShardTimer::Matches(Timer::Tick(key)));
     Ok(())
 }
 
-pub(crate) fn handle(shard: &Rc<Shard>, cmd: MatchCmd) {
-    match cmd {
-        MatchCmd::Create {
-            mode,
-            match_id,
-            players,
-            tickets,
-        } => {
-            if let Err(e) = create(shard, &mode, &match_id, players, true) {
-                tracing::warn!(%match_id, "match creation failed: {e}");
-                let host = shard.queue_shard(&mode);
-                shard.route(
-                    host,
-                    crate::mesh::MeshMsg::Queue(crate::mesh::QueueCmd::FormationFailed {
-                        mode,
-                        tickets,
-                    }),
-                );
-            }
-        }
-        MatchCmd::Join {
-            match_id,
-            player_id,
-            session,
-            ctx,
-            reply,
-        } => {
-            let result = match find(shard, &match_id) {
-                Some(m) => join(shard, &m, &player_id, session, ctx),
-                None => Err(ApiError::new(
-                    404,
-                    code::MATCH_NOT_FOUND,
-                    "No live match exists with this id.",
-                )),
-            };
-            let _ = reply.send(result);
-        }
-        MatchCmd::Input {
-            match_id,
-            player_id,
-            input,
-        } => {
-            if let Some(m) = find(shard, &match_id) {
-                input_of(shard, &m, &player_id, &input);
-            }
-        }
-        MatchCmd::Leave {
-            match_id,
-            player_id,
-            reply,
-        } => {
-            if let Some(m) = find(shard, &match_id) {
-                leave(shard, &m, &player_id);
-            }
-            if let Some(r) = reply {
-                let _ = r.send(Ok(()));
-            }
-        }
-        MatchCmd::Disconnected {
-            match_id,
-            player_id,
-            session,
-        } => {
-            if let Some(m) = find(shard, &match_id) {
-                let mut lm = m.borrow_mut();
-                if let Some(seat) = lm
-                    .seats
-                    .iter_mut()
-                    .find(|s| s.player_id == player_id && s.session == Some(session))
-                {
-                    seat.session = None;
-                    seat.dropped_at = Some(Instant::now());
-                }
-            }
-        }
-        MatchCmd::Reattach {
-            match_id,
-            player_id,
-            session,
-        } => {
-            if let Some(m) = find(shard, &match_id) {
-                reattach(shard, &m, &player_id, session);
-            }
-        }
-    }
-}
-
-fn join(
+/// Seats a player (or rebinds their session if already seated); the `match.joined` payload.
+pub(crate) fn join(
     shard: &Rc<Shard>,
-    m: &Shared,
+    match_id: &str,
     player_id: &str,
     session: SessionRef,
     ctx: Option<Value>,
 ) -> Result<Value, ApiError> {
-    let mut lm = m.borrow_mut();
-    if lm.finished {
-        return Err(ApiError::new(
-            404,
-            code::MATCH_NOT_FOUND,
-            "The match has finished.",
-        ));
-    }
+    let key = shard.matches.key_of(match_id).ok_or_else(not_found)?;
+    let result = shard
+        .matches
+        .with(key, |lm| join_seat(shard, lm, player_id, session, ctx))
+        .unwrap_or_else(|| Err(not_found()));
+    check_outcome(shard, key);
+    result
+}
+
+fn join_seat(
+    shard: &Shard,
+    lm: &mut LiveMatch,
+    player_id: &str,
+    session: SessionRef,
+    ctx: Option<Value>,
+) -> Result<Value, ApiError> {
     if let Some(seat) = lm.seats.iter_mut().find(|s| s.player_id == player_id) {
         // Already seated (e.g. matched, then joined explicitly): just bind this session.
         seat.session = Some(session);
         seat.dropped_at = None;
-        return Ok(lm.joined_payload(shard.id));
+        return Ok(lm.joined_payload(shard.id()));
     }
     if !lm.joinable {
         return Err(ApiError::new(
@@ -420,28 +461,20 @@ fn join(
     }
     let mut fx = Effects::default();
     let Some(vm) = lm.vm.as_mut() else {
-        return Err(ApiError::new(
-            404,
-            code::MATCH_NOT_FOUND,
-            "The match has finished.",
-        ));
+        return Err(not_found());
     };
-    let outcome = vm.join(player_id, ctx.as_ref(), &mut fx);
-    match outcome {
+    match vm.join(player_id, ctx.as_ref(), &mut fx) {
         Ok(JoinOutcome::Accepted) => {
             lm.seats.push(Seat {
                 player_id: player_id.to_owned(),
                 session: Some(session),
                 dropped_at: None,
             });
-            let entry = lm.info(shard.id);
-            shard.global.directory.put_match(&lm.id, entry);
-            shard.global.directory.seat(player_id, &lm.id);
+            lm.abandoned = false;
+            shard.ctx.matches.put(&lm.id, lm.info(shard.id()));
+            shard.ctx.matches.seat(player_id, &lm.id);
             lm.apply(shard, fx, None);
-            let payload = lm.joined_payload(shard.id);
-            drop(lm);
-            check_outcome(shard, m);
-            Ok(payload)
+            Ok(lm.joined_payload(shard.id()))
         }
         Ok(JoinOutcome::Refused(reason)) => {
             lm.apply(shard, fx, None);
@@ -454,8 +487,6 @@ fn join(
         }
         Err(e) => {
             lm.apply(shard, fx, Some((&e, Some(player_id))));
-            drop(lm);
-            check_outcome(shard, m);
             Err(ApiError::new(
                 500,
                 code::REQUEST_FAILED,
@@ -466,10 +497,13 @@ fn join(
     }
 }
 
-fn input_of(shard: &Rc<Shard>, m: &Shared, player_id: &str, input: &Value) {
-    {
-        let mut lm = m.borrow_mut();
-        if lm.finished || !lm.seats.iter().any(|s| s.player_id == player_id) {
+/// A player's input, handed to the script.
+pub(crate) fn input(shard: &Rc<Shard>, match_id: &str, player_id: &str, input: &Value) {
+    let Some(key) = shard.matches.key_of(match_id) else {
+        return;
+    };
+    shard.matches.with(key, |lm| {
+        if !lm.seats.iter().any(|s| s.player_id == player_id) {
             return;
         }
         let mut fx = Effects::default();
@@ -480,204 +514,118 @@ fn input_of(shard: &Rc<Shard>, m: &Shared, player_id: &str, input: &Value) {
             fx,
             result.as_ref().err().map(|e| (e, Some(player_id))),
         );
-    }
-    check_outcome(shard, m);
+    });
+    check_outcome(shard, key);
 }
 
-fn leave(shard: &Rc<Shard>, m: &Shared, player_id: &str) {
-    {
-        let mut lm = m.borrow_mut();
-        let Some(pos) = lm.seats.iter().position(|s| s.player_id == player_id) else {
+/// A player leaves for good.
+pub(crate) fn leave(shard: &Rc<Shard>, match_id: &str, player_id: &str) {
+    let Some(key) = shard.matches.key_of(match_id) else {
+        return;
+    };
+    shard.matches.with(key, |lm| {
+        if let Some(pos) = lm.seats.iter().position(|s| s.player_id == player_id) {
+            let seat = lm.seats.remove(pos);
+            lm.leave_seat(shard, seat);
+        }
+    });
+    check_outcome(shard, key);
+}
+
+/// The player's socket dropped: the seat is kept for the grace window.
+pub(crate) fn disconnected(shard: &Rc<Shard>, match_id: &str, player_id: &str, session: SessionRef) {
+    let Some(key) = shard.matches.key_of(match_id) else {
+        return;
+    };
+    let now = shard.rt.now();
+    shard.matches.with(key, |lm| {
+        if let Some(seat) = lm
+            .seats
+            .iter_mut()
+            .find(|s| s.player_id == player_id && s.session == Some(session))
+        {
+            seat.session = None;
+            seat.dropped_at = Some(now);
+        }
+    });
+}
+
+/// The player is back on a new session within the grace window.
+pub(crate) fn reattach(shard: &Rc<Shard>, match_id: &str, player_id: &str, session: SessionRef) {
+    let Some(key) = shard.matches.key_of(match_id) else {
+        return;
+    };
+    shard.matches.with(key, |lm| {
+        let Some(seat) = lm.seats.iter_mut().find(|s| s.player_id == player_id) else {
             return;
         };
-        let seat = lm.seats.remove(pos);
-        leave_seat(shard, &mut lm, seat);
-    }
-    check_outcome(shard, m);
-}
-
-/// Runs the script's `leave` for a seat already taken off the roster.
-fn leave_seat(shard: &Rc<Shard>, lm: &mut LiveMatch, seat: Seat) {
-    let directory = &shard.global.directory;
-    directory.unseat(&seat.player_id, &lm.id);
-    if let Some(at) = seat.session {
-        shard.deliver(
-            at,
-            Outbound::Left {
+        seat.session = Some(session);
+        seat.dropped_at = None;
+        shard.rt.deliver(
+            session,
+            event(SessionEvent::Entered {
                 match_id: lm.id.clone(),
-            },
+                shard: shard.id(),
+            }),
         );
-    }
-    let mut fx = Effects::default();
-    if let Some(vm) = lm.vm.as_mut() {
-        let result = vm.leave(&seat.player_id, &mut fx);
-        lm.apply(shard, fx, result.as_ref().err().map(|e| (e, None)));
-    }
-    let entry = lm.info(shard.id);
-    directory.put_match(&lm.id, entry);
-    if lm.seats.is_empty() {
-        lm.abandoned = true;
-    }
-}
-
-fn reattach(shard: &Rc<Shard>, m: &Shared, player_id: &str, session: SessionRef) {
-    let mut lm = m.borrow_mut();
-    if lm.finished {
-        return;
-    }
-    let Some(seat) = lm.seats.iter_mut().find(|s| s.player_id == player_id) else {
-        return;
-    };
-    seat.session = Some(session);
-    seat.dropped_at = None;
-    shard.deliver(
-        session,
-        Outbound::Entered {
-            match_id: lm.id.clone(),
-            shard: shard.id,
-        },
-    );
-    // The returning player gets the current state at once instead of waiting for the next tick.
-    let mut fx = Effects::default();
-    let per_player = matches!(lm.mode.config.state_strategy, StateStrategy::PerPlayer);
-    let who = per_player.then_some(player_id);
-    if let Some(vm) = lm.vm.as_mut() {
-        match vm.state_for(who, &mut fx) {
-            Ok(state) => {
-                if let Some(f) = text(encode_frame_raw("match.state", None, &state)) {
-                    shard.deliver(session, Outbound::Frame(f));
+        // The returning player gets the current state at once instead of waiting for the tick.
+        let mut fx = Effects::default();
+        let per_player = matches!(lm.mode.config.state_strategy, StateStrategy::PerPlayer);
+        let who = per_player.then_some(player_id);
+        if let Some(vm) = lm.vm.as_mut() {
+            match vm.state_for(who, &mut fx) {
+                Ok(state) => {
+                    if let Some(f) = Frame::text(encode_frame_raw("match.state", None, &state)) {
+                        shard.rt.deliver(session, Outbound::Frame(f));
+                    }
+                    lm.apply(shard, fx, None);
                 }
-                lm.apply(shard, fx, None);
+                Err(e) => lm.apply(shard, fx, Some((&e, Some(player_id)))),
             }
-            Err(e) => lm.apply(shard, fx, Some((&e, Some(player_id)))),
         }
+    });
+}
+
+pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
+    match t {
+        Timer::Tick(key) => tick(shard, key),
     }
 }
 
-/// Finishes the match if the last callback finished it or failed it too often.
-fn check_outcome(shard: &Rc<Shard>, m: &Shared) {
-    let verdict = {
-        let lm = m.borrow();
-        if lm.finished {
-            return;
-        }
-        lm.outcome().or_else(|| {
-            // Everyone left for good (not merely dropped): nobody is left to play it.
-            lm.abandoned
-                .then(|| (json!({ "reason": "abandoned" }), "abandoned"))
-        })
-    };
-    if let Some((result, status)) = verdict {
-        finish(shard, m, result, status);
-    }
-}
-
-fn finish(shard: &Rc<Shard>, m: &Shared, result: Value, status: &str) {
-    let mut lm = m.borrow_mut();
-    if lm.finished {
-        return;
-    }
-    lm.finished = true;
-    let targets = lm.connected();
-    if let Some(f) = text(encode_frame(
-        "match.finished",
-        None,
-        &MatchFinished {
-            match_id: &lm.id,
-            result: &result,
-        },
-    )) {
-        shard.deliver_all(&targets, &Outbound::Frame(f));
-    }
-    shard.deliver_all(
-        &targets,
-        &Outbound::Left {
-            match_id: lm.id.clone(),
-        },
-    );
-    let directory = &shard.global.directory;
-    for s in &lm.seats {
-        directory.unseat(&s.player_id, &lm.id);
-    }
-    directory.remove_match(&lm.id);
-    directory.add_match(shard.id, -1);
-    if let Some(vm) = lm.vm.take() {
-        shard.pool.borrow_mut().release(vm);
-    }
-    let record = asobi_storage::MatchRecord {
-        id: lm.id.clone(),
-        mode: lm.mode.name.clone(),
-        status: status.to_owned(),
-        players: lm.seats.iter().map(|s| s.player_id.clone()).collect(),
-        result,
-        started_at: lm.started_at,
-        finished_at: now_ms(),
-    };
-    shard.matches.borrow_mut().remove(&lm.id);
-    tracing::info!(match_id = %lm.id, mode = %lm.mode.name, status, "match finished");
-    let store = shard.global.store.clone();
-    glommio::spawn_local(async move {
-        if let Err(e) = store.insert_match_record(record).await {
-            tracing::warn!("could not record a finished match: {e}");
-        }
-    })
-    .detach();
-}
-
-/// The tick loop: deadlines are `start + n × tick_rate`, so a slow tick delays the next one but
-/// never shifts the schedule; a tick more than one period late is skipped rather than bunched.
-async fn tick_loop(shard: Rc<Shard>, m: Shared) {
-    let period = Duration::from_millis(m.borrow().mode.config.tick_rate_ms.max(1));
-    let start = Instant::now();
-    let mut n: u32 = 1;
-    loop {
-        let deadline = start + period * n;
-        let now = Instant::now();
-        if deadline > now {
-            glommio::timer::sleep(deadline - now).await;
-        }
-        if m.borrow().finished {
-            return;
-        }
-        let late = Instant::now().saturating_duration_since(deadline);
-        if late > period {
-            n += (late.as_nanos() / period.as_nanos()) as u32;
-            tracing::debug!(match_id = %m.borrow().id, late_ms = late.as_millis() as u64, "tick late; skipping");
-        }
-        n += 1;
-        tick(&shard, &m);
-        if m.borrow().finished {
-            return;
-        }
-    }
-}
-
-fn tick(shard: &Rc<Shard>, m: &Shared) {
-    {
-        let mut lm = m.borrow_mut();
+fn tick(shard: &Rc<Shard>, key: MatchKey) {
+    let now = shard.rt.now();
+    let next = shard.matches.with(key, |lm| {
+        let next = lm.schedule.advance(now);
         // Seats whose grace window ran out now leave for real.
-        let grace = Duration::from_millis(shard.global.cfg.reconnect_grace_ms);
-        let now = Instant::now();
+        let grace = Duration::from_millis(shard.ctx.settings.reconnect_grace_ms);
         while let Some(pos) = lm
             .seats
             .iter()
             .position(|s| s.dropped_at.is_some_and(|t| now.duration_since(t) >= grace))
         {
             let seat = lm.seats.remove(pos);
-            leave_seat(shard, &mut lm, seat);
+            lm.leave_seat(shard, seat);
+        }
+        if lm.seats.is_empty() && now.duration_since(lm.created) >= EMPTY_MATCH_TIMEOUT {
+            lm.abandoned = true;
         }
         let mut fx = Effects::default();
-        let Some(vm) = lm.vm.as_mut() else { return };
-        let result = vm.tick(&mut fx);
-        lm.apply(shard, fx, result.as_ref().err().map(|e| (e, None)));
-        if lm.outcome().is_none() {
-            send_state(shard, &mut lm);
+        if let Some(vm) = lm.vm.as_mut().filter(|_| !lm.abandoned) {
+            let result = vm.tick(&mut fx);
+            lm.apply(shard, fx, result.as_ref().err().map(|e| (e, None)));
+            if lm.outcome().is_none() {
+                send_state(shard, lm);
+            }
         }
+        next
+    });
+    let Some(next) = next else { return };
+    if !check_outcome(shard, key) {
+        shard.rt.arm(next, ShardTimer::Matches(Timer::Tick(key)));
     }
-    check_outcome(shard, m);
 }
 
-fn send_state(shard: &Rc<Shard>, lm: &mut LiveMatch) {
+fn send_state(shard: &Shard, lm: &mut LiveMatch) {
     let mut fx = Effects::default();
     let Some(vm) = lm.vm.as_mut() else { return };
     let mut failure = None;
@@ -687,7 +635,7 @@ fn send_state(shard: &Rc<Shard>, lm: &mut LiveMatch) {
                 if let Some(f) = state_frame(&lm.mode, &state) {
                     let targets: Vec<SessionRef> =
                         lm.seats.iter().filter_map(|s| s.session).collect();
-                    shard.deliver_all(&targets, &Outbound::Frame(f));
+                    shard.rt.deliver_all(&targets, &Outbound::Frame(f));
                 }
             }
             Err(e) => failure = Some(e),
@@ -708,50 +656,115 @@ fn send_state(shard: &Rc<Shard>, lm: &mut LiveMatch) {
                     }
                 }
             }
-            shard.deliver_each(items);
+            shard.rt.deliver_each(items);
         }
     }
     lm.apply(shard, fx, failure.as_ref().map(|e| (e, None)));
 }
 
 /// A `match.state` frame; droppable (datagram-eligible) when the mode says so.
-fn state_frame(mode: &CompiledMode, state: &[u8]) -> Option<crate::frame::Frame> {
+fn state_frame(mode: &CompiledMode, state: &[u8]) -> Option<Frame> {
     let bytes = encode_frame_raw("match.state", None, state);
     match mode.config.state_transport {
-        StateTransport::Datagram => crate::frame::Frame::droppable(bytes),
-        _ => crate::frame::Frame::json(bytes),
+        StateTransport::Datagram => Frame::droppable(bytes),
+        _ => Frame::json(bytes),
     }
+}
+
+/// Finishes the match if the last callback finished it, failed it too often, or everyone left.
+/// True when it finished.
+fn check_outcome(shard: &Rc<Shard>, key: MatchKey) -> bool {
+    let verdict = shard.matches.with(key, |lm| lm.outcome()).flatten();
+    match verdict {
+        Some((result, status)) => {
+            finish(shard, key, result, status);
+            true
+        }
+        None => false,
+    }
+}
+
+fn finish(shard: &Rc<Shard>, key: MatchKey, result: Value, status: &str) {
+    let lm = {
+        let mut slab = shard.matches.slab.borrow_mut();
+        if !slab.get(key.slot).is_some_and(|m| m.key == key) {
+            return;
+        }
+        slab.remove(key.slot)
+    };
+    let mut lm = lm;
+    shard.matches.by_id.borrow_mut().remove(&lm.id);
+    let targets = lm.connected();
+    if let Some(f) = Frame::text(encode_frame(
+        "match.finished",
+        None,
+        &MatchFinished {
+            match_id: &lm.id,
+            result: &result,
+        },
+    )) {
+        shard.rt.deliver_all(&targets, &Outbound::Frame(f));
+    }
+    shard.rt.deliver_all(
+        &targets,
+        &event(SessionEvent::Left {
+            match_id: lm.id.clone(),
+        }),
+    );
+    let ctx = &shard.ctx;
+    for s in &lm.seats {
+        ctx.matches.unseat(&s.player_id, &lm.id);
+    }
+    ctx.matches.remove(&lm.id);
+    bump(&ctx.stats(shard.id()).hosted, -1);
+    if let Some(vm) = lm.vm.take() {
+        shard.matches.pool.borrow_mut().release(vm);
+    }
+    let record = asobi_storage::MatchRecord {
+        id: lm.id.clone(),
+        mode: lm.mode.name.clone(),
+        status: status.to_owned(),
+        players: lm.seats.iter().map(|s| s.player_id.clone()).collect(),
+        result,
+        started_at: lm.started_at,
+        finished_at: now_ms(),
+    };
+    tracing::info!(match_id = %lm.id, mode = %lm.mode.name, status, "match finished");
+    let store = ctx.store.clone();
+    shard.rt.spawn(async move {
+        if let Err(e) = store.insert_match_record(record).await {
+            tracing::warn!("could not record a finished match: {e}");
+        }
+    });
 }
 
 /// Hot reload: every live match on this shard re-runs the new chunk between callbacks.
 pub(crate) fn reload_all(shard: &Rc<Shard>, game: &Arc<Game>) {
-    let matches: Vec<Shared> = shard.matches.borrow().values().cloned().collect();
-    for m in matches {
-        let mut lm = m.borrow_mut();
+    let mut slab = shard.matches.slab.borrow_mut();
+    for (_, lm) in slab.iter_mut() {
         let Some(new_mode) = game.mode(&lm.mode.name).cloned() else {
             continue;
         };
-        let id = lm.id.clone();
         let mut fx = Effects::default();
         let Some(vm) = lm.vm.as_mut() else { continue };
         match vm.reload(&new_mode, &mut fx) {
             Ok(()) => {
                 lm.mode = new_mode;
                 lm.apply(shard, fx, None);
-                tracing::info!(match_id = %id, version = game.version, "match reloaded");
+                tracing::info!(match_id = %lm.id, version = game.version, "match reloaded");
             }
             Err(e) => {
                 lm.apply(shard, fx, None);
-                tracing::warn!(match_id = %id, "reload failed; the match keeps its previous code: {e}");
+                tracing::warn!(match_id = %lm.id, "reload failed; the match keeps its previous code: {e}");
             }
         }
     }
 }
 
-/// On shutdown: tell players, record nothing further, release VMs.
+/// On shutdown: tell players and end every match.
 pub(crate) fn finish_all_for_shutdown(shard: &Rc<Shard>) {
-    let matches: Vec<Shared> = shard.matches.borrow().values().cloned().collect();
-    for m in matches {
-        finish(shard, &m, json!({ "reason": "server_shutdown" }), "aborted");
+    let keys: Vec<MatchKey> = shard.matches.slab.borrow().iter().map(|(_, m)| m.key).collect();
+    for key in keys {
+        finish(shard, key, json!({ "reason": "server_shutdown" }), "aborted");
     }
 }

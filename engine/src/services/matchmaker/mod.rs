@@ -1,294 +1,358 @@
-//! The matchmaker runtime: each shard owns the queues of the modes that hash to it, ticks them
-//! once a second, and turns formed groups into matches placed where most of their players are.
-//! The rules live in the sans-IO [`crate::matchmaker`]; this module moves requests and time in
-//! and matches and notifications out.
+//! Matchmaking: each shard owns the queues of the modes that hash to it (`owner(mode)`), ticks
+//! them once a second from the shard's timer queue, and turns formed groups into matches placed
+//! where most of their players are. The rules are the sans-IO `asobi_rules::matchmaker`; this
+//! service moves requests and time in and matches and notifications out.
+//!
+//! A ticket id is a UUIDv7 whose last byte names the shard owning its queue, so a status lookup
+//! or a cancel by id goes straight to that shard — no process-wide ticket map that one account
+//! could grow or wipe. That shard then asks its few queues which one knows the ticket.
 
+pub(crate) mod cmd;
+pub(crate) mod rest;
+pub(crate) mod ws;
+
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::channel::oneshot;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
+use asobi_rules::matchmaker::{
+    FormedGroup, ModeQueue, QueueConfig, QueueEvent, Strategy, TicketAccessError,
+};
 use asobi_schema::envelope::encode_frame;
 use asobi_schema::error::code;
 use asobi_schema::ApiError;
 use asobi_script::{CompiledMode, Game};
 
-use crate::matchmaker::{ModeQueue, QueueConfig, QueueEvent, Strategy};
-use crate::mesh::{MatchCmd, MeshMsg, Outbound, QueueCmd};
-use crate::rest::{ok, RestResult};
-use crate::session::{await_reply, text};
-use crate::shard::Shard;
+use super::{Cmd, Shard, Timer as ShardTimer};
+use crate::shard::mesh::Outbound;
+use crate::shard::registry::Registry;
+use crate::shard::{request, route};
+use crate::wire::Frame;
 
 /// asobi's matchmaker tick interval.
 const TICK: Duration = Duration::from_secs(1);
+/// Longest mode name a request may name; longer ones cannot exist and are not echoed back.
+pub(crate) const MAX_MODE_NAME: usize = 64;
+
+/// The matchmaker's timers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timer {
+    Tick,
+}
+
+/// The queues this shard owns.
+#[derive(Default)]
+pub(crate) struct Queues {
+    modes: RefCell<HashMap<String, ModeQueue>>,
+}
 
 fn queue_config(shard: &Shard, mode: &CompiledMode) -> QueueConfig {
     let cfg = &mode.config;
-    let g = &shard.global.cfg;
+    let s = &shard.ctx.settings;
     QueueConfig {
         match_size: Some(cfg.match_size as usize),
         strategy: match cfg.strategy {
             asobi_script::Strategy::SkillBased => Strategy::SkillBased,
             _ => Strategy::Fill,
         },
-        max_wait: Duration::from_secs(cfg.max_wait_seconds.unwrap_or(g.matchmaker_max_wait_secs)),
-        max_queue: g.matchmaker_max_queue,
+        max_wait: Duration::from_secs(cfg.max_wait_seconds.unwrap_or(s.matchmaker_max_wait_secs)),
+        max_queue: s.matchmaker_max_queue,
         ..QueueConfig::default()
     }
 }
 
-/// Queues a player for a mode on the shard that owns the mode's queue.
-/// Returns the `matchmaker.queued` payload.
+/// Arms the first tick.
+pub(crate) fn start(shard: &Rc<Shard>) {
+    shard
+        .rt
+        .arm(shard.rt.now() + TICK, ShardTimer::Matchmaker(Timer::Tick));
+}
+
+/// The shard that owns the queue of a mode.
+pub(crate) fn owner(shard: &Shard, mode: &str) -> usize {
+    asobi_rules::placement::owner(mode, shard.rt.nshards())
+}
+
+/// A new ticket id carrying the owning shard in its last byte (still a valid UUID).
+fn new_ticket_id(owner: usize) -> String {
+    let mut bytes = *uuid::Uuid::now_v7().as_bytes();
+    bytes[15] = owner as u8;
+    uuid::Uuid::from_bytes(bytes).to_string()
+}
+
+/// The shard owning a ticket's queue, from its id; `None` for ids this server never issued.
+pub(crate) fn ticket_owner(shard: &Shard, ticket_id: &str) -> Option<usize> {
+    let id = uuid::Uuid::parse_str(ticket_id).ok()?;
+    let owner = usize::from(id.as_bytes()[15]);
+    (owner < shard.rt.nshards()).then_some(owner)
+}
+
+pub(crate) fn ticket_not_found() -> ApiError {
+    ApiError::new(404, code::TICKET_NOT_FOUND, "No such ticket.")
+}
+
+fn access_error(e: TicketAccessError) -> ApiError {
+    ApiError::new(e.http_status(), e.code(), e.to_string())
+}
+
+/// Checks a mode name before anything is queued or echoed.
+pub(crate) fn check_mode(shard: &Shard, mode: &str) -> Result<(), ApiError> {
+    if mode.len() > MAX_MODE_NAME {
+        return Err(ApiError::new(404, code::UNKNOWN_MODE, "No such game mode."));
+    }
+    if shard.game.borrow().mode(mode).is_none() {
+        return Err(
+            ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
+                .with_details(json!({ "mode": mode })),
+        );
+    }
+    Ok(())
+}
+
+// ---- operations (REST, WebSocket and Lua all call these) ----
+
+/// Queues a player for a mode on the shard that owns the mode's queue. Returns the
+/// `matchmaker.queued` payload.
 pub(crate) async fn add(
     shard: &Rc<Shard>,
     mode: &str,
     player_id: &str,
     properties: Value,
 ) -> Result<Value, ApiError> {
-    let (tx, rx) = oneshot::channel();
-    let host = shard.queue_shard(mode);
-    shard.route(
-        host,
-        MeshMsg::Queue(QueueCmd::Add {
+    check_mode(shard, mode)?;
+    let to = owner(shard, mode);
+    request(shard, to, |reply| {
+        Cmd::Matchmaker(cmd::Cmd::Add {
             mode: mode.to_owned(),
             player_id: player_id.to_owned(),
             properties,
-            reply: tx,
-        }),
-    );
-    let queued = await_reply(rx).await?;
-    if let Some(ticket) = queued["ticket_id"].as_str() {
-        shard.global.directory.put_ticket(ticket, mode);
-    }
-    Ok(queued)
+            reply,
+        })
+    })
+    .await
 }
 
-pub(crate) fn handle(shard: &Rc<Shard>, cmd: QueueCmd) {
-    let now = Instant::now();
-    match cmd {
-        QueueCmd::Add {
-            mode,
-            player_id,
-            properties,
+/// Cancels a player's waiting ticket.
+pub(crate) async fn remove(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) -> Result<(), ApiError> {
+    let to = ticket_owner(shard, ticket_id).ok_or_else(ticket_not_found)?;
+    request(shard, to, |reply| {
+        Cmd::Matchmaker(cmd::Cmd::Remove {
+            ticket_id: ticket_id.to_owned(),
+            player_id: player_id.to_owned(),
             reply,
-        } => {
-            let result = with_queue(shard, &mode, |q| {
-                q.add(now, uuid::Uuid::now_v7().to_string(), player_id, properties)
-                    .map_err(|e| {
-                        ApiError::new(
-                            if e.code() == code::QUEUE_FULL {
-                                503
-                            } else {
-                                500
-                            },
-                            e.code(),
-                            e.to_string(),
-                        )
-                    })
-            })
-            .and_then(|r| r)
-            .map(|q| q.to_json());
-            let _ = reply.send(result);
-        }
-        QueueCmd::Remove {
-            mode,
-            ticket_id,
-            player_id,
+        })
+    })
+    .await
+    .map(|_| ())
+}
+
+/// A ticket's status, owner-scoped.
+pub(crate) async fn status(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) -> Result<Value, ApiError> {
+    let to = ticket_owner(shard, ticket_id).ok_or_else(ticket_not_found)?;
+    request(shard, to, |reply| {
+        Cmd::Matchmaker(cmd::Cmd::Status {
+            ticket_id: ticket_id.to_owned(),
+            player_id: player_id.to_owned(),
             reply,
-        } => {
-            let result = with_queue(shard, &mode, |q| {
-                q.remove(now, &ticket_id, &player_id)
-                    .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))
-            })
-            .and_then(|r| r);
-            let _ = reply.send(result);
-        }
-        QueueCmd::FormationFailed { mode, tickets } => {
-            let retry = shard
-                .queues
-                .borrow_mut()
-                .get_mut(&mode)
-                .map(|q| q.formation_failed(now, tickets));
-            for t in retry.map(|r| r.gave_up).unwrap_or_default() {
-                let frame = encode_frame(
-                    "match.matchmaker_failed",
-                    None,
-                    &json!({ "reason": "match_start_failed" }),
-                );
-                if let (Some(at), Some(f)) =
-                    (shard.global.directory.session_of(&t.player_id), text(frame))
-                {
-                    shard.deliver(at, Outbound::Frame(f));
-                }
-            }
-        }
-        QueueCmd::RemovePlayer { mode, player_id } => {
-            if let Some(q) = shard.queues.borrow_mut().get_mut(&mode) {
-                q.remove_player(now, &player_id);
-            }
-        }
-        QueueCmd::Status {
-            mode,
-            ticket_id,
-            player_id,
-            reply,
-        } => {
-            let wall = crate::auth::now_ms() as u64;
-            let result = with_queue(shard, &mode, |q| {
-                q.status(now, &ticket_id, &player_id)
-                    .map(|s| s.to_json(wall))
-                    .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))
-            })
-            .and_then(|r| r);
-            let _ = reply.send(result);
-        }
+        })
+    })
+    .await
+}
+
+/// A player left for good: drop their ticket in `mode` (fire and forget).
+pub(crate) fn remove_player(shard: &Rc<Shard>, mode: &str, player_id: &str) {
+    let to = owner(shard, mode);
+    let cmd = Cmd::Matchmaker(cmd::Cmd::RemovePlayer {
+        mode: mode.to_owned(),
+        player_id: player_id.to_owned(),
+    });
+    if route(shard, to, cmd).is_err() {
+        // The ticket expires on its own after max_wait; nothing else depends on this message.
+        tracing::debug!(mode, "ticket cleanup dropped: queue shard overloaded");
     }
 }
 
-fn with_queue<T>(
-    shard: &Shard,
+// ---- the owning shard's side ----
+
+impl Queues {
+    /// Runs `f` on the queue of `mode`, creating it on first use.
+    fn with<T>(
+        &self,
+        shard: &Shard,
+        mode: &str,
+        f: impl FnOnce(&mut ModeQueue) -> T,
+    ) -> Result<T, ApiError> {
+        let mut modes = self.modes.borrow_mut();
+        if !modes.contains_key(mode) {
+            let game = shard.game.borrow();
+            let compiled = game.mode(mode).ok_or_else(|| {
+                ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
+            })?;
+            modes.insert(
+                mode.to_owned(),
+                ModeQueue::new(mode.to_owned(), queue_config(shard, compiled)),
+            );
+        }
+        modes.get_mut(mode).map(f).ok_or_else(ApiError::internal)
+    }
+
+    /// Runs `f` on whichever queue knows `ticket_id` (a shard owns few modes).
+    fn find<T>(
+        &self,
+        mut f: impl FnMut(&mut ModeQueue) -> Result<T, TicketAccessError>,
+    ) -> Result<T, ApiError> {
+        let mut modes = self.modes.borrow_mut();
+        for q in modes.values_mut() {
+            match f(q) {
+                Err(TicketAccessError::NotFound) => continue,
+                other => return other.map_err(access_error),
+            }
+        }
+        Err(ticket_not_found())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.modes.borrow().values().map(ModeQueue::len).sum()
+    }
+}
+
+pub(crate) fn on_add(
+    shard: &Rc<Shard>,
     mode: &str,
-    f: impl FnOnce(&mut ModeQueue) -> T,
-) -> Result<T, ApiError> {
-    let mut queues = shard.queues.borrow_mut();
-    if !queues.contains_key(mode) {
-        let game = shard.game.borrow();
-        let compiled = game.mode(mode).ok_or_else(|| {
-            ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
-        })?;
-        queues.insert(
-            mode.to_owned(),
-            ModeQueue::new(mode.to_owned(), queue_config(shard, compiled)),
+    player_id: String,
+    properties: Value,
+) -> Result<Value, ApiError> {
+    let now = shard.rt.now();
+    let ticket = new_ticket_id(shard.id());
+    shard
+        .matchmaker
+        .with(shard, mode, |q| {
+            q.add(now, ticket, player_id, properties).map_err(|e| {
+                ApiError::new(
+                    if e.code() == code::QUEUE_FULL { 503 } else { 500 },
+                    e.code(),
+                    e.to_string(),
+                )
+            })
+        })?
+        .map(|q| q.to_json())
+}
+
+pub(crate) fn on_remove(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) -> Result<Value, ApiError> {
+    let now = shard.rt.now();
+    shard
+        .matchmaker
+        .find(|q| q.remove(now, ticket_id, player_id))
+        .map(|()| Value::Null)
+}
+
+pub(crate) fn on_status(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) -> Result<Value, ApiError> {
+    let now = shard.rt.now();
+    let wall = crate::services::accounts::tokens::now_ms() as u64;
+    shard
+        .matchmaker
+        .find(|q| q.status(now, ticket_id, player_id).map(|s| s.to_json(wall)))
+}
+
+pub(crate) fn on_remove_player(shard: &Rc<Shard>, mode: &str, player_id: &str) {
+    let now = shard.rt.now();
+    if let Some(q) = shard.matchmaker.modes.borrow_mut().get_mut(mode) {
+        q.remove_player(now, player_id);
+    }
+}
+
+pub(crate) fn on_formation_failed(shard: &Rc<Shard>, mode: &str, tickets: Vec<String>) {
+    let now = shard.rt.now();
+    let retry = shard
+        .matchmaker
+        .modes
+        .borrow_mut()
+        .get_mut(mode)
+        .map(|q| q.formation_failed(now, tickets));
+    for t in retry.map(|r| r.gave_up).unwrap_or_default() {
+        notify(
+            shard,
+            &t.player_id,
+            "match.matchmaker_failed",
+            &json!({ "reason": "match_start_failed" }),
         );
     }
-    queues.get_mut(mode).map(f).ok_or_else(ApiError::internal)
+}
+
+fn notify(shard: &Rc<Shard>, player_id: &str, kind: &str, payload: &Value) {
+    if let (Some(at), Some(f)) = (
+        shard.ctx.registry.session_of(player_id),
+        Frame::text(encode_frame(kind, None, payload)),
+    ) {
+        shard.rt.deliver(at, Outbound::Frame(f));
+    }
 }
 
 /// New mode settings apply to queues from the next tick; queued tickets stay.
 pub(crate) fn reconfigure(shard: &Rc<Shard>, game: &Arc<Game>) {
-    let mut queues = shard.queues.borrow_mut();
-    for (mode, q) in queues.iter_mut() {
+    let mut modes = shard.matchmaker.modes.borrow_mut();
+    for (mode, q) in modes.iter_mut() {
         if let Some(compiled) = game.mode(mode) {
             q.reconfigure(queue_config(shard, compiled));
         }
     }
 }
 
-/// Ticks this shard's queues once a second.
-pub(crate) async fn ticker(shard: Rc<Shard>) {
-    loop {
-        glommio::timer::sleep(TICK).await;
-        if shard.shutting_down.get() {
-            return;
-        }
-        let now = Instant::now();
-        let events: Vec<QueueEvent> = shard
-            .queues
-            .borrow_mut()
-            .values_mut()
-            .filter(|q| !q.is_empty())
-            .flat_map(|q| q.tick(now))
-            .collect();
-        for event in events {
-            match event {
-                QueueEvent::Formed(group) => form(&shard, group),
-                QueueEvent::Expired(t) => {
-                    let frame = encode_frame(
-                        "match.matchmaker_expired",
-                        None,
-                        &json!({ "ticket_id": t.ticket_id }),
-                    );
-                    if let (Some(at), Some(f)) =
-                        (shard.global.directory.session_of(&t.player_id), text(frame))
-                    {
-                        shard.deliver(at, Outbound::Frame(f));
-                    }
-                }
-            }
-        }
+pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
+    match t {
+        Timer::Tick => tick(shard, shard.rt.now()),
     }
 }
 
-fn form(shard: &Rc<Shard>, group: crate::matchmaker::FormedGroup) {
+/// Ticks every queue of this shard (empty ones too, so resolved tickets are swept), then re-arms.
+fn tick(shard: &Rc<Shard>, now: Instant) {
+    if shard.rt.shutting_down.get() {
+        return;
+    }
+    let events: Vec<QueueEvent> = shard
+        .matchmaker
+        .modes
+        .borrow_mut()
+        .values_mut()
+        .flat_map(|q| q.tick(now))
+        .collect();
+    for event in events {
+        match event {
+            QueueEvent::Formed(group) => form(shard, group),
+            QueueEvent::Expired(t) => notify(
+                shard,
+                &t.player_id,
+                "match.matchmaker_expired",
+                &json!({ "ticket_id": t.ticket_id }),
+            ),
+        }
+    }
+    shard
+        .rt
+        .arm(now + TICK, ShardTimer::Matchmaker(Timer::Tick));
+}
+
+fn form(shard: &Rc<Shard>, group: FormedGroup) {
     let players = group.player_ids();
     let match_id = uuid::Uuid::now_v7().to_string();
-    if let Some(q) = shard.queues.borrow_mut().get_mut(&group.mode) {
+    if let Some(q) = shard.matchmaker.modes.borrow_mut().get_mut(&group.mode) {
         q.mark_matched(group.ticket_ids(), &match_id);
     }
-    let host = shard.global.directory.place(&players);
-    shard.route(
-        host,
-        MeshMsg::Match(MatchCmd::Create {
-            tickets: group.ticket_ids(),
-            mode: group.mode,
-            match_id,
-            players,
-        }),
-    );
-}
-
-#[derive(Deserialize)]
-pub(crate) struct RestAdd {
-    mode: String,
-    #[serde(default)]
-    properties: Option<Value>,
-}
-
-pub(crate) async fn rest_add(shard: &Rc<Shard>, me: &str, body: RestAdd) -> RestResult {
-    if body.mode.len() > 64 || shard.game.borrow().mode(&body.mode).is_none() {
-        return Err(ApiError::new(
-            404,
-            code::UNKNOWN_MODE,
-            format!("No game mode `{}`.", body.mode),
-        ));
+    let host = shard.ctx.registry.place(&players);
+    let tickets = group.ticket_ids();
+    let mode = group.mode;
+    let cmd = Cmd::Matches(crate::services::matches::cmd::Cmd::Create {
+        tickets: tickets.clone(),
+        mode: mode.clone(),
+        match_id,
+        players,
+    });
+    if route(shard, host, cmd).is_err() {
+        // The host is overloaded: the group goes back to the queue like a failed start.
+        on_formation_failed(shard, &mode, tickets);
     }
-    let queued = add(shard, &body.mode, me, body.properties.unwrap_or(json!({}))).await?;
-    ok(&queued)
-}
-
-/// The mode a ticket was queued for, as recorded when it was issued.
-fn ticket_mode(shard: &Shard, ticket: &str) -> Result<String, ApiError> {
-    shard
-        .global
-        .directory
-        .ticket_mode(ticket)
-        .ok_or_else(|| ApiError::new(404, code::TICKET_NOT_FOUND, "No such ticket."))
-}
-
-/// Sends a command built around a reply channel to the queue shard of `mode` and awaits it.
-async fn ask_queue<T>(
-    shard: &Rc<Shard>,
-    mode: &str,
-    cmd: impl FnOnce(crate::mesh::Reply<T>) -> QueueCmd,
-) -> Result<T, ApiError> {
-    let (tx, rx) = oneshot::channel();
-    shard.route(shard.queue_shard(mode), MeshMsg::Queue(cmd(tx)));
-    await_reply(rx).await
-}
-
-pub(crate) async fn rest_status(shard: &Rc<Shard>, me: &str, ticket: &str) -> RestResult {
-    let mode = ticket_mode(shard, ticket)?;
-    let status = ask_queue(shard, &mode.clone(), |reply| QueueCmd::Status {
-        mode,
-        ticket_id: ticket.to_owned(),
-        player_id: me.to_owned(),
-        reply,
-    })
-    .await?;
-    ok(&status)
-}
-
-pub(crate) async fn rest_remove(shard: &Rc<Shard>, me: &str, ticket: &str) -> RestResult {
-    let mode = ticket_mode(shard, ticket)?;
-    ask_queue(shard, &mode.clone(), |reply| QueueCmd::Remove {
-        mode,
-        ticket_id: ticket.to_owned(),
-        player_id: me.to_owned(),
-        reply,
-    })
-    .await?;
-    ok(&json!({ "success": true }))
 }

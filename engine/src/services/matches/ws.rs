@@ -1,0 +1,228 @@
+//! `match.input`, `match.list`, `match.join`, `match.find_or_create`, `match.leave`, and what a
+//! session remembers of its match.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use serde_json::value::RawValue;
+
+use asobi_schema::envelope::{encode_frame, Inbound};
+use asobi_schema::error::code;
+use asobi_schema::payload::{self, MatchInfo};
+use asobi_schema::ApiError;
+
+use super::SessionEvent;
+use crate::services::matchmaker::{check_mode, MAX_MODE_NAME};
+use crate::services::session::{Handled, Session, WsHandler};
+use crate::services::Cmd as ShardCmd;
+use crate::shard::{overloaded, request, route};
+
+pub(crate) const HANDLERS: &[(&str, WsHandler)] = &[
+    ("match.input", input),
+    ("match.list", list),
+    ("match.join", join),
+    ("match.find_or_create", find_or_create),
+    ("match.leave", leave),
+];
+
+/// How often a session is told it sent input outside a match: input arrives at game rate, and
+/// an error per input would flood the client.
+const NOT_IN_MATCH_REPORT: Duration = Duration::from_secs(5);
+
+/// The match a session is in, as far as the session knows.
+#[derive(Default)]
+pub(crate) struct SessionPart {
+    /// The match id and the shard hosting it.
+    current: Option<(String, usize)>,
+    last_not_in_match: Option<Instant>,
+}
+
+impl SessionPart {
+    pub(crate) fn on_event(&mut self, e: SessionEvent) {
+        match e {
+            SessionEvent::Entered { match_id, shard } => self.current = Some((match_id, shard)),
+            SessionEvent::Left { match_id } => {
+                if self.current.as_ref().is_some_and(|(m, _)| *m == match_id) {
+                    self.current = None;
+                }
+            }
+        }
+    }
+}
+
+fn cmd(c: super::cmd::Cmd) -> ShardCmd {
+    ShardCmd::Matches(c)
+}
+
+fn input<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
+    Handled::Done(input_now(s, f))
+}
+
+fn input_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
+    let Some((match_id, host)) = s.matches.current.clone() else {
+        let now = s.shard.rt.now();
+        if s
+            .matches
+            .last_not_in_match
+            .is_none_or(|t| now.duration_since(t) >= NOT_IN_MATCH_REPORT)
+        {
+            s.matches.last_not_in_match = Some(now);
+            let e = ApiError::new(
+                400,
+                code::MATCH_NOT_IN_MATCH,
+                "This connection is not joined to a match.",
+            );
+            s.reply(e.to_ws_frame(f.cid, None, Some("match.input")));
+        }
+        return Ok(());
+    };
+    let input: Value =
+        serde_json::from_str(f.payload_str()).map_err(|e| ApiError::invalid_payload(&e))?;
+    let input = payload::unwrap_match_input(input);
+    let c = cmd(super::cmd::Cmd::Input {
+        match_id,
+        player_id: s.player(),
+        input,
+    });
+    // Input is a stream: one the host cannot take now is dropped, like a lost datagram, and
+    // the client hears about it so it can slow down.
+    route(&s.shard, host, c).map_err(|_| overloaded())
+}
+
+fn list<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
+    Handled::Done((|| {
+        let q: payload::MatchListQuery = f.decode()?;
+        let mode = q.mode.filter(|m| m.len() <= MAX_MODE_NAME);
+        let matches: Vec<MatchInfo> = s
+            .shard
+            .ctx
+            .matches
+            .list(mode.as_deref(), q.has_capacity.unwrap_or(false));
+        s.reply(encode_frame("match.list", f.cid, &json!({ "matches": matches })));
+        Ok(())
+    })())
+}
+
+async fn join_match(
+    s: &mut Session,
+    match_id: String,
+    ctx: Option<Value>,
+    cid: Option<&RawValue>,
+) -> Result<(), ApiError> {
+    if let Some(ctx) = &ctx {
+        payload::check_join_ctx(ctx)
+            .map_err(|c| ApiError::new(400, c, "The join context is outside its bounds."))?;
+    }
+    if let Some((current, _)) = &s.matches.current {
+        if *current != match_id {
+            return Err(ApiError::new(
+                409,
+                code::MATCH_ALREADY_IN_MATCH,
+                "Leave the current match first.",
+            ));
+        }
+    }
+    let entry = s.shard.ctx.matches.get(&match_id).ok_or_else(|| {
+        ApiError::new(
+            404,
+            code::MATCH_NOT_FOUND,
+            "No live match exists with this id.",
+        )
+    })?;
+    let shard = s.shard.clone();
+    let (player_id, me) = (s.player(), s.me);
+    let joined = request(&shard, entry.shard, |reply| {
+        cmd(super::cmd::Cmd::Join {
+            match_id: match_id.clone(),
+            player_id,
+            session: me,
+            ctx,
+            reply,
+        })
+    })
+    .await?;
+    s.matches.current = Some((match_id, entry.shard));
+    s.reply(encode_frame("match.joined", cid, &joined));
+    Ok(())
+}
+
+fn join<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
+    Handled::Later(Box::pin(async move {
+        let body: payload::MatchJoin = f.decode()?;
+        join_match(s, body.match_id, body.ctx, f.cid).await
+    }))
+}
+
+fn find_or_create<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
+    Handled::Later(Box::pin(async move {
+        let body: payload::MatchFindOrCreate = f.decode()?;
+        check_mode(&s.shard, &body.mode)?;
+        let match_id = match s.shard.ctx.matches.find_open(&body.mode) {
+            Some((id, _)) => id,
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                super::create(&s.shard, &body.mode, &id, Vec::new(), false)?;
+                id
+            }
+        };
+        join_match(s, match_id, body.ctx, f.cid).await
+    }))
+}
+
+fn leave<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
+    Handled::Later(Box::pin(async move {
+        let Some((match_id, host)) = s.matches.current.take() else {
+            return Err(ApiError::new(
+                400,
+                code::MATCH_NOT_IN_MATCH,
+                "This connection is not joined to a match.",
+            ));
+        };
+        let shard = s.shard.clone();
+        let player_id = s.player();
+        // Leaving a match that just finished is still a successful leave.
+        let _ = request(&shard, host, |reply| {
+            cmd(super::cmd::Cmd::Leave {
+                match_id,
+                player_id,
+                reply: Some(reply),
+            })
+        })
+        .await;
+        s.reply(encode_frame(
+            "match.left",
+            f.cid,
+            &payload::Success { success: true },
+        ));
+        Ok(())
+    }))
+}
+
+/// A signed-in player with a seat in a live match (reconnecting within the grace window) is put
+/// back in it.
+pub(crate) fn session_connected(s: &mut Session, player_id: &str) {
+    if let Some((match_id, host)) = s.shard.ctx.matches.seat_of(player_id) {
+        let c = cmd(super::cmd::Cmd::Reattach {
+            match_id,
+            player_id: player_id.to_owned(),
+            session: s.me,
+        });
+        if route(&s.shard, host, c).is_err() {
+            tracing::debug!("reattach dropped: host overloaded; the seat waits for the grace window");
+        }
+    }
+}
+
+/// The socket dropped: the seat is kept for the grace window.
+pub(crate) fn session_closed(s: &mut Session, player_id: &str) {
+    if let Some((match_id, host)) = s.matches.current.take() {
+        let c = cmd(super::cmd::Cmd::Disconnected {
+            match_id,
+            player_id: player_id.to_owned(),
+            session: s.me,
+        });
+        if route(&s.shard, host, c).is_err() {
+            tracing::debug!("disconnect notice dropped: host overloaded");
+        }
+    }
+}

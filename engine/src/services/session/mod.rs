@@ -1,0 +1,309 @@
+//! A session's protocol state and the WebSocket handler table: asobi 1.0 messages in, replies and
+//! pushes out. The socket itself belongs to the edge (`edge::ws`), which feeds this decoded
+//! frames and writes what it leaves in [`Session::replies`]; handlers live with their feature
+//! (`<feature>/ws.rs`) and register in [`table`].
+//!
+//! Handlers that finish at once (heartbeat, match input) return [`Handled::Done`] and cost no
+//! allocation; the ones that wait on another shard return a boxed future.
+
+pub(crate) mod ws;
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use asobi_schema::envelope::{EnvelopeError, Inbound};
+use asobi_schema::error::code;
+use asobi_schema::ApiError;
+
+use super::{Event, Shard};
+use crate::shard::mesh::{Outbound, SessionRef};
+use crate::wire::{Frame, Wire};
+
+/// What a handler did with a frame.
+pub(crate) enum Handled<'a> {
+    Done(Result<(), ApiError>),
+    Later(LocalBoxFuture<'a, Result<(), ApiError>>),
+}
+
+pub(crate) type WsHandler = for<'a> fn(&'a mut Session, &'a Inbound<'a>) -> Handled<'a>;
+
+/// Every WebSocket message type, from each feature's list.
+fn table() -> &'static HashMap<&'static str, WsHandler> {
+    static TABLE: OnceLock<HashMap<&'static str, WsHandler>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let lists: [&[(&'static str, WsHandler)]; 3] = [
+            ws::HANDLERS,
+            super::matchmaker::ws::HANDLERS,
+            super::matches::ws::HANDLERS,
+        ];
+        let mut t = HashMap::new();
+        for list in lists {
+            for (kind, h) in list {
+                let previous = t.insert(*kind, *h);
+                debug_assert!(previous.is_none(), "{kind} registered twice");
+            }
+        }
+        t
+    })
+}
+
+/// Longest message type echoed back in an `unknown_type` error; anything longer is not a type
+/// this server could know, and echoing attacker-sized input fills the client's socket for free.
+const MAX_ECHOED_TYPE: usize = 64;
+
+/// Longest `cid` echoed back in a reply. Correlation ids are short (a counter or a UUID).
+const MAX_ECHOED_CID: usize = 128;
+
+/// Per-connection message budget: a token bucket refilled at the configured rate.
+struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+    last_error: Option<Instant>,
+}
+
+impl RateLimit {
+    fn new(per_second: u32, now: Instant) -> RateLimit {
+        RateLimit {
+            rate: f64::from(per_second),
+            tokens: f64::from(per_second),
+            last: now,
+            last_error: None,
+        }
+    }
+
+    fn allow(&mut self, now: Instant) -> bool {
+        if self.rate == 0.0 {
+            return true;
+        }
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// At most one rate-limit error per second, so the errors cannot become a flood themselves.
+    fn should_report(&mut self, now: Instant) -> bool {
+        if self
+            .last_error
+            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
+        {
+            return false;
+        }
+        self.last_error = Some(now);
+        true
+    }
+}
+
+pub(crate) struct Session {
+    pub(crate) shard: Rc<Shard>,
+    pub(crate) me: SessionRef,
+    pub(crate) player_id: Option<String>,
+    /// Read by the edge's `session.connect` deadline.
+    pub(crate) authed: Rc<Cell<bool>>,
+    pub(crate) matches: super::matches::ws::SessionPart,
+    pub(crate) matchmaker: super::matchmaker::ws::SessionPart,
+    rate: RateLimit,
+    replies: Vec<Frame>,
+    /// Set when the socket must close after the pending replies are written.
+    pub(crate) close: Option<(u16, String)>,
+    wire: Wire,
+    /// Wall clock read once per batch of ready messages; heartbeat replies carry it.
+    pub(crate) batch_now_ms: i64,
+}
+
+impl Session {
+    pub(crate) fn open(shard: Rc<Shard>, me: SessionRef, wire: Wire) -> Session {
+        let now = shard.rt.now();
+        Session {
+            rate: RateLimit::new(shard.ctx.settings.ws_msg_rate, now),
+            shard,
+            me,
+            player_id: None,
+            authed: Rc::new(Cell::new(false)),
+            matches: Default::default(),
+            matchmaker: Default::default(),
+            replies: Vec::new(),
+            close: None,
+            wire,
+            batch_now_ms: 0,
+        }
+    }
+
+    /// Replies and pushes waiting to be written, in order.
+    pub(crate) fn replies(&mut self) -> std::vec::Drain<'_, Frame> {
+        self.replies.drain(..)
+    }
+
+    pub(crate) fn reply(&mut self, frame: Bytes) {
+        if let Some(f) = Frame::json(frame) {
+            self.replies.push(f);
+        }
+    }
+
+    pub(crate) fn error(&mut self, cid: Option<&RawValue>, e: &ApiError) {
+        let reason = (e.code == code::REQUEST_FAILED)
+            .then(|| e.details["reason"].as_str())
+            .flatten()
+            .map(str::to_owned);
+        // A `cid` is echoed only when it is small: it is the client's correlation id, not a
+        // payload, and an error must never cost more bytes than the request that caused it.
+        let cid = cid.filter(|c| c.get().len() <= MAX_ECHOED_CID);
+        self.reply(e.to_ws_frame(cid, reason.as_deref(), None));
+    }
+
+    /// The player this session is signed in as (empty before `session.connect`).
+    pub(crate) fn player(&self) -> String {
+        self.player_id.clone().unwrap_or_default()
+    }
+
+    /// Something a service pushed to this session.
+    pub(crate) fn on_outbound(&mut self, item: Outbound<Event>) {
+        match item {
+            Outbound::Frame(f) => self.replies.push(f),
+            Outbound::Event(Event::Matches(e)) => self.matches.on_event(e),
+            Outbound::Close { code, reason } => self.close = Some((code, reason)),
+        }
+    }
+
+    /// The outbox overflowed: the client stopped reading.
+    pub(crate) fn on_overflow(&mut self) {
+        self.close = Some((1008, "slow_consumer: outbound queue full".into()));
+    }
+
+    /// A frame over the size limit arrived; the connection cannot continue.
+    pub(crate) fn on_too_large(&mut self) {
+        let max = self.shard.ctx.settings.ws_max_frame;
+        let err = ApiError::new(
+            400,
+            code::FRAME_TOO_LARGE,
+            format!("Frames are limited to {max} bytes."),
+        )
+        .with_details(json!({ "max_bytes": max }));
+        self.error(None, &err);
+        self.close = Some((1009, "frame_too_large".into()));
+    }
+
+    fn limited(&mut self) -> bool {
+        let now = self.shard.rt.now();
+        if self.rate.allow(now) {
+            return false;
+        }
+        if self.rate.should_report(now) {
+            let e = ApiError::new(429, code::RATE_LIMITED, "Too many messages; slow down.");
+            self.error(None, &e);
+        }
+        true
+    }
+
+    /// A text frame.
+    pub(crate) async fn on_text(&mut self, text: &str) {
+        if self.limited() {
+            return;
+        }
+        if self.wire == Wire::Fb {
+            let e = ApiError::new(
+                400,
+                code::INVALID_MESSAGE,
+                "This session speaks asobi.fb.1: send binary frames.",
+            );
+            return self.error(None, &e);
+        }
+        match Inbound::parse(text) {
+            Ok(frame) => self.on_frame(frame).await,
+            Err(e) => {
+                let cid = match &e {
+                    EnvelopeError::MissingType(c) => c.clone(),
+                    _ => None,
+                };
+                self.error(cid.as_deref(), &e.to_api_error());
+            }
+        }
+    }
+
+    /// A binary frame.
+    pub(crate) async fn on_binary(&mut self, bytes: &[u8]) {
+        if self.limited() {
+            return;
+        }
+        if self.wire == Wire::Json {
+            let e = ApiError::new(
+                400,
+                code::INVALID_MESSAGE,
+                "Binary frames need the asobi.fb.1 subprotocol.",
+            );
+            return self.error(None, &e);
+        }
+        match crate::wire::binary::Decoded::parse(bytes) {
+            Ok(d) => self.on_frame(d.inbound()).await,
+            Err((e, cid)) => self.error(cid.as_deref(), &e),
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Inbound<'_>) {
+        let cid = frame.cid;
+        let kind = frame.kind();
+        if self.player_id.is_none() && kind != "session.connect" {
+            return self.error(
+                cid,
+                &ApiError::new(
+                    401,
+                    code::UNAUTHENTICATED,
+                    "Send session.connect with a valid token first.",
+                ),
+            );
+        }
+        let result = match table().get(kind) {
+            Some(h) => match h(self, &frame) {
+                Handled::Done(r) => r,
+                Handled::Later(f) => f.await,
+            },
+            None => {
+                let shown: String = kind.chars().take(MAX_ECHOED_TYPE).collect();
+                Err(ApiError::new(
+                    400,
+                    code::UNKNOWN_TYPE,
+                    format!("Unknown message type `{shown}`."),
+                )
+                .with_details(json!({ "type": shown })))
+            }
+        };
+        if let Err(e) = result {
+            self.error(cid, &e);
+        }
+    }
+
+    /// The socket is gone: every feature lets go of this session.
+    pub(crate) fn cleanup(&mut self) {
+        let shard = self.shard.clone();
+        if let Some(player_id) = self.player_id.take() {
+            use crate::shard::registry::Registry;
+            shard.ctx.registry.session_down(&player_id, self.me);
+            super::matches::ws::session_closed(self, &player_id);
+            super::matchmaker::ws::session_closed(self, &player_id);
+        }
+        if shard.rt.remove_session(self.me) {
+            crate::shard::registry::bump(&shard.ctx.stats(shard.id()).sessions, -1);
+        }
+    }
+}
+
+impl Drop for Session {
+    /// Also on the way out of a contained panic: the shard forgets the session either way.
+    fn drop(&mut self) {
+        self.cleanup();
+    }
+}
