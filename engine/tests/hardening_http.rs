@@ -63,7 +63,11 @@ fn chunk_size_overflow_does_not_kill_the_shard() {
     health_answers(&s);
     let attack = b"POST /api/v1/auth/login HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\nFFFFFFFFFFFFFFFE\r\nxy\r\n0\r\n\r\n";
     for _ in 0..3 {
-        assert_eq!(exchange(&s, attack), [413], "the overflow is a body too large");
+        assert_eq!(
+            exchange(&s, attack),
+            [413],
+            "the overflow is a body too large"
+        );
     }
     health_answers(&s);
     assert!(
