@@ -10,15 +10,37 @@
 //! `skill_based` strategies, expiry after `max_wait_seconds`, a `max_queue` bound, and a match
 //! that fails to spawn is re-queued up to three attempts before its players are told it failed.
 //! asobi has no party tickets; neither does this queue.
+//!
+//! Everything a client can make it hold is bounded: live tickets by `max_queue`, resolved ones
+//! by `max_retained` and `status_retention`, and each ticket's `properties` by size and depth
+//! (see [`DEFAULT_MAX_PROPERTIES_BYTES`]). Cancelled, expired and failed tickets keep no
+//! properties at all. Ticket ids name their mode ([`new_ticket_id`], [`ModeIndex`]), so the
+//! runtime can route a bare ticket id without a process-wide ticket map.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+mod outputs;
+mod properties;
+mod ticket_id;
+
+pub use properties::{DEFAULT_MAX_PROPERTIES_BYTES, DEFAULT_MAX_PROPERTIES_DEPTH};
+pub use ticket_id::{new_ticket_id, ModeIndex, ModeTag};
+
+pub use outputs::{
+    AddError, FormationRetry, FormedGroup, FormedTicket, QueueEvent, Queued, TicketAccessError,
+    TicketRef, TicketState, TicketStatus,
+};
+
+use properties::{Oversize, Stored};
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod hardening;
 
 #[cfg(test)]
 mod simulation;
@@ -45,6 +67,9 @@ pub const DEFAULT_STATUS_RETENTION: Duration = Duration::from_secs(120);
 /// Cap on retained resolved tickets, so churn (add/cancel in a loop) cannot grow memory
 /// between retention sweeps. Same order as the live bound: one record per recent ticket.
 pub const DEFAULT_MAX_RETAINED: usize = 10_000;
+/// How often a queue with waiting tickets is ticked (asobi's `tick_interval`). Forming waits for
+/// a tick, so this is the longest a full group waits after its last member arrived.
+pub const DEFAULT_TICK_INTERVAL: Duration = Duration::from_secs(1);
 /// Spawn attempts for one formed group before its players get `match.matchmaker_failed`
 /// (asobi's `MAX_SPAWN_ATTEMPTS`).
 pub const MAX_FORMATION_ATTEMPTS: u32 = 3;
@@ -92,6 +117,12 @@ pub struct QueueConfig {
     pub status_retention: Duration,
     /// At most this many resolved tickets are retained; the oldest are forgotten first.
     pub max_retained: usize,
+    /// Largest encoded `properties` accepted, in bytes.
+    pub max_properties_bytes: usize,
+    /// Deepest nesting of objects and arrays accepted in `properties`.
+    pub max_properties_depth: usize,
+    /// Period of [`ModeQueue::tick`] while tickets wait; drives [`ModeQueue::next_deadline`].
+    pub tick_interval: Duration,
 }
 
 impl Default for QueueConfig {
@@ -105,6 +136,9 @@ impl Default for QueueConfig {
             max_queue: DEFAULT_MAX_QUEUE,
             status_retention: DEFAULT_STATUS_RETENTION,
             max_retained: DEFAULT_MAX_RETAINED,
+            max_properties_bytes: DEFAULT_MAX_PROPERTIES_BYTES,
+            max_properties_depth: DEFAULT_MAX_PROPERTIES_DEPTH,
+            tick_interval: DEFAULT_TICK_INTERVAL,
         }
     }
 }
@@ -130,252 +164,12 @@ pub fn ticket_skill(properties: &Value) -> f64 {
         .unwrap_or(DEFAULT_SKILL)
 }
 
-/// Reply to a successful [`ModeQueue::add`]: the `matchmaker.queued` payload.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Queued {
-    /// The live ticket: the new one, or the one the player already held.
-    pub ticket_id: String,
-    /// The mode's declared `match_size`, `None` (JSON `null`) if it declared none. asobi reports
-    /// the size rather than the shortfall so a client learns nothing about queue depth.
-    pub players_needed: Option<usize>,
-    /// True when the player was already queued and `ticket_id` is that earlier ticket.
-    pub already_queued: bool,
-}
-
-impl Queued {
-    /// The `matchmaker.queued` payload (also the REST `POST /api/v1/matchmaker` body).
-    pub fn to_json(&self) -> Value {
-        json!({
-            "ticket_id": self.ticket_id,
-            "status": "pending",
-            "players_needed": self.players_needed,
-            "already_queued": self.already_queued,
-        })
-    }
-}
-
-/// Why [`ModeQueue::add`] refused a ticket.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AddError {
-    /// The mode already holds `max_queue` live tickets.
-    QueueFull {
-        /// The bound that was hit.
-        max_queue: usize,
-    },
-    /// The caller reused a ticket id this queue still knows (a runtime bug, not a client error).
-    TicketIdInUse,
-}
-
-impl AddError {
-    /// Stable machine code for the client-visible error.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::QueueFull { .. } => "matchmaker.queue_full",
-            Self::TicketIdInUse => "internal_error",
-        }
-    }
-}
-
-impl fmt::Display for AddError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::QueueFull { max_queue } => {
-                write!(f, "matchmaking queue is full ({max_queue} tickets waiting)")
-            }
-            Self::TicketIdInUse => f.write_str("ticket id already in use"),
-        }
-    }
-}
-
-impl std::error::Error for AddError {}
-
-/// Why a ticket lookup or removal by id was refused.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TicketAccessError {
-    /// No such ticket (never existed, already resolved for removal, or past retention).
-    NotFound,
-    /// The ticket belongs to another player.
-    NotOwner,
-}
-
-impl TicketAccessError {
-    /// Stable machine code: asobi answers 404 `matchmaker.ticket_not_found` and 403 `forbidden`.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::NotFound => "matchmaker.ticket_not_found",
-            Self::NotOwner => "forbidden",
-        }
-    }
-
-    /// The HTTP status asobi's REST controller answers with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Self::NotFound => 404,
-            Self::NotOwner => 403,
-        }
-    }
-}
-
-impl fmt::Display for TicketAccessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::NotFound => "ticket not found",
-            Self::NotOwner => "ticket belongs to another player",
-        })
-    }
-}
-
-impl std::error::Error for TicketAccessError {}
-
-/// Where a ticket is in its life.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TicketState {
-    /// Waiting in the queue.
-    Pending,
-    /// Formed into a group; `match_id` once the runtime reported it via `mark_matched`.
-    Matched {
-        /// The match the group was spawned as, if known yet.
-        match_id: Option<String>,
-    },
-    /// Waited longer than `max_wait`.
-    Expired,
-    /// Removed by its owner or because the player left for good.
-    Cancelled,
-    /// Its group failed to spawn [`MAX_FORMATION_ATTEMPTS`] times.
-    Failed,
-}
-
-impl TicketState {
-    /// The `status` string on the wire.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Matched { .. } => "matched",
-            Self::Expired => "expired",
-            Self::Cancelled => "cancelled",
-            Self::Failed => "failed",
-        }
-    }
-}
-
-/// Answer to [`ModeQueue::status`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct TicketStatus {
-    /// The ticket asked about.
-    pub ticket_id: String,
-    /// Its owner.
-    pub player_id: String,
-    /// The mode it queued for.
-    pub mode: String,
-    /// Where it is now.
-    pub state: TicketState,
-    /// The properties it was submitted with.
-    pub properties: Value,
-    /// Time since it was submitted, so the caller can derive a wall-clock `submitted_at`.
-    pub age: Duration,
-    /// The mode's declared `match_size` (see [`Queued::players_needed`]).
-    pub players_needed: Option<usize>,
-}
-
-impl TicketStatus {
-    /// The REST `GET /api/v1/matchmaker/:ticket_id` body. `wall_clock_ms` is the caller's
-    /// current Unix time in ms; `submitted_at` is derived from it and [`TicketStatus::age`].
-    /// Carries asobi's `id`/`submitted_at` keys plus `ticket_id`, and `players_needed` while
-    /// pending and `match_id` once matched.
-    pub fn to_json(&self, wall_clock_ms: u64) -> Value {
-        let age_ms = u64::try_from(self.age.as_millis()).unwrap_or(u64::MAX);
-        let mut body = Map::new();
-        body.insert("id".into(), json!(self.ticket_id));
-        body.insert("ticket_id".into(), json!(self.ticket_id));
-        body.insert("mode".into(), json!(self.mode));
-        body.insert("status".into(), json!(self.state.as_str()));
-        body.insert("properties".into(), self.properties.clone());
-        body.insert(
-            "submitted_at".into(),
-            json!(wall_clock_ms.saturating_sub(age_ms)),
-        );
-        match &self.state {
-            TicketState::Pending => {
-                body.insert("players_needed".into(), json!(self.players_needed));
-            }
-            TicketState::Matched {
-                match_id: Some(match_id),
-            } => {
-                body.insert("match_id".into(), json!(match_id));
-            }
-            _ => {}
-        }
-        Value::Object(body)
-    }
-}
-
-/// A ticket and its owner, as reported in expiry and failure notices.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TicketRef {
-    /// The ticket.
-    pub ticket_id: String,
-    /// Its owner, who gets the notice.
-    pub player_id: String,
-}
-
-/// One member of a formed group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FormedTicket {
-    /// The ticket.
-    pub ticket_id: String,
-    /// The player to seat.
-    pub player_id: String,
-    /// The properties it was submitted with (handed to the match).
-    pub properties: Value,
-    /// How long it waited, for telemetry.
-    pub waited: Duration,
-}
-
-/// A group the strategy accepted: the runtime spawns one match (or world) for it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FormedGroup {
-    /// The mode the match is for.
-    pub mode: String,
-    /// Members in the order the strategy chose (arrival order, or ascending skill).
-    pub tickets: Vec<FormedTicket>,
-}
-
-impl FormedGroup {
-    /// Ticket ids, for [`ModeQueue::mark_matched`] / [`ModeQueue::formation_failed`].
-    pub fn ticket_ids(&self) -> Vec<String> {
-        self.tickets.iter().map(|t| t.ticket_id.clone()).collect()
-    }
-
-    /// Player ids, for `match.matched` and the match's roster.
-    pub fn player_ids(&self) -> Vec<String> {
-        self.tickets.iter().map(|t| t.player_id.clone()).collect()
-    }
-}
-
-/// What a [`ModeQueue::tick`] asks the runtime to do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum QueueEvent {
-    /// Spawn a match for this group, then report its id with `mark_matched` (or the failure
-    /// with `formation_failed`) and send `match.matched` to each player.
-    Formed(FormedGroup),
-    /// Send `match.matchmaker_expired {ticket_id}` to the player.
-    Expired(TicketRef),
-}
-
-/// Outcome of [`ModeQueue::formation_failed`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormationRetry {
-    /// Back in the queue with their original submission time; they form again on a later tick.
-    pub requeued: Vec<String>,
-    /// Out of attempts: send each `match.matchmaker_failed {reason: "match_start_failed"}`.
-    pub gave_up: Vec<TicketRef>,
-}
-
 #[derive(Debug, Clone)]
 struct Ticket {
     ticket_id: String,
     player_id: String,
-    properties: Value,
+    /// `None` once the ticket resolved in a way that can never hand them to a match.
+    properties: Option<Stored>,
     skill: f64,
     submitted_at: Instant,
     /// Arrival order; a re-queued ticket keeps its place.
@@ -397,11 +191,18 @@ struct Resolved {
 ///
 /// - **Inputs from clients** (any time, each with the current `now`): [`add`](Self::add),
 ///   [`remove`](Self::remove), [`remove_player`](Self::remove_player). They answer at once and
-///   never form groups; forming happens only on a tick.
-/// - **Timer input**: [`tick`](Self::tick), called by the runtime every `tick_interval`
-///   (asobi: 1 s). In order it forgets resolved tickets past retention, expires tickets that
-///   waited longer than `max_wait`, then groups what is left. It returns every
-///   [`QueueEvent`] the runtime must act on; nothing is queued inside for later polling.
+///   never form groups; forming happens only on a tick. Each first forgets resolved tickets
+///   past retention, so churn on an otherwise empty queue cannot pile records up.
+/// - **Timer input**: [`tick`](Self::tick). In order it forgets resolved tickets past
+///   retention, expires tickets that waited longer than `max_wait`, then groups what is left.
+///   It returns every [`QueueEvent`] the runtime must act on; nothing is queued inside for
+///   later polling.
+/// - **Next deadline**: [`next_deadline`](Self::next_deadline) says when `tick` is next due:
+///   every `tick_interval` while tickets wait, else when the oldest resolved record falls out
+///   of retention, else never (`None`: an idle queue needs no timer). Ticking early is
+///   harmless; ticking late only delays forming and forgetting.
+/// - **Ids**: [`new_ticket_id`](Self::new_ticket_id) makes an id for this mode from the
+///   caller's clock and random bits (see [`ModeIndex`] for resolving it back).
 /// - **Feedback from the runtime** about groups a tick formed:
 ///   [`mark_matched`](Self::mark_matched) once the match exists (so status shows its id), or
 ///   [`formation_failed`](Self::formation_failed) when it could not be spawned.
@@ -409,6 +210,12 @@ struct Resolved {
 ///   [`is_empty`](Self::is_empty), [`mode`](Self::mode), [`config`](Self::config).
 /// - **Hot reload**: [`reconfigure`](Self::reconfigure) applies a changed mode config to the
 ///   next tick; waiting tickets stay.
+///
+/// A driver calls, per queue: inputs as they arrive; then, whenever its timer fires at
+/// `next_deadline()`, `tick(now)`, acts on the events (spawn, notify), reports each spawn with
+/// `mark_matched` or `formation_failed`, and re-arms its timer at the new `next_deadline()`.
+/// Inputs can move the deadline earlier (the first ticket in an empty queue), so re-read it
+/// after each call.
 ///
 /// `now` must not go backwards between calls; if it does, durations saturate to zero.
 #[derive(Debug)]
@@ -424,6 +231,8 @@ pub struct ModeQueue {
     /// Resolution order for retention and the `max_retained` bound. May hold stale entries for
     /// tickets re-queued since; those are skipped when popped.
     resolved_order: VecDeque<(Instant, String)>,
+    /// When the next forming tick is due; `None` while nothing waits.
+    tick_due: Option<Instant>,
 }
 
 impl ModeQueue {
@@ -438,7 +247,44 @@ impl ModeQueue {
             next_seq: 0,
             resolved: HashMap::new(),
             resolved_order: VecDeque::new(),
+            tick_due: None,
         }
+    }
+
+    /// A fresh ticket id for this mode from the caller's wall clock (`unix_ms`) and random bits
+    /// (see [`new_ticket_id`]).
+    pub fn new_ticket_id(&self, unix_ms: u64, random: u64) -> String {
+        new_ticket_id(&self.mode, unix_ms, random)
+    }
+
+    /// When [`tick`](Self::tick) is next due, or `None` if the queue holds nothing that needs
+    /// time to pass.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let sweep = self
+            .resolved_order
+            .front()
+            .map(|(at, _)| *at + self.config.status_retention);
+        match (self.tick_due, sweep) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Resolved tickets currently retained for status lookups.
+    pub fn retained(&self) -> usize {
+        self.resolved.len()
+    }
+
+    /// Encoded bytes of properties the queue holds, pending and retained: what clients' tickets
+    /// cost it beyond fixed per-ticket bookkeeping.
+    pub fn properties_bytes(&self) -> usize {
+        let held = |t: &Ticket| t.properties.as_ref().map_or(0, Stored::len);
+        self.pending.values().map(held).sum::<usize>()
+            + self
+                .resolved
+                .values()
+                .map(|r| held(&r.ticket))
+                .sum::<usize>()
     }
 
     /// The mode this queue serves.
@@ -470,7 +316,8 @@ impl ModeQueue {
     /// Queues `player_id` under `ticket_id` (caller-generated, unique). A player who already
     /// holds a live ticket in this mode gets that ticket back with `already_queued: true`, and
     /// `ticket_id` / `properties` are ignored, so a double-tapped "find match" cannot
-    /// self-match. A `null` `properties` is stored as `{}`.
+    /// self-match. A `null` `properties` is stored as `{}`; properties over the size or depth
+    /// bound are refused before anything else is looked at.
     pub fn add(
         &mut self,
         now: Instant,
@@ -478,6 +325,24 @@ impl ModeQueue {
         player_id: String,
         properties: Value,
     ) -> Result<Queued, AddError> {
+        self.sweep_resolved(now);
+        let properties = match properties {
+            Value::Null => Value::Object(Map::new()),
+            other => other,
+        };
+        let stored = Stored::new(
+            &properties,
+            self.config.max_properties_bytes,
+            self.config.max_properties_depth,
+        )
+        .map_err(|why| match why {
+            Oversize::Bytes => AddError::PropertiesTooLarge {
+                max_bytes: self.config.max_properties_bytes,
+            },
+            Oversize::Depth => AddError::PropertiesTooDeep {
+                max_depth: self.config.max_properties_depth,
+            },
+        })?;
         let players_needed = self.config.match_size;
         if let Some(existing) = self.ticket_by_player.get(&player_id) {
             return Ok(Queued {
@@ -494,22 +359,18 @@ impl ModeQueue {
         if self.seq_by_ticket.contains_key(&ticket_id) || self.resolved.contains_key(&ticket_id) {
             return Err(AddError::TicketIdInUse);
         }
-        let properties = match properties {
-            Value::Null => Value::Object(Map::new()),
-            other => other,
-        };
         let seq = self.next_seq;
         self.next_seq += 1;
         let ticket = Ticket {
             skill: ticket_skill(&properties),
             ticket_id: ticket_id.clone(),
             player_id,
-            properties,
+            properties: Some(stored),
             submitted_at: now,
             seq,
             attempts: 0,
         };
-        self.insert_pending(ticket);
+        self.insert_pending(now, ticket);
         Ok(Queued {
             ticket_id,
             players_needed,
@@ -525,6 +386,7 @@ impl ModeQueue {
         ticket_id: &str,
         player_id: &str,
     ) -> Result<(), TicketAccessError> {
+        self.sweep_resolved(now);
         let seq = *self
             .seq_by_ticket
             .get(ticket_id)
@@ -541,6 +403,7 @@ impl ModeQueue {
 
     /// Cancels the player's live ticket, if any (the player left for good). Returns its id.
     pub fn remove_player(&mut self, now: Instant, player_id: &str) -> Option<String> {
+        self.sweep_resolved(now);
         let ticket_id = self.ticket_by_player.get(player_id)?.clone();
         let seq = *self.seq_by_ticket.get(&ticket_id)?;
         let ticket = self.take_pending(seq)?;
@@ -575,7 +438,7 @@ impl ModeQueue {
             player_id: ticket.player_id.clone(),
             mode: self.mode.clone(),
             state,
-            properties: ticket.properties.clone(),
+            properties: ticket.properties.as_ref().map(Stored::to_value),
             age: now.saturating_duration_since(ticket.submitted_at),
             players_needed: self.config.match_size,
         })
@@ -612,7 +475,10 @@ impl ModeQueue {
                     tickets.push(FormedTicket {
                         ticket_id: ticket.ticket_id.clone(),
                         player_id: ticket.player_id.clone(),
-                        properties: ticket.properties.clone(),
+                        properties: ticket
+                            .properties
+                            .as_ref()
+                            .map_or_else(|| Value::Object(Map::new()), Stored::to_value),
                         waited: now.saturating_duration_since(ticket.submitted_at),
                     });
                     self.resolve(now, ticket, TicketState::Matched { match_id: None });
@@ -623,6 +489,7 @@ impl ModeQueue {
                 tickets,
             }));
         }
+        self.tick_due = (!self.pending.is_empty()).then(|| now + self.config.tick_interval);
         events
     }
 
@@ -656,6 +523,7 @@ impl ModeQueue {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        self.sweep_resolved(now);
         let mut group: Vec<Ticket> = Vec::new();
         for id in ticket_ids {
             let id = id.as_ref();
@@ -686,13 +554,16 @@ impl ModeQueue {
             } else {
                 ticket.attempts = attempt;
                 retry.requeued.push(ticket.ticket_id.clone());
-                self.insert_pending(ticket);
+                self.insert_pending(now, ticket);
             }
         }
         retry
     }
 
-    fn insert_pending(&mut self, ticket: Ticket) {
+    fn insert_pending(&mut self, now: Instant, ticket: Ticket) {
+        if self.tick_due.is_none() {
+            self.tick_due = Some(now + self.config.tick_interval);
+        }
         self.seq_by_ticket
             .insert(ticket.ticket_id.clone(), ticket.seq);
         self.ticket_by_player
@@ -704,12 +575,20 @@ impl ModeQueue {
         let ticket = self.pending.remove(&seq)?;
         self.seq_by_ticket.remove(&ticket.ticket_id);
         self.ticket_by_player.remove(&ticket.player_id);
+        if self.pending.is_empty() {
+            self.tick_due = None;
+        }
         Some(ticket)
     }
 
-    fn resolve(&mut self, now: Instant, ticket: Ticket, state: TicketState) {
+    fn resolve(&mut self, now: Instant, mut ticket: Ticket, state: TicketState) {
         if self.config.max_retained == 0 {
             return;
+        }
+        // Only a matched ticket can go back into the queue (its spawn may still fail), so only
+        // it keeps what it would be re-formed with.
+        if !matches!(state, TicketState::Matched { .. }) {
+            ticket.properties = None;
         }
         while self.resolved.len() >= self.config.max_retained {
             match self.resolved_order.pop_front() {

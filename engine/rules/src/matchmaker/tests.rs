@@ -275,7 +275,7 @@ fn re_adding_returns_the_existing_ticket() {
     let status = q.status(ms(t0, 500), "t-a", "p-a").expect("found");
     assert_eq!(
         status.properties,
-        json!({ "skill": 1 }),
+        Some(json!({ "skill": 1 })),
         "original ticket kept"
     );
     assert_eq!(
