@@ -26,7 +26,6 @@ use crate::services::session::Session;
 use crate::services::Shard;
 use crate::shard::mesh::Outbound;
 use crate::shard::outbox::{Next, Outbox};
-use crate::shard::registry::bump;
 use crate::wire::{binary, Wire};
 
 /// tungstenite allocates its read buffer up front for every connection (128 KiB by default).
@@ -103,7 +102,6 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
     let settings = &shard.ctx.settings;
     let outbox = Rc::new(Outbox::new(settings.ws_outbox));
     let me = shard.rt.add_session(outbox.clone());
-    bump(&shard.ctx.stats(shard.id()).sessions, 1);
     let mut s = Session::open(shard.clone(), me, t.wire());
     {
         // The connect deadline: a socket that never authenticates is closed with 1008.

@@ -20,6 +20,10 @@ pub(crate) mod matches;
 pub(crate) mod matchmaker;
 pub(crate) mod rest;
 pub(crate) mod session;
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod sim_tests;
 
 use std::cell::RefCell;
 use std::rc::Rc;

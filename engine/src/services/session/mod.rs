@@ -126,8 +126,10 @@ pub(crate) struct Session {
 }
 
 impl Session {
+    /// The protocol state of a session the runtime registered as `me`.
     pub(crate) fn open(shard: Rc<Shard>, me: SessionRef, wire: Wire) -> Session {
         let now = shard.rt.now();
+        crate::shard::registry::bump(&shard.ctx.stats(shard.id()).sessions, 1);
         Session {
             rate: RateLimit::new(shard.ctx.settings.ws_msg_rate, now),
             shard,

@@ -1,0 +1,219 @@
+//! Behaviour of the services on the simulation harness: virtual time, no sockets, no sleeps.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::sim::{Client, Sim};
+use super::Settings;
+
+fn arena() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/arena")
+}
+
+fn settings() -> Settings {
+    Settings {
+        reconnect_grace_ms: 5_000,
+        ws_msg_rate: 0,
+        ..Settings::default()
+    }
+}
+
+/// Two players matched into a duel, on shards `a` and `b`.
+fn duel(sim: &mut Sim, a: usize, b: usize) -> (Client, Client, String) {
+    let mut ca = sim.signed_in(a, "player-a");
+    let mut cb = sim.signed_in(b, "player-b");
+    for c in [&mut ca, &mut cb] {
+        sim.send(c, json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}));
+        assert!(c.take("matchmaker.queued").is_some(), "{:?}", c.received);
+    }
+    // The matchmaker ticks once a second.
+    sim.advance(Duration::from_millis(1100));
+    sim.collect(&mut ca);
+    sim.collect(&mut cb);
+    let matched = ca.take("match.matched").expect("a is matched");
+    assert!(cb.take("match.matched").is_some(), "b is matched");
+    let id = matched["payload"]["match_id"].as_str().unwrap().to_owned();
+    (ca, cb, id)
+}
+
+fn players_in(state: &Value) -> Vec<String> {
+    state["payload"]["players"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_dropped_player_keeps_the_seat_through_the_grace_window_and_comes_back() {
+    let mut sim = Sim::new(2, &arena(), settings()).latency(Duration::from_millis(2));
+    let (mut ca, cb, id) = duel(&mut sim, 0, 1);
+    sim.drop_client(cb);
+    sim.advance(Duration::from_secs(4));
+    sim.collect(&mut ca);
+    let state = ca.last("match.state").expect("states keep coming");
+    assert!(players_in(state).contains(&"player-b".to_owned()), "{state}");
+
+    // Back on another shard within the window: put back into the same match with its state.
+    let mut again = sim.signed_in(0, "player-b");
+    sim.collect(&mut again);
+    let state = again.last("match.state").expect("the current state at once");
+    assert!(players_in(state).contains(&"player-b".to_owned()));
+    sim.send(&mut again, json!({"type": "match.input", "payload": {"dx": 1}}));
+    assert_eq!(again.count("error"), 0, "{:?}", again.received);
+    sim.advance(Duration::from_secs(10));
+    sim.collect(&mut ca);
+    let state = ca.last("match.state").unwrap();
+    assert!(players_in(state).contains(&"player-b".to_owned()), "still seated after the window: {state}");
+    assert!(sim.ctx.matches.get(&id).is_some());
+}
+
+#[test]
+fn a_seat_is_given_up_when_the_grace_window_runs_out() {
+    let mut sim = Sim::new(1, &arena(), settings());
+    let (mut ca, cb, id) = duel(&mut sim, 0, 0);
+    sim.drop_client(cb);
+    sim.advance(Duration::from_millis(5_200));
+    ca.received.clear();
+    sim.advance(Duration::from_millis(300));
+    sim.collect(&mut ca);
+    let state = ca.last("match.state").expect("the match goes on");
+    assert_eq!(players_in(state), vec!["player-a".to_owned()], "{state}");
+    assert_eq!(sim.ctx.matches.seat_of("player-b"), None);
+    assert!(sim.ctx.matches.get(&id).is_some());
+}
+
+#[test]
+fn a_match_everyone_left_is_abandoned_and_recorded() {
+    let mut sim = Sim::new(2, &arena(), settings());
+    let (mut ca, mut cb, id) = duel(&mut sim, 0, 1);
+    sim.send(&mut ca, json!({"type": "match.leave", "cid": "1"}));
+    assert!(ca.take("match.left").is_some());
+    assert!(sim.ctx.matches.get(&id).is_some(), "one player is still in it");
+    sim.send(&mut cb, json!({"type": "match.leave", "cid": "2"}));
+    assert!(cb.take("match.left").is_some());
+    assert!(sim.ctx.matches.get(&id).is_none(), "nobody is left to play it");
+    let hosted: usize = (0..2)
+        .map(|i| sim.ctx.stats(i).hosted.load(std::sync::atomic::Ordering::Relaxed))
+        .sum();
+    assert_eq!(hosted, 0);
+    // The record reaches storage.
+    let record = wait_for_record(&sim, &id);
+    assert_eq!(record.status, "abandoned");
+}
+
+fn wait_for_record(sim: &Sim, id: &str) -> asobi_storage::MatchRecord {
+    for _ in 0..200 {
+        if let Ok(Some(r)) = futures::executor::block_on(sim.ctx.store.match_record(id)) {
+            return r;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("no record for {id}");
+}
+
+fn failing_game(dir: &Path) {
+    std::fs::write(
+        dir.join("config.lua"),
+        "return { good = \"good.lua\", bad = \"bad.lua\" }\n",
+    )
+    .unwrap();
+    let common = r#"
+match_size = 1
+tick_rate = 50
+function init(config) return { ticks = 0 } end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function handle_input(player_id, input, state) return state end
+function get_state(player_id, state) return { ticks = state.ticks } end
+"#;
+    std::fs::write(
+        dir.join("good.lua"),
+        format!("{common}\nfunction tick(state) state.ticks = state.ticks + 1 return state end\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("bad.lua"),
+        format!("{common}\nfunction tick(state) error(\"boom every tick\") end\n"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_failing_script_finishes_only_its_own_match() {
+    let dir = tempfile::tempdir().unwrap();
+    failing_game(dir.path());
+    let mut sim = Sim::new(1, dir.path(), settings());
+    let mut good = sim.signed_in(0, "good-player");
+    let mut bad = sim.signed_in(0, "bad-player");
+    sim.send(&mut good, json!({"type": "matchmaker.add", "payload": {"mode": "good"}}));
+    sim.send(&mut bad, json!({"type": "matchmaker.add", "payload": {"mode": "bad"}}));
+    // 100 failing ticks in a row at 20 Hz: five seconds, plus the matchmaker's second.
+    sim.advance(Duration::from_secs(7));
+    sim.collect(&mut bad);
+    sim.collect(&mut good);
+    let fin = bad.take("match.finished").unwrap_or_else(|| panic!("the failing match finished: {:?}", bad.received.iter().map(|v| v["type"].clone()).collect::<Vec<_>>()));
+    assert!(fin["payload"]["result"]["error"].is_string(), "{fin}");
+    // The neighbour on the same shard ticked throughout: 20 Hz for ~6 s.
+    let ticks = good.last("match.state").unwrap()["payload"]["ticks"].as_i64().unwrap();
+    assert!(ticks >= 110, "the good match kept ticking: {ticks}");
+    assert!(good.take("match.finished").is_none());
+}
+
+#[test]
+fn a_match_that_never_seats_anyone_ends() {
+    let mut sim = Sim::new(1, &arena(), settings());
+    let shard = sim.shards[0].clone();
+    super::matches::create(&shard, "duel", "lonely", Vec::new(), false).unwrap();
+    sim.advance(Duration::from_secs(10));
+    assert!(sim.ctx.matches.get("lonely").is_some(), "a creator may still join");
+    sim.advance(Duration::from_secs(25));
+    assert!(sim.ctx.matches.get("lonely").is_none(), "an empty match ends");
+    assert_eq!(wait_for_record(&sim, "lonely").status, "abandoned");
+}
+
+#[test]
+fn a_full_mesh_backlog_answers_overloaded_instead_of_losing_the_request() {
+    let mut sim = Sim::new(2, &arena(), settings());
+    let s0 = sim.shards[0].clone();
+    // Fill the link to shard 1 with deliveries nobody drains.
+    let to = crate::shard::mesh::SessionRef {
+        shard: 1,
+        slot: 0,
+        gen: 0,
+    };
+    for _ in 0..crate::shard::MESH_BACKLOG {
+        s0.rt.deliver(to, crate::shard::mesh::Outbound::Close { code: 1000, reason: String::new() });
+    }
+    let answer = futures::executor::block_on(crate::shard::request(&s0, 1, |reply| {
+        super::Cmd::Matchmaker(super::matchmaker::cmd::Cmd::Status {
+            ticket_id: "t".into(),
+            player_id: "p".into(),
+            reply,
+        })
+    }));
+    let err = answer.unwrap_err();
+    assert_eq!((err.status, err.code.as_ref()), (503, "overloaded"));
+    assert_eq!(s0.rt.waiting(), 0, "the waiter was released");
+    // Once the link drains, requests go through again.
+    sim.settle();
+    let mut c = sim.signed_in(0, "p");
+    sim.send(&mut c, json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}));
+    assert!(c.take("matchmaker.queued").is_some(), "{:?}", c.received);
+}
+
+#[test]
+fn lossy_frame_delivery_never_loses_commands_or_answers() {
+    let mut sim = Sim::new(2, &arena(), settings()).loss(0.3, 11);
+    let (mut ca, mut cb, id) = duel(&mut sim, 0, 1);
+    for _ in 0..20 {
+        sim.send(&mut ca, json!({"type": "match.input", "payload": {"dx": 1}}));
+        sim.send(&mut cb, json!({"type": "match.input", "payload": {"dy": 1}}));
+        sim.advance(Duration::from_millis(100));
+    }
+    sim.send(&mut ca, json!({"type": "match.leave", "cid": "x"}));
+    assert!(ca.take("match.left").is_some(), "the answer came back");
+    assert!(sim.lost > 0, "the harness did drop deliveries");
+    assert!(sim.ctx.matches.get(&id).is_some());
+}
