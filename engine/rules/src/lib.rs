@@ -11,5 +11,6 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod matches;
 pub mod matchmaker;
 pub mod placement;
