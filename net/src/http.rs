@@ -347,7 +347,9 @@ impl ChunkedBody {
             };
             let data = rest.get(hdr..).unwrap_or_default();
             if size == 0 {
+                // Trailers are bounded like a head, whether they arrive whole or in pieces.
                 return match trailers_len(data)? {
+                    Some(end) if end > limits.max_head => Err(HttpError::HeadTooLarge),
                     Some(end) => {
                         self.done = true;
                         Ok(pos + hdr + end)

@@ -1,6 +1,11 @@
-//! Which database to use and how to name it in logs without leaking credentials.
+//! Which database to use, the settings that apply to either backend, and how to name the
+//! database in logs without leaking credentials.
 
 use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::pg_tls::{split_tls_params, SslMode};
+use crate::StoreError;
 
 /// Where the server keeps its data.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,7 +17,8 @@ pub enum StoreConfig {
     },
     /// A PostgreSQL server reached through a small connection pool.
     Postgres {
-        /// A libpq-style URL, e.g. `postgres://user:pass@host:5432/db?options=-csearch_path%3Dgame`.
+        /// A libpq-style URL, e.g. `postgres://user:pass@host:5432/db?sslmode=verify-full`.
+        /// `sslmode` and `sslrootcert` in the URL win over [`StoreOptions`].
         url: String,
         /// Maximum number of pooled connections (at least 1 is used).
         pool_size: usize,
@@ -24,10 +30,15 @@ impl StoreConfig {
     pub fn describe(&self) -> String {
         match self {
             StoreConfig::Sqlite { path } => format!("sqlite ({})", path.display()),
-            StoreConfig::Postgres { url, .. } => match url.parse::<tokio_postgres::Config>() {
-                Ok(pg) => format!("postgresql ({})", redacted_url(&pg)),
-                Err(_) => "postgresql (unparsable url)".to_owned(),
-            },
+            StoreConfig::Postgres { url, .. } => {
+                let parsed = split_tls_params(url)
+                    .ok()
+                    .and_then(|(rest, _)| rest.parse::<tokio_postgres::Config>().ok());
+                match parsed {
+                    Some(pg) => format!("postgresql ({})", redacted_url(&pg)),
+                    None => "postgresql (unparsable url)".to_owned(),
+                }
+            }
         }
     }
 
@@ -37,6 +48,59 @@ impl StoreConfig {
             StoreConfig::Sqlite { .. } => "sqlite",
             StoreConfig::Postgres { .. } => "postgresql",
         }
+    }
+}
+
+/// Default for [`StoreOptions::call_timeout`]. Every operation is a handful of indexed
+/// statements, so a call that has not been answered in this time is waiting on a lock held by
+/// someone else (SQLite) or on a database that is unreachable or badly overloaded; a quick
+/// "unavailable" serves the player better than a request that hangs.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Settings for either backend. [`StoreOptions::from_env`] is what [`crate::StoreHandle::start`]
+/// and [`crate::migrate`] use; [`crate::StoreHandle::start_with`] takes them explicitly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Longest a call waits for its answer, queueing and lock waits included. Past it the call
+    /// returns [`StoreError::Unavailable`].
+    pub call_timeout: Duration,
+    /// PostgreSQL `sslmode` used when the URL names none (`ASOBI_DB_SSLMODE`); libpq's default,
+    /// `prefer`, when neither does.
+    pub pg_sslmode: Option<SslMode>,
+    /// PEM file of the CA(s) that sign the PostgreSQL server certificate, used when the URL has no
+    /// `sslrootcert` (`ASOBI_DB_SSLROOTCERT`). `system` means the operating system's store.
+    pub pg_sslrootcert: Option<String>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            pg_sslmode: None,
+            pg_sslrootcert: None,
+        }
+    }
+}
+
+/// Environment variable for [`StoreOptions::pg_sslmode`].
+pub const SSLMODE_ENV: &str = "ASOBI_DB_SSLMODE";
+/// Environment variable for [`StoreOptions::pg_sslrootcert`].
+pub const SSLROOTCERT_ENV: &str = "ASOBI_DB_SSLROOTCERT";
+
+impl StoreOptions {
+    /// Defaults, with `ASOBI_DB_SSLMODE` and `ASOBI_DB_SSLROOTCERT` applied when set and not
+    /// empty. [`StoreError::Config`] for an unknown sslmode.
+    pub fn from_env() -> Result<StoreOptions, StoreError> {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Ok(StoreOptions {
+            pg_sslmode: var(SSLMODE_ENV)
+                .map(|v| v.parse())
+                .transpose()
+                .map_err(|e| StoreError::Config(format!("{SSLMODE_ENV}: {e}")))?,
+            pg_sslrootcert: var(SSLROOTCERT_ENV),
+            ..StoreOptions::default()
+        })
     }
 }
 
@@ -79,7 +143,8 @@ mod tests {
     #[test]
     fn describe_hides_password() {
         let cfg = StoreConfig::Postgres {
-            url: "postgres://game:s3cret@db.internal:6543/asobi?sslmode=disable".into(),
+            url: "postgres://game:s3cret@db.internal:6543/asobi?sslmode=verify-full&sslrootcert=/ca.pem"
+                .into(),
             pool_size: 4,
         };
         let text = cfg.describe();

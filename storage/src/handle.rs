@@ -4,11 +4,15 @@
 //! reactor on the caller's thread: it pushes a boxed job into a bounded tokio mpsc channel (whose
 //! sender works from any executor) and awaits a `futures` oneshot reply. The "asobi-storage"
 //! thread runs a current-thread tokio runtime that owns the backend and runs each job as a task.
+//!
+//! Every feature's facade method is one [`StoreHandle::call`]: a closure naming the backend
+//! operation, shipped to the bridge and run there under the call deadline.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use futures::channel::oneshot;
 use futures::future::BoxFuture;
@@ -16,12 +20,8 @@ use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::backend::{self, Backend};
-use crate::model::wall_clock_ms;
-use crate::{
-    GuestDevice, MatchQuery, MatchRecord, NewPlayer, NewRefreshToken, Player, PlayerPatch,
-    RotateOutcome, StoreConfig, StoreError,
-};
+use crate::backend::{self, Backend, Reply};
+use crate::{StoreConfig, StoreError, StoreOptions};
 
 /// Requests queued for the bridge before callers start waiting at `send`. Large enough to absorb
 /// a login burst from every shard at once (a few hundred requests), small enough that a stalled
@@ -52,6 +52,7 @@ pub struct StoreHandle {
 
 struct Inner {
     backend_name: &'static str,
+    options: StoreOptions,
     jobs: mpsc::Sender<Job>,
     closed: AtomicBool,
     stop: Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
@@ -75,16 +76,25 @@ impl std::fmt::Debug for StoreHandle {
 impl StoreHandle {
     /// Blocking: spawns the "asobi-storage" thread, connects, applies pending migrations, and
     /// returns once the store is ready. A database that cannot be reached fails here with
-    /// [`StoreError::Unavailable`] within a few seconds.
+    /// [`StoreError::Unavailable`] within a few seconds. Uses [`StoreOptions::from_env`].
     pub fn start(config: StoreConfig) -> Result<StoreHandle, StoreError> {
+        StoreHandle::start_with(config, StoreOptions::from_env()?)
+    }
+
+    /// [`StoreHandle::start`] with explicit options instead of the environment's.
+    pub fn start_with(
+        config: StoreConfig,
+        options: StoreOptions,
+    ) -> Result<StoreHandle, StoreError> {
         let (jobs_tx, jobs_rx) = mpsc::channel(REQUEST_QUEUE_CAPACITY);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let backend_name = config.backend_name();
         let description = config.describe();
+        let bridge_options = options.clone();
         let thread = std::thread::Builder::new()
             .name("asobi-storage".to_owned())
-            .spawn(move || bridge_main(config, jobs_rx, stop_rx, ready_tx))
+            .spawn(move || bridge_main(config, bridge_options, jobs_rx, stop_rx, ready_tx))
             .map_err(|e| StoreError::Unavailable(format!("cannot spawn storage thread: {e}")))?;
         let ready = ready_rx.recv().unwrap_or_else(|_| {
             Err(StoreError::Backend(
@@ -106,6 +116,7 @@ impl StoreHandle {
         Ok(StoreHandle {
             inner: Arc::new(Inner {
                 backend_name,
+                options,
                 jobs: jobs_tx,
                 closed: AtomicBool::new(false),
                 stop: Mutex::new(Some(stop_tx)),
@@ -119,8 +130,29 @@ impl StoreHandle {
         self.inner.backend_name
     }
 
+    /// Runs one backend operation on the bridge: `op` names it (`|db| db.player(id)`), and the
+    /// reply comes back within [`StoreOptions::call_timeout`] of this call, queueing included,
+    /// or the call fails with [`StoreError::Unavailable`].
+    pub(crate) async fn call<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'db> FnOnce(&'db dyn Backend) -> Reply<'db, T> + Send + 'static,
+    {
+        let limit = self.inner.options.call_timeout;
+        let deadline = tokio::time::Instant::from_std(Instant::now() + limit);
+        self.submit(move |backend| {
+            async move {
+                tokio::time::timeout_at(deadline, op(&*backend))
+                    .await
+                    .unwrap_or_else(|_| Err(StoreError::deadline(limit)))
+            }
+            .boxed()
+        })
+        .await
+    }
+
     /// Sends `f` to the bridge and awaits its reply.
-    async fn call<T: Send + 'static>(
+    async fn submit<T: Send + 'static>(
         &self,
         f: impl FnOnce(Arc<dyn Backend>) -> BoxFuture<'static, Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -145,7 +177,7 @@ impl StoreHandle {
 
     /// Round-trips to the database.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.call(|b| async move { b.ping().await }.boxed()).await
+        self.call(|db| db.ping()).await
     }
 
     /// Runs `f` on the bridge runtime's blocking pool (tokio `spawn_blocking`); used for argon2
@@ -154,7 +186,8 @@ impl StoreHandle {
         &self,
         f: impl FnOnce() -> R + Send + 'static,
     ) -> Result<R, StoreError> {
-        self.call(move |_| {
+        // No deadline: hashing is CPU work that cannot be cancelled, not a database wait.
+        self.submit(move |_| {
             async move {
                 tokio::task::spawn_blocking(f)
                     .await
@@ -163,152 +196,6 @@ impl StoreHandle {
             .boxed()
         })
         .await
-    }
-
-    /// Creates a player (with its password hash, if any). [`StoreError::Conflict`] if the
-    /// username is taken ignoring case, or the id exists.
-    pub async fn create_player(&self, p: NewPlayer) -> Result<Player, StoreError> {
-        self.call(move |b| async move { b.create_player(p).await }.boxed())
-            .await
-    }
-
-    /// The player with this id, erased players included (their `erased_at` is set).
-    pub async fn player(&self, id: &str) -> Result<Option<Player>, StoreError> {
-        let id = id.to_owned();
-        self.call(move |b| async move { b.player(id).await }.boxed())
-            .await
-    }
-
-    /// For login: the player with this username (ignoring case) and its password hash (`None`
-    /// for guests). Erased players are never found.
-    pub async fn player_by_username(
-        &self,
-        username: &str,
-    ) -> Result<Option<(Player, Option<String>)>, StoreError> {
-        let username = username.to_owned();
-        self.call(move |b| async move { b.player_by_username(username).await }.boxed())
-            .await
-    }
-
-    /// Applies `patch`; `Ok(None)` if there is no such player. [`StoreError::Precondition`] if
-    /// the player is erased or `patch.metadata` is not a JSON object.
-    pub async fn update_player(
-        &self,
-        id: &str,
-        patch: PlayerPatch,
-    ) -> Result<Option<Player>, StoreError> {
-        let id = id.to_owned();
-        self.call(move |b| async move { b.update_player(id, patch).await }.boxed())
-            .await
-    }
-
-    /// Guest → password account: sets username + password hash, `is_guest = false`, deletes the
-    /// guest device verifier. [`StoreError::Conflict`] if the username is taken,
-    /// [`StoreError::NotFound`] if there is no player, [`StoreError::Precondition`] if the player
-    /// is not a guest (or is erased).
-    pub async fn upgrade_guest(
-        &self,
-        id: &str,
-        username: &str,
-        password_hash: &str,
-    ) -> Result<Player, StoreError> {
-        let (id, username, hash) = (id.to_owned(), username.to_owned(), password_hash.to_owned());
-        let now = wall_clock_ms();
-        self.call(move |b| async move { b.upgrade_guest(id, username, hash, now).await }.boxed())
-            .await
-    }
-
-    /// GDPR erase: anonymises the row (username → `erased_<id>`, display name, avatar and
-    /// metadata cleared, `erased_at` set), deletes the credentials and guest devices, and revokes
-    /// every refresh token. Idempotent for an existing player; [`StoreError::NotFound`] if the id
-    /// was never stored.
-    pub async fn erase_player(&self, id: &str) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        let now = wall_clock_ms();
-        self.call(move |b| async move { b.erase_player(id, now).await }.boxed())
-            .await
-    }
-
-    /// The device binding for a guest login.
-    pub async fn guest_device(&self, device_id: &str) -> Result<Option<GuestDevice>, StoreError> {
-        let device_id = device_id.to_owned();
-        self.call(move |b| async move { b.guest_device(device_id).await }.boxed())
-            .await
-    }
-
-    /// Creates the player (`is_guest = true`, whatever `p.is_guest` says) and the device row in
-    /// one transaction. [`StoreError::Conflict`] if the device or username exists.
-    pub async fn create_guest(
-        &self,
-        p: NewPlayer,
-        device_id: &str,
-        verifier: &str,
-    ) -> Result<Player, StoreError> {
-        let (device_id, verifier) = (device_id.to_owned(), verifier.to_owned());
-        self.call(move |b| async move { b.create_guest(p, device_id, verifier).await }.boxed())
-            .await
-    }
-
-    /// Stores a refresh token hash. [`StoreError::Conflict`] on a duplicate hash,
-    /// [`StoreError::NotFound`] if the player does not exist.
-    pub async fn insert_refresh_token(&self, t: NewRefreshToken) -> Result<(), StoreError> {
-        self.call(move |b| async move { b.insert_refresh_token(t).await }.boxed())
-            .await
-    }
-
-    /// Single-use rotation in one transaction. If `old_hash` is live (not used, not revoked, not
-    /// expired at `now_ms`) it is marked used and `new` is inserted in the same family and for
-    /// the same player (`new.family_id` and `new.player_id` are ignored) → `Rotated`. If it was
-    /// already used or revoked, the whole family is revoked → `Reused`. Unknown hash →
-    /// `Unknown`; past its expiry → `Expired` (nothing changes).
-    pub async fn rotate_refresh_token(
-        &self,
-        old_hash: &str,
-        new: NewRefreshToken,
-        now_ms: i64,
-    ) -> Result<RotateOutcome, StoreError> {
-        let old_hash = old_hash.to_owned();
-        self.call(move |b| {
-            async move { b.rotate_refresh_token(old_hash, new, now_ms).await }.boxed()
-        })
-        .await
-    }
-
-    /// Logout: revokes the family `token_hash` belongs to. Returns whether any token was newly
-    /// revoked (false for an unknown or already revoked family).
-    pub async fn revoke_refresh_family_of(&self, token_hash: &str) -> Result<bool, StoreError> {
-        let token_hash = token_hash.to_owned();
-        let now = wall_clock_ms();
-        self.call(move |b| async move { b.revoke_refresh_family_of(token_hash, now).await }.boxed())
-            .await
-    }
-
-    /// Revokes every refresh token of a player (e.g. after a password change).
-    pub async fn revoke_player_tokens(&self, player_id: &str) -> Result<(), StoreError> {
-        let player_id = player_id.to_owned();
-        let now = wall_clock_ms();
-        self.call(move |b| async move { b.revoke_player_tokens(player_id, now).await }.boxed())
-            .await
-    }
-
-    /// Records a finished match. [`StoreError::Conflict`] on a duplicate id.
-    pub async fn insert_match_record(&self, r: MatchRecord) -> Result<(), StoreError> {
-        self.call(move |b| async move { b.insert_match_record(r).await }.boxed())
-            .await
-    }
-
-    /// One match record by id.
-    pub async fn match_record(&self, id: &str) -> Result<Option<MatchRecord>, StoreError> {
-        let id = id.to_owned();
-        self.call(move |b| async move { b.match_record(id).await }.boxed())
-            .await
-    }
-
-    /// Newest first (`finished_at` desc, then `id` desc), filtered by mode / status / player,
-    /// at most `q.limit` rows with the limit clamped to `1..=200`.
-    pub async fn list_match_records(&self, q: MatchQuery) -> Result<Vec<MatchRecord>, StoreError> {
-        self.call(move |b| async move { b.list_match_records(q).await }.boxed())
-            .await
     }
 
     /// Blocking: stops taking new calls, finishes the jobs already accepted, checkpoints the
@@ -346,6 +233,7 @@ fn build_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 fn bridge_main(
     config: StoreConfig,
+    options: StoreOptions,
     mut jobs: mpsc::Receiver<Job>,
     stop: tokio::sync::oneshot::Receiver<()>,
     ready: std::sync::mpsc::SyncSender<Result<Vec<String>, StoreError>>,
@@ -361,7 +249,7 @@ fn bridge_main(
         }
     };
     runtime.block_on(async move {
-        let backend = match backend::open(&config).await {
+        let backend = match backend::open(&config, &options).await {
             Ok((backend, applied)) => {
                 let _ = ready.send(Ok(applied));
                 backend
@@ -416,8 +304,16 @@ fn log_task_end(done: Result<(), tokio::task::JoinError>) {
 
 /// For `asobi migrate`: connects, applies pending migrations, and returns the names applied
 /// (empty if the schema is up to date). Blocking; runs on its own short-lived thread, so it
-/// may be called from inside another async runtime.
+/// may be called from inside another async runtime. Uses [`StoreOptions::from_env`].
 pub fn migrate(config: &StoreConfig) -> Result<Vec<String>, StoreError> {
+    migrate_with(config, &StoreOptions::from_env()?)
+}
+
+/// [`migrate`] with explicit options instead of the environment's.
+pub fn migrate_with(
+    config: &StoreConfig,
+    options: &StoreOptions,
+) -> Result<Vec<String>, StoreError> {
     std::thread::scope(|scope| {
         let worker = std::thread::Builder::new()
             .name("asobi-migrate".to_owned())
@@ -425,7 +321,7 @@ pub fn migrate(config: &StoreConfig) -> Result<Vec<String>, StoreError> {
                 let runtime = build_runtime()
                     .map_err(|e| StoreError::Unavailable(format!("cannot build runtime: {e}")))?;
                 runtime.block_on(async {
-                    let (backend, applied) = backend::open(config).await?;
+                    let (backend, applied) = backend::open(config, options).await?;
                     backend.close().await;
                     Ok(applied)
                 })
@@ -435,4 +331,12 @@ pub fn migrate(config: &StoreConfig) -> Result<Vec<String>, StoreError> {
             .join()
             .unwrap_or_else(|_| Err(StoreError::Backend("migration thread panicked".to_owned())))
     })
+}
+
+/// Wall-clock milliseconds, for the few calls whose signature carries no `now_ms`.
+pub(crate) fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }

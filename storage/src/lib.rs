@@ -5,8 +5,16 @@
 //! await the reply through a runtime-agnostic oneshot. The bridge owns one of two backends with
 //! identical behaviour, checked by one conformance suite:
 //!
-//! - SQLite (the embedded default): one file in WAL mode, one connection on its own thread.
-//! - PostgreSQL: tokio-postgres behind a small deadpool pool, with deadlines on every operation.
+//! - SQLite (the embedded default): one file (mode 0600) in WAL mode, one connection on its own
+//!   thread.
+//! - PostgreSQL: tokio-postgres behind a small deadpool pool, over TLS (rustls) as libpq's
+//!   `sslmode` asks.
+//!
+//! Every call has a deadline ([`StoreOptions::call_timeout`]), queueing and lock waits included.
+//!
+//! The code is grouped by feature (`accounts/`, `matches/`): each folder holds the feature's
+//! types, a trait of its operations, that trait's SQLite and PostgreSQL implementations, and
+//! its [`StoreHandle`] methods. The files at the top are the shared plumbing.
 //!
 //! Both apply the same portable SQL migrations (`storage/migrations/*.sql`, embedded in the
 //! binary and tracked in `schema_migrations`) at start-up and through [`migrate`].
@@ -21,19 +29,20 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod accounts;
 mod backend;
 mod config;
 mod error;
 mod handle;
+mod matches;
 mod migrations;
-mod model;
+mod pg_tls;
 mod postgres;
 mod sqlite;
 
-pub use config::StoreConfig;
+pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};
+pub use config::{StoreConfig, StoreOptions, DEFAULT_CALL_TIMEOUT, SSLMODE_ENV, SSLROOTCERT_ENV};
 pub use error::StoreError;
-pub use handle::{migrate, StoreHandle, REQUEST_QUEUE_CAPACITY};
-pub use model::{
-    GuestDevice, MatchQuery, MatchRecord, NewPlayer, NewRefreshToken, Player, PlayerPatch,
-    RotateOutcome, MAX_MATCH_LIST,
-};
+pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
+pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
+pub use pg_tls::SslMode;

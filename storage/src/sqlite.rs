@@ -1,32 +1,41 @@
-//! The embedded backend: one SQLite connection in WAL mode, owned by a dedicated
+//! The embedded backend's plumbing: one SQLite connection in WAL mode, owned by a dedicated
 //! "asobi-sqlite" thread. SQLite allows one writer at a time anyway, so a single connection
 //! loses nothing, and keeping it on its own thread means a slow fsync never stalls the bridge
-//! runtime or the blocking pool used for password hashing.
+//! runtime or the blocking pool used for password hashing. The features' statements live in
+//! `<feature>/sqlite.rs` and reach the connection through [`SqliteBackend::run`].
+//!
+//! Another process (a backup tool, `asobi migrate`, an operator's `sqlite3` shell) can hold the
+//! file's lock. A call then waits at most until its deadline, and calls queued behind it whose
+//! caller has already given up are dropped unrun, so a locked file turns into quick
+//! `Unavailable` answers instead of a queue that grows by a busy timeout per request.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
 use futures::channel::oneshot;
-use rusqlite::{ffi, params, Connection, ErrorCode, Row, TransactionBehavior};
+use futures::future::BoxFuture;
+use rusqlite::{ffi, params, Connection, ErrorCode, TransactionBehavior};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Reply};
+use crate::error::conflict;
+use crate::handle::wall_clock_ms;
 use crate::migrations::{self, CREATE_TRACKING_TABLE};
-use crate::model::{
-    apply_patch, clamp_limit, conflict, erased_username, new_player_row, parse_json, parse_players,
-    username_key, wall_clock_ms, MATCH_COLUMNS, PLAYER_COLUMNS,
-};
-use crate::{
-    GuestDevice, MatchQuery, MatchRecord, NewPlayer, NewRefreshToken, Player, PlayerPatch,
-    RotateOutcome, StoreError,
-};
+use crate::{StoreError, StoreOptions};
 
-/// How long a statement waits for a lock held by another process (e.g. `asobi migrate` or a
-/// backup tool) before failing, instead of failing at once with SQLITE_BUSY.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long opening and migrating wait for a lock held by another process (e.g. a second
+/// server migrating at the same time) before start-up fails.
+const OPEN_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Mode of the database file (and so of its `-wal` and `-shm`, which SQLite creates with the
+/// database's mode): it holds password hashes and refresh token hashes.
+#[cfg(unix)]
+const FILE_MODE: u32 = 0o600;
+/// Mode of a data directory this crate creates.
+#[cfg(unix)]
+const DIR_MODE: u32 = 0o700;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
@@ -37,7 +46,7 @@ enum Command {
 }
 
 /// Failures inside a job: SQL errors keep their detail until they are classified once.
-enum Fail {
+pub(crate) enum Fail {
     Sql(rusqlite::Error),
     Store(StoreError),
 }
@@ -92,11 +101,15 @@ fn classify(e: rusqlite::Error) -> StoreError {
 pub(crate) struct SqliteBackend {
     commands: mpsc::Sender<Command>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    call_timeout: Duration,
 }
 
 impl SqliteBackend {
     /// Opens (creating if needed) the file, applies migrations, and starts the connection thread.
-    pub(crate) async fn open(path: PathBuf) -> Result<(Self, Vec<String>), StoreError> {
+    pub(crate) async fn open(
+        path: PathBuf,
+        options: &StoreOptions,
+    ) -> Result<(Self, Vec<String>), StoreError> {
         let (commands, receiver) = mpsc::channel();
         let (ready_tx, ready_rx) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -125,38 +138,101 @@ impl SqliteBackend {
             SqliteBackend {
                 commands,
                 thread: Mutex::new(Some(thread)),
+                call_timeout: options.call_timeout,
             },
             applied,
         ))
     }
 
-    /// Runs `f` on the connection thread and returns its result.
-    async fn run<T: Send + 'static>(
+    /// Queues `f` for the connection thread and returns a future of its result. The job waits
+    /// for locks only until its deadline and is skipped if its caller stopped waiting.
+    pub(crate) fn run<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, Fail> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    ) -> Reply<'static, T> {
         let (reply_tx, reply_rx) = oneshot::channel();
+        let limit = self.call_timeout;
+        let deadline = Instant::now() + limit;
         let job: Job = Box::new(move |conn| {
-            let _ = reply_tx.send(f(conn).map_err(Fail::into_store));
+            if reply_tx.is_canceled() {
+                return;
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+                let _ = reply_tx.send(Err(StoreError::deadline(limit)));
+                return;
+            };
+            let result = conn
+                .busy_timeout(left)
+                .map_err(Fail::from)
+                .and_then(|()| f(conn))
+                .map_err(Fail::into_store);
+            let _ = reply_tx.send(result);
         });
-        self.commands
-            .send(Command::Run(job))
-            .map_err(|_| StoreError::bridge_gone())?;
-        reply_rx
-            .await
-            .map_err(|_| StoreError::Backend("sqlite job panicked".to_owned()))?
+        let sent = self.commands.send(Command::Run(job));
+        Box::pin(async move {
+            sent.map_err(|_| StoreError::bridge_gone())?;
+            reply_rx
+                .await
+                .map_err(|_| StoreError::Backend("sqlite job panicked".to_owned()))?
+        })
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn ping(&self) -> Reply<'_, ()> {
+        self.run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let (done_tx, done_rx) = oneshot::channel();
+            if self.commands.send(Command::Close(done_tx)).is_ok() {
+                let _ = done_rx.await;
+            }
+            let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(thread) = thread {
+                // The thread replied after closing the connection, so this join returns at once.
+                let _ = thread.join();
+            }
+        })
+    }
+}
+
+/// A write transaction that takes the lock up front, so a read-modify-write cannot interleave.
+pub(crate) fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, Fail> {
+    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
+}
+
+/// Creates the parent directory (0700) and an empty database file (0600) if they are missing,
+/// so the file never exists with the process umask's looser mode. An existing file keeps the
+/// mode its operator gave it.
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let unavailable = |what: &Path, e: std::io::Error| {
+        StoreError::Unavailable(format!("cannot create {}: {e}", what.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+        builder.create(dir).map_err(|e| unavailable(dir, e))?;
+    }
+    let mut file = std::fs::OpenOptions::new();
+    file.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut file, FILE_MODE);
+    match file.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(unavailable(path, e)),
     }
 }
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-        })?;
-    }
+    create_private(path)?;
     let conn = Connection::open(path)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(BUSY_TIMEOUT).map_err(classify)?;
+    conn.busy_timeout(OPEN_BUSY_TIMEOUT).map_err(classify)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(classify)?;
@@ -174,7 +250,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 fn migrate(conn: &mut Connection) -> Result<Vec<String>, StoreError> {
     let run = |conn: &mut Connection| -> Result<Vec<String>, Fail> {
         // IMMEDIATE takes the write lock up front, so two processes migrating at once serialise.
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let tx = write_tx(conn)?;
         tx.execute_batch(CREATE_TRACKING_TABLE)?;
         let applied = {
             let mut stmt = tx.prepare("SELECT name FROM schema_migrations")?;
@@ -225,368 +301,9 @@ fn serve(mut conn: Connection, commands: mpsc::Receiver<Command>) {
 
 /// Folds the WAL back into the main file so a copied or backed-up database is complete.
 fn checkpoint(conn: &Connection) {
+    // The last job may have left a deadline's worth of busy timeout, possibly almost none.
+    let _ = conn.busy_timeout(OPEN_BUSY_TIMEOUT);
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "sqlite WAL checkpoint failed");
-    }
-}
-
-fn read_player(r: &Row<'_>) -> Result<Player, Fail> {
-    let metadata: String = r.get(4)?;
-    Ok(Player {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        display_name: r.get(2)?,
-        avatar_url: r.get(3)?,
-        metadata: parse_json("metadata", &metadata)?,
-        is_guest: r.get(5)?,
-        created_at: r.get(6)?,
-        updated_at: r.get(7)?,
-        erased_at: r.get(8)?,
-    })
-}
-
-fn read_match(r: &Row<'_>) -> Result<MatchRecord, Fail> {
-    let players: String = r.get(3)?;
-    let result: String = r.get(4)?;
-    Ok(MatchRecord {
-        id: r.get(0)?,
-        mode: r.get(1)?,
-        status: r.get(2)?,
-        players: parse_players(&players)?,
-        result: parse_json("result", &result)?,
-        started_at: r.get(5)?,
-        finished_at: r.get(6)?,
-    })
-}
-
-fn load_player(conn: &Connection, id: &str) -> Result<Option<Player>, Fail> {
-    let sql = format!("SELECT {PLAYER_COLUMNS} FROM players p WHERE p.id = ?1");
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![id])?;
-    rows.next()?.map(read_player).transpose()
-}
-
-fn insert_player(conn: &Connection, p: &NewPlayer, is_guest: bool) -> Result<Player, Fail> {
-    conn.execute(
-        "INSERT INTO players (id, username, username_lower, display_name, metadata, is_guest, created_at, updated_at) \
-         VALUES (?1, ?2, ?3, ?4, '{}', ?5, ?6, ?6)",
-        params![p.id, p.username, username_key(&p.username), p.display_name, is_guest, p.now_ms],
-    )?;
-    if let Some(hash) = &p.password_hash {
-        conn.execute(
-            "INSERT INTO player_credentials (player_id, password_hash, updated_at) VALUES (?1, ?2, ?3)",
-            params![p.id, hash, p.now_ms],
-        )?;
-    }
-    Ok(new_player_row(p, is_guest))
-}
-
-fn write_tx(conn: &mut Connection) -> Result<rusqlite::Transaction<'_>, Fail> {
-    Ok(conn.transaction_with_behavior(TransactionBehavior::Immediate)?)
-}
-
-#[async_trait]
-impl Backend for SqliteBackend {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
-    }
-
-    async fn create_player(&self, p: NewPlayer) -> Result<Player, StoreError> {
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let player = insert_player(&tx, &p, p.is_guest)?;
-            tx.commit()?;
-            Ok(player)
-        })
-        .await
-    }
-
-    async fn player(&self, id: String) -> Result<Option<Player>, StoreError> {
-        self.run(move |conn| load_player(conn, &id)).await
-    }
-
-    async fn player_by_username(
-        &self,
-        username: String,
-    ) -> Result<Option<(Player, Option<String>)>, StoreError> {
-        self.run(move |conn| {
-            let sql = format!(
-                "SELECT {PLAYER_COLUMNS}, c.password_hash FROM players p \
-                 LEFT JOIN player_credentials c ON c.player_id = p.id \
-                 WHERE p.username_lower = ?1 AND p.erased_at IS NULL"
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![username_key(&username)])?;
-            match rows.next()? {
-                Some(row) => Ok(Some((read_player(row)?, row.get(9)?))),
-                None => Ok(None),
-            }
-        })
-        .await
-    }
-
-    async fn update_player(
-        &self,
-        id: String,
-        patch: PlayerPatch,
-    ) -> Result<Option<Player>, StoreError> {
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let Some(current) = load_player(&tx, &id)? else { return Ok(None) };
-            let player = apply_patch(current, patch)?;
-            tx.execute(
-                "UPDATE players SET display_name = ?2, avatar_url = ?3, metadata = ?4, updated_at = ?5 WHERE id = ?1",
-                params![id, player.display_name, player.avatar_url, player.metadata.to_string(), player.updated_at],
-            )?;
-            tx.commit()?;
-            Ok(Some(player))
-        })
-        .await
-    }
-
-    async fn upgrade_guest(
-        &self,
-        id: String,
-        username: String,
-        password_hash: String,
-        now_ms: i64,
-    ) -> Result<Player, StoreError> {
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let Some(mut player) = load_player(&tx, &id)? else { return Err(StoreError::NotFound.into()) };
-            if player.erased_at.is_some() {
-                return Err(StoreError::Precondition("player is erased".to_owned()).into());
-            }
-            if !player.is_guest {
-                return Err(StoreError::Precondition("player is not a guest".to_owned()).into());
-            }
-            tx.execute(
-                "UPDATE players SET username = ?2, username_lower = ?3, is_guest = FALSE, updated_at = ?4 WHERE id = ?1",
-                params![id, username, username_key(&username), now_ms],
-            )?;
-            tx.execute(
-                "INSERT INTO player_credentials (player_id, password_hash, updated_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (player_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
-                params![id, password_hash, now_ms],
-            )?;
-            tx.execute("DELETE FROM guest_devices WHERE player_id = ?1", params![id])?;
-            tx.commit()?;
-            player.username = username;
-            player.is_guest = false;
-            player.updated_at = now_ms;
-            Ok(player)
-        })
-        .await
-    }
-
-    async fn erase_player(&self, id: String, now_ms: i64) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let changed = tx.execute(
-                "UPDATE players SET username = ?2, username_lower = NULL, display_name = NULL, avatar_url = NULL, \
-                 metadata = '{}', erased_at = COALESCE(erased_at, ?3), updated_at = ?3 WHERE id = ?1",
-                params![id, erased_username(&id), now_ms],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::NotFound.into());
-            }
-            tx.execute("DELETE FROM player_credentials WHERE player_id = ?1", params![id])?;
-            tx.execute("DELETE FROM guest_devices WHERE player_id = ?1", params![id])?;
-            tx.execute(
-                "UPDATE refresh_tokens SET revoked_at = ?2 WHERE player_id = ?1 AND revoked_at IS NULL",
-                params![id, now_ms],
-            )?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn guest_device(&self, device_id: String) -> Result<Option<GuestDevice>, StoreError> {
-        self.run(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT device_id, player_id, verifier, revoked FROM guest_devices WHERE device_id = ?1",
-            )?;
-            let mut rows = stmt.query(params![device_id])?;
-            let Some(r) = rows.next()? else { return Ok(None) };
-            Ok(Some(GuestDevice {
-                device_id: r.get(0)?,
-                player_id: r.get(1)?,
-                verifier: r.get(2)?,
-                revoked: r.get(3)?,
-            }))
-        })
-        .await
-    }
-
-    async fn create_guest(
-        &self,
-        p: NewPlayer,
-        device_id: String,
-        verifier: String,
-    ) -> Result<Player, StoreError> {
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let player = insert_player(&tx, &p, true)?;
-            tx.execute(
-                "INSERT INTO guest_devices (device_id, player_id, verifier, revoked, created_at) VALUES (?1, ?2, ?3, FALSE, ?4)",
-                params![device_id, p.id, verifier, p.now_ms],
-            )?;
-            tx.commit()?;
-            Ok(player)
-        })
-        .await
-    }
-
-    async fn insert_refresh_token(&self, t: NewRefreshToken) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            conn.execute(
-                "INSERT INTO refresh_tokens (token_hash, player_id, family_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![t.token_hash, t.player_id, t.family_id, t.expires_at_ms, t.now_ms],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn rotate_refresh_token(
-        &self,
-        old_hash: String,
-        new: NewRefreshToken,
-        now_ms: i64,
-    ) -> Result<RotateOutcome, StoreError> {
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let old = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT player_id, family_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?1",
-                )?;
-                let mut rows = stmt.query(params![old_hash])?;
-                match rows.next()? {
-                    None => None,
-                    Some(r) => Some((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, i64>(2)?,
-                        r.get::<_, Option<i64>>(3)?,
-                        r.get::<_, Option<i64>>(4)?,
-                    )),
-                }
-            };
-            let Some((player_id, family_id, expires_at, used_at, revoked_at)) = old else {
-                return Ok(RotateOutcome::Unknown);
-            };
-            if used_at.is_some() || revoked_at.is_some() {
-                tx.execute(
-                    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
-                    params![family_id, now_ms],
-                )?;
-                tx.commit()?;
-                return Ok(RotateOutcome::Reused);
-            }
-            if expires_at <= now_ms {
-                return Ok(RotateOutcome::Expired);
-            }
-            tx.execute("UPDATE refresh_tokens SET used_at = ?2 WHERE token_hash = ?1", params![old_hash, now_ms])?;
-            tx.execute(
-                "INSERT INTO refresh_tokens (token_hash, player_id, family_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![new.token_hash, player_id, family_id, new.expires_at_ms, new.now_ms],
-            )?;
-            tx.commit()?;
-            Ok(RotateOutcome::Rotated { player_id })
-        })
-        .await
-    }
-
-    async fn revoke_refresh_family_of(
-        &self,
-        token_hash: String,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        self.run(move |conn| {
-            let changed = conn.execute(
-                "UPDATE refresh_tokens SET revoked_at = ?2 WHERE revoked_at IS NULL AND family_id = \
-                 (SELECT family_id FROM refresh_tokens WHERE token_hash = ?1)",
-                params![token_hash, now_ms],
-            )?;
-            Ok(changed > 0)
-        })
-        .await
-    }
-
-    async fn revoke_player_tokens(&self, player_id: String, now_ms: i64) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            conn.execute(
-                "UPDATE refresh_tokens SET revoked_at = ?2 WHERE player_id = ?1 AND revoked_at IS NULL",
-                params![player_id, now_ms],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn insert_match_record(&self, r: MatchRecord) -> Result<(), StoreError> {
-        self.run(move |conn| {
-            let tx = write_tx(conn)?;
-            let players = serde_json::Value::from(r.players.clone()).to_string();
-            tx.execute(
-                "INSERT INTO match_records (id, mode, status, players, result, started_at, finished_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![r.id, r.mode, r.status, players, r.result.to_string(), r.started_at, r.finished_at],
-            )?;
-            for player in &r.players {
-                tx.execute(
-                    "INSERT INTO match_record_players (match_id, player_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
-                    params![r.id, player],
-                )?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn match_record(&self, id: String) -> Result<Option<MatchRecord>, StoreError> {
-        self.run(move |conn| {
-            let sql = format!("SELECT {MATCH_COLUMNS} FROM match_records m WHERE m.id = ?1");
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![id])?;
-            rows.next()?.map(read_match).transpose()
-        })
-        .await
-    }
-
-    async fn list_match_records(&self, q: MatchQuery) -> Result<Vec<MatchRecord>, StoreError> {
-        self.run(move |conn| {
-            let sql = format!(
-                "SELECT {MATCH_COLUMNS} FROM match_records m \
-                 WHERE (?1 IS NULL OR m.mode = ?1) AND (?2 IS NULL OR m.status = ?2) \
-                 AND (?3 IS NULL OR EXISTS (SELECT 1 FROM match_record_players mp \
-                      WHERE mp.match_id = m.id AND mp.player_id = ?3)) \
-                 ORDER BY m.finished_at DESC, m.id DESC LIMIT ?4"
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let mut rows =
-                stmt.query(params![q.mode, q.status, q.player_id, clamp_limit(q.limit)])?;
-            let mut out = Vec::new();
-            while let Some(row) = rows.next()? {
-                out.push(read_match(row)?);
-            }
-            Ok(out)
-        })
-        .await
-    }
-
-    async fn close(&self) {
-        let (done_tx, done_rx) = oneshot::channel();
-        if self.commands.send(Command::Close(done_tx)).is_ok() {
-            let _ = done_rx.await;
-        }
-        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(thread) = thread {
-            // The thread replied after closing the connection, so this join returns at once.
-            let _ = thread.join();
-        }
     }
 }

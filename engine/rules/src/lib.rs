@@ -11,5 +11,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod limits;
+pub mod matches;
 pub mod matchmaker;
 pub mod placement;
+pub mod session;

@@ -40,6 +40,9 @@ use properties::{Oversize, Stored};
 mod tests;
 
 #[cfg(test)]
+mod driven;
+
+#[cfg(test)]
 mod hardening;
 
 #[cfg(test)]

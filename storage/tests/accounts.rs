@@ -1,37 +1,16 @@
-//! One behaviour suite, run against SQLite and PostgreSQL. Every test body awaits the store
-//! through `futures::executor::block_on` on a plain test thread, so the whole suite also proves
-//! the handle needs no tokio runtime on the caller's side.
+//! Accounts behaviour, run against SQLite and PostgreSQL: players, guests, refresh tokens and
+//! the GDPR erase. Every test body awaits the store through `futures::executor::block_on` on a
+//! plain test thread, so the suite also proves the handle needs no tokio runtime on the
+//! caller's side.
 
 mod common;
 
-use std::collections::HashSet;
-use std::time::{Duration, Instant};
-
-use asobi_storage::{MatchQuery, MatchRecord, PlayerPatch, RotateOutcome, StoreError, StoreHandle};
+use asobi_storage::{PlayerPatch, RotateOutcome, StoreError};
 use common::{new_id, new_player, now_ms, token, TestDb};
 use futures::executor::block_on;
 use serde_json::json;
 
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[test]
-            fn $name() {
-                let db = crate::common::TestDb::sqlite();
-                super::$name(&db);
-            })*
-        }
-        mod postgres {
-            $(#[test]
-            fn $name() {
-                let Some(db) = crate::common::TestDb::postgres() else { return };
-                super::$name(&db);
-            })*
-        }
-    };
-}
-
-conformance!(
+on_both_backends!(
     create_and_get_player,
     username_is_unique_ignoring_case,
     update_player_patch,
@@ -39,12 +18,7 @@ conformance!(
     erase_player_anonymises_and_revokes,
     refresh_rotation,
     logout_revokes_one_family,
-    match_records_insert_get_list,
-    data_survives_restart,
-    migrate_is_idempotent,
-    blocking_helper_runs_off_the_bridge,
-    concurrent_calls_from_threads,
-    shutdown_is_idempotent_and_final,
+    erased_player_cannot_change,
 );
 
 fn create_and_get_player(db: &TestDb) {
@@ -302,7 +276,7 @@ fn erase_player_anonymises_and_revokes(db: &TestDb) {
         };
         assert!(matches!(
             store.update_player(&p.id, patch).await,
-            Err(StoreError::Precondition(_))
+            Err(StoreError::Gone(_))
         ));
 
         // Idempotent, keeps the first erasure time; the name is free for someone else.
@@ -497,303 +471,34 @@ fn logout_revokes_one_family(db: &TestDb) {
     store.shutdown();
 }
 
-fn record(id: &str, mode: &str, status: &str, players: &[&str], finished_at: i64) -> MatchRecord {
-    MatchRecord {
-        id: id.to_owned(),
-        mode: mode.to_owned(),
-        status: status.to_owned(),
-        players: players.iter().map(|p| (*p).to_owned()).collect(),
-        result: json!({"winner": players.first(), "scores": {"x": 1.5}}),
-        started_at: finished_at - 60_000,
-        finished_at,
-    }
-}
-
-fn ids(records: &[MatchRecord]) -> Vec<&str> {
-    records.iter().map(|r| r.id.as_str()).collect()
-}
-
-fn match_records_insert_get_list(db: &TestDb) {
+/// An erased player is a tombstone: every change is refused as `Gone` (not as a generic
+/// precondition the engine would turn into a 500), and the tombstone itself stays unchanged.
+fn erased_player_cannot_change(db: &TestDb) {
     let store = db.start();
     block_on(async {
-        let all = [
-            record("m1", "duel", "finished", &["p1", "p2"], 1_000),
-            record("m2", "duel", "error", &["p2", "p3"], 2_000),
-            record("m3", "arena", "finished", &["p3", "p1", "p3"], 2_000),
-            record("m4", "arena", "finished", &[], 3_000),
-        ];
-        for r in &all {
-            store.insert_match_record(r.clone()).await.unwrap();
-        }
-        let dup = store
-            .insert_match_record(record("m1", "x", "finished", &[], 1))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            dup,
-            StoreError::Conflict("match record already exists".into())
-        );
-        assert_eq!(
-            store.match_record("m3").await.unwrap().as_ref(),
-            Some(&all[2])
-        );
-        assert_eq!(store.match_record("m9").await.unwrap(), None);
-
-        let q =
-            |mode: Option<&str>, status: Option<&str>, player: Option<&str>, limit| MatchQuery {
-                mode: mode.map(str::to_owned),
-                status: status.map(str::to_owned),
-                player_id: player.map(str::to_owned),
-                limit,
-            };
-        // finished_at desc, ties broken by id desc.
-        assert_eq!(
-            ids(&store
-                .list_match_records(q(None, None, None, 10))
-                .await
-                .unwrap()),
-            ["m4", "m3", "m2", "m1"]
-        );
-        assert_eq!(
-            ids(&store
-                .list_match_records(q(Some("duel"), None, None, 10))
-                .await
-                .unwrap()),
-            ["m2", "m1"]
-        );
-        assert_eq!(
-            ids(&store
-                .list_match_records(q(None, Some("finished"), None, 10))
-                .await
-                .unwrap()),
-            ["m4", "m3", "m1"]
-        );
-        assert_eq!(
-            ids(&store
-                .list_match_records(q(None, None, Some("p1"), 10))
-                .await
-                .unwrap()),
-            ["m3", "m1"]
-        );
-        assert_eq!(
-            ids(&store
-                .list_match_records(q(Some("arena"), Some("finished"), Some("p3"), 10))
-                .await
-                .unwrap()),
-            ["m3"]
-        );
-        assert!(store
-            .list_match_records(q(Some("none"), None, None, 10))
-            .await
-            .unwrap()
-            .is_empty());
-        assert_eq!(
-            ids(&store
-                .list_match_records(q(None, None, None, 2))
-                .await
-                .unwrap()),
-            ["m4", "m3"]
-        );
-        assert_eq!(
-            ids(&store
-                .list_match_records(q(None, None, None, 0))
-                .await
-                .unwrap()),
-            ["m4"],
-            "0 clamps to 1"
-        );
-        let all_listed = store
-            .list_match_records(q(None, None, None, u32::MAX))
-            .await
-            .unwrap();
-        assert_eq!(all_listed.len(), 4);
-        assert_eq!(
-            all_listed[1], all[2],
-            "roster order and duplicates kept, JSON round-trips"
-        );
-    });
-    store.shutdown();
-}
-
-fn data_survives_restart(db: &TestDb) {
-    let store = db.start();
-    let player = block_on(async {
-        let p = store
-            .create_player(new_player("Kim", Some("hash-k")))
-            .await
-            .unwrap();
+        let guest = new_player("guest_gone", None);
         store
-            .insert_match_record(record("persisted", "duel", "finished", &[&p.id], 5))
+            .create_guest(guest.clone(), "device-g", "v")
             .await
             .unwrap();
-        p
-    });
-    store.shutdown();
-    let store = db.start();
-    block_on(async {
-        assert_eq!(
-            store.player(&player.id).await.unwrap(),
-            Some(player.clone())
-        );
-        let (_, hash) = store.player_by_username("kim").await.unwrap().unwrap();
-        assert_eq!(hash.as_deref(), Some("hash-k"));
-        assert!(store.match_record("persisted").await.unwrap().is_some());
-    });
-    store.shutdown();
-}
+        store.erase_player(&guest.id).await.unwrap();
+        let before = store.player(&guest.id).await.unwrap().unwrap();
 
-fn migrate_is_idempotent(db: &TestDb) {
-    assert_eq!(
-        asobi_storage::migrate(&db.config()).unwrap(),
-        ["0001_initial"]
-    );
-    assert!(asobi_storage::migrate(&db.config()).unwrap().is_empty());
-    let store = db.start();
-    block_on(store.ping()).unwrap();
-    assert!(
-        asobi_storage::migrate(&db.config()).unwrap().is_empty(),
-        "works beside a running store"
-    );
-    store.shutdown();
-
-    // A database touched by a newer build is refused rather than used.
-    db.exec("INSERT INTO schema_migrations (name, applied_at) VALUES ('9999_future', 0)");
-    assert!(matches!(
-        StoreHandle::start(db.config()),
-        Err(StoreError::Migration(_))
-    ));
-    assert!(matches!(
-        asobi_storage::migrate(&db.config()),
-        Err(StoreError::Migration(_))
-    ));
-}
-
-fn blocking_helper_runs_off_the_bridge(db: &TestDb) {
-    let store = db.start();
-    block_on(async {
-        assert_eq!(store.blocking(|| 6 * 7).await.unwrap(), 42);
-        let name = store
-            .blocking(|| std::thread::current().name().map(str::to_owned))
-            .await
-            .unwrap();
-        assert_eq!(name.as_deref(), Some("asobi-storage-blocking"));
-
-        // A slow blocking job does not hold up database calls queued behind it.
-        let slow = store.blocking(|| std::thread::sleep(Duration::from_millis(800)));
-        let fast = async {
-            futures_timer_free_delay().await;
-            let started = Instant::now();
-            store.ping().await.unwrap();
-            started.elapsed()
+        let patch = PlayerPatch {
+            display_name: Some(Some("back again".into())),
+            metadata: Some(json!({"x": 1})),
+            now_ms: now_ms(),
+            ..Default::default()
         };
-        let ((), ping_took) = futures::join!(async { slow.await.unwrap() }, fast);
-        assert!(
-            ping_took < Duration::from_millis(500),
-            "ping waited {ping_took:?}"
-        );
-
+        let err = store.update_player(&guest.id, patch).await.unwrap_err();
+        assert_eq!(err, StoreError::Gone("player is erased".into()));
         let err = store
-            .blocking(|| -> u8 { panic!("boom") })
+            .upgrade_guest(&guest.id, "Revived", "h")
             .await
             .unwrap_err();
-        assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
-        store.ping().await.unwrap();
+        assert_eq!(err, StoreError::Gone("player is erased".into()));
+        assert_eq!(store.player(&guest.id).await.unwrap(), Some(before));
+        assert!(store.player_by_username("revived").await.unwrap().is_none());
     });
     store.shutdown();
-}
-
-/// Yields once so the slow job is queued first, without needing a timer runtime.
-async fn futures_timer_free_delay() {
-    let mut yielded = false;
-    futures::future::poll_fn(|cx| {
-        if yielded {
-            std::task::Poll::Ready(())
-        } else {
-            yielded = true;
-            cx.waker().wake_by_ref();
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-}
-
-fn concurrent_calls_from_threads(db: &TestDb) {
-    const THREADS: usize = 8;
-    const PER_THREAD: usize = 20;
-    let store = db.start();
-    let owner = block_on(store.create_player(new_player("Owner", Some("h")))).unwrap();
-    let later = now_ms() + 3_600_000;
-    block_on(store.insert_refresh_token(token("contested", &owner.id, "fam", later))).unwrap();
-
-    let workers: Vec<_> = (0..THREADS)
-        .map(|t| {
-            let store = store.clone();
-            std::thread::spawn(move || {
-                block_on(async {
-                    let mut created = Vec::new();
-                    for i in 0..PER_THREAD {
-                        let p = store
-                            .create_player(new_player(&format!("user-{t}-{i}"), None))
-                            .await
-                            .unwrap();
-                        assert_eq!(store.player(&p.id).await.unwrap().as_ref(), Some(&p));
-                        created.push(p.id);
-                    }
-                    // Everyone races to rotate the same token.
-                    let new = token(&format!("contested-{t}"), "", "", later);
-                    let outcome = store
-                        .rotate_refresh_token("contested", new, now_ms())
-                        .await
-                        .unwrap();
-                    (created, outcome)
-                })
-            })
-        })
-        .collect();
-
-    let mut ids = HashSet::new();
-    let mut rotated = 0;
-    for worker in workers {
-        let (created, outcome) = worker.join().expect("worker thread");
-        ids.extend(created);
-        match outcome {
-            RotateOutcome::Rotated { player_id } => {
-                assert_eq!(player_id, owner.id);
-                rotated += 1;
-            }
-            RotateOutcome::Reused => {}
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-    assert_eq!(ids.len(), THREADS * PER_THREAD);
-    assert_eq!(
-        rotated, 1,
-        "exactly one racer may rotate a single-use token"
-    );
-    store.shutdown();
-}
-
-fn shutdown_is_idempotent_and_final(db: &TestDb) {
-    let store = db.start();
-    let clone = store.clone();
-    block_on(clone.ping()).unwrap();
-    let from_other_thread = std::thread::spawn({
-        let store = store.clone();
-        move || store.shutdown()
-    });
-    store.shutdown();
-    from_other_thread.join().unwrap();
-    store.shutdown();
-    assert!(matches!(
-        block_on(clone.ping()),
-        Err(StoreError::Unavailable(_))
-    ));
-    assert!(matches!(
-        block_on(clone.blocking(|| 1)),
-        Err(StoreError::Unavailable(_))
-    ));
-    assert!(matches!(
-        block_on(clone.player("x")),
-        Err(StoreError::Unavailable(_))
-    ));
 }
