@@ -1,21 +1,16 @@
 //! Limits that hold across shards and transports: WebSocket and QUIC connects per second per IP
 //! (counted once for the process, not once per shard), and a cap on open connections.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Distinct addresses tracked in one second. Past it every further new address is refused for
-/// the rest of that second: a spray from that many addresses is an attack, and the table must
-/// not grow with it.
-const MAX_TRACKED_IPS: usize = 100_000;
+use asobi_rules::limits::ConnectRate;
 
 pub(crate) struct Limits {
-    per_ip_per_second: u32,
-    window: Mutex<(u64, HashMap<IpAddr, u32>)>,
-    started: Instant,
+    /// The per-source window (`asobi_rules::limits`), shared by every shard and QUIC.
+    rate: Mutex<ConnectRate>,
     open: AtomicUsize,
     max_open: usize,
 }
@@ -33,9 +28,7 @@ impl Limits {
     /// `per_ip_per_second`: 0 disables the rate; `max_open`: 0 disables the cap.
     pub(crate) fn new(per_ip_per_second: u32, max_open: usize) -> Arc<Limits> {
         Arc::new(Limits {
-            per_ip_per_second,
-            window: Mutex::new((0, HashMap::new())),
-            started: Instant::now(),
+            rate: Mutex::new(ConnectRate::new(per_ip_per_second)),
             open: AtomicUsize::new(0),
             max_open,
         })
@@ -43,21 +36,10 @@ impl Limits {
 
     /// Counts a connect from `ip` at `now`; false when over the per-IP rate.
     pub(crate) fn allow_connect_at(&self, ip: IpAddr, now: Instant) -> bool {
-        if self.per_ip_per_second == 0 {
-            return true;
-        }
-        let second = now.saturating_duration_since(self.started).as_secs();
-        let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
-        if w.0 != second {
-            w.0 = second;
-            w.1.clear();
-        }
-        if !w.1.contains_key(&ip) && w.1.len() >= MAX_TRACKED_IPS {
-            return false;
-        }
-        let n = w.1.entry(ip).or_insert(0);
-        *n = n.saturating_add(1);
-        *n <= self.per_ip_per_second
+        self.rate
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .allow(now, ip)
     }
 
     pub(crate) fn allow_connect(&self, ip: IpAddr) -> bool {

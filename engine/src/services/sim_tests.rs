@@ -166,9 +166,9 @@ fn a_match_that_never_seats_anyone_ends() {
     let mut sim = Sim::new(1, &arena(), settings());
     let shard = sim.shards[0].clone();
     super::matches::create(&shard, "duel", "lonely", Vec::new(), false).unwrap();
-    sim.advance(Duration::from_secs(10));
+    sim.advance(Duration::from_secs(30));
     assert!(sim.ctx.matches.get("lonely").is_some(), "a creator may still join");
-    sim.advance(Duration::from_secs(25));
+    sim.advance(Duration::from_secs(31));
     assert!(sim.ctx.matches.get("lonely").is_none(), "an empty match ends");
     assert_eq!(wait_for_record(&sim, "lonely").status, "abandoned");
 }

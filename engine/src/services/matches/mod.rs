@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use slab::Slab;
 
+use asobi_rules::matches::{Admission, Ending, Joined, Lifecycle, Roster, Seat, TickSchedule};
+
 use asobi_schema::envelope::{encode_frame, encode_frame_raw};
 use asobi_schema::error::code;
 use asobi_schema::payload::{MatchFinished, MatchInfo};
@@ -39,11 +41,6 @@ use super::{Event, Shard, Timer as ShardTimer};
 use crate::shard::mesh::{Outbound, SessionRef};
 use crate::shard::registry::{bump, Registry};
 use crate::wire::Frame;
-
-/// How long a match may exist without ever seating a player before it ends as abandoned. A
-/// `match.find_or_create` match is joined by its creator in the same request; this covers a
-/// creator whose join failed and who retries, and no more — an empty match only costs.
-const EMPTY_MATCH_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// VMs created before the first match, so the first matches do not pay for the sandbox setup.
 const POOL_PREWARM: usize = 4;
@@ -75,51 +72,19 @@ fn event(e: SessionEvent) -> Outbound<Event> {
     Outbound::Event(Event::Matches(e))
 }
 
-struct Seat {
-    player_id: String,
-    session: Option<SessionRef>,
-    dropped_at: Option<Instant>,
-}
-
-/// Ticks at `start + n × period`: a slow tick delays the next one but never shifts the schedule,
-/// and a tick more than one period late is skipped rather than bunched.
-struct TickSchedule {
-    start: Instant,
-    period: Duration,
-    /// The index of the deadline armed now.
-    n: u32,
-}
-
-impl TickSchedule {
-    fn deadline(&self) -> Instant {
-        self.start + self.period * self.n
-    }
-
-    /// Called when the armed deadline fired at `now`: advances past it (skipping whole periods
-    /// that were missed) and returns the next deadline.
-    fn advance(&mut self, now: Instant) -> Instant {
-        let late = now.saturating_duration_since(self.deadline());
-        if late > self.period {
-            let skipped = (late.as_nanos() / self.period.as_nanos().max(1)) as u32;
-            self.n = self.n.saturating_add(skipped);
-        }
-        self.n = self.n.saturating_add(1);
-        self.deadline()
-    }
-}
-
+/// One live match: its script, and the rules (`asobi_rules::matches`) this service drives.
 pub(crate) struct LiveMatch {
     id: String,
     key: MatchKey,
     mode: Arc<CompiledMode>,
     vm: Option<MatchVm>,
-    seats: Vec<Seat>,
+    roster: Roster<SessionRef>,
+    life: Lifecycle,
+    schedule: TickSchedule,
     joinable: bool,
     started_at: i64,
-    schedule: TickSchedule,
-    created: Instant,
-    /// Set when the last seated player left.
-    abandoned: bool,
+    /// The deadline of the timer armed for this match, if any (one is kept outstanding).
+    armed: Option<Instant>,
 }
 
 /// The matches this shard hosts.
@@ -160,7 +125,7 @@ impl Matches {
 impl LiveMatch {
     fn info(&self, shard_id: usize) -> MatchEntry {
         let cfg = &self.mode.config;
-        let count = self.seats.len() as u32;
+        let count = self.roster.len() as u32;
         MatchEntry {
             shard: shard_id,
             info: MatchInfo {
@@ -177,20 +142,36 @@ impl LiveMatch {
                 joinable: self.joinable,
             },
             listed: cfg.listed,
-            players: self.seats.iter().map(|s| s.player_id.clone()).collect(),
+            players: self.roster.players().map(str::to_owned).collect(),
             started_at: self.started_at,
         }
     }
 
     fn connected(&self) -> Vec<SessionRef> {
-        self.seats.iter().filter_map(|s| s.session).collect()
+        self.roster.connected().collect()
     }
 
     fn session_of(&self, player_id: &str) -> Option<SessionRef> {
-        self.seats
-            .iter()
-            .find(|s| s.player_id == player_id)
-            .and_then(|s| s.session)
+        self.roster.session_of(player_id)
+    }
+
+    /// Reports the script's verdict after a callback to the lifecycle.
+    fn heard_script(&mut self) {
+        if let Some(vm) = &self.vm {
+            if vm.failed() {
+                self.life.script_failed(vm.finished().cloned());
+            } else if let Some(r) = vm.finished() {
+                self.life.script_finished(r.clone());
+            }
+        }
+    }
+
+    /// The earliest of the roster's, the lifecycle's and the tick schedule's deadlines.
+    fn next_deadline(&self) -> Instant {
+        [self.roster.next_deadline(), self.life.next_deadline()]
+            .into_iter()
+            .flatten()
+            .fold(self.schedule.next_deadline(), Instant::min)
     }
 
     fn joined_payload(&self, shard_id: usize) -> Value {
@@ -252,26 +233,8 @@ impl LiveMatch {
         }
     }
 
-    /// The verdict after a callback: finished with a result, failed too often, or abandoned.
-    fn outcome(&self) -> Option<(Value, &'static str)> {
-        let vm = self.vm.as_ref()?;
-        if vm.failed() {
-            let result = vm
-                .finished()
-                .cloned()
-                .unwrap_or_else(|| json!({ "error": "script_failed" }));
-            return Some((result, "error"));
-        }
-        if let Some(r) = vm.finished() {
-            return Some((r.clone(), "finished"));
-        }
-        // Everyone left for good (not merely dropped): nobody is left to play it.
-        self.abandoned
-            .then(|| (json!({ "reason": "abandoned" }), "abandoned"))
-    }
-
     /// Runs the script's `leave` for a seat already taken off the roster.
-    fn leave_seat(&mut self, shard: &Shard, seat: Seat) {
+    fn leave_seat(&mut self, shard: &Shard, seat: Seat<SessionRef>) {
         shard.ctx.matches.unseat(&seat.player_id, &self.id);
         if let Some(at) = seat.session {
             shard.rt.deliver(
@@ -286,10 +249,9 @@ impl LiveMatch {
             let result = vm.leave(&seat.player_id, &mut fx);
             self.apply(shard, fx, result.as_ref().err().map(|e| (e, None)));
         }
+        self.heard_script();
         shard.ctx.matches.put(&self.id, self.info(shard.id()));
-        if self.seats.is_empty() {
-            self.abandoned = true;
-        }
+        self.life.roster_changed(self.roster.len());
     }
 }
 
@@ -341,16 +303,12 @@ pub(crate) fn create(
     }
     let now = shard.rt.now();
     let ctx = &shard.ctx;
-    let mut seats = Vec::new();
+    let grace = Duration::from_millis(ctx.settings.reconnect_grace_ms);
+    let mut roster = Roster::new(grace);
     for p in &players {
         match vm.join(p, None, &mut fx) {
             Ok(JoinOutcome::Accepted) => {
-                let session = ctx.registry.session_of(p);
-                seats.push(Seat {
-                    player_id: p.clone(),
-                    session,
-                    dropped_at: session.is_none().then_some(now),
-                });
+                roster.join(now, p, ctx.registry.session_of(p));
             }
             Ok(JoinOutcome::Refused(reason)) => {
                 tracing::info!(%match_id, player = %p, reason = reason.as_deref().unwrap_or(""), "script refused a matched player")
@@ -372,16 +330,12 @@ pub(crate) fn create(
         key,
         mode: compiled,
         vm: Some(vm),
-        seats,
+        life: Lifecycle::new(now, roster.len()),
+        roster,
+        schedule: TickSchedule::new(now, period),
         joinable: true,
         started_at: now_ms(),
-        schedule: TickSchedule {
-            start: now,
-            period,
-            n: 1,
-        },
-        created: now,
-        abandoned: false,
+        armed: None,
     });
     shard
         .matches
@@ -390,11 +344,11 @@ pub(crate) fn create(
         .insert(match_id.to_owned(), key);
     ctx.matches.put(match_id, lm.info(shard.id()));
     bump(&ctx.stats(shard.id()).hosted, 1);
-    for s in &lm.seats {
-        ctx.matches.seat(&s.player_id, match_id);
+    for p in lm.roster.players() {
+        ctx.matches.seat(p, match_id);
     }
     if announce {
-        let names: Vec<&str> = lm.seats.iter().map(|s| s.player_id.as_str()).collect();
+        let names: Vec<&str> = lm.roster.players().collect();
         let frame = encode_frame(
             "match.matched",
             None,
@@ -413,9 +367,9 @@ pub(crate) fn create(
         }
     }
     lm.apply(shard, fx, None);
-    let first = lm.schedule.deadline();
+    lm.heard_script();
     drop(slab);
-    shard.rt.arm(first, ShardTimer::Matches(Timer::Tick(key)));
+    drive(shard, key);
     Ok(())
 }
 
@@ -432,7 +386,7 @@ pub(crate) fn join(
         .matches
         .with(key, |lm| join_seat(shard, lm, player_id, session, ctx))
         .unwrap_or_else(|| Err(not_found()));
-    check_outcome(shard, key);
+    drive(shard, key);
     result
 }
 
@@ -443,34 +397,30 @@ fn join_seat(
     session: SessionRef,
     ctx: Option<Value>,
 ) -> Result<Value, ApiError> {
-    if let Some(seat) = lm.seats.iter_mut().find(|s| s.player_id == player_id) {
+    if lm.life.is_over() {
+        return Err(not_found());
+    }
+    let now = shard.rt.now();
+    let max = lm.mode.config.max_players as usize;
+    if let Admission::AlreadySeated = lm
+        .roster
+        .admit(player_id, lm.joinable, max)
+        .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))?
+    {
         // Already seated (e.g. matched, then joined explicitly): just bind this session.
-        seat.session = Some(session);
-        seat.dropped_at = None;
+        lm.roster.join(now, player_id, Some(session));
         return Ok(lm.joined_payload(shard.id()));
-    }
-    if !lm.joinable {
-        return Err(ApiError::new(
-            409,
-            code::MATCH_NOT_JOINABLE,
-            "The match does not accept joins now.",
-        ));
-    }
-    if lm.seats.len() as u32 >= lm.mode.config.max_players {
-        return Err(ApiError::new(409, code::MATCH_FULL, "The match is full."));
     }
     let mut fx = Effects::default();
     let Some(vm) = lm.vm.as_mut() else {
         return Err(not_found());
     };
-    match vm.join(player_id, ctx.as_ref(), &mut fx) {
+    let outcome = vm.join(player_id, ctx.as_ref(), &mut fx);
+    let answer = match outcome {
         Ok(JoinOutcome::Accepted) => {
-            lm.seats.push(Seat {
-                player_id: player_id.to_owned(),
-                session: Some(session),
-                dropped_at: None,
-            });
-            lm.abandoned = false;
+            if let Joined::Seated = lm.roster.join(now, player_id, Some(session)) {
+                lm.life.roster_changed(lm.roster.len());
+            }
             shard.ctx.matches.put(&lm.id, lm.info(shard.id()));
             shard.ctx.matches.seat(player_id, &lm.id);
             lm.apply(shard, fx, None);
@@ -494,7 +444,9 @@ fn join_seat(
             )
             .with_details(json!({ "reason": "script_error" })))
         }
-    }
+    };
+    lm.heard_script();
+    answer
 }
 
 /// A player's input, handed to the script.
@@ -503,7 +455,7 @@ pub(crate) fn input(shard: &Rc<Shard>, match_id: &str, player_id: &str, input: &
         return;
     };
     shard.matches.with(key, |lm| {
-        if !lm.seats.iter().any(|s| s.player_id == player_id) {
+        if lm.life.is_over() || !lm.roster.contains(player_id) {
             return;
         }
         let mut fx = Effects::default();
@@ -514,8 +466,9 @@ pub(crate) fn input(shard: &Rc<Shard>, match_id: &str, player_id: &str, input: &
             fx,
             result.as_ref().err().map(|e| (e, Some(player_id))),
         );
+        lm.heard_script();
     });
-    check_outcome(shard, key);
+    drive(shard, key);
 }
 
 /// A player leaves for good.
@@ -524,12 +477,11 @@ pub(crate) fn leave(shard: &Rc<Shard>, match_id: &str, player_id: &str) {
         return;
     };
     shard.matches.with(key, |lm| {
-        if let Some(pos) = lm.seats.iter().position(|s| s.player_id == player_id) {
-            let seat = lm.seats.remove(pos);
+        if let Some(seat) = lm.roster.leave(player_id) {
             lm.leave_seat(shard, seat);
         }
     });
-    check_outcome(shard, key);
+    drive(shard, key);
 }
 
 /// The player's socket dropped: the seat is kept for the grace window.
@@ -538,16 +490,8 @@ pub(crate) fn disconnected(shard: &Rc<Shard>, match_id: &str, player_id: &str, s
         return;
     };
     let now = shard.rt.now();
-    shard.matches.with(key, |lm| {
-        if let Some(seat) = lm
-            .seats
-            .iter_mut()
-            .find(|s| s.player_id == player_id && s.session == Some(session))
-        {
-            seat.session = None;
-            seat.dropped_at = Some(now);
-        }
-    });
+    shard.matches.with(key, |lm| lm.roster.disconnect(now, player_id, session));
+    drive(shard, key);
 }
 
 /// The player is back on a new session within the grace window.
@@ -555,12 +499,11 @@ pub(crate) fn reattach(shard: &Rc<Shard>, match_id: &str, player_id: &str, sessi
     let Some(key) = shard.matches.key_of(match_id) else {
         return;
     };
+    let now = shard.rt.now();
     shard.matches.with(key, |lm| {
-        let Some(seat) = lm.seats.iter_mut().find(|s| s.player_id == player_id) else {
+        if lm.life.is_over() || !lm.roster.reattach(now, player_id, session) {
             return;
-        };
-        seat.session = Some(session);
-        seat.dropped_at = None;
+        }
         shard.rt.deliver(
             session,
             event(SessionEvent::Entered {
@@ -583,49 +526,60 @@ pub(crate) fn reattach(shard: &Rc<Shard>, match_id: &str, player_id: &str, sessi
                 Err(e) => lm.apply(shard, fx, Some((&e, Some(player_id)))),
             }
         }
+        lm.heard_script();
     });
 }
 
 pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
     match t {
-        Timer::Tick(key) => tick(shard, key),
+        Timer::Tick(key) => {
+            shard.matches.with(key, |lm| lm.armed = None);
+            drive(shard, key);
+        }
     }
 }
 
-fn tick(shard: &Rc<Shard>, key: MatchKey) {
+/// The match's driver, in `asobi_rules::matches`' order: seats whose grace ran out leave, a due
+/// tick runs and state goes out, an ending finishes the match; otherwise one timer is kept armed
+/// at the earliest deadline. Called on every timer and after every change.
+fn drive(shard: &Rc<Shard>, key: MatchKey) {
     let now = shard.rt.now();
-    let next = shard.matches.with(key, |lm| {
-        let next = lm.schedule.advance(now);
-        // Seats whose grace window ran out now leave for real.
-        let grace = Duration::from_millis(shard.ctx.settings.reconnect_grace_ms);
-        while let Some(pos) = lm
-            .seats
-            .iter()
-            .position(|s| s.dropped_at.is_some_and(|t| now.duration_since(t) >= grace))
-        {
-            let seat = lm.seats.remove(pos);
+    let step = shard.matches.with(key, |lm| {
+        for seat in lm.roster.expire(now) {
             lm.leave_seat(shard, seat);
         }
-        if lm.seats.is_empty() && now.duration_since(lm.created) >= EMPTY_MATCH_TIMEOUT {
-            lm.abandoned = true;
-        }
-        let mut fx = Effects::default();
-        if let Some(vm) = lm.vm.as_mut().filter(|_| !lm.abandoned) {
-            let result = vm.tick(&mut fx);
-            lm.apply(shard, fx, result.as_ref().err().map(|e| (e, None)));
-            if lm.outcome().is_none() {
+        if !lm.life.is_over() && lm.schedule.poll(now).is_some() {
+            let mut fx = Effects::default();
+            if let Some(vm) = lm.vm.as_mut() {
+                let result = vm.tick(&mut fx);
+                lm.apply(shard, fx, result.as_ref().err().map(|e| (e, None)));
+                lm.heard_script();
                 send_state(shard, lm);
             }
         }
-        next
+        match lm.life.poll(now) {
+            Some(ending) => Err(ending),
+            None => {
+                let next = lm.next_deadline();
+                let arm = lm.armed.is_none_or(|at| next < at);
+                if arm {
+                    lm.armed = Some(next);
+                }
+                Ok(arm.then_some(next))
+            }
+        }
     });
-    let Some(next) = next else { return };
-    if !check_outcome(shard, key) {
-        shard.rt.arm(next, ShardTimer::Matches(Timer::Tick(key)));
+    match step {
+        Some(Err(ending)) => finish(shard, key, ending),
+        Some(Ok(Some(at))) => shard.rt.arm(at, ShardTimer::Matches(Timer::Tick(key))),
+        _ => {}
     }
 }
 
 fn send_state(shard: &Shard, lm: &mut LiveMatch) {
+    if lm.vm.as_ref().is_some_and(|vm| vm.failed() || vm.finished().is_some()) {
+        return;
+    }
     let mut fx = Effects::default();
     let Some(vm) = lm.vm.as_mut() else { return };
     let mut failure = None;
@@ -633,16 +587,15 @@ fn send_state(shard: &Shard, lm: &mut LiveMatch) {
         StateStrategy::Shared => match vm.state_for(None, &mut fx) {
             Ok(state) => {
                 if let Some(f) = state_frame(&lm.mode, &state) {
-                    let targets: Vec<SessionRef> =
-                        lm.seats.iter().filter_map(|s| s.session).collect();
+                    let targets: Vec<SessionRef> = lm.roster.connected().collect();
                     shard.rt.deliver_all(&targets, &Outbound::Frame(f));
                 }
             }
             Err(e) => failure = Some(e),
         },
         _ => {
-            let mut items = Vec::with_capacity(lm.seats.len());
-            for seat in &lm.seats {
+            let mut items = Vec::with_capacity(lm.roster.len());
+            for seat in lm.roster.seats() {
                 let Some(at) = seat.session else { continue };
                 match vm.state_for(Some(&seat.player_id), &mut fx) {
                     Ok(state) => {
@@ -660,6 +613,7 @@ fn send_state(shard: &Shard, lm: &mut LiveMatch) {
         }
     }
     lm.apply(shard, fx, failure.as_ref().map(|e| (e, None)));
+    lm.heard_script();
 }
 
 /// A `match.state` frame; droppable (datagram-eligible) when the mode says so.
@@ -671,20 +625,7 @@ fn state_frame(mode: &CompiledMode, state: &[u8]) -> Option<Frame> {
     }
 }
 
-/// Finishes the match if the last callback finished it, failed it too often, or everyone left.
-/// True when it finished.
-fn check_outcome(shard: &Rc<Shard>, key: MatchKey) -> bool {
-    let verdict = shard.matches.with(key, |lm| lm.outcome()).flatten();
-    match verdict {
-        Some((result, status)) => {
-            finish(shard, key, result, status);
-            true
-        }
-        None => false,
-    }
-}
-
-fn finish(shard: &Rc<Shard>, key: MatchKey, result: Value, status: &str) {
+fn finish(shard: &Rc<Shard>, key: MatchKey, ending: Ending) {
     let lm = {
         let mut slab = shard.matches.slab.borrow_mut();
         if !slab.get(key.slot).is_some_and(|m| m.key == key) {
@@ -693,6 +634,7 @@ fn finish(shard: &Rc<Shard>, key: MatchKey, result: Value, status: &str) {
         slab.remove(key.slot)
     };
     let mut lm = lm;
+    let Ending { outcome, result } = ending;
     shard.matches.by_id.borrow_mut().remove(&lm.id);
     let targets = lm.connected();
     if let Some(f) = Frame::text(encode_frame(
@@ -712,19 +654,20 @@ fn finish(shard: &Rc<Shard>, key: MatchKey, result: Value, status: &str) {
         }),
     );
     let ctx = &shard.ctx;
-    for s in &lm.seats {
-        ctx.matches.unseat(&s.player_id, &lm.id);
+    for p in lm.roster.players() {
+        ctx.matches.unseat(p, &lm.id);
     }
     ctx.matches.remove(&lm.id);
     bump(&ctx.stats(shard.id()).hosted, -1);
     if let Some(vm) = lm.vm.take() {
         shard.matches.pool.borrow_mut().release(vm);
     }
+    let status = outcome.as_str();
     let record = asobi_storage::MatchRecord {
         id: lm.id.clone(),
         mode: lm.mode.name.clone(),
         status: status.to_owned(),
-        players: lm.seats.iter().map(|s| s.player_id.clone()).collect(),
+        players: lm.roster.players().map(str::to_owned).collect(),
         result,
         started_at: lm.started_at,
         finished_at: now_ms(),
@@ -765,6 +708,12 @@ pub(crate) fn reload_all(shard: &Rc<Shard>, game: &Arc<Game>) {
 pub(crate) fn finish_all_for_shutdown(shard: &Rc<Shard>) {
     let keys: Vec<MatchKey> = shard.matches.slab.borrow().iter().map(|(_, m)| m.key).collect();
     for key in keys {
-        finish(shard, key, json!({ "reason": "server_shutdown" }), "aborted");
+        let ending = shard.matches.with(key, |lm| {
+            lm.life.abort();
+            lm.life.poll(shard.rt.now())
+        });
+        if let Some(Some(ending)) = ending {
+            finish(shard, key, ending);
+        }
     }
 }

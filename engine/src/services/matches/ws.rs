@@ -1,11 +1,10 @@
 //! `match.input`, `match.list`, `match.join`, `match.find_or_create`, `match.leave`, and what a
 //! session remembers of its match.
 
-use std::time::{Duration, Instant};
-
 use serde_json::{json, Value};
 use serde_json::value::RawValue;
 
+use asobi_rules::session::{Throttle, NOT_IN_MATCH_REPORT_INTERVAL};
 use asobi_schema::envelope::{encode_frame, Inbound};
 use asobi_schema::error::code;
 use asobi_schema::payload::{self, MatchInfo};
@@ -25,16 +24,21 @@ pub(crate) const HANDLERS: &[(&str, WsHandler)] = &[
     ("match.leave", leave),
 ];
 
-/// How often a session is told it sent input outside a match: input arrives at game rate, and
-/// an error per input would flood the client.
-const NOT_IN_MATCH_REPORT: Duration = Duration::from_secs(5);
-
 /// The match a session is in, as far as the session knows.
-#[derive(Default)]
 pub(crate) struct SessionPart {
     /// The match id and the shard hosting it.
     current: Option<(String, usize)>,
-    last_not_in_match: Option<Instant>,
+    /// Input outside a match arrives at game rate: it is reported once per interval, not each.
+    not_in_match: Throttle,
+}
+
+impl Default for SessionPart {
+    fn default() -> Self {
+        SessionPart {
+            current: None,
+            not_in_match: Throttle::new(NOT_IN_MATCH_REPORT_INTERVAL),
+        }
+    }
 }
 
 impl SessionPart {
@@ -61,12 +65,7 @@ fn input<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
 fn input_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     let Some((match_id, host)) = s.matches.current.clone() else {
         let now = s.shard.rt.now();
-        if s
-            .matches
-            .last_not_in_match
-            .is_none_or(|t| now.duration_since(t) >= NOT_IN_MATCH_REPORT)
-        {
-            s.matches.last_not_in_match = Some(now);
+        if s.matches.not_in_match.allow(now) {
             let e = ApiError::new(
                 400,
                 code::MATCH_NOT_IN_MATCH,

@@ -342,6 +342,21 @@ fn form(shard: &Rc<Shard>, group: FormedGroup) {
     if let Some(q) = shard.matchmaker.modes.borrow_mut().get_mut(&group.mode) {
         q.mark_matched(group.ticket_ids(), &match_id);
     }
+    // One live ticket per player per mode (as asobi): a player queued in other modes too leaves
+    // those queues now, so nobody is matched twice.
+    let others: Vec<String> = shard
+        .game
+        .borrow()
+        .modes
+        .keys()
+        .filter(|m| **m != group.mode)
+        .cloned()
+        .collect();
+    for mode in &others {
+        for p in &players {
+            remove_player(shard, mode, p);
+        }
+    }
     let host = shard.ctx.registry.place(&players);
     let tickets = group.ticket_ids();
     let mode = group.mode;

@@ -12,13 +12,13 @@ use std::cell::Cell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use serde_json::json;
 use serde_json::value::RawValue;
 
+use asobi_rules::session::RateLimit;
 use asobi_schema::envelope::{EnvelopeError, Inbound};
 use asobi_schema::error::code;
 use asobi_schema::ApiError;
@@ -62,52 +62,6 @@ const MAX_ECHOED_TYPE: usize = 64;
 /// Longest `cid` echoed back in a reply. Correlation ids are short (a counter or a UUID).
 const MAX_ECHOED_CID: usize = 128;
 
-/// Per-connection message budget: a token bucket refilled at the configured rate.
-struct RateLimit {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-    last_error: Option<Instant>,
-}
-
-impl RateLimit {
-    fn new(per_second: u32, now: Instant) -> RateLimit {
-        RateLimit {
-            rate: f64::from(per_second),
-            tokens: f64::from(per_second),
-            last: now,
-            last_error: None,
-        }
-    }
-
-    fn allow(&mut self, now: Instant) -> bool {
-        if self.rate == 0.0 {
-            return true;
-        }
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.rate);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// At most one rate-limit error per second, so the errors cannot become a flood themselves.
-    fn should_report(&mut self, now: Instant) -> bool {
-        if self
-            .last_error
-            .is_some_and(|t| now.duration_since(t) < Duration::from_secs(1))
-        {
-            return false;
-        }
-        self.last_error = Some(now);
-        true
-    }
-}
-
 pub(crate) struct Session {
     pub(crate) shard: Rc<Shard>,
     pub(crate) me: SessionRef,
@@ -131,7 +85,7 @@ impl Session {
         let now = shard.rt.now();
         crate::shard::registry::bump(&shard.ctx.stats(shard.id()).sessions, 1);
         Session {
-            rate: RateLimit::new(shard.ctx.settings.ws_msg_rate, now),
+            rate: RateLimit::new(now, shard.ctx.settings.ws_msg_rate),
             shard,
             me,
             player_id: None,
