@@ -148,7 +148,7 @@ impl Sim {
         let now = self.now();
         let mut progress = false;
         // Sends made since the last step go on the wire.
-        let sent: Vec<_> = self.net.queue.borrow_mut().drain(..).collect();
+        let sent = self.net.drain();
         for (_, to, msg) in sent {
             let is_delivery = matches!(msg, MeshMsg::Deliver { .. } | MeshMsg::DeliverEach(_));
             if is_delivery && self.loss > 0.0 && self.rng.random_bool(self.loss) {
@@ -177,7 +177,7 @@ impl Sim {
     /// Steps until nothing more is due now.
     pub(crate) fn settle(&mut self) {
         for _ in 0..10_000 {
-            if !self.step() && self.net.queue.borrow().is_empty() {
+            if !self.step() && self.net.is_empty() {
                 return;
             }
         }

@@ -90,14 +90,29 @@ enum Link<M> {
 
 /// Messages in flight between simulated shards: the harness moves them with latency and loss.
 pub(crate) struct SimNet<M> {
-    pub(crate) queue: RefCell<VecDeque<(usize, usize, M)>>,
+    queue: RefCell<VecDeque<(usize, usize, M)>>,
+    /// Messages queued per (from, to) link, the simulated backlog.
+    queued: RefCell<std::collections::HashMap<(usize, usize), usize>>,
 }
 
 impl<M> Default for SimNet<M> {
     fn default() -> Self {
         SimNet {
             queue: RefCell::new(VecDeque::new()),
+            queued: RefCell::default(),
         }
+    }
+}
+
+impl<M> SimNet<M> {
+    /// Takes everything sent since the last call, as (from, to, message).
+    pub(crate) fn drain(&self) -> Vec<(usize, usize, M)> {
+        self.queued.borrow_mut().clear();
+        self.queue.borrow_mut().drain(..).collect()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.borrow().is_empty()
     }
 }
 
@@ -397,12 +412,13 @@ impl<S: Service> Runtime<S> {
                 })
             }
             Link::Sim(net) => {
-                let mut q = net.queue.borrow_mut();
-                let queued = q.iter().filter(|(f, t, _)| *f == self.id && *t == to).count();
-                if queued >= MESH_BACKLOG && !is_answer {
+                let mut queued = net.queued.borrow_mut();
+                let n = queued.entry((self.id, to)).or_insert(0);
+                if *n >= MESH_BACKLOG && !is_answer {
                     return Err(Some(msg));
                 }
-                q.push_back((self.id, to, msg));
+                *n += 1;
+                net.queue.borrow_mut().push_back((self.id, to, msg));
                 Ok(())
             }
         }
