@@ -134,6 +134,16 @@ fn auth_flows(s: &Server) {
         None,
     );
     assert_eq!(status, 404);
+    // The erased player's access token still verifies until it expires; changing the erased
+    // profile with it is a clean 404, not a server error.
+    let (status, body) = s.http(
+        "PUT",
+        "/api/v1/players/me",
+        Some(&other.access),
+        Some(&json!({"display_name": "ghost"}).to_string()),
+    );
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error"]["code"], "player_not_found");
 
     // Matches: history and live listings answer with the documented shapes.
     let (status, body) = s.http("GET", "/api/v1/matches?limit=5", Some(&p.access), None);

@@ -80,3 +80,47 @@ impl<F: Future<Output = ()>> Future for Contained<F> {
         self.0.as_mut().poll(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_task_panic_is_caught_and_counted() {
+        install();
+        let before = CONTAINED_PANICS.load(Ordering::Relaxed);
+        futures::executor::block_on(contained(async {
+            panic!("bad request handling");
+        }));
+        assert_eq!(CONTAINED_PANICS.load(Ordering::Relaxed), before + 1);
+        // The depth is back to zero: the next panic outside a connection is not contained.
+        assert_eq!(CONTAINED.with(Cell::get), 0);
+        // Other tests in this binary report their failures the usual way.
+        let _ = std::panic::take_hook();
+    }
+
+    /// Runs itself in a child process: a panic in shared state, even when reached from inside a
+    /// connection task, ends the process with [`EXIT_PANIC`] instead of unwinding into it.
+    #[test]
+    fn a_panic_in_shared_state_exits_the_process() {
+        const CHILD: &str = "ASOBI_PANIC_TEST_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            install();
+            futures::executor::block_on(contained(async {
+                shared(|| panic!("a match callback broke its invariants"));
+            }));
+            // Not reached: the hook exits.
+            std::process::exit(0);
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "shard::panic::tests::a_panic_in_shared_state_exits_the_process",
+                "--nocapture",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(EXIT_PANIC), "{out:?}");
+    }
+}

@@ -365,7 +365,9 @@ pub(crate) async fn upgrade(shard: &Rc<Shard>, me: &str, body: Credentials) -> R
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => username_taken(),
-            StoreError::NotFound => ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player."),
+            StoreError::NotFound | StoreError::Gone(_) => {
+                ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player.")
+            }
             StoreError::Precondition(_) => ApiError::new(
                 409,
                 code::NOT_AN_UNCLAIMED_GUEST,
@@ -492,7 +494,11 @@ pub(crate) async fn put_player(
         .store
         .update_player(me, patch)
         .await
-        .map_err(store_error)?
+        .map_err(|e| match e {
+            // Erased: the account is gone, whatever its token still says.
+            StoreError::Gone(_) => ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player."),
+            other => store_error(other),
+        })?
     {
         Some(p) => ok(&profile(&p)),
         None => Err(ApiError::new(
