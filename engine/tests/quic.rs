@@ -243,3 +243,60 @@ fn datagram_state_when_the_mode_asks() {
     });
     assert!(s.stop().success());
 }
+
+/// QUIC counts against the same per-IP connect rate as WebSocket (it used to skip it).
+#[test]
+fn quic_connects_are_rate_limited_per_ip() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = dir.path().join("game");
+    copy_example_game(&game);
+    let s = Server::start(
+        &dir.path().join("data"),
+        &game,
+        &Opts {
+            env: vec![
+                ("ASOBI_DEV_CERT".into(), "true".into()),
+                ("ASOBI_QUIC_PORT".into(), "0".into()),
+                ("ASOBI_WS_CONNECT_RATE".into(), "3".into()),
+            ],
+            ..Opts::default()
+        },
+    );
+    let port = s.quic_port();
+    let cert = s.data_dir.join("dev-cert.pem");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ok, refused) = rt.block_on(async {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
+            roots.add(c.unwrap()).unwrap();
+        }
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tls.alpn_protocols = vec![b"asobi/1".to_vec()];
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let (mut ok, mut refused) = (Vec::new(), 0);
+        for _ in 0..8 {
+            match tokio::time::timeout(WAIT, endpoint.connect(addr, "localhost").unwrap()).await {
+                Ok(Ok(conn)) => ok.push(conn),
+                _ => refused += 1,
+            }
+        }
+        (ok.len(), refused)
+    });
+    assert!(ok >= 1, "the first connects are served");
+    assert!(ok <= 3 + 3, "at most the rate per second (the loop may straddle seconds): {ok}");
+    assert!(refused >= 2, "connects over the rate are refused: {refused} refused");
+    assert!(s.stop().success());
+}

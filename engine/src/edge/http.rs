@@ -21,9 +21,6 @@ use crate::shard::registry::bump;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client may take to send a whole request head or body once it started.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one response may take to leave: a client that asks and stops reading must not hold
-/// the connection (and its kernel buffers) forever.
-pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read size; REST requests are small, WebSocket sessions take over the socket.
 const READ_CHUNK: usize = 8 * 1024;
 
@@ -53,6 +50,7 @@ impl Drop for Counted {
 
 pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAddr, edge: Edge) {
     let counted = Counted::new(&shard);
+    let write_timeout = Duration::from_millis(shard.ctx.settings.write_timeout_ms);
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -60,7 +58,7 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(e) => {
-                let _ = write_error(&mut stream, e).await;
+                let _ = write_error(&mut stream, e, write_timeout).await;
                 break;
             }
         };
@@ -76,14 +74,14 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
                 }));
             } else {
                 let e = ApiError::new(404, asobi_schema::error::code::NOT_FOUND, "WebSocket upgrades are served at /ws.");
-                let _ = write_response(&mut stream, &rest_error(&e), false, false).await;
+                let _ = write_response(&mut stream, &rest_error(&e), false, false, write_timeout).await;
             }
             return;
         }
         let body = match read_body(&mut stream, &mut buf, &head, &limits).await {
             Ok(b) => b,
             Err(e) => {
-                let _ = write_error(&mut stream, e).await;
+                let _ = write_error(&mut stream, e, write_timeout).await;
                 break;
             }
         };
@@ -93,7 +91,7 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
         rt.inflight.set(rt.inflight.get() - 1);
         let keep_alive = head.keep_alive && !rt.shutting_down.get();
         let head_only = head.method == http::Method::Head;
-        if write_response(&mut stream, &response, keep_alive, head_only)
+        if write_response(&mut stream, &response, keep_alive, head_only, write_timeout)
             .await
             .is_err()
             || !keep_alive
@@ -116,7 +114,11 @@ impl From<HttpError> for ReadError {
     }
 }
 
-async fn write_error<S: Io>(stream: &mut S, e: ReadError) -> std::io::Result<()> {
+async fn write_error<S: Io>(
+    stream: &mut S,
+    e: ReadError,
+    deadline: Duration,
+) -> std::io::Result<()> {
     let err = match e {
         ReadError::Http(h) => {
             let message = match h {
@@ -132,14 +134,17 @@ async fn write_error<S: Io>(stream: &mut S, e: ReadError) -> std::io::Result<()>
         ),
         ReadError::Io => return Ok(()),
     };
-    write_response(stream, &rest_error(&err), false, false).await
+    write_response(stream, &rest_error(&err), false, false, deadline).await
 }
 
+/// Writes a response within the write deadline (`ASOBI_WRITE_TIMEOUT_MS`): a client that asks
+/// and stops reading must not hold the connection and its kernel buffers forever.
 pub(crate) async fn write_response<S: Io>(
     stream: &mut S,
     response: &Response,
     keep_alive: bool,
     head_only: bool,
+    deadline: Duration,
 ) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(256 + response.body.len());
     response.write_to(&mut out, keep_alive, head_only);
@@ -148,7 +153,7 @@ pub(crate) async fn write_response<S: Io>(
         stream.flush().await
     }
     .fuse();
-    let timer = glommio::timer::sleep(WRITE_TIMEOUT).fuse();
+    let timer = glommio::timer::sleep(deadline).fuse();
     futures::pin_mut!(write, timer);
     futures::select_biased! {
         r = write => r,

@@ -18,7 +18,7 @@ use asobi_net::http::{Head, Response};
 use asobi_schema::error::code;
 use asobi_schema::ApiError;
 
-use super::http::{Io, WRITE_TIMEOUT};
+use super::http::Io;
 use super::transport::{Incoming, Transport, WsTransport};
 use super::Edge;
 use crate::services::rest::error_response;
@@ -56,8 +56,10 @@ pub(crate) async fn upgrade<S: Io>(
     } else {
         None
     };
+    let deadline = Duration::from_millis(shard.ctx.settings.write_timeout_ms);
     if let Some(e) = refusal {
-        let _ = super::http::write_response(&mut stream, &error_response(&e), false, false).await;
+        let _ = super::http::write_response(&mut stream, &error_response(&e), false, false, deadline)
+            .await;
         return;
     }
     let up = match asobi_net::ws::accept(&head) {
@@ -65,7 +67,7 @@ pub(crate) async fn upgrade<S: Io>(
         Err(e) => {
             let r: Response =
                 error_response(&ApiError::new(400, code::BAD_WEBSOCKET_UPGRADE, e.to_string()));
-            let _ = super::http::write_response(&mut stream, &r, false, false).await;
+            let _ = super::http::write_response(&mut stream, &r, false, false, deadline).await;
             return;
         }
     };
@@ -100,6 +102,7 @@ pub(crate) async fn upgrade<S: Io>(
 /// Runs one session on a transport until either side closes.
 pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAddr) {
     let settings = &shard.ctx.settings;
+    let write_timeout = Duration::from_millis(settings.write_timeout_ms);
     let outbox = Rc::new(Outbox::new(settings.ws_outbox));
     let me = shard.rt.add_session(outbox.clone());
     let mut s = Session::open(shard.clone(), me, t.wire());
@@ -166,12 +169,12 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
                 Next::Overflowed => s.on_overflow(),
             }
         }
-        if !write_all(&mut t, &mut s).await {
+        if !write_all(&mut t, &mut s, write_timeout).await {
             break;
         }
         if let Some((code, reason)) = s.close.take() {
             let close = t.close(code, reason).fuse();
-            let timer = glommio::timer::sleep(WRITE_TIMEOUT).fuse();
+            let timer = glommio::timer::sleep(write_timeout).fuse();
             futures::pin_mut!(close, timer);
             futures::select_biased! {
                 () = close => {},
@@ -183,13 +186,10 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
     s.cleanup();
 }
 
-/// Writes the session's pending frames and flushes, within [`WRITE_TIMEOUT`]. False when the
+/// Writes the session's pending frames and flushes, within `deadline`. False when the
 /// connection is broken or the client stopped reading.
-async fn write_all<T: Transport>(t: &mut T, s: &mut Session) -> bool {
+async fn write_all<T: Transport>(t: &mut T, s: &mut Session, deadline: Duration) -> bool {
     let frames: Vec<_> = s.replies().collect();
-    if frames.is_empty() {
-        return t.flush().await;
-    }
     let write = async {
         for frame in &frames {
             if !t.feed(frame).await {
@@ -199,7 +199,7 @@ async fn write_all<T: Transport>(t: &mut T, s: &mut Session) -> bool {
         t.flush().await
     }
     .fuse();
-    let timer = glommio::timer::sleep(WRITE_TIMEOUT).fuse();
+    let timer = glommio::timer::sleep(deadline).fuse();
     futures::pin_mut!(write, timer);
     futures::select_biased! {
         ok = write => ok,

@@ -107,6 +107,10 @@ pub(crate) struct ServeArgs {
     /// closed at once, so the ones already served keep their file descriptors and memory.
     #[arg(long, env = "ASOBI_MAX_CONNECTIONS", default_value_t = 50_000)]
     pub(crate) max_connections: usize,
+    /// Milliseconds one write to a client may take; a client that stops reading is dropped after
+    /// it instead of holding its socket and buffers.
+    #[arg(long, env = "ASOBI_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub(crate) write_timeout_ms: u64,
     /// Secret for guest device verifiers; guest auth is off without it.
     #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
     pub(crate) guest_pepper: Option<String>,
@@ -210,6 +214,7 @@ impl ServeArgs {
             dev_errors: self.dev_errors,
             guest_pepper: self.guest_pepper.clone(),
             max_connections: self.max_connections,
+            write_timeout_ms: self.write_timeout_ms,
         }
     }
 

@@ -39,6 +39,8 @@ pub(crate) struct Settings {
     pub(crate) guest_pepper: Option<String>,
     /// Connections the whole process accepts at once (0: no cap).
     pub(crate) max_connections: usize,
+    /// Milliseconds one write to a client may take before the connection is dropped.
+    pub(crate) write_timeout_ms: u64,
 }
 
 impl Default for Settings {
@@ -55,6 +57,7 @@ impl Default for Settings {
             dev_errors: false,
             guest_pepper: None,
             max_connections: 0,
+            write_timeout_ms: 10_000,
         }
     }
 }

@@ -231,13 +231,8 @@ pub(crate) fn on_add(
     shard
         .matchmaker
         .with(shard, mode, |q| {
-            q.add(now, ticket, player_id, properties).map_err(|e| {
-                ApiError::new(
-                    if e.code() == code::QUEUE_FULL { 503 } else { 500 },
-                    e.code(),
-                    e.to_string(),
-                )
-            })
+            q.add(now, ticket, player_id, properties)
+                .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))
         })?
         .map(|q| q.to_json())
 }
