@@ -56,6 +56,7 @@ impl Limits {
         Some(Open(self.clone()))
     }
 
+    #[cfg(test)]
     pub(crate) fn open_now(&self) -> usize {
         self.open.load(Ordering::Relaxed)
     }

@@ -205,7 +205,6 @@ impl ServeArgs {
         crate::services::Settings {
             ws_max_frame: self.ws_max_frame,
             ws_msg_rate: self.ws_msg_rate,
-            ws_connect_rate: self.ws_connect_rate,
             ws_connect_timeout_ms: self.ws_connect_timeout_ms,
             ws_outbox: self.ws_outbox,
             reconnect_grace_ms: self.reconnect_grace_ms,
@@ -213,7 +212,6 @@ impl ServeArgs {
             matchmaker_max_queue: self.matchmaker_max_queue,
             dev_errors: self.dev_errors,
             guest_pepper: self.guest_pepper.clone(),
-            max_connections: self.max_connections,
             write_timeout_ms: self.write_timeout_ms,
         }
     }

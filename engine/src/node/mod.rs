@@ -7,14 +7,14 @@ mod start;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 use tokio::sync::watch;
 
-use asobi_script::{Budgets, Game, Watcher};
+use asobi_script::{Game, Watcher};
 use asobi_storage::StoreHandle;
 
 use crate::edge::limits::Limits;
@@ -121,7 +121,6 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         registry: LocalRegistry::new(nshards),
         matches: Default::default(),
         game: game_rx,
-        started: Instant::now(),
     });
     let edge = Edge { tls, limits };
     let listen = SocketAddr::new(args.bind, port);

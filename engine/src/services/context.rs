@@ -3,7 +3,6 @@
 //! except for the indexes (mutex-guarded, written only on lifecycle changes).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::sync::watch;
 
@@ -21,8 +20,6 @@ pub(crate) struct Settings {
     pub(crate) ws_max_frame: usize,
     /// Messages per second one connection may send (0: no limit).
     pub(crate) ws_msg_rate: u32,
-    /// WebSocket connects per second from one IP (0: no limit).
-    pub(crate) ws_connect_rate: u32,
     /// Milliseconds a new socket has to send `session.connect`.
     pub(crate) ws_connect_timeout_ms: u64,
     /// Frames queued for one client before it is closed as too slow.
@@ -37,8 +34,6 @@ pub(crate) struct Settings {
     pub(crate) dev_errors: bool,
     /// Secret for guest device verifiers (guest auth is off without it).
     pub(crate) guest_pepper: Option<String>,
-    /// Connections the whole process accepts at once (0: no cap).
-    pub(crate) max_connections: usize,
     /// Milliseconds one write to a client may take before the connection is dropped.
     pub(crate) write_timeout_ms: u64,
 }
@@ -48,7 +43,6 @@ impl Default for Settings {
         Settings {
             ws_max_frame: 64 * 1024,
             ws_msg_rate: 60,
-            ws_connect_rate: 60,
             ws_connect_timeout_ms: 10_000,
             ws_outbox: 1024,
             reconnect_grace_ms: 30_000,
@@ -56,7 +50,6 @@ impl Default for Settings {
             matchmaker_max_queue: 100_000,
             dev_errors: false,
             guest_pepper: None,
-            max_connections: 0,
             write_timeout_ms: 10_000,
         }
     }
@@ -72,7 +65,6 @@ pub(crate) struct Context {
     /// Newest compiled game; hot reload publishes here.
     pub(crate) game: watch::Receiver<Arc<Game>>,
     pub(crate) budgets: Budgets,
-    pub(crate) started: Instant,
 }
 
 impl Context {

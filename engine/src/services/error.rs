@@ -52,3 +52,79 @@ mod tests {
         assert!(offenders.is_empty(), "codes outside the registry: {offenders:#?}");
     }
 }
+
+fn err(status: u16, code: &'static str, e: &impl std::fmt::Display) -> ApiError {
+    ApiError::new(status, code, e.to_string())
+}
+
+impl From<super::accounts::error::Error> for ApiError {
+    fn from(e: super::accounts::error::Error) -> ApiError {
+        use super::accounts::error::Error as E;
+        use serde_json::json;
+        match &e {
+            E::InvalidCredentials => err(401, code::INVALID_CREDENTIALS, &e),
+            E::Validation { status, field, message } => {
+                ApiError::new(*status, code::VALIDATION_FAILED, message.clone())
+                    .with_details(json!({ "fields": { *field: message } }))
+            }
+            E::InvalidField { field, .. } => {
+                err(400, code::INVALID_FIELD, &e).with_details(json!({ "field": field }))
+            }
+            E::UsernameTaken => err(409, code::USERNAME_TAKEN, &e),
+            E::InvalidRefreshToken => err(401, code::INVALID_REFRESH_TOKEN, &e),
+            E::GuestAuthDisabled => err(403, code::GUEST_AUTH_DISABLED, &e),
+            E::MissingDeviceFields => err(400, code::MISSING_REQUIRED_FIELDS, &e),
+            E::InvalidDeviceId => err(400, code::INVALID_DEVICE_ID, &e),
+            E::WeakDeviceSecret => err(400, code::WEAK_DEVICE_SECRET, &e),
+            E::GuestRevoked => err(401, code::GUEST_REVOKED, &e),
+            E::InvalidDeviceSecret => err(401, code::INVALID_DEVICE_SECRET, &e),
+            E::GuestPlayerMissing => err(500, code::GUEST_PLAYER_MISSING, &e),
+            E::GuestUpgraded => err(401, code::GUEST_UPGRADED, &e),
+            E::DeviceAlreadyRegistered => err(409, code::DEVICE_ALREADY_REGISTERED, &e),
+            E::PlayerNotFound => err(404, code::PLAYER_NOT_FOUND, &e),
+            E::NotAnUnclaimedGuest => err(409, code::NOT_AN_UNCLAIMED_GUEST, &e),
+            E::NotYourProfile => err(403, code::FORBIDDEN, &e),
+            E::Storage(_) => match e {
+                E::Storage(s) => store_error(s),
+                _ => unreachable!("matched above"),
+            },
+        }
+    }
+}
+
+impl From<super::matchmaker::error::Error> for ApiError {
+    fn from(e: super::matchmaker::error::Error) -> ApiError {
+        use super::matchmaker::error::Error as E;
+        match &e {
+            E::UnknownMode { mode: Some(m) } => err(404, code::UNKNOWN_MODE, &e)
+                .with_details(serde_json::json!({ "mode": m })),
+            E::UnknownMode { mode: None } => err(404, code::UNKNOWN_MODE, &e),
+            E::TicketNotFound => err(404, code::TICKET_NOT_FOUND, &e),
+            E::NotYourTicket => err(403, code::FORBIDDEN, &e),
+            E::Add(a) => ApiError::new(a.http_status(), a.code(), a.to_string()),
+        }
+    }
+}
+
+impl From<super::matches::error::Error> for ApiError {
+    fn from(e: super::matches::error::Error) -> ApiError {
+        use super::matches::error::Error as E;
+        use serde_json::json;
+        match &e {
+            E::NotFound | E::NoRecord => err(404, code::MATCH_NOT_FOUND, &e),
+            E::UnknownMode(_) => err(404, code::UNKNOWN_MODE, &e),
+            E::StartFailed => err(500, code::MATCH_START_FAILED, &e),
+            E::NoVm => err(500, code::INTERNAL, &e),
+            E::Refused(r) => ApiError::new(r.http_status(), r.code(), r.to_string()),
+            E::ScriptRefused(reason) => {
+                err(400, code::REQUEST_FAILED, &e).with_details(json!({ "reason": reason }))
+            }
+            E::ScriptError => {
+                err(500, code::REQUEST_FAILED, &e).with_details(json!({ "reason": "script_error" }))
+            }
+            E::AlreadyInMatch => err(409, code::MATCH_ALREADY_IN_MATCH, &e),
+            E::NotInMatch => err(400, code::MATCH_NOT_IN_MATCH, &e),
+            E::JoinContext(c) => err(400, c, &e),
+        }
+    }
+}

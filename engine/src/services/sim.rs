@@ -99,7 +99,6 @@ impl Sim {
             matches: Default::default(),
             game: game_rx,
             budgets,
-            started: Instant::now(),
         });
         let clock = Rc::new(Cell::new(Instant::now()));
         let net = Rc::new(SimNet::default());

@@ -85,6 +85,7 @@ enum Link<M> {
         backlog: Rc<Cell<usize>>,
     },
     /// The simulation harness's network.
+    #[cfg_attr(not(test), allow(dead_code))]
     Sim(Rc<SimNet<M>>),
 }
 
@@ -104,6 +105,7 @@ impl<M> Default for SimNet<M> {
     }
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 impl<M> SimNet<M> {
     /// Takes everything sent since the last call, as (from, to, message).
     pub(crate) fn drain(&self) -> Vec<(usize, usize, M)> {
@@ -121,6 +123,7 @@ impl<M> SimNet<M> {
 pub(crate) enum Clock {
     Real,
     /// A clock only the simulation harness moves.
+    #[cfg_attr(not(test), allow(dead_code))]
     Virtual(Rc<Cell<Instant>>),
 }
 
@@ -128,6 +131,7 @@ pub(crate) enum Clock {
 pub(crate) enum Exec {
     Glommio,
     /// A single-threaded futures pool the simulation harness drives.
+    #[cfg_attr(not(test), allow(dead_code))]
     Pool(futures::executor::LocalSpawner),
 }
 
@@ -186,6 +190,7 @@ impl<S: Service> Runtime<S> {
     }
 
     /// A runtime for the simulation harness: virtual clock, a futures pool, a shared network.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn simulated(
         id: usize,
         nshards: usize,
@@ -255,6 +260,11 @@ impl<S: Service> Runtime<S> {
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.timers.borrow().next_deadline()
+    }
+
+    /// Timers armed (stale ones included until they fire).
+    pub(crate) fn timer_count(&self) -> usize {
+        self.timers.borrow().len()
     }
 
     /// Registers a new session; returns its address.

@@ -9,10 +9,10 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use asobi_net::http::Method;
-use asobi_schema::error::code;
 use asobi_schema::ApiError;
 use asobi_storage::{NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome, StoreError};
 
+use super::error::Error;
 use super::tokens::{self as auth, now_ms};
 use crate::services::error::store_error;
 use crate::services::rest::{handler, ok, RestResult, Route};
@@ -53,11 +53,7 @@ pub(crate) struct Credentials {
 }
 
 fn invalid_credentials() -> ApiError {
-    ApiError::new(
-        401,
-        code::INVALID_CREDENTIALS,
-        "Wrong username or password.",
-    )
+    Error::InvalidCredentials.into()
 }
 
 /// Issues an access token and a refresh token in a new (or given) family.
@@ -92,17 +88,21 @@ fn validate(body: &Credentials, status: u16) -> Result<(), ApiError> {
         .map_err(|m| ("username", m))
         .and_then(|()| auth::check_password(&body.password).map_err(|m| ("password", m)));
     if let Err((field, message)) = check {
-        return Err(ApiError::new(status, code::VALIDATION_FAILED, message)
-            .with_details(json!({ "fields": { field: message } })));
+        return Err(Error::Validation {
+            status,
+            field,
+            message: message.into(),
+        }
+        .into());
     }
     if let Some(d) = &body.display_name {
         if d.chars().count() > 64 {
-            return Err(ApiError::new(
+            return Err(Error::Validation {
                 status,
-                code::VALIDATION_FAILED,
-                "display_name is at most 64 characters",
-            )
-            .with_details(json!({ "fields": { "display_name": "too long" } })));
+                field: "display_name",
+                message: "display_name is at most 64 characters".into(),
+            }
+            .into());
         }
     }
     Ok(())
@@ -131,11 +131,7 @@ pub(crate) async fn register(shard: &Rc<Shard>, body: Credentials) -> RestResult
 }
 
 fn username_taken() -> ApiError {
-    ApiError::new(
-        409,
-        code::USERNAME_TAKEN,
-        "This username is already registered.",
-    )
+    Error::UsernameTaken.into()
 }
 
 async fn session_reply(shard: &Shard, player: &Player, extra: Value) -> RestResult {
@@ -221,11 +217,7 @@ pub(crate) async fn refresh(shard: &Rc<Shard>, body: Refresh) -> RestResult {
 }
 
 fn invalid_refresh() -> ApiError {
-    ApiError::new(
-        401,
-        code::INVALID_REFRESH_TOKEN,
-        "The refresh token is invalid, spent or expired.",
-    )
+    Error::InvalidRefreshToken.into()
 }
 
 pub(crate) async fn logout(shard: &Rc<Shard>, body: Refresh) -> RestResult {
@@ -254,35 +246,19 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
     let pepper = match (&g.settings.guest_pepper, shard.game.borrow().guest_auth) {
         (Some(p), true) if p.len() >= 32 => p.clone(),
         _ => {
-            return Err(ApiError::new(
-                403,
-                code::GUEST_AUTH_DISABLED,
-                "Guest auth is not enabled on this server.",
-            ));
+            return Err(Error::GuestAuthDisabled.into());
         }
     };
     let (Some(device_id), Some(secret)) = (body.device_id, body.device_secret) else {
-        return Err(ApiError::new(
-            400,
-            code::MISSING_REQUIRED_FIELDS,
-            "device_id and device_secret are required.",
-        ));
+        return Err(Error::MissingDeviceFields.into());
     };
     if device_id.is_empty() || device_id.len() > 255 {
-        return Err(ApiError::new(
-            400,
-            code::INVALID_DEVICE_ID,
-            "device_id must be 1 to 255 bytes.",
-        ));
+        return Err(Error::InvalidDeviceId.into());
     }
     let secret = match auth::decode_device_secret(&secret) {
         Some(s) if (32..=MAX_DEVICE_SECRET).contains(&s.len()) => s,
         _ => {
-            return Err(ApiError::new(
-                400,
-                code::WEAK_DEVICE_SECRET,
-                "device_secret must be base64 of at least 32 bytes.",
-            ));
+            return Err(Error::WeakDeviceSecret.into());
         }
     };
     if let Some(device) = g
@@ -292,37 +268,19 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
         .map_err(store_error)?
     {
         if device.revoked {
-            return Err(ApiError::new(
-                401,
-                code::GUEST_REVOKED,
-                "This device can no longer sign in.",
-            ));
+            return Err(Error::GuestRevoked.into());
         }
         if !auth::check_guest_verifier(pepper.as_bytes(), &device.verifier, &secret) {
-            return Err(ApiError::new(
-                401,
-                code::INVALID_DEVICE_SECRET,
-                "Wrong secret for this device.",
-            ));
+            return Err(Error::InvalidDeviceSecret.into());
         }
         let player = g
             .store
             .player(&device.player_id)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| {
-                ApiError::new(
-                    500,
-                    code::GUEST_PLAYER_MISSING,
-                    "The device's player no longer exists.",
-                )
-            })?;
+            .ok_or(Error::GuestPlayerMissing)?;
         if !player.is_guest {
-            return Err(ApiError::new(
-                401,
-                code::GUEST_UPGRADED,
-                "This guest was upgraded; log in with its credentials.",
-            ));
+            return Err(Error::GuestUpgraded.into());
         }
         return session_reply(shard, &player, json!({ "guest": true })).await;
     }
@@ -345,11 +303,7 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
         )
         .await
         .map_err(|e| match e {
-            StoreError::Conflict(_) => ApiError::new(
-                409,
-                code::DEVICE_ALREADY_REGISTERED,
-                "This device registered concurrently; retry.",
-            ),
+            StoreError::Conflict(_) => Error::DeviceAlreadyRegistered.into(),
             other => store_error(other),
         })?;
     session_reply(shard, &player, json!({ "created": true, "guest": true })).await
@@ -365,14 +319,8 @@ pub(crate) async fn upgrade(shard: &Rc<Shard>, me: &str, body: Credentials) -> R
         .await
         .map_err(|e| match e {
             StoreError::Conflict(_) => username_taken(),
-            StoreError::NotFound | StoreError::Gone(_) => {
-                ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player.")
-            }
-            StoreError::Precondition(_) => ApiError::new(
-                409,
-                code::NOT_AN_UNCLAIMED_GUEST,
-                "Only an unclaimed guest can be upgraded.",
-            ),
+            StoreError::NotFound | StoreError::Gone(_) => Error::PlayerNotFound.into(),
+            StoreError::Precondition(_) => Error::NotAnUnclaimedGuest.into(),
             other => store_error(other),
         })?;
     g.store
@@ -399,11 +347,7 @@ fn profile(p: &Player) -> Value {
 pub(crate) async fn get_player(shard: &Rc<Shard>, id: &str) -> RestResult {
     match shard.ctx.store.player(id).await.map_err(store_error)? {
         Some(p) if p.erased_at.is_none() => ok(&profile(&p)),
-        _ => Err(ApiError::new(
-            404,
-            code::PLAYER_NOT_FOUND,
-            "No such player.",
-        )),
+        _ => Err(Error::PlayerNotFound.into()),
     }
 }
 
@@ -440,11 +384,7 @@ pub(crate) async fn put_player(
 ) -> RestResult {
     let target = if id == "me" { me } else { id };
     if target != me {
-        return Err(ApiError::new(
-            403,
-            code::FORBIDDEN,
-            "You can only change your own profile.",
-        ));
+        return Err(Error::NotYourProfile.into());
     }
     let too_long = |v: &Option<Option<String>>, max: usize| {
         v.as_ref()
@@ -452,35 +392,43 @@ pub(crate) async fn put_player(
             .is_some_and(|s| s.chars().count() > max)
     };
     if too_long(&body.display_name, 64) || too_long(&body.avatar_url, 512) {
-        return Err(ApiError::new(
-            400,
-            code::VALIDATION_FAILED,
-            "display_name is at most 64 and avatar_url at most 512 characters.",
-        ));
+        let field = if too_long(&body.display_name, 64) {
+            "display_name"
+        } else {
+            "avatar_url"
+        };
+        return Err(Error::Validation {
+            status: 400,
+            field,
+            message: "display_name is at most 64 and avatar_url at most 512 characters.".into(),
+        }
+        .into());
     }
     if let Some(Some(url)) = &body.avatar_url {
         if !avatar_url_allowed(url) {
-            return Err(ApiError::new(
-                422,
-                code::VALIDATION_FAILED,
-                "avatar_url must be an http(s) URL.",
-            )
-            .with_details(json!({ "fields": { "avatar_url": "must be an http or https URL" } })));
+            return Err(Error::Validation {
+                status: 422,
+                field: "avatar_url",
+                message: "avatar_url must be an http or https URL".into(),
+            }
+            .into());
         }
     }
     if let Some(m) = &body.metadata {
         if !m.is_object() {
-            return Err(
-                ApiError::new(400, code::INVALID_FIELD, "metadata must be an object.")
-                    .with_details(json!({"field": "metadata"})),
-            );
+            return Err(Error::InvalidField {
+                field: "metadata",
+                message: "metadata must be an object.",
+            }
+            .into());
         }
         if serde_json::to_vec(m).map_or(0, |v| v.len()) > MAX_METADATA_BYTES {
-            return Err(ApiError::new(
-                400,
-                code::VALIDATION_FAILED,
-                "metadata is at most 16 KiB.",
-            ));
+            return Err(Error::Validation {
+                status: 400,
+                field: "metadata",
+                message: "metadata is at most 16 KiB.".into(),
+            }
+            .into());
         }
     }
     let patch = PlayerPatch {
@@ -496,16 +444,12 @@ pub(crate) async fn put_player(
         .await
         .map_err(|e| match e {
             // Erased: the account is gone, whatever its token still says.
-            StoreError::Gone(_) => ApiError::new(404, code::PLAYER_NOT_FOUND, "No such player."),
+            StoreError::Gone(_) => Error::PlayerNotFound.into(),
             other => store_error(other),
         })?
     {
         Some(p) => ok(&profile(&p)),
-        None => Err(ApiError::new(
-            404,
-            code::PLAYER_NOT_FOUND,
-            "No such player.",
-        )),
+        None => Err(Error::PlayerNotFound.into()),
     }
 }
 

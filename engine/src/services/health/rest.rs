@@ -62,6 +62,15 @@ fn health<'a>(shard: &'a Rc<Shard>, _: Req<'a>) -> LocalBoxFuture<'a, RestResult
             "storage": { "backend": ctx.store.backend_name(), "reachable": reachable },
             "shards": shards,
             "served_by": shard.id(),
+            "live_matches": ctx.matches.len(),
+            "local": {
+                "matches": shard.matches.len(),
+                "queued_tickets": shard.matchmaker.len(),
+                "timers": shard.rt.timer_count(),
+                "waiting_answers": shard.rt.waiting(),
+                "mesh_bounced": shard.rt.counters.bounced.get(),
+                "outbox_refused": shard.rt.counters.outbox_refused.get(),
+            },
             "game": { "version": game.version, "modes": game.modes.keys().collect::<Vec<_>>() },
         });
         let status = if healthy { 200 } else { 503 };

@@ -9,6 +9,7 @@
 
 pub(crate) mod cmd;
 mod directory;
+pub(crate) mod error;
 pub(crate) mod rest;
 pub(crate) mod script;
 pub(crate) mod ws;
@@ -25,7 +26,6 @@ use slab::Slab;
 use asobi_rules::matches::{Admission, Ending, Joined, Lifecycle, Roster, Seat, TickSchedule};
 
 use asobi_schema::envelope::{encode_frame, encode_frame_raw};
-use asobi_schema::error::code;
 use asobi_schema::payload::{MatchFinished, MatchInfo};
 use asobi_schema::ApiError;
 use asobi_script::{
@@ -34,6 +34,7 @@ use asobi_script::{
 };
 
 pub(crate) use directory::{Directory, MatchEntry};
+use error::Error;
 use script::Effects;
 
 use super::accounts::tokens::now_ms;
@@ -256,11 +257,7 @@ impl LiveMatch {
 }
 
 fn not_found() -> ApiError {
-    ApiError::new(
-        404,
-        code::MATCH_NOT_FOUND,
-        "No live match exists with this id.",
-    )
+    Error::NotFound.into()
 }
 
 /// Creates a match on this shard; `players` are seated at once (matchmaker groups).
@@ -271,10 +268,12 @@ pub(crate) fn create(
     players: Vec<String>,
     announce: bool,
 ) -> Result<(), ApiError> {
-    let compiled =
-        shard.game.borrow().mode(mode).cloned().ok_or_else(|| {
-            ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
-        })?;
+    let compiled = shard
+        .game
+        .borrow()
+        .mode(mode)
+        .cloned()
+        .ok_or_else(|| Error::UnknownMode(mode.to_owned()))?;
     let mut vm = shard
         .matches
         .pool
@@ -282,7 +281,7 @@ pub(crate) fn create(
         .acquire(&compiled, match_id)
         .map_err(|e| {
             tracing::error!(%match_id, "no Lua VM for a new match: {e}");
-            ApiError::internal()
+            Error::NoVm
         })?;
     let mut fx = Effects::default();
     let config = json!({
@@ -295,11 +294,7 @@ pub(crate) fn create(
     if let Err(e) = vm.init(&config, &mut fx) {
         tracing::warn!(%match_id, %mode, "init failed: {e}");
         shard.matches.pool.borrow_mut().release(vm);
-        return Err(ApiError::new(
-            500,
-            code::MATCH_START_FAILED,
-            "The match script failed to start.",
-        ));
+        return Err(Error::StartFailed.into());
     }
     let now = shard.rt.now();
     let ctx = &shard.ctx;
@@ -405,7 +400,7 @@ fn join_seat(
     if let Admission::AlreadySeated = lm
         .roster
         .admit(player_id, lm.joinable, max)
-        .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))?
+        .map_err(Error::from)?
     {
         // Already seated (e.g. matched, then joined explicitly): just bind this session.
         lm.roster.join(now, player_id, Some(session));
@@ -428,21 +423,11 @@ fn join_seat(
         }
         Ok(JoinOutcome::Refused(reason)) => {
             lm.apply(shard, fx, None);
-            Err(ApiError::new(
-                400,
-                code::REQUEST_FAILED,
-                "The request failed. See `details.reason`.",
-            )
-            .with_details(json!({ "reason": reason.unwrap_or_else(|| "join_refused".to_owned()) })))
+            Err(Error::ScriptRefused(reason.unwrap_or_else(|| "join_refused".to_owned())).into())
         }
         Err(e) => {
             lm.apply(shard, fx, Some((&e, Some(player_id))));
-            Err(ApiError::new(
-                500,
-                code::REQUEST_FAILED,
-                "The match script failed to handle the join.",
-            )
-            .with_details(json!({ "reason": "script_error" })))
+            Err(Error::ScriptError.into())
         }
     };
     lm.heard_script();

@@ -3,8 +3,7 @@
 use serde_json::{json, Value};
 
 use asobi_net::http::Method;
-use asobi_schema::error::code;
-use asobi_schema::ApiError;
+use super::error::Error;
 
 use crate::services::error::store_error;
 use crate::services::matchmaker::MAX_MODE_NAME;
@@ -45,11 +44,7 @@ handler!(by_id, |s, r| {
     }
     match s.ctx.store.match_record(id).await.map_err(store_error)? {
         Some(record) => ok(&record),
-        None => Err(ApiError::new(
-            404,
-            code::MATCH_NOT_FOUND,
-            "No match with this id.",
-        )),
+        None => Err(Error::NoRecord.into()),
     }
 });
 

@@ -6,10 +6,10 @@ use serde_json::value::RawValue;
 
 use asobi_rules::session::{Throttle, NOT_IN_MATCH_REPORT_INTERVAL};
 use asobi_schema::envelope::{encode_frame, Inbound};
-use asobi_schema::error::code;
 use asobi_schema::payload::{self, MatchInfo};
 use asobi_schema::ApiError;
 
+use super::error::Error;
 use super::SessionEvent;
 use crate::services::matchmaker::{check_mode, MAX_MODE_NAME};
 use crate::services::session::{Handled, Session, WsHandler};
@@ -66,11 +66,7 @@ fn input_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     let Some((match_id, host)) = s.matches.current.clone() else {
         let now = s.shard.rt.now();
         if s.matches.not_in_match.allow(now) {
-            let e = ApiError::new(
-                400,
-                code::MATCH_NOT_IN_MATCH,
-                "This connection is not joined to a match.",
-            );
+            let e = ApiError::from(Error::NotInMatch);
             s.reply(e.to_ws_frame(f.cid, None, Some("match.input")));
         }
         return Ok(());
@@ -109,25 +105,14 @@ async fn join_match(
     cid: Option<&RawValue>,
 ) -> Result<(), ApiError> {
     if let Some(ctx) = &ctx {
-        payload::check_join_ctx(ctx)
-            .map_err(|c| ApiError::new(400, c, "The join context is outside its bounds."))?;
+        payload::check_join_ctx(ctx).map_err(Error::JoinContext)?;
     }
     if let Some((current, _)) = &s.matches.current {
         if *current != match_id {
-            return Err(ApiError::new(
-                409,
-                code::MATCH_ALREADY_IN_MATCH,
-                "Leave the current match first.",
-            ));
+            return Err(Error::AlreadyInMatch.into());
         }
     }
-    let entry = s.shard.ctx.matches.get(&match_id).ok_or_else(|| {
-        ApiError::new(
-            404,
-            code::MATCH_NOT_FOUND,
-            "No live match exists with this id.",
-        )
-    })?;
+    let entry = s.shard.ctx.matches.get(&match_id).ok_or(Error::NotFound)?;
     let shard = s.shard.clone();
     let (player_id, me) = (s.player(), s.me);
     let joined = request(&shard, entry.shard, |reply| {
@@ -171,11 +156,7 @@ fn find_or_create<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
 fn leave<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
     Handled::Later(Box::pin(async move {
         let Some((match_id, host)) = s.matches.current.take() else {
-            return Err(ApiError::new(
-                400,
-                code::MATCH_NOT_IN_MATCH,
-                "This connection is not joined to a match.",
-            ));
+            return Err(Error::NotInMatch.into());
         };
         let shard = s.shard.clone();
         let player_id = s.player();

@@ -8,6 +8,7 @@
 //! could grow or wipe. That shard then asks its few queues which one knows the ticket.
 
 pub(crate) mod cmd;
+pub(crate) mod error;
 pub(crate) mod rest;
 pub(crate) mod ws;
 
@@ -23,11 +24,11 @@ use asobi_rules::matchmaker::{
     FormedGroup, ModeQueue, QueueConfig, QueueEvent, Strategy, TicketAccessError,
 };
 use asobi_schema::envelope::encode_frame;
-use asobi_schema::error::code;
 use asobi_schema::ApiError;
 use asobi_script::{CompiledMode, Game};
 
 use super::{Cmd, Shard, Timer as ShardTimer};
+use error::Error;
 use crate::shard::mesh::Outbound;
 use crate::shard::registry::Registry;
 use crate::shard::{request, route};
@@ -92,23 +93,23 @@ pub(crate) fn ticket_owner(shard: &Shard, ticket_id: &str) -> Option<usize> {
 }
 
 pub(crate) fn ticket_not_found() -> ApiError {
-    ApiError::new(404, code::TICKET_NOT_FOUND, "No such ticket.")
+    Error::TicketNotFound.into()
 }
 
 fn access_error(e: TicketAccessError) -> ApiError {
-    ApiError::new(e.http_status(), e.code(), e.to_string())
+    Error::from(e).into()
 }
 
 /// Checks a mode name before anything is queued or echoed.
 pub(crate) fn check_mode(shard: &Shard, mode: &str) -> Result<(), ApiError> {
     if mode.len() > MAX_MODE_NAME {
-        return Err(ApiError::new(404, code::UNKNOWN_MODE, "No such game mode."));
+        return Err(Error::UnknownMode { mode: None }.into());
     }
     if shard.game.borrow().mode(mode).is_none() {
-        return Err(
-            ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
-                .with_details(json!({ "mode": mode })),
-        );
+        return Err(Error::UnknownMode {
+            mode: Some(mode.to_owned()),
+        }
+        .into());
     }
     Ok(())
 }
@@ -189,8 +190,8 @@ impl Queues {
         let mut modes = self.modes.borrow_mut();
         if !modes.contains_key(mode) {
             let game = shard.game.borrow();
-            let compiled = game.mode(mode).ok_or_else(|| {
-                ApiError::new(404, code::UNKNOWN_MODE, format!("No game mode `{mode}`."))
+            let compiled = game.mode(mode).ok_or_else(|| Error::UnknownMode {
+                mode: Some(mode.to_owned()),
             })?;
             modes.insert(
                 mode.to_owned(),
@@ -232,7 +233,7 @@ pub(crate) fn on_add(
         .matchmaker
         .with(shard, mode, |q| {
             q.add(now, ticket, player_id, properties)
-                .map_err(|e| ApiError::new(e.http_status(), e.code(), e.to_string()))
+                .map_err(|e| ApiError::from(Error::from(e)))
         })?
         .map(|q| q.to_json())
 }
