@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 /// The asobi-rs game backend.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "asobi", version, about, long_about = None)]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -18,7 +18,7 @@ pub(crate) struct Cli {
     pub(crate) serve: ServeArgs,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub(crate) enum Command {
     /// Run the server (the default).
     Serve(Box<ServeArgs>),
@@ -32,7 +32,7 @@ pub(crate) enum Command {
     },
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub(crate) struct ServeArgs {
     /// HTTP and WebSocket port.
     #[arg(long, env = "ASOBI_PORT", default_value_t = 8080)]
@@ -125,7 +125,7 @@ pub(crate) enum Toggle {
     Off,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub(crate) struct DbArgs {
     /// Directory for the SQLite database and the generated token secret.
     #[arg(long, env = "ASOBI_DATA_DIR", default_value = "./data")]
@@ -266,5 +266,63 @@ mod tests {
             cli.serve.db.store_config(),
             asobi_storage::StoreConfig::Sqlite { .. }
         ));
+    }
+}
+
+/// Debug output of the configuration never shows a secret: the guest pepper, the database
+/// password and URL (which may carry the password) are redacted.
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("port", &self.port)
+            .field("bind", &self.bind)
+            .field("game_dir", &self.game_dir)
+            .field("shards", &self.shards)
+            .field("settings", &self.settings())
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for DbArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |o: &Option<String>| o.as_ref().map(|_| "<redacted>");
+        f.debug_struct("DbArgs")
+            .field("data_dir", &self.data_dir)
+            .field("db_host", &self.db_host)
+            .field("db_port", &self.db_port)
+            .field("db_name", &self.db_name)
+            .field("db_user", &self.db_user)
+            .field("db_password", &hidden(&self.db_password))
+            .field("database_url", &hidden(&self.database_url))
+            .field("db_pool", &self.db_pool)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod redaction {
+    use clap::Parser;
+
+    #[test]
+    fn debug_output_has_no_secrets() {
+        let cli = super::Cli::parse_from([
+            "asobi",
+            "serve",
+            "--guest-pepper",
+            "pepper-pepper-pepper-pepper-pepper-1",
+            "--db-password",
+            "hunter2-db",
+            "--database-url",
+            "postgres://u:hunter3@h/db",
+        ]);
+        let Some(super::Command::Serve(args)) = cli.command else {
+            panic!("serve parsed");
+        };
+        let shown = format!("{args:?}");
+        for secret in ["pepper-pepper", "hunter2", "hunter3"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        assert!(shown.contains("redacted"));
     }
 }

@@ -118,7 +118,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         settings: args.settings(),
         store: store.clone(),
         tokens,
-        registry: LocalRegistry::new(nshards),
+        registry: Box::new(LocalRegistry::new(nshards)),
         matches: Default::default(),
         game: game_rx,
     });

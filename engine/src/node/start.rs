@@ -13,7 +13,6 @@ use tokio::sync::watch;
 
 use crate::edge::Edge;
 use crate::services::{Context, Shard};
-use crate::shard::registry::Registry;
 use crate::shard::{Msg, Runtime};
 
 /// How long shutdown waits for in-flight requests and closing sockets.

@@ -9,12 +9,12 @@ use tokio::sync::watch;
 use asobi_script::{Budgets, Game};
 use asobi_storage::StoreHandle;
 
-use crate::shard::registry::LocalRegistry;
+use crate::shard::registry::Registry;
 
 use super::accounts::tokens::Tokens;
 
 /// The settings services read. `node::config` fills it from flags and `ASOBI_*` variables.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Settings {
     /// Largest inbound WebSocket frame in bytes.
     pub(crate) ws_max_frame: usize,
@@ -59,7 +59,8 @@ pub(crate) struct Context {
     pub(crate) settings: Settings,
     pub(crate) store: StoreHandle,
     pub(crate) tokens: Tokens,
-    pub(crate) registry: LocalRegistry,
+    /// Where players are connected; the seam a clustered registry replaces.
+    pub(crate) registry: Box<dyn Registry>,
     /// Where live matches run and what `match.list` shows of them.
     pub(crate) matches: super::matches::Directory,
     /// Newest compiled game; hot reload publishes here.
@@ -70,7 +71,24 @@ pub(crate) struct Context {
 impl Context {
     /// The counters shard `id` publishes.
     pub(crate) fn stats(&self, id: usize) -> &crate::shard::registry::ShardStats {
-        use crate::shard::registry::Registry;
         &self.registry.shards()[id]
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    /// Everything but the guest pepper, which is a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("ws_max_frame", &self.ws_max_frame)
+            .field("ws_msg_rate", &self.ws_msg_rate)
+            .field("ws_connect_timeout_ms", &self.ws_connect_timeout_ms)
+            .field("ws_outbox", &self.ws_outbox)
+            .field("reconnect_grace_ms", &self.reconnect_grace_ms)
+            .field("matchmaker_max_wait_secs", &self.matchmaker_max_wait_secs)
+            .field("matchmaker_max_queue", &self.matchmaker_max_queue)
+            .field("dev_errors", &self.dev_errors)
+            .field("guest_pepper", &self.guest_pepper.as_ref().map(|_| "<redacted>"))
+            .field("write_timeout_ms", &self.write_timeout_ms)
+            .finish()
     }
 }

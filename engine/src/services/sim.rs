@@ -95,7 +95,7 @@ impl Sim {
             settings,
             store,
             tokens,
-            registry: LocalRegistry::new(nshards),
+            registry: Box::new(LocalRegistry::new(nshards)),
             matches: Default::default(),
             game: game_rx,
             budgets,
@@ -311,9 +311,5 @@ impl Client {
 
     pub(crate) fn count(&self, kind: &str) -> usize {
         self.received.iter().filter(|v| v["type"] == kind).count()
-    }
-
-    pub(crate) fn player_id(&self) -> String {
-        self.session.player()
     }
 }

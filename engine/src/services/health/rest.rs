@@ -10,7 +10,6 @@ use asobi_net::http::{Method, Response};
 
 use crate::services::rest::{Req, RestResult, Route};
 use crate::services::Shard;
-use crate::shard::registry::Registry;
 
 pub(crate) const ROUTES: &[Route] = &[
     Route {

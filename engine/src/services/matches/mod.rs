@@ -40,7 +40,7 @@ use script::Effects;
 use super::accounts::tokens::now_ms;
 use super::{Event, Shard, Timer as ShardTimer};
 use crate::shard::mesh::{Outbound, SessionRef};
-use crate::shard::registry::{bump, Registry};
+use crate::shard::registry::bump;
 use crate::wire::Frame;
 
 /// VMs created before the first match, so the first matches do not pay for the sandbox setup.

@@ -30,7 +30,6 @@ use asobi_script::{CompiledMode, Game};
 use super::{Cmd, Shard, Timer as ShardTimer};
 use error::Error;
 use crate::shard::mesh::Outbound;
-use crate::shard::registry::Registry;
 use crate::shard::{request, route};
 use crate::wire::Frame;
 

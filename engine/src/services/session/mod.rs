@@ -246,7 +246,6 @@ impl Session {
     pub(crate) fn cleanup(&mut self) {
         let shard = self.shard.clone();
         if let Some(player_id) = self.player_id.take() {
-            use crate::shard::registry::Registry;
             shard.ctx.registry.session_down(&player_id, self.me);
             super::matches::ws::session_closed(self, &player_id);
             super::matchmaker::ws::session_closed(self, &player_id);

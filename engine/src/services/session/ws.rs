@@ -6,7 +6,6 @@ use asobi_schema::payload;
 use asobi_schema::ApiError;
 
 use super::{Handled, Session, WsHandler};
-use crate::shard::registry::Registry;
 
 pub(crate) const HANDLERS: &[(&str, WsHandler)] = &[
     ("session.connect", connect),
