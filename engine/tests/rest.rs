@@ -6,7 +6,7 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{copy_example_game, http_on, pg_url, read_response, Opts, Server};
+use common::{copy_example_game, http_on, pg_db, read_response, Opts, Server};
 use serde_json::json;
 
 fn start(db: Option<String>, data: &std::path::Path, game: &std::path::Path) -> Server {
@@ -336,11 +336,11 @@ fn rest_on_sqlite() {
 
 #[test]
 fn rest_on_postgres() {
-    let Some(url) = pg_url() else { return };
+    let Some(db) = pg_db() else { return };
     let dir = tempfile::tempdir().unwrap();
     copy_example_game(&dir.path().join("game"));
     let s = start(
-        Some(url),
+        Some(db.url.clone()),
         &dir.path().join("data"),
         &dir.path().join("game"),
     );
@@ -383,8 +383,8 @@ fn accounts_survive_restart_on_sqlite() {
 
 #[test]
 fn accounts_survive_restart_on_postgres() {
-    let Some(url) = pg_url() else { return };
-    survives_restart(Some(url));
+    let Some(db) = pg_db() else { return };
+    survives_restart(Some(db.url.clone()));
 }
 
 #[test]

@@ -47,15 +47,53 @@ pub fn copy_example_game(into: &Path) {
     }
 }
 
-/// The PostgreSQL URL for tests, when configured.
-pub fn pg_url() -> Option<String> {
-    match std::env::var("ASOBI_TEST_DATABASE_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ => {
-            eprintln!("skipping PostgreSQL variant: ASOBI_TEST_DATABASE_URL is not set");
-            None
+/// A PostgreSQL database for one test: `ASOBI_TEST_DATABASE_URL` when set (CI makes a fresh
+/// one), otherwise a throwaway database created on the local server (127.0.0.1:5432, user
+/// postgres) and dropped afterwards. No server is a failure, not a silent pass, unless
+/// `ASOBI_TEST_ALLOW_NO_PG=1` says skipping is intended.
+pub struct PgDb {
+    pub url: String,
+    created: Option<String>,
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        if let Some(name) = &self.created {
+            let _ = psql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
         }
     }
+}
+
+fn psql(sql: &str) -> bool {
+    Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub fn pg_db() -> Option<PgDb> {
+    if let Ok(url) = std::env::var("ASOBI_TEST_DATABASE_URL") {
+        if !url.is_empty() {
+            return Some(PgDb { url, created: None });
+        }
+    }
+    let name = unique("asobi_engine_t");
+    if psql(&format!("CREATE DATABASE {name}")) {
+        return Some(PgDb {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            created: Some(name),
+        });
+    }
+    if std::env::var("ASOBI_TEST_ALLOW_NO_PG").as_deref() == Ok("1") {
+        eprintln!("NOTE: no PostgreSQL at 127.0.0.1:5432; PostgreSQL variant skipped (ASOBI_TEST_ALLOW_NO_PG=1)");
+        return None;
+    }
+    panic!(
+        "no PostgreSQL at 127.0.0.1:5432 (user postgres) and ASOBI_TEST_DATABASE_URL is unset; \
+         start it (pg_ctlcluster ... main start) or set ASOBI_TEST_ALLOW_NO_PG=1 to skip"
+    );
 }
 
 pub fn unique(prefix: &str) -> String {
