@@ -250,6 +250,8 @@ fn is_name(s: &str, max: usize) -> bool {
 pub(crate) fn helpers(lua: &Lua, shared: &std::rc::Rc<Shared>) -> mlua::Result<Table> {
     let h = lua.create_table()?;
 
+    crate::strlib::install(lua, &h, shared)?;
+
     let s = shared.clone();
     h.raw_set(
         "exhausted",

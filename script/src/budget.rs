@@ -134,6 +134,30 @@ impl Meter {
         self.spent.get()
     }
 
+    /// Charges `steps` of work done in Rust or C on the script's behalf (pattern matching,
+    /// copying) as instructions, and checks the wall clock. `false` once the budget is spent:
+    /// the caller must stop and raise, and the next hook call yields.
+    pub(crate) fn charge(&self, steps: u64) -> bool {
+        if self.spent.get().is_some() {
+            return false;
+        }
+        let steps = i64::try_from(steps).unwrap_or(i64::MAX);
+        let left = self.remaining.get().saturating_sub(steps);
+        self.remaining.set(left);
+        if left < 0 {
+            self.spent.set(Some(BudgetKind::Instructions));
+        } else if Instant::now() >= self.deadline.get() {
+            self.spent.set(Some(BudgetKind::WallTime));
+        }
+        self.spent.get().is_none()
+    }
+
+    /// Whether the current call has run past its wall-clock deadline. Checked after a call
+    /// returns: time spent inside one long C call never reaches the hook.
+    pub(crate) fn past_deadline(&self) -> bool {
+        Instant::now() >= self.deadline.get()
+    }
+
     /// Called by the count hook every `interval` instructions.
     pub(crate) fn on_hook(&self) -> HookVerdict {
         if self.spent.get().is_none() {

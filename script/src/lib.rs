@@ -22,8 +22,10 @@ mod config;
 mod error;
 mod game;
 mod json;
+mod pattern;
 mod pool;
 mod sandbox;
+mod strlib;
 mod vm;
 mod watcher;
 

@@ -174,7 +174,8 @@ pub(crate) fn classify(
     if let Some(kind) = spent {
         return CallError::Budget { kind, callback };
     }
-    if is_memory(e) {
+    // The bounded library reports an allocation it refused with Lua's own message.
+    if is_memory(e) || innermost_message(e) == "not enough memory" {
         return CallError::Budget {
             kind: BudgetKind::Memory,
             callback,

@@ -24,7 +24,7 @@ use serde_json::json;
 
 use crate::api::{Host, ModuleScope};
 use crate::budget::SETUP_FACTOR;
-use crate::error::CallError;
+use crate::error::{BudgetKind, CallError};
 use crate::game::CompiledMode;
 use crate::json::{self, EncodeError};
 use crate::sandbox::Sandbox;
@@ -215,12 +215,24 @@ impl MatchVm {
         let raw = self
             .sandbox
             .run(cb.name(), cb.factor(), func, |lua| args(lua, state));
+        // Time inside one long C call never reaches the hook: a callback that returned
+        // after its deadline still cost the shard an overrun.
+        let late = self.sandbox.shared.meter.past_deadline();
         self.sandbox.shared.flush(host);
         let result = raw.and_then(|values| process(self, values));
         match &result {
             Ok(_) => {
                 self.streaks[cb as usize] = 0;
-                self.overruns = 0;
+                if late {
+                    let e = CallError::Budget {
+                        kind: BudgetKind::WallTime,
+                        callback: cb.name(),
+                    };
+                    self.log_failure(cb, &e);
+                    self.count_overrun(cb, &e);
+                } else {
+                    self.overruns = 0;
+                }
                 self.check_finished();
             }
             Err(e) => self.record_failure(cb, e),
@@ -256,28 +268,38 @@ impl MatchVm {
         }
         let overrun = matches!(e, CallError::Budget { .. });
         self.log_failure(cb, e);
-        let match_id = self.match_id.as_str();
-        if overrun {
-            self.overruns += 1;
-        }
         // A Lua error in handle_input is usually one client's doing; it must not let one
         // player end the match for everyone. An overrun costs the shard and always counts.
         if overrun || cb != Callback::HandleInput {
             self.streaks[cb as usize] += 1;
         }
-        let budgets = &self.sandbox.shared.budgets;
-        if self.overruns >= budgets.max_consecutive_overruns
-            || self.streaks[cb as usize] >= budgets.max_consecutive_failures
-        {
-            self.failed = true;
-            tracing::error!(match_id, mode = %self.mode.name, callback = cb.name(), error = %e, "match script failed too often; stopping it");
-            if self.finished.is_none() {
-                self.finished = Some(json!({
-                    "error": "script_failed",
-                    "callback": cb.name(),
-                    "message": e.to_string(),
-                }));
-            }
+        if overrun {
+            self.count_overrun(cb, e);
+        }
+        if self.streaks[cb as usize] >= self.sandbox.shared.budgets.max_consecutive_failures {
+            self.fail(cb, e);
+        }
+    }
+
+    fn count_overrun(&mut self, cb: Callback, e: &CallError) {
+        self.overruns += 1;
+        if self.overruns >= self.sandbox.shared.budgets.max_consecutive_overruns {
+            self.fail(cb, e);
+        }
+    }
+
+    fn fail(&mut self, cb: Callback, e: &CallError) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        tracing::error!(match_id = %self.match_id, mode = %self.mode.name, callback = cb.name(), error = %e, "match script failed too often; stopping it");
+        if self.finished.is_none() {
+            self.finished = Some(json!({
+                "error": "script_failed",
+                "callback": cb.name(),
+                "message": e.to_string(),
+            }));
         }
     }
 
