@@ -23,7 +23,7 @@ use mlua::{IntoLuaMulti, Lua, MultiValue, Value};
 use serde_json::json;
 
 use crate::api::{Host, ModuleScope};
-use crate::budget::SETUP_FACTOR;
+use crate::budget::{OverrunWindow, SETUP_FACTOR};
 use crate::error::{BudgetKind, CallError};
 use crate::game::CompiledMode;
 use crate::json::{self, EncodeError};
@@ -103,6 +103,7 @@ pub struct MatchVm {
     failed: bool,
     streaks: [u32; CALLBACKS],
     overruns: u32,
+    overrun_window: OverrunWindow,
     last_failure_log: Option<Instant>,
     suppressed_failures: u32,
 }
@@ -142,6 +143,7 @@ impl MatchVm {
             failed: false,
             streaks: [0; CALLBACKS],
             overruns: 0,
+            overrun_window: OverrunWindow::default(),
             last_failure_log: None,
             suppressed_failures: 0,
         };
@@ -281,9 +283,19 @@ impl MatchVm {
         }
     }
 
+    /// An overrun counts twice: in the consecutive streak (reset by a success) and in the
+    /// sliding window (not reset), so that overruns interleaved with successes — one
+    /// player's input driving `handle_input` over budget while ticks succeed — are bounded
+    /// too.
     fn count_overrun(&mut self, cb: Callback, e: &CallError) {
         self.overruns += 1;
-        if self.overruns >= self.sandbox.shared.budgets.max_consecutive_overruns {
+        let budgets = &self.sandbox.shared.budgets;
+        let too_many_in_window = self.overrun_window.record(
+            Instant::now(),
+            budgets.overrun_window,
+            budgets.max_overruns_in_window,
+        );
+        if self.overruns >= budgets.max_consecutive_overruns || too_many_in_window {
             self.fail(cb, e);
         }
     }

@@ -43,6 +43,7 @@ end
 fn budgets() -> Budgets {
     Budgets {
         max_consecutive_overruns: 1000,
+        max_overruns_in_window: 1000,
         ..Budgets::default()
     }
 }

@@ -238,6 +238,46 @@ fn a_success_resets_the_overrun_streak() {
     assert!(!bad.failed());
 }
 
+/// Security review item 6: overruns interleaved with successful ticks used to reset the
+/// count forever (71 overruns in 8 s). They are counted over a sliding window now.
+#[test]
+fn interleaved_overruns_fail_the_vm_within_the_window() {
+    let budgets = Budgets {
+        max_consecutive_overruns: 2,
+        max_overruns_in_window: 4,
+        overrun_window: Duration::from_secs(60),
+        ..small()
+    };
+    let (_dir, _pool, mut bad, mut good) = hostile_pair(budgets);
+    for i in 0..4 {
+        attack(&mut bad, "spin").unwrap_err();
+        bad.tick(&mut Recorder::default()).unwrap();
+        assert!(!bad.failed(), "overrun {i} is within the allowance");
+    }
+    attack(&mut bad, "spin").unwrap_err();
+    assert!(bad.failed(), "the fifth overrun within the window");
+    assert_eq!(bad.finished().unwrap()["error"], "script_failed");
+    assert_eq!(bad.tick(&mut Recorder::default()), Err(CallError::VmFailed));
+    good.tick(&mut Recorder::default()).unwrap();
+}
+
+#[test]
+fn isolated_overruns_never_fail_the_vm() {
+    let budgets = Budgets {
+        max_consecutive_overruns: 2,
+        max_overruns_in_window: 1,
+        overrun_window: Duration::from_millis(100),
+        ..small()
+    };
+    let (_dir, _pool, mut bad, _good) = hostile_pair(budgets);
+    for _ in 0..4 {
+        attack(&mut bad, "spin").unwrap_err();
+        bad.tick(&mut Recorder::default()).unwrap();
+        std::thread::sleep(Duration::from_millis(120));
+    }
+    assert!(!bad.failed());
+}
+
 #[test]
 fn input_errors_never_end_the_match_but_tick_errors_do() {
     let budgets = Budgets {
