@@ -140,6 +140,12 @@ pub(crate) struct Shared {
     outbox: RefCell<Outbox>,
     log_window: Cell<Option<Instant>>,
     log_count: Cell<u32>,
+    /// Whether the running callback may suspend on a service call.
+    pub(crate) suspendable: Cell<bool>,
+    /// The coroutine of the running callback: a service call from any other one is refused.
+    pub(crate) callback_thread: RefCell<Option<mlua::Thread>>,
+    /// The service call the callback is about to yield for.
+    pub(crate) pending: RefCell<Option<crate::service::ServiceCall>>,
 }
 
 impl Shared {
@@ -154,6 +160,9 @@ impl Shared {
             outbox: RefCell::new(Outbox::default()),
             log_window: Cell::new(None),
             log_count: Cell::new(0),
+            suspendable: Cell::new(false),
+            callback_thread: RefCell::new(None),
+            pending: RefCell::new(None),
         }
     }
 
@@ -251,6 +260,7 @@ pub(crate) fn helpers(lua: &Lua, shared: &std::rc::Rc<Shared>) -> mlua::Result<T
     let h = lua.create_table()?;
 
     crate::strlib::install(lua, &h, shared)?;
+    crate::service::install(lua, &h, shared)?;
 
     let s = shared.clone();
     h.raw_set(

@@ -193,6 +193,11 @@ impl Meter {
         self.spent.get().is_none()
     }
 
+    /// The wall-clock deadline of the current call.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline.get()
+    }
+
     /// Whether the current call has run past its wall-clock deadline. Checked after a call
     /// returns: time spent inside one long C call never reaches the hook.
     pub(crate) fn past_deadline(&self) -> bool {

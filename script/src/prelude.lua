@@ -472,6 +472,32 @@ local function unavailable(name)
   end
 end
 
+-- Calls answered by a service outside the VM (service.rs): the callback's coroutine yields
+-- and the runtime resumes it with the reply. Where yielding is impossible (inside a C
+-- function such as a `table.sort` comparator), the call answers an error at once.
+local service_call, isyieldable, yield = H.service_call, coroutine.isyieldable, coroutine.yield
+coroutine = nil
+local function service(ns, op)
+  local name = ns == op and ("game." .. op) or ("game." .. ns .. "." .. op)
+  return function(...)
+    if not isyieldable() then
+      return shape_error(name .. " cannot wait for an answer here")
+    end
+    local r = service_call(ns, op, ...)
+    if r ~= true then
+      return r
+    end
+    return (yield())
+  end
+end
+local function service_table(ns)
+  local t = {}
+  for _, op in next, H.services[ns] do
+    t[op] = service(ns, op)
+  end
+  return t
+end
+
 local function zone_only(name)
   return function()
     return shape_error(name .. " requires zone context")
@@ -635,27 +661,12 @@ game = {
   match = { set_joinable = H.set_joinable },
   bots = { add = H.bot_add, remove = H.bot_remove },
   spatial = spatial,
-  economy = {
-    grant = unavailable("game.economy.grant"),
-    debit = unavailable("game.economy.debit"),
-    balance = unavailable("game.economy.balance"),
-    purchase = unavailable("game.economy.purchase"),
-  },
-  leaderboard = {
-    submit = function() return false end,
-    top = unavailable("game.leaderboard.top"),
-    rank = unavailable("game.leaderboard.rank"),
-    around = unavailable("game.leaderboard.around"),
-  },
-  storage = {
-    get = unavailable("game.storage.get"),
-    set = unavailable("game.storage.set"),
-    player_get = unavailable("game.storage.player_get"),
-    player_set = unavailable("game.storage.player_set"),
-  },
-  notify = unavailable("game.notify"),
-  notify_many = unavailable("game.notify_many"),
-  chat = { send = unavailable("game.chat.send") },
+  economy = service_table("economy"),
+  leaderboard = service_table("leaderboard"),
+  storage = service_table("storage"),
+  notify = service("notify", "notify"),
+  notify_many = service("notify", "notify_many"),
+  chat = service_table("chat"),
   zone = {
     spawn = unavailable("game.zone.spawn (world mode only)"),
     despawn = unavailable("game.zone.despawn (world mode only)"),
@@ -666,6 +677,9 @@ game = {
     preload = unavailable("game.terrain.preload (world mode only)"),
   },
 }
+
+-- asobi answers a submit with `false` when it cannot record it; it needs no round trip.
+game.leaderboard.submit = function() return false end
 
 -- Internals the runtime calls; not reachable from game code.
 return {

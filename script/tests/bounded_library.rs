@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use asobi_script::{BudgetKind, Budgets, CallError};
+use asobi_script::{BudgetKind, Budgets, Call, CallError};
 use common::{start_with, Recorder};
 use serde_json::json;
 
@@ -48,7 +48,7 @@ fn budgets() -> Budgets {
     }
 }
 
-fn attack(vm: &mut asobi_script::MatchVm, kind: &str) -> (Result<(), CallError>, Duration) {
+fn attack(vm: &mut asobi_script::MatchVm, kind: &str) -> (Result<Call<()>, CallError>, Duration) {
     let started = Instant::now();
     let result = vm.handle_input("p", &json!({ "kind": kind }), &mut Recorder::default());
     (result, started.elapsed())
@@ -88,7 +88,7 @@ fn every_unbounded_library_call_is_aborted_within_the_budget() {
     assert!(took < Duration::from_millis(10), "rep_huge took {took:?}");
     // Stock Lua loops 2^50 times here; nothing to copy is nothing to do.
     let (result, took) = attack(&mut vm, "rep_empty");
-    assert_eq!(result, Ok(()));
+    assert_eq!(result, Ok(Call::Done(())));
     assert!(took < Duration::from_millis(10), "rep_empty took {took:?}");
     assert!(!vm.failed());
 }
@@ -113,8 +113,11 @@ function handle_input(p, input, s) local big = ("x"):rep(48 * 1024 * 1024) s.n =
     );
     let mut host = Recorder::default();
     let first = vm.handle_input("p", &json!({}), &mut host);
-    assert_eq!(first, Ok(()), "the callback itself completed");
+    assert_eq!(first, Ok(Call::Done(())), "the callback itself completed");
     assert!(!vm.failed());
-    vm.handle_input("p", &json!({}), &mut host).unwrap();
+    vm.handle_input("p", &json!({}), &mut host)
+        .unwrap()
+        .done()
+        .unwrap();
     assert!(vm.failed(), "two late callbacks in a row are two overruns");
 }

@@ -45,6 +45,8 @@ end
         .finish();
     tracing::subscriber::with_default(subscriber, || {
         vm.handle_input("p1", &json!({ "text": forged }), &mut Recorder::default())
+            .unwrap()
+            .done()
             .unwrap();
     });
     let output = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
