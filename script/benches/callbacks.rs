@@ -42,12 +42,17 @@ fn arena_match(pool: &mut VmPool, game: &Game, players: usize) -> (MatchVm, Vec<
         &json!({"width": 64, "height": 64, "target": 1_000_000, "time_limit": 1_000_000_000}),
         &mut host,
     )
+    .unwrap()
+    .done()
     .unwrap();
     let ids: Vec<String> = (0..players)
         .map(|i| format!("player-{i:02}-0190f3a2-7c4e"))
         .collect();
     for id in &ids {
-        vm.join(id, Some(&json!({"name": id})), &mut host).unwrap();
+        vm.join(id, Some(&json!({"name": id})), &mut host)
+            .unwrap()
+            .done()
+            .unwrap();
     }
     (vm, ids)
 }
@@ -65,9 +70,11 @@ fn bench_match(pool: &mut VmPool, game: &Game, players: usize) {
     // Warm up.
     for i in 0..2_000 {
         vm.handle_input(&ids[i % ids.len()], &inputs[i % inputs.len()], &mut host)
+            .unwrap()
+            .done()
             .unwrap();
         if i % 10 == 0 {
-            vm.tick(&mut host).unwrap();
+            vm.tick(&mut host).unwrap().done().unwrap();
         }
     }
 
@@ -75,6 +82,8 @@ fn bench_match(pool: &mut VmPool, game: &Game, players: usize) {
     let started = Instant::now();
     for i in 0..n as usize {
         vm.handle_input(&ids[i % ids.len()], &inputs[i % inputs.len()], &mut host)
+            .unwrap()
+            .done()
             .unwrap();
     }
     let input_us = per_op(started.elapsed(), n);
@@ -86,9 +95,11 @@ fn bench_match(pool: &mut VmPool, game: &Game, players: usize) {
     for t in 0..ticks as usize {
         // Keep players moving so ticks do real work.
         vm.handle_input(&ids[t % ids.len()], &inputs[t % 3], &mut host)
+            .unwrap()
+            .done()
             .unwrap();
         let a = Instant::now();
-        vm.tick(&mut host).unwrap();
+        vm.tick(&mut host).unwrap().done().unwrap();
         let b = Instant::now();
         for id in &ids {
             state_bytes += black_box(vm.state_for(Some(id), &mut host).unwrap()).len();
@@ -120,7 +131,7 @@ fn bench_vm_lifecycle(game: &Game) {
         let mut vm = pool
             .acquire(game.mode("default").unwrap(), "bench")
             .unwrap();
-        vm.init(&json!({}), &mut host).unwrap();
+        vm.init(&json!({}), &mut host).unwrap().done().unwrap();
         pool.release(vm); // drops the state and builds a fresh sandbox for the pool
     }
     println!(
@@ -147,10 +158,12 @@ fn bench_interpreter(dir: &Path) {
         .acquire(game.mode("default").unwrap(), "bench")
         .unwrap();
     let mut host = Sink::default();
-    vm.init(&json!({}), &mut host).unwrap();
+    vm.init(&json!({}), &mut host).unwrap().done().unwrap();
     let iterations = 200_000_000u64;
     let started = Instant::now();
     vm.handle_input("p", &json!({"n": iterations}), &mut host)
+        .unwrap()
+        .done()
         .unwrap();
     let elapsed = started.elapsed();
     let per_sec = iterations as f64 / elapsed.as_secs_f64();

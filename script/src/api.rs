@@ -140,6 +140,12 @@ pub(crate) struct Shared {
     outbox: RefCell<Outbox>,
     log_window: Cell<Option<Instant>>,
     log_count: Cell<u32>,
+    /// Whether the running callback may suspend on a service call.
+    pub(crate) suspendable: Cell<bool>,
+    /// The coroutine of the running callback: a service call from any other one is refused.
+    pub(crate) callback_thread: RefCell<Option<mlua::Thread>>,
+    /// The service call the callback is about to yield for.
+    pub(crate) pending: RefCell<Option<crate::service::ServiceCall>>,
 }
 
 impl Shared {
@@ -154,6 +160,9 @@ impl Shared {
             outbox: RefCell::new(Outbox::default()),
             log_window: Cell::new(None),
             log_count: Cell::new(0),
+            suspendable: Cell::new(false),
+            callback_thread: RefCell::new(None),
+            pending: RefCell::new(None),
         }
     }
 
@@ -249,6 +258,9 @@ fn is_name(s: &str, max: usize) -> bool {
 /// Builds the helper table the sandbox prelude receives.
 pub(crate) fn helpers(lua: &Lua, shared: &std::rc::Rc<Shared>) -> mlua::Result<Table> {
     let h = lua.create_table()?;
+
+    crate::strlib::install(lua, &h, shared)?;
+    crate::service::install(lua, &h, shared)?;
 
     let s = shared.clone();
     h.raw_set(
@@ -404,6 +416,7 @@ fn game_log(
     if let Some((cut, _)) = text.char_indices().nth(MAX_LOG_MESSAGE_CHARS) {
         text.truncate(cut);
     }
+    let text = escape_log_text(&text);
     let meta = match &meta {
         Value::Nil => String::new(),
         other => match json::encode(other, &s.marks, MAX_LOG_META_BYTES) {
@@ -412,6 +425,7 @@ fn game_log(
             Err(_) => r#"{"_unencodable":true}"#.to_owned(),
         },
     };
+    let meta = &*escape_log_json(&meta);
     let match_id = s.match_id.borrow();
     let mode = s.mode_name.borrow();
     let (match_id, mode) = (match_id.as_str(), mode.as_str());
@@ -422,6 +436,53 @@ fn game_log(
         LogLevel::Error => tracing::error!(target: "game.log", match_id, mode, meta, "{text}"),
     }
     Ok(Value::Boolean(true))
+}
+
+/// Characters a log line must not carry raw: line breaks and other control characters
+/// (a script fed player text could otherwise forge whole log lines or drive a terminal
+/// with escape sequences), and the bidirectional overrides that reorder what a reader sees.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+        || ('\u{202a}'..='\u{202e}').contains(&c)
+        || ('\u{2066}'..='\u{2069}').contains(&c)
+}
+
+/// A `game.log` message as one line: `\n`, `\r`, `\t`, `\\` and `\u{..}` escapes, so the
+/// original text can be read back unambiguously.
+pub(crate) fn escape_log_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c == '\\' || needs_escape(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if needs_escape(c) => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `game.log` metadata, already JSON: JSON escapes C0 controls itself; the rest that
+/// [`needs_escape`] names becomes `\uXXXX`, so the metadata stays valid JSON.
+pub(crate) fn escape_log_json(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if needs_escape(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// `require` names: `seg(.seg)*`, each segment `[A-Za-z_][A-Za-z0-9_]*`.
@@ -486,6 +547,22 @@ mod tests {
         for reserved in RESERVED_EVENTS {
             assert_eq!(validate_event_name(reserved), Err("reserved_event_name"));
         }
+    }
+
+    #[test]
+    fn log_text_is_one_line() {
+        let forged = "hi\n2026-01-01T00:00:00Z ERROR game.log: forged\r\x1b[2J\u{202e}x\\n";
+        let escaped = escape_log_text(forged);
+        assert!(!escaped.chars().any(needs_escape), "{escaped}");
+        assert_eq!(
+            escaped,
+            "hi\\n2026-01-01T00:00:00Z ERROR game.log: forged\\r\\u{1b}[2J\\u{202e}x\\\\n"
+        );
+        assert_eq!(escape_log_text("plain text é"), "plain text é");
+        let json = escape_log_json("{\"a\":\"x\u{2028}\u{85}y\"}");
+        assert_eq!(json, "{\"a\":\"x\\u2028\\u0085y\"}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["a"], "x\u{2028}\u{85}y");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! can swallow the abort.
 
 use std::cell::Cell;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::error::BudgetKind;
@@ -30,6 +31,11 @@ use crate::error::BudgetKind;
 ///   Generous on purpose — while a developer hot-reloads a fix, the match should survive.
 /// * `max_consecutive_overruns` = 3: each overrun costs the shard up to `wall` of CPU that
 ///   its other matches needed, so a script that keeps overrunning is stopped quickly.
+/// * `max_overruns_in_window` = 10 in `overrun_window` = 10 s: the same bound for overruns
+///   interleaved with successes (a player whose input drives `handle_input` over budget
+///   while ticks succeed). Caps what one match can take from its shard at about
+///   10 × 50 ms per 10 s (5 % of a core), while an isolated overrun — a GC pause, a slow
+///   moment of the host — never ends a match.
 /// * `log_per_second` = 30 lines per match (asobi's figure).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Budgets {
@@ -46,6 +52,11 @@ pub struct Budgets {
     pub max_consecutive_failures: u32,
     /// Consecutive budget overruns (any callback) after which the VM is marked failed.
     pub max_consecutive_overruns: u32,
+    /// Overruns (any callback, successes in between or not) a VM may have within
+    /// [`Budgets::overrun_window`]; one more marks it failed.
+    pub max_overruns_in_window: u32,
+    /// The sliding window over which [`Budgets::max_overruns_in_window`] is counted.
+    pub overrun_window: Duration,
     /// `game.log` lines per second per match; over it `game.log` returns `false`.
     pub log_per_second: u32,
     /// Bytes of messages (`game.broadcast`, `game.send`) one callback may queue; past it the
@@ -68,6 +79,8 @@ impl Default for Budgets {
             memory_bytes: 64 * 1024 * 1024,
             max_consecutive_failures: 100,
             max_consecutive_overruns: 3,
+            max_overruns_in_window: 10,
+            overrun_window: Duration::from_secs(10),
             log_per_second: 30,
             outbox_bytes: 4 * 1024 * 1024,
             max_state_bytes: 4 * 1024 * 1024,
@@ -81,6 +94,34 @@ impl Budgets {
     pub(crate) fn hook_interval(&self) -> u32 {
         let per_hundredth = self.instructions / 100;
         per_hundredth.clamp(100, 10_000) as u32
+    }
+}
+
+/// The overruns of one VM within a sliding window. Sans-IO: the caller passes `now`.
+#[derive(Debug, Default)]
+pub(crate) struct OverrunWindow {
+    /// When each overrun still inside the window happened, oldest first; never longer than
+    /// the limit plus one, since one more than the limit already fails the VM.
+    times: VecDeque<Instant>,
+}
+
+impl OverrunWindow {
+    /// Records an overrun at `now`; `true` when more than `max` overruns fall within the
+    /// `window` ending at `now`.
+    pub(crate) fn record(&mut self, now: Instant, window: Duration, max: u32) -> bool {
+        while let Some(&oldest) = self.times.front() {
+            if now.saturating_duration_since(oldest) >= window {
+                self.times.pop_front();
+            } else {
+                break;
+            }
+        }
+        self.times.push_back(now);
+        let limit = usize::try_from(max).unwrap_or(usize::MAX);
+        while self.times.len() > limit.saturating_add(1) {
+            self.times.pop_front();
+        }
+        self.times.len() > limit
     }
 }
 
@@ -134,6 +175,35 @@ impl Meter {
         self.spent.get()
     }
 
+    /// Charges `steps` of work done in Rust or C on the script's behalf (pattern matching,
+    /// copying) as instructions, and checks the wall clock. `false` once the budget is spent:
+    /// the caller must stop and raise, and the next hook call yields.
+    pub(crate) fn charge(&self, steps: u64) -> bool {
+        if self.spent.get().is_some() {
+            return false;
+        }
+        let steps = i64::try_from(steps).unwrap_or(i64::MAX);
+        let left = self.remaining.get().saturating_sub(steps);
+        self.remaining.set(left);
+        if left < 0 {
+            self.spent.set(Some(BudgetKind::Instructions));
+        } else if Instant::now() >= self.deadline.get() {
+            self.spent.set(Some(BudgetKind::WallTime));
+        }
+        self.spent.get().is_none()
+    }
+
+    /// The wall-clock deadline of the current call.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.deadline.get()
+    }
+
+    /// Whether the current call has run past its wall-clock deadline. Checked after a call
+    /// returns: time spent inside one long C call never reaches the hook.
+    pub(crate) fn past_deadline(&self) -> bool {
+        Instant::now() >= self.deadline.get()
+    }
+
     /// Called by the count hook every `interval` instructions.
     pub(crate) fn on_hook(&self) -> HookVerdict {
         if self.spent.get().is_none() {
@@ -179,6 +249,30 @@ mod tests {
         meter.arm(&budgets, 1);
         assert_eq!(meter.spent(), None);
         assert_eq!(meter.on_hook(), HookVerdict::Continue);
+    }
+
+    #[test]
+    fn overruns_are_counted_over_a_sliding_window() {
+        let window = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut w = OverrunWindow::default();
+        // One overrun every 4 s: never more than 3 within 10 s.
+        for i in 0..20 {
+            assert!(!w.record(at(i * 4), window, 3), "overrun {i}");
+        }
+        let mut w = OverrunWindow::default();
+        assert!(!w.record(at(0), window, 3));
+        assert!(!w.record(at(1), window, 3));
+        assert!(!w.record(at(2), window, 3));
+        assert!(w.record(at(3), window, 3), "the fourth within 10 s");
+        // Once the first three age out, the count is back under the limit.
+        let mut w = OverrunWindow::default();
+        for s in [0, 1, 2] {
+            w.record(at(s), window, 3);
+        }
+        assert!(!w.record(at(11), window, 3));
+        assert!(!w.record(at(12), window, 3));
     }
 
     #[test]

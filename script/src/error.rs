@@ -213,6 +213,14 @@ pub enum CallError {
     /// The VM has failed too often; the match must be finished with [`crate::MatchVm::finished`].
     #[error("the match script has failed too often and is stopped")]
     VmFailed,
+    /// Misuse: a callback was called while another is suspended on a service call
+    /// ([`crate::MatchVm::waiting`]); resume or abandon that one first.
+    #[error("a callback is waiting for a service reply")]
+    Waiting,
+    /// Misuse: [`crate::MatchVm::resume`] or [`crate::MatchVm::abandon`] was called while
+    /// no callback was waiting.
+    #[error("no callback is waiting for a service reply")]
+    NotWaiting,
 }
 
 fn lua_display(file: &Option<String>, line: Option<u32>, message: &str) -> String {
@@ -231,7 +239,7 @@ impl CallError {
             | CallError::Budget { callback, .. }
             | CallError::MissingCallback { callback }
             | CallError::BadReturn { callback, .. } => Some(callback),
-            CallError::VmFailed => None,
+            CallError::VmFailed | CallError::Waiting | CallError::NotWaiting => None,
         }
     }
 }

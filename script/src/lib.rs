@@ -9,9 +9,11 @@
 //! when to tick.
 //!
 //! Scripts are asobi scripts, unchanged: same globals, same callbacks, same `game.*` calls.
-//! The calls that would need storage (`game.economy.*`, `game.storage.*`, leaderboards,
-//! notifications, chat) answer `{ error = "... is not available in this runtime" }`, the
-//! shape asobi uses for a failed call, instead of blocking a shard on the database.
+//! The calls that need another service (`game.economy.*`, `game.storage.*`, leaderboards,
+//! notifications, chat) suspend the callback and hand the engine a [`ServiceCall`]
+//! ([`Call::Waiting`]); the engine answers through [`MatchVm::resume`] — with asobi's
+//! `{"error": "..."}` shape for a service it does not have — and no shard ever blocks on
+//! the database.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -22,8 +24,11 @@ mod config;
 mod error;
 mod game;
 mod json;
+mod pattern;
 mod pool;
 mod sandbox;
+mod service;
+mod strlib;
 mod vm;
 mod watcher;
 
@@ -35,6 +40,7 @@ pub use error::{BudgetKind, CallError, Diagnostic, LoadError, ScriptError, Sever
 pub use game::{check, CompiledMode, Game};
 pub use json::MAX_DEPTH as MAX_JSON_DEPTH;
 pub use pool::VmPool;
+pub use service::{Call, Resumed, ServiceCall, MAX_SERVICE_ARGS_BYTES};
 pub use vm::{JoinOutcome, MatchVm};
 pub use watcher::Watcher;
 

@@ -3,6 +3,256 @@
 -- defined here (there is no `debug` library), never from game code.
 local H = ...
 
+-- Bounded library (strlib.rs): no library call may run unbounded in C, where the budget
+-- hook never fires. Pattern functions, `string.rep` and `table.concat` are Rust, charged
+-- step by step; the rest are the stock functions with their size charged around the call.
+do
+  local FAIL, DEFER, ABORT = H.fail, H.defer, H.abort_message
+  local BPS = H.bytes_per_step
+  local charge = H.charge
+  local error, type, select, rawequal = error, type, select, rawequal
+  local tointeger, log = math.tointeger, math.log
+  local ssub, sbyte, unpack = string.sub, string.byte, table.unpack
+  local str_find, str_match, str_gmatch, str_gsub = H.str_find, H.str_match, H.str_gmatch, H.str_gsub
+  local next_match, str_rep, tbl_concat = H.next_match, H.str_rep, H.tbl_concat
+
+  -- Rust helpers answer `FAIL, message` instead of raising, so errors stay plain strings.
+  local function check(...)
+    if rawequal((...), FAIL) then
+      error((select(2, ...)), 0)
+    end
+    return ...
+  end
+
+  local function spend(n)
+    if charge(n) then
+      error(ABORT, 0)
+    end
+  end
+
+  local function spend_len(s)
+    if type(s) == "string" and #s > BPS then
+      spend(#s // BPS)
+    end
+    return s
+  end
+
+  local function spend_count(...)
+    local n = select("#", ...)
+    if n > BPS then
+      spend(n // BPS)
+    end
+    return ...
+  end
+
+  function string.find(...) return check(str_find(...)) end
+  function string.match(...) return check(str_match(...)) end
+  function string.rep(...) return check(str_rep(...)) end
+  function table.concat(...) return check(tbl_concat(...)) end
+
+  function string.gmatch(...)
+    local it = check(str_gmatch(...))
+    return function()
+      return check(it())
+    end
+  end
+
+  -- gsub with a function or table: the loop runs here, so the replacement is metered Lua.
+  local function gsub_dynamic(s, p, repl, max_n)
+    local is_fn = type(repl) == "function"
+    local anchor = sbyte(p, 1) == 94
+    local out, k, pos, last, count, changed = {}, 0, 0, -1, 0, false
+    while count < max_n do
+      local st, e, nc, caps = check(next_match(s, p, pos, last))
+      if st == nil then
+        break
+      end
+      if st > pos then
+        k = k + 1
+        out[k] = ssub(s, pos + 1, st)
+      end
+      count = count + 1
+      local v
+      if is_fn then
+        v = repl(unpack(caps, 1, nc))
+      else
+        v = repl[caps[1]]
+      end
+      k = k + 1
+      if not v then
+        out[k] = ssub(s, st + 1, e)
+      else
+        local tv = type(v)
+        if tv ~= "string" and tv ~= "number" then
+          error("invalid replacement value (a " .. tv .. ")", 0)
+        end
+        out[k] = v
+        changed = true
+      end
+      pos, last = e, e
+      if anchor then
+        break
+      end
+    end
+    if not changed then
+      return s, count
+    end
+    out[k + 1] = ssub(s, pos + 1)
+    return (check(tbl_concat(out))), count
+  end
+
+  function string.gsub(...)
+    local a, s, p, max_n = str_gsub(...)
+    if rawequal(a, FAIL) then
+      error(s, 0)
+    elseif rawequal(a, DEFER) then
+      return gsub_dynamic(s, p, (select(3, ...)), max_n)
+    end
+    return a, s
+  end
+
+  -- Functions that loop over a count the script picks: charge the count first. The
+  -- originals are called as locals of their own name, so argument errors read as in stock
+  -- Lua ("bad argument #2 to 'insert'").
+  do
+    local insert = table.insert
+    function table.insert(t, ...)
+      if select("#", ...) >= 2 and type(t) == "table" then
+        local pos, n = tointeger((...)), tointeger(#t)
+        if pos and n and n > pos then
+          spend(n - pos)
+        end
+      end
+      insert(t, ...)
+    end
+  end
+  do
+    local remove = table.remove
+    function table.remove(t, ...)
+      if select("#", ...) >= 1 and type(t) == "table" then
+        local pos, n = tointeger((...)), tointeger(#t)
+        if pos and n and n > pos then
+          spend(n - pos)
+        end
+      end
+      return (remove(t, ...))
+    end
+  end
+  do
+    local move = table.move
+    function table.move(a1, f, e, t, a2)
+      local fi, ei = tointeger(f), tointeger(e)
+      if fi and ei and ei > fi then
+        spend(ei - fi)
+      end
+      return (move(a1, f, e, t, a2))
+    end
+  end
+  do
+    local sort = table.sort
+    function table.sort(t, cmp)
+      if type(t) == "table" then
+        local n = tointeger(#t)
+        if n and n > 1 then
+          spend(n * log(n, 2))
+        end
+      end
+      sort(t, cmp)
+    end
+  end
+  do
+    local unpack_ = table.unpack
+    function table.unpack(...)
+      return spend_count(unpack_(...))
+    end
+  end
+
+  -- Functions linear in a string's length: charge the bytes they produce or read.
+  do
+    local upper = string.upper
+    function string.upper(...) return spend_len((upper(...))) end
+  end
+  do
+    local lower = string.lower
+    function string.lower(...) return spend_len((lower(...))) end
+  end
+  do
+    local reverse = string.reverse
+    function string.reverse(...) return spend_len((reverse(...))) end
+  end
+  do
+    local sub = string.sub
+    function string.sub(...) return spend_len((sub(...))) end
+  end
+  do
+    local format = string.format
+    function string.format(...) return spend_len((format(...))) end
+  end
+  do
+    local pack = string.pack
+    function string.pack(...) return spend_len((pack(...))) end
+  end
+  do
+    local byte = string.byte
+    function string.byte(...) return spend_count(byte(...)) end
+  end
+  do
+    local unpack_s = string.unpack
+    function string.unpack(fmt, s, ...)
+      spend_len(s)
+      return unpack_s(fmt, s, ...)
+    end
+  end
+  do
+    local len, codepoint, offset = utf8.len, utf8.codepoint, utf8.offset
+    function utf8.len(s, ...)
+      spend_len(s)
+      return len(s, ...)
+    end
+    function utf8.codepoint(...) return spend_count(codepoint(...)) end
+    function utf8.offset(s, ...)
+      spend_len(s)
+      return offset(s, ...)
+    end
+  end
+  do
+    local date = os.date
+    function os.date(fmt, ...)
+      spend_len(fmt)
+      return spend_len((date(fmt, ...)))
+    end
+  end
+  do
+    -- Compiling costs far more per byte than copying.
+    local raw_load = load
+    function load(chunk, ...)
+      if type(chunk) == "string" then
+        spend(#chunk * 4 // BPS)
+      elseif type(chunk) == "function" then
+        local reader = chunk
+        chunk = function()
+          local piece = reader()
+          if type(piece) == "string" then
+            spend(#piece * 4 // BPS)
+          end
+          return piece
+        end
+      end
+      return raw_load(chunk, ...)
+    end
+  end
+  do
+    local gc, count_kb = collectgarbage, nil
+    function collectgarbage(opt, ...)
+      if opt == nil or opt == "collect" or opt == "step" then
+        count_kb = gc("count")
+        spend(count_kb * 1024 // BPS)
+      end
+      return gc(opt, ...)
+    end
+  end
+end
+
 local error, type, select, rawget, tostring, next = error, type, select, rawget, tostring, next
 local raw_pcall, raw_load, raw_setmetatable = pcall, load, setmetatable
 local raw_collectgarbage = collectgarbage
@@ -222,6 +472,32 @@ local function unavailable(name)
   end
 end
 
+-- Calls answered by a service outside the VM (service.rs): the callback's coroutine yields
+-- and the runtime resumes it with the reply. Where yielding is impossible (inside a C
+-- function such as a `table.sort` comparator), the call answers an error at once.
+local service_call, isyieldable, yield = H.service_call, coroutine.isyieldable, coroutine.yield
+coroutine = nil
+local function service(ns, op)
+  local name = ns == op and ("game." .. op) or ("game." .. ns .. "." .. op)
+  return function(...)
+    if not isyieldable() then
+      return shape_error(name .. " cannot wait for an answer here")
+    end
+    local r = service_call(ns, op, ...)
+    if r ~= true then
+      return r
+    end
+    return (yield())
+  end
+end
+local function service_table(ns)
+  local t = {}
+  for _, op in next, H.services[ns] do
+    t[op] = service(ns, op)
+  end
+  return t
+end
+
 local function zone_only(name)
   return function()
     return shape_error(name .. " requires zone context")
@@ -385,27 +661,12 @@ game = {
   match = { set_joinable = H.set_joinable },
   bots = { add = H.bot_add, remove = H.bot_remove },
   spatial = spatial,
-  economy = {
-    grant = unavailable("game.economy.grant"),
-    debit = unavailable("game.economy.debit"),
-    balance = unavailable("game.economy.balance"),
-    purchase = unavailable("game.economy.purchase"),
-  },
-  leaderboard = {
-    submit = function() return false end,
-    top = unavailable("game.leaderboard.top"),
-    rank = unavailable("game.leaderboard.rank"),
-    around = unavailable("game.leaderboard.around"),
-  },
-  storage = {
-    get = unavailable("game.storage.get"),
-    set = unavailable("game.storage.set"),
-    player_get = unavailable("game.storage.player_get"),
-    player_set = unavailable("game.storage.player_set"),
-  },
-  notify = unavailable("game.notify"),
-  notify_many = unavailable("game.notify_many"),
-  chat = { send = unavailable("game.chat.send") },
+  economy = service_table("economy"),
+  leaderboard = service_table("leaderboard"),
+  storage = service_table("storage"),
+  notify = service("notify", "notify"),
+  notify_many = service("notify", "notify_many"),
+  chat = service_table("chat"),
   zone = {
     spawn = unavailable("game.zone.spawn (world mode only)"),
     despawn = unavailable("game.zone.despawn (world mode only)"),
@@ -416,6 +677,9 @@ game = {
     preload = unavailable("game.terrain.preload (world mode only)"),
   },
 }
+
+-- asobi answers a submit with `false` when it cannot record it; it needs no round trip.
+game.leaderboard.submit = function() return false end
 
 -- Internals the runtime calls; not reachable from game code.
 return {

@@ -3,8 +3,12 @@
 //! The state gets the base library, `string`, `table`, `math`, `utf8` and a trimmed `os`;
 //! the prelude (`prelude.lua`) removes the escape hatches, installs asobi's `require`, the
 //! `game` table and the budget-aware `pcall`. No `io`, `debug`, `package` or `coroutine`:
-//! the last one because budget enforcement yields the callback's coroutine, and a script
-//! coroutine would absorb that yield.
+//! the last one because budget enforcement and service calls yield the callback's
+//! coroutine, and a script coroutine would absorb that yield (the prelude keeps
+//! `coroutine.yield` and `isyieldable` for itself, then removes the library).
+//!
+//! A callback runs in a coroutine: [`Sandbox::start`] begins it and [`Sandbox::resume`]
+//! continues one suspended on a service call; both answer a [`Step`].
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,6 +23,7 @@ use crate::api::{self, Shared};
 use crate::budget::{Budgets, HookVerdict};
 use crate::error::{parse_lua_message, BudgetKind, CallError};
 use crate::json::Marks;
+use crate::service::ServiceCall;
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -46,11 +51,26 @@ pub(crate) struct Sandbox {
     /// A coroutine that finished normally, reused for the next call (creating one per call
     /// is a measurable share of a small callback).
     spare: RefCell<Option<Thread>>,
+    /// The callback suspended on a service call, if any.
+    suspended: RefCell<Option<Thread>>,
+}
+
+/// How far a callback got.
+pub(crate) enum Step {
+    /// It returned these values.
+    Done(MultiValue),
+    /// It is suspended on this service call.
+    Waiting(ServiceCall),
 }
 
 impl Sandbox {
     pub(crate) fn new(budgets: &Budgets) -> mlua::Result<Sandbox> {
-        let libs = StdLib::STRING | StdLib::TABLE | StdLib::MATH | StdLib::UTF8 | StdLib::OS;
+        let libs = StdLib::STRING
+            | StdLib::TABLE
+            | StdLib::MATH
+            | StdLib::UTF8
+            | StdLib::OS
+            | StdLib::COROUTINE;
         let lua = Lua::new_with(libs, LuaOptions::new())?;
         let shared = Rc::new(Shared::new(budgets, Marks::new(&lua)?));
         let helpers = api::helpers(&lua, &shared)?;
@@ -79,6 +99,7 @@ impl Sandbox {
             clear_require_cache,
             globals,
             spare: RefCell::new(None),
+            suspended: RefCell::new(None),
         })
     }
 
@@ -99,7 +120,7 @@ impl Sandbox {
     }
 
     /// Runs `func(args)` inside a coroutine under the budget (`factor` × the per-call
-    /// budgets). Classifies every way it can end.
+    /// budgets), where no service call may suspend. Classifies every way it can end.
     pub(crate) fn run<A>(
         &self,
         callback: &'static str,
@@ -110,9 +131,39 @@ impl Sandbox {
     where
         A: FnOnce(&Lua) -> mlua::Result<MultiValue>,
     {
+        match self.start(callback, factor, func, args, false)? {
+            Step::Done(values) => Ok(values),
+            // `service_call` refuses when the callback may not suspend; should a yield get
+            // through anyway, it is dropped like an aborted call.
+            Step::Waiting(_) => {
+                self.abandon();
+                Err(CallError::Budget {
+                    kind: BudgetKind::Instructions,
+                    callback,
+                })
+            }
+        }
+    }
+
+    /// Starts `func(args)` in a coroutine under the budget. With `suspendable`, a service
+    /// call suspends it ([`Step::Waiting`]) until [`Sandbox::resume`] or
+    /// [`Sandbox::abandon`]; the budget keeps running meanwhile (the wall clock included).
+    pub(crate) fn start<A>(
+        &self,
+        callback: &'static str,
+        factor: u32,
+        func: Function,
+        args: A,
+        suspendable: bool,
+    ) -> Result<Step, CallError>
+    where
+        A: FnOnce(&Lua) -> mlua::Result<MultiValue>,
+    {
+        self.abandon();
         let meter = &self.shared.meter;
         meter.arm(&self.shared.budgets, factor);
-        let outcome = args(&self.lua).and_then(|args| {
+        self.shared.suspendable.set(suspendable);
+        let thread = args(&self.lua).and_then(|args| {
             let thread = match self.spare.take() {
                 Some(thread) => {
                     thread.reset(func)?;
@@ -120,21 +171,82 @@ impl Sandbox {
                 }
                 None => self.lua.create_thread(func)?,
             };
-            let values = thread.resume::<MultiValue>(args)?;
-            Ok((values, thread))
+            Ok((args, thread))
         });
-        match outcome {
-            Ok((values, thread)) if thread.status() == ThreadStatus::Finished => {
+        let (args, thread) = match thread {
+            Ok(ok) => ok,
+            Err(e) => return Err(classify(callback, meter.spent(), &e)),
+        };
+        *self.shared.callback_thread.borrow_mut() = Some(thread.clone());
+        let result = thread.resume::<MultiValue>(args);
+        self.settle(callback, thread, result)
+    }
+
+    /// Continues the suspended callback with `reply` as the service call's return value.
+    pub(crate) fn resume(&self, callback: &'static str, reply: Value) -> Result<Step, CallError> {
+        let Some(thread) = self.suspended.take() else {
+            return Err(CallError::NotWaiting);
+        };
+        if self.shared.meter.past_deadline() {
+            self.abandon_thread();
+            return Err(CallError::Budget {
+                kind: BudgetKind::WallTime,
+                callback,
+            });
+        }
+        let result = thread.resume::<MultiValue>(reply);
+        self.settle(callback, thread, result)
+    }
+
+    /// Drops a suspended callback without running any more of its code.
+    pub(crate) fn abandon(&self) {
+        self.suspended.take();
+        self.abandon_thread();
+    }
+
+    fn abandon_thread(&self) {
+        self.shared.pending.take();
+        self.shared.callback_thread.take();
+        self.shared.suspendable.set(false);
+    }
+
+    /// The wall-clock deadline of the running (or suspended) callback.
+    pub(crate) fn deadline(&self) -> std::time::Instant {
+        self.shared.meter.deadline()
+    }
+
+    fn settle(
+        &self,
+        callback: &'static str,
+        thread: Thread,
+        result: mlua::Result<MultiValue>,
+    ) -> Result<Step, CallError> {
+        let meter = &self.shared.meter;
+        let pending = self.shared.pending.take();
+        match result {
+            Ok(values) if thread.status() == ThreadStatus::Finished => {
+                self.abandon_thread();
                 self.spare.replace(Some(thread));
-                Ok(values)
+                Ok(Step::Done(values))
+            }
+            // Suspended on a service call, with budget left.
+            Ok(_) if meter.spent().is_none() && pending.is_some() => {
+                self.suspended.replace(Some(thread));
+                Ok(Step::Waiting(pending.expect("checked above")))
             }
             // Not finished: the hook yielded it. Dropping the thread abandons it without
             // running any more of its code.
-            Ok(_) => Err(CallError::Budget {
-                kind: meter.spent().unwrap_or(BudgetKind::Instructions),
-                callback,
-            }),
-            Err(e) => Err(classify(callback, meter.spent(), &e)),
+            Ok(_) => {
+                self.abandon_thread();
+                Err(CallError::Budget {
+                    kind: meter.spent().unwrap_or(BudgetKind::Instructions),
+                    callback,
+                })
+            }
+            Err(e) => {
+                self.abandon_thread();
+                Err(classify(callback, meter.spent(), &e))
+            }
         }
     }
 
@@ -174,7 +286,8 @@ pub(crate) fn classify(
     if let Some(kind) = spent {
         return CallError::Budget { kind, callback };
     }
-    if is_memory(e) {
+    // The bounded library reports an allocation it refused with Lua's own message.
+    if is_memory(e) || innermost_message(e) == "not enough memory" {
         return CallError::Budget {
             kind: BudgetKind::Memory,
             callback,

@@ -1,19 +1,39 @@
-//! One match's VM: the callbacks the engine drives, failure accounting and hot reload.
+//! One match's VM: the callbacks the engine drives, failure accounting, service calls and
+//! hot reload.
 //!
 //! Method kinds, all called from the shard thread that owns the match:
 //!
-//! * lifecycle: [`MatchVm::init`] once, then [`MatchVm::join`] / [`MatchVm::leave`] /
-//!   [`MatchVm::handle_input`] as events arrive, and per tick [`MatchVm::tick`] followed by
-//!   [`MatchVm::state_for`] (per player, or once with `None` under `shared`);
-//! * optional callbacks asobi also calls: [`MatchVm::vote_requested`],
-//!   [`MatchVm::vote_resolved`], [`MatchVm::phases`], [`MatchVm::on_phase_started`],
-//!   [`MatchVm::on_phase_ended`];
+//! * lifecycle callbacks: [`MatchVm::init`] once, then [`MatchVm::join`] /
+//!   [`MatchVm::leave`] / [`MatchVm::handle_input`] as events arrive, and per tick
+//!   [`MatchVm::tick`]; optional ones asobi also calls: [`MatchVm::vote_requested`],
+//!   [`MatchVm::vote_resolved`], [`MatchVm::on_phase_started`], [`MatchVm::on_phase_ended`].
+//!   These may **suspend**: they answer [`Call::Done`] with their result, or
+//!   [`Call::Waiting`] with a [`crate::ServiceCall`] for the engine to route;
+//! * immediate callbacks, which never suspend (a service call in them answers
+//!   `{error = ...}` at once): [`MatchVm::state_for`] (per player, or once with `None`
+//!   under `shared`) and [`MatchVm::phases`];
+//! * the wait: [`MatchVm::resume`] with the reply, [`MatchVm::abandon`] when it does not
+//!   come, and the queries [`MatchVm::waiting`] and [`MatchVm::wait_deadline`];
 //! * queries after any call: [`MatchVm::finished`], [`MatchVm::failed`];
-//! * [`MatchVm::reload`] between callbacks when a new [`crate::Game`] is published.
+//! * [`MatchVm::reload`] when a new [`crate::Game`] is published.
+//!
+//! Polling order for the engine's match task:
+//!
+//! 1. Call a callback. On [`Call::Done`] carry on; on [`Call::Waiting`] send the request
+//!    and arm a timer at [`MatchVm::wait_deadline`]. Effects the callback produced so far
+//!    have already been handed to the [`Host`].
+//! 2. While [`MatchVm::waiting`], call nothing else on this VM (they answer
+//!    [`CallError::Waiting`]): queue the match's inputs and skip its ticks, so that its
+//!    callbacks stay ordered. Other matches on the shard keep running.
+//! 3. When the reply arrives, [`MatchVm::resume`]; it may answer [`Call::Waiting`] again
+//!    (several calls in a row) — back to 1. When the timer fires first,
+//!    [`MatchVm::abandon`] (an overrun) and drop the late reply when it comes.
+//! 4. After every completed callback, check [`MatchVm::failed`] / [`MatchVm::finished`].
 //!
 //! State lives in the VM as a Lua value; a callback that returns nothing keeps the previous
 //! state (Lua tables are mutated in place, so that is what the script meant). A callback
-//! that fails also keeps it — though changes the script made in place before failing stay.
+//! that fails, or is abandoned while waiting, also keeps it — though changes the script made
+//! in place before failing stay.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,11 +43,12 @@ use mlua::{IntoLuaMulti, Lua, MultiValue, Value};
 use serde_json::json;
 
 use crate::api::{Host, ModuleScope};
-use crate::budget::SETUP_FACTOR;
-use crate::error::CallError;
+use crate::budget::{OverrunWindow, SETUP_FACTOR};
+use crate::error::{BudgetKind, CallError};
 use crate::game::CompiledMode;
 use crate::json::{self, EncodeError};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, Step};
+use crate::service::{Call, Resumed};
 
 /// Minimum time between two "callback failed" log lines of one VM.
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -84,10 +105,47 @@ impl Callback {
         }
     }
 
+    /// Callbacks that may suspend on a service call. The rest must answer at once:
+    /// `get_state` runs per player per tick, and setup code (the chunk, `phases`,
+    /// `on_reload`) runs where the engine cannot wait.
+    fn suspendable(self) -> bool {
+        matches!(
+            self,
+            Callback::Init
+                | Callback::Join
+                | Callback::Leave
+                | Callback::HandleInput
+                | Callback::Tick
+                | Callback::VoteRequested
+                | Callback::VoteResolved
+                | Callback::OnPhaseStarted
+                | Callback::OnPhaseEnded
+        )
+    }
+
     fn factor(self) -> u32 {
         match self {
             Callback::Load | Callback::Init | Callback::OnReload | Callback::Phases => SETUP_FACTOR,
             _ => 1,
+        }
+    }
+}
+
+/// What a completed callback produced, before it is handed out as the method's result.
+#[derive(Debug)]
+enum Outcome {
+    Resumed(Resumed),
+    State(Bytes),
+    Phases(Option<serde_json::Value>),
+    Unit,
+}
+
+impl Outcome {
+    /// The result of a suspendable callback (the only kind that can be resumed).
+    fn resumed(self) -> Resumed {
+        match self {
+            Outcome::Resumed(r) => r,
+            other => unreachable!("only suspendable callbacks produce {other:?}"),
         }
     }
 }
@@ -103,6 +161,11 @@ pub struct MatchVm {
     failed: bool,
     streaks: [u32; CALLBACKS],
     overruns: u32,
+    overrun_window: OverrunWindow,
+    /// The callback suspended on a service call, if any.
+    waiting_on: Option<Callback>,
+    /// A reload that arrived while a callback was suspended.
+    deferred_reload: Option<Arc<CompiledMode>>,
     last_failure_log: Option<Instant>,
     suppressed_failures: u32,
 }
@@ -142,6 +205,9 @@ impl MatchVm {
             failed: false,
             streaks: [0; CALLBACKS],
             overruns: 0,
+            overrun_window: OverrunWindow::default(),
+            waiting_on: None,
+            deferred_reload: None,
             last_failure_log: None,
             suppressed_failures: 0,
         };
@@ -197,49 +263,193 @@ impl MatchVm {
         self.failed
     }
 
-    /// Runs callback `cb` if the script defines it (`Ok(None)` otherwise), with accounting.
-    fn call<R>(
+    /// Starts callback `cb` if the script defines it (`Ok(None)` otherwise).
+    fn begin(
         &mut self,
         cb: Callback,
         host: &mut dyn Host,
         args: impl FnOnce(&Lua, Value) -> mlua::Result<MultiValue>,
-        process: impl FnOnce(&mut Self, MultiValue) -> Result<R, CallError>,
-    ) -> Result<Option<R>, CallError> {
+    ) -> Result<Option<Call<Outcome>>, CallError> {
         if self.failed {
             return Err(CallError::VmFailed);
+        }
+        if self.waiting_on.is_some() {
+            return Err(CallError::Waiting);
         }
         let Some(func) = self.sandbox.function(cb.name()) else {
             return Ok(None);
         };
         let state = self.state.clone();
-        let raw = self
-            .sandbox
-            .run(cb.name(), cb.factor(), func, |lua| args(lua, state));
-        self.sandbox.shared.flush(host);
-        let result = raw.and_then(|values| process(self, values));
-        match &result {
-            Ok(_) => {
-                self.streaks[cb as usize] = 0;
-                self.overruns = 0;
-                self.check_finished();
-            }
-            Err(e) => self.record_failure(cb, e),
-        }
-        result.map(Some)
+        let step = self.sandbox.start(
+            cb.name(),
+            cb.factor(),
+            func,
+            |lua| args(lua, state),
+            cb.suspendable(),
+        );
+        self.after_step(cb, step, host).map(Some)
     }
 
-    /// Like [`MatchVm::call`] for callbacks every match script must define.
-    fn call_required<R>(
+    /// Like [`MatchVm::begin`] for callbacks every match script must define.
+    fn begin_required(
         &mut self,
         cb: Callback,
         host: &mut dyn Host,
         args: impl FnOnce(&Lua, Value) -> mlua::Result<MultiValue>,
-        process: impl FnOnce(&mut Self, MultiValue) -> Result<R, CallError>,
-    ) -> Result<R, CallError> {
-        self.call(cb, host, args, process)?
+    ) -> Result<Call<Outcome>, CallError> {
+        self.begin(cb, host, args)?
             .ok_or(CallError::MissingCallback {
                 callback: cb.name(),
             })
+    }
+
+    /// Accounting after a callback started or resumed: hands its effects to the host; when
+    /// it completed, processes its result, counts failures and overruns, and applies a
+    /// reload deferred while it was suspended.
+    fn after_step(
+        &mut self,
+        cb: Callback,
+        step: Result<Step, CallError>,
+        host: &mut dyn Host,
+    ) -> Result<Call<Outcome>, CallError> {
+        // Time inside one long C call never reaches the hook: a callback that returned
+        // after its deadline still cost the shard an overrun.
+        let late = self.sandbox.shared.meter.past_deadline();
+        self.sandbox.shared.flush(host);
+        let result = match step {
+            Ok(Step::Waiting(call)) => {
+                self.waiting_on = Some(cb);
+                return Ok(Call::Waiting(call));
+            }
+            Ok(Step::Done(values)) => self.process(cb, values),
+            Err(e) => Err(e),
+        };
+        self.waiting_on = None;
+        match &result {
+            Ok(_) => {
+                self.streaks[cb as usize] = 0;
+                if late {
+                    let e = CallError::Budget {
+                        kind: BudgetKind::WallTime,
+                        callback: cb.name(),
+                    };
+                    self.log_failure(cb, &e);
+                    self.count_overrun(cb, &e);
+                } else {
+                    self.overruns = 0;
+                }
+                self.check_finished();
+            }
+            Err(e) => self.record_failure(cb, e),
+        }
+        self.apply_deferred_reload(host);
+        result.map(Call::Done)
+    }
+
+    fn apply_deferred_reload(&mut self, host: &mut dyn Host) {
+        if let Some(mode) = self.deferred_reload.take() {
+            // `reload` logs its own failure; the old code keeps running then.
+            let _ = self.reload(&mode, host);
+        }
+    }
+
+    /// Turns what callback `cb` returned into its result.
+    fn process(&mut self, cb: Callback, values: MultiValue) -> Result<Outcome, CallError> {
+        let done = |r: Resumed| Ok(Outcome::Resumed(r));
+        match cb {
+            Callback::Load => Ok(Outcome::Unit),
+            Callback::Init => match values.into_iter().next() {
+                Some(v) if !v.is_nil() => {
+                    self.state = v;
+                    done(Resumed::Init)
+                }
+                _ => Err(CallError::BadReturn {
+                    callback: "init",
+                    message: "init() must return the initial state".to_owned(),
+                }),
+            },
+            Callback::Join => {
+                let mut values = values.into_iter();
+                match values.next() {
+                    None | Some(Value::Nil) | Some(Value::Boolean(false)) => done(Resumed::Join(
+                        JoinOutcome::Refused(refusal_reason(values.next())),
+                    )),
+                    Some(state) => {
+                        self.state = state;
+                        done(Resumed::Join(JoinOutcome::Accepted))
+                    }
+                }
+            }
+            Callback::Leave => {
+                self.keep_state(values);
+                done(Resumed::Leave)
+            }
+            Callback::HandleInput => {
+                self.keep_state(values);
+                done(Resumed::HandleInput)
+            }
+            Callback::Tick => {
+                self.keep_state(values);
+                done(Resumed::Tick)
+            }
+            Callback::VoteResolved => {
+                self.keep_state(values);
+                done(Resumed::VoteResolved)
+            }
+            Callback::OnPhaseStarted => {
+                self.keep_state(values);
+                done(Resumed::PhaseStarted)
+            }
+            Callback::OnPhaseEnded => {
+                self.keep_state(values);
+                done(Resumed::PhaseEnded)
+            }
+            Callback::OnReload => {
+                self.keep_state(values);
+                Ok(Outcome::Unit)
+            }
+            Callback::GetState => {
+                let max = self.sandbox.shared.budgets.max_state_bytes;
+                let value = values.into_iter().next().unwrap_or(Value::Nil);
+                if value.is_nil() {
+                    return Ok(Outcome::State(Bytes::from_static(b"{}")));
+                }
+                match json::encode(&value, &self.sandbox.shared.marks, max) {
+                    Ok(bytes) => Ok(Outcome::State(Bytes::from(bytes))),
+                    Err(e) => Err(CallError::BadReturn {
+                        callback: "get_state",
+                        message: match e {
+                            EncodeError::TooLarge => format!("state is larger than {max} bytes"),
+                            other => other.to_string(),
+                        },
+                    }),
+                }
+            }
+            Callback::VoteRequested => match values.into_iter().next() {
+                None | Some(Value::Nil) | Some(Value::Boolean(false)) => {
+                    done(Resumed::VoteRequested(None))
+                }
+                Some(v) => match json::to_json(&v, &self.sandbox.shared.marks) {
+                    Ok(serde_json::Value::Object(m)) if m.is_empty() => {
+                        done(Resumed::VoteRequested(None))
+                    }
+                    Ok(config) => done(Resumed::VoteRequested(Some(config))),
+                    Err(e) => Err(CallError::BadReturn {
+                        callback: "vote_requested",
+                        message: e.to_string(),
+                    }),
+                },
+            },
+            Callback::Phases => match values.into_iter().next() {
+                None | Some(Value::Nil) => Ok(Outcome::Phases(None)),
+                Some(v) => json::to_json(&v, &self.sandbox.shared.marks)
+                    .map(|p| Outcome::Phases(Some(p)))
+                    .map_err(|e| CallError::BadReturn {
+                        callback: "phases",
+                        message: e.to_string(),
+                    }),
+            },
+        }
     }
 
     fn keep_state(&mut self, values: MultiValue) {
@@ -251,33 +461,59 @@ impl MatchVm {
     }
 
     fn record_failure(&mut self, cb: Callback, e: &CallError) {
-        if matches!(e, CallError::MissingCallback { .. } | CallError::VmFailed) {
+        if matches!(
+            e,
+            CallError::MissingCallback { .. }
+                | CallError::VmFailed
+                | CallError::Waiting
+                | CallError::NotWaiting
+        ) {
             return;
         }
         let overrun = matches!(e, CallError::Budget { .. });
         self.log_failure(cb, e);
-        let match_id = self.match_id.as_str();
-        if overrun {
-            self.overruns += 1;
-        }
         // A Lua error in handle_input is usually one client's doing; it must not let one
         // player end the match for everyone. An overrun costs the shard and always counts.
         if overrun || cb != Callback::HandleInput {
             self.streaks[cb as usize] += 1;
         }
+        if overrun {
+            self.count_overrun(cb, e);
+        }
+        if self.streaks[cb as usize] >= self.sandbox.shared.budgets.max_consecutive_failures {
+            self.fail(cb, e);
+        }
+    }
+
+    /// An overrun counts twice: in the consecutive streak (reset by a success) and in the
+    /// sliding window (not reset), so that overruns interleaved with successes — one
+    /// player's input driving `handle_input` over budget while ticks succeed — are bounded
+    /// too.
+    fn count_overrun(&mut self, cb: Callback, e: &CallError) {
+        self.overruns += 1;
         let budgets = &self.sandbox.shared.budgets;
-        if self.overruns >= budgets.max_consecutive_overruns
-            || self.streaks[cb as usize] >= budgets.max_consecutive_failures
-        {
-            self.failed = true;
-            tracing::error!(match_id, mode = %self.mode.name, callback = cb.name(), error = %e, "match script failed too often; stopping it");
-            if self.finished.is_none() {
-                self.finished = Some(json!({
-                    "error": "script_failed",
-                    "callback": cb.name(),
-                    "message": e.to_string(),
-                }));
-            }
+        let too_many_in_window = self.overrun_window.record(
+            Instant::now(),
+            budgets.overrun_window,
+            budgets.max_overruns_in_window,
+        );
+        if self.overruns >= budgets.max_consecutive_overruns || too_many_in_window {
+            self.fail(cb, e);
+        }
+    }
+
+    fn fail(&mut self, cb: Callback, e: &CallError) {
+        if self.failed {
+            return;
+        }
+        self.failed = true;
+        tracing::error!(match_id = %self.match_id, mode = %self.mode.name, callback = cb.name(), error = %e, "match script failed too often; stopping it");
+        if self.finished.is_none() {
+            self.finished = Some(json!({
+                "error": "script_failed",
+                "callback": cb.name(),
+                "message": e.to_string(),
+            }));
         }
     }
 
@@ -323,231 +559,158 @@ impl MatchVm {
         json::to_lua(lua, value, &self.sandbox.shared.marks)
     }
 
-    /// `init(config)`: the returned value becomes the state.
+    /// `init(config)`: the returned value becomes the state. May suspend.
     pub fn init(
         &mut self,
         config: &serde_json::Value,
         host: &mut dyn Host,
-    ) -> Result<(), CallError> {
+    ) -> Result<Call<()>, CallError> {
         let config = self.to_lua(&self.sandbox.lua, config).ok();
-        self.call_required(
-            Callback::Init,
-            host,
-            |lua, _| match config {
-                Some(Value::Nil) | None => multi(lua, lua.create_table()?),
-                Some(config) => multi(lua, config),
-            },
-            |vm, values| match values.into_iter().next() {
-                Some(v) if !v.is_nil() => {
-                    vm.state = v;
-                    Ok(())
-                }
-                _ => Err(CallError::BadReturn {
-                    callback: "init",
-                    message: "init() must return the initial state".to_owned(),
-                }),
-            },
-        )
+        self.begin_required(Callback::Init, host, |lua, _| match config {
+            Some(Value::Nil) | None => multi(lua, lua.create_table()?),
+            Some(config) => multi(lua, config),
+        })
+        .map(|c| c.map(drop))
     }
 
     /// `join(player_id, state, ctx)`; `ctx` is the client's join context, an empty table
-    /// when absent. Returning `nil` (or nothing) refuses the player.
+    /// when absent. Returning `nil` (or nothing) refuses the player. May suspend.
     pub fn join(
         &mut self,
         player_id: &str,
         ctx: Option<&serde_json::Value>,
         host: &mut dyn Host,
-    ) -> Result<JoinOutcome, CallError> {
+    ) -> Result<Call<JoinOutcome>, CallError> {
         let ctx = match ctx {
             Some(ctx) if !ctx.is_null() => Some(self.to_lua(&self.sandbox.lua, ctx)),
             _ => None,
         };
-        self.call_required(
-            Callback::Join,
-            host,
-            |lua, state| {
-                let ctx = match ctx {
-                    Some(ctx) => ctx?,
-                    None => Value::Table(lua.create_table()?),
-                };
-                multi(lua, (player_id, state, ctx))
-            },
-            |vm, values| {
-                let mut values = values.into_iter();
-                match values.next() {
-                    None | Some(Value::Nil) | Some(Value::Boolean(false)) => {
-                        Ok(JoinOutcome::Refused(refusal_reason(values.next())))
-                    }
-                    Some(state) => {
-                        vm.state = state;
-                        Ok(JoinOutcome::Accepted)
-                    }
-                }
-            },
-        )
+        self.begin_required(Callback::Join, host, |lua, state| {
+            let ctx = match ctx {
+                Some(ctx) => ctx?,
+                None => Value::Table(lua.create_table()?),
+            };
+            multi(lua, (player_id, state, ctx))
+        })
+        .map(|c| {
+            c.map(|o| match o.resumed() {
+                Resumed::Join(outcome) => outcome,
+                _ => JoinOutcome::Refused(None),
+            })
+        })
     }
 
-    /// `leave(player_id, state)`. A script without `leave` is fine.
-    pub fn leave(&mut self, player_id: &str, host: &mut dyn Host) -> Result<(), CallError> {
-        self.call(
-            Callback::Leave,
-            host,
-            |lua, state| multi(lua, (player_id, state)),
-            |vm, values| {
-                vm.keep_state(values);
-                Ok(())
-            },
-        )
-        .map(|_| ())
+    /// `leave(player_id, state)`. A script without `leave` is fine. May suspend.
+    pub fn leave(&mut self, player_id: &str, host: &mut dyn Host) -> Result<Call<()>, CallError> {
+        let call = self.begin(Callback::Leave, host, |lua, state| {
+            multi(lua, (player_id, state))
+        })?;
+        Ok(call.map_or(Call::Done(()), |c| c.map(drop)))
     }
 
-    /// `handle_input(player_id, input, state)`.
+    /// `handle_input(player_id, input, state)`. May suspend.
     pub fn handle_input(
         &mut self,
         player_id: &str,
         input: &serde_json::Value,
         host: &mut dyn Host,
-    ) -> Result<(), CallError> {
+    ) -> Result<Call<()>, CallError> {
         let shared = self.sandbox.shared.clone();
-        self.call_required(
-            Callback::HandleInput,
-            host,
-            |lua, state| {
-                let input = json::to_lua(lua, input, &shared.marks)?;
-                multi(lua, (player_id, input, state))
-            },
-            |vm, values| {
-                vm.keep_state(values);
-                Ok(())
-            },
-        )
+        self.begin_required(Callback::HandleInput, host, |lua, state| {
+            let input = json::to_lua(lua, input, &shared.marks)?;
+            multi(lua, (player_id, input, state))
+        })
+        .map(|c| c.map(drop))
     }
 
-    /// `tick(state)`.
-    pub fn tick(&mut self, host: &mut dyn Host) -> Result<(), CallError> {
-        self.call_required(Callback::Tick, host, multi, |vm, values| {
-            vm.keep_state(values);
-            Ok(())
-        })
+    /// `tick(state)`. May suspend.
+    pub fn tick(&mut self, host: &mut dyn Host) -> Result<Call<()>, CallError> {
+        self.begin_required(Callback::Tick, host, multi)
+            .map(|c| c.map(drop))
     }
 
     /// The encoded JSON of `get_state(player_id, state)`, or of `get_state(state)` when
     /// `player_id` is `None` (the `shared` state strategy: once per tick). `nil` encodes as
-    /// `{}`.
+    /// `{}`. Never suspends: a service call here answers `{error = ...}` at once.
     pub fn state_for(
         &mut self,
         player_id: Option<&str>,
         host: &mut dyn Host,
     ) -> Result<Bytes, CallError> {
-        let max = self.sandbox.shared.budgets.max_state_bytes;
-        self.call_required(
-            Callback::GetState,
-            host,
-            |lua, state| match player_id {
-                Some(player) => multi(lua, (player, state)),
-                None => multi(lua, state),
-            },
-            |vm, values| {
-                let value = values.into_iter().next().unwrap_or(Value::Nil);
-                if value.is_nil() {
-                    return Ok(Bytes::from_static(b"{}"));
-                }
-                match json::encode(&value, &vm.sandbox.shared.marks, max) {
-                    Ok(bytes) => Ok(Bytes::from(bytes)),
-                    Err(e) => Err(CallError::BadReturn {
-                        callback: "get_state",
-                        message: match e {
-                            EncodeError::TooLarge => format!("state is larger than {max} bytes"),
-                            other => other.to_string(),
-                        },
-                    }),
-                }
-            },
-        )
+        let call = self.begin_required(Callback::GetState, host, |lua, state| match player_id {
+            Some(player) => multi(lua, (player, state)),
+            None => multi(lua, state),
+        })?;
+        match call {
+            Call::Done(Outcome::State(bytes)) => Ok(bytes),
+            _ => Ok(Bytes::from_static(b"{}")),
+        }
     }
 
     /// Optional `vote_requested(state)`: a vote configuration, or `None` when the script
-    /// does not define it or returns `nil`/`false`/an empty table.
+    /// does not define it or returns `nil`/`false`/an empty table. May suspend.
     pub fn vote_requested(
         &mut self,
         host: &mut dyn Host,
-    ) -> Result<Option<serde_json::Value>, CallError> {
-        let result = self.call(
-            Callback::VoteRequested,
-            host,
-            multi,
-            |vm, values| match values.into_iter().next() {
-                None | Some(Value::Nil) | Some(Value::Boolean(false)) => Ok(None),
-                Some(v) => match json::to_json(&v, &vm.sandbox.shared.marks) {
-                    Ok(serde_json::Value::Object(m)) if m.is_empty() => Ok(None),
-                    Ok(config) => Ok(Some(config)),
-                    Err(e) => Err(CallError::BadReturn {
-                        callback: "vote_requested",
-                        message: e.to_string(),
-                    }),
-                },
-            },
-        )?;
-        Ok(result.flatten())
+    ) -> Result<Call<Option<serde_json::Value>>, CallError> {
+        let call = self.begin(Callback::VoteRequested, host, multi)?;
+        Ok(match call {
+            None => Call::Done(None),
+            Some(c) => c.map(|o| match o.resumed() {
+                Resumed::VoteRequested(config) => config,
+                _ => None,
+            }),
+        })
     }
 
-    /// Optional `vote_resolved(template, result, state)`.
+    /// Optional `vote_resolved(template, result, state)`. May suspend.
     pub fn vote_resolved(
         &mut self,
         template: &str,
         result: &serde_json::Value,
         host: &mut dyn Host,
-    ) -> Result<(), CallError> {
+    ) -> Result<Call<()>, CallError> {
         let shared = self.sandbox.shared.clone();
-        self.call(
-            Callback::VoteResolved,
-            host,
-            |lua, state| {
-                let result = json::to_lua(lua, result, &shared.marks)?;
-                multi(lua, (template, result, state))
-            },
-            |vm, values| {
-                vm.keep_state(values);
-                Ok(())
-            },
-        )
-        .map(|_| ())
+        let call = self.begin(Callback::VoteResolved, host, |lua, state| {
+            let result = json::to_lua(lua, result, &shared.marks)?;
+            multi(lua, (template, result, state))
+        })?;
+        Ok(call.map_or(Call::Done(()), |c| c.map(drop)))
     }
 
     /// Optional `phases(config)`: the phase definitions, `None` when not defined or `nil`.
+    /// Never suspends.
     pub fn phases(
         &mut self,
         config: &serde_json::Value,
         host: &mut dyn Host,
     ) -> Result<Option<serde_json::Value>, CallError> {
         let shared = self.sandbox.shared.clone();
-        let result = self.call(
-            Callback::Phases,
-            host,
-            |lua, _| {
-                let config = json::to_lua(lua, config, &shared.marks)?;
-                multi(lua, config)
-            },
-            |vm, values| match values.into_iter().next() {
-                None | Some(Value::Nil) => Ok(None),
-                Some(v) => json::to_json(&v, &vm.sandbox.shared.marks)
-                    .map(Some)
-                    .map_err(|e| CallError::BadReturn {
-                        callback: "phases",
-                        message: e.to_string(),
-                    }),
-            },
-        )?;
-        Ok(result.flatten())
+        let call = self.begin(Callback::Phases, host, |lua, _| {
+            let config = json::to_lua(lua, config, &shared.marks)?;
+            multi(lua, config)
+        })?;
+        Ok(match call {
+            Some(Call::Done(Outcome::Phases(phases))) => phases,
+            _ => None,
+        })
     }
 
-    /// Optional `on_phase_started(phase_name, state)`.
-    pub fn on_phase_started(&mut self, phase: &str, host: &mut dyn Host) -> Result<(), CallError> {
+    /// Optional `on_phase_started(phase_name, state)`. May suspend.
+    pub fn on_phase_started(
+        &mut self,
+        phase: &str,
+        host: &mut dyn Host,
+    ) -> Result<Call<()>, CallError> {
         self.phase_hook(Callback::OnPhaseStarted, phase, host)
     }
 
-    /// Optional `on_phase_ended(phase_name, state)`.
-    pub fn on_phase_ended(&mut self, phase: &str, host: &mut dyn Host) -> Result<(), CallError> {
+    /// Optional `on_phase_ended(phase_name, state)`. May suspend.
+    pub fn on_phase_ended(
+        &mut self,
+        phase: &str,
+        host: &mut dyn Host,
+    ) -> Result<Call<()>, CallError> {
         self.phase_hook(Callback::OnPhaseEnded, phase, host)
     }
 
@@ -556,23 +719,83 @@ impl MatchVm {
         cb: Callback,
         phase: &str,
         host: &mut dyn Host,
-    ) -> Result<(), CallError> {
-        self.call(
-            cb,
-            host,
-            |lua, state| multi(lua, (phase, state)),
-            |vm, values| {
-                vm.keep_state(values);
-                Ok(())
-            },
-        )
-        .map(|_| ())
+    ) -> Result<Call<()>, CallError> {
+        let call = self.begin(cb, host, |lua, state| multi(lua, (phase, state)))?;
+        Ok(call.map_or(Call::Done(()), |c| c.map(drop)))
+    }
+
+    /// Continues the suspended callback: `reply` becomes the return value of the `game.*`
+    /// call it waits on. Answers which callback completed and its result, or
+    /// [`Call::Waiting`] again when the callback makes another service call. A reply that
+    /// cannot be converted to Lua reaches the script as `{error = ...}`.
+    ///
+    /// Past [`MatchVm::wait_deadline`] the callback is abandoned instead (as by
+    /// [`MatchVm::abandon`]) and this returns the overrun.
+    pub fn resume(
+        &mut self,
+        reply: serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<Call<Resumed>, CallError> {
+        let Some(cb) = self.waiting_on else {
+            return Err(CallError::NotWaiting);
+        };
+        let lua = &self.sandbox.lua;
+        let reply = match json::to_lua(lua, &reply, &self.sandbox.shared.marks) {
+            Ok(v) => v,
+            Err(e) => {
+                let t = lua.create_table().and_then(|t| {
+                    t.raw_set("error", format!("unconvertible reply: {e}"))
+                        .map(|()| t)
+                });
+                t.map(Value::Table).unwrap_or(Value::Nil)
+            }
+        };
+        let step = self.sandbox.resume(cb.name(), reply);
+        self.after_step(cb, step, host)
+            .map(|c| c.map(Outcome::resumed))
+    }
+
+    /// Whether a callback is suspended on a service call. While it is, every callback
+    /// method answers [`CallError::Waiting`].
+    pub fn waiting(&self) -> bool {
+        self.waiting_on.is_some()
+    }
+
+    /// When the suspended callback's wall-clock budget runs out (its start plus its wall
+    /// budget: the wait counts against it); the engine calls [`MatchVm::abandon`] then.
+    /// `None` when nothing waits.
+    pub fn wait_deadline(&self) -> Option<Instant> {
+        self.waiting_on.map(|_| self.sandbox.deadline())
+    }
+
+    /// Gives up on the suspended callback (the reply never came): its coroutine is dropped
+    /// without running further, the state is the value it had before the callback (changes
+    /// the script made in place before suspending stay, as with any aborted callback), and
+    /// the wait counts as a wall-clock overrun. Returns that overrun, or
+    /// [`CallError::NotWaiting`].
+    pub fn abandon(&mut self, host: &mut dyn Host) -> CallError {
+        let Some(cb) = self.waiting_on.take() else {
+            return CallError::NotWaiting;
+        };
+        self.sandbox.abandon();
+        self.sandbox.shared.flush(host);
+        let e = CallError::Budget {
+            kind: BudgetKind::WallTime,
+            callback: cb.name(),
+        };
+        self.record_failure(cb, &e);
+        self.apply_deferred_reload(host);
+        e
     }
 
     /// Swaps in `mode`'s code between callbacks: clears the `require` cache and re-runs the
     /// chunk in this VM, so functions and globals are replaced while the state is untouched
     /// and `init` is not re-run. Then calls the optional `on_reload(state)`, whose non-`nil`
     /// return becomes the state.
+    ///
+    /// While a callback is suspended ([`MatchVm::waiting`]) the reload is deferred: it is
+    /// applied inside the [`MatchVm::resume`] or [`MatchVm::abandon`] that ends the wait,
+    /// and this returns `Ok`.
     ///
     /// If the new chunk fails, every global is restored and the VM keeps running its old
     /// code (`Err`). A failing `on_reload` is counted like any callback failure, but the new
@@ -585,6 +808,13 @@ impl MatchVm {
     ) -> Result<(), CallError> {
         if self.failed {
             return Err(CallError::VmFailed);
+        }
+        if self.waiting_on.is_some() {
+            // Re-running the chunk now would replace functions under a suspended coroutine
+            // and run Lua while it waits; the reload is applied when that callback completes
+            // or is abandoned (the newest one wins).
+            self.deferred_reload = Some(mode.clone());
+            return Ok(());
         }
         if Arc::ptr_eq(mode, &self.mode) {
             return Ok(());
@@ -629,10 +859,7 @@ impl MatchVm {
         }
         self.mode = mode.clone();
         *self.sandbox.shared.mode_name.borrow_mut() = mode.name.clone();
-        let _ = self.call(Callback::OnReload, host, multi, |vm, values| {
-            vm.keep_state(values);
-            Ok(())
-        });
+        let _ = self.begin(Callback::OnReload, host, multi);
         Ok(())
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use asobi_script::{Budgets, JoinOutcome, MatchVm};
+use asobi_script::{Budgets, Call, JoinOutcome, MatchVm, Resumed};
 use common::{shared_state, start, start_with, Recorder};
 use serde_json::{json, Value};
 
@@ -19,6 +19,8 @@ function get_state(s) return s.results end
 
 fn run(vm: &mut MatchVm, host: &mut Recorder, code: &str) -> Value {
     vm.handle_input("p", &json!({ "code": code }), host)
+        .unwrap()
+        .done()
         .unwrap();
     let results = shared_state(vm);
     results
@@ -264,24 +266,78 @@ fn spatial_helpers_on_entity_tables() {
     );
 }
 
+/// Until a feature lands, the engine answers its service calls with asobi's error shape;
+/// scripts then see exactly what they saw before calls could wait.
 #[test]
-fn storage_backed_calls_answer_with_an_error_table() {
+fn service_calls_wait_for_the_engine_and_return_its_reply() {
     let (_d, _p, mut vm) = start(CALLS);
     let mut host = Recorder::default();
-    for call in [
-        "game.economy.balance('p')",
-        "game.storage.get('c', 'k')",
-        "game.leaderboard.top('b', 10)",
-        "game.notify('p', 't', 's')",
-        "game.chat.send('c', 'p', 'hi')",
-        "game.zone.spawn('t', 1, 2)",
+    for (call, service, op, args) in [
+        (
+            "game.economy.balance('p')",
+            "economy",
+            "balance",
+            json!(["p"]),
+        ),
+        (
+            "game.storage.get('c', 'k')",
+            "storage",
+            "get",
+            json!(["c", "k"]),
+        ),
+        (
+            "game.leaderboard.top('b', 10)",
+            "leaderboard",
+            "top",
+            json!(["b", 10]),
+        ),
+        (
+            "game.notify('p', 't', 's')",
+            "notify",
+            "notify",
+            json!(["p", "t", "s"]),
+        ),
+        (
+            "game.notify_many({'a'}, 't', nil, 1)",
+            "notify",
+            "notify_many",
+            json!([["a"], "t", null, 1]),
+        ),
+        (
+            "game.chat.send('c', 'p', 'hi')",
+            "chat",
+            "send",
+            json!(["c", "p", "hi"]),
+        ),
     ] {
-        let out = run(&mut vm, &mut host, &format!("return {call}"));
-        assert!(
-            out["error"].as_str().unwrap().contains("not available"),
-            "{call}: {out}"
+        let code = format!("return {call}");
+        let waiting = vm
+            .handle_input("p", &json!({ "code": code }), &mut host)
+            .unwrap();
+        let Call::Waiting(request) = waiting else {
+            panic!("{call} did not wait: {waiting:?}");
+        };
+        assert_eq!(
+            (request.service.as_str(), request.op.as_str()),
+            (service, op)
+        );
+        assert_eq!(request.args, args, "{call}");
+        let reply = json!({ "error": format!("{service} is not available in this runtime") });
+        let done = vm.resume(reply.clone(), &mut host).unwrap();
+        assert_eq!(done, Call::Done(Resumed::HandleInput));
+        let results = shared_state(&mut vm);
+        assert_eq!(
+            results.as_array().unwrap().last().unwrap(),
+            &reply,
+            "{call}"
         );
     }
+    // World-only calls still answer at once; submit answers `false` without a round trip.
+    let out = run(&mut vm, &mut host, "return game.zone.spawn('t', 1, 2)");
+    assert!(
+        out["error"].as_str().unwrap().contains("world mode only"),
+        "{out}"
+    );
     assert_eq!(
         run(
             &mut vm,
@@ -313,11 +369,15 @@ fn json_round_trips_through_lua() {
     ];
     for case in cases {
         vm.handle_input("p", &case, &mut Recorder::default())
+            .unwrap()
+            .done()
             .unwrap();
         assert_eq!(shared_state(&mut vm), case);
     }
     // Object nulls leave the key absent: `if input.x then` is false for them.
     vm.handle_input("p", &json!({"x": null, "y": 1}), &mut Recorder::default())
+        .unwrap()
+        .done()
         .unwrap();
     assert_eq!(shared_state(&mut vm), json!({"y": 1}));
     // Integer-ness is visible to scripts.
@@ -372,19 +432,19 @@ fn join_accepts_and_refuses() {
     };
     assert_eq!(
         join(&mut vm, Some(json!({"code": "LOCKED"})), &mut h),
-        JoinOutcome::Refused(Some("match_locked".into()))
+        Call::Done(JoinOutcome::Refused(Some("match_locked".into())))
     );
     assert_eq!(
         join(&mut vm, Some(json!({"code": "BAD"})), &mut h),
-        JoinOutcome::Refused(None)
+        Call::Done(JoinOutcome::Refused(None))
     );
     assert_eq!(
         join(&mut vm, Some(json!({"code": "NOTHING"})), &mut h),
-        JoinOutcome::Refused(None)
+        Call::Done(JoinOutcome::Refused(None))
     );
     assert_eq!(
         join(&mut vm, None, &mut h),
-        JoinOutcome::Refused(None),
+        Call::Done(JoinOutcome::Refused(None)),
         "no ctx is an empty table"
     );
     assert_eq!(shared_state(&mut vm), json!([]));
@@ -394,7 +454,7 @@ fn join_accepts_and_refuses() {
             Some(json!({"code": "OPEN", "name": "Ann"})),
             &mut h
         ),
-        JoinOutcome::Accepted
+        Call::Done(JoinOutcome::Accepted)
     );
     assert_eq!(shared_state(&mut vm), json!({"p1": "Ann"}));
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use asobi_script::{Budgets, Game, JoinOutcome, StateStrategy, Strategy, VmPool};
+use asobi_script::{Budgets, Call, Game, JoinOutcome, StateStrategy, Strategy, VmPool};
 use common::{arena_dir, Recorder};
 use serde_json::{json, Value};
 
@@ -49,15 +49,17 @@ fn a_match_runs_from_join_to_finish() {
         &json!({"width": 8, "height": 8, "target": 2, "seed": 11}),
         &mut host,
     )
+    .unwrap()
+    .done()
     .unwrap();
     assert_eq!(
         vm.join("alice", Some(&json!({"name": "Alice"})), &mut host)
             .unwrap(),
-        JoinOutcome::Accepted
+        Call::Done(JoinOutcome::Accepted)
     );
     assert_eq!(
         vm.join("bob", None, &mut host).unwrap(),
-        JoinOutcome::Accepted
+        Call::Done(JoinOutcome::Accepted)
     );
     assert_eq!(host.broadcasts.len(), 2);
     assert_eq!(
@@ -77,7 +79,7 @@ fn a_match_runs_from_join_to_finish() {
     // Steer alice toward every coin the script spawns, as a client would from match.state.
     let mut finished_at = None;
     for t in 1..=400 {
-        vm.tick(&mut host).unwrap();
+        vm.tick(&mut host).unwrap().done().unwrap();
         if let Some(result) = vm.finished() {
             finished_at = Some((t, result.clone()));
             break;
@@ -92,9 +94,13 @@ fn a_match_runs_from_join_to_finish() {
                 &json!({"action": "move", "dx": dx, "dy": dy}),
                 &mut host,
             )
+            .unwrap()
+            .done()
             .unwrap();
         } else {
             vm.handle_input("alice", &json!({"action": "stop"}), &mut host)
+                .unwrap()
+                .done()
                 .unwrap();
         }
     }
@@ -117,7 +123,7 @@ fn a_match_runs_from_join_to_finish() {
     );
     assert!(!vm.failed());
 
-    vm.leave("bob", &mut host).unwrap();
+    vm.leave("bob", &mut host).unwrap().done().unwrap();
     assert_eq!(host.broadcasts.last().unwrap().0, "player_left");
     pool.release(vm);
 }
@@ -130,13 +136,16 @@ fn time_limit_finishes_with_the_best_score() {
         .acquire(game.mode("default").unwrap(), "match-2")
         .unwrap();
     let mut host = Recorder::default();
-    vm.init(&json!({"time_limit": 3}), &mut host).unwrap();
-    vm.join("p1", None, &mut host).unwrap();
+    vm.init(&json!({"time_limit": 3}), &mut host)
+        .unwrap()
+        .done()
+        .unwrap();
+    vm.join("p1", None, &mut host).unwrap().done().unwrap();
     for _ in 0..2 {
-        vm.tick(&mut host).unwrap();
+        vm.tick(&mut host).unwrap().done().unwrap();
         assert!(vm.finished().is_none());
     }
-    vm.tick(&mut host).unwrap();
+    vm.tick(&mut host).unwrap().done().unwrap();
     let result = vm.finished().unwrap();
     assert_eq!(result["reason"], "time");
     assert_eq!(result["winner"], "p1");
@@ -154,16 +163,20 @@ fn inputs_are_clamped_by_the_script() {
         &json!({"width": 4, "height": 4, "time_limit": 100}),
         &mut host,
     )
+    .unwrap()
+    .done()
     .unwrap();
-    vm.join("p1", None, &mut host).unwrap();
+    vm.join("p1", None, &mut host).unwrap().done().unwrap();
     vm.handle_input(
         "p1",
         &json!({"action": "move", "dx": 50, "dy": "north"}),
         &mut host,
     )
+    .unwrap()
+    .done()
     .unwrap();
     for _ in 0..10 {
-        vm.tick(&mut host).unwrap();
+        vm.tick(&mut host).unwrap().done().unwrap();
     }
     let s = state_of(&mut vm, "p1");
     assert_eq!(s["you"]["x"], 3, "clamped to the arena edge");
@@ -185,18 +198,23 @@ fn a_bot_script_plays_through_handle_input() {
         &json!({"width": 10, "height": 10, "target": 3, "seed": 3}),
         &mut host,
     )
+    .unwrap()
+    .done()
     .unwrap();
     let bot = format!("bot_{}", mode.bot.as_ref().unwrap().names[0]);
-    vm.join("human", None, &mut host).unwrap();
-    vm.join(&bot, None, &mut host).unwrap();
+    vm.join("human", None, &mut host).unwrap().done().unwrap();
+    vm.join(&bot, None, &mut host).unwrap().done().unwrap();
     for _ in 0..500 {
-        vm.tick(&mut host).unwrap();
+        vm.tick(&mut host).unwrap().done().unwrap();
         if vm.finished().is_some() {
             break;
         }
         let seen = state_of(&mut vm, &bot);
         let input = brain.think(&bot, &seen).unwrap();
-        vm.handle_input(&bot, &input, &mut host).unwrap();
+        vm.handle_input(&bot, &input, &mut host)
+            .unwrap()
+            .done()
+            .unwrap();
     }
     let result = vm.finished().expect("the bot collects three coins");
     assert_eq!(result["winner"], bot.as_str());

@@ -83,8 +83,8 @@ fn hostile_pair(
     let mut bad = pool.acquire(&mode, "bad").unwrap();
     let mut good = pool.acquire(&mode, "good").unwrap();
     let mut host = Recorder::default();
-    bad.init(&json!({}), &mut host).unwrap();
-    good.init(&json!({}), &mut host).unwrap();
+    bad.init(&json!({}), &mut host).unwrap().done().unwrap();
+    good.init(&json!({}), &mut host).unwrap().done().unwrap();
     (dir, pool, bad, good)
 }
 
@@ -100,6 +100,7 @@ fn small() -> Budgets {
 
 fn attack(vm: &mut asobi_script::MatchVm, kind: &str) -> Result<(), CallError> {
     vm.handle_input("p", &json!({ "kind": kind }), &mut Recorder::default())
+        .map(|_| ())
 }
 
 #[test]
@@ -132,9 +133,9 @@ fn every_runaway_is_aborted_and_the_neighbour_keeps_working() {
             started.elapsed()
         );
         // The neighbour VM on the same thread is unaffected.
-        good.tick(&mut Recorder::default()).unwrap();
+        good.tick(&mut Recorder::default()).unwrap().done().unwrap();
         // And the attacked VM still works between attacks.
-        bad.tick(&mut Recorder::default()).unwrap();
+        bad.tick(&mut Recorder::default()).unwrap().done().unwrap();
     }
     assert_eq!(shared_state(&mut good)["ticks"], cases.len());
     assert_eq!(shared_state(&mut bad)["ticks"], cases.len());
@@ -156,8 +157,8 @@ fn an_error_object_whose_tostring_spins_is_contained() {
         "{err:?}"
     );
     assert!(started.elapsed() < Duration::from_secs(5));
-    good.tick(&mut Recorder::default()).unwrap();
-    bad.tick(&mut Recorder::default()).unwrap();
+    good.tick(&mut Recorder::default()).unwrap().done().unwrap();
+    bad.tick(&mut Recorder::default()).unwrap().done().unwrap();
 }
 
 #[test]
@@ -165,9 +166,9 @@ fn memory_errors_caught_by_pcall_end_in_the_instruction_budget() {
     let (_dir, _pool, mut bad, mut good) = hostile_pair(small());
     let err = attack(&mut bad, "memory_pcall").unwrap_err();
     assert!(matches!(err, CallError::Budget { .. }), "{err:?}");
-    good.tick(&mut Recorder::default()).unwrap();
+    good.tick(&mut Recorder::default()).unwrap().done().unwrap();
     // The memory was garbage; the VM can allocate again.
-    bad.tick(&mut Recorder::default()).unwrap();
+    bad.tick(&mut Recorder::default()).unwrap().done().unwrap();
 }
 
 #[test]
@@ -181,7 +182,7 @@ fn stack_overflow_is_a_lua_error() {
         } => {}
         other => panic!("unexpected {other:?}"),
     }
-    bad.tick(&mut Recorder::default()).unwrap();
+    bad.tick(&mut Recorder::default()).unwrap().done().unwrap();
 }
 
 #[test]
@@ -221,7 +222,7 @@ fn repeated_overruns_fail_the_vm() {
     assert_eq!(result["error"], "script_failed");
     assert_eq!(result["callback"], "handle_input");
     assert_eq!(bad.tick(&mut Recorder::default()), Err(CallError::VmFailed));
-    good.tick(&mut Recorder::default()).unwrap();
+    good.tick(&mut Recorder::default()).unwrap().done().unwrap();
 }
 
 #[test]
@@ -233,7 +234,47 @@ fn a_success_resets_the_overrun_streak() {
     let (_dir, _pool, mut bad, _good) = hostile_pair(budgets);
     for _ in 0..5 {
         attack(&mut bad, "spin").unwrap_err();
-        bad.tick(&mut Recorder::default()).unwrap();
+        bad.tick(&mut Recorder::default()).unwrap().done().unwrap();
+    }
+    assert!(!bad.failed());
+}
+
+/// Security review item 6: overruns interleaved with successful ticks used to reset the
+/// count forever (71 overruns in 8 s). They are counted over a sliding window now.
+#[test]
+fn interleaved_overruns_fail_the_vm_within_the_window() {
+    let budgets = Budgets {
+        max_consecutive_overruns: 2,
+        max_overruns_in_window: 4,
+        overrun_window: Duration::from_secs(60),
+        ..small()
+    };
+    let (_dir, _pool, mut bad, mut good) = hostile_pair(budgets);
+    for i in 0..4 {
+        attack(&mut bad, "spin").unwrap_err();
+        bad.tick(&mut Recorder::default()).unwrap().done().unwrap();
+        assert!(!bad.failed(), "overrun {i} is within the allowance");
+    }
+    attack(&mut bad, "spin").unwrap_err();
+    assert!(bad.failed(), "the fifth overrun within the window");
+    assert_eq!(bad.finished().unwrap()["error"], "script_failed");
+    assert_eq!(bad.tick(&mut Recorder::default()), Err(CallError::VmFailed));
+    good.tick(&mut Recorder::default()).unwrap().done().unwrap();
+}
+
+#[test]
+fn isolated_overruns_never_fail_the_vm() {
+    let budgets = Budgets {
+        max_consecutive_overruns: 2,
+        max_overruns_in_window: 1,
+        overrun_window: Duration::from_millis(100),
+        ..small()
+    };
+    let (_dir, _pool, mut bad, _good) = hostile_pair(budgets);
+    for _ in 0..4 {
+        attack(&mut bad, "spin").unwrap_err();
+        bad.tick(&mut Recorder::default()).unwrap().done().unwrap();
+        std::thread::sleep(Duration::from_millis(120));
     }
     assert!(!bad.failed());
 }
@@ -279,7 +320,10 @@ fn input_errors_never_end_the_match_but_tick_errors_do() {
     .unwrap();
     let mut vm = pool.acquire(&mode, "erring").unwrap();
     let mut neighbour = pool.acquire(&mode, "neighbour").unwrap();
-    vm.init(&json!({}), &mut Recorder::default()).unwrap();
+    vm.init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
     for i in 1..=5 {
         let err = vm.tick(&mut Recorder::default()).unwrap_err();
         assert_eq!(err.to_string(), format!("match.lua:3: tick broke at {i}"));
@@ -292,6 +336,8 @@ fn input_errors_never_end_the_match_but_tick_errors_do() {
     // The neighbour (same thread, same pool) is untouched.
     neighbour
         .init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
         .unwrap();
     assert!(!neighbour.failed());
 }
@@ -322,12 +368,15 @@ fn budgets_apply_to_every_callback() {
         }) => assert_eq!(callback, cb),
         other => panic!("{cb}: {other:?}"),
     };
-    spent(vm.init(&json!({"spin_init": true}), h), "init");
-    vm.init(&json!({}), h).unwrap();
+    spent(vm.init(&json!({"spin_init": true}), h).map(|_| ()), "init");
+    vm.init(&json!({}), h).unwrap().done().unwrap();
     spent(vm.join("p", None, h).map(|_| ()), "join");
-    spent(vm.leave("p", h), "leave");
-    spent(vm.handle_input("p", &json!({}), h), "handle_input");
-    spent(vm.tick(h), "tick");
+    spent(vm.leave("p", h).map(|_| ()), "leave");
+    spent(
+        vm.handle_input("p", &json!({}), h).map(|_| ()),
+        "handle_input",
+    );
+    spent(vm.tick(h).map(|_| ()), "tick");
     spent(vm.state_for(Some("p"), h).map(|_| ()), "get_state");
 }
 

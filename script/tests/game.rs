@@ -117,7 +117,10 @@ return { arena = "arena/match.lua", ctf = "./ctf/match.lua" }"#,
     let arena = game.mode("arena").unwrap();
     let mut pool = VmPool::new(Budgets::default(), 1).unwrap();
     let mut vm = pool.acquire(arena, "m").unwrap();
-    vm.init(&json!({}), &mut Recorder::default()).unwrap();
+    vm.init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
     // `rules` resolves next to the mode script, `lib.shared` from the game root.
     assert_eq!(
         shared_state(&mut vm),
@@ -236,13 +239,19 @@ fn missing_callbacks_are_warnings() {
     let game = Game::load(dir.path()).unwrap();
     let mut pool = VmPool::new(Budgets::default(), 0).unwrap();
     let mut vm = pool.acquire(game.mode("default").unwrap(), "m").unwrap();
-    vm.init(&json!({}), &mut Recorder::default()).unwrap();
+    vm.init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
     assert_eq!(
         vm.tick(&mut Recorder::default()),
         Err(asobi_script::CallError::MissingCallback { callback: "tick" })
     );
     // leave is optional.
-    vm.leave("p", &mut Recorder::default()).unwrap();
+    vm.leave("p", &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
 }
 
 #[test]

@@ -42,6 +42,8 @@ end
 
 fn input(vm: &mut asobi_script::MatchVm, n: i64) {
     vm.handle_input("p", &json!({ "n": n }), &mut Recorder::default())
+        .unwrap()
+        .done()
         .unwrap();
 }
 
@@ -51,7 +53,10 @@ fn reload_replaces_code_and_keeps_state() {
     let v1 = Game::load(dir.path()).unwrap();
     let mut pool = VmPool::new(Budgets::default(), 1).unwrap();
     let mut vm = pool.acquire(v1.mode("default").unwrap(), "m").unwrap();
-    vm.init(&json!({}), &mut Recorder::default()).unwrap();
+    vm.init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
     input(&mut vm, 5);
     assert_eq!(shared_state(&mut vm)["total"], 5);
 
@@ -102,7 +107,10 @@ if rawget(_G, 'v1_marker') then error('cannot upgrade from v1') end",
     let g1 = Game::load(dir.path()).unwrap();
     let mut pool = VmPool::new(Budgets::default(), 0).unwrap();
     let mut vm = pool.acquire(g1.mode("default").unwrap(), "m").unwrap();
-    vm.init(&json!({}), &mut Recorder::default()).unwrap();
+    vm.init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
     input(&mut vm, 2);
 
     write(dir.path(), "match.lua", &v2);
@@ -146,7 +154,10 @@ fn watcher_publishes_good_builds_and_skips_bad_ones() {
     let mut vm = pool
         .acquire(initial.mode("default").unwrap(), "live")
         .unwrap();
-    vm.init(&json!({}), &mut Recorder::default()).unwrap();
+    vm.init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
     input(&mut vm, 4);
     assert_eq!(vm.code_version(), 1);
 
@@ -199,7 +210,11 @@ fn watcher_publishes_good_builds_and_skips_bad_ones() {
     write(dir.path(), "match.lua", V1);
     let v3 = wait_for(&mut rx, 3);
     let mut fresh = pool.acquire(v3.mode("default").unwrap(), "new").unwrap();
-    fresh.init(&json!({}), &mut Recorder::default()).unwrap();
+    fresh
+        .init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
     assert_eq!(fresh.code_version(), 3);
     assert_eq!(shared_state(&mut fresh)["created"], "by init v1");
 
@@ -245,9 +260,15 @@ end
 
     let mut first = pool.acquire(mode, "first").unwrap();
     assert_eq!(pool.idle(), 0);
-    first.init(&json!({}), &mut Recorder::default()).unwrap();
+    first
+        .init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
     first
         .handle_input("p", &json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
         .unwrap();
     let dirty = shared_state(&mut first);
     assert_eq!(dirty["leaked"], "global");
@@ -256,7 +277,11 @@ end
     assert_eq!(pool.idle(), 1, "the pool refilled with a fresh VM");
 
     let mut second = pool.acquire(mode, "second").unwrap();
-    second.init(&json!({}), &mut Recorder::default()).unwrap();
+    second
+        .init(&json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
+        .unwrap();
     assert_eq!(
         shared_state(&mut second),
         json!({

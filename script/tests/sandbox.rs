@@ -19,7 +19,7 @@ function get_state(s) return { out = s.out } end
 
 /// Runs `code` (a chunk body) inside `handle_input`; returns what it returned, as JSON.
 fn eval(vm: &mut MatchVm, code: &str) -> Result<Value, CallError> {
-    vm.handle_input("p", &json!({ "code": code }), &mut Recorder::default())?;
+    let _ = vm.handle_input("p", &json!({ "code": code }), &mut Recorder::default())?;
     Ok(shared_state(vm)["out"].clone())
 }
 

@@ -78,6 +78,8 @@ pub(crate) fn start_with(budgets: Budgets, source: &str) -> (tempfile::TempDir, 
     let mut pool = VmPool::new(budgets, 1).unwrap();
     let mut vm = pool.acquire(&mode, "m-1").unwrap();
     vm.init(&serde_json::json!({}), &mut Recorder::default())
+        .unwrap()
+        .done()
         .unwrap();
     (dir, pool, vm)
 }
