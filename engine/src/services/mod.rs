@@ -19,6 +19,7 @@ pub(crate) mod health;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
 pub(crate) mod rest;
+pub(crate) mod script;
 pub(crate) mod session;
 #[cfg(test)]
 mod sim;

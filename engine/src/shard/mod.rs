@@ -69,12 +69,10 @@ struct SessionSlot<E> {
     gen: u64,
 }
 
-/// Who waits for an answer.
+/// Who waits for an answer: a task awaiting [`request`]. (A suspended Lua callback waits through
+/// such a task too; its reply re-enters the match through the timer queue, never in place.)
 enum Waiter {
-    /// A task awaiting a future ([`request`]).
     Task(oneshot::Sender<Answer>),
-    /// A callback run on the shard when the answer arrives ([`request_then`]).
-    Then(Box<dyn FnOnce(Answer)>),
 }
 
 /// The way to one peer shard.
@@ -500,7 +498,7 @@ pub(crate) async fn request<S: Service>(
     let rt = s.runtime();
     let at = rt.add_waiter(Waiter::Task(tx));
     if route(s, to, make(at)).is_err() {
-        rt.take_waiter(at);
+        drop(rt.take_waiter(at));
         return Err(overloaded());
     }
     rx.await.unwrap_or_else(|_| {
@@ -510,23 +508,6 @@ pub(crate) async fn request<S: Service>(
             "The owner of this request went away.",
         ))
     })
-}
-
-/// Like [`request`], but the answer is handed to `then` on this shard instead of a task (a
-/// suspended Lua callback resumes this way). `then` runs even when the command bounces.
-pub(crate) fn request_then<S: Service>(
-    s: &Rc<S>,
-    to: usize,
-    make: impl FnOnce(ReplyTo) -> S::Cmd,
-    then: impl FnOnce(Answer) + 'static,
-) {
-    let rt = s.runtime();
-    let at = rt.add_waiter(Waiter::Then(Box::new(then)));
-    if route(s, to, make(at)).is_err() {
-        if let Some(Waiter::Then(f)) = rt.take_waiter(at) {
-            f(Err(overloaded()));
-        }
-    }
 }
 
 /// Answers a request, wherever its waiter is.
@@ -544,7 +525,6 @@ fn fire<S: Service>(rt: &Runtime<S>, to: ReplyTo, answer: Answer) {
         Some(Waiter::Task(tx)) => {
             let _ = tx.send(answer);
         }
-        Some(Waiter::Then(f)) => panic::shared(|| f(answer)),
         None => rt
             .counters
             .stale_answers

@@ -74,15 +74,12 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             session,
             ctx,
             reply,
-        } => {
-            let result = super::join(shard, &match_id, &player_id, session, ctx);
-            answer(shard, reply, result);
-        }
+        } => super::join(shard, &match_id, &player_id, session, ctx, reply),
         Cmd::Input {
             match_id,
             player_id,
             input,
-        } => super::input(shard, &match_id, &player_id, &input),
+        } => super::input(shard, &match_id, &player_id, input),
         Cmd::Leave {
             match_id,
             player_id,

@@ -1,0 +1,294 @@
+//! Running a match's script callbacks, including the ones that wait for an answer.
+//!
+//! A callback that makes a `game.*` service call (`game.economy.grant`, ...) suspends: the VM
+//! returns [`Call::Waiting`], the call goes to the owning service through
+//! [`crate::services::script::call`], and the match waits — it runs no other callback until the
+//! reply resumes it, so its callbacks stay ordered. Inputs, joins and leaves that arrive
+//! meanwhile wait in the match's backlog (bounded); ticks that come due are skipped, like late
+//! ticks. Every other match on the shard keeps running. The wait counts against the callback's
+//! wall-clock budget: at [`MatchVm::wait_deadline`](asobi_script::MatchVm::wait_deadline) a
+//! timer abandons it as an overrun.
+
+use std::rc::Rc;
+
+use serde_json::Value;
+
+use asobi_script::{Call, CallError, JoinOutcome, Resumed};
+
+use super::error::Error;
+use super::script::Effects;
+use super::{LiveMatch, MatchKey, Timer};
+use crate::services::script::{self as service, Answer};
+use crate::services::{Shard, Timer as ShardTimer};
+use crate::shard::answer;
+use crate::shard::mesh::{ReplyTo, SessionRef};
+
+/// Operations a waiting match holds back. A burst of input during one wait is expected (a 20 Hz
+/// client during a 50 ms call sends one or two); past this the client is flooding, and its
+/// input is dropped like input to a match that is not keeping up.
+pub(super) const MAX_BACKLOG: usize = 256;
+
+/// A callback the match has to run, in arrival order.
+pub(super) enum Op {
+    /// `join`; `reply` answers the joiner's request (none for matchmaker groups).
+    Join {
+        player_id: String,
+        session: Option<SessionRef>,
+        ctx: Option<Value>,
+        reply: Option<ReplyTo>,
+    },
+    Input {
+        player_id: String,
+        input: Value,
+    },
+    /// `leave` for a seat already off the roster.
+    Leave { player_id: String },
+    Tick,
+}
+
+/// What completes when the suspended callback does.
+pub(super) enum After {
+    Init,
+    Join {
+        player_id: String,
+        session: Option<SessionRef>,
+        reply: Option<ReplyTo>,
+    },
+    Input {
+        player_id: String,
+    },
+    Leave,
+    Tick,
+}
+
+impl After {
+    /// The player whose request drove the callback, for `dev_errors`.
+    fn player(&self) -> Option<&str> {
+        match self {
+            After::Join { player_id, .. } | After::Input { player_id } => Some(player_id),
+            _ => None,
+        }
+    }
+}
+
+/// Queues `op` behind a suspended callback, or runs it now.
+pub(super) fn submit(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
+    if lm.waiting.is_some() {
+        if lm.backlog.len() >= MAX_BACKLOG {
+            if let Op::Join {
+                reply: Some(reply), ..
+            } = op
+            {
+                answer(shard, reply, Err(crate::shard::overloaded()));
+            }
+            return;
+        }
+        lm.backlog.push_back(op);
+        return;
+    }
+    run(shard, lm, op);
+    drain(shard, lm);
+}
+
+/// Runs queued operations until one suspends or none is left.
+pub(super) fn drain(shard: &Rc<Shard>, lm: &mut LiveMatch) {
+    while lm.waiting.is_none() && !lm.life.is_over() {
+        let Some(op) = lm.backlog.pop_front() else {
+            return;
+        };
+        run(shard, lm, op);
+    }
+}
+
+fn run(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
+    if lm.life.is_over() {
+        if let Op::Join {
+            reply: Some(reply), ..
+        } = op
+        {
+            answer(shard, reply, Err(Error::NotFound.into()));
+        }
+        return;
+    }
+    let mut fx = Effects::default();
+    let Some(vm) = lm.vm.as_mut() else { return };
+    let (after, step) = match op {
+        Op::Join {
+            player_id,
+            session,
+            ctx,
+            reply,
+        } => {
+            let step = vm
+                .join(&player_id, ctx.as_ref(), &mut fx)
+                .map(|c| c.map(Resumed::Join));
+            let after = After::Join {
+                player_id,
+                session,
+                reply,
+            };
+            (after, step)
+        }
+        Op::Input { player_id, input } => {
+            if !lm.roster.contains(&player_id) {
+                return;
+            }
+            let step = vm
+                .handle_input(&player_id, &input, &mut fx)
+                .map(|c| c.map(|()| Resumed::HandleInput));
+            (After::Input { player_id }, step)
+        }
+        Op::Leave { player_id } => {
+            let step = vm
+                .leave(&player_id, &mut fx)
+                .map(|c| c.map(|()| Resumed::Leave));
+            (After::Leave, step)
+        }
+        Op::Tick => {
+            let step = vm.tick(&mut fx).map(|c| c.map(|()| Resumed::Tick));
+            (After::Tick, step)
+        }
+    };
+    settle(shard, lm, after, step, fx);
+}
+
+/// Starts `init` (from `create`).
+pub(super) fn init(shard: &Rc<Shard>, lm: &mut LiveMatch, config: &Value) -> Result<(), CallError> {
+    let mut fx = Effects::default();
+    let Some(vm) = lm.vm.as_mut() else {
+        return Ok(());
+    };
+    let step = vm.init(config, &mut fx)?;
+    settle(shard, lm, After::Init, Ok(step.map(|()| Resumed::Init)), fx);
+    Ok(())
+}
+
+/// Follows a callback through its service calls: answers that are at hand resume it at once;
+/// otherwise the match waits with `after` noted. On completion, `after` is carried out.
+fn settle(
+    shard: &Rc<Shard>,
+    lm: &mut LiveMatch,
+    after: After,
+    mut step: Result<Call<Resumed>, CallError>,
+    mut fx: Effects,
+) {
+    loop {
+        match step {
+            Ok(Call::Waiting(call)) => match service::call(shard, lm.key, &call) {
+                Answer::Now(reply) => {
+                    lm.apply(shard, std::mem::take(&mut fx), None);
+                    let Some(vm) = lm.vm.as_mut() else { return };
+                    step = vm.resume(reply, &mut fx);
+                }
+                Answer::Later => {
+                    lm.apply(shard, fx, None);
+                    lm.waiting = Some(after);
+                    if let Some(at) = lm.vm.as_ref().and_then(|vm| vm.wait_deadline()) {
+                        shard
+                            .rt
+                            .arm(at, ShardTimer::Matches(Timer::WaitDeadline(lm.key)));
+                    }
+                    return;
+                }
+            },
+            Ok(Call::Done(done)) => {
+                // A player the script accepted is seated before its effects go out, so a
+                // `game.send` to them from `join` reaches them.
+                let seat_first = matches!(
+                    (&after, &done),
+                    (After::Join { .. }, Resumed::Join(JoinOutcome::Accepted))
+                );
+                if seat_first {
+                    complete(shard, lm, after, Ok(done));
+                    lm.apply(shard, fx, None);
+                } else {
+                    lm.apply(shard, fx, None);
+                    complete(shard, lm, after, Ok(done));
+                }
+                return;
+            }
+            Err(e) => {
+                lm.apply(shard, fx, Some((&e, after.player())));
+                complete(shard, lm, after, Err(e));
+                return;
+            }
+        }
+    }
+}
+
+/// The reply to the match's service call arrived.
+pub(super) fn resume(shard: &Rc<Shard>, lm: &mut LiveMatch, reply: Value) {
+    let Some(after) = lm.waiting.take() else {
+        return;
+    };
+    let mut fx = Effects::default();
+    let Some(vm) = lm.vm.as_mut() else { return };
+    let step = vm.resume(reply, &mut fx);
+    settle(shard, lm, after, step, fx);
+    drain(shard, lm);
+}
+
+/// The reply did not come within the callback's budget: the callback is abandoned as an overrun.
+pub(super) fn give_up(shard: &Rc<Shard>, lm: &mut LiveMatch) {
+    let Some(vm) = lm.vm.as_mut() else { return };
+    if !vm.waiting() || vm.wait_deadline().is_some_and(|at| shard.rt.now() < at) {
+        return;
+    }
+    let Some(after) = lm.waiting.take() else {
+        return;
+    };
+    let mut fx = Effects::default();
+    let e = vm.abandon(&mut fx);
+    lm.apply(shard, fx, Some((&e, after.player())));
+    complete(shard, lm, after, Err(e));
+    drain(shard, lm);
+}
+
+/// Carries out what a completed callback leads to.
+fn complete(
+    shard: &Rc<Shard>,
+    lm: &mut LiveMatch,
+    after: After,
+    result: Result<Resumed, CallError>,
+) {
+    match after {
+        After::Join {
+            player_id,
+            session,
+            reply,
+        } => {
+            let outcome = match result {
+                Ok(Resumed::Join(JoinOutcome::Accepted)) => {
+                    Ok(lm.seat(shard, &player_id, session))
+                }
+                Ok(Resumed::Join(JoinOutcome::Refused(reason))) => Err(Error::ScriptRefused(
+                    reason.unwrap_or_else(|| "join_refused".to_owned()),
+                )),
+                Ok(_) => Err(Error::ScriptError),
+                Err(e) => {
+                    tracing::info!(match_id = %lm.id, player = %player_id, "join failed: {e}");
+                    Err(Error::ScriptError)
+                }
+            };
+            if let Some(reply) = reply {
+                answer(shard, reply, outcome.map_err(Into::into));
+            }
+        }
+        After::Tick => {
+            if result.is_ok() {
+                super::send_state(shard, lm);
+            }
+        }
+        After::Init | After::Input { .. } | After::Leave => {}
+    }
+    lm.heard_script();
+}
+
+/// The reply of a later answer, kept until the match's timer takes it.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(super) fn answer_later(shard: &Rc<Shard>, key: MatchKey, reply: Value, at: std::time::Instant) {
+    shard.matches.answers.borrow_mut().insert(key, reply);
+    shard
+        .rt
+        .arm(at, ShardTimer::Matches(Timer::Answer(key)));
+}
