@@ -24,6 +24,8 @@ pub(crate) mod session;
 #[cfg(test)]
 mod sim;
 #[cfg(test)]
+mod seam_tests;
+#[cfg(test)]
 mod sim_tests;
 
 use std::cell::RefCell;

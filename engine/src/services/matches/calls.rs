@@ -183,10 +183,16 @@ fn settle(
                 Answer::Later => {
                     lm.apply(shard, fx, None);
                     lm.waiting = Some(after);
+                    lm.waits += 1;
+                    // The VM's budget runs on the wall clock; the timer on the shard's clock
+                    // (the same one, except under the simulation harness): arm it after the
+                    // budget's remainder.
                     if let Some(at) = lm.vm.as_ref().and_then(|vm| vm.wait_deadline()) {
-                        shard
-                            .rt
-                            .arm(at, ShardTimer::Matches(Timer::WaitDeadline(lm.key)));
+                        let left = at.saturating_duration_since(std::time::Instant::now());
+                        shard.rt.arm(
+                            shard.rt.now() + left,
+                            ShardTimer::Matches(Timer::WaitDeadline(lm.key, lm.waits)),
+                        );
                     }
                     return;
                 }
@@ -228,12 +234,13 @@ pub(super) fn resume(shard: &Rc<Shard>, lm: &mut LiveMatch, reply: Value) {
     drain(shard, lm);
 }
 
-/// The reply did not come within the callback's budget: the callback is abandoned as an overrun.
-pub(super) fn give_up(shard: &Rc<Shard>, lm: &mut LiveMatch) {
-    let Some(vm) = lm.vm.as_mut() else { return };
-    if !vm.waiting() || vm.wait_deadline().is_some_and(|at| shard.rt.now() < at) {
+/// The reply to wait number `wait` did not come within the callback's budget: the callback is
+/// abandoned as an overrun (a timer from an earlier wait finds a newer one and does nothing).
+pub(super) fn give_up(shard: &Rc<Shard>, lm: &mut LiveMatch, wait: u64) {
+    if lm.waits != wait || lm.waiting.is_none() {
         return;
     }
+    let Some(vm) = lm.vm.as_mut() else { return };
     let Some(after) = lm.waiting.take() else {
         return;
     };

@@ -63,8 +63,8 @@ pub(crate) enum Timer {
     /// The reply to the match's service call is here ([`answer_later`]).
     #[cfg_attr(not(test), allow(dead_code))]
     Answer(MatchKey),
-    /// The suspended callback's budget runs out.
-    WaitDeadline(MatchKey),
+    /// The budget of the match's wait number `.1` runs out.
+    WaitDeadline(MatchKey, u64),
 }
 
 /// What a session learns about its match membership.
@@ -97,6 +97,8 @@ pub(crate) struct LiveMatch {
     waiting: Option<calls::After>,
     /// Callbacks held back while one waits.
     backlog: VecDeque<calls::Op>,
+    /// Waits so far; names the current one for its deadline timer.
+    waits: u64,
     /// `match.matched` went out; players seated later are told on their own.
     announced: bool,
     /// While a matchmaker group is seated, script output waits for `match.matched` to go first.
@@ -388,6 +390,7 @@ pub(crate) fn create(
         armed: None,
         waiting: None,
         backlog: VecDeque::new(),
+        waits: 0,
         announced: false,
         held: announce.then(Effects::default),
     });
@@ -564,8 +567,8 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
             }
             key
         }
-        Timer::WaitDeadline(key) => {
-            shard.matches.with(key, |lm| calls::give_up(shard, lm));
+        Timer::WaitDeadline(key, wait) => {
+            shard.matches.with(key, |lm| calls::give_up(shard, lm, wait));
             key
         }
     };

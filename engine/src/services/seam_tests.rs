@@ -1,0 +1,222 @@
+//! The seam between a suspended Lua callback and a service, on the simulation harness: replies
+//! that come later, several calls in one callback, a reply that never comes, a hot reload while
+//! a callback waits, and a neighbour match on the same shard that keeps ticking meanwhile.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use asobi_script::{Budgets, Game};
+
+use super::script::test_service;
+use super::sim::{Client, Sim};
+use super::Settings;
+
+const SERVICE_GAME: &str = r#"
+match_size = 1
+max_players = 4
+tick_rate = 50
+RULES = 1
+function init(config) return { ticks = 0, log = {} } end
+function join(p, state) return state end
+function leave(p, state) return state end
+function handle_input(p, input, state)
+  if input.op == "one" then
+    local r = game.economy.balance(p, "gold")
+    state.log[#state.log + 1] = "one:" .. tostring(r.ok or r.error) .. ":r" .. RULES
+  elseif input.op == "two" then
+    local a = game.economy.balance(p, "gold")
+    local b = game.economy.balance(p, "gems")
+    state.log[#state.log + 1] = "two:" .. tostring(a.ok) .. "+" .. tostring(b.ok)
+  elseif input.op == "mark" then
+    state.log[#state.log + 1] = "mark:" .. tostring(input.n)
+  end
+  return state
+end
+function tick(state) state.ticks = state.ticks + 1 return state end
+function get_state(p, state) return { ticks = state.ticks, log = state.log, rules = RULES } end
+"#;
+
+const PLAIN_GAME: &str = r#"
+match_size = 1
+tick_rate = 50
+function init(config) return { ticks = 0 } end
+function join(p, state) return state end
+function leave(p, state) return state end
+function handle_input(p, input, state) return state end
+function tick(state) state.ticks = state.ticks + 1 return state end
+function get_state(p, state) return { ticks = state.ticks } end
+"#;
+
+fn game(dir: &Path, svc: &str) {
+    std::fs::write(
+        dir.join("config.lua"),
+        "return { svc = \"svc.lua\", plain = \"plain.lua\" }\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("svc.lua"), svc).unwrap();
+    std::fs::write(dir.join("plain.lua"), PLAIN_GAME).unwrap();
+}
+
+/// The stand-in economy: gold 100 and gems 7, each after `delay`; `never` never answers.
+fn economy(delay: Duration, never: bool) {
+    test_service::install(Box::new(move |call| {
+        if call.service != "economy" {
+            return None;
+        }
+        if never {
+            return Some((delay, None));
+        }
+        let amount = match call.args[1].as_str() {
+            Some("gems") => 7,
+            _ => 100,
+        };
+        Some((delay, Some(json!({ "ok": amount }))))
+    }));
+}
+
+fn sim(dir: &Path) -> Sim {
+    let budgets = Budgets {
+        wall: Duration::from_millis(200),
+        ..Budgets::default()
+    };
+    let settings = Settings {
+        ws_msg_rate: 0,
+        ..Settings::default()
+    };
+    Sim::with_budgets(1, dir, settings, budgets)
+}
+
+/// A player alone in a `mode` match.
+fn alone(sim: &mut Sim, player: &str, mode: &str) -> Client {
+    let mut c = sim.signed_in(0, player);
+    sim.send(&mut c, json!({"type": "matchmaker.add", "payload": {"mode": mode}}));
+    sim.advance(Duration::from_millis(1010));
+    sim.collect(&mut c);
+    assert!(c.take("match.matched").is_some(), "{:?}", c.received);
+    c
+}
+
+fn log_of(c: &Client) -> Vec<String> {
+    c.last("match.state").unwrap()["payload"]["log"]
+        .as_array()
+        .map(|a| a.iter().map(|v| v.as_str().unwrap_or("").to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn ticks_of(c: &Client) -> i64 {
+    c.last("match.state").unwrap()["payload"]["ticks"]
+        .as_i64()
+        .unwrap()
+}
+
+fn input(sim: &mut Sim, c: &mut Client, payload: Value) {
+    sim.send(c, json!({"type": "match.input", "payload": payload}));
+}
+
+#[test]
+fn a_reply_that_comes_later_resumes_the_callback_and_the_neighbour_keeps_ticking() {
+    let dir = tempfile::tempdir().unwrap();
+    game(dir.path(), SERVICE_GAME);
+    economy(Duration::from_millis(120), false);
+    let mut sim = sim(dir.path());
+    let mut svc = alone(&mut sim, "svc-player", "svc");
+    let mut plain = alone(&mut sim, "plain-player", "plain");
+    sim.advance(Duration::from_millis(100));
+    sim.collect(&mut plain);
+    sim.collect(&mut svc);
+    let (plain_before, svc_before) = (ticks_of(&plain), ticks_of(&svc));
+
+    input(&mut sim, &mut svc, json!({"op": "one"}));
+    // Inputs that arrive while the callback waits run after it, in order.
+    input(&mut sim, &mut svc, json!({"op": "mark", "n": 1}));
+    input(&mut sim, &mut svc, json!({"op": "mark", "n": 2}));
+    sim.advance(Duration::from_millis(100));
+    sim.collect(&mut plain);
+    sim.collect(&mut svc);
+    assert!(ticks_of(&plain) >= plain_before + 2, "the neighbour ticks while svc waits");
+    assert_eq!(ticks_of(&svc), svc_before, "the waiting match ticks no more");
+    assert!(log_of(&svc).is_empty());
+
+    sim.advance(Duration::from_millis(100));
+    sim.collect(&mut svc);
+    assert_eq!(log_of(&svc), vec!["one:100:r1", "mark:1", "mark:2"]);
+    assert!(ticks_of(&svc) > svc_before, "ticking again");
+}
+
+#[test]
+fn several_calls_in_one_callback() {
+    let dir = tempfile::tempdir().unwrap();
+    game(dir.path(), SERVICE_GAME);
+    economy(Duration::from_millis(20), false);
+    let mut sim = sim(dir.path());
+    let mut c = alone(&mut sim, "p", "svc");
+    input(&mut sim, &mut c, json!({"op": "two"}));
+    sim.advance(Duration::from_millis(150));
+    sim.collect(&mut c);
+    assert_eq!(log_of(&c), vec!["two:100+7"]);
+}
+
+#[test]
+fn a_reply_that_never_comes_is_abandoned_within_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    game(dir.path(), SERVICE_GAME);
+    economy(Duration::ZERO, true);
+    let mut sim = sim(dir.path());
+    let mut c = alone(&mut sim, "p", "svc");
+    input(&mut sim, &mut c, json!({"op": "one"}));
+    input(&mut sim, &mut c, json!({"op": "mark", "n": 1}));
+    // The wall budget is 200 ms; the wait counts against it.
+    sim.advance(Duration::from_millis(400));
+    sim.collect(&mut c);
+    assert_eq!(
+        log_of(&c),
+        vec!["mark:1"],
+        "the abandoned callback left no trace; the next input ran"
+    );
+    assert!(c.take("match.finished").is_none(), "one overrun does not end a match");
+    let before = ticks_of(&c);
+    sim.advance(Duration::from_millis(200));
+    sim.collect(&mut c);
+    assert!(ticks_of(&c) > before);
+}
+
+#[test]
+fn a_hot_reload_while_a_callback_waits_applies_after_it() {
+    let dir = tempfile::tempdir().unwrap();
+    game(dir.path(), SERVICE_GAME);
+    economy(Duration::from_millis(50), false);
+    let mut sim = sim(dir.path());
+    let mut c = alone(&mut sim, "p", "svc");
+    input(&mut sim, &mut c, json!({"op": "one"}));
+    // The new code arrives while the callback waits.
+    std::fs::write(dir.path().join("svc.lua"), SERVICE_GAME.replace("RULES = 1", "RULES = 2"))
+        .unwrap();
+    let shard = sim.shards[0].clone();
+    shard.reload(Arc::new(Game::load(dir.path()).unwrap()));
+    sim.advance(Duration::from_millis(150));
+    input(&mut sim, &mut c, json!({"op": "one"}));
+    sim.advance(Duration::from_millis(150));
+    sim.collect(&mut c);
+    // The waiting callback finished on the code it started with; the next one ran the new code.
+    assert_eq!(log_of(&c), vec!["one:100:r1", "one:100:r2"]);
+    assert_eq!(c.last("match.state").unwrap()["payload"]["rules"], 2);
+}
+
+#[test]
+fn without_a_service_scripts_get_asobis_error_shape_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    game(dir.path(), SERVICE_GAME);
+    test_service::install(Box::new(|_| None));
+    let mut sim = sim(dir.path());
+    let mut c = alone(&mut sim, "p", "svc");
+    input(&mut sim, &mut c, json!({"op": "one"}));
+    sim.advance(Duration::from_millis(60));
+    sim.collect(&mut c);
+    assert_eq!(
+        log_of(&c),
+        vec!["one:game.economy.balance is not available in this runtime:r1"]
+    );
+}
