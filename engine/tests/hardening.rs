@@ -164,10 +164,7 @@ fn a_client_that_stops_reading_is_dropped_in_a_match_before_auth_and_over_http()
 
     // HTTP pipelining: requests written, responses never read.
     let mut http = TcpStream::connect(s.addr()).unwrap();
-    flood_without_reading(
-        &mut http,
-        b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n",
-    );
+    flood_without_reading(&mut http, b"GET /api/v1/health HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(
         wait_until_released(&s, Duration::from_secs(15)),
         "pipelining reader still held: {:?}",
@@ -184,7 +181,8 @@ fn a_text_frame_that_is_not_utf8_closes_with_1007() {
         tungstenite::stream::MaybeTlsStream::Plain(t) => t.try_clone().unwrap(),
         _ => unreachable!(),
     };
-    raw.write_all(&client_frame(&[0x7b, 0xff, 0xfe, 0x7d])).unwrap();
+    raw.write_all(&client_frame(&[0x7b, 0xff, 0xfe, 0x7d]))
+        .unwrap();
     assert_eq!(w.close_code(WAIT), Some(1007));
     assert!(s.stop().success());
 }

@@ -296,7 +296,13 @@ fn quic_connects_are_rate_limited_per_ip() {
         (ok.len(), refused)
     });
     assert!(ok >= 1, "the first connects are served");
-    assert!(ok <= 3 + 3, "at most the rate per second (the loop may straddle seconds): {ok}");
-    assert!(refused >= 2, "connects over the rate are refused: {refused} refused");
+    assert!(
+        ok <= 3 + 3,
+        "at most the rate per second (the loop may straddle seconds): {ok}"
+    );
+    assert!(
+        refused >= 2,
+        "connects over the rate are refused: {refused} refused"
+    );
     assert!(s.stop().success());
 }

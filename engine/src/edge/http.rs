@@ -68,13 +68,20 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
                 // The session gets a task of its own: the HTTP state machine is freed instead of
                 // being carried (and polled through) for the socket's whole life.
                 let rt_shard = shard.clone();
-                rt_shard.rt.spawn(crate::shard::panic::contained(async move {
-                    let _counted = counted;
-                    super::ws::upgrade(shard, stream, head, buf, peer, edge).await;
-                }));
+                rt_shard
+                    .rt
+                    .spawn(crate::shard::panic::contained(async move {
+                        let _counted = counted;
+                        super::ws::upgrade(shard, stream, head, buf, peer, edge).await;
+                    }));
             } else {
-                let e = ApiError::new(404, asobi_schema::error::code::NOT_FOUND, "WebSocket upgrades are served at /ws.");
-                let _ = write_response(&mut stream, &rest_error(&e), false, false, write_timeout).await;
+                let e = ApiError::new(
+                    404,
+                    asobi_schema::error::code::NOT_FOUND,
+                    "WebSocket upgrades are served at /ws.",
+                );
+                let _ =
+                    write_response(&mut stream, &rest_error(&e), false, false, write_timeout).await;
             }
             return;
         }

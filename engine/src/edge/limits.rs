@@ -74,7 +74,10 @@ mod tests {
         let ip: IpAddr = [10, 0, 0, 1].into();
         assert!(l.allow_connect_at(ip, t));
         assert!(l.allow_connect_at(ip, t));
-        assert!(!l.allow_connect_at(ip, t), "a third connect in the same second");
+        assert!(
+            !l.allow_connect_at(ip, t),
+            "a third connect in the same second"
+        );
         assert!(l.allow_connect_at([10, 0, 0, 2].into(), t));
         assert!(l.allow_connect_at(ip, t + Duration::from_secs(1)));
     }

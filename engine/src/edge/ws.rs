@@ -58,15 +58,19 @@ pub(crate) async fn upgrade<S: Io>(
     };
     let deadline = Duration::from_millis(shard.ctx.settings.write_timeout_ms);
     if let Some(e) = refusal {
-        let _ = super::http::write_response(&mut stream, &error_response(&e), false, false, deadline)
-            .await;
+        let _ =
+            super::http::write_response(&mut stream, &error_response(&e), false, false, deadline)
+                .await;
         return;
     }
     let up = match asobi_net::ws::accept(&head) {
         Ok(up) => up,
         Err(e) => {
-            let r: Response =
-                error_response(&ApiError::new(400, code::BAD_WEBSOCKET_UPGRADE, e.to_string()));
+            let r: Response = error_response(&ApiError::new(
+                400,
+                code::BAD_WEBSOCKET_UPGRADE,
+                e.to_string(),
+            ));
             let _ = super::http::write_response(&mut stream, &r, false, false, deadline).await;
             return;
         }

@@ -86,7 +86,8 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ => None,
     };
     let limits = Limits::new(args.ws_connect_rate, args.max_connections);
-    let (quic_senders, mut quic_receivers): (crate::edge::quic::ShardInboxes, Vec<_>) = (0..nshards)
+    let (quic_senders, mut quic_receivers): (crate::edge::quic::ShardInboxes, Vec<_>) = (0
+        ..nshards)
         .map(|_| futures::channel::mpsc::channel(crate::edge::quic::SHARD_INBOX))
         .unzip();
     if let Some((cert, key)) = &quic_cert {

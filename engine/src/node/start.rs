@@ -67,7 +67,9 @@ pub(super) async fn run(
             return;
         }
     };
-    ctx.registry.shards()[id].alive.store(true, Ordering::Relaxed);
+    ctx.registry.shards()[id]
+        .alive
+        .store(true, Ordering::Relaxed);
     let _alive = Alive(ctx.clone(), id);
     let _ = ready.send(Ok(listener.local_addr().unwrap_or(listen)));
 
@@ -81,11 +83,13 @@ pub(super) async fn run(
                 }
                 let peer = conn.peer;
                 let transport = crate::edge::quic::QuicTransport::new(conn);
-                shard.rt.spawn(crate::shard::panic::contained(crate::edge::ws::run(
-                    shard.clone(),
-                    transport,
-                    peer,
-                )));
+                shard
+                    .rt
+                    .spawn(crate::shard::panic::contained(crate::edge::ws::run(
+                        shard.clone(),
+                        transport,
+                        peer,
+                    )));
             }
         })
         .detach();

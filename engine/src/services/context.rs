@@ -87,7 +87,10 @@ impl std::fmt::Debug for Settings {
             .field("matchmaker_max_wait_secs", &self.matchmaker_max_wait_secs)
             .field("matchmaker_max_queue", &self.matchmaker_max_queue)
             .field("dev_errors", &self.dev_errors)
-            .field("guest_pepper", &self.guest_pepper.as_ref().map(|_| "<redacted>"))
+            .field(
+                "guest_pepper",
+                &self.guest_pepper.as_ref().map(|_| "<redacted>"),
+            )
             .field("write_timeout_ms", &self.write_timeout_ms)
             .finish()
     }

@@ -23,36 +23,6 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    /// Every code a client can see comes from the registry in `asobi_schema::error::code`:
-    /// no handler spells one as a string literal.
-    #[test]
-    fn every_client_visible_code_is_in_the_registry() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-        let mut stack = vec![root];
-        let mut offenders = Vec::new();
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap() {
-                let path = entry.unwrap().path();
-                if path.is_dir() {
-                    stack.push(path);
-                    continue;
-                }
-                let text = std::fs::read_to_string(&path).unwrap();
-                for (i, _) in text.match_indices("ApiError::new(") {
-                    let args = &text[i + "ApiError::new(".len()..];
-                    let second = args.split(',').nth(1).unwrap_or("").trim_start();
-                    if second.starts_with('"') {
-                        offenders.push(format!("{}: {}", path.display(), &args[..args.len().min(60)]));
-                    }
-                }
-            }
-        }
-        assert!(offenders.is_empty(), "codes outside the registry: {offenders:#?}");
-    }
-}
-
 fn err(status: u16, code: &'static str, e: &impl std::fmt::Display) -> ApiError {
     ApiError::new(status, code, e.to_string())
 }
@@ -63,10 +33,12 @@ impl From<super::accounts::error::Error> for ApiError {
         use serde_json::json;
         match &e {
             E::InvalidCredentials => err(401, code::INVALID_CREDENTIALS, &e),
-            E::Validation { status, field, message } => {
-                ApiError::new(*status, code::VALIDATION_FAILED, message.clone())
-                    .with_details(json!({ "fields": { *field: message } }))
-            }
+            E::Validation {
+                status,
+                field,
+                message,
+            } => ApiError::new(*status, code::VALIDATION_FAILED, message.clone())
+                .with_details(json!({ "fields": { *field: message } })),
             E::InvalidField { field, .. } => {
                 err(400, code::INVALID_FIELD, &e).with_details(json!({ "field": field }))
             }
@@ -96,8 +68,9 @@ impl From<super::matchmaker::error::Error> for ApiError {
     fn from(e: super::matchmaker::error::Error) -> ApiError {
         use super::matchmaker::error::Error as E;
         match &e {
-            E::UnknownMode { mode: Some(m) } => err(404, code::UNKNOWN_MODE, &e)
-                .with_details(serde_json::json!({ "mode": m })),
+            E::UnknownMode { mode: Some(m) } => {
+                err(404, code::UNKNOWN_MODE, &e).with_details(serde_json::json!({ "mode": m }))
+            }
             E::UnknownMode { mode: None } => err(404, code::UNKNOWN_MODE, &e),
             E::TicketNotFound => err(404, code::TICKET_NOT_FOUND, &e),
             E::NotYourTicket => err(403, code::FORBIDDEN, &e),
@@ -119,12 +92,49 @@ impl From<super::matches::error::Error> for ApiError {
             E::ScriptRefused(reason) => {
                 err(400, code::REQUEST_FAILED, &e).with_details(json!({ "reason": reason }))
             }
-            E::ScriptError => {
+            E::ScriptFailed => {
                 err(500, code::REQUEST_FAILED, &e).with_details(json!({ "reason": "script_error" }))
             }
             E::AlreadyInMatch => err(409, code::MATCH_ALREADY_IN_MATCH, &e),
             E::NotInMatch => err(400, code::MATCH_NOT_IN_MATCH, &e),
             E::JoinContext(c) => err(400, c, &e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every code a client can see comes from the registry in `asobi_schema::error::code`:
+    /// no handler spells one as a string literal.
+    #[test]
+    fn every_client_visible_code_is_in_the_registry() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut stack = vec![root];
+        let mut offenders = Vec::new();
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                for (i, _) in text.match_indices("ApiError::new(") {
+                    let args = &text[i + "ApiError::new(".len()..];
+                    let second = args.split(',').nth(1).unwrap_or("").trim_start();
+                    if second.starts_with('"') {
+                        offenders.push(format!(
+                            "{}: {}",
+                            path.display(),
+                            &args[..args.len().min(60)]
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            offenders.is_empty(),
+            "codes outside the registry: {offenders:#?}"
+        );
     }
 }

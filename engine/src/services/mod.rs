@@ -20,11 +20,11 @@ pub(crate) mod matches;
 pub(crate) mod matchmaker;
 pub(crate) mod rest;
 pub(crate) mod script;
+#[cfg(test)]
+mod seam_tests;
 pub(crate) mod session;
 #[cfg(test)]
 mod sim;
-#[cfg(test)]
-mod seam_tests;
 #[cfg(test)]
 mod sim_tests;
 
@@ -120,10 +120,11 @@ impl Shard {
 
     /// Shutdown: tell every session, then end every match.
     pub(crate) fn close_sessions(&self) {
-        self.rt.push_all_local(&crate::shard::mesh::Outbound::Close {
-            code: 1001,
-            reason: "server_shutting_down".into(),
-        });
+        self.rt
+            .push_all_local(&crate::shard::mesh::Outbound::Close {
+                code: 1001,
+                reason: "server_shutting_down".into(),
+            });
     }
 
     pub(crate) fn finish_all(self: &Rc<Self>) {

@@ -146,17 +146,7 @@ async fn route(shard: &Rc<Shard>, head: &Head, body: Bytes) -> RestResult {
         }
     }
     match best {
-        Some((_, r, params)) => {
-            (r.handler)(
-                shard,
-                Req {
-                    head,
-                    body,
-                    params,
-                },
-            )
-            .await
-        }
+        Some((_, r, params)) => (r.handler)(shard, Req { head, body, params }).await,
         None if path_known => Err(ApiError::new(
             405,
             code::METHOD_NOT_ALLOWED,
@@ -213,8 +203,14 @@ mod tests {
 
     #[test]
     fn literal_segments_win_and_params_are_collected() {
-        assert_eq!(fit("/matches/:id", &["matches", "live"]), Some((1, vec!["live"])));
-        assert_eq!(fit("/matches/live", &["matches", "live"]), Some((2, vec![])));
+        assert_eq!(
+            fit("/matches/:id", &["matches", "live"]),
+            Some((1, vec!["live"]))
+        );
+        assert_eq!(
+            fit("/matches/live", &["matches", "live"]),
+            Some((2, vec![]))
+        );
         assert_eq!(fit("/matches/:id", &["matches"]), None);
         assert_eq!(fit("/players/me/erase", &["players", "x", "erase"]), None);
     }

@@ -92,7 +92,10 @@ fn sim(dir: &Path) -> Sim {
 /// A player alone in a `mode` match.
 fn alone(sim: &mut Sim, player: &str, mode: &str) -> Client {
     let mut c = sim.signed_in(0, player);
-    sim.send(&mut c, json!({"type": "matchmaker.add", "payload": {"mode": mode}}));
+    sim.send(
+        &mut c,
+        json!({"type": "matchmaker.add", "payload": {"mode": mode}}),
+    );
     sim.advance(Duration::from_millis(1010));
     sim.collect(&mut c);
     assert!(c.take("match.matched").is_some(), "{:?}", c.received);
@@ -102,7 +105,11 @@ fn alone(sim: &mut Sim, player: &str, mode: &str) -> Client {
 fn log_of(c: &Client) -> Vec<String> {
     c.last("match.state").unwrap()["payload"]["log"]
         .as_array()
-        .map(|a| a.iter().map(|v| v.as_str().unwrap_or("").to_owned()).collect())
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or("").to_owned())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -136,8 +143,15 @@ fn a_reply_that_comes_later_resumes_the_callback_and_the_neighbour_keeps_ticking
     sim.advance(Duration::from_millis(100));
     sim.collect(&mut plain);
     sim.collect(&mut svc);
-    assert!(ticks_of(&plain) >= plain_before + 2, "the neighbour ticks while svc waits");
-    assert_eq!(ticks_of(&svc), svc_before, "the waiting match ticks no more");
+    assert!(
+        ticks_of(&plain) >= plain_before + 2,
+        "the neighbour ticks while svc waits"
+    );
+    assert_eq!(
+        ticks_of(&svc),
+        svc_before,
+        "the waiting match ticks no more"
+    );
     assert!(log_of(&svc).is_empty());
 
     sim.advance(Duration::from_millis(100));
@@ -176,7 +190,10 @@ fn a_reply_that_never_comes_is_abandoned_within_the_budget() {
         vec!["mark:1"],
         "the abandoned callback left no trace; the next input ran"
     );
-    assert!(c.take("match.finished").is_none(), "one overrun does not end a match");
+    assert!(
+        c.take("match.finished").is_none(),
+        "one overrun does not end a match"
+    );
     let before = ticks_of(&c);
     sim.advance(Duration::from_millis(200));
     sim.collect(&mut c);
@@ -192,8 +209,11 @@ fn a_hot_reload_while_a_callback_waits_applies_after_it() {
     let mut c = alone(&mut sim, "p", "svc");
     input(&mut sim, &mut c, json!({"op": "one"}));
     // The new code arrives while the callback waits.
-    std::fs::write(dir.path().join("svc.lua"), SERVICE_GAME.replace("RULES = 1", "RULES = 2"))
-        .unwrap();
+    std::fs::write(
+        dir.path().join("svc.lua"),
+        SERVICE_GAME.replace("RULES = 1", "RULES = 2"),
+    )
+    .unwrap();
     let shard = sim.shards[0].clone();
     shard.reload(Arc::new(Game::load(dir.path()).unwrap()));
     sim.advance(Duration::from_millis(150));

@@ -259,7 +259,10 @@ impl Sim {
                         Some(at) => self.clock.set(at.max(self.now())),
                         None => {
                             spins += 1;
-                            assert!(spins < 1000, "a handler waits for something that never comes");
+                            assert!(
+                                spins < 1000,
+                                "a handler waits for something that never comes"
+                            );
                         }
                     }
                 }

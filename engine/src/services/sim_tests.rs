@@ -25,7 +25,10 @@ fn duel(sim: &mut Sim, a: usize, b: usize) -> (Client, Client, String) {
     let mut ca = sim.signed_in(a, "player-a");
     let mut cb = sim.signed_in(b, "player-b");
     for c in [&mut ca, &mut cb] {
-        sim.send(c, json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}));
+        sim.send(
+            c,
+            json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}),
+        );
         assert!(c.take("matchmaker.queued").is_some(), "{:?}", c.received);
     }
     // The matchmaker ticks once a second.
@@ -53,19 +56,30 @@ fn a_dropped_player_keeps_the_seat_through_the_grace_window_and_comes_back() {
     sim.advance(Duration::from_secs(4));
     sim.collect(&mut ca);
     let state = ca.last("match.state").expect("states keep coming");
-    assert!(players_in(state).contains(&"player-b".to_owned()), "{state}");
+    assert!(
+        players_in(state).contains(&"player-b".to_owned()),
+        "{state}"
+    );
 
     // Back on another shard within the window: put back into the same match with its state.
     let mut again = sim.signed_in(0, "player-b");
     sim.collect(&mut again);
-    let state = again.last("match.state").expect("the current state at once");
+    let state = again
+        .last("match.state")
+        .expect("the current state at once");
     assert!(players_in(state).contains(&"player-b".to_owned()));
-    sim.send(&mut again, json!({"type": "match.input", "payload": {"dx": 1}}));
+    sim.send(
+        &mut again,
+        json!({"type": "match.input", "payload": {"dx": 1}}),
+    );
     assert_eq!(again.count("error"), 0, "{:?}", again.received);
     sim.advance(Duration::from_secs(10));
     sim.collect(&mut ca);
     let state = ca.last("match.state").unwrap();
-    assert!(players_in(state).contains(&"player-b".to_owned()), "still seated after the window: {state}");
+    assert!(
+        players_in(state).contains(&"player-b".to_owned()),
+        "still seated after the window: {state}"
+    );
     assert!(sim.ctx.matches.get(&id).is_some());
 }
 
@@ -90,12 +104,23 @@ fn a_match_everyone_left_is_abandoned_and_recorded() {
     let (mut ca, mut cb, id) = duel(&mut sim, 0, 1);
     sim.send(&mut ca, json!({"type": "match.leave", "cid": "1"}));
     assert!(ca.take("match.left").is_some());
-    assert!(sim.ctx.matches.get(&id).is_some(), "one player is still in it");
+    assert!(
+        sim.ctx.matches.get(&id).is_some(),
+        "one player is still in it"
+    );
     sim.send(&mut cb, json!({"type": "match.leave", "cid": "2"}));
     assert!(cb.take("match.left").is_some());
-    assert!(sim.ctx.matches.get(&id).is_none(), "nobody is left to play it");
+    assert!(
+        sim.ctx.matches.get(&id).is_none(),
+        "nobody is left to play it"
+    );
     let hosted: usize = (0..2)
-        .map(|i| sim.ctx.stats(i).hosted.load(std::sync::atomic::Ordering::Relaxed))
+        .map(|i| {
+            sim.ctx
+                .stats(i)
+                .hosted
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
         .sum();
     assert_eq!(hosted, 0);
     // The record reaches storage.
@@ -147,16 +172,32 @@ fn a_failing_script_finishes_only_its_own_match() {
     let mut sim = Sim::new(1, dir.path(), settings());
     let mut good = sim.signed_in(0, "good-player");
     let mut bad = sim.signed_in(0, "bad-player");
-    sim.send(&mut good, json!({"type": "matchmaker.add", "payload": {"mode": "good"}}));
-    sim.send(&mut bad, json!({"type": "matchmaker.add", "payload": {"mode": "bad"}}));
+    sim.send(
+        &mut good,
+        json!({"type": "matchmaker.add", "payload": {"mode": "good"}}),
+    );
+    sim.send(
+        &mut bad,
+        json!({"type": "matchmaker.add", "payload": {"mode": "bad"}}),
+    );
     // 100 failing ticks in a row at 20 Hz: five seconds, plus the matchmaker's second.
     sim.advance(Duration::from_secs(7));
     sim.collect(&mut bad);
     sim.collect(&mut good);
-    let fin = bad.take("match.finished").unwrap_or_else(|| panic!("the failing match finished: {:?}", bad.received.iter().map(|v| v["type"].clone()).collect::<Vec<_>>()));
+    let fin = bad.take("match.finished").unwrap_or_else(|| {
+        panic!(
+            "the failing match finished: {:?}",
+            bad.received
+                .iter()
+                .map(|v| v["type"].clone())
+                .collect::<Vec<_>>()
+        )
+    });
     assert!(fin["payload"]["result"]["error"].is_string(), "{fin}");
     // The neighbour on the same shard ticked throughout: 20 Hz for ~6 s.
-    let ticks = good.last("match.state").unwrap()["payload"]["ticks"].as_i64().unwrap();
+    let ticks = good.last("match.state").unwrap()["payload"]["ticks"]
+        .as_i64()
+        .unwrap();
     assert!(ticks >= 110, "the good match kept ticking: {ticks}");
     assert!(good.take("match.finished").is_none());
 }
@@ -167,9 +208,15 @@ fn a_match_that_never_seats_anyone_ends() {
     let shard = sim.shards[0].clone();
     super::matches::create(&shard, "duel", "lonely", Vec::new(), false).unwrap();
     sim.advance(Duration::from_secs(30));
-    assert!(sim.ctx.matches.get("lonely").is_some(), "a creator may still join");
+    assert!(
+        sim.ctx.matches.get("lonely").is_some(),
+        "a creator may still join"
+    );
     sim.advance(Duration::from_secs(31));
-    assert!(sim.ctx.matches.get("lonely").is_none(), "an empty match ends");
+    assert!(
+        sim.ctx.matches.get("lonely").is_none(),
+        "an empty match ends"
+    );
     assert_eq!(wait_for_record(&sim, "lonely").status, "abandoned");
 }
 
@@ -184,7 +231,13 @@ fn a_full_mesh_backlog_answers_overloaded_instead_of_losing_the_request() {
         gen: 0,
     };
     for _ in 0..crate::shard::MESH_BACKLOG {
-        s0.rt.deliver(to, crate::shard::mesh::Outbound::Close { code: 1000, reason: String::new() });
+        s0.rt.deliver(
+            to,
+            crate::shard::mesh::Outbound::Close {
+                code: 1000,
+                reason: String::new(),
+            },
+        );
     }
     let answer = futures::executor::block_on(crate::shard::request(&s0, 1, |reply| {
         super::Cmd::Matchmaker(super::matchmaker::cmd::Cmd::Status {
@@ -199,7 +252,10 @@ fn a_full_mesh_backlog_answers_overloaded_instead_of_losing_the_request() {
     // Once the link drains, requests go through again.
     sim.settle();
     let mut c = sim.signed_in(0, "p");
-    sim.send(&mut c, json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}));
+    sim.send(
+        &mut c,
+        json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}),
+    );
     assert!(c.take("matchmaker.queued").is_some(), "{:?}", c.received);
 }
 
@@ -208,8 +264,14 @@ fn lossy_frame_delivery_never_loses_commands_or_answers() {
     let mut sim = Sim::new(2, &arena(), settings()).loss(0.3, 11);
     let (mut ca, mut cb, id) = duel(&mut sim, 0, 1);
     for _ in 0..20 {
-        sim.send(&mut ca, json!({"type": "match.input", "payload": {"dx": 1}}));
-        sim.send(&mut cb, json!({"type": "match.input", "payload": {"dy": 1}}));
+        sim.send(
+            &mut ca,
+            json!({"type": "match.input", "payload": {"dx": 1}}),
+        );
+        sim.send(
+            &mut cb,
+            json!({"type": "match.input", "payload": {"dy": 1}}),
+        );
         sim.advance(Duration::from_millis(100));
     }
     sim.send(&mut ca, json!({"type": "match.leave", "cid": "x"}));

@@ -75,6 +75,9 @@ enum Waiter {
     Task(oneshot::Sender<Answer>),
 }
 
+/// The local end of a glommio mesh pump: the channel into it and its backlog counter.
+pub(crate) type Pump<M> = (LocalSender<M>, Rc<Cell<usize>>);
+
 /// The way to one peer shard.
 enum Link<M> {
     /// A glommio mesh channel, fed through a local pump task so a send never blocks.
@@ -179,7 +182,7 @@ impl<S: Service> Runtime<S> {
     }
 
     /// A runtime whose peers are reached through glommio mesh pumps (see [`glommio_links`]).
-    pub(crate) fn on_glommio(id: usize, pumps: Vec<Option<(LocalSender<Msg<S>>, Rc<Cell<usize>>)>>) -> Self {
+    pub(crate) fn on_glommio(id: usize, pumps: Vec<Option<Pump<Msg<S>>>>) -> Self {
         let links = pumps
             .into_iter()
             .map(|p| p.map(|(tx, backlog)| Link::Mesh { tx, backlog }))
@@ -387,7 +390,12 @@ impl<S: Service> Runtime<S> {
         let n = self.counters.bounced.get() + 1;
         self.counters.bounced.set(n);
         if n.is_power_of_two() {
-            tracing::warn!(from = self.id, to, bounced = n, "mesh backlog full; peer is not keeping up");
+            tracing::warn!(
+                from = self.id,
+                to,
+                bounced = n,
+                "mesh backlog full; peer is not keeping up"
+            );
         }
     }
 
@@ -396,7 +404,11 @@ impl<S: Service> Runtime<S> {
     /// losing one would leave its requester waiting forever.
     fn send_remote(&self, to: usize, msg: Msg<S>) -> Result<(), Option<Msg<S>>> {
         let Some(Some(link)) = self.links.get(to) else {
-            tracing::error!(shard = self.id, to, "message for a shard that does not exist");
+            tracing::error!(
+                shard = self.id,
+                to,
+                "message for a shard that does not exist"
+            );
             return Err(Some(msg));
         };
         let is_answer = matches!(msg, MeshMsg::Reply { .. });
@@ -515,7 +527,10 @@ pub(crate) fn answer<S: Service>(s: &Rc<S>, to: ReplyTo, answer: Answer) {
     let rt = s.runtime();
     if to.shard == rt.id {
         fire(rt, to, answer);
-    } else if rt.send_remote(to.shard, MeshMsg::Reply { to, answer }).is_err() {
+    } else if rt
+        .send_remote(to.shard, MeshMsg::Reply { to, answer })
+        .is_err()
+    {
         tracing::error!(shard = rt.id, to = to.shard, "an answer could not be sent");
     }
 }
@@ -568,11 +583,10 @@ pub(crate) fn fire_timers<S: Service>(s: &Rc<S>, now: Instant) -> usize {
 
 /// glommio plumbing: a pump task per peer, so a send from a handler never awaits. Returns the
 /// local ends the runtime sends into.
-#[allow(clippy::type_complexity)]
 pub(crate) fn glommio_links<M: Send + 'static>(
     id: usize,
     senders: Rc<Senders<M>>,
-) -> Vec<Option<(LocalSender<M>, Rc<Cell<usize>>)>> {
+) -> Vec<Option<Pump<M>>> {
     let mut links = Vec::new();
     for peer in 0..senders.nr_consumers() {
         if peer == id {

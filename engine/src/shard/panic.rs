@@ -34,7 +34,10 @@ pub(crate) fn install() {
             return;
         }
         default(info);
-        tracing::error!("uncontained panic on {:?}; exiting with status {EXIT_PANIC}", std::thread::current().name());
+        tracing::error!(
+            "uncontained panic on {:?}; exiting with status {EXIT_PANIC}",
+            std::thread::current().name()
+        );
         std::process::exit(EXIT_PANIC);
     }));
 }

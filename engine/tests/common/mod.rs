@@ -66,7 +66,17 @@ impl Drop for PgDb {
 
 fn psql(sql: &str) -> bool {
     Command::new("psql")
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -19,15 +19,51 @@ use crate::services::rest::{handler, ok, RestResult, Route};
 use crate::services::Shard;
 
 pub(crate) const ROUTES: &[Route] = &[
-    Route { method: Method::Post, path: "/auth/register", handler: register_route },
-    Route { method: Method::Post, path: "/auth/login", handler: login_route },
-    Route { method: Method::Post, path: "/auth/refresh", handler: refresh_route },
-    Route { method: Method::Post, path: "/auth/logout", handler: logout_route },
-    Route { method: Method::Post, path: "/auth/guest", handler: guest_route },
-    Route { method: Method::Post, path: "/auth/guest/upgrade", handler: upgrade_route },
-    Route { method: Method::Post, path: "/players/me/erase", handler: erase_route },
-    Route { method: Method::Get, path: "/players/:id", handler: get_player_route },
-    Route { method: Method::Put, path: "/players/:id", handler: put_player_route },
+    Route {
+        method: Method::Post,
+        path: "/auth/register",
+        handler: register_route,
+    },
+    Route {
+        method: Method::Post,
+        path: "/auth/login",
+        handler: login_route,
+    },
+    Route {
+        method: Method::Post,
+        path: "/auth/refresh",
+        handler: refresh_route,
+    },
+    Route {
+        method: Method::Post,
+        path: "/auth/logout",
+        handler: logout_route,
+    },
+    Route {
+        method: Method::Post,
+        path: "/auth/guest",
+        handler: guest_route,
+    },
+    Route {
+        method: Method::Post,
+        path: "/auth/guest/upgrade",
+        handler: upgrade_route,
+    },
+    Route {
+        method: Method::Post,
+        path: "/players/me/erase",
+        handler: erase_route,
+    },
+    Route {
+        method: Method::Get,
+        path: "/players/:id",
+        handler: get_player_route,
+    },
+    Route {
+        method: Method::Put,
+        path: "/players/:id",
+        handler: put_player_route,
+    },
 ];
 
 handler!(register_route, |s, r| register(s, r.json()?).await);
@@ -35,13 +71,20 @@ handler!(login_route, |s, r| login(s, r.json()?).await);
 handler!(refresh_route, |s, r| refresh(s, r.json()?).await);
 handler!(logout_route, |s, r| logout(s, r.json()?).await);
 handler!(guest_route, |s, r| guest(s, r.json()?).await);
-handler!(upgrade_route, |s, r| upgrade(s, &r.player(s)?, r.json()?).await);
+handler!(upgrade_route, |s, r| upgrade(s, &r.player(s)?, r.json()?)
+    .await);
 handler!(erase_route, |s, r| erase(s, &r.player(s)?).await);
 handler!(get_player_route, |s, r| {
     r.player(s)?;
     get_player(s, r.param(0)).await
 });
-handler!(put_player_route, |s, r| put_player(s, &r.player(s)?, r.param(0), r.json()?).await);
+handler!(put_player_route, |s, r| put_player(
+    s,
+    &r.player(s)?,
+    r.param(0),
+    r.json()?
+)
+.await);
 
 /// Bodies shared by several auth routes.
 #[derive(Debug, Deserialize)]
@@ -446,8 +489,7 @@ pub(crate) async fn put_player(
             // Erased: the account is gone, whatever its token still says.
             StoreError::Gone(_) => Error::PlayerNotFound.into(),
             other => store_error(other),
-        })?
-    {
+        })? {
         Some(p) => ok(&profile(&p)),
         None => Err(Error::PlayerNotFound.into()),
     }

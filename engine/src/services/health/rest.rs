@@ -73,7 +73,10 @@ fn health<'a>(shard: &'a Rc<Shard>, _: Req<'a>) -> LocalBoxFuture<'a, RestResult
             "game": { "version": game.version, "modes": game.modes.keys().collect::<Vec<_>>() },
         });
         let status = if healthy { 200 } else { 503 };
-        Ok(Response::json(status, serde_json::to_vec(&body).unwrap_or_default()))
+        Ok(Response::json(
+            status,
+            serde_json::to_vec(&body).unwrap_or_default(),
+        ))
     })
 }
 

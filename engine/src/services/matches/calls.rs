@@ -42,7 +42,9 @@ pub(super) enum Op {
         input: Value,
     },
     /// `leave` for a seat already off the roster.
-    Leave { player_id: String },
+    Leave {
+        player_id: String,
+    },
     Tick,
 }
 
@@ -265,16 +267,14 @@ fn complete(
             reply,
         } => {
             let outcome = match result {
-                Ok(Resumed::Join(JoinOutcome::Accepted)) => {
-                    Ok(lm.seat(shard, &player_id, session))
-                }
+                Ok(Resumed::Join(JoinOutcome::Accepted)) => Ok(lm.seat(shard, &player_id, session)),
                 Ok(Resumed::Join(JoinOutcome::Refused(reason))) => Err(Error::ScriptRefused(
                     reason.unwrap_or_else(|| "join_refused".to_owned()),
                 )),
-                Ok(_) => Err(Error::ScriptError),
+                Ok(_) => Err(Error::ScriptFailed),
                 Err(e) => {
                     tracing::info!(match_id = %lm.id, player = %player_id, "join failed: {e}");
-                    Err(Error::ScriptError)
+                    Err(Error::ScriptFailed)
                 }
             };
             if let Some(reply) = reply {
@@ -295,7 +295,5 @@ fn complete(
 #[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn answer_later(shard: &Rc<Shard>, key: MatchKey, reply: Value, at: std::time::Instant) {
     shard.matches.answers.borrow_mut().insert(key, reply);
-    shard
-        .rt
-        .arm(at, ShardTimer::Matches(Timer::Answer(key)));
+    shard.rt.arm(at, ShardTimer::Matches(Timer::Answer(key)));
 }

@@ -60,9 +60,11 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             if let Err(e) = super::create(shard, &mode, &match_id, players, true) {
                 tracing::warn!(%match_id, "match creation failed: {e}");
                 let host = crate::services::matchmaker::owner(shard, &mode);
-                let back = ShardCmd::Matchmaker(
-                    crate::services::matchmaker::cmd::Cmd::FormationFailed { mode, tickets },
-                );
+                let back =
+                    ShardCmd::Matchmaker(crate::services::matchmaker::cmd::Cmd::FormationFailed {
+                        mode,
+                        tickets,
+                    });
                 if route(shard, host, back).is_err() {
                     tracing::warn!(%match_id, "queue shard overloaded; formed tickets stay matched");
                 }

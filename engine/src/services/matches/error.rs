@@ -28,7 +28,7 @@ pub(crate) enum Error {
     ScriptRefused(String),
     /// The script's `join` raised an error.
     #[error("The match script failed to handle the join.")]
-    ScriptError,
+    ScriptFailed,
     /// The session is in another match already.
     #[error("Leave the current match first.")]
     AlreadyInMatch,

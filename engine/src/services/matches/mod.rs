@@ -30,8 +30,7 @@ use asobi_schema::envelope::{encode_frame, encode_frame_raw};
 use asobi_schema::payload::{MatchFinished, MatchInfo};
 use asobi_schema::ApiError;
 use asobi_script::{
-    Budgets, CallError, CompiledMode, Game, MatchVm, StateStrategy, StateTransport,
-    VmPool,
+    Budgets, CallError, CompiledMode, Game, MatchVm, StateStrategy, StateTransport, VmPool,
 };
 
 pub(crate) use directory::{Directory, MatchEntry};
@@ -508,12 +507,19 @@ pub(crate) fn leave(shard: &Rc<Shard>, match_id: &str, player_id: &str) {
 }
 
 /// The player's socket dropped: the seat is kept for the grace window.
-pub(crate) fn disconnected(shard: &Rc<Shard>, match_id: &str, player_id: &str, session: SessionRef) {
+pub(crate) fn disconnected(
+    shard: &Rc<Shard>,
+    match_id: &str,
+    player_id: &str,
+    session: SessionRef,
+) {
     let Some(key) = shard.matches.key_of(match_id) else {
         return;
     };
     let now = shard.rt.now();
-    shard.matches.with(key, |lm| lm.roster.disconnect(now, player_id, session));
+    shard
+        .matches
+        .with(key, |lm| lm.roster.disconnect(now, player_id, session));
     drive(shard, key);
 }
 
@@ -563,12 +569,16 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
         Timer::Answer(key) => {
             let reply = shard.matches.answers.borrow_mut().remove(&key);
             if let Some(reply) = reply {
-                shard.matches.with(key, |lm| calls::resume(shard, lm, reply));
+                shard
+                    .matches
+                    .with(key, |lm| calls::resume(shard, lm, reply));
             }
             key
         }
         Timer::WaitDeadline(key, wait) => {
-            shard.matches.with(key, |lm| calls::give_up(shard, lm, wait));
+            shard
+                .matches
+                .with(key, |lm| calls::give_up(shard, lm, wait));
             key
         }
     };
@@ -749,7 +759,13 @@ pub(crate) fn reload_all(shard: &Rc<Shard>, game: &Arc<Game>) {
 
 /// On shutdown: tell players and end every match.
 pub(crate) fn finish_all_for_shutdown(shard: &Rc<Shard>) {
-    let keys: Vec<MatchKey> = shard.matches.slab.borrow().iter().map(|(_, m)| m.key).collect();
+    let keys: Vec<MatchKey> = shard
+        .matches
+        .slab
+        .borrow()
+        .iter()
+        .map(|(_, m)| m.key)
+        .collect();
     for key in keys {
         let ending = shard.matches.with(key, |lm| {
             lm.life.abort();

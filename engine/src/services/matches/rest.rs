@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use asobi_net::http::Method;
 use super::error::Error;
+use asobi_net::http::Method;
 
 use crate::services::error::store_error;
 use crate::services::matchmaker::MAX_MODE_NAME;
@@ -30,7 +30,10 @@ pub(crate) const ROUTES: &[Route] = &[
 handler!(live, |s, r| {
     r.player(s)?;
     let has_capacity = r.head.query_param("has_capacity").as_deref() == Some("true");
-    let mode = r.head.query_param("mode").filter(|m| m.len() <= MAX_MODE_NAME);
+    let mode = r
+        .head
+        .query_param("mode")
+        .filter(|m| m.len() <= MAX_MODE_NAME);
     ok(&json!({ "matches": s.ctx.matches.list(mode.as_deref(), has_capacity) }))
 });
 

@@ -1,8 +1,8 @@
 //! `match.input`, `match.list`, `match.join`, `match.find_or_create`, `match.leave`, and what a
 //! session remembers of its match.
 
-use serde_json::{json, Value};
 use serde_json::value::RawValue;
+use serde_json::{json, Value};
 
 use asobi_rules::session::{Throttle, NOT_IN_MATCH_REPORT_INTERVAL};
 use asobi_schema::envelope::{encode_frame, Inbound};
@@ -93,7 +93,11 @@ fn list<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
             .ctx
             .matches
             .list(mode.as_deref(), q.has_capacity.unwrap_or(false));
-        s.reply(encode_frame("match.list", f.cid, &json!({ "matches": matches })));
+        s.reply(encode_frame(
+            "match.list",
+            f.cid,
+            &json!({ "matches": matches }),
+        ));
         Ok(())
     })())
 }
@@ -188,7 +192,9 @@ pub(crate) fn session_connected(s: &mut Session, player_id: &str) {
             session: s.me,
         });
         if route(&s.shard, host, c).is_err() {
-            tracing::debug!("reattach dropped: host overloaded; the seat waits for the grace window");
+            tracing::debug!(
+                "reattach dropped: host overloaded; the seat waits for the grace window"
+            );
         }
     }
 }

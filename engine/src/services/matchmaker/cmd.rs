@@ -39,17 +39,29 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             player_id,
             properties,
             reply,
-        } => answer(shard, reply, super::on_add(shard, &mode, player_id, properties)),
+        } => answer(
+            shard,
+            reply,
+            super::on_add(shard, &mode, player_id, properties),
+        ),
         Cmd::Remove {
             ticket_id,
             player_id,
             reply,
-        } => answer(shard, reply, super::on_remove(shard, &ticket_id, &player_id)),
+        } => answer(
+            shard,
+            reply,
+            super::on_remove(shard, &ticket_id, &player_id),
+        ),
         Cmd::Status {
             ticket_id,
             player_id,
             reply,
-        } => answer(shard, reply, super::on_status(shard, &ticket_id, &player_id)),
+        } => answer(
+            shard,
+            reply,
+            super::on_status(shard, &ticket_id, &player_id),
+        ),
         Cmd::RemovePlayer { mode, player_id } => super::on_remove_player(shard, &mode, &player_id),
         Cmd::FormationFailed { mode, tickets } => super::on_formation_failed(shard, &mode, tickets),
     }

@@ -28,10 +28,10 @@ use asobi_schema::ApiError;
 use asobi_script::{CompiledMode, Game};
 
 use super::{Cmd, Shard, Timer as ShardTimer};
-use error::Error;
 use crate::shard::mesh::Outbound;
 use crate::shard::{request, route};
 use crate::wire::Frame;
+use error::Error;
 
 /// asobi's matchmaker tick interval.
 const TICK: Duration = Duration::from_secs(1);
@@ -137,7 +137,11 @@ pub(crate) async fn add(
 }
 
 /// Cancels a player's waiting ticket.
-pub(crate) async fn remove(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) -> Result<(), ApiError> {
+pub(crate) async fn remove(
+    shard: &Rc<Shard>,
+    ticket_id: &str,
+    player_id: &str,
+) -> Result<(), ApiError> {
     let to = ticket_owner(shard, ticket_id).ok_or_else(ticket_not_found)?;
     request(shard, to, |reply| {
         Cmd::Matchmaker(cmd::Cmd::Remove {
@@ -151,7 +155,11 @@ pub(crate) async fn remove(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) 
 }
 
 /// A ticket's status, owner-scoped.
-pub(crate) async fn status(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) -> Result<Value, ApiError> {
+pub(crate) async fn status(
+    shard: &Rc<Shard>,
+    ticket_id: &str,
+    player_id: &str,
+) -> Result<Value, ApiError> {
     let to = ticket_owner(shard, ticket_id).ok_or_else(ticket_not_found)?;
     request(shard, to, |reply| {
         Cmd::Matchmaker(cmd::Cmd::Status {
@@ -237,7 +245,11 @@ pub(crate) fn on_add(
         .map(|q| q.to_json())
 }
 
-pub(crate) fn on_remove(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) -> Result<Value, ApiError> {
+pub(crate) fn on_remove(
+    shard: &Rc<Shard>,
+    ticket_id: &str,
+    player_id: &str,
+) -> Result<Value, ApiError> {
     let now = shard.rt.now();
     shard
         .matchmaker
@@ -245,7 +257,11 @@ pub(crate) fn on_remove(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) -> 
         .map(|()| Value::Null)
 }
 
-pub(crate) fn on_status(shard: &Rc<Shard>, ticket_id: &str, player_id: &str) -> Result<Value, ApiError> {
+pub(crate) fn on_status(
+    shard: &Rc<Shard>,
+    ticket_id: &str,
+    player_id: &str,
+) -> Result<Value, ApiError> {
     let now = shard.rt.now();
     let wall = crate::services::accounts::tokens::now_ms() as u64;
     shard

@@ -11,10 +11,8 @@ use asobi_schema::ApiError;
 use crate::services::session::{Handled, Session, WsHandler};
 use crate::services::Shard;
 
-pub(crate) const HANDLERS: &[(&str, WsHandler)] = &[
-    ("matchmaker.add", add),
-    ("matchmaker.remove", remove),
-];
+pub(crate) const HANDLERS: &[(&str, WsHandler)] =
+    &[("matchmaker.add", add), ("matchmaker.remove", remove)];
 
 /// The session's live tickets, one per mode at most (the queue keeps one per player per mode,
 /// so a repeated add answers `already_queued` with the same ticket and nothing grows).
@@ -55,7 +53,12 @@ fn remove<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
         let shard: Rc<Shard> = s.shard.clone();
         let tickets: Vec<String> = match body.ticket_id {
             Some(t) => vec![t],
-            None => s.matchmaker.tickets.iter().map(|(_, t)| t.clone()).collect(),
+            None => s
+                .matchmaker
+                .tickets
+                .iter()
+                .map(|(_, t)| t.clone())
+                .collect(),
         };
         let me = s.player();
         for ticket in tickets {

@@ -30,13 +30,18 @@ fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
         ));
     }
     let body: payload::SessionConnect = f.decode()?;
-    let player_id = s.shard.ctx.tokens.verify_access(&body.token).ok_or_else(|| {
-        ApiError::new(
-            401,
-            code::UNAUTHENTICATED,
-            "The token is invalid or expired.",
-        )
-    })?;
+    let player_id = s
+        .shard
+        .ctx
+        .tokens
+        .verify_access(&body.token)
+        .ok_or_else(|| {
+            ApiError::new(
+                401,
+                code::UNAUTHENTICATED,
+                "The token is invalid or expired.",
+            )
+        })?;
     s.authed.set(true);
     let ctx = s.shard.ctx.clone();
     ctx.registry.session_up(&player_id, s.me);
