@@ -65,3 +65,61 @@ fn check(dir: &std::path::Path) -> ExitCode {
     }
     ExitCode::FAILURE
 }
+
+#[cfg(test)]
+mod layout {
+    //! The engine's layers import one way (engine/README.md): main → node → edge → services →
+    //! shard → wire. A module may name only the layers below it.
+
+    /// Layers from the top; each may import the ones after it, never the ones before.
+    const LAYERS: [&str; 5] = ["node", "edge", "services", "shard", "wire"];
+
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn imports_point_down_only() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut wrong = Vec::new();
+        for (i, layer) in LAYERS.iter().enumerate() {
+            let mut files = Vec::new();
+            sources(&src.join(layer), &mut files);
+            assert!(!files.is_empty(), "{layer}/ has no sources");
+            for file in files {
+                let text = std::fs::read_to_string(&file).unwrap();
+                for above in &LAYERS[..i] {
+                    if text.contains(&format!("crate::{above}")) {
+                        wrong.push(format!("{} names crate::{above}", file.display()));
+                    }
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "imports against the layering: {wrong:#?}");
+    }
+
+    #[test]
+    fn the_rules_crate_does_no_io() {
+        let manifest = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/Cargo.toml"),
+        )
+        .unwrap();
+        for dep in [
+            "glommio",
+            "asobi-storage",
+            "asobi-script",
+            "tokio",
+            "socket2",
+            "quinn",
+        ] {
+            assert!(!manifest.contains(dep), "asobi-rules depends on {dep}");
+        }
+    }
+}

@@ -26,22 +26,7 @@ struct QuicClient {
 
 impl QuicClient {
     async fn connect(port: u16, ca_pem: &std::path::Path, encoding: u8) -> QuicClient {
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(ca_pem).unwrap() {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        tls.alpn_protocols = vec![b"asobi/1".to_vec()];
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let endpoint = client_endpoint(ca_pem);
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
         let (send, recv) = conn.open_bi().await.unwrap();
@@ -269,22 +254,7 @@ fn quic_connects_are_rate_limited_per_ip() {
         .build()
         .unwrap();
     let (ok, refused) = rt.block_on(async {
-        use rustls::pki_types::pem::PemObject;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_protocol_versions(&[&rustls::version::TLS13])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        tls.alpn_protocols = vec![b"asobi/1".to_vec()];
-        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+        let endpoint = client_endpoint(&cert);
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
         let (mut ok, mut refused) = (Vec::new(), 0);
         for _ in 0..8 {
@@ -303,6 +273,63 @@ fn quic_connects_are_rate_limited_per_ip() {
     assert!(
         refused >= 2,
         "connects over the rate are refused: {refused} refused"
+    );
+    assert!(s.stop().success());
+}
+
+/// A client endpoint trusting the server's development certificate.
+fn client_endpoint(cert: &std::path::Path) -> quinn::Endpoint {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_protocol_versions(&[&rustls::version::TLS13])
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    tls.alpn_protocols = vec![b"asobi/1".to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+    endpoint.set_default_client_config(quinn::ClientConfig::new(Arc::new(crypto)));
+    endpoint
+}
+
+/// A connection that opens its stream but never completes a first frame is closed by the
+/// server's open deadline (10 s) instead of being held forever.
+#[test]
+fn a_quic_connection_without_a_first_frame_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = dir.path().join("game");
+    copy_example_game(&game);
+    let s = start(&game, dir.path());
+    let port = s.quic_port();
+    let cert = s.data_dir.join("dev-cert.pem");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let closed_in = rt.block_on(async {
+        let endpoint = client_endpoint(&cert);
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        // Two bytes of a four-byte length prefix: a frame that never completes.
+        send.write_all(&[0, 0]).await.unwrap();
+        let started = std::time::Instant::now();
+        let closed = tokio::time::timeout(Duration::from_secs(20), conn.closed()).await;
+        assert!(
+            closed.is_ok(),
+            "the server still holds the connection after 20 s"
+        );
+        started.elapsed()
+    });
+    assert!(
+        closed_in <= Duration::from_secs(12),
+        "closed after {closed_in:?}"
     );
     assert!(s.stop().success());
 }

@@ -279,3 +279,40 @@ fn lossy_frame_delivery_never_loses_commands_or_answers() {
     assert!(sim.lost > 0, "the harness did drop deliveries");
     assert!(sim.ctx.matches.get(&id).is_some());
 }
+
+#[test]
+fn a_repeated_matchmaker_add_keeps_one_ticket_per_mode() {
+    let mut sim = Sim::new(2, &arena(), settings());
+    let mut c = sim.signed_in(0, "repeat");
+    let mut tickets = Vec::new();
+    for _ in 0..50 {
+        sim.send(
+            &mut c,
+            json!({"type": "matchmaker.add", "payload": {"mode": "duel"}}),
+        );
+        let queued = c.take("matchmaker.queued").expect("queued");
+        tickets.push(queued["payload"]["ticket_id"].as_str().unwrap().to_owned());
+    }
+    tickets.dedup();
+    assert_eq!(tickets.len(), 1, "the same live ticket every time");
+    assert_eq!(
+        c.session.matchmaker.len(),
+        1,
+        "the session remembers it once"
+    );
+}
+
+#[test]
+fn ticket_ids_name_their_queue_shard() {
+    let sim = Sim::new(3, &arena(), settings());
+    let s = &sim.shards[0];
+    for owner in 0..3 {
+        let id = super::matchmaker::new_ticket_id(owner);
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "still a UUID: {id}");
+        assert_eq!(super::matchmaker::ticket_owner(s, &id), Some(owner));
+    }
+    assert_eq!(super::matchmaker::ticket_owner(s, "not-a-ticket"), None);
+    // An id naming a shard this server does not have resolves to nothing.
+    let foreign = super::matchmaker::new_ticket_id(200);
+    assert_eq!(super::matchmaker::ticket_owner(s, &foreign), None);
+}

@@ -78,7 +78,7 @@ pub(crate) fn owner(shard: &Shard, mode: &str) -> usize {
 }
 
 /// A new ticket id carrying the owning shard in its last byte (still a valid UUID).
-fn new_ticket_id(owner: usize) -> String {
+pub(crate) fn new_ticket_id(owner: usize) -> String {
     let mut bytes = *uuid::Uuid::now_v7().as_bytes();
     bytes[15] = owner as u8;
     uuid::Uuid::from_bytes(bytes).to_string()

@@ -22,6 +22,12 @@ pub(crate) struct SessionPart {
 }
 
 impl SessionPart {
+    /// Live tickets the session holds.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.tickets.len()
+    }
+
     fn remember(&mut self, mode: String, ticket: String) {
         self.tickets.retain(|(m, _)| *m != mode);
         self.tickets.push((mode, ticket));
