@@ -12,6 +12,7 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
 use asobi_net::http::{self, BodyKind, ChunkedBody, Head, HttpError, Limits, Response};
 use asobi_schema::ApiError;
 
+use super::limits::Open;
 use super::Edge;
 use crate::services::rest::error_response as rest_error;
 use crate::services::Shard;
@@ -28,16 +29,19 @@ const READ_CHUNK: usize = 8 * 1024;
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + 'static> Io for T {}
 
-/// Counts a connection in the shard's stats while alive.
+/// Counts a connection in the shard's stats, and holds its slot under the process-wide cap,
+/// while alive (a WebSocket session takes it over from the HTTP loop).
 struct Counted {
     shard: Rc<Shard>,
+    _open: Open,
 }
 
 impl Counted {
-    fn new(shard: &Rc<Shard>) -> Counted {
+    fn new(shard: &Rc<Shard>, open: Open) -> Counted {
         bump(&shard.ctx.stats(shard.id()).connections, 1);
         Counted {
             shard: shard.clone(),
+            _open: open,
         }
     }
 }
@@ -48,9 +52,14 @@ impl Drop for Counted {
     }
 }
 
-pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAddr, edge: Edge) {
-    let counted = Counted::new(&shard);
-    let write_timeout = Duration::from_millis(shard.ctx.settings.write_timeout_ms);
+pub(crate) async fn serve<S: Io>(
+    shard: Rc<Shard>,
+    mut stream: S,
+    peer: SocketAddr,
+    edge: Edge,
+    open: Open,
+) {
+    let counted = Counted::new(&shard, open);
     let limits = Limits::default();
     let mut buf = BytesMut::with_capacity(READ_CHUNK);
     loop {
@@ -58,7 +67,7 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
             Ok(Some(h)) => h,
             Ok(None) => break,
             Err(e) => {
-                let _ = write_error(&mut stream, e, write_timeout).await;
+                let _ = write_error(&mut stream, e).await;
                 break;
             }
         };
@@ -80,15 +89,14 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
                     asobi_schema::error::code::NOT_FOUND,
                     "WebSocket upgrades are served at /ws.",
                 );
-                let _ =
-                    write_response(&mut stream, &rest_error(&e), false, false, write_timeout).await;
+                let _ = write_response(&mut stream, &rest_error(&e), false, false).await;
             }
             return;
         }
         let body = match read_body(&mut stream, &mut buf, &head, &limits).await {
             Ok(b) => b,
             Err(e) => {
-                let _ = write_error(&mut stream, e, write_timeout).await;
+                let _ = write_error(&mut stream, e).await;
                 break;
             }
         };
@@ -98,7 +106,7 @@ pub(crate) async fn serve<S: Io>(shard: Rc<Shard>, mut stream: S, peer: SocketAd
         rt.inflight.set(rt.inflight.get() - 1);
         let keep_alive = head.keep_alive && !rt.shutting_down.get();
         let head_only = head.method == http::Method::Head;
-        if write_response(&mut stream, &response, keep_alive, head_only, write_timeout)
+        if write_response(&mut stream, &response, keep_alive, head_only)
             .await
             .is_err()
             || !keep_alive
@@ -121,11 +129,7 @@ impl From<HttpError> for ReadError {
     }
 }
 
-async fn write_error<S: Io>(
-    stream: &mut S,
-    e: ReadError,
-    deadline: Duration,
-) -> std::io::Result<()> {
+async fn write_error<S: Io>(stream: &mut S, e: ReadError) -> std::io::Result<()> {
     let err = match e {
         ReadError::Http(h) => {
             let message = match h {
@@ -141,31 +145,21 @@ async fn write_error<S: Io>(
         ),
         ReadError::Io => return Ok(()),
     };
-    write_response(stream, &rest_error(&err), false, false, deadline).await
+    write_response(stream, &rest_error(&err), false, false).await
 }
 
-/// Writes a response within the write deadline (`ASOBI_WRITE_TIMEOUT_MS`): a client that asks
-/// and stops reading must not hold the connection and its kernel buffers forever.
+/// Writes a response. The socket's write deadline (`ASOBI_WRITE_TIMEOUT_MS`, set at accept) ends
+/// a write that cannot progress: a client that asks and stops reading is dropped.
 pub(crate) async fn write_response<S: Io>(
     stream: &mut S,
     response: &Response,
     keep_alive: bool,
     head_only: bool,
-    deadline: Duration,
 ) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(256 + response.body.len());
     response.write_to(&mut out, keep_alive, head_only);
-    let write = async {
-        stream.write_all(&out).await?;
-        stream.flush().await
-    }
-    .fuse();
-    let timer = glommio::timer::sleep(deadline).fuse();
-    futures::pin_mut!(write, timer);
-    futures::select_biased! {
-        r = write => r,
-        () = timer => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "client not reading")),
-    }
+    stream.write_all(&out).await?;
+    stream.flush().await
 }
 
 /// Reads more bytes into `buf`, bounded by `limit`. `Ok(false)` at end of stream.

@@ -41,15 +41,21 @@ pub(crate) async fn accept_loop(shard: Rc<Shard>, listener: TcpListener, edge: E
                     .peer_addr()
                     .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
                 let _ = stream.set_nodelay(true);
+                // The write deadline: a write that cannot progress for this long fails, so a
+                // client that stops reading is dropped instead of pinning its buffers. glommio
+                // arms the timer only while a write is blocked, so the fast path pays nothing.
+                let deadline = shard.ctx.settings.write_timeout_ms;
+                if deadline > 0 {
+                    let _ = stream.set_write_timeout(Some(Duration::from_millis(deadline)));
+                }
                 let task_shard = shard.clone();
                 let edge = edge.clone();
                 shard.rt.spawn(crate::shard::panic::contained(async move {
-                    let _open = open;
                     match edge.tls.clone() {
-                        None => http::serve(task_shard, stream, peer, edge).await,
+                        None => http::serve(task_shard, stream, peer, edge, open).await,
                         Some(acceptor) => {
                             if let Some(tls) = tls::accept(&acceptor, stream).await {
-                                http::serve(task_shard, tls, peer, edge).await;
+                                http::serve(task_shard, tls, peer, edge, open).await;
                             }
                         }
                     }

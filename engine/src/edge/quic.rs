@@ -17,7 +17,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
-use futures::{SinkExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 
 use asobi_net::quic_frame::{self, FrameReader, ENCODING_FB, ENCODING_JSON};
 
@@ -295,11 +295,16 @@ async fn serve(
 /// The shard side of a QUIC session.
 pub(crate) struct QuicTransport {
     conn: QuicConn,
+    /// How long a full outbound queue may stay full before the client counts as not reading.
+    write_timeout: Duration,
 }
 
 impl QuicTransport {
-    pub(crate) fn new(conn: QuicConn) -> QuicTransport {
-        QuicTransport { conn }
+    pub(crate) fn new(conn: QuicConn, write_timeout: Duration) -> QuicTransport {
+        QuicTransport {
+            conn,
+            write_timeout,
+        }
     }
 }
 
@@ -334,7 +339,22 @@ impl Transport for QuicTransport {
             body,
             droppable: frame.is_droppable(),
         };
-        self.conn.tx.send(out).await.is_ok()
+        // The network thread drains this queue as the peer's flow control allows; a full queue
+        // that stays full for the write deadline means the client stopped reading.
+        match self.conn.tx.try_send(out) {
+            Ok(()) => true,
+            Err(e) if e.is_full() => {
+                let out = e.into_inner();
+                let send = self.conn.tx.send(out).fuse();
+                let timer = glommio::timer::sleep(self.write_timeout).fuse();
+                futures::pin_mut!(send, timer);
+                futures::select_biased! {
+                    sent = send => sent.is_ok(),
+                    () = timer => false,
+                }
+            }
+            Err(_) => false,
+        }
     }
 
     async fn flush(&mut self) -> bool {

@@ -2,7 +2,8 @@
 //! session's protocol state ([`crate::services::session::Session`]), and writes replies and
 //! pushes from its outbox. Replies are buffered and the socket is flushed only when no further
 //! complete frame is waiting, so a client that pipelines gets its answers in a few large writes
-//! instead of one syscall per message. Every write has a deadline: a client that stops reading
+//! instead of one syscall per message. Every write has a deadline (the socket's, set at accept;
+//! QUIC's in its transport): a client that stops reading
 //! is dropped instead of pinning its buffers.
 
 use std::net::SocketAddr;
@@ -56,11 +57,8 @@ pub(crate) async fn upgrade<S: Io>(
     } else {
         None
     };
-    let deadline = Duration::from_millis(shard.ctx.settings.write_timeout_ms);
     if let Some(e) = refusal {
-        let _ =
-            super::http::write_response(&mut stream, &error_response(&e), false, false, deadline)
-                .await;
+        let _ = super::http::write_response(&mut stream, &error_response(&e), false, false).await;
         return;
     }
     let up = match asobi_net::ws::accept(&head) {
@@ -71,7 +69,7 @@ pub(crate) async fn upgrade<S: Io>(
                 code::BAD_WEBSOCKET_UPGRADE,
                 e.to_string(),
             ));
-            let _ = super::http::write_response(&mut stream, &r, false, false, deadline).await;
+            let _ = super::http::write_response(&mut stream, &r, false, false).await;
             return;
         }
     };
@@ -106,7 +104,6 @@ pub(crate) async fn upgrade<S: Io>(
 /// Runs one session on a transport until either side closes.
 pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAddr) {
     let settings = &shard.ctx.settings;
-    let write_timeout = Duration::from_millis(settings.write_timeout_ms);
     let outbox = Rc::new(Outbox::new(settings.ws_outbox));
     let me = shard.rt.add_session(outbox.clone());
     let mut s = Session::open(shard.clone(), me, t.wire());
@@ -173,43 +170,24 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
                 Next::Overflowed => s.on_overflow(),
             }
         }
-        if !write_all(&mut t, &mut s, write_timeout).await {
+        if !write_all(&mut t, &mut s).await {
             break;
         }
         if let Some((code, reason)) = s.close.take() {
-            let close = t.close(code, reason).fuse();
-            let timer = glommio::timer::sleep(write_timeout).fuse();
-            futures::pin_mut!(close, timer);
-            futures::select_biased! {
-                () = close => {},
-                () = timer => {},
-            }
+            t.close(code, reason).await;
             break;
         }
     }
     s.cleanup();
 }
 
-/// Writes the session's pending frames and flushes, within `deadline`. False when the
-/// connection is broken or the client stopped reading.
-async fn write_all<T: Transport>(t: &mut T, s: &mut Session, deadline: Duration) -> bool {
-    let frames: Vec<_> = s.replies().collect();
-    let write = async {
-        for frame in &frames {
-            if !t.feed(frame).await {
-                return false;
-            }
-        }
-        t.flush().await
-    }
-    .fuse();
-    let timer = glommio::timer::sleep(deadline).fuse();
-    futures::pin_mut!(write, timer);
-    futures::select_biased! {
-        ok = write => ok,
-        () = timer => {
-            tracing::debug!("client stopped reading; dropping the session");
-            false
+/// Writes the session's pending frames and flushes; false when the connection is broken or the
+/// client stopped reading (the transport's write deadline ended the write).
+async fn write_all<T: Transport>(t: &mut T, s: &mut Session) -> bool {
+    for frame in s.replies() {
+        if !t.feed(&frame).await {
+            return false;
         }
     }
+    t.flush().await
 }

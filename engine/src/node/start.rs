@@ -82,7 +82,8 @@ pub(super) async fn run(
                     continue;
                 }
                 let peer = conn.peer;
-                let transport = crate::edge::quic::QuicTransport::new(conn);
+                let write_timeout = Duration::from_millis(shard.ctx.settings.write_timeout_ms);
+                let transport = crate::edge::quic::QuicTransport::new(conn, write_timeout);
                 shard
                     .rt
                     .spawn(crate::shard::panic::contained(crate::edge::ws::run(

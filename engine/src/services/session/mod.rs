@@ -9,7 +9,6 @@
 pub(crate) mod ws;
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
@@ -35,24 +34,33 @@ pub(crate) enum Handled<'a> {
 
 pub(crate) type WsHandler = for<'a> fn(&'a mut Session, &'a Inbound<'a>) -> Handled<'a>;
 
-/// Every WebSocket message type, from each feature's list.
-fn table() -> &'static HashMap<&'static str, WsHandler> {
-    static TABLE: OnceLock<HashMap<&'static str, WsHandler>> = OnceLock::new();
+/// Every WebSocket message type, from each feature's list. A few dozen entries compared by
+/// length first cost less per message than hashing the type; the hot ones (heartbeat, input)
+/// come first.
+fn table() -> &'static [(&'static str, WsHandler)] {
+    static TABLE: OnceLock<Vec<(&'static str, WsHandler)>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let lists: [&[(&'static str, WsHandler)]; 3] = [
             ws::HANDLERS,
-            super::matchmaker::ws::HANDLERS,
             super::matches::ws::HANDLERS,
+            super::matchmaker::ws::HANDLERS,
         ];
-        let mut t = HashMap::new();
+        let mut t: Vec<(&'static str, WsHandler)> = Vec::new();
         for list in lists {
             for (kind, h) in list {
-                let previous = t.insert(*kind, *h);
-                debug_assert!(previous.is_none(), "{kind} registered twice");
+                assert!(t.iter().all(|(k, _)| k != kind), "{kind} registered twice");
+                t.push((kind, *h));
             }
         }
         t
     })
+}
+
+fn handler(kind: &str) -> Option<WsHandler> {
+    table()
+        .iter()
+        .find(|(k, _)| k.len() == kind.len() && *k == kind)
+        .map(|(_, h)| *h)
 }
 
 /// Longest message type echoed back in an `unknown_type` error; anything longer is not a type
@@ -222,7 +230,7 @@ impl Session {
                 ),
             );
         }
-        let result = match table().get(kind) {
+        let result = match handler(kind) {
             Some(h) => match h(self, &frame) {
                 Handled::Done(r) => r,
                 Handled::Later(f) => f.await,

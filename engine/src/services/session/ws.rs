@@ -8,8 +8,8 @@ use asobi_schema::ApiError;
 use super::{Handled, Session, WsHandler};
 
 pub(crate) const HANDLERS: &[(&str, WsHandler)] = &[
-    ("session.connect", connect),
     ("session.heartbeat", heartbeat),
+    ("session.connect", connect),
 ];
 
 fn heartbeat<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
