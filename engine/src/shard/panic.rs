@@ -56,14 +56,18 @@ pub(crate) fn shared<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// A connection task whose panic is caught at its boundary.
-pub(crate) async fn contained(fut: impl Future<Output = ()>) {
-    if AssertUnwindSafe(Contained(Box::pin(fut)))
+///
+/// A plain function, not an `async fn`: an `async fn` would keep its argument (the whole
+/// connection future) in its own state beside the boxed copy, doubling what every idle
+/// connection costs.
+pub(crate) fn contained(fut: impl Future<Output = ()>) -> impl Future<Output = ()> {
+    AssertUnwindSafe(Contained(Box::pin(fut)))
         .catch_unwind()
-        .await
-        .is_err()
-    {
-        CONTAINED_PANICS.fetch_add(1, Ordering::Relaxed);
-    }
+        .map(|caught| {
+            if caught.is_err() {
+                CONTAINED_PANICS.fetch_add(1, Ordering::Relaxed);
+            }
+        })
 }
 
 struct Contained<F>(Pin<Box<F>>);
