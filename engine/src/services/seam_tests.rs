@@ -240,3 +240,53 @@ fn without_a_service_scripts_get_asobis_error_shape_at_once() {
         vec!["one:game.economy.balance is not available in this runtime:r1"]
     );
 }
+
+#[test]
+fn a_join_held_behind_a_wait_is_answered_when_the_match_ends() {
+    use std::future::Future;
+    use std::task::{Context, Poll};
+
+    let dir = tempfile::tempdir().unwrap();
+    game(dir.path(), SERVICE_GAME);
+    economy(Duration::ZERO, true);
+    let mut sim = sim(dir.path());
+    let mut c = sim.signed_in(0, "first");
+    sim.send(
+        &mut c,
+        json!({"type": "matchmaker.add", "payload": {"mode": "svc"}}),
+    );
+    sim.advance(Duration::from_millis(1010));
+    sim.collect(&mut c);
+    let matched = c.take("match.matched").expect("matched");
+    let match_id = matched["payload"]["match_id"].as_str().unwrap().to_owned();
+    input(&mut sim, &mut c, json!({"op": "one"}));
+
+    // A second player's join arrives while the callback waits: it is held back.
+    let shard = sim.shards[0].clone();
+    let mut joiner = sim.signed_in(0, "second");
+    let me = joiner.session.me;
+    let mut join = Box::pin(crate::shard::request(&shard, 0, |reply| {
+        super::Cmd::Matches(super::matches::cmd::Cmd::Join {
+            match_id: match_id.clone(),
+            player_id: "second".into(),
+            session: me,
+            ctx: None,
+            reply,
+        })
+    }));
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert!(
+        join.as_mut().poll(&mut cx).is_pending(),
+        "held behind the wait"
+    );
+
+    // The only seated player leaves: the match is abandoned with the join still held.
+    sim.send(&mut c, json!({"type": "match.leave"}));
+    assert!(sim.ctx.matches.get(&match_id).is_none(), "the match ended");
+    match join.as_mut().poll(&mut cx) {
+        Poll::Ready(Err(e)) => assert_eq!(e.code, "match.not_found"),
+        other => panic!("the held join must be answered: {other:?}"),
+    }
+    sim.collect(&mut joiner);
+}

@@ -297,3 +297,19 @@ pub(super) fn answer_later(shard: &Rc<Shard>, key: MatchKey, reply: Value, at: s
     shard.matches.answers.borrow_mut().insert(key, reply);
     shard.rt.arm(at, ShardTimer::Matches(Timer::Answer(key)));
 }
+
+/// The match ended with callbacks still held back: every joiner among them is answered (the
+/// match is gone), so no request waits forever on a match that no longer exists.
+pub(super) fn release_waiters(shard: &Rc<Shard>, lm: &mut LiveMatch) {
+    let waiting = lm.waiting.take().and_then(|after| match after {
+        After::Join { reply, .. } => reply,
+        _ => None,
+    });
+    let held = lm.backlog.drain(..).filter_map(|op| match op {
+        Op::Join { reply, .. } => reply,
+        _ => None,
+    });
+    for reply in waiting.into_iter().chain(held) {
+        answer(shard, reply, Err(Error::NotFound.into()));
+    }
+}
