@@ -30,6 +30,9 @@ function handle_input(p, input, state)
     local a = game.economy.balance(p, "gold")
     local b = game.economy.balance(p, "gems")
     state.log[#state.log + 1] = "two:" .. tostring(a.ok) .. "+" .. tostring(b.ok)
+  elseif input.op == "none" then
+    local r = game.notify(p, "t", "s", {})
+    state.log[#state.log + 1] = "none:" .. tostring(r.error)
   elseif input.op == "mark" then
     state.log[#state.log + 1] = "mark:" .. tostring(input.n)
   end
@@ -232,11 +235,12 @@ fn without_a_service_scripts_get_asobis_error_shape_at_once() {
     test_service::install(Box::new(|_| None));
     let mut sim = sim(dir.path());
     let mut c = alone(&mut sim, "p", "svc");
-    input(&mut sim, &mut c, json!({"op": "one"}));
+    // The economy is served now; `game.notify` stands for a service no feature provides.
+    input(&mut sim, &mut c, json!({"op": "none"}));
     sim.advance(Duration::from_millis(60));
     sim.collect(&mut c);
     assert_eq!(
         log_of(&c),
-        vec!["one:game.economy.balance is not available in this runtime:r1"]
+        vec!["none:game.notify is not available in this runtime"]
     );
 }

@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn a_valid_file_loads_with_defaults() {
         let c = Catalog::parse(FILE).unwrap();
-        assert_eq!(c.items[0].stackable, true);
+        assert!(c.items[0].stackable);
         let l1 = c.listing("l1").unwrap();
         assert_eq!(
             (l1.item_def_id.as_str(), l1.price, l1.active),

@@ -16,6 +16,8 @@ pub(crate) mod catalog;
 pub(crate) mod error;
 pub(crate) mod rest;
 pub(crate) mod script;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
