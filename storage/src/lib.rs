@@ -12,7 +12,7 @@
 //!
 //! Every call has a deadline ([`StoreOptions::call_timeout`]), queueing and lock waits included.
 //!
-//! The code is grouped by feature (`accounts/`, `matches/`): each folder holds the feature's
+//! The code is grouped by feature (`accounts/`, `economy/`, `matches/`): each folder holds the feature's
 //! types, a trait of its operations, that trait's SQLite and PostgreSQL implementations, and
 //! its [`StoreHandle`] methods. The files at the top are the shared plumbing.
 //!

@@ -479,4 +479,11 @@ fn one_thousand_concurrent_purchases_and_grants(db: &TestDb) {
     }
     assert!(total_purchases > 0, "some purchases went through");
     store.shutdown();
+
+    // Every answered success was durable before it was answered: a restarted store holds
+    // exactly what the callers were told (SQLite answers a batch only after its one commit).
+    let store = db.start();
+    let after = block_on(store.audit_wallets()).unwrap();
+    assert_eq!(after, audit, "the same wallets and ledgers after a restart");
+    store.shutdown();
 }
