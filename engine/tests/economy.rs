@@ -353,3 +353,133 @@ fn a_broken_economy_file_stops_the_server_at_start() {
         .unwrap();
     assert!(!status.success(), "a listing naming no item must not start");
 }
+
+/// The concurrency proof over real sockets: 10 players funded by the game (500 gold each through
+/// `game.economy.grant`), then 1,000 purchases of a 10-gold listing from 20 threads, each request
+/// on its own connection, every 10th one sent again concurrently with the same `Idempotency-Key`.
+/// Afterwards, for every player: the balance equals the sum of the ledger, is not negative, and
+/// is exactly what the successful answers add up to; one item per applied purchase; no retried
+/// purchase was applied twice.
+fn concurrent_purchases(s: &Server) {
+    const PLAYERS: usize = 10;
+    const PURCHASES: usize = 1000;
+    const THREADS: usize = 20;
+    let players: Vec<_> = (0..PLAYERS)
+        .map(|i| s.register(&format!("conc{i}_")))
+        .collect();
+    for p in &players {
+        let (mut ws, _) = s.ws();
+        ws.connect(&p.access);
+        ws.send(json!({"type": "matchmaker.add", "payload": {"mode": "shop"}}));
+        ws.expect("match.matched", WAIT, |_| true);
+        ws.send(json!({"type": "match.input", "payload": {"amount": 500, "key": "fund"}}));
+        ws.expect("match.state", WAIT, |v| {
+            v["payload"]["log"][0] == "gold=500"
+        });
+    }
+    let tokens: Vec<String> = players.iter().map(|p| p.access.clone()).collect();
+    let addr = s.addr();
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let tokens = tokens.clone();
+            let addr = addr.clone();
+            std::thread::spawn(move || {
+                let mut answers = Vec::new();
+                for i in (0..PURCHASES).filter(|i| i % THREADS == t) {
+                    let player = i % PLAYERS;
+                    let key = format!("buy-{i}");
+                    let copies = if i % 10 == 0 { 2 } else { 1 };
+                    let sends: Vec<_> = (0..copies)
+                        .map(|_| {
+                            let (token, key, addr) = (tokens[player].clone(), key.clone(), addr.clone());
+                            std::thread::spawn(move || {
+                                let body = json!({"listing_id": "list-potion"}).to_string();
+                                let mut conn = TcpStream::connect(&addr).unwrap();
+                                let req = format!(
+                                    "POST /api/v1/store/purchase HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {token}\r\n\
+                                     Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                                     Connection: close\r\n\r\n{body}",
+                                    body.len()
+                                );
+                                conn.write_all(req.as_bytes()).unwrap();
+                                read_response(&mut conn)
+                            })
+                        })
+                        .collect();
+                    let results: Vec<(u16, Value)> = sends.into_iter().map(|h| h.join().unwrap()).collect();
+                    answers.push((player, results));
+                }
+                answers
+            })
+        })
+        .collect();
+    let mut bought = [0i64; PLAYERS];
+    let mut item_ids = std::collections::BTreeSet::new();
+    for t in threads {
+        for (player, results) in t.join().unwrap() {
+            let ok: Vec<&Value> = results
+                .iter()
+                .filter(|(st, _)| *st == 200)
+                .map(|(_, b)| b)
+                .collect();
+            for (status, body) in &results {
+                assert!(
+                    *status == 200 || code(body) == "economy.insufficient_funds",
+                    "{status} {body}"
+                );
+            }
+            if let Some(first) = ok.first() {
+                // Copies that both succeeded answer the same item: applied once.
+                assert!(ok.iter().all(|b| b["item"]["id"] == first["item"]["id"]));
+                assert!(item_ids.insert(first["item"]["id"].as_str().unwrap().to_owned()));
+                bought[player] += 1;
+            }
+        }
+    }
+    let get = |path: &str, token: &str| s.http("GET", path, Some(token), None).1;
+    for (i, p) in players.iter().enumerate() {
+        let balance = get("/api/v1/wallets", &p.access)["wallets"][0]["balance"]
+            .as_i64()
+            .unwrap();
+        let history = get("/api/v1/wallets/gold/history?limit=200", &p.access);
+        let rows = history["transactions"].as_array().unwrap();
+        let sum: i64 = rows.iter().map(|r| r["amount"].as_i64().unwrap()).sum();
+        assert_eq!(balance, sum, "player {i}: balance equals its ledger");
+        assert!(balance >= 0);
+        assert_eq!(
+            balance,
+            500 - 10 * bought[i],
+            "player {i}: what the answers said"
+        );
+        assert_eq!(
+            rows.len() as i64,
+            1 + bought[i],
+            "one ledger row per applied purchase"
+        );
+        let items = get("/api/v1/inventory?limit=200", &p.access);
+        assert_eq!(items["items"].as_array().unwrap().len() as i64, bought[i]);
+    }
+    assert!(
+        bought.iter().all(|b| *b == 50),
+        "every wallet was spent out: {bought:?}"
+    );
+}
+
+#[test]
+fn concurrent_purchases_on_sqlite() {
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    let s = start(None, data.path(), game.path());
+    concurrent_purchases(&s);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn concurrent_purchases_on_postgres() {
+    let Some(db) = pg_db() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    let s = start(Some(db.url.clone()), data.path(), game.path());
+    concurrent_purchases(&s);
+    assert!(s.stop().success());
+}
