@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use asobi_script::ServiceCall;
 
-use super::matches::MatchKey;
+use super::matches::Caller;
 use super::Shard;
 
 /// How a service call is answered.
@@ -25,7 +25,7 @@ pub(crate) enum Answer {
 }
 
 /// Routes one service call from the match `from`.
-pub(crate) fn call(shard: &Rc<Shard>, from: MatchKey, call: &ServiceCall) -> Answer {
+pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answer {
     #[cfg(test)]
     if let Some(answer) = test_service::answer(shard, from, call) {
         return answer;
@@ -59,7 +59,7 @@ pub(crate) mod test_service {
     use asobi_script::ServiceCall;
 
     use super::Answer;
-    use crate::services::matches::MatchKey;
+    use crate::services::matches::Caller;
     use crate::services::Shard;
 
     /// What the stand-in does with a call: `None` lets the normal routing answer; `Some((delay,
@@ -74,7 +74,7 @@ pub(crate) mod test_service {
         BEHAVIOUR.with(|s| *s.borrow_mut() = Some(b));
     }
 
-    pub(super) fn answer(shard: &Rc<Shard>, from: MatchKey, call: &ServiceCall) -> Option<Answer> {
+    pub(super) fn answer(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Option<Answer> {
         let decided = BEHAVIOUR.with(|s| s.borrow().as_ref().and_then(|b| b(call)))?;
         if let (delay, Some(reply)) = decided {
             crate::services::matches::answer_later(shard, from, reply, shard.rt.now() + delay);

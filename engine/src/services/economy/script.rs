@@ -17,7 +17,7 @@ use asobi_script::ServiceCall;
 
 use super::error::Error;
 use super::Change;
-use crate::services::matches::MatchKey;
+use crate::services::matches::Caller;
 use crate::services::script::Answer;
 use crate::services::Shard;
 
@@ -95,7 +95,7 @@ fn parse(call: &ServiceCall) -> Result<Op, String> {
 }
 
 /// Answers one `game.economy.*` call from the match `from`.
-pub(crate) fn call(shard: &Rc<Shard>, from: MatchKey, call: &ServiceCall) -> Answer {
+pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answer {
     let op = match parse(call) {
         Ok(op) => op,
         Err(message) => return Answer::Now(json!({ "error": message })),
