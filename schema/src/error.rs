@@ -117,6 +117,25 @@ pub mod code {
     pub const PROPERTIES_TOO_LARGE: &str = "matchmaker.properties_too_large";
     /// A message type that is not valid UTF-8 JSON text on a text frame (close 1007).
     pub const INVALID_UTF8: &str = "invalid_utf8";
+    // economy
+    /// The wallet holds less than the debit or price (402).
+    pub const ECONOMY_INSUFFICIENT_FUNDS: &str = "economy.insufficient_funds";
+    /// The store listing exists but is not on sale (400).
+    pub const ECONOMY_LISTING_INACTIVE: &str = "economy.listing_inactive";
+    /// The purchase could not be completed (500).
+    pub const ECONOMY_PURCHASE_FAILED: &str = "economy.purchase_failed";
+    /// No store listing with this id (404; ours: asobi answers `economy.purchase_failed`).
+    pub const ECONOMY_LISTING_NOT_FOUND: &str = "economy.listing_not_found";
+    /// The currency is not one the economy file declares (400; ours: asobi has no list).
+    pub const ECONOMY_UNKNOWN_CURRENCY: &str = "economy.unknown_currency";
+    /// The idempotency key was already used for a different request (409; ours).
+    pub const ECONOMY_IDEMPOTENCY_KEY_REUSED: &str = "economy.idempotency_key_reused";
+    /// No inventory item with this id (404).
+    pub const INVENTORY_ITEM_NOT_FOUND: &str = "inventory.item_not_found";
+    /// The item stack holds fewer than the amount asked (400).
+    pub const INVENTORY_INSUFFICIENT_QUANTITY: &str = "inventory.insufficient_quantity";
+    /// `quantity` is missing, not a positive integer, or over the cap (400).
+    pub const INVENTORY_INVALID_QUANTITY: &str = "inventory.invalid_quantity";
 }
 
 /// One failure as a client sees it.

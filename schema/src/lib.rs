@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod economy;
 pub mod envelope;
 pub mod error;
 pub mod fb;

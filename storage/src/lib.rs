@@ -12,7 +12,7 @@
 //!
 //! Every call has a deadline ([`StoreOptions::call_timeout`]), queueing and lock waits included.
 //!
-//! The code is grouped by feature (`accounts/`, `matches/`): each folder holds the feature's
+//! The code is grouped by feature (`accounts/`, `economy/`, `matches/`): each folder holds the feature's
 //! types, a trait of its operations, that trait's SQLite and PostgreSQL implementations, and
 //! its [`StoreHandle`] methods. The files at the top are the shared plumbing.
 //!
@@ -32,6 +32,7 @@
 mod accounts;
 mod backend;
 mod config;
+mod economy;
 mod error;
 mod handle;
 mod matches;
@@ -42,6 +43,10 @@ mod sqlite;
 
 pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};
 pub use config::{StoreConfig, StoreOptions, DEFAULT_CALL_TIMEOUT, SSLMODE_ENV, SSLROOTCERT_ENV};
+pub use economy::{
+    Consume, ConsumeReceipt, Done, LedgerEntry, NewPurchase, Outcome, PlayerItem, PurchaseReceipt,
+    Refusal, Wallet, WalletAudit, WalletChange, WalletReceipt, MAX_ECONOMY_LIST,
+};
 pub use error::StoreError;
 pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};

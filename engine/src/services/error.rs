@@ -102,6 +102,35 @@ impl From<super::matches::error::Error> for ApiError {
     }
 }
 
+impl From<super::economy::error::Error> for ApiError {
+    fn from(e: super::economy::error::Error) -> ApiError {
+        use super::economy::error::Error as E;
+        use serde_json::json;
+        match e {
+            E::InsufficientFunds { balance } => err(402, code::ECONOMY_INSUFFICIENT_FUNDS, &e)
+                .with_details(json!({ "balance": balance })),
+            E::ListingNotFound => err(404, code::ECONOMY_LISTING_NOT_FOUND, &e),
+            E::ListingInactive => err(400, code::ECONOMY_LISTING_INACTIVE, &e),
+            E::UnknownCurrency(ref c) => {
+                err(400, code::ECONOMY_UNKNOWN_CURRENCY, &e).with_details(json!({ "currency": c }))
+            }
+            E::InvalidAmount => {
+                err(400, code::INVALID_FIELD, &e).with_details(json!({ "field": "amount" }))
+            }
+            E::InvalidQuantity => err(400, code::INVENTORY_INVALID_QUANTITY, &e),
+            E::InvalidField(field) => {
+                err(400, code::INVALID_FIELD, &e).with_details(json!({ "field": field }))
+            }
+            E::ItemNotFound => err(404, code::INVENTORY_ITEM_NOT_FOUND, &e),
+            E::NotYourItem => err(403, code::FORBIDDEN, &e),
+            E::InsufficientQuantity { have } => err(400, code::INVENTORY_INSUFFICIENT_QUANTITY, &e)
+                .with_details(json!({ "quantity": have })),
+            E::KeyReused => err(409, code::ECONOMY_IDEMPOTENCY_KEY_REUSED, &e),
+            E::Storage(s) => store_error(s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Every code a client can see comes from the registry in `asobi_schema::error::code`:

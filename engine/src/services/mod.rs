@@ -14,6 +14,7 @@
 
 pub(crate) mod accounts;
 mod context;
+pub(crate) mod economy;
 pub(crate) mod error;
 pub(crate) mod health;
 pub(crate) mod matches;
@@ -46,6 +47,7 @@ pub(crate) struct Shard {
     pub(crate) game: RefCell<Arc<Game>>,
     pub(crate) matchmaker: matchmaker::Queues,
     pub(crate) matches: matches::Matches,
+    pub(crate) economy: economy::Economy,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -97,6 +99,7 @@ impl Shard {
         let game = ctx.game.borrow().clone();
         let shard = Rc::new(Shard {
             matches: matches::Matches::new(&ctx.budgets)?,
+            economy: economy::Economy::load(&game)?,
             matchmaker: matchmaker::Queues::default(),
             game: RefCell::new(game),
             rt,

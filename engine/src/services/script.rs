@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use asobi_script::ServiceCall;
 
-use super::matches::MatchKey;
+use super::matches::Caller;
 use super::Shard;
 
 /// How a service call is answered.
@@ -21,19 +21,20 @@ pub(crate) enum Answer {
     Now(Value),
     /// The reply will come through `matches::answer_later` (a feature awaiting
     /// `shard::request` in a task, or the storage bridge, hands it over that way).
-    #[cfg_attr(not(test), allow(dead_code))]
     Later,
 }
 
 /// Routes one service call from the match `from`.
-pub(crate) fn call(shard: &Rc<Shard>, from: MatchKey, call: &ServiceCall) -> Answer {
+pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answer {
     #[cfg(test)]
     if let Some(answer) = test_service::answer(shard, from, call) {
         return answer;
     }
-    let _ = (shard, from);
-    // Features add their arm here: "economy" => economy::script::call(shard, from, call), ...
-    Answer::Now(unavailable(call))
+    // Features add their arm here.
+    match call.service.as_str() {
+        "economy" => super::economy::script::call(shard, from, call),
+        _ => Answer::Now(unavailable(call)),
+    }
 }
 
 /// asobi's failure shape for a call no feature serves (the text its runtime uses).
@@ -58,7 +59,7 @@ pub(crate) mod test_service {
     use asobi_script::ServiceCall;
 
     use super::Answer;
-    use crate::services::matches::MatchKey;
+    use crate::services::matches::Caller;
     use crate::services::Shard;
 
     /// What the stand-in does with a call: `None` lets the normal routing answer; `Some((delay,
@@ -73,7 +74,7 @@ pub(crate) mod test_service {
         BEHAVIOUR.with(|s| *s.borrow_mut() = Some(b));
     }
 
-    pub(super) fn answer(shard: &Rc<Shard>, from: MatchKey, call: &ServiceCall) -> Option<Answer> {
+    pub(super) fn answer(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Option<Answer> {
         let decided = BEHAVIOUR.with(|s| s.borrow().as_ref().and_then(|b| b(call)))?;
         if let (delay, Some(reply)) = decided {
             crate::services::matches::answer_later(shard, from, reply, shard.rt.now() + delay);

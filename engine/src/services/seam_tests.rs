@@ -30,6 +30,9 @@ function handle_input(p, input, state)
     local a = game.economy.balance(p, "gold")
     local b = game.economy.balance(p, "gems")
     state.log[#state.log + 1] = "two:" .. tostring(a.ok) .. "+" .. tostring(b.ok)
+  elseif input.op == "none" then
+    local r = game.notify(p, "t", "s", {})
+    state.log[#state.log + 1] = "none:" .. tostring(r.error)
   elseif input.op == "mark" then
     state.log[#state.log + 1] = "mark:" .. tostring(input.n)
   end
@@ -232,12 +235,46 @@ fn without_a_service_scripts_get_asobis_error_shape_at_once() {
     test_service::install(Box::new(|_| None));
     let mut sim = sim(dir.path());
     let mut c = alone(&mut sim, "p", "svc");
-    input(&mut sim, &mut c, json!({"op": "one"}));
+    // The economy is served now; `game.notify` stands for a service no feature provides.
+    input(&mut sim, &mut c, json!({"op": "none"}));
     sim.advance(Duration::from_millis(60));
     sim.collect(&mut c);
     assert_eq!(
         log_of(&c),
-        vec!["one:game.economy.balance is not available in this runtime:r1"]
+        vec!["none:game.notify is not available in this runtime"]
+    );
+}
+
+#[test]
+fn a_reply_to_an_abandoned_wait_does_not_resume_the_next_call() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let dir = tempfile::tempdir().unwrap();
+    game(dir.path(), SERVICE_GAME);
+    // The first call is answered after 300 ms, past the 200 ms budget; the second after 150 ms.
+    // The first reply lands while the second call waits: it must be dropped.
+    let n = Rc::new(Cell::new(0));
+    test_service::install(Box::new(move |call| {
+        if call.service != "economy" {
+            return None;
+        }
+        n.set(n.get() + 1);
+        let (delay, value) = match n.get() {
+            1 => (300, "first"),
+            _ => (150, "second"),
+        };
+        Some((Duration::from_millis(delay), Some(json!({ "ok": value }))))
+    }));
+    let mut sim = sim(dir.path());
+    let mut c = alone(&mut sim, "p", "svc");
+    input(&mut sim, &mut c, json!({"op": "one"}));
+    input(&mut sim, &mut c, json!({"op": "one"}));
+    sim.advance(Duration::from_millis(600));
+    sim.collect(&mut c);
+    assert_eq!(
+        log_of(&c),
+        vec!["one:second:r1"],
+        "the first call was abandoned; the second got its own answer"
     );
 }
 

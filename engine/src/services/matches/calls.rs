@@ -17,7 +17,7 @@ use asobi_script::{Call, CallError, JoinOutcome, Resumed};
 
 use super::error::Error;
 use super::script::Effects;
-use super::{LiveMatch, MatchKey, Timer};
+use super::{Caller, LiveMatch, Timer};
 use crate::services::script::{self as service, Answer};
 use crate::services::{Shard, Timer as ShardTimer};
 use crate::shard::answer;
@@ -176,7 +176,14 @@ fn settle(
 ) {
     loop {
         match step {
-            Ok(Call::Waiting(call)) => match service::call(shard, lm.key, &call) {
+            Ok(Call::Waiting(call)) => match service::call(
+                shard,
+                Caller {
+                    key: lm.key,
+                    wait: lm.waits + 1,
+                },
+                &call,
+            ) {
                 Answer::Now(reply) => {
                     lm.apply(shard, std::mem::take(&mut fx), None);
                     let Some(vm) = lm.vm.as_mut() else { return };
@@ -225,7 +232,11 @@ fn settle(
 }
 
 /// The reply to the match's service call arrived.
-pub(super) fn resume(shard: &Rc<Shard>, lm: &mut LiveMatch, reply: Value) {
+pub(super) fn resume(shard: &Rc<Shard>, lm: &mut LiveMatch, wait: u64, reply: Value) {
+    // A reply to an abandoned wait must not resume the call that waits now.
+    if lm.waits != wait {
+        return;
+    }
     let Some(after) = lm.waiting.take() else {
         return;
     };
@@ -292,10 +303,9 @@ fn complete(
 }
 
 /// The reply of a later answer, kept until the match's timer takes it.
-#[cfg_attr(not(test), allow(dead_code))]
-pub(super) fn answer_later(shard: &Rc<Shard>, key: MatchKey, reply: Value, at: std::time::Instant) {
-    shard.matches.answers.borrow_mut().insert(key, reply);
-    shard.rt.arm(at, ShardTimer::Matches(Timer::Answer(key)));
+pub(super) fn answer_later(shard: &Rc<Shard>, from: Caller, reply: Value, at: std::time::Instant) {
+    shard.matches.answers.borrow_mut().insert(from, reply);
+    shard.rt.arm(at, ShardTimer::Matches(Timer::Answer(from)));
 }
 
 /// The match ended with callbacks still held back: every joiner among them is answered (the

@@ -54,14 +54,22 @@ pub(crate) struct MatchKey {
     gen: u64,
 }
 
+/// Who waits for a service's answer: a match and the number of its wait. A reply that comes
+/// after its wait was abandoned (the callback ran out of budget) names an old wait and is
+/// dropped, so it can never resume a later call with the wrong answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Caller {
+    key: MatchKey,
+    wait: u64,
+}
+
 /// The matches service's timers.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Timer {
     /// The match's next deadline (tick, grace, idle) is due.
     Tick(MatchKey),
     /// The reply to the match's service call is here ([`answer_later`]).
-    #[cfg_attr(not(test), allow(dead_code))]
-    Answer(MatchKey),
+    Answer(Caller),
     /// The budget of the match's wait number `.1` runs out.
     WaitDeadline(MatchKey, u64),
 }
@@ -109,7 +117,7 @@ pub(crate) struct Matches {
     slab: RefCell<Slab<LiveMatch>>,
     /// Replies to service calls, waiting for their match's timer (kept apart from the slab so
     /// an answer can arrive while a match is borrowed).
-    answers: RefCell<HashMap<MatchKey, Value>>,
+    answers: RefCell<HashMap<Caller, Value>>,
     by_id: RefCell<HashMap<String, MatchKey>>,
     pool: RefCell<VmPool>,
     next_gen: Cell<u64>,
@@ -566,14 +574,14 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
             shard.matches.with(key, |lm| lm.armed = None);
             key
         }
-        Timer::Answer(key) => {
-            let reply = shard.matches.answers.borrow_mut().remove(&key);
+        Timer::Answer(caller) => {
+            let reply = shard.matches.answers.borrow_mut().remove(&caller);
             if let Some(reply) = reply {
-                shard
-                    .matches
-                    .with(key, |lm| calls::resume(shard, lm, reply));
+                shard.matches.with(caller.key, |lm| {
+                    calls::resume(shard, lm, caller.wait, reply)
+                });
             }
-            key
+            caller.key
         }
         Timer::WaitDeadline(key, wait) => {
             shard
@@ -588,9 +596,8 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
 /// Hands the reply to a match's service call to the match, at `at` (now, for a reply that just
 /// arrived; later, for a test's delayed service). Going through the timer queue means a reply
 /// never re-enters a match that is being run.
-#[cfg_attr(not(test), allow(dead_code))] // the first service-backed feature calls it
-pub(crate) fn answer_later(shard: &Rc<Shard>, key: MatchKey, reply: Value, at: Instant) {
-    calls::answer_later(shard, key, reply, at);
+pub(crate) fn answer_later(shard: &Rc<Shard>, from: Caller, reply: Value, at: Instant) {
+    calls::answer_later(shard, from, reply, at);
 }
 
 /// The match's driver, in `asobi_rules::matches`' order: seats whose grace ran out leave, a due
