@@ -7,6 +7,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::accounts::Accounts;
+use crate::leaderboards::Leaderboards;
 use crate::matches::Matches;
 use crate::{StoreConfig, StoreError, StoreOptions};
 
@@ -16,7 +17,7 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
 /// One database: every feature's operations, plus what the bridge itself needs.
 /// A new feature adds its trait here.
-pub(crate) trait Backend: Accounts + Matches {
+pub(crate) trait Backend: Accounts + Matches + Leaderboards {
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;
     /// Flushes and releases the database; called once, after the last call finished.

@@ -34,6 +34,7 @@ mod backend;
 mod config;
 mod error;
 mod handle;
+mod leaderboards;
 mod matches;
 mod migrations;
 mod pg_tls;
@@ -44,5 +45,6 @@ pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch,
 pub use config::{StoreConfig, StoreOptions, DEFAULT_CALL_TIMEOUT, SSLMODE_ENV, SSLROOTCERT_ENV};
 pub use error::StoreError;
 pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
+pub use leaderboards::{ArchivedEntry, BoardEntry, PeriodEnd, SavedBoard, MAX_ARCHIVE_PAGE};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
 pub use pg_tls::SslMode;

@@ -11,10 +11,16 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, oldest first. Append only: an applied migration is never edited.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        name: "0003_leaderboards",
+        sql: include_str!("../migrations/0003_leaderboards.sql"),
+    },
+];
 
 /// Portable DDL for the bookkeeping table itself.
 pub(crate) const CREATE_TRACKING_TABLE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (\
