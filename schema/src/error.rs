@@ -117,6 +117,11 @@ pub mod code {
     pub const PROPERTIES_TOO_LARGE: &str = "matchmaker.properties_too_large";
     /// A message type that is not valid UTF-8 JSON text on a text frame (close 1007).
     pub const INVALID_UTF8: &str = "invalid_utf8";
+    // leaderboards
+    /// Clients may not submit scores to this board (asobi's default for every board).
+    pub const LEADERBOARD_CLIENT_SUBMIT_DISABLED: &str = "leaderboard.client_submit_disabled";
+    /// The server holds as many boards as it may; a new board cannot start.
+    pub const LEADERBOARD_CAPACITY_REACHED: &str = "leaderboard.capacity_reached";
 }
 
 /// One failure as a client sees it.

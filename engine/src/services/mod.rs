@@ -16,6 +16,7 @@ pub(crate) mod accounts;
 mod context;
 pub(crate) mod error;
 pub(crate) mod health;
+pub(crate) mod leaderboards;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
 pub(crate) mod rest;
@@ -46,6 +47,7 @@ pub(crate) struct Shard {
     pub(crate) game: RefCell<Arc<Game>>,
     pub(crate) matchmaker: matchmaker::Queues,
     pub(crate) matches: matches::Matches,
+    pub(crate) leaderboards: leaderboards::Boards,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -53,6 +55,7 @@ pub(crate) struct Shard {
 pub(crate) enum Cmd {
     Matchmaker(matchmaker::cmd::Cmd),
     Matches(matches::cmd::Cmd),
+    Leaderboards(leaderboards::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -66,6 +69,7 @@ pub(crate) enum Event {
 pub(crate) enum Timer {
     Matchmaker(matchmaker::Timer),
     Matches(matches::Timer),
+    Leaderboards(leaderboards::Timer),
 }
 
 impl Service for Shard {
@@ -81,6 +85,7 @@ impl Service for Shard {
         match cmd {
             Cmd::Matchmaker(c) => matchmaker::cmd::handle(self, c),
             Cmd::Matches(c) => matches::cmd::handle(self, c),
+            Cmd::Leaderboards(c) => leaderboards::cmd::handle(self, c),
         }
     }
 
@@ -88,6 +93,7 @@ impl Service for Shard {
         match key {
             Timer::Matchmaker(t) => matchmaker::on_timer(self, t),
             Timer::Matches(t) => matches::on_timer(self, t),
+            Timer::Leaderboards(t) => leaderboards::on_timer(self, t),
         }
     }
 }
@@ -98,6 +104,7 @@ impl Shard {
         let shard = Rc::new(Shard {
             matches: matches::Matches::new(&ctx.budgets)?,
             matchmaker: matchmaker::Queues::default(),
+            leaderboards: leaderboards::Boards::default(),
             game: RefCell::new(game),
             rt,
             ctx,

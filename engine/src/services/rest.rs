@@ -71,11 +71,12 @@ pub(crate) struct Route {
 fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 4] = [
+        let lists: [&[Route]; 5] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
             super::matches::rest::ROUTES,
+            super::leaderboards::rest::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {

@@ -292,7 +292,6 @@ fn complete(
 }
 
 /// The reply of a later answer, kept until the match's timer takes it.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(super) fn answer_later(shard: &Rc<Shard>, key: MatchKey, reply: Value, at: std::time::Instant) {
     shard.matches.answers.borrow_mut().insert(key, reply);
     shard.rt.arm(at, ShardTimer::Matches(Timer::Answer(key)));

@@ -60,7 +60,6 @@ pub(crate) enum Timer {
     /// The match's next deadline (tick, grace, idle) is due.
     Tick(MatchKey),
     /// The reply to the match's service call is here ([`answer_later`]).
-    #[cfg_attr(not(test), allow(dead_code))]
     Answer(MatchKey),
     /// The budget of the match's wait number `.1` runs out.
     WaitDeadline(MatchKey, u64),
@@ -588,7 +587,6 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
 /// Hands the reply to a match's service call to the match, at `at` (now, for a reply that just
 /// arrived; later, for a test's delayed service). Going through the timer queue means a reply
 /// never re-enters a match that is being run.
-#[cfg_attr(not(test), allow(dead_code))] // the first service-backed feature calls it
 pub(crate) fn answer_later(shard: &Rc<Shard>, key: MatchKey, reply: Value, at: Instant) {
     calls::answer_later(shard, key, reply, at);
 }
