@@ -136,6 +136,11 @@ pub mod code {
     pub const INVENTORY_INSUFFICIENT_QUANTITY: &str = "inventory.insufficient_quantity";
     /// `quantity` is missing, not a positive integer, or over the cap (400).
     pub const INVENTORY_INVALID_QUANTITY: &str = "inventory.invalid_quantity";
+    // leaderboards
+    /// Clients may not submit scores to this board (asobi's default for every board).
+    pub const LEADERBOARD_CLIENT_SUBMIT_DISABLED: &str = "leaderboard.client_submit_disabled";
+    /// The server holds as many boards as it may; a new board cannot start.
+    pub const LEADERBOARD_CAPACITY_REACHED: &str = "leaderboard.capacity_reached";
 }
 
 /// One failure as a client sees it.

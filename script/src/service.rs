@@ -12,7 +12,7 @@
 //! | Lua | `service` | `op` |
 //! |---|---|---|
 //! | `game.economy.grant/debit/balance/purchase(...)` | `"economy"` | the function name |
-//! | `game.leaderboard.top/rank/around(...)` | `"leaderboard"` | the function name |
+//! | `game.leaderboard.submit/top/rank/around(...)` | `"leaderboard"` | the function name |
 //! | `game.storage.get/set/player_get/player_set(...)` | `"storage"` | the function name |
 //! | `game.chat.send(...)` | `"chat"` | `"send"` |
 //! | `game.notify(...)`, `game.notify_many(...)` | `"notify"` | `"notify"`, `"notify_many"` |
@@ -20,7 +20,8 @@
 //! `args` is the call's arguments as a JSON array (`nil` becomes `null`, trailing `nil`s are
 //! kept). The reply is any JSON value; asobi's failure shape is `{"error": "..."}`, which an
 //! engine without the feature answers, so scripts see exactly what they saw before the seam.
-//! `game.leaderboard.submit` keeps answering `false` without a round trip, as before.
+//! `game.leaderboard.submit` answers a plain boolean (asobi's shape): `true` once the owning
+//! shard recorded the score.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,7 +30,7 @@ use crate::vm::JoinOutcome;
 /// Services a script may call, and the operations of each (see the module table).
 pub(crate) const SERVICES: &[(&str, &[&str])] = &[
     ("economy", &["grant", "debit", "balance", "purchase"]),
-    ("leaderboard", &["top", "rank", "around"]),
+    ("leaderboard", &["submit", "top", "rank", "around"]),
     ("storage", &["get", "set", "player_get", "player_set"]),
     ("chat", &["send"]),
     ("notify", &["notify", "notify_many"]),

@@ -35,6 +35,7 @@ mod config;
 mod economy;
 mod error;
 mod handle;
+mod leaderboards;
 mod matches;
 mod migrations;
 mod pg_tls;
@@ -49,5 +50,6 @@ pub use economy::{
 };
 pub use error::StoreError;
 pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
+pub use leaderboards::{ArchivedEntry, BoardEntry, PeriodEnd, SavedBoard, MAX_ARCHIVE_PAGE};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
 pub use pg_tls::SslMode;

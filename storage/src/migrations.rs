@@ -20,6 +20,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0002_economy",
         sql: include_str!("../migrations/0002_economy.sql"),
     },
+    Migration {
+        name: "0003_leaderboards",
+        sql: include_str!("../migrations/0003_leaderboards.sql"),
+    },
 ];
 
 /// Portable DDL for the bookkeeping table itself.

@@ -48,7 +48,7 @@ fn data_survives_restart(db: &TestDb) {
 fn migrate_is_idempotent(db: &TestDb) {
     assert_eq!(
         asobi_storage::migrate(&db.config()).unwrap(),
-        ["0001_initial", "0002_economy"]
+        ["0001_initial", "0002_economy", "0003_leaderboards"]
     );
     assert!(asobi_storage::migrate(&db.config()).unwrap().is_empty());
     let store = db.start();

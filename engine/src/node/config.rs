@@ -111,6 +111,19 @@ pub(crate) struct ServeArgs {
     /// it instead of holding its socket and buffers.
     #[arg(long, env = "ASOBI_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
     pub(crate) write_timeout_ms: u64,
+    /// Boards clients may submit scores to over REST: `all`, or a comma-separated list of board
+    /// ids (asobi's `leaderboard_client_submit`; none by default).
+    #[arg(long, env = "ASOBI_LEADERBOARD_CLIENT_SUBMIT", default_value = "", value_parser = crate::services::leaderboards::parse_client_submit)]
+    pub(crate) leaderboard_client_submit: crate::services::leaderboards::ClientSubmit,
+    /// Per-board settings as JSON: `{"weekly": {"order": "desc", "operator": "best", "reset":
+    /// "weekly"}}`; `"*"` names the default for every other board.
+    #[arg(long, env = "ASOBI_LEADERBOARDS", value_parser = crate::services::leaderboards::parse_boards)]
+    pub(crate) leaderboards: Option<
+        std::sync::Arc<std::collections::HashMap<String, asobi_rules::leaderboards::BoardConfig>>,
+    >,
+    /// Boards kept in memory at once (asobi's `leaderboard_max_boards`).
+    #[arg(long, env = "ASOBI_LEADERBOARD_MAX_BOARDS", default_value_t = 1000)]
+    pub(crate) leaderboard_max_boards: usize,
     /// Secret for guest device verifiers; guest auth is off without it.
     #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
     pub(crate) guest_pepper: Option<String>,
@@ -213,6 +226,11 @@ impl ServeArgs {
             dev_errors: self.dev_errors,
             guest_pepper: self.guest_pepper.clone(),
             write_timeout_ms: self.write_timeout_ms,
+            leaderboards: crate::services::leaderboards::Config {
+                client_submit: self.leaderboard_client_submit.clone(),
+                boards: self.leaderboards.clone().unwrap_or_default(),
+                max_boards: self.leaderboard_max_boards,
+            },
         }
     }
 

@@ -120,6 +120,7 @@ pub(super) async fn run(
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     shard.finish_all();
+    crate::services::leaderboards::flush_for_shutdown(&shard).await;
     senders.close();
     tracing::debug!(shard = id, "shard stopped");
 }

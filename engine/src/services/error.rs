@@ -131,6 +131,18 @@ impl From<super::economy::error::Error> for ApiError {
     }
 }
 
+impl From<super::leaderboards::error::Error> for ApiError {
+    fn from(e: super::leaderboards::error::Error) -> ApiError {
+        use super::leaderboards::error::Error as E;
+        match e {
+            E::ClientSubmitDisabled => err(403, code::LEADERBOARD_CLIENT_SUBMIT_DISABLED, &e),
+            E::CapacityReached => err(503, code::LEADERBOARD_CAPACITY_REACHED, &e),
+            E::InvalidBoardId | E::MetadataTooLarge => err(400, code::INVALID_FIELD, &e),
+            E::Storage(s) => store_error(s),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     /// Every code a client can see comes from the registry in `asobi_schema::error::code`:

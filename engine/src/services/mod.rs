@@ -17,6 +17,7 @@ mod context;
 pub(crate) mod economy;
 pub(crate) mod error;
 pub(crate) mod health;
+pub(crate) mod leaderboards;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
 pub(crate) mod rest;
@@ -48,6 +49,7 @@ pub(crate) struct Shard {
     pub(crate) matchmaker: matchmaker::Queues,
     pub(crate) matches: matches::Matches,
     pub(crate) economy: economy::Economy,
+    pub(crate) leaderboards: leaderboards::Boards,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -55,6 +57,7 @@ pub(crate) struct Shard {
 pub(crate) enum Cmd {
     Matchmaker(matchmaker::cmd::Cmd),
     Matches(matches::cmd::Cmd),
+    Leaderboards(leaderboards::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -68,6 +71,7 @@ pub(crate) enum Event {
 pub(crate) enum Timer {
     Matchmaker(matchmaker::Timer),
     Matches(matches::Timer),
+    Leaderboards(leaderboards::Timer),
 }
 
 impl Service for Shard {
@@ -83,6 +87,7 @@ impl Service for Shard {
         match cmd {
             Cmd::Matchmaker(c) => matchmaker::cmd::handle(self, c),
             Cmd::Matches(c) => matches::cmd::handle(self, c),
+            Cmd::Leaderboards(c) => leaderboards::cmd::handle(self, c),
         }
     }
 
@@ -90,6 +95,7 @@ impl Service for Shard {
         match key {
             Timer::Matchmaker(t) => matchmaker::on_timer(self, t),
             Timer::Matches(t) => matches::on_timer(self, t),
+            Timer::Leaderboards(t) => leaderboards::on_timer(self, t),
         }
     }
 }
@@ -101,6 +107,7 @@ impl Shard {
             matches: matches::Matches::new(&ctx.budgets)?,
             economy: economy::Economy::load(&game)?,
             matchmaker: matchmaker::Queues::default(),
+            leaderboards: leaderboards::Boards::default(),
             game: RefCell::new(game),
             rt,
             ctx,

@@ -30,9 +30,10 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
     if let Some(answer) = test_service::answer(shard, from, call) {
         return answer;
     }
-    // Features add their arm here.
     match call.service.as_str() {
         "economy" => super::economy::script::call(shard, from, call),
+        "leaderboard" => super::leaderboards::script::call(shard, from, call),
+        // Features add their arm here.
         _ => Answer::Now(unavailable(call)),
     }
 }

@@ -696,7 +696,8 @@ fn finish(shard: &Rc<Shard>, key: MatchKey, ending: Ending) {
     let mut lm = lm;
     let Ending { outcome, result } = ending;
     shard.matches.by_id.borrow_mut().remove(&lm.id);
-    shard.matches.answers.borrow_mut().remove(&key);
+    // Replies still on their way to this match find nothing to resume.
+    shard.matches.answers.borrow_mut().retain(|c, _| c.key != key);
     // Joiners still waiting on this match get their answer: it is gone.
     calls::release_waiters(shard, &mut lm);
     let targets = lm.connected();
