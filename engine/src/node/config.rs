@@ -112,6 +112,10 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ASOBI_WRITE_TIMEOUT_MS", default_value_t = 10_000)]
     pub(crate) write_timeout_ms: u64,
     /// Secret for guest device verifiers; guest auth is off without it.
+    /// Fewest characters a password may have (asobi's rule is 8; at most 128 always).
+    #[arg(long, env = "ASOBI_PASSWORD_MIN_LENGTH", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub(crate) password_min_len: u16,
     #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
     pub(crate) guest_pepper: Option<String>,
     #[command(flatten)]
@@ -213,6 +217,7 @@ impl ServeArgs {
             dev_errors: self.dev_errors,
             guest_pepper: self.guest_pepper.clone(),
             write_timeout_ms: self.write_timeout_ms,
+            password_min_len: usize::from(self.password_min_len),
         }
     }
 

@@ -36,6 +36,8 @@ pub(crate) struct Settings {
     pub(crate) guest_pepper: Option<String>,
     /// Milliseconds one write to a client may take before the connection is dropped.
     pub(crate) write_timeout_ms: u64,
+    /// Fewest characters a password may have (asobi: 8).
+    pub(crate) password_min_len: usize,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             dev_errors: false,
             guest_pepper: None,
             write_timeout_ms: 10_000,
+            password_min_len: 8,
         }
     }
 }
@@ -92,6 +95,7 @@ impl std::fmt::Debug for Settings {
                 &self.guest_pepper.as_ref().map(|_| "<redacted>"),
             )
             .field("write_timeout_ms", &self.write_timeout_ms)
+            .field("password_min_len", &self.password_min_len)
             .finish()
     }
 }

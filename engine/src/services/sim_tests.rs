@@ -316,3 +316,46 @@ fn ticket_ids_name_their_queue_shard() {
     let foreign = super::matchmaker::new_ticket_id(200);
     assert_eq!(super::matchmaker::ticket_owner(s, &foreign), None);
 }
+
+#[test]
+fn a_slow_consumer_is_closed_with_1013_not_1008() {
+    // 1008 is asobi's policy close; its JS SDK reads it as an auth failure and stops
+    // reconnecting, so a client that merely fell behind must get something else.
+    let settings = Settings {
+        ws_outbox: 8,
+        ..settings()
+    };
+    let mut sim = Sim::new(1, &arena(), settings);
+    let (mut ca, _cb, _id) = duel(&mut sim, 0, 0);
+    // `a` stops reading while the match keeps sending states.
+    sim.advance(Duration::from_secs(2));
+    sim.collect(&mut ca);
+    let (code, reason) = ca.session.close.clone().expect("closed as too slow");
+    assert_eq!((code, reason.as_str()), (1013, "slow_consumer"));
+}
+
+#[test]
+fn session_connect_again_swaps_the_player_on_a_live_socket() {
+    let mut sim = Sim::new(1, &arena(), settings());
+    let mut c = sim.signed_in(0, "first");
+    let token = sim.token("second");
+    sim.send(
+        &mut c,
+        json!({"type": "session.connect", "cid": "s", "payload": {"token": token}}),
+    );
+    let connected = c.take("session.connected").expect("re-authenticated");
+    assert_eq!(connected["payload"]["player_id"], "second");
+    assert_eq!(connected["payload"]["wire"], "json");
+    assert_eq!(connected["cid"], "s");
+    assert_eq!(c.session.player_id.as_deref(), Some("second"));
+    // A bad token on an open session: invalid_token, and the session is unchanged.
+    sim.send(
+        &mut c,
+        json!({"type": "session.connect", "payload": {"token": "expired"}}),
+    );
+    let e = c.take("error").expect("refused");
+    assert_eq!(e["payload"]["reason"], "invalid_token");
+    assert_eq!(e["payload"]["error"]["code"], "unauthenticated");
+    assert_eq!(c.session.player_id.as_deref(), Some("second"));
+    assert!(c.session.close.is_none());
+}
