@@ -359,3 +359,69 @@ fn session_connect_again_swaps_the_player_on_a_live_socket() {
     assert_eq!(c.session.player_id.as_deref(), Some("second"));
     assert!(c.session.close.is_none());
 }
+
+/// asobi's join failures: the script's refusal is `match.join_refused` (403, the script's string
+/// in `details.refused_reason`, reason `join_refused`); a closed match is `match.locked`.
+#[test]
+fn join_failures_carry_asobis_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("match.lua"),
+        r#"
+match_size = 1
+max_players = 4
+quick_play = true
+function init(c) return { n = 0 } end
+function join(p, s)
+  if p == "banned" then return nil, "you_are_banned" end
+  s.n = s.n + 1
+  if s.n >= 2 then game.match.set_joinable(false) end
+  return s
+end
+function handle_input(p, i, s) return s end
+function tick(s) return s end
+"#,
+    )
+    .unwrap();
+    let mut sim = Sim::new(1, dir.path(), settings());
+    let mut first = sim.signed_in(0, "first");
+    sim.send(
+        &mut first,
+        json!({"type": "match.find_or_create", "payload": {"mode": "default"}}),
+    );
+    let joined = first.take("match.joined").expect("joined");
+    let id = joined["payload"]["match_id"].as_str().unwrap().to_owned();
+
+    let mut banned = sim.signed_in(0, "banned");
+    sim.send(
+        &mut banned,
+        json!({"type": "match.join", "payload": {"match_id": id}}),
+    );
+    let e = banned.take("error").expect("refused");
+    assert_eq!(e["payload"]["reason"], "join_refused", "{e}");
+    assert_eq!(e["payload"]["error"]["code"], "match.join_refused");
+    assert_eq!(
+        e["payload"]["error"]["details"]["refused_reason"],
+        "you_are_banned"
+    );
+
+    let mut second = sim.signed_in(0, "second");
+    sim.send(
+        &mut second,
+        json!({"type": "match.join", "payload": {"match_id": id}}),
+    );
+    assert!(
+        second.take("match.joined").is_some(),
+        "{:?}",
+        second.received
+    );
+    sim.advance(Duration::from_millis(200));
+    let mut third = sim.signed_in(0, "third");
+    sim.send(
+        &mut third,
+        json!({"type": "match.join", "payload": {"match_id": id}}),
+    );
+    let e = third.take("error").expect("locked");
+    assert_eq!(e["payload"]["error"]["code"], "match.locked", "{e}");
+    assert_eq!(e["payload"]["reason"], "match_locked");
+}
