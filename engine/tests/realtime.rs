@@ -265,13 +265,17 @@ fn bad_input_on_the_socket() {
     );
     let p = s.register("bad");
 
-    // Before session.connect: refused with `unauthenticated`; a bad token too.
+    // Before session.connect: heartbeats are answered (as asobi does), anything else is refused
+    // with `unauthenticated`; a bad token gets asobi's reason `invalid_token`.
     let mut w = s.ws().0;
     w.send(json!({"type": "session.heartbeat", "cid": "h", "payload": {}}));
+    w.expect("session.heartbeat", WAIT, |v| v["cid"] == "h");
+    w.send(json!({"type": "match.list", "cid": "l", "payload": {}}));
     let e = expect_error(&mut w, "unauthenticated");
-    assert_eq!(e["cid"], "h");
+    assert_eq!(e["cid"], "l");
     w.send(json!({"type": "session.connect", "payload": {"token": "nope"}}));
-    expect_error(&mut w, "unauthenticated");
+    let e = expect_error(&mut w, "unauthenticated");
+    assert_eq!(e["payload"]["reason"], "invalid_token");
     w.send(json!({"type": "session.connect", "payload": {}}));
     expect_error(&mut w, "missing_field");
     w.connect(&p.access);
@@ -286,15 +290,22 @@ fn bad_input_on_the_socket() {
     let e = expect_error(&mut w, "unknown_type");
     assert_eq!(e["cid"], "u");
     w.send(json!({"type": "matchmaker.add", "payload": {"mode": 7}}));
-    expect_error(&mut w, "invalid_field");
+    expect_error(&mut w, "invalid_payload");
     w.send(json!({"type": "matchmaker.add", "payload": {"mode": "no_such_mode"}}));
     expect_error(&mut w, "matchmaker.unknown_mode");
     w.send(json!({"type": "match.join", "payload": {"match_id": "nope"}}));
-    expect_error(&mut w, "match.not_found");
+    let e = expect_error(&mut w, "match.not_found");
+    assert_eq!(e["payload"]["reason"], "match_not_found");
     w.send(
         json!({"type": "match.join", "payload": {"match_id": "nope", "ctx": {"a": {"nested": 1}}}}),
     );
-    expect_error(&mut w, "invalid_join_ctx_value");
+    // asobi reports join-context bounds under `ws.request_failed`, the bound as the reason.
+    let e = expect_error(&mut w, "ws.request_failed");
+    assert_eq!(e["payload"]["reason"], "invalid_join_ctx_value");
+    assert_eq!(
+        e["payload"]["error"]["details"]["reason"],
+        "invalid_join_ctx_value"
+    );
     w.send(json!({"type": "match.input", "payload": {"action": "move"}}));
     let e = expect_error(&mut w, "match.not_in_match");
     assert_eq!(e["payload"]["type"], "match.input");
@@ -312,13 +323,16 @@ fn bad_input_on_the_socket() {
     let big =
         json!({"type": "match.input", "payload": {"blob": "x".repeat(70 * 1024)}}).to_string();
     w.send_raw(&big);
-    expect_error(&mut w, "frame_too_large");
+    expect_error(&mut w, "payload_too_large");
     assert_eq!(w.close_code(WAIT), Some(1009));
 
-    // A socket that never sends session.connect is closed with 1008.
+    // A socket that never sends session.connect is closed with 1008 `idle_auth_timeout`.
     let mut idle = s.ws().0;
     let started = Instant::now();
-    assert_eq!(idle.close_code(WAIT), Some(1008));
+    assert_eq!(
+        idle.close_frame(WAIT),
+        Some((1008, "idle_auth_timeout".to_owned()))
+    );
     assert!(started.elapsed() >= Duration::from_millis(500));
 
     // The server is unharmed.
@@ -344,6 +358,17 @@ fn lobby_find_or_create_list_and_rest_matchmaker() {
     let b = s.register("lb");
     let mut wa = s.ws().0;
     wa.connect(&a.access);
+    // Leaving when in no match is a successful no-op (asobi).
+    wa.send(json!({"type": "match.leave", "cid": "nl", "payload": {}}));
+    let left = wa.expect("match.left", WAIT, |_| true);
+    assert_eq!(
+        (left["cid"].as_str(), &left["payload"]),
+        (Some("nl"), &json!({"success": true}))
+    );
+    // Quick play is off unless the mode opts in (duel does not).
+    wa.send(json!({"type": "match.find_or_create", "payload": {"mode": "duel"}}));
+    let e = expect_error(&mut wa, "ws.request_failed");
+    assert_eq!(e["payload"]["reason"], "quick_play_disabled");
     wa.send(json!({"type": "match.find_or_create", "cid": "f", "payload": {"mode": "brawl"}}));
     let joined = wa.expect("match.joined", WAIT, |_| true);
     assert_eq!(joined["cid"], "f");
@@ -359,6 +384,29 @@ fn lobby_find_or_create_list_and_rest_matchmaker() {
     wb.send(json!({"type": "match.join", "cid": "j", "payload": {"match_id": match_id, "ctx": {"code": "AB12"}}}));
     let j = wb.expect("match.joined", WAIT, |_| true);
     assert_eq!(j["payload"]["player_count"], 2);
+    // A non-object input never reaches the script.
+    for bad in [
+        json!(5),
+        json!("up"),
+        json!([1]),
+        json!({"data": "not json"}),
+    ] {
+        wb.send(json!({"type": "match.input", "payload": bad}));
+        expect_error(&mut wb, "invalid_payload");
+    }
+    // The joinable filter.
+    for (joinable, n) in [(true, 1), (false, 0)] {
+        wb.send(json!({"type": "match.list", "cid": "jl", "payload": {"mode": "brawl", "joinable": joinable}}));
+        let l = wb.expect("match.list", WAIT, |v| v["cid"] == "jl");
+        assert_eq!(l["payload"]["matches"].as_array().unwrap().len(), n, "{l}");
+        let (_, live) = s.http(
+            "GET",
+            &format!("/api/v1/matches/live?mode=brawl&joinable={joinable}"),
+            Some(&a.access),
+            None,
+        );
+        assert_eq!(live["matches"].as_array().unwrap().len(), n, "{live}");
+    }
     // Shared state: both see both players.
     wa.expect("match.state", WAIT, |v| {
         v["payload"]["players"][b.id.as_str()].is_object()
@@ -607,4 +655,38 @@ fn flatbuffers_and_json_clients_share_a_match() {
     fa.expect("match.state", WAIT, |v| v["payload"]["rules"] == 5);
     jb.expect("match.state", WAIT, |v| v["payload"]["rules"] == 5);
     assert!(s.stop().success());
+}
+
+/// What the asobi JS SDK does with a session: keep-alive from the start, `setToken` (another
+/// `session.connect` on the open socket), and the expired-token path (it waits for reason
+/// `invalid_token`, and the socket stays usable).
+#[test]
+fn session_flow_as_the_js_sdk_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = dir.path().join("game");
+    copy_example_game(&game);
+    let s = Server::start(&dir.path().join("data"), &game, &Opts::default());
+    let p = s.register("sdk-user");
+    let mut w = s.ws().0;
+    w.send(json!({"type": "session.connect", "cid": "1", "payload": {"token": "expired"}}));
+    let e = expect_error(&mut w, "unauthenticated");
+    assert_eq!(
+        (e["payload"]["reason"].as_str(), e["cid"].as_str()),
+        (Some("invalid_token"), Some("1"))
+    );
+    let c = w.connect(&p.access);
+    assert_eq!(c["payload"]["player_id"], p.id.as_str());
+    assert_eq!(c["payload"]["wire"], "json");
+    // setToken: a refreshed token on the live socket.
+    let (status, r) = s.post("/api/v1/auth/refresh", json!({"refresh_token": p.refresh}));
+    assert_eq!(status, 200, "{r}");
+    w.send(json!({"type": "session.connect", "cid": "2", "payload": {"token": r["access_token"]}}));
+    let again = w.expect("session.connected", WAIT, |v| v["cid"] == "2");
+    assert_eq!(again["payload"]["player_id"], p.id.as_str());
+    // A bad token on the open session is refused and the session keeps working.
+    w.send(json!({"type": "session.connect", "cid": "3", "payload": {"token": "nope"}}));
+    let e = expect_error(&mut w, "unauthenticated");
+    assert_eq!(e["payload"]["reason"], "invalid_token");
+    w.send(json!({"type": "match.list", "cid": "4", "payload": {}}));
+    w.expect("match.list", WAIT, |v| v["cid"] == "4");
 }

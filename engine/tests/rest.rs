@@ -29,7 +29,7 @@ fn auth_flows(s: &Server) {
         json!({"username": p.username.to_uppercase(), "password": "secret123"}),
     );
     assert_eq!(status, 409, "{body}");
-    assert_eq!(body["error"]["code"], "username_taken");
+    assert_eq!(body["error"]["code"], "auth.username_taken");
 
     // Login: right and wrong password, unknown user.
     let (status, body) = s.post(
@@ -45,7 +45,7 @@ fn auth_flows(s: &Server) {
     ] {
         let (status, body) = s.post("/api/v1/auth/login", bad);
         assert_eq!(status, 401);
-        assert_eq!(body["error"]["code"], "invalid_credentials");
+        assert_eq!(body["error"]["code"], "auth.invalid_credentials");
     }
 
     // Refresh rotates; reusing a spent token revokes the whole family (the new one too).
@@ -62,7 +62,7 @@ fn auth_flows(s: &Server) {
     assert_eq!(status, 200, "{me}");
     let (status, body) = s.post("/api/v1/auth/refresh", json!({"refresh_token": p.refresh}));
     assert_eq!(status, 401);
-    assert_eq!(body["error"]["code"], "invalid_refresh_token");
+    assert_eq!(body["error"]["code"], "unauthenticated");
     let (status, _) = s.post("/api/v1/auth/refresh", json!({"refresh_token": fresh}));
     assert_eq!(status, 401, "reuse of a spent token must revoke its family");
 
@@ -112,7 +112,7 @@ fn auth_flows(s: &Server) {
         None,
     );
     assert_eq!(status, 404);
-    assert_eq!(body["error"]["code"], "player_not_found");
+    assert_eq!(body["error"]["code"], "player.not_found");
 
     // Erase: the account can no longer log in and its profile is gone.
     let (status, _) = s.http(
@@ -143,7 +143,7 @@ fn auth_flows(s: &Server) {
         Some(&json!({"display_name": "ghost"}).to_string()),
     );
     assert_eq!(status, 404, "{body}");
-    assert_eq!(body["error"]["code"], "player_not_found");
+    assert_eq!(body["error"]["code"], "player.not_found");
 
     // Matches: history and live listings answer with the documented shapes.
     let (status, body) = s.http("GET", "/api/v1/matches?limit=5", Some(&p.access), None);
@@ -171,6 +171,14 @@ fn bad_inputs(s: &Server) {
     );
     let cases: Vec<Case> = vec![
         ("GET", "/api/v1/nope", None, None, 404, "not_found"),
+        (
+            "POST",
+            "/api/v1/matchmaker",
+            Some(p.access.as_str()),
+            Some(r#"{"mode":"no_such_mode"}"#),
+            400,
+            "matchmaker.unknown_mode",
+        ),
         ("GET", "/elsewhere", None, None, 404, "not_found"),
         (
             "DELETE",
@@ -210,14 +218,14 @@ fn bad_inputs(s: &Server) {
             None,
             Some(r#"{"username":5,"password":"secret123"}"#),
             400,
-            "invalid_field",
+            "invalid_payload",
         ),
         (
             "POST",
             "/api/v1/auth/register",
             None,
             Some(r#"{"username":"x","password":"secret123"}"#),
-            400,
+            422,
             "validation_failed",
         ),
         (
@@ -225,7 +233,7 @@ fn bad_inputs(s: &Server) {
             "/api/v1/auth/register",
             None,
             Some(r#"{"username":"long-enough","password":"short"}"#),
-            400,
+            422,
             "validation_failed",
         ),
         (
@@ -266,7 +274,7 @@ fn bad_inputs(s: &Server) {
             None,
             Some(r#"{"device_id":"d","device_secret":"x"}"#),
             403,
-            "guest_auth_disabled",
+            "guest.disabled",
         ),
     ];
     for (method, path, token, body, status, code) in cases {
@@ -279,7 +287,7 @@ fn bad_inputs(s: &Server) {
         assert!(body_json["error"]["message"].is_string());
         assert!(body_json["error"]["details"].is_object());
     }
-    // A PUT with an unknown field or non-object metadata is refused, and nothing changes.
+    // A PUT with non-object metadata is refused, and nothing changes.
     let (status, _) = s.http(
         "PUT",
         &format!("/api/v1/players/{}", p.id),
@@ -287,6 +295,39 @@ fn bad_inputs(s: &Server) {
         Some(r#"{"metadata":[1]}"#),
     );
     assert_eq!(status, 400);
+    // Like asobi, a PUT casts the profile keys and ignores any other.
+    let (status, body) = s.http(
+        "PUT",
+        &format!("/api/v1/players/{}", p.id),
+        Some(&p.access),
+        Some(r#"{"display_name":"Al","level":99}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    // A broken rule is 422 validation_failed naming the field, at the top level too.
+    let (status, body) = s.http(
+        "PUT",
+        &format!("/api/v1/players/{}", p.id),
+        Some(&p.access),
+        Some(&json!({"display_name": "x".repeat(65)}).to_string()),
+    );
+    assert_eq!(status, 422, "{body}");
+    assert!(body["errors"]["display_name"].is_array(), "{body}");
+    assert!(
+        body["error"]["details"]["errors"]["display_name"].is_array(),
+        "{body}"
+    );
+    // Register: the password rule is named, with the setting that changes it.
+    let (status, body) = s.post(
+        "/api/v1/auth/register",
+        json!({"username": "short-pw", "password": "hunter2"}),
+    );
+    assert_eq!(status, 422, "{body}");
+    let why = body["fields"]["password"][0].as_str().unwrap_or_default();
+    assert!(
+        why.contains("at least 8") && why.contains("ASOBI_PASSWORD_MIN_LENGTH"),
+        "{body}"
+    );
+    assert_eq!(body["error"]["details"]["fields"], body["fields"]);
 
     // Body over 1 MiB: 413 payload_too_large, without the server reading it.
     let mut conn = TcpStream::connect(s.addr()).unwrap();

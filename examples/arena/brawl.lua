@@ -4,6 +4,8 @@ max_players = 8
 strategy = "skill_based"
 tick_rate = 100
 state_strategy = "shared"
+-- A drop-in lobby: `match.find_or_create` may place players here (off by default, as in asobi).
+quick_play = true
 
 local arena = require("arena")
 

@@ -20,7 +20,7 @@ pub mod code {
     /// A required field is absent.
     pub const MISSING_FIELD: &str = "missing_field";
     /// A field has the wrong type or an unacceptable value.
-    pub const INVALID_FIELD: &str = "invalid_field";
+    pub const INVALID_FIELD: &str = "invalid_payload";
     /// The request body exceeds the size cap.
     pub const PAYLOAD_TOO_LARGE: &str = "payload_too_large";
     /// No route matches the path.
@@ -32,21 +32,21 @@ pub mod code {
     /// Authenticated, but not allowed to do this.
     pub const FORBIDDEN: &str = "forbidden";
     /// Wrong username or password.
-    pub const INVALID_CREDENTIALS: &str = "invalid_credentials";
+    pub const INVALID_CREDENTIALS: &str = "auth.invalid_credentials";
     /// Username already registered.
-    pub const USERNAME_TAKEN: &str = "username_taken";
+    pub const USERNAME_TAKEN: &str = "auth.username_taken";
     /// Username or password breaks the account rules.
     pub const VALIDATION_FAILED: &str = "validation_failed";
     /// The refresh token is unknown, spent, revoked or expired.
-    pub const INVALID_REFRESH_TOKEN: &str = "invalid_refresh_token";
+    pub const INVALID_REFRESH_TOKEN: &str = "unauthenticated";
     /// No such player.
-    pub const PLAYER_NOT_FOUND: &str = "player_not_found";
+    pub const PLAYER_NOT_FOUND: &str = "player.not_found";
     /// Too many requests or messages.
     pub const RATE_LIMITED: &str = "rate_limited";
     /// The storage backend could not be reached.
     pub const STORAGE_UNAVAILABLE: &str = "storage_unavailable";
     /// Something failed on the server; details are in its log.
-    pub const INTERNAL: &str = "internal_error";
+    pub const INTERNAL: &str = "internal";
     /// The request timed out.
     pub const REQUEST_TIMEOUT: &str = "request_timeout";
     /// The server is shutting down.
@@ -55,10 +55,8 @@ pub mod code {
     pub const UNKNOWN_TYPE: &str = "unknown_type";
     /// A WebSocket message sent before `session.connect` succeeded.
     pub const NOT_CONNECTED: &str = "unauthenticated";
-    /// The session already authenticated.
-    pub const ALREADY_CONNECTED: &str = "session.already_connected";
     /// A frame over the size limit.
-    pub const FRAME_TOO_LARGE: &str = "frame_too_large";
+    pub const FRAME_TOO_LARGE: &str = "payload_too_large";
     /// Input while not in a match.
     pub const MATCH_NOT_IN_MATCH: &str = "match.not_in_match";
     /// No live match with this id.
@@ -66,7 +64,7 @@ pub mod code {
     /// The match is full or not joinable.
     pub const MATCH_FULL: &str = "match.full";
     /// The match does not accept joins right now.
-    pub const MATCH_NOT_JOINABLE: &str = "match.not_joinable";
+    pub const MATCH_NOT_JOINABLE: &str = "match.locked";
     /// Already in a match.
     pub const MATCH_ALREADY_IN_MATCH: &str = "match.already_in_match";
     /// The game mode does not exist.
@@ -75,40 +73,42 @@ pub mod code {
     pub const TICKET_NOT_FOUND: &str = "matchmaker.ticket_not_found";
     /// The mode's queue is full.
     pub const QUEUE_FULL: &str = "matchmaker.queue_full";
-    /// A request failed for a reason with no code of its own (e.g. a script's refusal).
+    /// A request failed for a reason with no code of its own; the reason is in `details.reason`.
     pub const REQUEST_FAILED: &str = "ws.request_failed";
-    /// The join context is not a flat object.
+    /// The game's `join` refused the player; its reason is in `details.refused_reason`.
+    pub const MATCH_JOIN_REFUSED: &str = "match.join_refused";
+    /// The join context is not a flat object. A `ws.request_failed` reason (asobi), not a code.
     pub const INVALID_JOIN_CTX: &str = "invalid_join_ctx";
-    /// The join context has more than 8 keys.
+    /// The join context has more than 8 keys. A `ws.request_failed` reason (asobi), not a code.
     pub const JOIN_CTX_TOO_MANY_KEYS: &str = "join_ctx_too_many_keys";
-    /// A join context key is longer than 64 bytes.
+    /// A join context key is longer than 64 bytes. A `ws.request_failed` reason (asobi), not a code.
     pub const JOIN_CTX_KEY_TOO_LONG: &str = "join_ctx_key_too_long";
-    /// A join context string value is longer than 256 bytes.
+    /// A join context string value is longer than 256 bytes. A `ws.request_failed` reason (asobi), not a code.
     pub const JOIN_CTX_VALUE_TOO_LONG: &str = "join_ctx_value_too_long";
-    /// A join context value is not a string, integer or boolean.
+    /// A join context value is not a string, integer or boolean. A `ws.request_failed` reason (asobi), not a code.
     pub const INVALID_JOIN_CTX_VALUE: &str = "invalid_join_ctx_value";
     /// Guest auth is not enabled.
-    pub const GUEST_AUTH_DISABLED: &str = "guest_auth_disabled";
+    pub const GUEST_AUTH_DISABLED: &str = "guest.disabled";
     /// Guest request without its fields.
-    pub const MISSING_REQUIRED_FIELDS: &str = "missing_required_fields";
+    pub const MISSING_REQUIRED_FIELDS: &str = "missing_field";
     /// The guest device secret is too short or too long.
-    pub const WEAK_DEVICE_SECRET: &str = "weak_device_secret";
+    pub const WEAK_DEVICE_SECRET: &str = "guest.weak_device_secret";
     /// The guest device id is empty or too long.
-    pub const INVALID_DEVICE_ID: &str = "invalid_device_id";
+    pub const INVALID_DEVICE_ID: &str = "guest.invalid_device_id";
     /// Wrong secret for a known device.
-    pub const INVALID_DEVICE_SECRET: &str = "invalid_device_secret";
+    pub const INVALID_DEVICE_SECRET: &str = "guest.invalid_device_secret";
     /// The device verifier was revoked.
-    pub const GUEST_REVOKED: &str = "guest_revoked";
+    pub const GUEST_REVOKED: &str = "guest.revoked";
     /// The guest account was already claimed.
-    pub const GUEST_UPGRADED: &str = "guest_upgraded";
+    pub const GUEST_UPGRADED: &str = "guest.already_upgraded";
     /// Upgrade target is not an unclaimed guest.
-    pub const NOT_AN_UNCLAIMED_GUEST: &str = "not_an_unclaimed_guest";
+    pub const NOT_AN_UNCLAIMED_GUEST: &str = "guest.not_unclaimed";
     /// The device is already registered to a guest (a concurrent guest sign-in won the race).
-    pub const DEVICE_ALREADY_REGISTERED: &str = "device_already_registered";
+    pub const DEVICE_ALREADY_REGISTERED: &str = "guest.device_already_registered";
     /// A guest device points at a player that no longer exists.
-    pub const GUEST_PLAYER_MISSING: &str = "guest_player_missing";
+    pub const GUEST_PLAYER_MISSING: &str = "internal";
     /// The match script failed in `init`; the match was not created.
-    pub const MATCH_START_FAILED: &str = "match.start_failed";
+    pub const MATCH_START_FAILED: &str = "internal";
     /// A WebSocket upgrade request that is not a valid RFC 6455 handshake.
     pub const BAD_WEBSOCKET_UPGRADE: &str = "bad_websocket_upgrade";
     /// The shard owning the request is not keeping up; retry shortly (ours: asobi has none).
@@ -142,6 +142,9 @@ pub mod code {
     /// The server holds as many boards as it may; a new board cannot start.
     pub const LEADERBOARD_CAPACITY_REACHED: &str = "leaderboard.capacity_reached";
 }
+
+/// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
+const LEGACY_TOP_LEVEL: &[&str] = &[code::VALIDATION_FAILED, code::RATE_LIMITED];
 
 /// One failure as a client sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -233,9 +236,36 @@ impl ApiError {
         )
     }
 
-    /// The REST body `{"error":{"code","message","details"}}`.
+    /// The REST body `{"error":{"code","message","details"}}`. For the codes whose details
+    /// asobi also keeps at the top level (`validation_failed`'s `fields`/`errors`,
+    /// `rate_limited`'s `retry_after`), those keys are repeated there, as asobi does.
     pub fn to_rest_body(&self) -> Vec<u8> {
-        serde_json::to_vec(&json!({ "error": self.body_value() })).unwrap_or_default()
+        let mut body = match (&self.details, LEGACY_TOP_LEVEL.contains(&&*self.code)) {
+            (Value::Object(d), true) => d.clone(),
+            _ => serde_json::Map::new(),
+        };
+        body.insert("error".into(), self.body_value());
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    /// asobi's older flat `reason` for this error on the WebSocket: the raw reason for
+    /// `ws.request_failed`, the names asobi's handler uses for match and world failures, and the
+    /// code without its namespace otherwise.
+    pub fn ws_reason(&self) -> &str {
+        if self.code == code::REQUEST_FAILED {
+            if let Some(r) = self.details.get("reason").and_then(Value::as_str) {
+                return r;
+            }
+        }
+        match &*self.code {
+            "match.not_found" => "match_not_found",
+            "match.full" => "match_full",
+            "match.locked" => "match_locked",
+            "match.join_refused" => "join_refused",
+            "world.not_found" => "world_not_found",
+            "world.already_joined" => "already_in_world",
+            other => other.rsplit_once('.').map_or(other, |(_, leaf)| leaf),
+        }
     }
 
     /// The WebSocket `error` frame. `reason` is asobi's older flat dialect; it defaults to the
@@ -246,12 +276,7 @@ impl ApiError {
         reason: Option<&str>,
         request_type: Option<&str>,
     ) -> Bytes {
-        let reason = reason.unwrap_or_else(|| {
-            self.code
-                .rsplit_once('.')
-                .map(|(_, leaf)| leaf)
-                .unwrap_or(&self.code)
-        });
+        let reason = reason.unwrap_or_else(|| self.ws_reason());
         let mut payload = serde_json::Map::new();
         if let Some(t) = request_type {
             payload.insert("type".into(), Value::from(t));
@@ -333,5 +358,115 @@ mod tests {
         assert_eq!(api.details["field"], "token");
         let e = serde_json::from_str::<P>(r#"{"token":1}"#).unwrap_err();
         assert_eq!(ApiError::invalid_payload(&e).code, code::INVALID_FIELD);
+    }
+
+    #[test]
+    fn validation_failed_keeps_fields_at_top_level_too() {
+        let e = ApiError::new(422, code::VALIDATION_FAILED, "x")
+            .with_details(json!({"fields": {"password": ["too short"]}}));
+        let v: Value = serde_json::from_slice(&e.to_rest_body()).unwrap();
+        assert_eq!(v["fields"]["password"][0], "too short");
+        assert_eq!(v["error"]["details"]["fields"]["password"][0], "too short");
+        let other = ApiError::new(404, code::PLAYER_NOT_FOUND, "x").with_details(json!({"a": 1}));
+        let v: Value = serde_json::from_slice(&other.to_rest_body()).unwrap();
+        assert!(v.get("a").is_none());
+    }
+
+    #[test]
+    fn ws_reasons_are_asobis() {
+        let reason = |e: ApiError| e.ws_reason().to_owned();
+        assert_eq!(
+            reason(ApiError::new(404, code::MATCH_NOT_FOUND, "")),
+            "match_not_found"
+        );
+        assert_eq!(
+            reason(ApiError::new(409, code::MATCH_NOT_JOINABLE, "")),
+            "match_locked"
+        );
+        assert_eq!(
+            reason(ApiError::new(409, code::MATCH_FULL, "")),
+            "match_full"
+        );
+        assert_eq!(
+            reason(ApiError::new(403, code::MATCH_JOIN_REFUSED, "")),
+            "join_refused"
+        );
+        let failed = ApiError::new(400, code::REQUEST_FAILED, "")
+            .with_details(json!({"reason": code::INVALID_JOIN_CTX}));
+        assert_eq!(reason(failed), "invalid_join_ctx");
+    }
+
+    /// asobi's closed set, as far as this server emits it (asobi `src/asobi_error.erl`).
+    const ASOBI_CODES: &[&str] = &[
+        "internal",
+        "rate_limited",
+        "payload_too_large",
+        "invalid_json",
+        "invalid_message",
+        "invalid_payload",
+        "missing_field",
+        "unknown_type",
+        "unauthenticated",
+        "forbidden",
+        "validation_failed",
+        "auth.username_taken",
+        "auth.invalid_credentials",
+        "guest.disabled",
+        "guest.invalid_device_id",
+        "guest.weak_device_secret",
+        "guest.invalid_device_secret",
+        "guest.revoked",
+        "guest.already_upgraded",
+        "guest.device_already_registered",
+        "guest.not_unclaimed",
+        "player.not_found",
+        "matchmaker.ticket_not_found",
+        "match.not_found",
+        "match.not_in_match",
+        "match.full",
+        "match.locked",
+        "match.join_refused",
+        "matchmaker.unknown_mode",
+        "matchmaker.queue_full",
+        "ws.request_failed",
+    ];
+
+    /// Codes of our own, each where asobi has no equivalent; the README lists them.
+    const OWN_CODES: &[&str] = &[
+        "not_found",
+        "method_not_allowed",
+        "storage_unavailable",
+        "request_timeout",
+        "shutting_down",
+        "match.already_in_match",
+        "bad_websocket_upgrade",
+        "overloaded",
+        "matchmaker.properties_too_large",
+        "invalid_utf8",
+    ];
+
+    #[test]
+    fn every_code_is_asobis_or_a_listed_own_one() {
+        let src = include_str!("error.rs");
+        let module =
+            &src[src.find("pub mod code").unwrap()..src.find("/// Codes whose REST").unwrap()];
+        for line in module.lines().filter(|l| l.contains("pub const")) {
+            let doc_reason = line.contains("JOIN_CTX");
+            let value = line.split('"').nth(1).unwrap();
+            if doc_reason {
+                continue;
+            }
+            assert!(
+                ASOBI_CODES.contains(&value) || OWN_CODES.contains(&value),
+                "`{value}` is neither asobi's nor a listed code of our own"
+            );
+        }
+        let readme = include_str!("../../README.md");
+        for own in OWN_CODES {
+            assert!(
+                readme.contains(&format!("`{own}`")),
+                "README does not list `{own}`"
+            );
+        }
     }
 }

@@ -18,12 +18,22 @@ pub struct SessionConnect {
 pub struct SessionConnected<'a> {
     /// The authenticated player.
     pub player_id: &'a str,
+    /// The wire granted for server pushes (asobi: `"json"` unless a binary wire was asked for
+    /// and is served).
+    pub wire: &'a str,
+}
+
+/// The mode a request names when it names none: asobi's `"default"` (a `match.lua` game's only
+/// mode).
+pub fn default_mode() -> String {
+    "default".to_owned()
 }
 
 /// `matchmaker.add`.
 #[derive(Debug, Deserialize)]
 pub struct MatchmakerAdd {
-    /// The game mode to queue for.
+    /// The game mode to queue for (`"default"` when absent, as in asobi).
+    #[serde(default = "default_mode")]
     pub mode: String,
     /// Matching properties, e.g. `{"skill": 1200}`.
     #[serde(default)]
@@ -91,6 +101,9 @@ pub struct MatchListQuery {
     /// Only matches with room for another player.
     #[serde(default)]
     pub has_capacity: Option<bool>,
+    /// Only matches that are (`true`) or are not (`false`) open to joins.
+    #[serde(default)]
+    pub joinable: Option<bool>,
 }
 
 /// One match as lobby browsers see it (`match.list`, `match.joined`, `GET /matches/live`).
@@ -157,6 +170,14 @@ pub fn check_join_ctx(ctx: &Value) -> Result<(), &'static str> {
         }
     }
     Ok(())
+}
+
+/// A legacy `{data: "<text>"}` input whose text is not a JSON object: asobi refuses it, and
+/// [`unwrap_match_input`] leaves it wrapped.
+pub fn is_unusable_legacy_input(input: &Value) -> bool {
+    input
+        .as_object()
+        .is_some_and(|m| m.len() == 1 && m.get("data").is_some_and(|d| !d.is_object()))
 }
 
 /// Unwraps `match.input` payloads: the payload is the input map, but older SDKs send the

@@ -85,8 +85,8 @@ pub struct ModeConfig {
     pub state_strategy: StateStrategy,
     /// `listed` (default false): whether matches of this mode appear in `match.list`.
     pub listed: bool,
-    /// `quick_play` (default true): whether find-or-create may place players into an
-    /// existing instance.
+    /// `quick_play` (default false, as in asobi): whether `match.find_or_create` may be used
+    /// for this mode at all; a ranked mode stays behind the matchmaker unless it opts in.
     pub quick_play: bool,
     /// `bots` as declared (e.g. `{"script": "bots/ai.lua"}`), `null` when absent.
     pub bots: serde_json::Value,
@@ -106,9 +106,9 @@ pub struct ModeConfig {
     pub extra: Map<String, serde_json::Value>,
 }
 
-/// The callbacks a match script is expected to define.
-pub(crate) const MATCH_CALLBACKS: &[&str] =
-    &["init", "join", "leave", "handle_input", "tick", "get_state"];
+/// The callbacks a match script is expected to define. `leave` and `get_state` are optional:
+/// without `get_state` every player receives the whole state.
+pub(crate) const MATCH_CALLBACKS: &[&str] = &["init", "join", "handle_input", "tick"];
 
 const EXTRA_KEYS: &[&str] = &[
     "lazy_zones",
@@ -305,7 +305,7 @@ impl GlobalReader<'_> {
             tick_rate_ms: self.positive("tick_rate").unwrap_or(default_tick),
             state_strategy,
             listed: self.bool("listed").unwrap_or(false),
-            quick_play: self.bool("quick_play").unwrap_or(true),
+            quick_play: self.bool("quick_play").unwrap_or(false),
             bots: self.json("bots").unwrap_or(serde_json::Value::Null),
             state_transport,
             max_wait_seconds: self.positive("max_wait_seconds"),

@@ -632,11 +632,33 @@ impl MatchVm {
     /// The encoded JSON of `get_state(player_id, state)`, or of `get_state(state)` when
     /// `player_id` is `None` (the `shared` state strategy: once per tick). `nil` encodes as
     /// `{}`. Never suspends: a service call here answers `{error = ...}` at once.
+    ///
+    /// `get_state` is optional: a script without it sends every player the whole state (asobi
+    /// sends an empty object, which leaves such a game unplayable).
     pub fn state_for(
         &mut self,
         player_id: Option<&str>,
         host: &mut dyn Host,
     ) -> Result<Bytes, CallError> {
+        if self.failed {
+            return Err(CallError::VmFailed);
+        }
+        if self.sandbox.function(Callback::GetState.name()).is_none() {
+            if self.state.is_nil() {
+                return Ok(Bytes::from_static(b"{}"));
+            }
+            let max = self.sandbox.shared.budgets.max_state_bytes;
+            return match json::encode(&self.state, &self.sandbox.shared.marks, max) {
+                Ok(bytes) => Ok(Bytes::from(bytes)),
+                Err(e) => Err(CallError::BadReturn {
+                    callback: "get_state",
+                    message: match e {
+                        EncodeError::TooLarge => format!("state is larger than {max} bytes"),
+                        other => other.to_string(),
+                    },
+                }),
+            };
+        }
         let call = self.begin_required(Callback::GetState, host, |lua, state| match player_id {
             Some(player) => multi(lua, (player, state)),
             None => multi(lua, state),

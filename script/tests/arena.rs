@@ -26,7 +26,7 @@ fn arena_mode_config_is_read_from_globals() {
     assert_eq!(c.tick_rate_ms, 100);
     assert_eq!(c.state_strategy, StateStrategy::PerPlayer);
     assert!(!c.listed);
-    assert!(c.quick_play);
+    assert!(!c.quick_play, "off unless the mode opts in, as in asobi");
     assert_eq!(
         c.bots,
         json!({"script": "bots/chaser.lua", "min_players": 2})

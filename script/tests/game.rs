@@ -82,7 +82,7 @@ fn defaults_and_lenient_globals() {
     assert_eq!(c.state_strategy, StateStrategy::PerPlayer);
     assert_eq!(c.state_transport, StateTransport::Stream);
     assert!(!c.listed, "a non-boolean is ignored, like asobi");
-    assert!(c.quick_play);
+    assert!(!c.quick_play, "asobi's default");
     assert_eq!(c.strategy, Strategy::Custom("my_module".into()));
     assert!(!game.guest_auth);
     assert_eq!(game.warnings.len(), 1);
@@ -233,7 +233,8 @@ fn missing_callbacks_are_warnings() {
     let diags = check(dir.path());
     assert!(diags.iter().all(|d| d.severity == Severity::Warning));
     let missing: Vec<&str> = diags.iter().map(|d| d.message.as_str()).collect();
-    assert_eq!(missing.len(), 5, "{missing:?}");
+    // `leave` and `get_state` are optional: only join, handle_input and tick are missing.
+    assert_eq!(missing.len(), 3, "{missing:?}");
     assert!(missing.contains(&"callback `tick` is not defined"));
     // It still loads, and calling a missing callback is a typed error.
     let game = Game::load(dir.path()).unwrap();
@@ -287,4 +288,44 @@ fn symlinks_outside_the_game_are_ignored() {
         .warnings
         .iter()
         .any(|d| d.file.to_str() == Some("secret.lua")));
+}
+
+/// The seed's quick-start room: no `get_state` and no `leave`. Every player gets the whole
+/// state, a leave keeps it as it was, and `check` raises no warning for either.
+#[test]
+fn get_state_and_leave_are_optional() {
+    let seed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/seed/match.lua"),
+    )
+    .unwrap();
+    let dir = game_dir(&[("match.lua", &seed)]);
+    let diagnostics = check(dir.path());
+    assert!(
+        diagnostics
+            .iter()
+            .all(|d| !d.message.contains("get_state") && !d.message.contains("`leave`")),
+        "{diagnostics:?}"
+    );
+    let game = Game::load(dir.path()).unwrap();
+    let mode = game.mode("default").unwrap().clone();
+    let mut pool = VmPool::new(Budgets::default(), 1).unwrap();
+    let mut vm = pool.acquire(&mode, "m-1").unwrap();
+    let h = &mut common::Recorder::default();
+    vm.init(&json!({}), h).unwrap().done().unwrap();
+    vm.join("alice", None, h).unwrap().done().unwrap();
+    vm.handle_input("alice", &json!({"right": true}), h)
+        .unwrap()
+        .done()
+        .unwrap();
+    assert_eq!(
+        shared_state(&mut vm),
+        json!({"players": {"alice": {"x": 5, "y": 0}}})
+    );
+    let per_player = vm.state_for(Some("alice"), h).unwrap();
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&per_player).unwrap()["players"]["alice"]["x"],
+        5
+    );
+    vm.leave("alice", h).unwrap().done().unwrap();
+    assert_eq!(shared_state(&mut vm)["players"]["alice"]["x"], 5);
 }

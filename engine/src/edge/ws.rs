@@ -117,7 +117,7 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
             if !authed.get() {
                 outbox.push(Outbound::Close {
                     code: 1008,
-                    reason: "session.connect timeout".into(),
+                    reason: "idle_auth_timeout".into(),
                 });
             }
         });

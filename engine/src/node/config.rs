@@ -46,8 +46,8 @@ pub(crate) struct ServeArgs {
     /// Number of shards (executor threads); 0 means one per core.
     #[arg(long, env = "ASOBI_SHARDS", default_value_t = 0)]
     pub(crate) shards: usize,
-    /// Hot reload of the game directory: on or off.
-    #[arg(long, env = "ASOBI_LUA_RELOAD", default_value = "on")]
+    /// Hot reload of the game directory: `off`, or on for any other value (asobi: `auto`).
+    #[arg(long, env = "ASOBI_LUA_RELOAD", default_value = "on", value_parser = parse_toggle)]
     pub(crate) lua_reload: Toggle,
     /// Largest inbound WebSocket frame in bytes.
     #[arg(long, env = "ASOBI_WS_MAX_FRAME", default_value_t = 64 * 1024)]
@@ -125,17 +125,34 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ASOBI_LEADERBOARD_MAX_BOARDS", default_value_t = 1000)]
     pub(crate) leaderboard_max_boards: usize,
     /// Secret for guest device verifiers; guest auth is off without it.
+    /// Origins allowed to call the REST API from a browser (comma-separated, or `*`).
+    #[arg(long, env = "ASOBI_CORS_ORIGINS")]
+    pub(crate) cors_origins: Option<String>,
+    /// Fewest characters a password may have (asobi's rule is 8; at most 128 always).
+    #[arg(long, env = "ASOBI_PASSWORD_MIN_LENGTH", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=128))]
+    pub(crate) password_min_len: u16,
     #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
     pub(crate) guest_pepper: Option<String>,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }
 
-/// `on` / `off` switches, as asobi spells them in env files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// `on` / `off` switches. asobi reads `ASOBI_LUA_RELOAD` as "`off` disables, any other value
+/// means on" (`auto`, `true`, `on`, ...), and so does [`parse_toggle`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Toggle {
     On,
     Off,
+}
+
+/// `off` (any case) is off; every other value is on, as asobi reads it.
+pub(crate) fn parse_toggle(value: &str) -> Result<Toggle, std::convert::Infallible> {
+    Ok(if value.trim().eq_ignore_ascii_case("off") {
+        Toggle::Off
+    } else {
+        Toggle::On
+    })
 }
 
 #[derive(Clone, Args)]
@@ -231,6 +248,12 @@ impl ServeArgs {
                 boards: self.leaderboards.clone().unwrap_or_default(),
                 max_boards: self.leaderboard_max_boards,
             },
+            password_min_len: usize::from(self.password_min_len),
+            cors_origins: self
+                .cors_origins
+                .as_deref()
+                .map(crate::services::cors::parse_origins)
+                .unwrap_or_default(),
         }
     }
 
@@ -342,5 +365,29 @@ mod redaction {
             assert!(!shown.contains(secret), "{secret} leaked: {shown}");
         }
         assert!(shown.contains("redacted"));
+    }
+}
+
+#[cfg(test)]
+mod reload_tests {
+    use super::*;
+
+    /// asobi's compose files set `ASOBI_LUA_RELOAD=auto`; only `off` turns reload off.
+    #[test]
+    fn lua_reload_accepts_asobis_values() {
+        for (value, want) in [
+            ("auto", Toggle::On),
+            ("true", Toggle::On),
+            ("on", Toggle::On),
+            ("off", Toggle::Off),
+            ("OFF", Toggle::Off),
+        ] {
+            let cli = Cli::try_parse_from(["asobi", "serve", "--lua-reload", value])
+                .unwrap_or_else(|e| panic!("{value}: {e}"));
+            let Some(Command::Serve(args)) = cli.command else {
+                panic!("expected serve");
+            };
+            assert_eq!(args.lua_reload, want, "{value}");
+        }
     }
 }

@@ -38,6 +38,10 @@ pub(crate) struct Settings {
     pub(crate) write_timeout_ms: u64,
     /// Leaderboard settings: client submits, per-board order/operator/reset, board cap.
     pub(crate) leaderboards: super::leaderboards::Config,
+    /// Fewest characters a password may have (asobi: 8).
+    pub(crate) password_min_len: usize,
+    /// Origins allowed by CORS (`ASOBI_CORS_ORIGINS`; `*` for any); empty: no CORS headers.
+    pub(crate) cors_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -54,6 +58,8 @@ impl Default for Settings {
             guest_pepper: None,
             write_timeout_ms: 10_000,
             leaderboards: super::leaderboards::Config::default(),
+            password_min_len: 8,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -96,6 +102,8 @@ impl std::fmt::Debug for Settings {
             )
             .field("write_timeout_ms", &self.write_timeout_ms)
             .field("leaderboards", &self.leaderboards)
+            .field("password_min_len", &self.password_min_len)
+            .field("cors_origins", &self.cors_origins)
             .finish()
     }
 }

@@ -1,6 +1,8 @@
 //! Where service errors meet the wire: every typed error a service returns becomes asobi's
 //! `{code, message, details}` with its HTTP status here, and nowhere else.
 
+use asobi_rules::matches::JoinRefused;
+use asobi_rules::matchmaker::AddError;
 use asobi_schema::error::code;
 use asobi_schema::ApiError;
 use asobi_storage::StoreError;
@@ -34,11 +36,11 @@ impl From<super::accounts::error::Error> for ApiError {
         match &e {
             E::InvalidCredentials => err(401, code::INVALID_CREDENTIALS, &e),
             E::Validation {
-                status,
+                key,
                 field,
                 message,
-            } => ApiError::new(*status, code::VALIDATION_FAILED, message.clone())
-                .with_details(json!({ "fields": { *field: message } })),
+            } => ApiError::new(422, code::VALIDATION_FAILED, message.clone())
+                .with_details(json!({ *key: { *field: [message] } })),
             E::InvalidField { field, .. } => {
                 err(400, code::INVALID_FIELD, &e).with_details(json!({ "field": field }))
             }
@@ -69,12 +71,16 @@ impl From<super::matchmaker::error::Error> for ApiError {
         use super::matchmaker::error::Error as E;
         match &e {
             E::UnknownMode { mode: Some(m) } => {
-                err(404, code::UNKNOWN_MODE, &e).with_details(serde_json::json!({ "mode": m }))
+                err(400, code::UNKNOWN_MODE, &e).with_details(serde_json::json!({ "mode": m }))
             }
-            E::UnknownMode { mode: None } => err(404, code::UNKNOWN_MODE, &e),
+            E::UnknownMode { mode: None } => err(400, code::UNKNOWN_MODE, &e),
             E::TicketNotFound => err(404, code::TICKET_NOT_FOUND, &e),
             E::NotYourTicket => err(403, code::FORBIDDEN, &e),
-            E::Add(a) => ApiError::new(a.http_status(), a.code(), a.to_string()),
+            E::Add(AddError::QueueFull { .. }) => err(503, code::QUEUE_FULL, &e),
+            E::Add(AddError::PropertiesTooLarge { .. } | AddError::PropertiesTooDeep { .. }) => {
+                err(413, code::PROPERTIES_TOO_LARGE, &e)
+            }
+            E::Add(_) => err(500, code::INTERNAL, &e),
         }
     }
 }
@@ -85,19 +91,23 @@ impl From<super::matches::error::Error> for ApiError {
         use serde_json::json;
         match &e {
             E::NotFound | E::NoRecord => err(404, code::MATCH_NOT_FOUND, &e),
-            E::UnknownMode(_) => err(404, code::UNKNOWN_MODE, &e),
+            E::UnknownMode(_) => err(400, code::UNKNOWN_MODE, &e),
             E::StartFailed => err(500, code::MATCH_START_FAILED, &e),
             E::NoVm => err(500, code::INTERNAL, &e),
-            E::Refused(r) => ApiError::new(r.http_status(), r.code(), r.to_string()),
-            E::ScriptRefused(reason) => {
+            E::Refused(JoinRefused::Full) => err(409, code::MATCH_FULL, &e),
+            E::Refused(_) => err(409, code::MATCH_NOT_JOINABLE, &e),
+            E::ScriptRefused(reason) => err(403, code::MATCH_JOIN_REFUSED, &e)
+                .with_details(json!({ "refused_reason": reason })),
+            E::ScriptFailed => {
+                err(400, code::REQUEST_FAILED, &e).with_details(json!({ "reason": "script_error" }))
+            }
+            E::QuickPlayDisabled => err(400, code::REQUEST_FAILED, &e)
+                .with_details(json!({ "reason": "quick_play_disabled" })),
+            E::AlreadyInMatch => err(409, code::MATCH_ALREADY_IN_MATCH, &e),
+            E::NotInMatch => err(409, code::MATCH_NOT_IN_MATCH, &e),
+            E::JoinContext(reason) => {
                 err(400, code::REQUEST_FAILED, &e).with_details(json!({ "reason": reason }))
             }
-            E::ScriptFailed => {
-                err(500, code::REQUEST_FAILED, &e).with_details(json!({ "reason": "script_error" }))
-            }
-            E::AlreadyInMatch => err(409, code::MATCH_ALREADY_IN_MATCH, &e),
-            E::NotInMatch => err(400, code::MATCH_NOT_IN_MATCH, &e),
-            E::JoinContext(c) => err(400, c, &e),
         }
     }
 }

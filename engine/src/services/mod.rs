@@ -14,6 +14,7 @@
 
 pub(crate) mod accounts;
 mod context;
+pub(crate) mod cors;
 pub(crate) mod economy;
 pub(crate) mod error;
 pub(crate) mod health;

@@ -115,7 +115,11 @@ fn fit<'a>(pattern: &str, segments: &[&'a str]) -> Option<(usize, Vec<&'a str>)>
 }
 
 pub(crate) async fn handle(shard: &Rc<Shard>, head: &Head, body: Bytes) -> Response {
-    match route(shard, head, body).await {
+    let origins = &shard.ctx.settings.cors_origins;
+    if head.method == Method::Options {
+        return super::cors::preflight(origins, head);
+    }
+    let mut response = match route(shard, head, body).await {
         Ok(r) => r,
         Err(e) => {
             if e.status >= 500 {
@@ -123,13 +127,21 @@ pub(crate) async fn handle(shard: &Rc<Shard>, head: &Head, body: Bytes) -> Respo
             }
             error_response(&e)
         }
-    }
+    };
+    super::cors::decorate(origins, head, &mut response);
+    response
 }
+
+/// The probes asobi serves at the root, answered as their `/api/v1` twins.
+const ROOT_PROBES: &[&str] = &["/health", "/ready", "/live"];
 
 async fn route(shard: &Rc<Shard>, head: &Head, body: Bytes) -> RestResult {
     let path = head.path.trim_end_matches('/');
-    let Some(rest) = path.strip_prefix("/api/v1") else {
-        return Err(not_found());
+    let path = path.split('?').next().unwrap_or(path);
+    let rest = match path.strip_prefix("/api/v1") {
+        Some(rest) => rest,
+        None if ROOT_PROBES.contains(&path) => path,
+        None => return Err(not_found()),
     };
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let wanted = match head.method {

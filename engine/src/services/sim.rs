@@ -283,7 +283,11 @@ impl Sim {
                     }
                     c.session.on_outbound(item);
                 }
-                Next::Overflowed => c.session.on_overflow(),
+                Next::Overflowed => {
+                    // The edge stops reading the outbox here and closes the socket.
+                    c.session.on_overflow();
+                    break;
+                }
             }
         }
         for f in c.session.replies() {

@@ -316,3 +316,112 @@ fn ticket_ids_name_their_queue_shard() {
     let foreign = super::matchmaker::new_ticket_id(200);
     assert_eq!(super::matchmaker::ticket_owner(s, &foreign), None);
 }
+
+#[test]
+fn a_slow_consumer_is_closed_with_1013_not_1008() {
+    // 1008 is asobi's policy close; its JS SDK reads it as an auth failure and stops
+    // reconnecting, so a client that merely fell behind must get something else.
+    let settings = Settings {
+        ws_outbox: 8,
+        ..settings()
+    };
+    let mut sim = Sim::new(1, &arena(), settings);
+    let (mut ca, _cb, _id) = duel(&mut sim, 0, 0);
+    // `a` stops reading while the match keeps sending states.
+    sim.advance(Duration::from_secs(2));
+    sim.collect(&mut ca);
+    let (code, reason) = ca.session.close.clone().expect("closed as too slow");
+    assert_eq!((code, reason.as_str()), (1013, "slow_consumer"));
+}
+
+#[test]
+fn session_connect_again_swaps_the_player_on_a_live_socket() {
+    let mut sim = Sim::new(1, &arena(), settings());
+    let mut c = sim.signed_in(0, "first");
+    let token = sim.token("second");
+    sim.send(
+        &mut c,
+        json!({"type": "session.connect", "cid": "s", "payload": {"token": token}}),
+    );
+    let connected = c.take("session.connected").expect("re-authenticated");
+    assert_eq!(connected["payload"]["player_id"], "second");
+    assert_eq!(connected["payload"]["wire"], "json");
+    assert_eq!(connected["cid"], "s");
+    assert_eq!(c.session.player_id.as_deref(), Some("second"));
+    // A bad token on an open session: invalid_token, and the session is unchanged.
+    sim.send(
+        &mut c,
+        json!({"type": "session.connect", "payload": {"token": "expired"}}),
+    );
+    let e = c.take("error").expect("refused");
+    assert_eq!(e["payload"]["reason"], "invalid_token");
+    assert_eq!(e["payload"]["error"]["code"], "unauthenticated");
+    assert_eq!(c.session.player_id.as_deref(), Some("second"));
+    assert!(c.session.close.is_none());
+}
+
+/// asobi's join failures: the script's refusal is `match.join_refused` (403, the script's string
+/// in `details.refused_reason`, reason `join_refused`); a closed match is `match.locked`.
+#[test]
+fn join_failures_carry_asobis_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("match.lua"),
+        r#"
+match_size = 1
+max_players = 4
+quick_play = true
+function init(c) return { n = 0 } end
+function join(p, s)
+  if p == "banned" then return nil, "you_are_banned" end
+  s.n = s.n + 1
+  if s.n >= 2 then game.match.set_joinable(false) end
+  return s
+end
+function handle_input(p, i, s) return s end
+function tick(s) return s end
+"#,
+    )
+    .unwrap();
+    let mut sim = Sim::new(1, dir.path(), settings());
+    let mut first = sim.signed_in(0, "first");
+    sim.send(
+        &mut first,
+        json!({"type": "match.find_or_create", "payload": {"mode": "default"}}),
+    );
+    let joined = first.take("match.joined").expect("joined");
+    let id = joined["payload"]["match_id"].as_str().unwrap().to_owned();
+
+    let mut banned = sim.signed_in(0, "banned");
+    sim.send(
+        &mut banned,
+        json!({"type": "match.join", "payload": {"match_id": id}}),
+    );
+    let e = banned.take("error").expect("refused");
+    assert_eq!(e["payload"]["reason"], "join_refused", "{e}");
+    assert_eq!(e["payload"]["error"]["code"], "match.join_refused");
+    assert_eq!(
+        e["payload"]["error"]["details"]["refused_reason"],
+        "you_are_banned"
+    );
+
+    let mut second = sim.signed_in(0, "second");
+    sim.send(
+        &mut second,
+        json!({"type": "match.join", "payload": {"match_id": id}}),
+    );
+    assert!(
+        second.take("match.joined").is_some(),
+        "{:?}",
+        second.received
+    );
+    sim.advance(Duration::from_millis(200));
+    let mut third = sim.signed_in(0, "third");
+    sim.send(
+        &mut third,
+        json!({"type": "match.join", "payload": {"match_id": id}}),
+    );
+    let e = third.take("error").expect("locked");
+    assert_eq!(e["payload"]["error"]["code"], "match.locked", "{e}");
+    assert_eq!(e["payload"]["reason"], "match_locked");
+}

@@ -475,6 +475,11 @@ impl Ws {
 
     /// The close frame code the server sent, waiting up to `within`.
     pub fn close_code(&mut self, within: Duration) -> Option<u16> {
+        self.close_frame(within).map(|(code, _)| code)
+    }
+
+    /// The close frame (code and reason) the server sent, waiting up to `within`.
+    pub fn close_frame(&mut self, within: Duration) -> Option<(u16, String)> {
         let deadline = Instant::now() + within;
         loop {
             if let MaybeTlsStream::Plain(s) = self.ws.get_mut() {
@@ -485,8 +490,10 @@ impl Ws {
                 s.set_read_timeout(Some(left)).unwrap();
             }
             match self.ws.read() {
-                Ok(Message::Close(Some(f))) => return Some(u16::from(f.code)),
-                Ok(Message::Close(None)) => return Some(1005),
+                Ok(Message::Close(Some(f))) => {
+                    return Some((u16::from(f.code), f.reason.to_string()))
+                }
+                Ok(Message::Close(None)) => return Some((1005, String::new())),
                 Ok(_) => continue,
                 Err(_) => return None,
             }

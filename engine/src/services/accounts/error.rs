@@ -11,10 +11,11 @@ pub(crate) enum Error {
     /// probed.
     #[error("Wrong username or password.")]
     InvalidCredentials,
-    /// A field failed validation. asobi answers 400 on register and 422 elsewhere.
+    /// A field failed validation (422). `key` is where asobi lists the fields: `fields` on
+    /// account routes, `errors` on profile updates.
     #[error("{message}")]
     Validation {
-        status: u16,
+        key: &'static str,
         field: &'static str,
         message: Cow<'static, str>,
     },

@@ -126,13 +126,14 @@ async fn hash_off_shard(shard: &Shard, password: String) -> Result<String, ApiEr
         .ok_or_else(ApiError::internal)
 }
 
-fn validate(body: &Credentials, status: u16) -> Result<(), ApiError> {
+fn validate(shard: &Shard, body: &Credentials) -> Result<(), ApiError> {
+    let min = shard.ctx.settings.password_min_len;
     let check = auth::check_username(&body.username)
-        .map_err(|m| ("username", m))
-        .and_then(|()| auth::check_password(&body.password).map_err(|m| ("password", m)));
+        .map_err(|m| ("username", m.to_owned()))
+        .and_then(|()| auth::check_password(&body.password, min).map_err(|m| ("password", m)));
     if let Err((field, message)) = check {
         return Err(Error::Validation {
-            status,
+            key: "fields",
             field,
             message: message.into(),
         }
@@ -141,7 +142,7 @@ fn validate(body: &Credentials, status: u16) -> Result<(), ApiError> {
     if let Some(d) = &body.display_name {
         if d.chars().count() > 64 {
             return Err(Error::Validation {
-                status,
+                key: "fields",
                 field: "display_name",
                 message: "display_name is at most 64 characters".into(),
             }
@@ -152,7 +153,7 @@ fn validate(body: &Credentials, status: u16) -> Result<(), ApiError> {
 }
 
 pub(crate) async fn register(shard: &Rc<Shard>, body: Credentials) -> RestResult {
-    validate(&body, 400)?;
+    validate(shard, &body)?;
     let hash = hash_off_shard(shard, body.password.clone()).await?;
     let player = shard
         .ctx
@@ -353,7 +354,7 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
 }
 
 pub(crate) async fn upgrade(shard: &Rc<Shard>, me: &str, body: Credentials) -> RestResult {
-    validate(&body, 422)?;
+    validate(shard, &body)?;
     let hash = hash_off_shard(shard, body.password.clone()).await?;
     let g = &shard.ctx;
     let player = g
@@ -394,8 +395,8 @@ pub(crate) async fn get_player(shard: &Rc<Shard>, id: &str) -> RestResult {
     }
 }
 
+/// The keys a profile update casts; like asobi, any other key is ignored.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct ProfilePatch {
     #[serde(default, with = "double_option")]
     display_name: Option<Option<String>>,
@@ -441,7 +442,7 @@ pub(crate) async fn put_player(
             "avatar_url"
         };
         return Err(Error::Validation {
-            status: 400,
+            key: "errors",
             field,
             message: "display_name is at most 64 and avatar_url at most 512 characters.".into(),
         }
@@ -450,7 +451,7 @@ pub(crate) async fn put_player(
     if let Some(Some(url)) = &body.avatar_url {
         if !avatar_url_allowed(url) {
             return Err(Error::Validation {
-                status: 422,
+                key: "errors",
                 field: "avatar_url",
                 message: "avatar_url must be an http or https URL".into(),
             }
@@ -467,7 +468,7 @@ pub(crate) async fn put_player(
         }
         if serde_json::to_vec(m).map_or(0, |v| v.len()) > MAX_METADATA_BYTES {
             return Err(Error::Validation {
-                status: 400,
+                key: "errors",
                 field: "metadata",
                 message: "metadata is at most 16 KiB.".into(),
             }

@@ -199,12 +199,18 @@ pub(crate) fn check_username(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// Password rules: 8–128 characters.
-pub(crate) fn check_password(password: &str) -> Result<(), &'static str> {
-    match password.chars().count() {
-        0..=7 => Err("password must be at least 8 characters"),
-        129.. => Err("password must be at most 128 characters"),
-        _ => Ok(()),
+/// Password rules: `min`–128 characters (`min` is `ASOBI_PASSWORD_MIN_LENGTH`, asobi's 8 by
+/// default). The message names the rule and the setting, so a refusal explains itself.
+pub(crate) fn check_password(password: &str, min: usize) -> Result<(), String> {
+    let n = password.chars().count();
+    if n < min {
+        Err(format!(
+            "password must be at least {min} characters (ASOBI_PASSWORD_MIN_LENGTH)"
+        ))
+    } else if n > 128 {
+        Err("password must be at most 128 characters".into())
+    } else {
+        Ok(())
     }
 }
 
@@ -297,8 +303,12 @@ mod tests {
         assert!(check_username("player1").is_ok());
         assert!(check_username("ab").is_err());
         assert!(check_username("has space").is_err());
-        assert!(check_password("short").is_err());
-        assert!(check_password("long enough").is_ok());
+        assert!(check_password("short", 8).is_err());
+        assert!(check_password("long enough", 8).is_ok());
+        assert!(check_password("hunter2", 6).is_ok());
+        assert!(check_password("hunter2", 8)
+            .unwrap_err()
+            .contains("at least 8 characters"));
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! `GET /api/v1/health` and `GET /api/v1/ready`.
+//! `GET /health`, `/ready` and `/live` (asobi's probes), also under `/api/v1`. `/ready` is
+//! asobi's `{"status":"ready"}` / 503 `{"status":"not_ready"}` (with our `ready` flag kept);
+//! `/live` is `{"status":"alive"}` while the process answers at all.
 
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -22,7 +24,16 @@ pub(crate) const ROUTES: &[Route] = &[
         path: "/ready",
         handler: ready,
     },
+    Route {
+        method: Method::Get,
+        path: "/live",
+        handler: live,
+    },
 ];
+
+fn live<'a>(_: &'a Rc<Shard>, _: Req<'a>) -> LocalBoxFuture<'a, RestResult> {
+    Box::pin(async move { Ok(Response::json(200, &br#"{"status":"alive"}"#[..])) })
+}
 
 /// Every shard is running (a shard that died clears its flag on the way out).
 fn all_alive(shard: &Shard) -> bool {
@@ -83,7 +94,10 @@ fn health<'a>(shard: &'a Rc<Shard>, _: Req<'a>) -> LocalBoxFuture<'a, RestResult
 fn ready<'a>(shard: &'a Rc<Shard>, _: Req<'a>) -> LocalBoxFuture<'a, RestResult> {
     Box::pin(async move {
         let ready = all_alive(shard) && !shard.rt.shutting_down.get();
-        let body = json!({ "ready": ready });
+        let body = json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "ready": ready,
+        });
         Ok(Response::json(
             if ready { 200 } else { 503 },
             serde_json::to_vec(&body).unwrap_or_default(),

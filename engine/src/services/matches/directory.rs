@@ -48,12 +48,19 @@ impl Directory {
     }
 
     /// Listed, live matches, optionally of one mode and with room.
-    pub(crate) fn list(&self, mode: Option<&str>, has_capacity: bool) -> Vec<MatchInfo> {
+    /// Listed matches, filtered by mode, room and `joinable` (asobi's three filters).
+    pub(crate) fn list(
+        &self,
+        mode: Option<&str>,
+        has_capacity: bool,
+        joinable: Option<bool>,
+    ) -> Vec<MatchInfo> {
         self.matches.scan(|all| {
             let mut out: Vec<MatchInfo> = all
                 .values()
                 .filter(|e| e.listed)
                 .filter(|e| mode.is_none_or(|m| e.info.mode == m))
+                .filter(|e| joinable.is_none_or(|j| e.info.joinable == j))
                 .filter(|e| {
                     !has_capacity || (e.info.joinable && e.info.player_count < e.info.max_players)
                 })

@@ -32,6 +32,9 @@ pub(crate) enum Error {
     /// The session is in another match already.
     #[error("Leave the current match first.")]
     AlreadyInMatch,
+    /// `match.find_or_create` for a mode whose `quick_play` is off (asobi's default).
+    #[error("This mode does not allow quick play.")]
+    QuickPlayDisabled,
     /// The session is in no match.
     #[error("This connection is not joined to a match.")]
     NotInMatch,

@@ -697,7 +697,11 @@ fn finish(shard: &Rc<Shard>, key: MatchKey, ending: Ending) {
     let Ending { outcome, result } = ending;
     shard.matches.by_id.borrow_mut().remove(&lm.id);
     // Replies still on their way to this match find nothing to resume.
-    shard.matches.answers.borrow_mut().retain(|c, _| c.key != key);
+    shard
+        .matches
+        .answers
+        .borrow_mut()
+        .retain(|c, _| c.key != key);
     // Joiners still waiting on this match get their answer: it is gone.
     calls::release_waiters(shard, &mut lm);
     let targets = lm.connected();

@@ -34,7 +34,12 @@ handler!(live, |s, r| {
         .head
         .query_param("mode")
         .filter(|m| m.len() <= MAX_MODE_NAME);
-    ok(&json!({ "matches": s.ctx.matches.list(mode.as_deref(), has_capacity) }))
+    let joinable = match r.head.query_param("joinable").as_deref() {
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        _ => None,
+    };
+    ok(&json!({ "matches": s.ctx.matches.list(mode.as_deref(), has_capacity, joinable) }))
 });
 
 handler!(by_id, |s, r| {

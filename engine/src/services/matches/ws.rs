@@ -74,6 +74,15 @@ fn input_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     let input: Value =
         serde_json::from_str(f.payload_str()).map_err(|e| ApiError::invalid_payload(&e))?;
     let input = payload::unwrap_match_input(input);
+    // `handle_input` receives a table, always: anything else (or a legacy `{data}` wrapper whose
+    // text is not an object) is refused here, as asobi refuses it.
+    if !input.is_object() || payload::is_unusable_legacy_input(&input) {
+        return Err(ApiError::new(
+            400,
+            asobi_schema::error::code::INVALID_FIELD,
+            "match.input's payload must be a JSON object.",
+        ));
+    }
     let c = cmd(super::cmd::Cmd::Input {
         match_id,
         player_id: s.player(),
@@ -88,11 +97,11 @@ fn list<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
     Handled::Done((|| {
         let q: payload::MatchListQuery = f.decode()?;
         let mode = q.mode.filter(|m| m.len() <= MAX_MODE_NAME);
-        let matches: Vec<MatchInfo> = s
-            .shard
-            .ctx
-            .matches
-            .list(mode.as_deref(), q.has_capacity.unwrap_or(false));
+        let matches: Vec<MatchInfo> =
+            s.shard
+                .ctx
+                .matches
+                .list(mode.as_deref(), q.has_capacity.unwrap_or(false), q.joinable);
         s.reply(encode_frame(
             "match.list",
             f.cid,
@@ -145,6 +154,15 @@ fn find_or_create<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
     Handled::Later(Box::pin(async move {
         let body: payload::MatchFindOrCreate = f.decode()?;
         check_mode(&s.shard, &body.mode)?;
+        let quick_play = s
+            .shard
+            .game
+            .borrow()
+            .mode(&body.mode)
+            .is_some_and(|m| m.config.quick_play);
+        if !quick_play {
+            return Err(Error::QuickPlayDisabled.into());
+        }
         let match_id = match s.shard.ctx.matches.find_open(&body.mode) {
             Some((id, _)) => id,
             None => {
@@ -160,7 +178,13 @@ fn find_or_create<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
 fn leave<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
     Handled::Later(Box::pin(async move {
         let Some((match_id, host)) = s.matches.current.take() else {
-            return Err(Error::NotInMatch.into());
+            // As in asobi, leaving when in no match is a successful no-op.
+            s.reply(encode_frame(
+                "match.left",
+                f.cid,
+                &payload::Success { success: true },
+            ));
+            return Ok(());
         };
         let shard = s.shard.clone();
         let player_id = s.player();

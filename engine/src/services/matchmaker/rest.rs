@@ -1,4 +1,6 @@
-//! `POST /api/v1/matchmaker`, `GET` and `DELETE /api/v1/matchmaker/:ticket_id`.
+//! `POST /api/v1/matchmaker`, `GET` and `DELETE /api/v1/matchmaker/:ticket_id`, and
+//! `POST /api/v1/matchmaker/tickets`, an alias of the first that the seed's quick start uses
+//! (asobi has no such route; accepting it costs nothing and makes that walk-through work).
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -11,6 +13,11 @@ pub(crate) const ROUTES: &[Route] = &[
     Route {
         method: Method::Post,
         path: "/matchmaker",
+        handler: add,
+    },
+    Route {
+        method: Method::Post,
+        path: "/matchmaker/tickets",
         handler: add,
     },
     Route {
@@ -27,6 +34,8 @@ pub(crate) const ROUTES: &[Route] = &[
 
 #[derive(Deserialize)]
 struct AddBody {
+    /// asobi's default when a client names no mode.
+    #[serde(default = "asobi_schema::payload::default_mode")]
     mode: String,
     #[serde(default)]
     properties: Option<Value>,

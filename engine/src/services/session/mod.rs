@@ -70,6 +70,15 @@ const MAX_ECHOED_TYPE: usize = 64;
 /// Longest `cid` echoed back in a reply. Correlation ids are short (a counter or a UUID).
 const MAX_ECHOED_CID: usize = 128;
 
+/// Close code for a client that stopped reading: 1013, "try again later".
+pub(crate) const CLOSE_SLOW_CONSUMER: u16 = 1013;
+
+/// A `cid` is echoed only when it is small: it is the client's correlation id, not a payload,
+/// and an error must never cost more bytes than the request that caused it.
+fn echoed(cid: Option<&RawValue>) -> Option<&RawValue> {
+    cid.filter(|c| c.get().len() <= MAX_ECHOED_CID)
+}
+
 pub(crate) struct Session {
     pub(crate) shard: Rc<Shard>,
     pub(crate) me: SessionRef,
@@ -119,14 +128,12 @@ impl Session {
     }
 
     pub(crate) fn error(&mut self, cid: Option<&RawValue>, e: &ApiError) {
-        let reason = (e.code == code::REQUEST_FAILED)
-            .then(|| e.details["reason"].as_str())
-            .flatten()
-            .map(str::to_owned);
-        // A `cid` is echoed only when it is small: it is the client's correlation id, not a
-        // payload, and an error must never cost more bytes than the request that caused it.
-        let cid = cid.filter(|c| c.get().len() <= MAX_ECHOED_CID);
-        self.reply(e.to_ws_frame(cid, reason.as_deref(), None));
+        self.reply(e.to_ws_frame(echoed(cid), None, None));
+    }
+
+    /// An error whose flat `reason` is not derived from its code (asobi's `invalid_token`).
+    pub(crate) fn error_with_reason(&mut self, cid: Option<&RawValue>, e: &ApiError, reason: &str) {
+        self.reply(e.to_ws_frame(echoed(cid), Some(reason), None));
     }
 
     /// The player this session is signed in as (empty before `session.connect`).
@@ -143,9 +150,11 @@ impl Session {
         }
     }
 
-    /// The outbox overflowed: the client stopped reading.
+    /// The outbox overflowed: the client stopped reading. Closed with 1013 (try again later),
+    /// never 1008: asobi uses 1008 only for policy refusals, and its JS SDK reads any 1008 as an
+    /// auth failure and stops reconnecting, while a slow reader should simply reconnect.
     pub(crate) fn on_overflow(&mut self) {
-        self.close = Some((1008, "slow_consumer: outbound queue full".into()));
+        self.close = Some((CLOSE_SLOW_CONSUMER, "slow_consumer".into()));
     }
 
     /// A frame over the size limit arrived; the connection cannot continue.
@@ -220,7 +229,9 @@ impl Session {
     async fn on_frame(&mut self, frame: Inbound<'_>) {
         let cid = frame.cid;
         let kind = frame.kind();
-        if self.player_id.is_none() && kind != "session.connect" {
+        // asobi answers heartbeats before authentication too (a client's keep-alive starts
+        // with the socket).
+        if self.player_id.is_none() && kind != "session.connect" && kind != "session.heartbeat" {
             return self.error(
                 cid,
                 &ApiError::new(
@@ -250,14 +261,20 @@ impl Session {
         }
     }
 
-    /// The socket is gone: every feature lets go of this session.
-    pub(crate) fn cleanup(&mut self) {
-        let shard = self.shard.clone();
+    /// The signed-in player lets go of this session: presence, match seat, tickets. The socket
+    /// stays open (a `session.connect` for another player follows).
+    pub(crate) fn sign_out(&mut self) {
         if let Some(player_id) = self.player_id.take() {
-            shard.ctx.registry.session_down(&player_id, self.me);
+            self.shard.ctx.registry.session_down(&player_id, self.me);
             super::matches::ws::session_closed(self, &player_id);
             super::matchmaker::ws::session_closed(self, &player_id);
         }
+    }
+
+    /// The socket is gone: every feature lets go of this session.
+    pub(crate) fn cleanup(&mut self) {
+        let shard = self.shard.clone();
+        self.sign_out();
         if shard.rt.remove_session(self.me) {
             crate::shard::registry::bump(&shard.ctx.stats(shard.id()).sessions, -1);
         }

@@ -1,4 +1,8 @@
 //! `session.connect` and `session.heartbeat`.
+//!
+//! As in asobi, `session.connect` may be sent again on an open socket (the JS SDK's `setToken`
+//! puts a refreshed token on a live socket this way): a valid token re-authenticates, for another
+//! player too; a bad one is refused with reason `invalid_token` and leaves the session as it was.
 
 use asobi_schema::envelope::{encode_frame, encode_heartbeat, Inbound};
 use asobi_schema::error::code;
@@ -21,39 +25,48 @@ fn connect<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
     Handled::Done(connect_now(s, f))
 }
 
+/// asobi's reason for a refused token; the JS SDK keys `auth_expired` on it.
+const INVALID_TOKEN: &str = "invalid_token";
+
 fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
-    if s.player_id.is_some() {
-        return Err(ApiError::new(
-            400,
-            code::ALREADY_CONNECTED,
-            "This session is already authenticated.",
-        ));
-    }
     let body: payload::SessionConnect = f.decode()?;
-    let player_id = s
-        .shard
-        .ctx
-        .tokens
-        .verify_access(&body.token)
-        .ok_or_else(|| {
-            ApiError::new(
-                401,
-                code::UNAUTHENTICATED,
-                "The token is invalid or expired.",
-            )
-        })?;
+    let Some(player_id) = s.shard.ctx.tokens.verify_access(&body.token) else {
+        let e = ApiError::new(
+            401,
+            code::UNAUTHENTICATED,
+            "The token is invalid or expired.",
+        );
+        s.error_with_reason(f.cid, &e, INVALID_TOKEN);
+        return Ok(());
+    };
+    if s.player_id.as_deref() == Some(player_id.as_str()) {
+        // The same player with a fresh token: nothing to move.
+        s.reply(connected(f, &player_id));
+        return Ok(());
+    }
+    if s.player_id.is_some() {
+        // Another player on this socket: the previous one lets go of everything first.
+        s.sign_out();
+    }
     s.authed.set(true);
     let ctx = s.shard.ctx.clone();
     ctx.registry.session_up(&player_id, s.me);
-    s.reply(encode_frame(
-        "session.connected",
-        f.cid,
-        &payload::SessionConnected {
-            player_id: &player_id,
-        },
-    ));
+    s.reply(connected(f, &player_id));
     s.player_id = Some(player_id.clone());
     // A player with a seat in a live match (reconnecting within the grace window) is put back.
     crate::services::matches::ws::session_connected(s, &player_id);
     Ok(())
+}
+
+fn connected(f: &Inbound<'_>, player_id: &str) -> bytes::Bytes {
+    // asobi's optional binary wire (binary `world.tick`) is not served here, so the grant is
+    // always JSON, as asobi answers with its binary wire switched off.
+    encode_frame(
+        "session.connected",
+        f.cid,
+        &payload::SessionConnected {
+            player_id,
+            wire: "json",
+        },
+    )
 }
