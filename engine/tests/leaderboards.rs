@@ -170,7 +170,7 @@ fn boards_over_rest(db: Option<String>) {
         json!({"score": 1, "metadata": long.repeat(30)}),
     );
     assert_eq!(status, 400, "{body}");
-    assert_eq!(body["error"]["code"], "invalid_field");
+    assert_eq!(body["error"]["code"], "invalid_payload");
     let (status, body) = s.http(
         "POST",
         "/api/v1/leaderboards/weekly",

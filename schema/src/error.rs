@@ -429,6 +429,13 @@ mod tests {
         "matchmaker.unknown_mode",
         "matchmaker.queue_full",
         "ws.request_failed",
+        "economy.insufficient_funds",
+        "economy.listing_inactive",
+        "economy.purchase_failed",
+        "inventory.item_not_found",
+        "inventory.insufficient_quantity",
+        "inventory.invalid_quantity",
+        "leaderboard.client_submit_disabled",
     ];
 
     /// Codes of our own, each where asobi has no equivalent; the README lists them.
@@ -443,6 +450,10 @@ mod tests {
         "overloaded",
         "matchmaker.properties_too_large",
         "invalid_utf8",
+        "economy.listing_not_found",
+        "economy.unknown_currency",
+        "economy.idempotency_key_reused",
+        "leaderboard.capacity_reached",
     ];
 
     #[test]
