@@ -208,14 +208,16 @@ fn dropped_player_leaves_after_grace() {
     let dir = tempfile::tempdir().unwrap();
     let game = dir.path().join("game");
     copy_example_game(&game);
-    let s = Server::start(
-        &dir.path().join("data"),
-        &game,
-        &Opts {
-            env: vec![("ASOBI_RECONNECT_GRACE_MS".into(), "500".into())],
-            ..Opts::default()
-        },
-    );
+    // The duel's own reconnect policy (asobi's `reconnect = { grace_period = … }`), shortened.
+    let duel = game.join("duel.lua");
+    let script = std::fs::read_to_string(&duel).unwrap();
+    assert!(script.contains("grace_period = 30000"));
+    std::fs::write(
+        &duel,
+        script.replace("grace_period = 30000", "grace_period = 500"),
+    )
+    .unwrap();
+    let s = Server::start(&dir.path().join("data"), &game, &Opts::default());
     let a = s.register("ga");
     let b = s.register("gb");
     let mut wa = s.ws().0;
@@ -319,10 +321,17 @@ fn bad_input_on_the_socket() {
     w.send(json!({"type": "session.heartbeat", "cid": "after", "payload": {}}));
     w.expect("session.heartbeat", WAIT, |v| v["cid"] == "after");
 
-    // A frame over 64 KiB: error frame, then close 1009.
+    // A frame over 64 KiB: an error frame, and the socket stays open (as in asobi).
     let big =
         json!({"type": "match.input", "payload": {"blob": "x".repeat(70 * 1024)}}).to_string();
     w.send_raw(&big);
+    expect_error(&mut w, "payload_too_large");
+    w.send(json!({"type": "session.heartbeat", "cid": "after-big", "payload": {}}));
+    w.expect("session.heartbeat", WAIT, |v| v["cid"] == "after-big");
+    // Over four times the limit the stream is not read further: error, then close 1009.
+    let huge =
+        json!({"type": "match.input", "payload": {"blob": "x".repeat(300 * 1024)}}).to_string();
+    w.send_raw(&huge);
     expect_error(&mut w, "payload_too_large");
     assert_eq!(w.close_code(WAIT), Some(1009));
 

@@ -3,6 +3,9 @@ match_size = 8
 max_players = 8
 strategy = "skill_based"
 tick_rate = 100
+-- Quick-play lobbies start with two players; the matchmaker fills all eight.
+min_players = 2
+reconnect = { grace_period = 30000 }
 state_strategy = "shared"
 -- A drop-in lobby: `match.find_or_create` may place players here (off by default, as in asobi).
 quick_play = true

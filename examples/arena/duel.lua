@@ -3,6 +3,8 @@ match_size = 2
 max_players = 2
 strategy = "fill"
 tick_rate = 100
+-- A dropped player keeps their seat for 30 s (asobi's default: a disconnect is a leave).
+reconnect = { grace_period = 30000 }
 
 local arena = require("arena")
 

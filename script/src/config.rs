@@ -100,6 +100,9 @@ pub struct ModeConfig {
     pub skill_expand_rate: Option<u32>,
     /// `game_type` (`"match"` default, or `"world"`).
     pub game_type: GameType,
+    /// `reconnect = { grace_period = ms }`: how long a dropped player keeps their seat. Absent,
+    /// as in asobi, a disconnect is a leave (unless the server sets a default grace).
+    pub reconnect_grace_ms: Option<u64>,
     /// World/zone globals asobi documents, passed through as JSON: `lazy_zones`,
     /// `zone_idle_timeout`, `max_active_zones`, `spatial_grid_cell_size`,
     /// `cold_tick_divisor`, `empty_grace_ms`, `player_ttl_ms`.
@@ -297,6 +300,7 @@ impl GlobalReader<'_> {
                 extra.insert((*key).to_owned(), v);
             }
         }
+        let reconnect_grace_ms = self.reconnect_grace();
         let config = ModeConfig {
             match_size,
             max_players: self.positive_u32("max_players").unwrap_or(match_size),
@@ -312,6 +316,7 @@ impl GlobalReader<'_> {
             skill_window: self.positive_u32("skill_window"),
             skill_expand_rate: self.positive_u32("skill_expand_rate"),
             game_type,
+            reconnect_grace_ms,
             extra,
         };
         if game_type == GameType::Match {
@@ -322,5 +327,24 @@ impl GlobalReader<'_> {
             }
         }
         Some(config)
+    }
+
+    /// asobi's reconnect policy table; only `grace_period` changes what the engine does (its
+    /// other keys describe what a game does with a player in grace, which the script decides).
+    fn reconnect_grace(&mut self) -> Option<u64> {
+        let policy = self.json("reconnect")?;
+        match policy
+            .get("grace_period")
+            .and_then(serde_json::Value::as_u64)
+        {
+            Some(ms) if ms > 0 => Some(ms),
+            _ => {
+                self.warn(
+                    "`reconnect` needs `grace_period`, a positive number of milliseconds; ignored"
+                        .to_owned(),
+                );
+                None
+            }
+        }
     }
 }

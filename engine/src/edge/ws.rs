@@ -29,6 +29,8 @@ use crate::shard::mesh::Outbound;
 use crate::shard::outbox::{Next, Outbox};
 use crate::wire::{binary, Wire};
 
+/// How many times `ASOBI_WS_MAX_FRAME` the transport reads before it gives up on a socket.
+pub(crate) const HARD_LIMIT_FACTOR: usize = 4;
 /// tungstenite allocates its read buffer up front for every connection (128 KiB by default).
 /// Client frames are small (a heartbeat is ~60 bytes, an input ~100), so 8 KiB still takes
 /// a hundred pipelined frames per read while keeping an idle socket at a few KiB.
@@ -90,7 +92,14 @@ pub(crate) async fn upgrade<S: Io>(
     // Keep only the bytes already read, not the HTTP read buffer, for the session's lifetime.
     let part = leftover.to_vec();
     drop(leftover);
-    let max = shard.ctx.settings.ws_max_frame;
+    // The transport reads frames up to four times the message limit, so a client that sends
+    // one too many bytes is told so and keeps its socket (as in asobi); the session refuses
+    // those. Past that the socket closes with 1009, which bounds what one socket can buffer.
+    let max = shard
+        .ctx
+        .settings
+        .ws_max_frame
+        .saturating_mul(HARD_LIMIT_FACTOR);
     let config = WebSocketConfig::default()
         .max_message_size(Some(max))
         .max_frame_size(Some(max))

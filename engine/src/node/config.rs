@@ -64,8 +64,10 @@ pub(crate) struct ServeArgs {
     /// Frames queued for one client before it is disconnected as too slow.
     #[arg(long, env = "ASOBI_WS_OUTBOX", default_value_t = 1024)]
     pub(crate) ws_outbox: usize,
-    /// Milliseconds a dropped player keeps its match seat before `leave` runs.
-    #[arg(long, env = "ASOBI_RECONNECT_GRACE_MS", default_value_t = 30_000)]
+    /// Milliseconds a dropped player keeps its match seat before `leave` runs, for modes
+    /// without their own `reconnect = { grace_period = … }`. 0 (asobi's behaviour): a
+    /// disconnect is a leave.
+    #[arg(long, env = "ASOBI_RECONNECT_GRACE_MS", default_value_t = 0)]
     pub(crate) reconnect_grace_ms: u64,
     /// Access token lifetime in seconds.
     #[arg(long, env = "ASOBI_ACCESS_TOKEN_TTL", default_value_t = 3600)]

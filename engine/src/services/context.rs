@@ -51,7 +51,7 @@ impl Default for Settings {
             ws_msg_rate: 60,
             ws_connect_timeout_ms: 10_000,
             ws_outbox: 1024,
-            reconnect_grace_ms: 30_000,
+            reconnect_grace_ms: 0,
             matchmaker_max_wait_secs: 60,
             matchmaker_max_queue: 100_000,
             dev_errors: false,

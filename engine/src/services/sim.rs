@@ -272,6 +272,45 @@ impl Sim {
         self.collect(c);
     }
 
+    /// Sends `frame` from every client at the same instant and runs the simulation until every
+    /// handler finished: their requests are in flight together.
+    pub(crate) fn send_together(&mut self, clients: &mut [Client], frame: Value) {
+        let text = frame.to_string();
+        {
+            let mut futs: Vec<_> = clients
+                .iter_mut()
+                .map(|c| Some(Box::pin(c.session.on_text(&text))))
+                .collect();
+            let waker = futures::task::noop_waker();
+            let mut cx = TaskContext::from_waker(&waker);
+            let mut spins = 0;
+            while futs.iter().any(Option::is_some) {
+                for slot in futs.iter_mut() {
+                    if let Some(f) = slot {
+                        if let Poll::Ready(()) = f.as_mut().poll(&mut cx) {
+                            *slot = None;
+                        }
+                    }
+                }
+                if !self.step() {
+                    match self.next_event() {
+                        Some(at) => self.clock.set(at.max(self.now())),
+                        None => {
+                            spins += 1;
+                            assert!(
+                                spins < 1000,
+                                "a handler waits for something that never comes"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for c in clients.iter_mut() {
+            self.collect(c);
+        }
+    }
+
     /// Moves what reached the client's outbox into `received`.
     pub(crate) fn collect(&mut self, c: &mut Client) {
         self.settle();

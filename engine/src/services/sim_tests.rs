@@ -88,7 +88,13 @@ fn a_seat_is_given_up_when_the_grace_window_runs_out() {
     let mut sim = Sim::new(1, &arena(), settings());
     let (mut ca, cb, id) = duel(&mut sim, 0, 0);
     sim.drop_client(cb);
-    sim.advance(Duration::from_millis(5_200));
+    // The duel's own `reconnect = { grace_period = 30000 }` wins over the server's 5 s.
+    sim.advance(Duration::from_millis(29_000));
+    assert!(
+        sim.ctx.matches.seat_of("player-b").is_some(),
+        "still in grace"
+    );
+    sim.advance(Duration::from_millis(1_200));
     ca.received.clear();
     sim.advance(Duration::from_millis(300));
     sim.collect(&mut ca);
@@ -424,4 +430,168 @@ function tick(s) return s end
     let e = third.take("error").expect("locked");
     assert_eq!(e["payload"]["error"]["code"], "match.locked", "{e}");
     assert_eq!(e["payload"]["reason"], "match_locked");
+}
+
+/// `match.find_or_create` from players on different shards at the same instant lands them all in
+/// one match: the choice is made on `owner(mode)`, not by each shard from its view of the
+/// directory (where both would see no match and each create one).
+#[test]
+fn find_or_create_converges_across_shards() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("match.lua"),
+        r#"
+match_size = 4
+max_players = 4
+quick_play = true
+function init(c) return { n = 0 } end
+function join(p, s) s.n = s.n + 1 return s end
+function handle_input(p, i, s) return s end
+function tick(s) return s end
+"#,
+    )
+    .unwrap();
+    let mut sim = Sim::new(2, dir.path(), settings()).latency(Duration::from_millis(2));
+    let mut players: Vec<Client> = (0..6)
+        .map(|i| sim.signed_in(i % 2, &format!("p{i}")))
+        .collect();
+    sim.send_together(
+        &mut players,
+        json!({"type": "match.find_or_create", "payload": {"mode": "default"}}),
+    );
+    let mut ids = std::collections::HashMap::<String, usize>::new();
+    for p in &mut players {
+        let joined = p.take("match.joined").expect("every caller joins");
+        let id = joined["payload"]["match_id"].as_str().unwrap().to_owned();
+        *ids.entry(id).or_default() += 1;
+    }
+    let mut sizes: Vec<usize> = ids.values().copied().collect();
+    sizes.sort_unstable();
+    assert_eq!(
+        sizes,
+        vec![2, 4],
+        "the first match fills, the rest start one more: {ids:?}"
+    );
+}
+
+fn game_dir(script: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("match.lua"), script).unwrap();
+    dir
+}
+
+/// A match of a mode without a `reconnect` policy, on a server without a default grace: a
+/// dropped player leaves at once (asobi's behaviour), and the others see it on the next tick.
+#[test]
+fn without_a_reconnect_policy_a_disconnect_is_a_leave() {
+    let dir = game_dir(
+        r#"
+match_size = 2
+quick_play = true
+function init(c) return { players = {}, left = {} } end
+function join(p, s) s.players[p] = true return s end
+function leave(p, s) s.players[p] = nil s.left[#s.left + 1] = p return s end
+function handle_input(p, i, s) return s end
+function tick(s) return s end
+"#,
+    );
+    let settings = Settings {
+        reconnect_grace_ms: 0,
+        ws_msg_rate: 0,
+        ..Settings::default()
+    };
+    let mut sim = Sim::new(2, dir.path(), settings);
+    let mut a = sim.signed_in(0, "a");
+    let mut b = sim.signed_in(1, "b");
+    let fc = json!({"type": "match.find_or_create", "payload": {"mode": "default"}});
+    sim.send(&mut a, fc.clone());
+    sim.send(&mut b, fc);
+    let id = a.take("match.joined").expect("a joined")["payload"]["match_id"].clone();
+    assert_eq!(
+        b.take("match.joined").expect("b joined")["payload"]["match_id"],
+        id
+    );
+    sim.advance(Duration::from_millis(250));
+    sim.drop_client(b);
+    sim.advance(Duration::from_millis(5)); // the notice crosses the mesh
+    assert_eq!(sim.ctx.matches.seat_of("b"), None, "no seat kept");
+    a.received.clear();
+    sim.advance(Duration::from_millis(250));
+    sim.collect(&mut a);
+    let state = a.last("match.state").expect("the match goes on");
+    assert_eq!(state["payload"]["left"], json!(["b"]), "{state}");
+}
+
+/// asobi's waiting phase: a match below `min_players` runs no tick and drops input; the join
+/// that reaches `min_players` starts it; a match that never gets there ends as
+/// `waiting_timeout` after 60 s.
+#[test]
+fn a_match_waits_for_min_players_before_it_ticks() {
+    let dir = game_dir(
+        r#"
+match_size = 3
+min_players = 2
+max_players = 3
+quick_play = true
+function init(c) return { ticks = 0, inputs = 0 } end
+function join(p, s) return s end
+function handle_input(p, i, s) s.inputs = s.inputs + 1 return s end
+function tick(s) s.ticks = s.ticks + 1 return s end
+"#,
+    );
+    let mut sim = Sim::new(1, dir.path(), settings());
+    let fc = json!({"type": "match.find_or_create", "payload": {"mode": "default"}});
+    let mut a = sim.signed_in(0, "a");
+    sim.send(&mut a, fc.clone());
+    let id = a.take("match.joined").expect("joined")["payload"]["match_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.send(&mut a, json!({"type": "match.input", "payload": {"go": 1}}));
+    sim.advance(Duration::from_secs(2));
+    sim.collect(&mut a);
+    assert_eq!(
+        a.count("match.state"),
+        0,
+        "no tick while waiting: {:?}",
+        a.received
+    );
+    assert_eq!(sim.ctx.matches.get(&id).unwrap().info.status, "waiting");
+
+    let mut b = sim.signed_in(0, "b");
+    sim.send(&mut b, fc.clone());
+    assert!(b.take("match.joined").is_some());
+    assert_eq!(sim.ctx.matches.get(&id).unwrap().info.status, "running");
+    sim.send(&mut b, json!({"type": "match.input", "payload": {"go": 1}}));
+    sim.advance(Duration::from_millis(350));
+    sim.collect(&mut a);
+    let state = a.last("match.state").expect("ticking now");
+    assert_eq!(
+        state["payload"]["inputs"], 1,
+        "the input sent while waiting was dropped"
+    );
+    let ticks = state["payload"]["ticks"].as_u64().unwrap();
+    assert!(
+        (2..=4).contains(&ticks),
+        "ticks count from the start, not creation: {ticks}"
+    );
+
+    // A second match that never reaches two players ends after asobi's 60 s.
+    let mut c = sim.signed_in(0, "c");
+    let mut d = sim.signed_in(0, "d");
+    sim.send(&mut d, fc.clone()); // fills the first match
+    sim.send(&mut c, fc);
+    let lonely = c.take("match.joined").expect("joined")["payload"]["match_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(lonely, id);
+    sim.advance(Duration::from_secs(61));
+    sim.collect(&mut c);
+    assert!(sim.ctx.matches.get(&lonely).is_none(), "ended");
+    let done = c.take("match.finished").expect("told it ended");
+    assert_eq!(
+        done["payload"]["result"]["reason"], "waiting_timeout",
+        "{done}"
+    );
 }

@@ -62,6 +62,12 @@ pub struct Ending {
 #[derive(Debug, Clone)]
 pub struct Lifecycle {
     idle: Duration,
+    /// Seats needed before the match starts running (asobi's `min_players`).
+    min_players: usize,
+    /// Since when the match has been waiting for `min_players`; `None` once it started.
+    waiting_since: Option<Instant>,
+    /// Set by the roster change that started the match, until taken.
+    just_started: bool,
     /// Since when the match has had no seat, while it never had one.
     empty_since: Option<Instant>,
     ever_seated: bool,
@@ -83,6 +89,9 @@ impl Lifecycle {
     pub fn with_idle(now: Instant, seated: usize, idle: Duration) -> Self {
         Self {
             idle,
+            min_players: 0,
+            waiting_since: None,
+            just_started: false,
             empty_since: (seated == 0).then_some(now),
             ever_seated: seated > 0,
             last_left: false,
@@ -93,9 +102,35 @@ impl Lifecycle {
         }
     }
 
+    /// The match waits, created at `now` with `seated` seats, until `min_players` are seated:
+    /// until then it does not run (no ticks, inputs dropped), and if it is still waiting after
+    /// the idle window it ends as abandoned with reason `waiting_timeout`, as asobi's does.
+    pub fn needing(mut self, now: Instant, seated: usize, min_players: usize) -> Self {
+        self.min_players = min_players;
+        if seated < min_players {
+            self.waiting_since = Some(now);
+        }
+        self
+    }
+
+    /// True once `min_players` have been seated (and from the start when none are needed),
+    /// until the match is over.
+    pub fn is_running(&self) -> bool {
+        self.waiting_since.is_none() && !self.over
+    }
+
+    /// True once, right after the roster change that started a waiting match.
+    pub fn take_started(&mut self) -> bool {
+        std::mem::take(&mut self.just_started)
+    }
+
     /// The roster now holds `seated` seats. Dropping to zero after someone sat down means the
     /// last player left for good (a mere disconnect keeps the seat, so it is not reported here).
     pub fn roster_changed(&mut self, seated: usize) {
+        if self.waiting_since.is_some() && seated >= self.min_players && seated > 0 {
+            self.waiting_since = None;
+            self.just_started = true;
+        }
         if seated > 0 {
             self.ever_seated = true;
             self.empty_since = None;
@@ -132,8 +167,10 @@ impl Lifecycle {
             (Outcome::Finished, result)
         } else if let Some(result) = self.aborted.take() {
             (Outcome::Aborted, result)
-        } else if self.last_left || self.idle_deadline().is_some_and(|end| now >= end) {
+        } else if self.last_left || self.empty_deadline().is_some_and(|end| now >= end) {
             (Outcome::Abandoned, json!({ "reason": "abandoned" }))
+        } else if self.waiting_deadline().is_some_and(|end| now >= end) {
+            (Outcome::Abandoned, json!({ "reason": "waiting_timeout" }))
         } else {
             return None;
         };
@@ -144,7 +181,7 @@ impl Lifecycle {
         })
     }
 
-    /// When an empty match will be abandoned, if it is empty and still running.
+    /// When an empty match, or one still waiting for players, will be abandoned.
     pub fn next_deadline(&self) -> Option<Instant> {
         if self.over {
             None
@@ -159,6 +196,17 @@ impl Lifecycle {
     }
 
     fn idle_deadline(&self) -> Option<Instant> {
+        [self.empty_deadline(), self.waiting_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    fn empty_deadline(&self) -> Option<Instant> {
         self.empty_since.map(|t| t + self.idle)
+    }
+
+    fn waiting_deadline(&self) -> Option<Instant> {
+        self.waiting_since.map(|t| t + self.idle)
     }
 }

@@ -143,6 +143,56 @@ fn an_empty_match_that_nobody_joins_is_abandoned_after_the_idle_window() {
 }
 
 #[test]
+fn a_match_waits_for_min_players_then_runs_once() {
+    let t0 = Instant::now();
+    let mut life = Lifecycle::new(t0, 1).needing(t0, 1, 3);
+    assert!(!life.is_running(), "one of three seated: waiting");
+    assert_eq!(life.next_deadline(), Some(t0 + EMPTY_MATCH_IDLE));
+    life.roster_changed(2);
+    assert!(!life.is_running() && !life.take_started());
+    life.roster_changed(3);
+    assert!(life.is_running());
+    assert!(
+        life.take_started(),
+        "the change that started it is reported"
+    );
+    assert!(!life.take_started(), "once");
+    assert_eq!(
+        life.next_deadline(),
+        None,
+        "no waiting deadline once running"
+    );
+    life.roster_changed(1);
+    assert!(
+        life.is_running(),
+        "dropping below min_players does not stop a running match"
+    );
+    assert_eq!(life.poll(t0 + EMPTY_MATCH_IDLE * 2), None);
+}
+
+#[test]
+fn a_match_still_waiting_after_the_window_ends_with_waiting_timeout() {
+    let t0 = Instant::now();
+    let mut life = Lifecycle::new(t0, 1).needing(t0, 1, 2);
+    assert_eq!(
+        life.poll(t0 + EMPTY_MATCH_IDLE - Duration::from_millis(1)),
+        None
+    );
+    let ending = life.poll(t0 + EMPTY_MATCH_IDLE).expect("timed out");
+    assert_eq!(ending.outcome, Outcome::Abandoned);
+    assert_eq!(ending.result, json!({ "reason": "waiting_timeout" }));
+    assert!(!life.is_running());
+}
+
+#[test]
+fn a_match_seated_at_creation_runs_at_once() {
+    let t0 = Instant::now();
+    let mut life = Lifecycle::new(t0, 2).needing(t0, 2, 2);
+    assert!(life.is_running());
+    assert!(!life.take_started(), "it never waited");
+}
+
+#[test]
 fn a_first_join_cancels_the_idle_window() {
     let t0 = Instant::now();
     let mut r: Roster<Sess> = Roster::new(GRACE);

@@ -59,7 +59,13 @@ fn sim(dir: &Path, nshards: usize, boards: Option<&str>) -> Sim {
         },
         ..Settings::default()
     };
-    Sim::new(nshards, dir, settings)
+    // A board's first use loads it from the real SQLite store on its thread; on a loaded
+    // machine that can outlast the 50 ms wall budget, which is not what these tests are about.
+    let budgets = asobi_script::Budgets {
+        wall: Duration::from_secs(10),
+        ..asobi_script::Budgets::default()
+    };
+    Sim::with_budgets(nshards, dir, settings, budgets)
 }
 
 fn alone(sim: &mut Sim, player: &str) -> Client {

@@ -47,6 +47,10 @@ pub(crate) enum Cmd {
         player_id: String,
         session: SessionRef,
     },
+    /// On `owner(mode)`: pick or create the match a `match.find_or_create` caller joins.
+    FindOrCreate { mode: String, reply: ReplyTo },
+    /// On `owner(mode)`: the caller's join of a match handed out above is over.
+    Settled { match_id: String },
 }
 
 pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
@@ -102,5 +106,7 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             player_id,
             session,
         } => super::reattach(shard, &match_id, &player_id, session),
+        Cmd::FindOrCreate { mode, reply } => super::lobby::find_or_create(shard, &mode, reply),
+        Cmd::Settled { match_id } => shard.matches.lobby.settle(&match_id),
     }
 }

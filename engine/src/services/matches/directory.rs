@@ -72,14 +72,13 @@ impl Directory {
         })
     }
 
-    /// A joinable match of `mode` with room, for `match.find_or_create`.
-    pub(crate) fn find_open(&self, mode: &str) -> Option<(String, usize)> {
+    /// Every joinable match of `mode` as (id, host, players, capacity), for the lobby's pick.
+    pub(crate) fn open_of_mode(&self, mode: &str) -> Vec<(String, usize, u32, u32)> {
         self.matches.scan(|all| {
             all.iter()
                 .filter(|(_, e)| e.info.mode == mode && e.info.joinable)
-                .filter(|(_, e)| e.info.player_count < e.info.max_players)
-                .min_by(|a, b| a.0.cmp(b.0))
-                .map(|(id, e)| (id.clone(), e.shard))
+                .map(|(id, e)| (id.clone(), e.shard, e.info.player_count, e.info.max_players))
+                .collect()
         })
     }
 
@@ -126,7 +125,7 @@ mod tests {
             },
         );
         assert_eq!(d.seat_of("a"), Some(("m1".into(), 1)));
-        assert_eq!(d.find_open("duel"), Some(("m1".into(), 1)));
+        assert_eq!(d.open_of_mode("duel"), vec![("m1".into(), 1, 1, 2)]);
         d.unseat("a", "other");
         assert!(d.seat_of("a").is_some());
         d.unseat("a", "m1");

@@ -11,6 +11,7 @@ mod calls;
 pub(crate) mod cmd;
 mod directory;
 pub(crate) mod error;
+pub(crate) mod lobby;
 pub(crate) mod rest;
 pub(crate) mod script;
 pub(crate) mod ws;
@@ -121,6 +122,8 @@ pub(crate) struct Matches {
     by_id: RefCell<HashMap<String, MatchKey>>,
     pool: RefCell<VmPool>,
     next_gen: Cell<u64>,
+    /// Seats handed out by `match.find_or_create` for the modes this shard owns.
+    lobby: lobby::Lobby,
 }
 
 impl Matches {
@@ -133,6 +136,7 @@ impl Matches {
             by_id: RefCell::new(HashMap::new()),
             pool: RefCell::new(pool),
             next_gen: Cell::new(0),
+            lobby: lobby::Lobby::default(),
         })
     }
 
@@ -160,7 +164,7 @@ impl LiveMatch {
             info: MatchInfo {
                 match_id: self.id.clone(),
                 mode: self.mode.name.clone(),
-                status: if count >= cfg.min_players {
+                status: if self.life.is_running() {
                     "running"
                 } else {
                     "waiting"
@@ -196,11 +200,17 @@ impl LiveMatch {
     }
 
     /// The earliest of the roster's, the lifecycle's and the tick schedule's deadlines.
+    /// A match waiting for `min_players` has no tick due.
     fn next_deadline(&self) -> Instant {
-        [self.roster.next_deadline(), self.life.next_deadline()]
+        let tick = self
+            .life
+            .is_running()
+            .then(|| self.schedule.next_deadline());
+        [tick, self.roster.next_deadline(), self.life.next_deadline()]
             .into_iter()
             .flatten()
-            .fold(self.schedule.next_deadline(), Instant::min)
+            .min()
+            .unwrap_or_else(|| self.schedule.next_deadline())
     }
 
     fn joined_payload(&self, shard_id: usize) -> Value {
@@ -305,6 +315,12 @@ impl LiveMatch {
         let now = shard.rt.now();
         if let Joined::Seated = self.roster.join(now, player_id, session) {
             self.life.roster_changed(self.roster.len());
+            if self.life.take_started() {
+                // asobi stamps the start on the waiting → running change, and ticks from it.
+                self.started_at = now_ms();
+                let period = Duration::from_millis(self.mode.config.tick_rate_ms.max(1));
+                self.schedule = TickSchedule::new(now, period);
+            }
         }
         shard.ctx.matches.put(&self.id, self.info(shard.id()));
         shard.ctx.matches.seat(player_id, &self.id);
@@ -367,7 +383,13 @@ pub(crate) fn create(
         })?;
     let now = shard.rt.now();
     let ctx = &shard.ctx;
-    let grace = Duration::from_millis(ctx.settings.reconnect_grace_ms);
+    // The mode's `reconnect` policy, else the server's default (none, as in asobi).
+    let grace_ms = compiled
+        .config
+        .reconnect_grace_ms
+        .unwrap_or(ctx.settings.reconnect_grace_ms);
+    let grace = Duration::from_millis(grace_ms);
+    let min_players = compiled.config.min_players as usize;
     let period = Duration::from_millis(compiled.config.tick_rate_ms.max(1));
     let config = json!({
         "match_id": match_id,
@@ -389,7 +411,7 @@ pub(crate) fn create(
         key,
         mode: compiled,
         vm: Some(vm),
-        life: Lifecycle::new(now, players.len()),
+        life: Lifecycle::new(now, players.len()).needing(now, players.len(), min_players),
         roster: Roster::new(grace),
         schedule: TickSchedule::new(now, period),
         joinable: true,
@@ -490,7 +512,10 @@ pub(crate) fn input(shard: &Rc<Shard>, match_id: &str, player_id: &str, input: V
         return;
     };
     shard.matches.with(key, |lm| {
-        if lm.roster.contains(player_id) {
+        if !lm.life.is_running() {
+            // As in asobi, input before the match starts is dropped.
+            tracing::debug!(%match_id, %player_id, "input dropped: match not started");
+        } else if lm.roster.contains(player_id) {
             let op = calls::Op::Input {
                 player_id: player_id.to_owned(),
                 input,
@@ -525,9 +550,16 @@ pub(crate) fn disconnected(
         return;
     };
     let now = shard.rt.now();
-    shard
-        .matches
-        .with(key, |lm| lm.roster.disconnect(now, player_id, session));
+    shard.matches.with(key, |lm| {
+        if lm.life.is_running() {
+            lm.roster.disconnect(now, player_id, session);
+        } else if lm.roster.session_of(player_id) == Some(session) {
+            // No grace before the match starts (asobi): a drop while gathering is a leave.
+            if let Some(seat) = lm.roster.leave(player_id) {
+                lm.leave_seat(shard, seat);
+            }
+        }
+    });
     drive(shard, key);
 }
 
@@ -610,7 +642,7 @@ fn drive(shard: &Rc<Shard>, key: MatchKey) {
             lm.leave_seat(shard, seat);
         }
         // A tick that comes due while a callback waits is skipped, like a late one.
-        if !lm.life.is_over() && lm.schedule.poll(now).is_some() && lm.waiting.is_none() {
+        if lm.life.is_running() && lm.schedule.poll(now).is_some() && lm.waiting.is_none() {
             calls::submit(shard, lm, calls::Op::Tick);
         }
         match lm.life.poll(now) {

@@ -163,15 +163,20 @@ fn find_or_create<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
         if !quick_play {
             return Err(Error::QuickPlayDisabled.into());
         }
-        let match_id = match s.shard.ctx.matches.find_open(&body.mode) {
-            Some((id, _)) => id,
-            None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                super::create(&s.shard, &body.mode, &id, Vec::new(), false)?;
-                id
-            }
-        };
-        join_match(s, match_id, body.ctx, f.cid).await
+        // Decided on owner(mode), so callers on different shards converge on one match.
+        let owner = crate::services::matchmaker::owner(&s.shard, &body.mode);
+        let mode = body.mode.clone();
+        let picked = request(&s.shard, owner, |reply| {
+            cmd(super::cmd::Cmd::FindOrCreate { mode, reply })
+        })
+        .await?;
+        let match_id = picked["match_id"].as_str().unwrap_or_default().to_owned();
+        let joined = join_match(s, match_id.clone(), body.ctx, f.cid).await;
+        let settled = cmd(super::cmd::Cmd::Settled { match_id });
+        if route(&s.shard, owner, settled).is_err() {
+            tracing::debug!("find_or_create settle dropped: the hold expires on its own");
+        }
+        joined
     }))
 }
 

@@ -157,8 +157,16 @@ impl Session {
         self.close = Some((CLOSE_SLOW_CONSUMER, "slow_consumer".into()));
     }
 
-    /// A frame over the size limit arrived; the connection cannot continue.
+    /// A frame over the size limit arrived. Up to the transport's hard limit it is refused and
+    /// the socket stays open, as in asobi; past it the transport gave up on the stream (the rest
+    /// of the frame was never read), so the socket closes with 1009.
     pub(crate) fn on_too_large(&mut self) {
+        self.refuse_too_large();
+        self.close = Some((1009, "frame_too_large".into()));
+    }
+
+    /// A frame larger than `ws_max_frame`: refused with asobi's `payload_too_large`.
+    fn refuse_too_large(&mut self) {
         let max = self.shard.ctx.settings.ws_max_frame;
         let err = ApiError::new(
             400,
@@ -167,7 +175,6 @@ impl Session {
         )
         .with_details(json!({ "max_bytes": max }));
         self.error(None, &err);
-        self.close = Some((1009, "frame_too_large".into()));
     }
 
     fn limited(&mut self) -> bool {
@@ -186,6 +193,9 @@ impl Session {
     pub(crate) async fn on_text(&mut self, text: &str) {
         if self.limited() {
             return;
+        }
+        if text.len() > self.shard.ctx.settings.ws_max_frame {
+            return self.refuse_too_large();
         }
         if self.wire == Wire::Fb {
             let e = ApiError::new(
@@ -211,6 +221,9 @@ impl Session {
     pub(crate) async fn on_binary(&mut self, bytes: &[u8]) {
         if self.limited() {
             return;
+        }
+        if bytes.len() > self.shard.ctx.settings.ws_max_frame {
+            return self.refuse_too_large();
         }
         if self.wire == Wire::Json {
             let e = ApiError::new(
