@@ -70,13 +70,6 @@ pub struct PresenceUpdated<'a> {
     pub status: &'a str,
 }
 
-/// `POST /api/v1/friends`.
-#[derive(Debug, Deserialize)]
-pub struct FriendRequest {
-    /// Who to befriend.
-    pub friend_id: String,
-}
-
 /// `PUT /api/v1/friends/:friend_id`.
 #[derive(Debug, Deserialize)]
 pub struct FriendUpdate {

@@ -43,7 +43,10 @@ fn friendships_request_accept_block_remove(db: &TestDb) {
             .unwrap();
         assert!(!created);
         assert_eq!(again.id, first.id);
-        assert_eq!(store.friendship("a", "b").await.unwrap(), Some(first.clone()));
+        assert_eq!(
+            store.friendship("a", "b").await.unwrap(),
+            Some(first.clone())
+        );
         assert_eq!(store.friendship("b", "a").await.unwrap(), None);
 
         // Accepting replaces the status and keeps id and creation time.
@@ -52,14 +55,30 @@ fn friendships_request_accept_block_remove(db: &TestDb) {
             .await
             .unwrap();
         assert_eq!(accepted.id, first.id);
-        assert_eq!((accepted.status.as_str(), accepted.inserted_at, accepted.updated_at), ("accepted", 10, 30));
+        assert_eq!(
+            (
+                accepted.status.as_str(),
+                accepted.inserted_at,
+                accepted.updated_at
+            ),
+            ("accepted", 10, 30)
+        );
         store
             .put_friendship(row("b", "a", "accepted", 30))
             .await
             .unwrap();
-        store.request_friend(row("a", "c", "pending", 40)).await.unwrap();
-        store.put_friendship(row("d", "a", "accepted", 50)).await.unwrap();
-        store.put_friendship(row("e", "a", "blocked", 60)).await.unwrap();
+        store
+            .request_friend(row("a", "c", "pending", 40))
+            .await
+            .unwrap();
+        store
+            .put_friendship(row("d", "a", "accepted", 50))
+            .await
+            .unwrap();
+        store
+            .put_friendship(row("e", "a", "blocked", 60))
+            .await
+            .unwrap();
 
         let all = store.friends("a", None, 50).await.unwrap();
         assert_eq!(
@@ -125,7 +144,10 @@ fn groups_create_join_roles_and_leave(db: &TestDb) {
         store.join_group("g1", "p2", 300).await.unwrap();
         let members = store.members("g1", 50).await.unwrap();
         assert_eq!(
-            members.iter().map(|m| m.player_id.as_str()).collect::<Vec<_>>(),
+            members
+                .iter()
+                .map(|m| m.player_id.as_str())
+                .collect::<Vec<_>>(),
             ["owner", "p1", "p2"]
         );
         assert_eq!(store.members("g1", 2).await.unwrap().len(), 2);
@@ -149,13 +171,22 @@ fn groups_create_join_roles_and_leave(db: &TestDb) {
             .unwrap()
             .unwrap();
         assert_eq!(
-            (patched.name.as_str(), patched.description.as_deref(), patched.max_members, patched.open, patched.updated_at),
+            (
+                patched.name.as_str(),
+                patched.description.as_deref(),
+                patched.max_members,
+                patched.open,
+                patched.updated_at
+            ),
             ("renamed", None, 3, false, 400)
         );
         assert_eq!(patched.metadata, json!({"tag": "x"}));
         assert_eq!(store.group("g1").await.unwrap(), Some(patched));
         assert_eq!(
-            store.update_group("zz", GroupPatch::default(), 1).await.unwrap(),
+            store
+                .update_group("zz", GroupPatch::default(), 1)
+                .await
+                .unwrap(),
             None
         );
 
@@ -169,19 +200,28 @@ fn groups_create_join_roles_and_leave(db: &TestDb) {
 fn a_full_or_closed_group_refuses_joins(db: &TestDb) {
     let store = db.start();
     block_on(async {
-        store.create_group(group("small", "o", true, 2)).await.unwrap();
+        store
+            .create_group(group("small", "o", true, 2))
+            .await
+            .unwrap();
         store.join_group("small", "a", 1).await.unwrap();
         assert_eq!(
             store.join_group("small", "b", 2).await.unwrap(),
             JoinOutcome::Full
         );
-        store.create_group(group("shut", "o", false, 50)).await.unwrap();
+        store
+            .create_group(group("shut", "o", false, 50))
+            .await
+            .unwrap();
         assert_eq!(
             store.join_group("shut", "b", 2).await.unwrap(),
             JoinOutcome::Closed
         );
         // Joins racing for the last seat: exactly one wins.
-        store.create_group(group("race", "o", true, 2)).await.unwrap();
+        store
+            .create_group(group("race", "o", true, 2))
+            .await
+            .unwrap();
         let joins: Vec<_> = (0..8)
             .map(|i| {
                 let s = store.clone();
@@ -216,13 +256,28 @@ fn note(player: &str, subject: &str, at: i64) -> Notification {
 fn notifications_list_read_delete_and_delivery(db: &TestDb) {
     let store = db.start();
     block_on(async {
-        let (n1, n2, n3) = (note("p", "one", 1), note("p", "two", 2), note("p", "three", 3));
-        for n in [&n1, &n2, &n3] {
-            store.insert_notification(n.clone()).await.unwrap();
-        }
-        store.insert_notification(note("q", "other", 4)).await.unwrap();
+        let (n1, n2, n3) = (
+            note("p", "one", 1),
+            note("p", "two", 2),
+            note("p", "three", 3),
+        );
+        store
+            .insert_notifications(vec![(n1.clone(), false), (n2.clone(), false)])
+            .await
+            .unwrap();
+        // Pushed live when stored: never handed out for replay.
+        let live = note("p", "live", 0);
+        store
+            .insert_notifications(vec![(n3.clone(), false), (live.clone(), true)])
+            .await
+            .unwrap();
+        store.insert_notifications(vec![]).await.unwrap();
+        store
+            .insert_notifications(vec![(note("q", "other", 4), false)])
+            .await
+            .unwrap();
         let listed = store.notifications("p", None, 50).await.unwrap();
-        assert_eq!(listed, [n3.clone(), n2.clone(), n1.clone()]);
+        assert_eq!(listed, [n3.clone(), n2.clone(), n1.clone(), live.clone()]);
         assert_eq!(store.notifications("p", None, 2).await.unwrap().len(), 2);
 
         let read = store.mark_notification_read(&n2.id).await.unwrap().unwrap();
@@ -232,13 +287,23 @@ fn notifications_list_read_delete_and_delivery(db: &TestDb) {
             store.notifications("p", Some(true), 50).await.unwrap(),
             [read.clone()]
         );
-        assert_eq!(store.notifications("p", Some(false), 50).await.unwrap().len(), 2);
+        assert_eq!(
+            store
+                .notifications("p", Some(false), 50)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
         assert_eq!(store.notification(&n1.id).await.unwrap(), Some(n1.clone()));
 
         // Delivery: oldest first; once marked, they are not handed out again.
         let pending = store.undelivered_notifications("p", 50).await.unwrap();
         assert_eq!(
-            pending.iter().map(|n| n.subject.as_str()).collect::<Vec<_>>(),
+            pending
+                .iter()
+                .map(|n| n.subject.as_str())
+                .collect::<Vec<_>>(),
             ["one", "two", "three"]
         );
         store
@@ -273,7 +338,10 @@ fn chat_history_keeps_the_newest_in_order(db: &TestDb) {
         let batch: Vec<ChatMessage> = (0..30).map(|n| msg("room:x", n)).collect();
         store.save_chat_messages(batch.clone()).await.unwrap();
         // A retried batch does not duplicate.
-        store.save_chat_messages(batch[25..].to_vec()).await.unwrap();
+        store
+            .save_chat_messages(batch[25..].to_vec())
+            .await
+            .unwrap();
         store
             .save_chat_messages(vec![msg("dm:a:b", 99)])
             .await
@@ -283,7 +351,11 @@ fn chat_history_keeps_the_newest_in_order(db: &TestDb) {
         assert_eq!(last, batch[25..].to_vec(), "newest five, oldest first");
         assert_eq!(store.chat_history("room:x", 500).await.unwrap().len(), 30);
         assert_eq!(store.chat_history("dm:a:b", 50).await.unwrap().len(), 1);
-        assert!(store.chat_history("global:none", 50).await.unwrap().is_empty());
+        assert!(store
+            .chat_history("global:none", 50)
+            .await
+            .unwrap()
+            .is_empty());
     });
     store.shutdown();
 }

@@ -152,8 +152,7 @@ pub(crate) trait Social: Send + Sync {
     fn accepted_friend_ids(&self, player: String) -> Reply<'_, Vec<String>>;
     fn create_group(&self, group: Group) -> Reply<'_, ()>;
     fn group(&self, id: String) -> Reply<'_, Option<Group>>;
-    fn update_group(&self, id: String, patch: GroupPatch, now_ms: i64)
-        -> Reply<'_, Option<Group>>;
+    fn update_group(&self, id: String, patch: GroupPatch, now_ms: i64) -> Reply<'_, Option<Group>>;
     fn join_group(&self, group: String, player: String, now_ms: i64) -> Reply<'_, JoinOutcome>;
     fn remove_member(&self, group: String, player: String) -> Reply<'_, bool>;
     fn member(&self, group: String, player: String) -> Reply<'_, Option<GroupMember>>;
@@ -164,7 +163,7 @@ pub(crate) trait Social: Send + Sync {
         player: String,
         role: String,
     ) -> Reply<'_, Option<GroupMember>>;
-    fn insert_notification(&self, n: Notification) -> Reply<'_, ()>;
+    fn insert_notifications(&self, rows: Vec<(Notification, bool)>) -> Reply<'_, ()>;
     fn notifications(
         &self,
         player: String,
@@ -303,9 +302,16 @@ impl StoreHandle {
         self.call(move |db| db.set_role(g, p, r)).await
     }
 
-    /// Stores a notification (not yet delivered).
-    pub async fn insert_notification(&self, n: Notification) -> Result<(), StoreError> {
-        self.call(move |db| db.insert_notification(n)).await
+    /// Stores notifications in one transaction, each with whether it is being pushed to a live
+    /// session now (`true`) or waits for the player's next sign-in (`false`).
+    pub async fn insert_notifications(
+        &self,
+        rows: Vec<(Notification, bool)>,
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        self.call(move |db| db.insert_notifications(rows)).await
     }
 
     /// A player's notifications, newest first, optionally only read or unread ones.

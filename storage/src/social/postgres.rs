@@ -108,11 +108,7 @@ async fn get_group(c: &impl GenericClient, id: &str, lock: bool) -> Result<Optio
         .transpose()
 }
 
-async fn get_member(
-    c: &impl GenericClient,
-    g: &str,
-    p: &str,
-) -> Result<Option<GroupMember>, Fail> {
+async fn get_member(c: &impl GenericClient, g: &str, p: &str) -> Result<Option<GroupMember>, Fail> {
     let stmt = c
         .prepare_cached(&format!(
             "SELECT {MEMBER_COLUMNS} FROM group_members WHERE group_id = $1 AND player_id = $2"
@@ -296,12 +292,7 @@ impl Social for PgBackend {
         })
     }
 
-    fn update_group(
-        &self,
-        id: String,
-        patch: GroupPatch,
-        now_ms: i64,
-    ) -> Reply<'_, Option<Group>> {
+    fn update_group(&self, id: String, patch: GroupPatch, now_ms: i64) -> Reply<'_, Option<Group>> {
         op(async move {
             let mut c = self.client().await?;
             let tx = c.transaction().await?;
@@ -438,21 +429,33 @@ impl Social for PgBackend {
         })
     }
 
-    fn insert_notification(&self, n: Notification) -> Reply<'_, ()> {
+    fn insert_notifications(&self, rows: Vec<(Notification, bool)>) -> Reply<'_, ()> {
         op(async move {
             let c = self.client().await?;
+            let mut text: [Vec<String>; 5] = Default::default();
+            let (mut read, mut delivered, mut sent) = (Vec::new(), Vec::new(), Vec::new());
+            for (n, d) in rows {
+                text[0].push(n.id);
+                text[1].push(n.player_id);
+                text[2].push(n.kind);
+                text[3].push(n.subject);
+                text[4].push(n.content.to_string());
+                read.push(i32::from(n.read));
+                delivered.push(i32::from(d));
+                sent.push(n.sent_at);
+            }
+            let stmt = c
+                .prepare_cached(
+                    "INSERT INTO notifications \
+                     (id, player_id, type, subject, content, read, delivered, sent_at) \
+                     SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], \
+                     $5::text[], $6::int[], $7::int[], $8::bigint[])",
+                )
+                .await?;
             c.execute(
-                "INSERT INTO notifications \
-                 (id, player_id, type, subject, content, read, delivered, sent_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, 0, $7)",
+                &stmt,
                 &[
-                    &n.id,
-                    &n.player_id,
-                    &n.kind,
-                    &n.subject,
-                    &n.content.to_string(),
-                    &i32::from(n.read),
-                    &n.sent_at,
+                    &text[0], &text[1], &text[2], &text[3], &text[4], &read, &delivered, &sent,
                 ],
             )
             .await?;

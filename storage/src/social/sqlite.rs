@@ -248,12 +248,7 @@ impl Social for SqliteBackend {
         self.run(move |conn| get_group(conn, &id))
     }
 
-    fn update_group(
-        &self,
-        id: String,
-        patch: GroupPatch,
-        now_ms: i64,
-    ) -> Reply<'_, Option<Group>> {
+    fn update_group(&self, id: String, patch: GroupPatch, now_ms: i64) -> Reply<'_, Option<Group>> {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let Some(mut g) = get_group(&tx, &id)? else {
@@ -370,23 +365,28 @@ impl Social for SqliteBackend {
         })
     }
 
-    fn insert_notification(&self, n: Notification) -> Reply<'_, ()> {
+    fn insert_notifications(&self, rows: Vec<(Notification, bool)>) -> Reply<'_, ()> {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
-            tx.execute(
-                "INSERT INTO notifications \
-                 (id, player_id, type, subject, content, read, delivered, sent_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7)",
-                params![
-                    n.id,
-                    n.player_id,
-                    n.kind,
-                    n.subject,
-                    n.content.to_string(),
-                    i64::from(n.read),
-                    n.sent_at
-                ],
-            )?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO notifications \
+                     (id, player_id, type, subject, content, read, delivered, sent_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?;
+                for (n, delivered) in &rows {
+                    stmt.execute(params![
+                        n.id,
+                        n.player_id,
+                        n.kind,
+                        n.subject,
+                        n.content.to_string(),
+                        i64::from(n.read),
+                        i64::from(*delivered),
+                        n.sent_at
+                    ])?;
+                }
+            }
             tx.commit()?;
             Ok(())
         })
