@@ -285,7 +285,7 @@ fn notifications_list_read_delete_and_delivery(db: &TestDb) {
         assert_eq!(store.mark_notification_read("missing").await.unwrap(), None);
         assert_eq!(
             store.notifications("p", Some(true), 50).await.unwrap(),
-            [read.clone()]
+            std::slice::from_ref(&read)
         );
         assert_eq!(
             store
@@ -312,7 +312,7 @@ fn notifications_list_read_delete_and_delivery(db: &TestDb) {
             .unwrap();
         store.mark_delivered(vec![]).await.unwrap();
         let pending = store.undelivered_notifications("p", 50).await.unwrap();
-        assert_eq!(pending, [n3.clone()]);
+        assert_eq!(pending, std::slice::from_ref(&n3));
 
         assert!(store.delete_notification(&n3.id).await.unwrap());
         assert!(!store.delete_notification(&n3.id).await.unwrap());

@@ -76,6 +76,9 @@ pub(crate) enum Error {
     /// A field of the wrong type or size.
     #[error("`{0}` is missing, of the wrong type or too long.")]
     InvalidField(&'static str),
+    /// The sender used up their budget for this operation.
+    #[error("Too many messages; slow down.")]
+    RateLimited,
     /// The owning shard cannot take more work right now.
     #[error("overloaded")]
     Overloaded(ApiError),
@@ -118,6 +121,7 @@ impl From<Error> for ApiError {
             E::InvalidField(field) => {
                 err(400, code::INVALID_FIELD, &e).with_details(json!({ "field": field }))
             }
+            E::RateLimited => err(429, code::RATE_LIMITED, &e),
             E::Overloaded(api) => api,
             E::Storage(s) => crate::services::error::store_error(s),
         }
@@ -131,6 +135,7 @@ impl Error {
             Error::Storage(StoreError::Unavailable(_)) => "storage_unavailable",
             Error::Storage(_) => "internal_error",
             Error::Overloaded(_) => "overloaded",
+            Error::RateLimited => "rate_limited",
             Error::InvalidField(f) | Error::Validation { field: f, .. } => {
                 return format!("invalid_{f}")
             }

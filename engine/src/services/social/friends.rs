@@ -85,7 +85,7 @@ pub(crate) async fn update(
             Ok(json!(updated))
         }
         Change::Reject => {
-            if !incoming.is_some_and(|f| f.status == "pending") {
+            if incoming.is_none_or(|f| f.status != "pending") {
                 return Err(Error::FriendshipNotFound);
             }
             store.delete_friendship(friend, me).await?;

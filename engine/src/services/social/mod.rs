@@ -26,18 +26,38 @@ pub(crate) mod script;
 mod sim_tests;
 pub(crate) mod ws;
 
+use std::cell::RefCell;
 use std::rc::Rc;
+
+use asobi_rules::social::SenderLimits;
 
 use super::Shard;
 
 pub(crate) use chat::Channels;
 pub(crate) use presence::Presence;
 
+/// Direct messages one player may send per second through this shard (REST and every socket
+/// together). asobi has no such cap; ten a second is far above any person typing, and stops a
+/// script from flooding another player's socket and the history table.
+pub(crate) const DM_PER_SECOND: u32 = 10;
+/// Players whose DM budget one shard tracks at once (idle ones are forgotten first).
+const MAX_DM_SENDERS: usize = 100_000;
+
 /// This shard's part of the social service.
-#[derive(Default)]
 pub(crate) struct Social {
     pub(crate) channels: Channels,
     pub(crate) presence: Presence,
+    pub(crate) dm_limits: RefCell<SenderLimits>,
+}
+
+impl Default for Social {
+    fn default() -> Self {
+        Social {
+            channels: Channels::default(),
+            presence: Presence::default(),
+            dm_limits: RefCell::new(SenderLimits::new(DM_PER_SECOND, MAX_DM_SENDERS)),
+        }
+    }
 }
 
 /// The social timers.

@@ -196,6 +196,14 @@ pub(crate) async fn dm(
     recipient: &str,
     content: &Value,
 ) -> Result<String, Error> {
+    if !shard
+        .social
+        .dm_limits
+        .borrow_mut()
+        .allow(sender, shard.rt.now())
+    {
+        return Err(Error::RateLimited);
+    }
     let content = match content {
         Value::String(s) => s.as_str(),
         _ => return Err(Error::InvalidField("content")),
