@@ -387,6 +387,23 @@ fn chat_dm_and_presence(s: &Server) {
     });
     let (st, body) = api.get(&format!("/api/v1/chat/{room}/history"), &c);
     assert_eq!((st, code(&body)), (403, "forbidden"));
+    // Kicked from the group: off the room at once, and no longer allowed to write to it.
+    let (st, _) = api.delete(
+        &format!(
+            "/api/v1/groups/{}/members/{}",
+            g["id"].as_str().unwrap(),
+            a.id
+        ),
+        &b,
+    );
+    assert_eq!(st, 200);
+    wb.send(
+        json!({"type": "chat.send", "payload": {"channel_id": room, "content": "members only"}}),
+    );
+    silent(&mut wa, "chat.message");
+    wa.send(json!({"type": "chat.send", "cid": "k1", "payload": {"channel_id": room, "content": "let me in"}}));
+    let e = wa.expect("error", WAIT, |v| v["cid"] == "k1");
+    assert_eq!(e["payload"]["reason"], "not_authorized");
     let (st, _) = api.get("/api/v1/chat/lobby/history", &c);
     assert_eq!(st, 403);
 

@@ -155,11 +155,13 @@ pub(crate) async fn join(
     shard: &Rc<Shard>,
     channel: &str,
     session: SessionRef,
+    player: &str,
 ) -> Result<(), ApiError> {
     request(shard, owner(shard, channel), |reply| {
         ShardCmd::Social(Cmd::Join {
             channel: channel.to_owned(),
             session,
+            player: player.to_owned(),
             reply,
         })
     })
@@ -198,6 +200,24 @@ pub(crate) fn leave(shard: &Rc<Shard>, channel: &str, session: SessionRef) {
     }
 }
 
+/// Takes a player who is no longer in a group off its `room:` channel, and waits until they are
+/// off (so nothing the group says after the kick reaches them).
+pub(crate) async fn evict_from_room(shard: &Rc<Shard>, group: &str, player: &str) {
+    let channel = format!("room:{group}");
+    let to = owner(shard, &channel);
+    let answer = request(shard, to, |reply| {
+        ShardCmd::Social(Cmd::Evict {
+            channel,
+            player: player.to_owned(),
+            reply,
+        })
+    })
+    .await;
+    if let Err(e) = answer {
+        tracing::debug!("room eviction not confirmed: {e}");
+    }
+}
+
 /// Hands a message to the channel's owner for fan-out and history. `Ok` means handed off.
 pub(crate) fn send(
     shard: &Rc<Shard>,
@@ -229,16 +249,16 @@ pub(crate) async fn history(
 
 // ---- the owner's side ----
 
-/// One live channel: its members, grouped by the shard their session lives on, and where each
-/// sits in its group (so a leave is O(1)).
+/// One live channel: its members, grouped by the shard their session lives on, and for each
+/// where it sits in its group (so a leave is O(1)) and whose session it is (for evictions).
 #[derive(Default)]
 struct Channel {
     by_shard: Vec<Vec<SessionRef>>,
-    at: HashMap<SessionRef, usize>,
+    at: HashMap<SessionRef, (usize, Rc<str>)>,
 }
 
 impl Channel {
-    fn add(&mut self, s: SessionRef) {
+    fn add(&mut self, s: SessionRef, player: &str) {
         if self.at.contains_key(&s) {
             return;
         }
@@ -246,17 +266,29 @@ impl Channel {
             self.by_shard.resize_with(s.shard + 1, Vec::new);
         }
         let group = &mut self.by_shard[s.shard];
-        self.at.insert(s, group.len());
+        self.at.insert(s, (group.len(), Rc::from(player)));
         group.push(s);
     }
 
     fn remove(&mut self, s: SessionRef) {
-        let Some(i) = self.at.remove(&s) else { return };
+        let Some((i, _)) = self.at.remove(&s) else {
+            return;
+        };
         let group = &mut self.by_shard[s.shard];
         group.swap_remove(i);
         if let Some(moved) = group.get(i) {
-            self.at.insert(*moved, i);
+            if let Some(slot) = self.at.get_mut(moved) {
+                slot.0 = i;
+            }
         }
+    }
+
+    fn sessions_of(&self, player: &str) -> Vec<SessionRef> {
+        self.at
+            .iter()
+            .filter(|(_, (_, p))| &**p == player)
+            .map(|(s, _)| *s)
+            .collect()
     }
 
     fn len(&self) -> usize {
@@ -289,7 +321,12 @@ impl Channels {
     }
 }
 
-pub(super) fn join_here(shard: &Shard, channel: String, session: SessionRef) -> Result<(), Error> {
+pub(super) fn join_here(
+    shard: &Shard,
+    channel: String,
+    session: SessionRef,
+    player: &str,
+) -> Result<(), Error> {
     let mut live = shard.social.channels.live.borrow_mut();
     if !live.contains_key(&channel) && live.len() >= MAX_CHANNELS_PER_SHARD {
         return Err(Error::ChannelFull);
@@ -298,8 +335,20 @@ pub(super) fn join_here(shard: &Shard, channel: String, session: SessionRef) -> 
     if c.len() >= MAX_CHANNEL_MEMBERS && !c.at.contains_key(&session) {
         return Err(Error::ChannelFull);
     }
-    c.add(session);
+    c.add(session, player);
     Ok(())
+}
+
+pub(super) fn evict_here(shard: &Shard, channel: &str, player: &str) {
+    let mut live = shard.social.channels.live.borrow_mut();
+    if let Some(c) = live.get_mut(channel) {
+        for s in c.sessions_of(player) {
+            c.remove(s);
+        }
+        if c.len() == 0 {
+            live.remove(channel);
+        }
+    }
 }
 
 pub(super) fn leave_here(shard: &Shard, channel: &str, session: SessionRef) {
@@ -474,9 +523,9 @@ mod tests {
             gen: slot as u64,
         };
         for i in 0..10 {
-            c.add(at(i % 3, i));
+            c.add(at(i % 3, i), if i % 2 == 0 { "even" } else { "odd" });
         }
-        c.add(at(0, 0));
+        c.add(at(0, 0), "even");
         assert_eq!(c.len(), 10);
         c.remove(at(0, 0));
         c.remove(at(0, 0));
@@ -485,8 +534,12 @@ mod tests {
         for (shard, group) in c.by_shard.iter().enumerate() {
             for (i, s) in group.iter().enumerate() {
                 assert_eq!(s.shard, shard);
-                assert_eq!(c.at[s], i);
+                assert_eq!(c.at[s].0, i);
             }
         }
+        // Slots 2, 6, 8 are left of "even" (0 and 4 are gone).
+        let mut evens: Vec<usize> = c.sessions_of("even").iter().map(|s| s.slot).collect();
+        evens.sort_unstable();
+        assert_eq!(evens, [2, 6, 8]);
     }
 }

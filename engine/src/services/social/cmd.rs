@@ -15,6 +15,13 @@ pub(crate) enum Cmd {
     Join {
         channel: String,
         session: SessionRef,
+        player: String,
+        reply: ReplyTo,
+    },
+    /// Take every session of a player off a channel (they left or were kicked from its group).
+    Evict {
+        channel: String,
+        player: String,
         reply: ReplyTo,
     },
     /// Take a session off a channel; `reply`, when set, is answered once it is off.
@@ -46,12 +53,21 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
         Cmd::Join {
             channel,
             session,
+            player,
             reply,
         } => {
-            let result = chat::join_here(shard, channel, session)
+            let result = chat::join_here(shard, channel, session, &player)
                 .map(|()| Value::Bool(true))
                 .map_err(Into::into);
             answer(shard, reply, result);
+        }
+        Cmd::Evict {
+            channel,
+            player,
+            reply,
+        } => {
+            chat::evict_here(shard, &channel, &player);
+            answer(shard, reply, Ok(Value::Bool(true)));
         }
         Cmd::Leave {
             channel,

@@ -1,6 +1,8 @@
 //! Groups: create, update, open or closed, join, leave, members, roles and kicks, with asobi's
 //! role ranks (owner > admin > moderator > member). Membership gates `room:<group id>` chat.
 
+use std::rc::Rc;
+
 use serde_json::Value;
 
 use asobi_storage::{Group, GroupMember, GroupPatch, JoinOutcome};
@@ -156,9 +158,11 @@ pub(crate) async fn join(shard: &Shard, me: &str, id: &str) -> Result<GroupMembe
     }
 }
 
-/// Leaves a group (a no-op when not a member, as on asobi).
-pub(crate) async fn leave(shard: &Shard, me: &str, id: &str) -> Result<(), Error> {
-    shard.ctx.store.remove_member(id, me).await?;
+/// Leaves a group (a no-op when not a member, as on asobi); off its `room:` channel too.
+pub(crate) async fn leave(shard: &Rc<Shard>, me: &str, id: &str) -> Result<(), Error> {
+    if shard.ctx.store.remove_member(id, me).await? {
+        super::chat::evict_from_room(shard, id, me).await;
+    }
     Ok(())
 }
 
@@ -211,13 +215,15 @@ pub(crate) async fn set_role(
         .ok_or(Error::MemberNotFound)
 }
 
-/// Removes `target` from the group.
-pub(crate) async fn kick(shard: &Shard, me: &str, id: &str, target: &str) -> Result<(), Error> {
+/// Removes `target` from the group, and from its `room:` channel.
+pub(crate) async fn kick(shard: &Rc<Shard>, me: &str, id: &str, target: &str) -> Result<(), Error> {
     let (actor, t) = both(shard, id, me, target).await?;
     if !can_kick(&actor.role, &t.role) {
         return Err(Error::Forbidden);
     }
-    shard.ctx.store.remove_member(id, target).await?;
+    if shard.ctx.store.remove_member(id, target).await? {
+        super::chat::evict_from_room(shard, id, target).await;
+    }
     Ok(())
 }
 

@@ -58,7 +58,7 @@ fn join<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
             if s.social.joined.len() >= MAX_JOINED_PER_CONNECTION {
                 return Err(Error::TooManyChannels.into());
             }
-            chat::join(&shard, &channel, s.me).await?;
+            chat::join(&shard, &channel, s.me, &s.player()).await?;
             s.social.joined.push(channel.clone());
         }
         s.reply(encode_frame(
@@ -103,8 +103,11 @@ fn send<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
         }
         let shard = s.shard.clone();
         let me = s.player();
-        // A joined channel passed the access check at join; anything else is checked now.
-        let kind = if s.social.joined.contains(&body.channel_id) {
+        // A joined channel passed the access check at join; anything else is checked now, and
+        // so is a `room:` every time (its group membership can end while joined).
+        let kind = if s.social.joined.contains(&body.channel_id)
+            && !body.channel_id.starts_with("room:")
+        {
             chat::classify(&body.channel_id)
         } else {
             chat::authorize(&shard, &me, &body.channel_id).await
