@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::conn::{Transport, Wire};
 use crate::orchestrate::{default_out_dir, orchestrate, Scenario, Target};
 use crate::scenario::blast::BlastParams;
+use crate::scenario::chat::ChatParams;
 use crate::scenario::idle::IdleParams;
 use crate::scenario::play::{default_match_size, PlayParams, Ramp, RampMetric};
 use crate::scenario::reload::ReloadParams;
@@ -90,6 +91,32 @@ enum Cmd {
         /// next tick, so it is at least the tick period at any load).
         #[arg(long, value_enum, default_value = "tick-jitter")]
         ramp_metric: RampMetric,
+    },
+    /// M members join one chat channel; S of them send at R/s: deliveries/s and fan-out latency.
+    Chat {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Channel members (one socket each).
+        #[arg(long, default_value_t = 10_000)]
+        members: usize,
+        /// Members that send.
+        #[arg(long, default_value_t = 10)]
+        senders: usize,
+        /// Messages per second per sender.
+        #[arg(long, default_value_t = 20.0)]
+        rate: f64,
+        /// Seconds of sending.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Distinct players reused round-robin.
+        #[arg(long)]
+        players: Option<usize>,
+        /// Connections per wave.
+        #[arg(long, default_value_t = 500)]
+        wave: usize,
+        /// Milliseconds between waves.
+        #[arg(long, default_value_t = 50)]
+        wave_ms: u64,
     },
     /// Open N quiet sockets, hold them, report server memory per connection and time to open.
     Idle {
@@ -343,6 +370,7 @@ fn accounts(s: &Scenario, players: Option<usize>) -> usize {
         // A ramp registers more players as it climbs (it usually stops well short of max).
         Scenario::Play(p) => p.ramp.as_ref().map_or(p.players, |r| r.start),
         Scenario::Reload(p) => p.players,
+        Scenario::Chat(p) => players.unwrap_or(p.members).min(p.members),
     }
     .max(1)
 }
@@ -387,6 +415,27 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 rate,
                 duration_s: duration,
                 idle_timeout_s: idle_timeout,
+            });
+            let accounts = accounts(&s, players);
+            orchestrate(&target.into_target(), s, accounts)
+        }
+        Cmd::Chat {
+            target,
+            members,
+            senders,
+            rate,
+            duration,
+            players,
+            wave,
+            wave_ms,
+        } => {
+            let s = Scenario::Chat(ChatParams {
+                members,
+                senders: senders.min(members),
+                rate,
+                duration_s: duration,
+                wave,
+                wave_ms,
             });
             let accounts = accounts(&s, players);
             orchestrate(&target.into_target(), s, accounts)

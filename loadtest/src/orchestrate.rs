@@ -15,6 +15,7 @@ use crate::conn::{QuicPlan, Transport, Wire};
 use crate::result::{self, ResultFile, Run, ServerInfo, SCHEMA};
 use crate::runner::{AuthMode, PlayerSet};
 use crate::scenario::blast::BlastParams;
+use crate::scenario::chat::ChatParams;
 use crate::scenario::idle::IdleParams;
 use crate::scenario::play::PlayParams;
 use crate::scenario::reload::ReloadParams;
@@ -105,6 +106,8 @@ pub enum Scenario {
     Play(PlayParams),
     /// `reload`.
     Reload(ReloadParams),
+    /// `chat`.
+    Chat(ChatParams),
 }
 
 impl Scenario {
@@ -120,6 +123,7 @@ impl Scenario {
             Scenario::Play(p) if p.ramp.is_some() => format!("play-ramp-{}", p.mode),
             Scenario::Play(p) => format!("play-{}", p.mode),
             Scenario::Reload(_) => "reload".into(),
+            Scenario::Chat(_) => "chat".into(),
         }
     }
 
@@ -129,6 +133,7 @@ impl Scenario {
             Scenario::Idle(p) => serde_json::to_value(p),
             Scenario::Play(p) => serde_json::to_value(p),
             Scenario::Reload(p) => serde_json::to_value(p),
+            Scenario::Chat(p) => serde_json::to_value(p),
         }
         .unwrap_or(Value::Null)
     }
@@ -142,6 +147,7 @@ impl Scenario {
             Scenario::Play(p) if p.ramp.is_some() => "max_ccu_within_bound",
             Scenario::Play(_) => "input_to_state_p99_ms",
             Scenario::Reload(_) => "reload_p99_ms",
+            Scenario::Chat(_) => "deliveries_per_s",
         }
     }
 
@@ -151,6 +157,7 @@ impl Scenario {
             Scenario::Idle(p) => scenario::idle::run(spec, p).await,
             Scenario::Play(p) => scenario::play::run(spec, p).await,
             Scenario::Reload(p) => scenario::reload::run(spec, p).await,
+            Scenario::Chat(p) => scenario::chat::run(spec, p).await,
         }
     }
 }
@@ -274,7 +281,12 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
     if t.compare_wires && (t.baseline || t.compare) {
         bail!("--compare-wires compares asobi-rs with itself; drop --baseline/--compare");
     }
-    if (t.baseline || t.compare) && matches!(s, Scenario::Play(_) | Scenario::Reload(_)) {
+    if (t.baseline || t.compare)
+        && matches!(
+            s,
+            Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_)
+        )
+    {
         bail!("{name} needs game logic; the baseline only answers heartbeats (drop --baseline/--compare)");
     }
     let rt = tokio::runtime::Builder::new_current_thread()

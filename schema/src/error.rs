@@ -141,6 +141,40 @@ pub mod code {
     pub const LEADERBOARD_CLIENT_SUBMIT_DISABLED: &str = "leaderboard.client_submit_disabled";
     /// The server holds as many boards as it may; a new board cannot start.
     pub const LEADERBOARD_CAPACITY_REACHED: &str = "leaderboard.capacity_reached";
+    /// A player asked to befriend themselves.
+    pub const SOCIAL_CANNOT_FRIEND_SELF: &str = "social.cannot_friend_self";
+    /// No player exists with the friend id.
+    pub const SOCIAL_FRIEND_NOT_FOUND: &str = "social.friend_not_found";
+    /// The friendship exists already.
+    pub const SOCIAL_ALREADY_FRIEND: &str = "social.already_friend";
+    /// No friendship (or request) between these players.
+    pub const SOCIAL_FRIENDSHIP_NOT_FOUND: &str = "social.friendship_not_found";
+    /// No group with this id.
+    pub const SOCIAL_GROUP_NOT_FOUND: &str = "social.group_not_found";
+    /// The group is closed.
+    pub const SOCIAL_GROUP_CLOSED: &str = "social.group_closed";
+    /// The group holds as many members as allowed.
+    pub const SOCIAL_GROUP_FULL: &str = "social.group_full";
+    /// The player is a member already.
+    pub const SOCIAL_ALREADY_MEMBER: &str = "social.already_member";
+    /// Not a role groups define.
+    pub const SOCIAL_INVALID_ROLE: &str = "social.invalid_role";
+    /// No such member in the group.
+    pub const SOCIAL_MEMBER_NOT_FOUND: &str = "social.member_not_found";
+    /// The recipient blocked the sender.
+    pub const DM_BLOCKED: &str = "dm.blocked";
+    /// A direct message without content.
+    pub const DM_CONTENT_EMPTY: &str = "dm.content_empty";
+    /// A direct message over the size limit.
+    pub const DM_CONTENT_TOO_LARGE: &str = "dm.content_too_large";
+    /// No notification with this id.
+    pub const NOTIFICATION_NOT_FOUND: &str = "notification.not_found";
+    /// The channel id is empty, too long or has no known prefix.
+    pub const CHAT_INVALID_CHANNEL_ID: &str = "chat.invalid_channel_id";
+    /// This connection joined as many channels as allowed.
+    pub const CHAT_TOO_MANY_CHANNELS: &str = "chat.too_many_channels";
+    /// The channel holds as many members as one channel may, or its shard as many channels.
+    pub const CHAT_CHANNEL_FULL: &str = "chat.channel_full";
 }
 
 /// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
@@ -436,6 +470,22 @@ mod tests {
         "inventory.insufficient_quantity",
         "inventory.invalid_quantity",
         "leaderboard.client_submit_disabled",
+        "social.cannot_friend_self",
+        "social.friend_not_found",
+        "social.already_friend",
+        "social.friendship_not_found",
+        "social.group_not_found",
+        "social.group_closed",
+        "social.group_full",
+        "social.already_member",
+        "social.invalid_role",
+        "social.member_not_found",
+        "dm.blocked",
+        "dm.content_empty",
+        "dm.content_too_large",
+        "notification.not_found",
+        "chat.invalid_channel_id",
+        "chat.too_many_channels",
     ];
 
     /// Codes of our own, each where asobi has no equivalent; the README lists them.
@@ -454,6 +504,7 @@ mod tests {
         "economy.unknown_currency",
         "economy.idempotency_key_reused",
         "leaderboard.capacity_reached",
+        "chat.channel_full",
     ];
 
     #[test]

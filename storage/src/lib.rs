@@ -40,6 +40,7 @@ mod matches;
 mod migrations;
 mod pg_tls;
 mod postgres;
+mod social;
 mod sqlite;
 
 pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};
@@ -53,3 +54,7 @@ pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
 pub use leaderboards::{ArchivedEntry, BoardEntry, PeriodEnd, SavedBoard, MAX_ARCHIVE_PAGE};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
 pub use pg_tls::SslMode;
+pub use social::{
+    new_social_id, ChatMessage, Friendship, Group, GroupMember, GroupPatch, JoinOutcome,
+    Notification, MAX_SOCIAL_LIST,
+};

@@ -121,6 +121,7 @@ pub(super) async fn run(
     }
     shard.finish_all();
     crate::services::leaderboards::flush_for_shutdown(&shard).await;
+    crate::services::social::chat::flush_for_shutdown(&shard).await;
     senders.close();
     tracing::debug!(shard = id, "shard stopped");
 }

@@ -30,6 +30,7 @@ pub(crate) mod session;
 mod sim;
 #[cfg(test)]
 mod sim_tests;
+pub(crate) mod social;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -51,6 +52,7 @@ pub(crate) struct Shard {
     pub(crate) matches: matches::Matches,
     pub(crate) economy: economy::Economy,
     pub(crate) leaderboards: leaderboards::Boards,
+    pub(crate) social: social::Social,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -59,6 +61,7 @@ pub(crate) enum Cmd {
     Matchmaker(matchmaker::cmd::Cmd),
     Matches(matches::cmd::Cmd),
     Leaderboards(leaderboards::cmd::Cmd),
+    Social(social::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -73,6 +76,7 @@ pub(crate) enum Timer {
     Matchmaker(matchmaker::Timer),
     Matches(matches::Timer),
     Leaderboards(leaderboards::Timer),
+    Social(social::Timer),
 }
 
 impl Service for Shard {
@@ -89,6 +93,7 @@ impl Service for Shard {
             Cmd::Matchmaker(c) => matchmaker::cmd::handle(self, c),
             Cmd::Matches(c) => matches::cmd::handle(self, c),
             Cmd::Leaderboards(c) => leaderboards::cmd::handle(self, c),
+            Cmd::Social(c) => social::cmd::handle(self, c),
         }
     }
 
@@ -97,6 +102,7 @@ impl Service for Shard {
             Timer::Matchmaker(t) => matchmaker::on_timer(self, t),
             Timer::Matches(t) => matches::on_timer(self, t),
             Timer::Leaderboards(t) => leaderboards::on_timer(self, t),
+            Timer::Social(t) => social::on_timer(self, t),
         }
     }
 }
@@ -109,6 +115,7 @@ impl Shard {
             economy: economy::Economy::load(&game)?,
             matchmaker: matchmaker::Queues::default(),
             leaderboards: leaderboards::Boards::default(),
+            social: social::Social::default(),
             game: RefCell::new(game),
             rt,
             ctx,

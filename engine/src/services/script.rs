@@ -33,6 +33,8 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
     match call.service.as_str() {
         "economy" => super::economy::script::call(shard, from, call),
         "leaderboard" => super::leaderboards::script::call(shard, from, call),
+        "notify" => super::social::script::notify_call(shard, from, call),
+        "chat" => super::social::script::chat_call(shard, from, call),
         // Features add their arm here.
         _ => Answer::Now(unavailable(call)),
     }

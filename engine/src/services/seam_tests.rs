@@ -31,7 +31,7 @@ function handle_input(p, input, state)
     local b = game.economy.balance(p, "gems")
     state.log[#state.log + 1] = "two:" .. tostring(a.ok) .. "+" .. tostring(b.ok)
   elseif input.op == "none" then
-    local r = game.notify(p, "t", "s", {})
+    local r = game.storage.get("c", "k")
     state.log[#state.log + 1] = "none:" .. tostring(r.error)
   elseif input.op == "mark" then
     state.log[#state.log + 1] = "mark:" .. tostring(input.n)
@@ -235,13 +235,14 @@ fn without_a_service_scripts_get_asobis_error_shape_at_once() {
     test_service::install(Box::new(|_| None));
     let mut sim = sim(dir.path());
     let mut c = alone(&mut sim, "p", "svc");
-    // The economy is served now; `game.notify` stands for a service no feature provides.
+    // The economy and notifications are served now; `game.storage` stands for a service no
+    // feature provides.
     input(&mut sim, &mut c, json!({"op": "none"}));
     sim.advance(Duration::from_millis(60));
     sim.collect(&mut c);
     assert_eq!(
         log_of(&c),
-        vec!["none:game.notify is not available in this runtime"]
+        vec!["none:game.storage.get is not available in this runtime"]
     );
 }
 

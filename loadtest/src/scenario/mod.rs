@@ -3,6 +3,7 @@
 //! [`Run`](crate::result::Run); `main` runs it against the baseline and/or the target.
 
 pub mod blast;
+pub mod chat;
 pub mod idle;
 pub mod play;
 pub mod reload;

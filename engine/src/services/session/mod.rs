@@ -40,10 +40,11 @@ pub(crate) type WsHandler = for<'a> fn(&'a mut Session, &'a Inbound<'a>) -> Hand
 fn table() -> &'static [(&'static str, WsHandler)] {
     static TABLE: OnceLock<Vec<(&'static str, WsHandler)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[(&'static str, WsHandler)]; 3] = [
+        let lists: [&[(&'static str, WsHandler)]; 4] = [
             ws::HANDLERS,
             super::matches::ws::HANDLERS,
             super::matchmaker::ws::HANDLERS,
+            super::social::ws::HANDLERS,
         ];
         let mut t: Vec<(&'static str, WsHandler)> = Vec::new();
         for list in lists {
@@ -87,6 +88,7 @@ pub(crate) struct Session {
     pub(crate) authed: Rc<Cell<bool>>,
     pub(crate) matches: super::matches::ws::SessionPart,
     pub(crate) matchmaker: super::matchmaker::ws::SessionPart,
+    pub(crate) social: super::social::ws::SessionPart,
     rate: RateLimit,
     replies: Vec<Frame>,
     /// Set when the socket must close after the pending replies are written.
@@ -109,6 +111,7 @@ impl Session {
             authed: Rc::new(Cell::new(false)),
             matches: Default::default(),
             matchmaker: Default::default(),
+            social: Default::default(),
             replies: Vec::new(),
             close: None,
             wire,
@@ -281,6 +284,7 @@ impl Session {
             self.shard.ctx.registry.session_down(&player_id, self.me);
             super::matches::ws::session_closed(self, &player_id);
             super::matchmaker::ws::session_closed(self, &player_id);
+            super::social::ws::session_closed(self, &player_id);
         }
     }
 
