@@ -30,6 +30,7 @@ pub(crate) mod session;
 mod sim;
 #[cfg(test)]
 mod sim_tests;
+pub(crate) mod storage;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -33,6 +33,7 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
     match call.service.as_str() {
         "economy" => super::economy::script::call(shard, from, call),
         "leaderboard" => super::leaderboards::script::call(shard, from, call),
+        "storage" => super::storage::script::call(shard, from, call),
         // Features add their arm here.
         _ => Answer::Now(unavailable(call)),
     }
