@@ -22,6 +22,7 @@ pub(crate) mod leaderboards;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
 pub(crate) mod rest;
+pub(crate) mod rpc;
 pub(crate) mod script;
 #[cfg(test)]
 mod seam_tests;
@@ -52,6 +53,7 @@ pub(crate) struct Shard {
     pub(crate) matches: matches::Matches,
     pub(crate) economy: economy::Economy,
     pub(crate) leaderboards: leaderboards::Boards,
+    pub(crate) rpc: rpc::Rpcs,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -110,6 +112,7 @@ impl Shard {
             economy: economy::Economy::load(&game)?,
             matchmaker: matchmaker::Queues::default(),
             leaderboards: leaderboards::Boards::default(),
+            rpc: rpc::Rpcs::default(),
             game: RefCell::new(game),
             rt,
             ctx,
