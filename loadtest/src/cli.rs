@@ -54,6 +54,33 @@ enum Cmd {
         #[arg(long)]
         players: Option<usize>,
     },
+    /// Lua RPC throughput: C connections, each sends M `rpc.call`s of --method back to back
+    /// (pipelined, like `blast`); needs a game with an `rpc.lua` (e.g. examples/rpc-bench).
+    Rpc {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The RPC method to call (examples/rpc-bench: `bench.ping`, `bench.read`).
+        #[arg(long, default_value = "bench.ping")]
+        method: String,
+        /// Connections.
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// Calls per connection.
+        #[arg(long, default_value_t = 2000)]
+        messages: u64,
+        /// Connections opened per wave.
+        #[arg(long, default_value_t = 100)]
+        wave: usize,
+        /// Milliseconds between waves.
+        #[arg(long, default_value_t = 100)]
+        wave_ms: u64,
+        /// Give up on a connection after this many seconds without a reply.
+        #[arg(long, default_value_t = 15.0)]
+        idle_timeout: f64,
+        /// Distinct players to authenticate as (default: one per connection).
+        #[arg(long)]
+        players: Option<usize>,
+    },
     /// P players queue a mode, get matched, send inputs and read state.
     Play {
         #[command(flatten)]
@@ -415,6 +442,30 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 rate,
                 duration_s: duration,
                 idle_timeout_s: idle_timeout,
+                rpc_method: None,
+            });
+            let accounts = accounts(&s, players);
+            orchestrate(&target.into_target(), s, accounts)
+        }
+        Cmd::Rpc {
+            target,
+            method,
+            connections,
+            messages,
+            wave,
+            wave_ms,
+            idle_timeout,
+            players,
+        } => {
+            let s = Scenario::Blast(BlastParams {
+                connections,
+                messages,
+                wave,
+                wave_ms,
+                rate: None,
+                duration_s: 0.0,
+                idle_timeout_s: idle_timeout,
+                rpc_method: Some(method),
             });
             let accounts = accounts(&s, players);
             orchestrate(&target.into_target(), s, accounts)

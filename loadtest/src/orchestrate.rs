@@ -115,9 +115,13 @@ impl Scenario {
     /// mode, so runs at different settings keep separate rows.
     pub fn name(&self) -> String {
         match self {
-            Scenario::Blast(p) => match p.rate {
-                Some(r) => format!("blast-rate-{r}"),
-                None => "blast".into(),
+            Scenario::Blast(p) => match (&p.rpc_method, p.rate) {
+                (Some(m), _) => format!(
+                    "rpc-{}",
+                    m.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                ),
+                (None, Some(r)) => format!("blast-rate-{r}"),
+                (None, None) => "blast".into(),
             },
             Scenario::Idle(_) => "idle".into(),
             Scenario::Play(p) if p.ramp.is_some() => format!("play-ramp-{}", p.mode),
@@ -281,12 +285,12 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
     if t.compare_wires && (t.baseline || t.compare) {
         bail!("--compare-wires compares asobi-rs with itself; drop --baseline/--compare");
     }
-    if (t.baseline || t.compare)
-        && matches!(
-            s,
-            Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_)
-        )
-    {
+    let rpc = matches!(&s, Scenario::Blast(p) if p.rpc_method.is_some());
+    let needs_asobi = matches!(
+        s,
+        Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_)
+    );
+    if (t.baseline || t.compare) && (rpc || needs_asobi) {
         bail!("{name} needs game logic; the baseline only answers heartbeats (drop --baseline/--compare)");
     }
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -142,6 +142,17 @@ pub fn heartbeat(buf: &mut Vec<u8>, cid: u64) {
     );
 }
 
+/// `rpc.call` of `method` with empty params and a numeric cid (RPC payload protocol 1).
+pub fn rpc_call(buf: &mut Vec<u8>, cid: u64, method: &str) {
+    buf.clear();
+    let _ = write!(
+        buf,
+        r#"{{"type":"rpc.call","cid":"{cid}","payload":{{"protocol":1,"method":"#
+    );
+    let _ = serde_json::to_writer(&mut *buf, method);
+    buf.extend_from_slice(br#","params":{}}}"#);
+}
+
 /// `session.connect` carrying an access token.
 pub fn session_connect(buf: &mut Vec<u8>, cid: u64, token: &str) {
     buf.clear();

@@ -175,6 +175,37 @@ pub mod code {
     pub const CHAT_TOO_MANY_CHANNELS: &str = "chat.too_many_channels";
     /// The channel holds as many members as one channel may, or its shard as many channels.
     pub const CHAT_CHANNEL_FULL: &str = "chat.channel_full";
+    // storage, cloud saves, rpc
+    /// No object at this collection and key (404).
+    pub const STORAGE_NOT_FOUND: &str = "storage.not_found";
+    /// The object's permissions do not allow this (403).
+    pub const STORAGE_FORBIDDEN: &str = "storage.forbidden";
+    /// The value is larger than the per-object limit (413).
+    pub const STORAGE_VALUE_TOO_LARGE: &str = "storage.value_too_large";
+    /// `read_perm` / `write_perm` is not a known permission (400).
+    pub const STORAGE_INVALID_PERM: &str = "storage.invalid_perm";
+    /// The body is not a JSON object of the documented shape (400).
+    pub const STORAGE_INVALID_REQUEST: &str = "storage.invalid_request";
+    /// The collection and key resolve to more than one object (500).
+    pub const STORAGE_CONFLICT: &str = "storage.conflict";
+    /// A write named a stale `version`; `details.current_version` (409; ours).
+    pub const STORAGE_VERSION_CONFLICT: &str = "storage.version_conflict";
+    /// No cloud save in this slot (404).
+    pub const SAVE_NOT_FOUND: &str = "save.not_found";
+    /// The save data is larger than the per-slot limit (413).
+    pub const SAVE_TOO_LARGE: &str = "save.too_large";
+    /// The slot was written by another client; `details.current_version` (409).
+    pub const SAVE_VERSION_CONFLICT: &str = "save.version_conflict";
+    /// Every cloud-save slot is in use (409).
+    pub const SAVE_SLOT_LIMIT_REACHED: &str = "save.slot_limit_reached";
+    /// No RPC is registered under this method (404).
+    pub const RPC_UNKNOWN_METHOD: &str = "rpc.unknown_method";
+    /// `cid` is missing, empty, over 64 bytes or not printable ASCII (400).
+    pub const RPC_INVALID_CID: &str = "rpc.invalid_cid";
+    /// `protocol` is not this server's RPC version (400).
+    pub const RPC_UNSUPPORTED_PROTOCOL: &str = "rpc.unsupported_protocol";
+    /// `params` is not a JSON object (400).
+    pub const RPC_INVALID_PARAMS: &str = "rpc.invalid_params";
 }
 
 /// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
@@ -486,6 +517,20 @@ mod tests {
         "notification.not_found",
         "chat.invalid_channel_id",
         "chat.too_many_channels",
+        "storage.not_found",
+        "storage.forbidden",
+        "storage.value_too_large",
+        "storage.invalid_perm",
+        "storage.invalid_request",
+        "storage.conflict",
+        "save.not_found",
+        "save.too_large",
+        "save.version_conflict",
+        "save.slot_limit_reached",
+        "rpc.unknown_method",
+        "rpc.invalid_cid",
+        "rpc.unsupported_protocol",
+        "rpc.invalid_params",
     ];
 
     /// Codes of our own, each where asobi has no equivalent; the README lists them.
@@ -505,6 +550,7 @@ mod tests {
         "economy.idempotency_key_reused",
         "leaderboard.capacity_reached",
         "chat.channel_full",
+        "storage.version_conflict",
     ];
 
     #[test]

@@ -54,6 +54,8 @@ pub struct Game {
     pub registration: Registration,
     /// Non-fatal findings (missing callbacks, ignored globals).
     pub warnings: Vec<Diagnostic>,
+    /// The game's RPCs (`rpc.lua`), when it declares any.
+    pub rpc: Option<Arc<crate::rpc::RpcScript>>,
     pub(crate) fingerprint: u64,
 }
 
@@ -487,6 +489,7 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
         );
     }
 
+    let rpc = crate::rpc::resolve(&code, version, &budgets, &mut diagnostics);
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
     if failed {
         return Ok((None, diagnostics));
@@ -499,6 +502,7 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
         guest_auth: guest_auth.unwrap_or(false),
         registration: registration.unwrap_or_default(),
         warnings,
+        rpc,
         fingerprint,
     };
     Ok((Some(game), diagnostics))

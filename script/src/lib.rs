@@ -26,6 +26,7 @@ mod game;
 mod json;
 mod pattern;
 mod pool;
+mod rpc;
 mod sandbox;
 mod service;
 mod strlib;
@@ -40,6 +41,7 @@ pub use error::{BudgetKind, CallError, Diagnostic, LoadError, ScriptError, Sever
 pub use game::{check, CompiledMode, Game};
 pub use json::MAX_DEPTH as MAX_JSON_DEPTH;
 pub use pool::VmPool;
+pub use rpc::{RpcCode, RpcReply, RpcScript, RpcVm, MAX_METHOD, RPC_FILE};
 pub use service::{Call, Resumed, ServiceCall, MAX_SERVICE_ARGS_BYTES};
 pub use vm::{JoinOutcome, MatchVm};
 pub use watcher::Watcher;

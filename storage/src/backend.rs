@@ -11,6 +11,7 @@ use crate::economy::Economy;
 use crate::leaderboards::Leaderboards;
 use crate::matches::Matches;
 use crate::social::Social;
+use crate::storage::Storage;
 use crate::{StoreConfig, StoreError, StoreOptions};
 
 /// What every backend operation returns: a boxed future borrowing the backend, so the traits
@@ -19,7 +20,9 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
 /// One database: every feature's operations, plus what the bridge itself needs.
 /// A new feature adds its trait here.
-pub(crate) trait Backend: Accounts + Economy + Matches + Leaderboards + Social {
+pub(crate) trait Backend:
+    Accounts + Economy + Matches + Leaderboards + Social + Storage
+{
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;
     /// Flushes and releases the database; called once, after the last call finished.

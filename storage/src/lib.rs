@@ -42,6 +42,7 @@ mod pg_tls;
 mod postgres;
 mod social;
 mod sqlite;
+mod storage;
 
 pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};
 pub use config::{StoreConfig, StoreOptions, DEFAULT_CALL_TIMEOUT, SSLMODE_ENV, SSLROOTCERT_ENV};
@@ -57,4 +58,8 @@ pub use pg_tls::SslMode;
 pub use social::{
     new_social_id, ChatMessage, Friendship, Group, GroupMember, GroupPatch, JoinOutcome,
     Notification, MAX_SOCIAL_LIST,
+};
+pub use storage::{
+    Checked, CloudSave, MatchStats, ObjectWrite, Perm, PlayerStats, SaveSlot, SaveWrite,
+    StorageRefusal, StoredObject, MAX_OBJECT_LIST,
 };

@@ -25,6 +25,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0003_leaderboards.sql"),
     },
     Migration {
+        name: "0004_storage",
+        sql: include_str!("../migrations/0004_storage.sql"),
+    },
+    Migration {
         name: "0005_social",
         sql: include_str!("../migrations/0005_social.sql"),
     },

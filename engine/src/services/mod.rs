@@ -22,6 +22,7 @@ pub(crate) mod leaderboards;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
 pub(crate) mod rest;
+pub(crate) mod rpc;
 pub(crate) mod script;
 #[cfg(test)]
 mod seam_tests;
@@ -31,6 +32,7 @@ mod sim;
 #[cfg(test)]
 mod sim_tests;
 pub(crate) mod social;
+pub(crate) mod storage;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -53,6 +55,7 @@ pub(crate) struct Shard {
     pub(crate) economy: economy::Economy,
     pub(crate) leaderboards: leaderboards::Boards,
     pub(crate) social: social::Social,
+    pub(crate) rpc: rpc::Rpcs,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -116,6 +119,7 @@ impl Shard {
             matchmaker: matchmaker::Queues::default(),
             leaderboards: leaderboards::Boards::default(),
             social: social::Social::default(),
+            rpc: rpc::Rpcs::default(),
             game: RefCell::new(game),
             rt,
             ctx,

@@ -35,13 +35,14 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
         "leaderboard" => super::leaderboards::script::call(shard, from, call),
         "notify" => super::social::script::notify_call(shard, from, call),
         "chat" => super::social::script::chat_call(shard, from, call),
+        "storage" => super::storage::script::call(shard, from, call),
         // Features add their arm here.
         _ => Answer::Now(unavailable(call)),
     }
 }
 
 /// asobi's failure shape for a call no feature serves (the text its runtime uses).
-fn unavailable(call: &ServiceCall) -> Value {
+pub(crate) fn unavailable(call: &ServiceCall) -> Value {
     let name = if call.service == call.op {
         format!("game.{}", call.op)
     } else {

@@ -232,11 +232,18 @@ fn a_hot_reload_while_a_callback_waits_applies_after_it() {
 fn without_a_service_scripts_get_asobis_error_shape_at_once() {
     let dir = tempfile::tempdir().unwrap();
     game(dir.path(), SERVICE_GAME);
-    test_service::install(Box::new(|_| None));
+    // Every declared service is served now; the stand-in gives `game.storage` the answer of
+    // the router's fallback arm, as for a service no feature provides.
+    test_service::install(Box::new(|call| {
+        (call.service == "storage").then(|| {
+            (
+                Duration::ZERO,
+                Some(crate::services::script::unavailable(call)),
+            )
+        })
+    }));
     let mut sim = sim(dir.path());
     let mut c = alone(&mut sim, "p", "svc");
-    // The economy and notifications are served now; `game.storage` stands for a service no
-    // feature provides.
     input(&mut sim, &mut c, json!({"op": "none"}));
     sim.advance(Duration::from_millis(60));
     sim.collect(&mut c);

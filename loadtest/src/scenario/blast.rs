@@ -45,6 +45,29 @@ pub struct BlastParams {
     pub duration_s: f64,
     /// Give up on a connection after this long without a reply (s), like asobi's 15 s.
     pub idle_timeout_s: f64,
+    /// Send `rpc.call` of this method instead of heartbeats (the `rpc` scenario); replies are
+    /// `rpc.ok` (an `rpc.error` counts as a reply and an error frame).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rpc_method: Option<String>,
+}
+
+impl BlastParams {
+    /// One request frame with `cid`.
+    fn request(&self, buf: &mut Vec<u8>, cid: u64) {
+        match &self.rpc_method {
+            Some(m) => proto::rpc_call(buf, cid, m),
+            None => proto::heartbeat(buf, cid),
+        }
+    }
+
+    /// The reply type a request is answered with.
+    fn reply_kind(&self) -> &'static str {
+        if self.rpc_method.is_some() {
+            "rpc.ok"
+        } else {
+            "session.heartbeat"
+        }
+    }
 }
 
 /// Runs the scenario.
@@ -243,7 +266,7 @@ async fn connection(w: Rc<Worker>, idx: usize, p: Arc<BlastParams>) {
     };
     w.wait_phase(phase::GO).await;
     let ok = match p.rate {
-        None => burst(&w, &mut s.conn, p.messages, p.idle_timeout_s).await,
+        None => burst(&w, &mut s.conn, &p).await,
         Some(rate) => paced(&w, &mut s.conn, idx, rate, p.idle_timeout_s).await,
     };
     w.add(Counter::Finished, 1);
@@ -255,8 +278,9 @@ async fn connection(w: Rc<Worker>, idx: usize, p: Arc<BlastParams>) {
 
 /// Sends `m` heartbeats as fast as the socket takes them while draining replies. Returns
 /// false when the connection broke.
-async fn burst(w: &Worker, conn: &mut crate::conn::Conn, m: u64, idle_timeout_s: f64) -> bool {
-    let idle = Duration::from_secs_f64(idle_timeout_s);
+async fn burst(w: &Worker, conn: &mut crate::conn::Conn, p: &BlastParams) -> bool {
+    let (m, reply_kind) = (p.messages, p.reply_kind());
+    let idle = Duration::from_secs_f64(p.idle_timeout_s);
     let start = Instant::now();
     let mut buf = Vec::with_capacity(96);
     // (first cid of a batch, when the batch was queued): replies arrive in order, so a
@@ -270,7 +294,7 @@ async fn burst(w: &Worker, conn: &mut crate::conn::Conn, m: u64, idle_timeout_s:
             batches.push_back((sent, Instant::now()));
             let before = sent;
             while sent < m && conn.pending_write() < WRITE_HIGH {
-                proto::heartbeat(&mut buf, sent);
+                p.request(&mut buf, sent);
                 conn.queue_text(&buf);
                 sent += 1;
             }
@@ -282,7 +306,11 @@ async fn burst(w: &Worker, conn: &mut crate::conn::Conn, m: u64, idle_timeout_s:
         let r = conn
             .pump(Some(last_progress + idle), |msg| {
                 let Some(env) = proto::scan(msg) else { return };
-                if env.is("session.heartbeat") {
+                if env.is("rpc.error") {
+                    // Answered, but not the answer wanted: counted so the blast ends.
+                    got += 1;
+                    errors += 1;
+                } else if env.is(reply_kind) {
                     got += 1;
                     if let Some(cid) = env.cid_u64() {
                         while batches.len() > 1 && batches[1].0 <= cid {

@@ -763,6 +763,8 @@ fn finish(shard: &Rc<Shard>, key: MatchKey, ending: Ending) {
         shard.matches.pool.borrow_mut().release(vm);
     }
     let status = outcome.as_str();
+    let players: Vec<String> = lm.roster.players().map(str::to_owned).collect();
+    super::storage::stats::on_match_finished(shard, &lm.id, status, players, &result);
     let record = asobi_storage::MatchRecord {
         id: lm.id.clone(),
         mode: lm.mode.name.clone(),

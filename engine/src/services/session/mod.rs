@@ -40,11 +40,12 @@ pub(crate) type WsHandler = for<'a> fn(&'a mut Session, &'a Inbound<'a>) -> Hand
 fn table() -> &'static [(&'static str, WsHandler)] {
     static TABLE: OnceLock<Vec<(&'static str, WsHandler)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[(&'static str, WsHandler)]; 4] = [
+        let lists: [&[(&'static str, WsHandler)]; 5] = [
             ws::HANDLERS,
             super::matches::ws::HANDLERS,
             super::matchmaker::ws::HANDLERS,
             super::social::ws::HANDLERS,
+            super::rpc::ws::HANDLERS,
         ];
         let mut t: Vec<(&'static str, WsHandler)> = Vec::new();
         for list in lists {
