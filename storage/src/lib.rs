@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod access;
 mod accounts;
 mod backend;
 mod config;
@@ -42,6 +43,9 @@ mod pg_tls;
 mod postgres;
 mod sqlite;
 
+pub use access::{
+    AccessSnapshot, EraseOutcome, ImportedPlayer, Revocation, RevokedToken, SignInState,
+};
 pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};
 pub use config::{StoreConfig, StoreOptions, DEFAULT_CALL_TIMEOUT, SSLMODE_ENV, SSLROOTCERT_ENV};
 pub use economy::{
