@@ -135,6 +135,8 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
     pub(crate) guest_pepper: Option<String>,
     #[command(flatten)]
+    pub(crate) accounts: crate::services::accounts::config::AccountArgs,
+    #[command(flatten)]
     pub(crate) db: DbArgs,
 }
 
@@ -254,6 +256,7 @@ impl ServeArgs {
                 .as_deref()
                 .map(crate::services::cors::parse_origins)
                 .unwrap_or_default(),
+            accounts: self.accounts.config(),
         }
     }
 

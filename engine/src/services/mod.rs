@@ -51,6 +51,7 @@ pub(crate) struct Shard {
     pub(crate) matches: matches::Matches,
     pub(crate) economy: economy::Economy,
     pub(crate) leaderboards: leaderboards::Boards,
+    pub(crate) accounts: accounts::Revocations,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -59,12 +60,14 @@ pub(crate) enum Cmd {
     Matchmaker(matchmaker::cmd::Cmd),
     Matches(matches::cmd::Cmd),
     Leaderboards(leaderboards::cmd::Cmd),
+    Accounts(accounts::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
 #[derive(Debug, Clone)]
 pub(crate) enum Event {
     Matches(matches::SessionEvent),
+    Accounts(accounts::cmd::Revoke),
 }
 
 /// Timers, one variant per feature that keeps time.
@@ -89,6 +92,7 @@ impl Service for Shard {
             Cmd::Matchmaker(c) => matchmaker::cmd::handle(self, c),
             Cmd::Matches(c) => matches::cmd::handle(self, c),
             Cmd::Leaderboards(c) => leaderboards::cmd::handle(self, c),
+            Cmd::Accounts(c) => accounts::cmd::handle(self, c),
         }
     }
 
@@ -109,6 +113,7 @@ impl Shard {
             economy: economy::Economy::load(&game)?,
             matchmaker: matchmaker::Queues::default(),
             leaderboards: leaderboards::Boards::default(),
+            accounts: accounts::Revocations::seeded(&ctx.accounts.start_snapshot),
             game: RefCell::new(game),
             rt,
             ctx,

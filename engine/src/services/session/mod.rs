@@ -87,6 +87,7 @@ pub(crate) struct Session {
     pub(crate) authed: Rc<Cell<bool>>,
     pub(crate) matches: super::matches::ws::SessionPart,
     pub(crate) matchmaker: super::matchmaker::ws::SessionPart,
+    pub(crate) accounts: super::accounts::ws::SessionPart,
     rate: RateLimit,
     replies: Vec<Frame>,
     /// Set when the socket must close after the pending replies are written.
@@ -109,6 +110,7 @@ impl Session {
             authed: Rc::new(Cell::new(false)),
             matches: Default::default(),
             matchmaker: Default::default(),
+            accounts: Default::default(),
             replies: Vec::new(),
             close: None,
             wire,
@@ -146,6 +148,7 @@ impl Session {
         match item {
             Outbound::Frame(f) => self.replies.push(f),
             Outbound::Event(Event::Matches(e)) => self.matches.on_event(e),
+            Outbound::Event(Event::Accounts(r)) => super::accounts::ws::on_revoke(self, &r),
             Outbound::Close { code, reason } => self.close = Some((code, reason)),
         }
     }
