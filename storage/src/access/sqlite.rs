@@ -11,6 +11,21 @@ use crate::backend::Reply;
 use crate::sqlite::{write_tx, Fail, SqliteBackend};
 use crate::StoreError;
 
+/// The shared statements number their parameters `$n` (PostgreSQL's style). SQLite reads `$n`
+/// as a *named* parameter numbered by first appearance, so they are rewritten to `?n`.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) {
+            out.push('?');
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn audit(
     conn: &Connection,
     player_id: &str,
@@ -19,7 +34,7 @@ fn audit(
     now_ms: i64,
 ) -> Result<(), Fail> {
     conn.execute(
-        INSERT_AUDIT,
+        &numbered(INSERT_AUDIT),
         params![audit_id(), player_id, action, actor, "{}", now_ms],
     )?;
     Ok(())
@@ -31,9 +46,9 @@ fn revoke_all(
     not_before: i64,
     reason: &str,
 ) -> Result<(), Fail> {
-    conn.execute(UPSERT_REVOCATION, params![player_id, not_before, reason])?;
+    conn.execute(&numbered(UPSERT_REVOCATION), params![player_id, not_before, reason])?;
     conn.execute(
-        "UPDATE refresh_tokens SET revoked_at = $2 WHERE player_id = $1 AND revoked_at IS NULL",
+        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE player_id = ?1 AND revoked_at IS NULL",
         params![player_id, not_before],
     )?;
     Ok(())
@@ -42,7 +57,7 @@ fn revoke_all(
 fn state(conn: &Connection, player_id: &str) -> Result<Option<SignInState>, Fail> {
     let row: Option<(Option<i64>, bool)> = conn
         .query_row(
-            "SELECT banned_at, is_guest FROM players WHERE id = $1",
+            "SELECT banned_at, is_guest FROM players WHERE id = ?1",
             params![player_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
@@ -52,13 +67,13 @@ fn state(conn: &Connection, player_id: &str) -> Result<Option<SignInState>, Fail
     };
     let password_hash: Option<String> = conn
         .query_row(
-            "SELECT password_hash FROM player_credentials WHERE player_id = $1",
+            "SELECT password_hash FROM player_credentials WHERE player_id = ?1",
             params![player_id],
             |r| r.get(0),
         )
         .optional()?;
     let mut stmt = conn.prepare_cached(
-        "SELECT provider FROM player_identities WHERE player_id = $1 ORDER BY provider",
+        "SELECT provider FROM player_identities WHERE player_id = ?1 ORDER BY provider",
     )?;
     let providers = stmt
         .query_map(params![player_id], |r| r.get(0))?
@@ -76,7 +91,7 @@ impl Access for SqliteBackend {
         self.run(move |conn| {
             let mut snap = AccessSnapshot::default();
             let mut stmt = conn.prepare_cached(
-                "SELECT player_id, not_before FROM access_revocations WHERE not_before > $1",
+                "SELECT player_id, not_before FROM access_revocations WHERE not_before > ?1",
             )?;
             snap.players = stmt
                 .query_map(params![since_ms], |r| {
@@ -87,7 +102,7 @@ impl Access for SqliteBackend {
                 })?
                 .collect::<Result<_, _>>()?;
             let mut stmt = conn.prepare_cached(
-                "SELECT token_id, player_id, expires_at FROM revoked_access_tokens WHERE expires_at > $1",
+                "SELECT token_id, player_id, expires_at FROM revoked_access_tokens WHERE expires_at > ?1",
             )?;
             snap.tokens = stmt
                 .query_map(params![since_ms], |r| {
@@ -121,14 +136,14 @@ impl Access for SqliteBackend {
     fn revoke_access_token(&self, t: RevokedToken, now_ms: i64) -> Reply<'_, ()> {
         self.run(move |conn| {
             conn.execute(
-                "INSERT INTO revoked_access_tokens (token_id, player_id, expires_at) VALUES ($1, $2, $3) \
+                "INSERT INTO revoked_access_tokens (token_id, player_id, expires_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (token_id) DO NOTHING",
                 params![t.token_id, t.player_id, t.expires_at_ms],
             )?;
             // Rows past their expiry protect nothing; each logout sweeps a few.
             conn.execute(
                 "DELETE FROM revoked_access_tokens WHERE token_id IN \
-                 (SELECT token_id FROM revoked_access_tokens WHERE expires_at < $1 LIMIT 64)",
+                 (SELECT token_id FROM revoked_access_tokens WHERE expires_at < ?1 LIMIT 64)",
                 params![now_ms],
             )?;
             Ok(())
@@ -140,7 +155,7 @@ impl Access for SqliteBackend {
             let tx = write_tx(conn)?;
             let at = banned.then_some(now_ms);
             let changed = tx.execute(
-                "UPDATE players SET banned_at = $2, updated_at = $3 WHERE id = $1",
+                "UPDATE players SET banned_at = ?2, updated_at = ?3 WHERE id = ?1",
                 params![player_id, at, now_ms],
             )?;
             if changed == 0 {
@@ -175,7 +190,7 @@ impl Access for SqliteBackend {
                 return Ok(false);
             }
             tx.execute(
-                "INSERT INTO player_credentials (player_id, password_hash, updated_at) VALUES ($1, $2, $3) \
+                "INSERT INTO player_credentials (player_id, password_hash, updated_at) VALUES (?1, ?2, ?3) \
                  ON CONFLICT (player_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = excluded.updated_at",
                 params![player_id, new_hash, now_ms],
             )?;
@@ -188,7 +203,7 @@ impl Access for SqliteBackend {
         self.run(move |conn| {
             Ok(conn
                 .query_row(
-                    "SELECT player_id FROM player_identities WHERE provider = $1 AND provider_uid = $2",
+                    "SELECT player_id FROM player_identities WHERE provider = ?1 AND provider_uid = ?2",
                     params![provider, uid],
                     |r| r.get(0),
                 )
@@ -206,7 +221,7 @@ impl Access for SqliteBackend {
             let tx = write_tx(conn)?;
             let player = crate::accounts::sqlite_insert_player(&tx, &p, false)?;
             tx.execute(
-                "INSERT INTO player_identities (provider, provider_uid, player_id, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO player_identities (provider, provider_uid, player_id, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![provider, uid, p.id, p.now_ms],
             )?;
             tx.commit()?;
@@ -225,7 +240,7 @@ impl Access for SqliteBackend {
             let tx = write_tx(conn)?;
             let owner: Option<String> = tx
                 .query_row(
-                    "SELECT player_id FROM player_identities WHERE provider = $1 AND provider_uid = $2",
+                    "SELECT player_id FROM player_identities WHERE provider = ?1 AND provider_uid = ?2",
                     params![provider, uid],
                     |r| r.get(0),
                 )
@@ -236,7 +251,7 @@ impl Access for SqliteBackend {
                 None => {}
             }
             tx.execute(
-                "INSERT INTO player_identities (provider, provider_uid, player_id, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO player_identities (provider, provider_uid, player_id, created_at) VALUES (?1, ?2, ?3, ?4)",
                 params![provider, uid, player_id, now_ms],
             )?;
             tx.commit()?;
@@ -257,7 +272,7 @@ impl Access for SqliteBackend {
                 return Err(StoreError::Precondition("last sign-in method".into()).into());
             }
             tx.execute(
-                "DELETE FROM player_identities WHERE player_id = $1 AND provider = $2",
+                "DELETE FROM player_identities WHERE player_id = ?1 AND provider = ?2",
                 params![player_id, provider],
             )?;
             tx.commit()?;
@@ -268,7 +283,7 @@ impl Access for SqliteBackend {
     fn spend_steam_ticket(&self, ticket_hash: String, now_ms: i64) -> Reply<'_, bool> {
         self.run(move |conn| {
             let n = conn.execute(
-                "INSERT INTO spent_steam_tickets (ticket_hash, spent_at) VALUES ($1, $2) ON CONFLICT (ticket_hash) DO NOTHING",
+                "INSERT INTO spent_steam_tickets (ticket_hash, spent_at) VALUES (?1, ?2) ON CONFLICT (ticket_hash) DO NOTHING",
                 params![ticket_hash, now_ms],
             )?;
             Ok(n == 1)
@@ -291,9 +306,9 @@ impl Access for SqliteBackend {
                 return Ok(EraseOutcome::CredentialsChanged);
             }
             for sql in ERASE_STATEMENTS {
-                tx.execute(sql, params![player_id])?;
+                tx.execute(&numbered(sql), params![player_id])?;
             }
-            tx.execute(UPSERT_REVOCATION, params![player_id, now_ms, "erased"])?;
+            tx.execute(&numbered(UPSERT_REVOCATION), params![player_id, now_ms, "erased"])?;
             audit(&tx, &player_id, "erase", &actor, now_ms)?;
             tx.commit()?;
             Ok(EraseOutcome::Erased)
@@ -306,7 +321,7 @@ impl Access for SqliteBackend {
             let metadata = p.metadata.to_string();
             let n = tx.execute(
                 "INSERT INTO players (id, username, username_lower, display_name, avatar_url, metadata, is_guest, created_at, updated_at, banned_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, FALSE, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
                 params![
                     p.id,
                     p.username,
@@ -324,13 +339,13 @@ impl Access for SqliteBackend {
             }
             if let Some(hash) = &p.password_hash {
                 tx.execute(
-                    "INSERT INTO player_credentials (player_id, password_hash, updated_at) VALUES ($1, $2, $3)",
+                    "INSERT INTO player_credentials (player_id, password_hash, updated_at) VALUES (?1, ?2, ?3)",
                     params![p.id, hash, p.updated_at],
                 )?;
             }
             for (provider, uid) in &p.identities {
                 tx.execute(
-                    "INSERT INTO player_identities (provider, provider_uid, player_id, created_at) VALUES ($1, $2, $3, $4) \
+                    "INSERT INTO player_identities (provider, provider_uid, player_id, created_at) VALUES (?1, ?2, ?3, ?4) \
                      ON CONFLICT DO NOTHING",
                     params![provider, uid, p.id, p.created_at],
                 )?;
