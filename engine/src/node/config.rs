@@ -24,6 +24,14 @@ pub(crate) enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
+    /// Copy players (profile, ban, password, linked providers) from an asobi database.
+    Import {
+        /// The asobi PostgreSQL URL.
+        #[arg(long)]
+        from: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Compile every script of a game directory and report errors with file:line.
     Check {
         /// The game directory (defaults to ASOBI_GAME_DIR or ./lua).

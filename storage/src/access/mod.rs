@@ -6,8 +6,11 @@
 //! the database); this module is where they are made durable and where a starting server reads
 //! them back ([`StoreHandle::access_snapshot`]).
 
+mod asobi;
 mod postgres;
 mod sqlite;
+
+pub use asobi::{read_asobi_players, AsobiExport};
 
 use serde_json::Value;
 

@@ -6,6 +6,7 @@ pub(crate) mod access;
 pub(crate) mod cmd;
 pub(crate) mod config;
 pub(crate) mod error;
+pub(crate) mod import;
 pub(crate) mod lifecycle;
 pub(crate) mod limits;
 pub(crate) mod oidc;
