@@ -87,8 +87,13 @@ fn header<'a>(h: &'a [(String, String)], name: &str) -> Option<&'a str> {
 }
 
 fn get_me(s: &Server, p: &Player, token: &str) -> u16 {
-    s.http("GET", &format!("/api/v1/players/{}", p.id), Some(token), None)
-        .0
+    s.http(
+        "GET",
+        &format!("/api/v1/players/{}", p.id),
+        Some(token),
+        None,
+    )
+    .0
 }
 
 /// Polls until `check` holds, for at most `within`.
@@ -157,8 +162,16 @@ fn sessions_end(db: Option<String>) {
     let e = late.expect("error", WAIT, |_| true);
     assert_eq!(e["payload"]["reason"], "invalid_token");
     // Logging out twice, and with neither token nor body, is not an error.
-    assert_eq!(s.http("POST", "/api/v1/auth/logout", Some(&p.access), None).0, 200);
-    assert_eq!(s.http("POST", "/api/v1/auth/logout", None, Some("not json")).0, 200);
+    assert_eq!(
+        s.http("POST", "/api/v1/auth/logout", Some(&p.access), None)
+            .0,
+        200
+    );
+    assert_eq!(
+        s.http("POST", "/api/v1/auth/logout", None, Some("not json"))
+            .0,
+        200
+    );
 
     // A password change ends every earlier token and answers a fresh pair.
     let q = s.register("pw");
@@ -182,19 +195,29 @@ fn sessions_end(db: Option<String>) {
         Some(&fresh),
         Some(&json!({"password": "wrong-one", "new_password": "third-secret"}).to_string()),
     );
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("player.confirmation_failed")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("player.confirmation_failed"))
+    );
 
     // A ban ends every session, refuses login and refresh until the unban.
     let b = s.register("ban");
     let mut socks = sockets(&s, &b.access);
     let ban = format!("/api/v1/ops/players/{}/ban", b.id);
-    assert_eq!(s.http("POST", &ban, Some(&b.access), None).0, 401, "a player token is not the ops token");
+    assert_eq!(
+        s.http("POST", &ban, Some(&b.access), None).0,
+        401,
+        "a player token is not the ops token"
+    );
     let (status, body) = s.http("POST", &ban, Some(OPS_TOKEN), None);
     assert_eq!((status, body["banned"].as_bool()), (200, Some(true)));
     assert!(within(REVOKED_WITHIN, || get_me(&s, &b, &b.access) == 401));
     assert_closed(&mut socks, "banned");
     let (status, body) = login(&s, &b.username, "secret123");
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("auth.banned")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("auth.banned"))
+    );
     let (status, _) = s.post("/api/v1/auth/refresh", json!({"refresh_token": b.refresh}));
     assert_eq!(status, 401);
     let unban = format!("/api/v1/ops/players/{}/unban", b.id);
@@ -203,7 +226,13 @@ fn sessions_end(db: Option<String>) {
     assert_eq!(status, 200);
     assert_eq!(get_me(&s, &b, body["access_token"].as_str().unwrap()), 200);
     assert_eq!(
-        s.http("POST", "/api/v1/ops/players/nobody/ban", Some(OPS_TOKEN), None).0,
+        s.http(
+            "POST",
+            "/api/v1/ops/players/nobody/ban",
+            Some(OPS_TOKEN),
+            None
+        )
+        .0,
         404
     );
 
@@ -211,14 +240,32 @@ fn sessions_end(db: Option<String>) {
     let e = s.register("erase");
     let mut socks = sockets(&s, &e.access);
     let erase = |token: &str, body: Value| {
-        s.http("POST", "/api/v1/players/me/erase", Some(token), Some(&body.to_string()))
+        s.http(
+            "POST",
+            "/api/v1/players/me/erase",
+            Some(token),
+            Some(&body.to_string()),
+        )
     };
     let (status, body) = erase(&e.access, json!({}));
-    assert_eq!((status, body["error"]["code"].as_str()), (400, Some("missing_field")));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("missing_field"))
+    );
     let (status, body) = erase(&e.access, json!({"password": "not-it-at-all"}));
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("player.confirmation_failed")));
-    assert_eq!(get_me(&s, &e, &e.access), 200, "a refused erase keeps the session");
-    assert_eq!(erase(&e.access, json!({"password": "secret123"})), (200, json!({"deleted": true})));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("player.confirmation_failed"))
+    );
+    assert_eq!(
+        get_me(&s, &e, &e.access),
+        200,
+        "a refused erase keeps the session"
+    );
+    assert_eq!(
+        erase(&e.access, json!({"password": "secret123"})),
+        (200, json!({"deleted": true}))
+    );
     assert_closed(&mut socks, "erased");
     assert_eq!(erase(&e.access, json!({"password": "secret123"})).0, 401);
     assert_eq!(get_me(&s, &e, &e.access), 401);
@@ -227,8 +274,16 @@ fn sessions_end(db: Option<String>) {
     // A restart forgets none of it.
     drop(s);
     let s = start(data.path(), game.path(), db, &[]);
-    assert_eq!(get_me(&s, &p, &p.access), 401, "logged-out token after a restart");
-    assert_eq!(get_me(&s, &q, &q.access), 401, "pre-change token after a restart");
+    assert_eq!(
+        get_me(&s, &p, &p.access),
+        401,
+        "logged-out token after a restart"
+    );
+    assert_eq!(
+        get_me(&s, &q, &q.access),
+        401,
+        "pre-change token after a restart"
+    );
     assert_eq!(get_me(&s, &p, &other), 200);
 }
 
@@ -244,7 +299,9 @@ fn sessions_end_at_once_on_postgres() {
 }
 
 /// A tiny HTTP server answering each request with `answer(path_and_query)`.
-fn serve(answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static) -> (String, Arc<AtomicUsize>) {
+fn serve(
+    answer: impl Fn(&str) -> (u16, String) + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = format!("http://{}", listener.local_addr().unwrap());
     let hits = Arc::new(AtomicUsize::new(0));
@@ -323,7 +380,10 @@ fn provider() -> Provider {
 }
 
 fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 impl Provider {
@@ -343,7 +403,10 @@ impl Provider {
 }
 
 fn oauth(s: &Server, provider: &str, token: &str) -> (u16, Value) {
-    s.post("/api/v1/auth/oauth", json!({"provider": provider, "token": token}))
+    s.post(
+        "/api/v1/auth/oauth",
+        json!({"provider": provider, "token": token}),
+    )
 }
 
 fn code(v: &Value) -> &str {
@@ -377,7 +440,11 @@ fn oidc_providers_steam_and_linking() {
             let id = format!("7656119{}", ticket.len());
             (200, json!({"response": {"params": {"result": "OK", "steamid": id, "ownersteamid": id, "vacbanned": false, "publisherbanned": false}}}).to_string())
         } else {
-            (200, json!({"response": {"error": {"errorcode": 101, "errordesc": "Invalid ticket"}}}).to_string())
+            (
+                200,
+                json!({"response": {"error": {"errorcode": 101, "errordesc": "Invalid ticket"}}})
+                    .to_string(),
+            )
         }
     });
     let (data, game) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -399,7 +466,10 @@ fn oidc_providers_steam_and_linking() {
         let (status, first) = oauth(&s, name, &p.token(p.claims(&sub)));
         assert_eq!(status, 200, "{name}: {first}");
         assert_eq!(first["created"], true);
-        assert!(first["username"].as_str().unwrap().starts_with(&format!("{name}_")));
+        assert!(first["username"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{name}_")));
         let (status, again) = oauth(&s, name, &p.token(p.claims(&sub)));
         assert_eq!(status, 200);
         assert_eq!(again["player_id"], first["player_id"]);
@@ -410,7 +480,11 @@ fn oidc_providers_steam_and_linking() {
 
         let rejected = |token: String, reason: &str| {
             let (status, body) = oauth(&s, name, &token);
-            assert_eq!((status, code(&body)), (401, "auth.provider_rejected"), "{name} {reason}: {body}");
+            assert_eq!(
+                (status, code(&body)),
+                (401, "auth.provider_rejected"),
+                "{name} {reason}: {body}"
+            );
             assert_eq!(body["error"]["details"]["reason"], reason, "{name}");
         };
         let (forger, _) = p256_key();
@@ -441,11 +515,21 @@ fn oidc_providers_steam_and_linking() {
     assert_eq!((status, code(&body)), (401, "auth.provider_rejected"));
     assert_eq!(body["error"]["details"]["reason"], "ticket_reused");
     let (status, body) = oauth(&s, "steam", "bb00");
-    assert_eq!(body["error"]["details"]["reason"], "ticket_invalid", "{status}");
+    assert_eq!(
+        body["error"]["details"]["reason"], "ticket_invalid",
+        "{status}"
+    );
     let hits = steam_hits.load(Ordering::SeqCst);
     let (status, body) = oauth(&s, "steam", "zz&appid=1");
-    assert_eq!((status, body["error"]["details"]["reason"].as_str()), (401, Some("invalid_ticket")));
-    assert_eq!(steam_hits.load(Ordering::SeqCst), hits, "a malformed ticket never reaches Steam");
+    assert_eq!(
+        (status, body["error"]["details"]["reason"].as_str()),
+        (401, Some("invalid_ticket"))
+    );
+    assert_eq!(
+        steam_hits.load(Ordering::SeqCst),
+        hits,
+        "a malformed ticket never reaches Steam"
+    );
 
     // Link and unlink: a provider-only player cannot drop its last method.
     let (google, discord) = (&providers[0].1, &providers[3].1);
@@ -453,7 +537,12 @@ fn oidc_providers_steam_and_linking() {
     let (_, g) = oauth(&s, "google", &google.token(google.claims(&gsub)));
     let gtoken = g["access_token"].as_str().unwrap();
     let unlink = |token: &str, provider: &str| {
-        s.http("DELETE", &format!("/api/v1/auth/unlink?provider={provider}"), Some(token), None)
+        s.http(
+            "DELETE",
+            &format!("/api/v1/auth/unlink?provider={provider}"),
+            Some(token),
+            None,
+        )
     };
     let (status, body) = unlink(gtoken, "google");
     assert_eq!((status, code(&body)), (422, "auth.last_auth_method"));
@@ -462,16 +551,25 @@ fn oidc_providers_steam_and_linking() {
     let (status, body) = s.http("DELETE", "/api/v1/auth/unlink", Some(gtoken), None);
     assert_eq!((status, code(&body)), (400, "missing_field"));
     let dsub = unique("d-link-");
-    let link_body = json!({"provider": "discord", "token": discord.token(discord.claims(&dsub))}).to_string();
+    let link_body =
+        json!({"provider": "discord", "token": discord.token(discord.claims(&dsub))}).to_string();
     let (status, body) = s.http("POST", "/api/v1/auth/link", Some(gtoken), Some(&link_body));
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, json!({"provider": "discord", "provider_uid": dsub, "linked": true}));
+    assert_eq!(
+        body,
+        json!({"provider": "discord", "provider_uid": dsub, "linked": true})
+    );
     // That discord account now signs in to the same player.
     let (_, via_discord) = oauth(&s, "discord", &discord.token(discord.claims(&dsub)));
     assert_eq!(via_discord["player_id"], g["player_id"]);
     // Someone else cannot link it.
     let other = s.register("linker");
-    let (status, body) = s.http("POST", "/api/v1/auth/link", Some(&other.access), Some(&link_body));
+    let (status, body) = s.http(
+        "POST",
+        "/api/v1/auth/link",
+        Some(&other.access),
+        Some(&link_body),
+    );
     assert_eq!((status, code(&body)), (409, "auth.provider_already_linked"));
     assert_eq!(unlink(gtoken, "google"), (200, json!({"success": true})));
     let (status, body) = unlink(gtoken, "discord");
@@ -481,7 +579,9 @@ fn oidc_providers_steam_and_linking() {
 #[test]
 fn the_registration_posture_holds_everywhere() {
     let p = provider();
-    let config = json!({"google": {"issuer": p.issuer, "client_id": "game-client", "jwks_uri": p.jwks}}).to_string();
+    let config =
+        json!({"google": {"issuer": p.issuer, "client_id": "game-client", "jwks_uri": p.jwks}})
+            .to_string();
     let (data, game) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let s = start(
         data.path(),
@@ -496,7 +596,10 @@ fn the_registration_posture_holds_everywhere() {
         "/api/v1/auth/register",
         json!({"username": unique("reg"), "password": "secret123"}),
     );
-    assert_eq!((status, code(&body)), (403, "auth.password_registration_disabled"));
+    assert_eq!(
+        (status, code(&body)),
+        (403, "auth.password_registration_disabled")
+    );
     let sub = unique("posture-");
     assert_eq!(oauth(&s, "google", &p.token(p.claims(&sub))).0, 200);
     drop(s);
@@ -505,7 +608,10 @@ fn the_registration_posture_holds_everywhere() {
         data.path(),
         game.path(),
         None,
-        &[("ASOBI_OIDC_PROVIDERS", config), ("ASOBI_REGISTRATION", "closed".into())],
+        &[
+            ("ASOBI_OIDC_PROVIDERS", config),
+            ("ASOBI_REGISTRATION", "closed".into()),
+        ],
     );
     let (status, body) = s.post(
         "/api/v1/auth/register",
@@ -524,8 +630,14 @@ fn assert_429(status: u16, headers: &[(String, String)], body: &Value) {
     assert_eq!(code(body), "rate_limited");
     let retry = body["retry_after"].as_u64().unwrap();
     assert!(retry >= 1);
-    assert_eq!(body["error"]["details"]["retry_after"].as_u64(), Some(retry));
-    assert_eq!(header(headers, "retry-after"), Some(retry.to_string().as_str()));
+    assert_eq!(
+        body["error"]["details"]["retry_after"].as_u64(),
+        Some(retry)
+    );
+    assert_eq!(
+        header(headers, "retry-after"),
+        Some(retry.to_string().as_str())
+    );
     assert_eq!(header(headers, "x-ratelimit-remaining"), Some("0"));
 }
 
@@ -550,11 +662,16 @@ fn every_limiter_answers_asobis_429() {
     // register: 3 per second per address.
     let mut rs = Vec::new();
     for i in 0..4 {
-        let b = json!({"username": unique(&format!("rl{i}_")), "password": "secret123"}).to_string();
+        let b =
+            json!({"username": unique(&format!("rl{i}_")), "password": "secret123"}).to_string();
         rs.push(request(&s, "POST", "/api/v1/auth/register", None, Some(&b)));
     }
     let registered = rs[0].2.clone();
-    assert!(rs.iter().take(3).all(|r| r.0 == 200), "{:?}", rs.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(
+        rs.iter().take(3).all(|r| r.0 == 200),
+        "{:?}",
+        rs.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     let allowed = &rs[0].1;
     assert!(header(allowed, "x-ratelimit-remaining").is_some());
     assert!(header(allowed, "x-ratelimit-reset").is_some());
@@ -574,16 +691,31 @@ fn every_limiter_answers_asobis_429() {
 
     // api, keyed on the player for a bearer request: another player is not affected.
     let token = registered["access_token"].as_str().unwrap();
-    let me = format!("/api/v1/players/{}", registered["player_id"].as_str().unwrap());
+    let me = format!(
+        "/api/v1/players/{}",
+        registered["player_id"].as_str().unwrap()
+    );
     let rs = burst(21, "GET", &me, Some(token), None);
     assert!(rs.iter().take(20).all(|r| r.0 == 200));
     assert_429(rs[20].0, &rs[20].1, &rs[20].2);
     assert!(rs[20].2["retry_after"].as_u64().unwrap() > 1);
     // erase: 3 per minute, its own bucket.
     let wrong = json!({"password": "not-the-password"}).to_string();
-    let rs = burst(4, "POST", "/api/v1/players/me/erase", Some(token), Some(&wrong));
-    assert!(rs.iter().take(3).all(|r| r.0 == 403), "{:?}", rs.iter().map(|r| r.0).collect::<Vec<_>>());
+    let rs = burst(
+        4,
+        "POST",
+        "/api/v1/players/me/erase",
+        Some(token),
+        Some(&wrong),
+    );
+    assert!(
+        rs.iter().take(3).all(|r| r.0 == 403),
+        "{:?}",
+        rs.iter().map(|r| r.0).collect::<Vec<_>>()
+    );
     assert_429(rs[3].0, &rs[3].1, &rs[3].2);
     // Probes are never limited.
-    assert!(burst(30, "GET", "/health", None, None).iter().all(|r| r.0 == 200));
+    assert!(burst(30, "GET", "/health", None, None)
+        .iter()
+        .all(|r| r.0 == 200));
 }

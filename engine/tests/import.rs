@@ -49,7 +49,11 @@ fn psql(url: &str, sql: &str) -> String {
         .args([url, "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
         .expect("psql");
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -124,10 +128,19 @@ fn imported_players_log_in_and_are_rehashed(target: Option<String>) {
         env.push(("ASOBI_DATABASE_URL", url.clone()));
     }
     let first = import(&asobi.url, &env);
-    assert!(first.contains("imported 2 player(s), 0 already here, 0 failed, 1 skipped"), "{first}");
-    assert!(first.contains(&format!("skipped {GUEST}: guest")), "{first}");
+    assert!(
+        first.contains("imported 2 player(s), 0 already here, 0 failed, 1 skipped"),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!("skipped {GUEST}: guest")),
+        "{first}"
+    );
     let again = import(&asobi.url, &env);
-    assert!(again.contains("imported 0 player(s), 2 already here"), "{again}");
+    assert!(
+        again.contains("imported 0 player(s), 2 already here"),
+        "{again}"
+    );
 
     common::copy_example_game(game.path());
     let opts = Opts {
@@ -142,7 +155,10 @@ fn imported_players_log_in_and_are_rehashed(target: Option<String>) {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["player_id"], OLD, "the asobi id is kept");
-    assert!(s.wait_log("imported password rehashed to argon2id", Duration::from_secs(10)));
+    assert!(s.wait_log(
+        "imported password rehashed to argon2id",
+        Duration::from_secs(10)
+    ));
     let (_, profile) = s.http(
         "GET",
         &format!("/api/v1/players/{OLD}"),

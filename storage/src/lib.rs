@@ -44,7 +44,8 @@ mod postgres;
 mod sqlite;
 
 pub use access::{
-    read_asobi_players, AsobiExport, AccessSnapshot, EraseOutcome, ImportedPlayer, Revocation, RevokedToken, SignInState,
+    read_asobi_players, AccessSnapshot, AsobiExport, EraseOutcome, ImportedPlayer, Revocation,
+    RevokedToken, SignInState,
 };
 pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};
 pub use config::{StoreConfig, StoreOptions, DEFAULT_CALL_TIMEOUT, SSLMODE_ENV, SSLROOTCERT_ENV};

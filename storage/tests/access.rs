@@ -38,7 +38,10 @@ fn count(db: &TestDb, sql: &str) -> i64 {
 fn bans_revoke_and_unban(db: &TestDb) {
     let store = db.start();
     block_on(async {
-        let p = store.create_player(new_player("Banned", Some("h"))).await.unwrap();
+        let p = store
+            .create_player(new_player("Banned", Some("h")))
+            .await
+            .unwrap();
         let t = token("tok-ban", &p.id, "fam", now_ms() + 60_000);
         store.insert_refresh_token(t).await.unwrap();
         let at = now_ms();
@@ -52,19 +55,34 @@ fn bans_revoke_and_unban(db: &TestDb) {
             .iter()
             .any(|r| r.player_id == p.id && r.not_before_ms == at));
         let spent = store
-            .rotate_refresh_token("tok-ban", token("tok-2", "", "", now_ms() + 60_000), now_ms())
+            .rotate_refresh_token(
+                "tok-ban",
+                token("tok-2", "", "", now_ms() + 60_000),
+                now_ms(),
+            )
             .await
             .unwrap();
-        assert_ne!(spent, asobi_storage::RotateOutcome::Rotated { player_id: p.id.clone() });
+        assert_ne!(
+            spent,
+            asobi_storage::RotateOutcome::Rotated {
+                player_id: p.id.clone()
+            }
+        );
         store.set_ban(&p.id, false, "ops", at + 5).await.unwrap();
-        assert_eq!(store.sign_in_state(&p.id).await.unwrap().unwrap().banned_at, None);
+        assert_eq!(
+            store.sign_in_state(&p.id).await.unwrap().unwrap().banned_at,
+            None
+        );
         assert_eq!(
             store.set_ban(&new_id(), true, "ops", at).await,
             Err(StoreError::NotFound)
         );
     });
     assert_eq!(
-        count(db, "SELECT COUNT(*) FROM account_audit WHERE action IN ('ban', 'unban')"),
+        count(
+            db,
+            "SELECT COUNT(*) FROM account_audit WHERE action IN ('ban', 'unban')"
+        ),
         2
     );
     store.shutdown();
@@ -117,7 +135,11 @@ fn identities_link_unlink_and_the_last_method(db: &TestDb) {
             .await
             .unwrap();
         assert_eq!(
-            store.identity_player("google", "sub-1").await.unwrap().as_deref(),
+            store
+                .identity_player("google", "sub-1")
+                .await
+                .unwrap()
+                .as_deref(),
             Some(p.id.as_str())
         );
         // The same identity cannot create a second player.
@@ -136,11 +158,22 @@ fn identities_link_unlink_and_the_last_method(db: &TestDb) {
             store.unlink_identity(&p.id, "discord").await,
             Err(StoreError::NotFound)
         );
-        store.link_identity(&p.id, "discord", "d-1", now_ms()).await.unwrap();
-        store.link_identity(&p.id, "discord", "d-1", now_ms()).await.unwrap();
-        let other = store.create_player(new_player("Other", Some("h"))).await.unwrap();
+        store
+            .link_identity(&p.id, "discord", "d-1", now_ms())
+            .await
+            .unwrap();
+        store
+            .link_identity(&p.id, "discord", "d-1", now_ms())
+            .await
+            .unwrap();
+        let other = store
+            .create_player(new_player("Other", Some("h")))
+            .await
+            .unwrap();
         assert!(matches!(
-            store.link_identity(&other.id, "discord", "d-1", now_ms()).await,
+            store
+                .link_identity(&other.id, "discord", "d-1", now_ms())
+                .await,
             Err(StoreError::Conflict(_))
         ));
         assert!(matches!(
@@ -155,7 +188,10 @@ fn identities_link_unlink_and_the_last_method(db: &TestDb) {
             Err(StoreError::Precondition(_))
         ));
         // A password account may drop its last provider.
-        store.link_identity(&other.id, "steam", "765", now_ms()).await.unwrap();
+        store
+            .link_identity(&other.id, "steam", "765", now_ms())
+            .await
+            .unwrap();
         store.unlink_identity(&other.id, "steam").await.unwrap();
     });
     store.shutdown();
@@ -174,8 +210,14 @@ fn steam_tickets_are_spent_once(db: &TestDb) {
 fn erase_deletes_every_row_and_audits(db: &TestDb) {
     let store = db.start();
     let p = block_on(async {
-        let p = store.create_player(new_player("Eraser", Some("hash-e"))).await.unwrap();
-        store.link_identity(&p.id, "google", "e-sub", now_ms()).await.unwrap();
+        let p = store
+            .create_player(new_player("Eraser", Some("hash-e")))
+            .await
+            .unwrap();
+        store
+            .link_identity(&p.id, "google", "e-sub", now_ms())
+            .await
+            .unwrap();
         store
             .insert_refresh_token(token("tok-e", &p.id, "fam-e", now_ms() + 60_000))
             .await
@@ -213,7 +255,9 @@ fn erase_deletes_every_row_and_audits(db: &TestDb) {
     assert_eq!(
         count(
             db,
-            &format!("SELECT COUNT(*) FROM account_audit WHERE player_id = '{id}' AND action = 'erase'")
+            &format!(
+                "SELECT COUNT(*) FROM account_audit WHERE player_id = '{id}' AND action = 'erase'"
+            )
         ),
         1
     );
@@ -226,7 +270,10 @@ fn erase_deletes_every_row_and_audits(db: &TestDb) {
             EraseOutcome::NotFound
         );
         // The username is free again.
-        store.create_player(new_player("eraser", Some("h"))).await.unwrap();
+        store
+            .create_player(new_player("eraser", Some("h")))
+            .await
+            .unwrap();
     });
     store.shutdown();
 }
@@ -234,9 +281,15 @@ fn erase_deletes_every_row_and_audits(db: &TestDb) {
 fn erase_refuses_when_the_password_changed(db: &TestDb) {
     let store = db.start();
     block_on(async {
-        let p = store.create_player(new_player("Keeper", Some("old"))).await.unwrap();
+        let p = store
+            .create_player(new_player("Keeper", Some("old")))
+            .await
+            .unwrap();
         assert_eq!(
-            store.erase_account(&p.id, Some("stale"), &p.id, now_ms()).await.unwrap(),
+            store
+                .erase_account(&p.id, Some("stale"), &p.id, now_ms())
+                .await
+                .unwrap(),
             EraseOutcome::CredentialsChanged
         );
         assert!(store.player(&p.id).await.unwrap().is_some());
@@ -247,9 +300,18 @@ fn erase_refuses_when_the_password_changed(db: &TestDb) {
 fn passwords_are_replaced_only_when_unchanged(db: &TestDb) {
     let store = db.start();
     block_on(async {
-        let p = store.create_player(new_player("Changer", Some("h1"))).await.unwrap();
-        assert!(store.replace_password(&p.id, Some("h1"), "h2", now_ms()).await.unwrap());
-        assert!(!store.replace_password(&p.id, Some("h1"), "h3", now_ms()).await.unwrap());
+        let p = store
+            .create_player(new_player("Changer", Some("h1")))
+            .await
+            .unwrap();
+        assert!(store
+            .replace_password(&p.id, Some("h1"), "h2", now_ms())
+            .await
+            .unwrap());
+        assert!(!store
+            .replace_password(&p.id, Some("h1"), "h3", now_ms())
+            .await
+            .unwrap());
         let (_, hash) = store.player_by_username("changer").await.unwrap().unwrap();
         assert_eq!(hash.as_deref(), Some("h2"));
         assert_eq!(

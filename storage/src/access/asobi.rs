@@ -26,9 +26,10 @@ fn pg(e: tokio_postgres::Error) -> StoreError {
 /// Reads every player of the asobi database at `url` (libpq URL; `sslmode` as for ours).
 pub async fn read_asobi_players(url: &str) -> Result<AsobiExport, StoreError> {
     let (config, tls) = crate::pg_tls::parse(url, &StoreOptions::default())?;
-    let (client, conn) = config.connect(tls.connector()?).await.map_err(|e| {
-        StoreError::Unavailable(format!("cannot reach the asobi database: {e}"))
-    })?;
+    let (client, conn) = config
+        .connect(tls.connector()?)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("cannot reach the asobi database: {e}")))?;
     let driver = tokio::spawn(conn);
     let ms = |col: &str| format!("(EXTRACT(EPOCH FROM {col}) * 1000)::BIGINT");
     let sql = format!(

@@ -144,13 +144,8 @@ pub(crate) trait Access: Send + Sync {
         actor: String,
     ) -> Reply<'_, ()>;
     fn revoke_access_token(&self, t: RevokedToken, now_ms: i64) -> Reply<'_, ()>;
-    fn set_ban(
-        &self,
-        player_id: String,
-        banned: bool,
-        actor: String,
-        now_ms: i64,
-    ) -> Reply<'_, ()>;
+    fn set_ban(&self, player_id: String, banned: bool, actor: String, now_ms: i64)
+        -> Reply<'_, ()>;
     fn sign_in_state(&self, player_id: String) -> Reply<'_, Option<SignInState>>;
     fn replace_password(
         &self,
@@ -284,7 +279,8 @@ impl StoreHandle {
         now_ms: i64,
     ) -> Result<(), StoreError> {
         let (p, pr, u) = (player_id.to_owned(), provider.to_owned(), uid.to_owned());
-        self.call(move |db| db.link_identity(p, pr, u, now_ms)).await
+        self.call(move |db| db.link_identity(p, pr, u, now_ms))
+            .await
     }
 
     /// Unlinks a provider. [`StoreError::NotFound`] if it is not linked,
@@ -343,7 +339,10 @@ mod tests {
         };
         assert!(last_method(&s(false, false, &["google"]), "google"));
         assert!(!last_method(&s(true, false, &["google"]), "google"));
-        assert!(!last_method(&s(false, false, &["google", "steam"]), "google"));
+        assert!(!last_method(
+            &s(false, false, &["google", "steam"]),
+            "google"
+        ));
         assert!(!last_method(&s(false, true, &["google"]), "google"));
     }
 }

@@ -155,7 +155,13 @@ impl Access for PgBackend {
         })
     }
 
-    fn set_ban(&self, player_id: String, banned: bool, actor: String, now_ms: i64) -> Reply<'_, ()> {
+    fn set_ban(
+        &self,
+        player_id: String,
+        banned: bool,
+        actor: String,
+        now_ms: i64,
+    ) -> Reply<'_, ()> {
         op(async move {
             let mut client = self.client().await?;
             let tx = client.transaction().await?;
@@ -172,7 +178,14 @@ impl Access for PgBackend {
             if banned {
                 revoke_all(&tx, &player_id, now_ms, "banned").await?;
             }
-            audit(&tx, &player_id, if banned { "ban" } else { "unban" }, &actor, now_ms).await?;
+            audit(
+                &tx,
+                &player_id,
+                if banned { "ban" } else { "unban" },
+                &actor,
+                now_ms,
+            )
+            .await?;
             tx.commit().await?;
             Ok(())
         })

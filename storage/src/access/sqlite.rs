@@ -46,7 +46,10 @@ fn revoke_all(
     not_before: i64,
     reason: &str,
 ) -> Result<(), Fail> {
-    conn.execute(&numbered(UPSERT_REVOCATION), params![player_id, not_before, reason])?;
+    conn.execute(
+        &numbered(UPSERT_REVOCATION),
+        params![player_id, not_before, reason],
+    )?;
     conn.execute(
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE player_id = ?1 AND revoked_at IS NULL",
         params![player_id, not_before],
@@ -150,7 +153,13 @@ impl Access for SqliteBackend {
         })
     }
 
-    fn set_ban(&self, player_id: String, banned: bool, actor: String, now_ms: i64) -> Reply<'_, ()> {
+    fn set_ban(
+        &self,
+        player_id: String,
+        banned: bool,
+        actor: String,
+        now_ms: i64,
+    ) -> Reply<'_, ()> {
         self.run(move |conn| {
             let tx = write_tx(conn)?;
             let at = banned.then_some(now_ms);
@@ -164,7 +173,13 @@ impl Access for SqliteBackend {
             if banned {
                 revoke_all(&tx, &player_id, now_ms, "banned")?;
             }
-            audit(&tx, &player_id, if banned { "ban" } else { "unban" }, &actor, now_ms)?;
+            audit(
+                &tx,
+                &player_id,
+                if banned { "ban" } else { "unban" },
+                &actor,
+                now_ms,
+            )?;
             tx.commit()?;
             Ok(())
         })
@@ -308,7 +323,10 @@ impl Access for SqliteBackend {
             for sql in ERASE_STATEMENTS {
                 tx.execute(&numbered(sql), params![player_id])?;
             }
-            tx.execute(&numbered(UPSERT_REVOCATION), params![player_id, now_ms, "erased"])?;
+            tx.execute(
+                &numbered(UPSERT_REVOCATION),
+                params![player_id, now_ms, "erased"],
+            )?;
             audit(&tx, &player_id, "erase", &actor, now_ms)?;
             tx.commit()?;
             Ok(EraseOutcome::Erased)

@@ -127,7 +127,10 @@ pub(crate) fn broadcast(shard: &Rc<Shard>, r: Revoke) {
                         Err(again) => cmd = again,
                     }
                 }
-                tracing::error!(to, "a revocation could not reach a shard; it holds from its next restart");
+                tracing::error!(
+                    to,
+                    "a revocation could not reach a shard; it holds from its next restart"
+                );
             });
         }
     }
@@ -178,7 +181,13 @@ mod tests {
         r.apply(&revoke("a", Scope::Before(120)), 1_000, 3_600_000);
         assert!(!r.allows(&access("a", "t2", 130)));
         r.apply(
-            &revoke("b", Scope::Token { id: "t4".into(), expires_ms: 5_000 }),
+            &revoke(
+                "b",
+                Scope::Token {
+                    id: "t4".into(),
+                    expires_ms: 5_000,
+                },
+            ),
             1_000,
             3_600_000,
         );
@@ -193,7 +202,13 @@ mod tests {
         for i in 0..1_000 {
             r.apply(&revoke(&format!("p{i}"), Scope::Before(i)), i, ttl);
             r.apply(
-                &revoke("x", Scope::Token { id: format!("t{i}"), expires_ms: i + ttl }),
+                &revoke(
+                    "x",
+                    Scope::Token {
+                        id: format!("t{i}"),
+                        expires_ms: i + ttl,
+                    },
+                ),
                 i,
                 ttl,
             );
@@ -209,8 +224,14 @@ mod tests {
     fn seeding_keeps_the_latest_cut_off() {
         let snap = AccessSnapshot {
             players: vec![
-                asobi_storage::Revocation { player_id: "a".into(), not_before_ms: 10 },
-                asobi_storage::Revocation { player_id: "a".into(), not_before_ms: 5 },
+                asobi_storage::Revocation {
+                    player_id: "a".into(),
+                    not_before_ms: 10,
+                },
+                asobi_storage::Revocation {
+                    player_id: "a".into(),
+                    not_before_ms: 5,
+                },
             ],
             tokens: vec![asobi_storage::RevokedToken {
                 token_id: "j".into(),

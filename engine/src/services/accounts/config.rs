@@ -80,12 +80,20 @@ pub(crate) fn parse_rate_limits(text: &str) -> Result<RateLimits, String> {
         let group = Group::ALL
             .into_iter()
             .find(|g| g.name() == name.trim())
-            .ok_or_else(|| format!("unknown rate-limit group `{name}` (register, erase, auth, iap, api)"))?;
+            .ok_or_else(|| {
+                format!("unknown rate-limit group `{name}` (register, erase, auth, iap, api)")
+            })?;
         let (limit, window) = rate
             .split_once('/')
             .ok_or_else(|| format!("`{part}`: expected group=limit/window_ms"))?;
-        let limit: u32 = limit.trim().parse().map_err(|_| format!("`{part}`: bad limit"))?;
-        let window: u64 = window.trim().parse().map_err(|_| format!("`{part}`: bad window"))?;
+        let limit: u32 = limit
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{part}`: bad limit"))?;
+        let window: u64 = window
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{part}`: bad window"))?;
         if window == 0 {
             return Err(format!("`{part}`: the window must be at least 1 ms"));
         }
@@ -176,7 +184,11 @@ pub(crate) struct AccountArgs {
     #[arg(long, env = "ASOBI_STEAM_APP_ID")]
     pub(crate) steam_app_id: Option<String>,
     /// Base URL of the Steam Web API.
-    #[arg(long, env = "ASOBI_STEAM_API_URL", default_value = "https://partner.steam-api.com")]
+    #[arg(
+        long,
+        env = "ASOBI_STEAM_API_URL",
+        default_value = "https://partner.steam-api.com"
+    )]
     pub(crate) steam_api_url: String,
     /// Bearer token for the operator routes under `/api/v1/ops/` (off without it).
     #[arg(long, env = "ASOBI_OPS_TOKEN", hide_env_values = true)]
@@ -262,7 +274,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.len(), 2);
-        assert!(parse_providers(r#"{"google":{"issuer":"http://evil.example","client_id":"c"}}"#).is_err());
+        assert!(
+            parse_providers(r#"{"google":{"issuer":"http://evil.example","client_id":"c"}}"#)
+                .is_err()
+        );
         assert!(parse_providers(r#"{"myspace":{"issuer":"https://x","client_id":"c"}}"#).is_err());
         assert!(!secure_or_loopback("http://localhost.evil.com/x"));
         assert!(secure_or_loopback("http://localhost:80/x"));

@@ -35,9 +35,9 @@ pub(crate) fn run(from: &str, target: &StoreConfig) -> anyhow::Result<Report> {
         match futures::executor::block_on(store.import_player(p)) {
             Ok(true) => report.imported += 1,
             Ok(false) => report.already_here += 1,
-            Err(StoreError::Conflict(why)) => {
-                report.failed.push((id, format!("username taken here ({why})")))
-            }
+            Err(StoreError::Conflict(why)) => report
+                .failed
+                .push((id, format!("username taken here ({why})"))),
             Err(e) => report.failed.push((id, e.to_string())),
         }
     }

@@ -159,7 +159,11 @@ pub(crate) struct PasswordChange {
 /// `PUT /players/me/password` (ours: asobi has no self-service password change). Confirms the
 /// current password, stores the new one, ends every other session of the player and answers a
 /// fresh token pair.
-pub(crate) async fn change_password(shard: &Rc<Shard>, me: &str, body: PasswordChange) -> RestResult {
+pub(crate) async fn change_password(
+    shard: &Rc<Shard>,
+    me: &str,
+    body: PasswordChange,
+) -> RestResult {
     let min = shard.ctx.settings.password_min_len;
     if let Err(message) = auth::check_password(&body.new_password, min) {
         return Err(super::error::Error::Validation {
@@ -231,7 +235,12 @@ fn ops_caller(shard: &Shard, head: &Head) -> Result<(), ApiError> {
 /// Bans or unbans a player. A ban ends every session of the player at once (REST and open
 /// sockets, which close with reason `banned`), and login, refresh and provider sign-in refuse
 /// the player until unbanned.
-pub(crate) async fn set_ban(shard: &Rc<Shard>, player_id: &str, banned: bool, actor: &str) -> Result<Value, ApiError> {
+pub(crate) async fn set_ban(
+    shard: &Rc<Shard>,
+    player_id: &str,
+    banned: bool,
+    actor: &str,
+) -> Result<Value, ApiError> {
     let cut = now_ms();
     shard
         .ctx
@@ -255,7 +264,12 @@ pub(crate) async fn set_ban(shard: &Rc<Shard>, player_id: &str, banned: bool, ac
     Ok(json!({ "player_id": player_id, "banned": banned }))
 }
 
-pub(crate) async fn ops_ban(shard: &Rc<Shard>, head: &Head, player_id: &str, banned: bool) -> RestResult {
+pub(crate) async fn ops_ban(
+    shard: &Rc<Shard>,
+    head: &Head,
+    player_id: &str,
+    banned: bool,
+) -> RestResult {
     ops_caller(shard, head)?;
     ok(&set_ban(shard, player_id, banned, "ops").await?)
 }

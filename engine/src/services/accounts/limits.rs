@@ -121,12 +121,21 @@ pub(crate) fn admit(shard: &Shard, head: &Head, peer: IpAddr) -> Result<Option<Q
         Some(a) => Caller::Player(a.player_id),
         None => Caller::Source(Source::from(peer)),
     };
-    match shard.ctx.accounts.limiter.check(group, &caller, Instant::now()) {
+    match shard
+        .ctx
+        .accounts
+        .limiter
+        .check(group, &caller, Instant::now())
+    {
         Decision::Allow { remaining, reset } => Ok(Some(Quota { remaining, reset })),
         Decision::Deny { retry_after } => {
             let secs = ceil_secs(retry_after).max(1);
-            let e = ApiError::new(429, code::RATE_LIMITED, "Too many requests. Slow down and retry.")
-                .with_details(json!({ "retry_after": secs }));
+            let e = ApiError::new(
+                429,
+                code::RATE_LIMITED,
+                "Too many requests. Slow down and retry.",
+            )
+            .with_details(json!({ "retry_after": secs }));
             Err(crate::services::rest::error_response(&e)
                 .with_header("retry-after", secs.to_string())
                 .with_header("x-ratelimit-remaining", "0")
@@ -164,9 +173,16 @@ mod tests {
         let cap = asobi_rules::accounts::MAX_TRACKED_KEYS;
         assert!(limiter.tracked(Group::Auth) <= 2 * cap);
         // A source that was tracked is still limited (5/s), and the other groups are untouched.
-        let first = Caller::Source(Source::from(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000))));
+        let first = Caller::Source(Source::from(IpAddr::V4(std::net::Ipv4Addr::from(
+            0x0a00_0000,
+        ))));
         let passed = (0..10)
-            .filter(|_| matches!(limiter.check(Group::Auth, &first, now), Decision::Allow { .. }))
+            .filter(|_| {
+                matches!(
+                    limiter.check(Group::Auth, &first, now),
+                    Decision::Allow { .. }
+                )
+            })
             .count();
         assert_eq!(passed, 4);
         assert_eq!(limiter.tracked(Group::Api), 0);

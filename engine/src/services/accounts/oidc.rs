@@ -144,7 +144,8 @@ pub(crate) async fn verify_id_token(
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Rejection::Rejected("invalid_token"));
     }
-    let header = jsonwebtoken::decode_header(token).map_err(|_| Rejection::Rejected("invalid_token"))?;
+    let header =
+        jsonwebtoken::decode_header(token).map_err(|_| Rejection::Rejected("invalid_token"))?;
     if !matches!(header.alg, Algorithm::RS256 | Algorithm::ES256) {
         return Err(Rejection::Rejected("unsupported_algorithm"));
     }
@@ -161,7 +162,10 @@ pub(crate) async fn verify_id_token(
             // A stale set still serves while the provider is unreachable.
             Ok(Err(reason)) if keys.is_none() => return Err(Rejection::Rejected(reason)),
             Err(_) if keys.is_none() => return Err(Rejection::Rejected("jwks_unreachable")),
-            _ => tracing::warn!(provider, "refreshing the provider's keys failed; using the cached set"),
+            _ => tracing::warn!(
+                provider,
+                "refreshing the provider's keys failed; using the cached set"
+            ),
         }
     }
     let keys = keys.ok_or(Rejection::Rejected("jwks_unreachable"))?;
@@ -238,7 +242,10 @@ fn ask_steam(s: &Steam, ticket: &str) -> Result<String, &'static str> {
     if !resp.status().is_success() {
         return Err("steam_unreachable");
     }
-    let reply: SteamReply = resp.body_mut().read_json().map_err(|_| "steam_invalid_reply")?;
+    let reply: SteamReply = resp
+        .body_mut()
+        .read_json()
+        .map_err(|_| "steam_invalid_reply")?;
     if let Some(e) = reply.response.error {
         return Err(match e.errorcode {
             101 | 102 => "ticket_invalid",
@@ -264,7 +271,10 @@ fn ask_steam(s: &Steam, ticket: &str) -> Result<String, &'static str> {
 
 /// Checks a Steam session ticket with the Steam Web API and spends it, so it cannot be used
 /// twice.
-pub(crate) async fn verify_steam_ticket(shard: &Shard, ticket: &str) -> Result<Identity, Rejection> {
+pub(crate) async fn verify_steam_ticket(
+    shard: &Shard,
+    ticket: &str,
+) -> Result<Identity, Rejection> {
     let Some(steam) = shard.ctx.settings.accounts.steam.clone() else {
         return Err(Rejection::Unsupported);
     };
@@ -276,7 +286,12 @@ pub(crate) async fn verify_steam_ticket(shard: &Shard, ticket: &str) -> Result<I
     }
     let t = ticket.to_ascii_lowercase();
     let asked = t.clone();
-    let steamid = match shard.ctx.store.blocking(move || ask_steam(&steam, &asked)).await {
+    let steamid = match shard
+        .ctx
+        .store
+        .blocking(move || ask_steam(&steam, &asked))
+        .await
+    {
         Ok(Ok(id)) => id,
         Ok(Err(reason)) => return Err(Rejection::Rejected(reason)),
         Err(_) => return Err(Rejection::Rejected("steam_unreachable")),
@@ -301,7 +316,11 @@ pub(crate) async fn verify_steam_ticket(shard: &Shard, ticket: &str) -> Result<I
 }
 
 /// Proves a credential for `provider`.
-pub(crate) async fn verify(shard: &Shard, provider: &str, token: &str) -> Result<Identity, Rejection> {
+pub(crate) async fn verify(
+    shard: &Shard,
+    provider: &str,
+    token: &str,
+) -> Result<Identity, Rejection> {
     if provider == "steam" {
         verify_steam_ticket(shard, token).await
     } else {

@@ -114,8 +114,12 @@ handler!(erase_route, |s, r| super::lifecycle::erase(
 )
 .await);
 handler!(oauth_route, |s, r| super::signin::oauth(s, r.json()?).await);
-handler!(link_route, |s, r| super::signin::link(s, &r.player(s)?, r.json()?)
-    .await);
+handler!(link_route, |s, r| super::signin::link(
+    s,
+    &r.player(s)?,
+    r.json()?
+)
+.await);
 handler!(unlink_route, |s, r| super::signin::unlink(
     s,
     &r.player(s)?,
@@ -353,7 +357,10 @@ pub(crate) async fn refresh(shard: &Rc<Shard>, body: Refresh) -> RestResult {
         .map_err(store_error)?;
     match outcome {
         RotateOutcome::Rotated { player_id } => {
-            if super::signin::refuse_banned(shard, &player_id).await.is_err() {
+            if super::signin::refuse_banned(shard, &player_id)
+                .await
+                .is_err()
+            {
                 return Err(invalid_refresh());
             }
             ok(&json!({

@@ -113,7 +113,10 @@ mod tests {
         let r = futures::executor::block_on(pool.run(&store, || 1));
         assert_eq!(r.unwrap_err().status, 503);
         pool.waiting.store(0, Ordering::Release);
-        assert_eq!(futures::executor::block_on(pool.run(&store, || 2)).unwrap(), 2);
+        assert_eq!(
+            futures::executor::block_on(pool.run(&store, || 2)).unwrap(),
+            2
+        );
         store.shutdown();
     }
 }

@@ -100,7 +100,9 @@ fn provider_and_token(body: &Value) -> Result<(String, String), ApiError> {
 
 async fn prove(shard: &Shard, body: &Value) -> Result<Identity, ApiError> {
     let (provider, token) = provider_and_token(body)?;
-    oidc::verify(shard, &provider, &token).await.map_err(rejection)
+    oidc::verify(shard, &provider, &token)
+        .await
+        .map_err(rejection)
 }
 
 /// A username for a provider-only player, as asobi makes them: `<provider>_<8 of uid>_<4 digits>`.
@@ -136,7 +138,10 @@ pub(crate) async fn oauth(shard: &Rc<Shard>, body: Value) -> RestResult {
             is_guest: false,
             now_ms: now_ms(),
         };
-        match store.create_identity_player(new, &id.provider, &id.uid).await {
+        match store
+            .create_identity_player(new, &id.provider, &id.uid)
+            .await
+        {
             Ok(player) => return session_reply(shard, &player, json!({ "created": true })).await,
             Err(StoreError::Conflict(_)) => {
                 if store

@@ -148,7 +148,11 @@ impl Tokens {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         let c = data.claims;
         (c.typ == "access").then(|| Access {
-            issued_ms: if c.ims > 0 { c.ims } else { c.iat as i64 * 1000 },
+            issued_ms: if c.ims > 0 {
+                c.ims
+            } else {
+                c.iat as i64 * 1000
+            },
             expires_ms: c.exp as i64 * 1000,
             player_id: c.sub,
             token_id: c.jti,
