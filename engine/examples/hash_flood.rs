@@ -95,7 +95,7 @@ fn main() {
     let (before, during) = {
         let mut before = Vec::new();
         let mut during = Vec::new();
-        let mut heartbeat = |ws: &mut tungstenite::WebSocket<MaybeTlsStream<TcpStream>>| {
+        let heartbeat = |ws: &mut tungstenite::WebSocket<MaybeTlsStream<TcpStream>>| {
             let t = Instant::now();
             send(ws, json!({"type": "session.heartbeat", "cid": "h"}));
             loop {
