@@ -23,7 +23,9 @@ const REVOKED_WITHIN: Duration = Duration::from_secs(1);
 const OPS_TOKEN: &str = "ops-token-for-the-tests-0123456789";
 
 fn start(data: &Path, game: &Path, db: Option<String>, env: &[(&str, String)]) -> Server {
-    common::copy_example_game(game);
+    if !game.join("config.lua").exists() {
+        common::copy_example_game(game);
+    }
     let mut opts = Opts {
         shards: Some(2),
         database_url: db,
@@ -644,15 +646,28 @@ fn assert_429(status: u16, headers: &[(String, String)], body: &Value) {
 #[test]
 fn every_limiter_answers_asobis_429() {
     let (data, game) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    // asobi's defaults, except `api`, given a long window so the test does not race the clock.
+    // A game that offers guests, for the node-wide guest limiter.
+    common::copy_example_game(game.path());
+    let config = std::fs::read_to_string(game.path().join("config.lua")).unwrap();
+    std::fs::write(
+        game.path().join("config.lua"),
+        format!("guest_auth = true\n{config}"),
+    )
+    .unwrap();
+    // asobi's defaults, except `api`, `join` and `guest_global`, given long windows and small
+    // limits so the test neither races the clock nor sends thousands of requests.
     let s = start(
         data.path(),
         game.path(),
         None,
-        &[(
-            "ASOBI_RATE_LIMITS",
-            "register=3/1000,auth=5/1000,erase=3/60000,iap=10/1000,api=20/60000".into(),
-        )],
+        &[
+            (
+                "ASOBI_RATE_LIMITS",
+                "register=3/1000,auth=5/1000,erase=3/60000,iap=10/1000,api=20/60000,join=2/60000,guest_global=2/60000"
+                    .into(),
+            ),
+            ("ASOBI_GUEST_VERIFIER_PEPPER", "a-pepper-of-at-least-32-bytes-for-tests".into()),
+        ],
     );
     let burst = |n: usize, method: &str, path: &str, token: Option<&str>, body: Option<&str>| {
         (0..n)
@@ -714,6 +729,45 @@ fn every_limiter_answers_asobis_429() {
         rs.iter().map(|r| r.0).collect::<Vec<_>>()
     );
     assert_429(rs[3].0, &rs[3].1, &rs[3].2);
+    // join: per player, on the socket (asobi's `join_rate_limited`).
+    let mut ws = s.ws_on(0);
+    ws.connect(token);
+    for i in 0..3 {
+        ws.send(json!({"type": "match.join", "cid": format!("j{i}"), "payload": {"match_id": "no-such-match"}}));
+        let e = ws.expect("error", WAIT, |_| true);
+        let want = if i < 2 {
+            "match.not_found"
+        } else {
+            "join_rate_limited"
+        };
+        assert_eq!(e["payload"]["error"]["code"], want, "{e}");
+    }
+    // guest_global: one bucket for every address. (/auth/guest also counts against this
+    // address's `auth` bucket, spent above: let two windows pass.)
+    std::thread::sleep(Duration::from_millis(2100));
+    let secret = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    let guests: Vec<_> = (0..3)
+        .map(|i| {
+            let b = json!({"device_id": unique(&format!("dev{i}-")), "device_secret": secret})
+                .to_string();
+            request(&s, "POST", "/api/v1/auth/guest", None, Some(&b))
+        })
+        .collect();
+    assert!(
+        guests.iter().take(2).all(|g| g.0 == 200),
+        "{:?}",
+        guests.iter().map(|g| &g.2).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        (guests[2].0, code(&guests[2].2)),
+        (429, "guest.rate_limited")
+    );
+    assert!(
+        guests[2].2["error"]["details"]["retry_after"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
     // Probes are never limited.
     assert!(burst(30, "GET", "/health", None, None)
         .iter()

@@ -161,6 +161,10 @@ pub mod code {
     pub const AUTH_REGISTRATION_FAILED: &str = "auth.registration_failed";
     /// The player is banned (ours: asobi refuses a banned player's token without a code).
     pub const AUTH_BANNED: &str = "auth.banned";
+    /// Over the per-player join limit (10 per minute).
+    pub const JOIN_RATE_LIMITED: &str = "join_rate_limited";
+    /// Over the node-wide guest-creation limit.
+    pub const GUEST_RATE_LIMITED: &str = "guest.rate_limited";
     /// Erase: the password does not match.
     pub const PLAYER_CONFIRMATION_FAILED: &str = "player.confirmation_failed";
     /// Erase: the password changed meanwhile.
@@ -433,6 +437,8 @@ mod tests {
         "auth.registration_failed",
         "player.confirmation_failed",
         "player.credentials_changed",
+        "join_rate_limited",
+        "guest.rate_limited",
         "internal",
         "rate_limited",
         "payload_too_large",

@@ -131,7 +131,7 @@ impl Server {
             // REST limits (a test of the limits sets its own).
             .env(
                 "ASOBI_RATE_LIMITS",
-                "register=100000/1000,auth=100000/1000,erase=100000/1000,iap=100000/1000,api=100000/1000",
+                "register=100000/1000,auth=100000/1000,erase=100000/1000,iap=100000/1000,api=100000/1000,join=100000/1000,guest_global=100000/1000",
             )
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

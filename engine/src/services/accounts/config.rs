@@ -20,15 +20,21 @@ pub(crate) enum Group {
     Iap,
     /// Every other route.
     Api,
+    /// `match.join` and `match.find_or_create`, per player.
+    Join,
+    /// Guest creation, one bucket for the whole node.
+    GuestGlobal,
 }
 
 impl Group {
-    pub(crate) const ALL: [Group; 5] = [
+    pub(crate) const ALL: [Group; 7] = [
         Group::Register,
         Group::Erase,
         Group::Auth,
         Group::Iap,
         Group::Api,
+        Group::Join,
+        Group::GuestGlobal,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -38,6 +44,8 @@ impl Group {
             Group::Auth => "auth",
             Group::Iap => "iap",
             Group::Api => "api",
+            Group::Join => "join",
+            Group::GuestGlobal => "guest_global",
         }
     }
 
@@ -49,13 +57,15 @@ impl Group {
             Group::Auth => Rate::per_ms(5, 1000),
             Group::Iap => Rate::per_ms(10, 1000),
             Group::Api => Rate::per_ms(300, 1000),
+            Group::Join => Rate::per_ms(10, 60_000),
+            Group::GuestGlobal => Rate::per_ms(100, 1000),
         }
     }
 }
 
 /// One rate per group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RateLimits(pub(crate) [Rate; 5]);
+pub(crate) struct RateLimits(pub(crate) [Rate; 7]);
 
 impl Default for RateLimits {
     fn default() -> Self {
@@ -81,7 +91,7 @@ pub(crate) fn parse_rate_limits(text: &str) -> Result<RateLimits, String> {
             .into_iter()
             .find(|g| g.name() == name.trim())
             .ok_or_else(|| {
-                format!("unknown rate-limit group `{name}` (register, erase, auth, iap, api)")
+                format!("unknown rate-limit group `{name}` (register, erase, auth, iap, api, join, guest_global)")
             })?;
         let (limit, window) = rate
             .split_once('/')

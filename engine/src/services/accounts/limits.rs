@@ -144,6 +144,46 @@ pub(crate) fn admit(shard: &Shard, head: &Head, peer: IpAddr) -> Result<Option<Q
     }
 }
 
+/// The per-player join limit (asobi's `join` group: 10 per minute), for `match.join` and
+/// `match.find_or_create`.
+pub(crate) fn allow_join(shard: &Shard, player_id: &str) -> Result<(), ApiError> {
+    let caller = Caller::Player(player_id.to_owned());
+    match shard
+        .ctx
+        .accounts
+        .limiter
+        .check(Group::Join, &caller, Instant::now())
+    {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Deny { retry_after } => Err(ApiError::new(
+            429,
+            code::JOIN_RATE_LIMITED,
+            "Too many join attempts. Slow down and retry.",
+        )
+        .with_details(json!({ "retry_after": ceil_secs(retry_after).max(1) }))),
+    }
+}
+
+/// The node-wide guest-creation limit (asobi's `guest_global`: 100/s): per-address limits do not
+/// bound guests minted from many addresses.
+pub(crate) fn allow_guest_create(shard: &Shard) -> Result<(), ApiError> {
+    let caller = Caller::Player(String::new());
+    match shard
+        .ctx
+        .accounts
+        .limiter
+        .check(Group::GuestGlobal, &caller, Instant::now())
+    {
+        Decision::Allow { .. } => Ok(()),
+        Decision::Deny { retry_after } => Err(ApiError::new(
+            429,
+            code::GUEST_RATE_LIMITED,
+            "Guests are being created too fast right now. Retry shortly.",
+        )
+        .with_details(json!({ "retry_after": ceil_secs(retry_after).max(1) }))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -437,6 +437,7 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
         return session_reply(shard, &player, json!({ "guest": true })).await;
     }
     super::signin::may_create(shard, super::signin::Creation::Guest)?;
+    super::limits::allow_guest_create(shard)?;
     let id = uuid::Uuid::now_v7().to_string();
     let username = format!("guest_{}", &id.replace('-', "")[20..32]);
     let verifier = auth::guest_verifier(pepper.as_bytes(), &secret);

@@ -33,6 +33,19 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// With every rate limit off: the simulation harness drives many joins per player in a
+    /// moment of real time (its clock is virtual, the limiter's is not).
+    #[cfg(test)]
+    pub(crate) fn without_limits() -> Shared {
+        let mut config = Config::default();
+        for r in &mut config.rate_limits.0 {
+            r.limit = 0;
+        }
+        Shared::new(&config, AccessSnapshot::default())
+    }
+}
+
 impl Default for Shared {
     fn default() -> Self {
         Shared::new(&Config::default(), AccessSnapshot::default())
