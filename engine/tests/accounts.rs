@@ -416,7 +416,17 @@ fn code(v: &Value) -> &str {
 }
 
 #[test]
-fn oidc_providers_steam_and_linking() {
+fn oidc_providers_steam_and_linking_on_sqlite() {
+    providers_steam_and_linking(None);
+}
+
+#[test]
+fn oidc_providers_steam_and_linking_on_postgres() {
+    let Some(db) = pg_db() else { return };
+    providers_steam_and_linking(Some(db.url.clone()));
+}
+
+fn providers_steam_and_linking(db: Option<String>) {
     // Four providers, each its own local issuer and keys.
     let providers: Vec<(&str, Provider)> = ["google", "apple", "microsoft", "discord"]
         .into_iter()
@@ -453,7 +463,7 @@ fn oidc_providers_steam_and_linking() {
     let s = start(
         data.path(),
         game.path(),
-        None,
+        db,
         &[
             ("ASOBI_OIDC_PROVIDERS", Value::Object(config).to_string()),
             ("ASOBI_STEAM_API_KEY", "steam-key".into()),
