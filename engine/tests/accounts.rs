@@ -783,3 +783,50 @@ fn every_limiter_answers_asobis_429() {
         .iter()
         .all(|r| r.0 == 200));
 }
+
+fn guest_game(game: &Path) {
+    common::copy_example_game(game);
+    let config = std::fs::read_to_string(game.join("config.lua")).unwrap();
+    std::fs::write(
+        game.join("config.lua"),
+        format!("guest_auth = true\n{config}"),
+    )
+    .unwrap();
+}
+
+fn new_guest(s: &Server) -> (u16, Value) {
+    let secret = base64::engine::general_purpose::STANDARD.encode([9u8; 32]);
+    s.post(
+        "/api/v1/auth/guest",
+        json!({"device_id": unique("device-"), "device_secret": secret}),
+    )
+}
+
+#[test]
+fn guests_are_capped_and_follow_the_posture() {
+    let (data, game) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    guest_game(game.path());
+    let pepper = (
+        "ASOBI_GUEST_VERIFIER_PEPPER",
+        "a-pepper-of-at-least-32-bytes-for-tests".to_owned(),
+    );
+    let s = start(
+        data.path(),
+        game.path(),
+        None,
+        &[pepper.clone(), ("ASOBI_GUEST_UNLINKED_CAP", "2".into())],
+    );
+    assert_eq!(new_guest(&s).0, 200);
+    assert_eq!(new_guest(&s).0, 200);
+    let (status, body) = new_guest(&s);
+    assert_eq!((status, code(&body)), (503, "guest.capacity_reached"));
+    drop(s);
+    let s = start(
+        data.path(),
+        game.path(),
+        None,
+        &[pepper, ("ASOBI_REGISTRATION", "closed".into())],
+    );
+    let (status, body) = new_guest(&s);
+    assert_eq!((status, code(&body)), (403, "auth.registration_closed"));
+}

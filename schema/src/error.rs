@@ -165,6 +165,10 @@ pub mod code {
     pub const JOIN_RATE_LIMITED: &str = "join_rate_limited";
     /// Over the node-wide guest-creation limit.
     pub const GUEST_RATE_LIMITED: &str = "guest.rate_limited";
+    /// The unclaimed-guest cap is reached.
+    pub const GUEST_CAPACITY_REACHED: &str = "guest.capacity_reached";
+    /// The guests could not be counted, so none is created.
+    pub const GUEST_UNAVAILABLE: &str = "guest.unavailable";
     /// Erase: the password does not match.
     pub const PLAYER_CONFIRMATION_FAILED: &str = "player.confirmation_failed";
     /// Erase: the password changed meanwhile.
@@ -439,6 +443,8 @@ mod tests {
         "player.credentials_changed",
         "join_rate_limited",
         "guest.rate_limited",
+        "guest.capacity_reached",
+        "guest.unavailable",
         "internal",
         "rate_limited",
         "payload_too_large",

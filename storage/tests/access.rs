@@ -203,6 +203,12 @@ fn steam_tickets_are_spent_once(db: &TestDb) {
         assert!(store.spend_steam_ticket("abc", now_ms()).await.unwrap());
         assert!(!store.spend_steam_ticket("abc", now_ms()).await.unwrap());
         assert!(store.spend_steam_ticket("abd", now_ms()).await.unwrap());
+        // (The guest count, read by the guest cap, is checked here too: no guests yet.)
+        assert_eq!(store.count_guests().await.unwrap(), 0);
+        let mut g = new_player("guest_one", None);
+        g.is_guest = true;
+        store.create_guest(g, "device-1", "verifier").await.unwrap();
+        assert_eq!(store.count_guests().await.unwrap(), 1);
     });
     store.shutdown();
 }

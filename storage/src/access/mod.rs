@@ -178,6 +178,7 @@ pub(crate) trait Access: Send + Sync {
         now_ms: i64,
     ) -> Reply<'_, EraseOutcome>;
     fn import_player(&self, p: ImportedPlayer) -> Reply<'_, bool>;
+    fn count_guests(&self) -> Reply<'_, i64>;
 }
 
 impl StoreHandle {
@@ -316,6 +317,11 @@ impl StoreHandle {
             actor.to_owned(),
         );
         self.call(move |db| db.erase_account(p, e, a, now_ms)).await
+    }
+
+    /// Unclaimed guests (guest accounts not upgraded), for the guest cap.
+    pub async fn count_guests(&self) -> Result<i64, StoreError> {
+        self.call(|db| db.count_guests()).await
     }
 
     /// Creates an imported player with its credentials and identities unless a player with

@@ -361,6 +361,16 @@ impl Access for PgBackend {
         })
     }
 
+    fn count_guests(&self) -> Reply<'_, i64> {
+        op(async move {
+            let c = self.client().await?;
+            let row = c
+                .query_one("SELECT COUNT(*) FROM players WHERE is_guest", &[])
+                .await?;
+            Ok(row.try_get(0)?)
+        })
+    }
+
     fn import_player(&self, p: ImportedPlayer) -> Reply<'_, bool> {
         op(async move {
             let mut client = self.client().await?;

@@ -333,6 +333,16 @@ impl Access for SqliteBackend {
         })
     }
 
+    fn count_guests(&self) -> Reply<'_, i64> {
+        self.run(|conn| {
+            Ok(
+                conn.query_row("SELECT COUNT(*) FROM players WHERE is_guest", [], |r| {
+                    r.get(0)
+                })?,
+            )
+        })
+    }
+
     fn import_player(&self, p: ImportedPlayer) -> Reply<'_, bool> {
         self.run(move |conn| {
             let tx = write_tx(conn)?;

@@ -203,6 +203,9 @@ pub(crate) struct AccountArgs {
     /// Bearer token for the operator routes under `/api/v1/ops/` (off without it).
     #[arg(long, env = "ASOBI_OPS_TOKEN", hide_env_values = true)]
     pub(crate) ops_token: Option<String>,
+    /// Most unclaimed guests at once (asobi's `guest_unlinked_cap`); 0: no cap.
+    #[arg(long, env = "ASOBI_GUEST_UNLINKED_CAP", default_value_t = 100_000)]
+    pub(crate) guest_unlinked_cap: u64,
     /// Password hashes that may run at once; more wait, up to as many again, then get 503.
     #[arg(long, env = "ASOBI_HASH_CONCURRENCY", default_value_t = 4)]
     pub(crate) hash_concurrency: usize,
@@ -217,6 +220,7 @@ pub(crate) struct Config {
     pub(crate) steam: Option<Steam>,
     pub(crate) ops_token: Option<String>,
     pub(crate) hash_concurrency: usize,
+    pub(crate) guest_unlinked_cap: u64,
 }
 
 /// Steam sign-in settings.
@@ -236,6 +240,7 @@ impl Default for Config {
             steam: None,
             ops_token: None,
             hash_concurrency: 4,
+            guest_unlinked_cap: 100_000,
         }
     }
 }
@@ -256,6 +261,7 @@ impl AccountArgs {
             },
             ops_token: self.ops_token.clone().filter(|t| t.len() >= 16),
             hash_concurrency: self.hash_concurrency.max(1),
+            guest_unlinked_cap: self.guest_unlinked_cap,
         }
     }
 }

@@ -438,6 +438,7 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
     }
     super::signin::may_create(shard, super::signin::Creation::Guest)?;
     super::limits::allow_guest_create(shard)?;
+    guest_cap(shard).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let username = format!("guest_{}", &id.replace('-', "")[20..32]);
     let verifier = auth::guest_verifier(pepper.as_bytes(), &secret);
@@ -461,6 +462,40 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
             other => store_error(other),
         })?;
     session_reply(shard, &player, json!({ "created": true, "guest": true })).await
+}
+
+/// asobi's `guest_unlinked_cap`: no new guest past the cap (503 `guest.capacity_reached`), and
+/// none when the guests cannot be counted (503 `guest.unavailable`), rather than create without
+/// a bound.
+async fn guest_cap(shard: &Shard) -> Result<(), ApiError> {
+    use asobi_schema::error::code;
+    let cap = shard.ctx.settings.accounts.guest_unlinked_cap;
+    if cap == 0 {
+        return Ok(());
+    }
+    match shard.ctx.store.count_guests().await {
+        Ok(n) if u64::try_from(n).unwrap_or(0) >= cap => {
+            tracing::warn!(
+                count = n,
+                cap,
+                "guest_create_denied: the unclaimed-guest cap is reached"
+            );
+            Err(ApiError::new(
+                503,
+                code::GUEST_CAPACITY_REACHED,
+                "The unclaimed-guest cap is reached.",
+            ))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!("guest_create_denied: counting guests failed: {e}");
+            Err(ApiError::new(
+                503,
+                code::GUEST_UNAVAILABLE,
+                "Guests cannot be created right now.",
+            ))
+        }
+    }
 }
 
 pub(crate) async fn upgrade(shard: &Rc<Shard>, me: &str, body: Credentials) -> RestResult {
