@@ -830,3 +830,47 @@ fn guests_are_capped_and_follow_the_posture() {
     let (status, body) = new_guest(&s);
     assert_eq!((status, code(&body)), (403, "auth.registration_closed"));
 }
+
+#[test]
+fn idle_guests_are_reaped() {
+    let (data, game) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    guest_game(game.path());
+    let s = start(
+        data.path(),
+        game.path(),
+        None,
+        &[
+            (
+                "ASOBI_GUEST_VERIFIER_PEPPER",
+                "a-pepper-of-at-least-32-bytes-for-tests".into(),
+            ),
+            ("ASOBI_GUEST_REAP_AFTER", "1".into()),
+        ],
+    );
+    let secret = base64::engine::general_purpose::STANDARD.encode([5u8; 32]);
+    let device = unique("reap-");
+    let guest = || {
+        s.post(
+            "/api/v1/auth/guest",
+            json!({"device_id": device, "device_secret": secret}),
+        )
+    };
+    let (status, first) = guest();
+    assert_eq!((status, first["created"].as_bool()), (200, Some(true)));
+    let token = first["access_token"].as_str().unwrap().to_owned();
+    let id = first["player_id"].as_str().unwrap().to_owned();
+    let me = format!("/api/v1/players/{id}");
+    let mut ws = s.ws_on(0);
+    ws.connect(&token);
+    // Idle past the limit: the guest is deleted, its token and socket end.
+    assert_eq!(
+        ws.close_frame(Duration::from_secs(5)),
+        Some((1008, "erased".to_owned()))
+    );
+    assert_eq!(s.http("GET", &me, Some(&token), None).0, 401);
+    assert!(s.wait_log("guest reaper deleted", WAIT));
+    // The same device now makes a new guest.
+    let (status, again) = guest();
+    assert_eq!((status, again["created"].as_bool()), (200, Some(true)));
+    assert_ne!(again["player_id"], first["player_id"]);
+}

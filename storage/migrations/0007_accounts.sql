@@ -5,6 +5,10 @@
 -- When an operator banned the player; NULL for a player in good standing.
 ALTER TABLE players ADD COLUMN banned_at BIGINT;
 
+-- When the device last resumed its guest (NULL: never since it was created); the guest reaper
+-- deletes unclaimed guests not seen for `ASOBI_GUEST_REAP_AFTER`.
+ALTER TABLE guest_devices ADD COLUMN last_seen BIGINT;
+
 -- Access tokens issued at or before `not_before` are dead (ban, erase, password change). No
 -- foreign key: the row must outlive an erased player, whose tokens are still unexpired.
 CREATE TABLE access_revocations (

@@ -18,7 +18,59 @@ on_both_backends!(
     erase_refuses_when_the_password_changed,
     passwords_are_replaced_only_when_unchanged,
     imports_are_idempotent,
+    idle_guests_are_reaped,
 );
+
+fn idle_guests_are_reaped(db: &TestDb) {
+    let store = db.start();
+    block_on(async {
+        let t0 = now_ms();
+        let make = |name: &str, device: &str| {
+            let mut g = new_player(name, None);
+            g.is_guest = true;
+            g.now_ms = t0 - 10_000;
+            (g, device.to_owned())
+        };
+        let (idle, d1) = make("guest_idle", "dev-idle");
+        let (busy, d2) = make("guest_busy", "dev-busy");
+        let (claimed, d3) = make("guest_claimed", "dev-claimed");
+        for (g, d) in [(&idle, &d1), (&busy, &d2), (&claimed, &d3)] {
+            store.create_guest(g.clone(), d, "v").await.unwrap();
+        }
+        store.touch_guest(&d2, t0).await.unwrap();
+        store
+            .upgrade_guest(&claimed.id, "claimed_name", "h")
+            .await
+            .unwrap();
+        let cutoff = t0 - 1_000;
+        assert_eq!(
+            store.idle_guests(cutoff, 10).await.unwrap(),
+            vec![idle.id.clone()]
+        );
+        assert!(store.reap_guest(&idle.id, cutoff, t0).await.unwrap());
+        assert!(
+            !store.reap_guest(&busy.id, cutoff, t0).await.unwrap(),
+            "seen since the cutoff"
+        );
+        assert!(
+            !store.reap_guest(&claimed.id, cutoff, t0).await.unwrap(),
+            "upgraded"
+        );
+        assert!(store.player(&idle.id).await.unwrap().is_none());
+        assert!(store.guest_device(&d1).await.unwrap().is_none());
+        assert!(store.player(&busy.id).await.unwrap().is_some());
+        let snap = store.access_snapshot(0).await.unwrap();
+        assert!(snap.players.iter().any(|r| r.player_id == idle.id));
+    });
+    assert_eq!(
+        count(
+            db,
+            "SELECT COUNT(*) FROM account_audit WHERE action = 'reap'"
+        ),
+        1
+    );
+    store.shutdown();
+}
 
 /// Rows matching `sql` (a `SELECT COUNT(*) ...`), read outside the store.
 fn count(db: &TestDb, sql: &str) -> i64 {

@@ -119,6 +119,7 @@ impl Shard {
             ctx,
         });
         matchmaker::start(&shard);
+        accounts::start(&shard);
         Ok(shard)
     }
 

@@ -120,6 +120,19 @@ const UPSERT_REVOCATION: &str = "INSERT INTO access_revocations (player_id, not_
      not_before = CASE WHEN excluded.not_before > access_revocations.not_before THEN excluded.not_before ELSE access_revocations.not_before END, \
      reason = excluded.reason";
 
+/// Unclaimed guests none of whose devices was seen since `$1`.
+const IDLE_GUESTS: &str = "SELECT p.id FROM players p WHERE p.is_guest \
+     AND NOT EXISTS (SELECT 1 FROM player_identities i WHERE i.player_id = p.id) \
+     AND NOT EXISTS (SELECT 1 FROM guest_devices d WHERE d.player_id = p.id \
+                     AND COALESCE(d.last_seen, d.created_at) >= $1) \
+     ORDER BY p.created_at LIMIT $2";
+
+/// The same test for one player, inside the reaping transaction.
+const STILL_IDLE: &str = "SELECT COUNT(*) FROM players p WHERE p.id = $1 AND p.is_guest \
+     AND NOT EXISTS (SELECT 1 FROM player_identities i WHERE i.player_id = p.id) \
+     AND NOT EXISTS (SELECT 1 FROM guest_devices d WHERE d.player_id = p.id \
+                     AND COALESCE(d.last_seen, d.created_at) >= $2)";
+
 const INSERT_AUDIT: &str =
     "INSERT INTO account_audit (id, player_id, action, actor, detail, at) VALUES ($1, $2, $3, $4, $5, $6)";
 
@@ -179,6 +192,9 @@ pub(crate) trait Access: Send + Sync {
     ) -> Reply<'_, EraseOutcome>;
     fn import_player(&self, p: ImportedPlayer) -> Reply<'_, bool>;
     fn count_guests(&self) -> Reply<'_, i64>;
+    fn touch_guest(&self, device_id: String, now_ms: i64) -> Reply<'_, ()>;
+    fn idle_guests(&self, seen_before_ms: i64, limit: i64) -> Reply<'_, Vec<String>>;
+    fn reap_guest(&self, player_id: String, seen_before_ms: i64, now_ms: i64) -> Reply<'_, bool>;
 }
 
 impl StoreHandle {
@@ -322,6 +338,36 @@ impl StoreHandle {
     /// Unclaimed guests (guest accounts not upgraded), for the guest cap.
     pub async fn count_guests(&self) -> Result<i64, StoreError> {
         self.call(|db| db.count_guests()).await
+    }
+
+    /// Records that a guest device resumed now (the reaper spares it).
+    pub async fn touch_guest(&self, device_id: &str, now_ms: i64) -> Result<(), StoreError> {
+        let d = device_id.to_owned();
+        self.call(move |db| db.touch_guest(d, now_ms)).await
+    }
+
+    /// Up to `limit` unclaimed guests whose every device was last seen before `seen_before_ms`.
+    pub async fn idle_guests(
+        &self,
+        seen_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.call(move |db| db.idle_guests(seen_before_ms, limit))
+            .await
+    }
+
+    /// Deletes an idle unclaimed guest the way an erase does (audit actor `reaper`), checking
+    /// inside the transaction that it is still an unclaimed guest and still idle, so an upgrade
+    /// or a resume racing the reaper wins. True when it was deleted.
+    pub async fn reap_guest(
+        &self,
+        player_id: &str,
+        seen_before_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let p = player_id.to_owned();
+        self.call(move |db| db.reap_guest(p, seen_before_ms, now_ms))
+            .await
     }
 
     /// Creates an imported player with its credentials and identities unless a player with

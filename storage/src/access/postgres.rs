@@ -5,7 +5,8 @@ use deadpool_postgres::GenericClient;
 
 use super::{
     audit_id, last_method, Access, AccessSnapshot, EraseOutcome, ImportedPlayer, Revocation,
-    RevokedToken, SignInState, ERASE_STATEMENTS, INSERT_AUDIT, UPSERT_REVOCATION,
+    RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS, INSERT_AUDIT, STILL_IDLE,
+    UPSERT_REVOCATION,
 };
 use crate::accounts::{NewPlayer, Player};
 use crate::backend::Reply;
@@ -368,6 +369,54 @@ impl Access for PgBackend {
                 .query_one("SELECT COUNT(*) FROM players WHERE is_guest", &[])
                 .await?;
             Ok(row.try_get(0)?)
+        })
+    }
+
+    fn touch_guest(&self, device_id: String, now_ms: i64) -> Reply<'_, ()> {
+        op(async move {
+            let c = self.client().await?;
+            c.execute(
+                "UPDATE guest_devices SET last_seen = $2 WHERE device_id = $1",
+                &[&device_id, &now_ms],
+            )
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn idle_guests(&self, seen_before_ms: i64, limit: i64) -> Reply<'_, Vec<String>> {
+        op(async move {
+            let c = self.client().await?;
+            let rows = c.query(IDLE_GUESTS, &[&seen_before_ms, &limit]).await?;
+            Ok(rows
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<Vec<String>, _>>()?)
+        })
+    }
+
+    fn reap_guest(&self, player_id: String, seen_before_ms: i64, now_ms: i64) -> Reply<'_, bool> {
+        op(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            if state(&tx, &player_id, true).await?.is_none() {
+                return Ok(false);
+            }
+            let idle: i64 = tx
+                .query_one(STILL_IDLE, &[&player_id, &seen_before_ms])
+                .await?
+                .try_get(0)?;
+            if idle == 0 {
+                return Ok(false);
+            }
+            for sql in ERASE_STATEMENTS {
+                tx.execute(*sql, &[&player_id]).await?;
+            }
+            tx.execute(UPSERT_REVOCATION, &[&player_id, &now_ms, &"reaped"])
+                .await?;
+            audit(&tx, &player_id, "reap", "reaper", now_ms).await?;
+            tx.commit().await?;
+            Ok(true)
         })
     }
 

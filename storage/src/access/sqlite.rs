@@ -4,7 +4,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     audit_id, last_method, Access, AccessSnapshot, EraseOutcome, ImportedPlayer, Revocation,
-    RevokedToken, SignInState, ERASE_STATEMENTS, INSERT_AUDIT, UPSERT_REVOCATION,
+    RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS, INSERT_AUDIT, STILL_IDLE,
+    UPSERT_REVOCATION,
 };
 use crate::accounts::{NewPlayer, Player};
 use crate::backend::Reply;
@@ -340,6 +341,50 @@ impl Access for SqliteBackend {
                     r.get(0)
                 })?,
             )
+        })
+    }
+
+    fn touch_guest(&self, device_id: String, now_ms: i64) -> Reply<'_, ()> {
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE guest_devices SET last_seen = ?2 WHERE device_id = ?1",
+                params![device_id, now_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn idle_guests(&self, seen_before_ms: i64, limit: i64) -> Reply<'_, Vec<String>> {
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(&numbered(IDLE_GUESTS))?;
+            let ids = stmt
+                .query_map(params![seen_before_ms, limit], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?;
+            Ok(ids)
+        })
+    }
+
+    fn reap_guest(&self, player_id: String, seen_before_ms: i64, now_ms: i64) -> Reply<'_, bool> {
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let idle: i64 = tx.query_row(
+                &numbered(STILL_IDLE),
+                params![player_id, seen_before_ms],
+                |r| r.get(0),
+            )?;
+            if idle == 0 {
+                return Ok(false);
+            }
+            for sql in ERASE_STATEMENTS {
+                tx.execute(&numbered(sql), params![player_id])?;
+            }
+            tx.execute(
+                &numbered(UPSERT_REVOCATION),
+                params![player_id, now_ms, "reaped"],
+            )?;
+            audit(&tx, &player_id, "reap", "reaper", now_ms)?;
+            tx.commit()?;
+            Ok(true)
         })
     }
 

@@ -206,6 +206,10 @@ pub(crate) struct AccountArgs {
     /// Most unclaimed guests at once (asobi's `guest_unlinked_cap`); 0: no cap.
     #[arg(long, env = "ASOBI_GUEST_UNLINKED_CAP", default_value_t = 100_000)]
     pub(crate) guest_unlinked_cap: u64,
+    /// Seconds after which an unclaimed guest that has not resumed is deleted (asobi's
+    /// `guest_reap_after`); unset: guests are permanent.
+    #[arg(long, env = "ASOBI_GUEST_REAP_AFTER")]
+    pub(crate) guest_reap_after: Option<u64>,
     /// Password hashes that may run at once; more wait, up to as many again, then get 503.
     #[arg(long, env = "ASOBI_HASH_CONCURRENCY", default_value_t = 4)]
     pub(crate) hash_concurrency: usize,
@@ -221,6 +225,7 @@ pub(crate) struct Config {
     pub(crate) ops_token: Option<String>,
     pub(crate) hash_concurrency: usize,
     pub(crate) guest_unlinked_cap: u64,
+    pub(crate) guest_reap_after: Option<std::time::Duration>,
 }
 
 /// Steam sign-in settings.
@@ -241,6 +246,7 @@ impl Default for Config {
             ops_token: None,
             hash_concurrency: 4,
             guest_unlinked_cap: 100_000,
+            guest_reap_after: None,
         }
     }
 }
@@ -262,6 +268,10 @@ impl AccountArgs {
             ops_token: self.ops_token.clone().filter(|t| t.len() >= 16),
             hash_concurrency: self.hash_concurrency.max(1),
             guest_unlinked_cap: self.guest_unlinked_cap,
+            guest_reap_after: self
+                .guest_reap_after
+                .filter(|s| *s > 0)
+                .map(std::time::Duration::from_secs),
         }
     }
 }

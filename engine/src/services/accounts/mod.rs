@@ -10,6 +10,7 @@ pub(crate) mod import;
 pub(crate) mod lifecycle;
 pub(crate) mod limits;
 pub(crate) mod oidc;
+pub(crate) mod reaper;
 pub(crate) mod rest;
 pub(crate) mod shared;
 pub(crate) mod signin;
@@ -17,4 +18,5 @@ pub(crate) mod tokens;
 pub(crate) mod ws;
 
 pub(crate) use access::Revocations;
+pub(crate) use reaper::start;
 pub(crate) use shared::Shared;

@@ -434,6 +434,9 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
             return Err(Error::GuestUpgraded.into());
         }
         super::signin::refuse_banned(shard, &player.id).await?;
+        if let Err(e) = g.store.touch_guest(&device_id, now_ms()).await {
+            tracing::warn!("recording a guest resume failed: {e}");
+        }
         return session_reply(shard, &player, json!({ "guest": true })).await;
     }
     super::signin::may_create(shard, super::signin::Creation::Guest)?;
