@@ -1,4 +1,4 @@
-//! The `asobi` binary: `serve` (default), `migrate`, `check`.
+//! The `asobi` binary: `serve` (default), `migrate`, `check`, `import`.
 
 mod edge;
 mod node;
@@ -30,6 +30,9 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => node::serve(*args),
         Some(Command::Migrate(db)) => migrate(&db),
         Some(Command::Check { game_dir }) => return check(&game_dir),
+        Some(Command::Import { from, db }) => {
+            services::accounts::import::run(&from, &db.store_config()).map(|r| println!("{r}"))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

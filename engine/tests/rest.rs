@@ -114,14 +114,26 @@ fn auth_flows(s: &Server) {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["code"], "player.not_found");
 
-    // Erase: the account can no longer log in and its profile is gone.
-    let (status, _) = s.http(
+    // Erase: a password account confirms with its password; afterwards the account can no
+    // longer log in, its profile is gone, and its token is dead (engine/tests/accounts.rs has
+    // the rest).
+    let (status, body) = s.http(
         "POST",
         "/api/v1/players/me/erase",
         Some(&other.access),
         None,
     );
-    assert_eq!(status, 200);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("missing_field"))
+    );
+    let (status, body) = s.http(
+        "POST",
+        "/api/v1/players/me/erase",
+        Some(&other.access),
+        Some(&json!({"password": "secret123"}).to_string()),
+    );
+    assert_eq!((status, body), (200, json!({"deleted": true})));
     let (status, _) = s.post(
         "/api/v1/auth/login",
         json!({"username": other.username, "password": "secret123"}),
@@ -134,16 +146,14 @@ fn auth_flows(s: &Server) {
         None,
     );
     assert_eq!(status, 404);
-    // The erased player's access token still verifies until it expires; changing the erased
-    // profile with it is a clean 404, not a server error.
     let (status, body) = s.http(
         "PUT",
         "/api/v1/players/me",
         Some(&other.access),
         Some(&json!({"display_name": "ghost"}).to_string()),
     );
-    assert_eq!(status, 404, "{body}");
-    assert_eq!(body["error"]["code"], "player.not_found");
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"]["code"], "unauthenticated");
 
     // Matches: history and live listings answer with the documented shapes.
     let (status, body) = s.http("GET", "/api/v1/matches?limit=5", Some(&p.access), None);

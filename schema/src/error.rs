@@ -206,6 +206,38 @@ pub mod code {
     pub const RPC_UNSUPPORTED_PROTOCOL: &str = "rpc.unsupported_protocol";
     /// `params` is not a JSON object (400).
     pub const RPC_INVALID_PARAMS: &str = "rpc.invalid_params";
+    /// The provider rejected the token (reason in `details.reason`).
+    pub const AUTH_PROVIDER_REJECTED: &str = "auth.provider_rejected";
+    /// No provider is configured under that name.
+    pub const AUTH_UNSUPPORTED_PROVIDER: &str = "auth.unsupported_provider";
+    /// The registration posture refuses new accounts.
+    pub const AUTH_REGISTRATION_CLOSED: &str = "auth.registration_closed";
+    /// `oauth_only`: password sign-up is off.
+    pub const AUTH_PASSWORD_REGISTRATION_DISABLED: &str = "auth.password_registration_disabled";
+    /// Two first sign-ins for one provider identity raced.
+    pub const AUTH_ALREADY_REGISTERING: &str = "auth.already_registering";
+    /// The provider account is linked to another player.
+    pub const AUTH_PROVIDER_ALREADY_LINKED: &str = "auth.provider_already_linked";
+    /// No such linked identity.
+    pub const AUTH_IDENTITY_NOT_FOUND: &str = "auth.identity_not_found";
+    /// Unlinking would leave no way to sign in.
+    pub const AUTH_LAST_AUTH_METHOD: &str = "auth.last_auth_method";
+    /// A provider-only player could not be created.
+    pub const AUTH_REGISTRATION_FAILED: &str = "auth.registration_failed";
+    /// The player is banned (ours: asobi refuses a banned player's token without a code).
+    pub const AUTH_BANNED: &str = "auth.banned";
+    /// Over the per-player join limit (10 per minute).
+    pub const JOIN_RATE_LIMITED: &str = "join_rate_limited";
+    /// Over the node-wide guest-creation limit.
+    pub const GUEST_RATE_LIMITED: &str = "guest.rate_limited";
+    /// The unclaimed-guest cap is reached.
+    pub const GUEST_CAPACITY_REACHED: &str = "guest.capacity_reached";
+    /// The guests could not be counted, so none is created.
+    pub const GUEST_UNAVAILABLE: &str = "guest.unavailable";
+    /// Erase: the password does not match.
+    pub const PLAYER_CONFIRMATION_FAILED: &str = "player.confirmation_failed";
+    /// Erase: the password changed meanwhile.
+    pub const PLAYER_CREDENTIALS_CHANGED: &str = "player.credentials_changed";
 }
 
 /// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
@@ -463,6 +495,21 @@ mod tests {
 
     /// asobi's closed set, as far as this server emits it (asobi `src/asobi_error.erl`).
     const ASOBI_CODES: &[&str] = &[
+        "auth.provider_rejected",
+        "auth.unsupported_provider",
+        "auth.registration_closed",
+        "auth.password_registration_disabled",
+        "auth.already_registering",
+        "auth.provider_already_linked",
+        "auth.identity_not_found",
+        "auth.last_auth_method",
+        "auth.registration_failed",
+        "player.confirmation_failed",
+        "player.credentials_changed",
+        "join_rate_limited",
+        "guest.rate_limited",
+        "guest.capacity_reached",
+        "guest.unavailable",
         "internal",
         "rate_limited",
         "payload_too_large",
@@ -551,6 +598,7 @@ mod tests {
         "leaderboard.capacity_reached",
         "chat.channel_full",
         "storage.version_conflict",
+        "auth.banned",
     ];
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
+use crate::access::Access;
 use crate::accounts::Accounts;
 use crate::economy::Economy;
 use crate::leaderboards::Leaderboards;
@@ -21,7 +22,7 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 /// One database: every feature's operations, plus what the bridge itself needs.
 /// A new feature adds its trait here.
 pub(crate) trait Backend:
-    Accounts + Economy + Matches + Leaderboards + Social + Storage
+    Accounts + Economy + Matches + Leaderboards + Social + Storage + Access
 {
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;

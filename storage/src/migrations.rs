@@ -32,6 +32,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0005_social",
         sql: include_str!("../migrations/0005_social.sql"),
     },
+    Migration {
+        name: "0007_accounts",
+        sql: include_str!("../migrations/0007_accounts.sql"),
+    },
 ];
 
 /// Portable DDL for the bookkeeping table itself.

@@ -102,7 +102,7 @@ pub(crate) async fn serve<S: Io>(
         };
         let rt = &shard.rt;
         rt.inflight.set(rt.inflight.get() + 1);
-        let response = crate::services::rest::handle(&shard, &head, body).await;
+        let response = crate::services::rest::handle(&shard, &head, body, peer.ip()).await;
         rt.inflight.set(rt.inflight.get() - 1);
         let keep_alive = head.keep_alive && !rt.shutting_down.get();
         let head_only = head.method == http::Method::Head;

@@ -24,6 +24,14 @@ pub(crate) enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
+    /// Copy players (profile, ban, password, linked providers) from an asobi database.
+    Import {
+        /// The asobi PostgreSQL URL.
+        #[arg(long)]
+        from: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Compile every script of a game directory and report errors with file:line.
     Check {
         /// The game directory (defaults to ASOBI_GAME_DIR or ./lua).
@@ -136,6 +144,8 @@ pub(crate) struct ServeArgs {
     pub(crate) password_min_len: u16,
     #[arg(long, env = "ASOBI_GUEST_VERIFIER_PEPPER", hide_env_values = true)]
     pub(crate) guest_pepper: Option<String>,
+    #[command(flatten)]
+    pub(crate) accounts: crate::services::accounts::config::AccountArgs,
     #[command(flatten)]
     pub(crate) db: DbArgs,
 }
@@ -256,6 +266,7 @@ impl ServeArgs {
                 .as_deref()
                 .map(crate::services::cors::parse_origins)
                 .unwrap_or_default(),
+            accounts: self.accounts.config(),
         }
     }
 

@@ -48,6 +48,13 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = StoreHandle::start(store_config.clone()).context("starting storage")?;
     tracing::info!(backend = %store_config.describe(), "storage ready");
 
+    // Revocations still in force (tokens ended before this start and not yet expired): every
+    // shard starts from them, so a restart never revives a revoked token.
+    let horizon = crate::services::accounts::tokens::now_ms()
+        - (args.access_ttl_secs as i64).saturating_mul(1000)
+        - 60_000;
+    let access_snapshot = futures::executor::block_on(store.access_snapshot(horizon))
+        .context("reading access revocations")?;
     let tokens = Tokens::load(
         std::env::var("ASOBI_JWT_SECRET").ok().as_deref(),
         &args.db.data_dir,
@@ -122,6 +129,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         registry: Box::new(LocalRegistry::new(nshards)),
         matches: Default::default(),
         game: game_rx,
+        accounts: crate::services::accounts::Shared::new(&args.accounts.config(), access_snapshot),
     });
     let edge = Edge { tls, limits };
     let listen = SocketAddr::new(args.bind, port);

@@ -42,6 +42,8 @@ pub(crate) struct Settings {
     pub(crate) password_min_len: usize,
     /// Origins allowed by CORS (`ASOBI_CORS_ORIGINS`; `*` for any); empty: no CORS headers.
     pub(crate) cors_origins: Vec<String>,
+    /// Accounts: registration posture, rate limits, providers, ops token.
+    pub(crate) accounts: super::accounts::config::Config,
 }
 
 impl Default for Settings {
@@ -60,6 +62,7 @@ impl Default for Settings {
             leaderboards: super::leaderboards::Config::default(),
             password_min_len: 8,
             cors_origins: Vec::new(),
+            accounts: Default::default(),
         }
     }
 }
@@ -75,6 +78,8 @@ pub(crate) struct Context {
     /// Newest compiled game; hot reload publishes here.
     pub(crate) game: watch::Receiver<Arc<Game>>,
     pub(crate) budgets: Budgets,
+    /// Accounts state every shard shares (rate limiter, hashing pool, provider keys).
+    pub(crate) accounts: super::accounts::Shared,
 }
 
 impl Context {

@@ -56,6 +56,7 @@ pub(crate) struct Shard {
     pub(crate) leaderboards: leaderboards::Boards,
     pub(crate) social: social::Social,
     pub(crate) rpc: rpc::Rpcs,
+    pub(crate) accounts: accounts::Revocations,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -65,12 +66,14 @@ pub(crate) enum Cmd {
     Matches(matches::cmd::Cmd),
     Leaderboards(leaderboards::cmd::Cmd),
     Social(social::cmd::Cmd),
+    Accounts(accounts::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
 #[derive(Debug, Clone)]
 pub(crate) enum Event {
     Matches(matches::SessionEvent),
+    Accounts(accounts::cmd::Revoke),
 }
 
 /// Timers, one variant per feature that keeps time.
@@ -97,6 +100,7 @@ impl Service for Shard {
             Cmd::Matches(c) => matches::cmd::handle(self, c),
             Cmd::Leaderboards(c) => leaderboards::cmd::handle(self, c),
             Cmd::Social(c) => social::cmd::handle(self, c),
+            Cmd::Accounts(c) => accounts::cmd::handle(self, c),
         }
     }
 
@@ -120,11 +124,13 @@ impl Shard {
             leaderboards: leaderboards::Boards::default(),
             social: social::Social::default(),
             rpc: rpc::Rpcs::default(),
+            accounts: accounts::Revocations::seeded(&ctx.accounts.start_snapshot),
             game: RefCell::new(game),
             rt,
             ctx,
         });
         matchmaker::start(&shard);
+        accounts::start(&shard);
         Ok(shard)
     }
 

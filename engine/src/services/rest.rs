@@ -117,12 +117,24 @@ fn fit<'a>(pattern: &str, segments: &[&'a str]) -> Option<(usize, Vec<&'a str>)>
     Some((literals, params))
 }
 
-pub(crate) async fn handle(shard: &Rc<Shard>, head: &Head, body: Bytes) -> Response {
+pub(crate) async fn handle(
+    shard: &Rc<Shard>,
+    head: &Head,
+    body: Bytes,
+    peer: std::net::IpAddr,
+) -> Response {
     let origins = &shard.ctx.settings.cors_origins;
     if head.method == Method::Options {
         return super::cors::preflight(origins, head);
     }
-    let mut response = match route(shard, head, body).await {
+    let quota = match super::accounts::limits::admit(shard, head, peer) {
+        Ok(q) => q,
+        Err(mut refused) => {
+            super::cors::decorate(origins, head, &mut refused);
+            return refused;
+        }
+    };
+    let response = match route(shard, head, body).await {
         Ok(r) => r,
         Err(e) => {
             if e.status >= 500 {
@@ -130,6 +142,10 @@ pub(crate) async fn handle(shard: &Rc<Shard>, head: &Head, body: Bytes) -> Respo
             }
             error_response(&e)
         }
+    };
+    let mut response = match quota {
+        Some(q) => q.decorate(response),
+        None => response,
     };
     super::cors::decorate(origins, head, &mut response);
     response
@@ -210,7 +226,8 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 /// The player id of the request's bearer token.
 pub(crate) fn authenticate(shard: &Shard, head: &Head) -> Result<String, ApiError> {
     head.bearer()
-        .and_then(|t| shard.ctx.tokens.verify_access(t))
+        .and_then(|t| super::accounts::access::verify(shard, t))
+        .map(|a| a.player_id)
         .ok_or_else(ApiError::unauthenticated)
 }
 

@@ -99,6 +99,7 @@ impl Sim {
             matches: Default::default(),
             game: game_rx,
             budgets,
+            accounts: crate::services::accounts::Shared::without_limits(),
         });
         let clock = Rc::new(Cell::new(Instant::now()));
         let net = Rc::new(SimNet::default());

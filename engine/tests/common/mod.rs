@@ -127,6 +127,12 @@ impl Server {
             .env_remove("ASOBI_DB_HOST")
             .env_remove("ASOBI_DATABASE_URL")
             .env_remove("ASOBI_JWT_SECRET")
+            // Tests fire bursts from 127.0.0.1; like asobi's test config, lift the per-caller
+            // REST limits (a test of the limits sets its own).
+            .env(
+                "ASOBI_RATE_LIMITS",
+                "register=100000/1000,auth=100000/1000,erase=100000/1000,iap=100000/1000,api=100000/1000,join=100000/1000,guest_global=100000/1000",
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         if let Some(url) = &opts.database_url {

@@ -9,6 +9,9 @@
 mod postgres;
 mod sqlite;
 
+pub(crate) use postgres::insert_player as pg_insert_player;
+pub(crate) use sqlite::insert_player as sqlite_insert_player;
+
 use serde_json::Value;
 
 use crate::backend::Reply;

@@ -43,7 +43,7 @@ async fn load_player(c: &impl GenericClient, id: &str, lock: bool) -> Result<Opt
         .transpose()
 }
 
-async fn insert_player(
+pub(crate) async fn insert_player(
     c: &impl GenericClient,
     p: &NewPlayer,
     is_guest: bool,

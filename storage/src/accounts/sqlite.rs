@@ -34,7 +34,11 @@ fn load_player(conn: &Connection, id: &str) -> Result<Option<Player>, Fail> {
     rows.next()?.map(read_player).transpose()
 }
 
-fn insert_player(conn: &Connection, p: &NewPlayer, is_guest: bool) -> Result<Player, Fail> {
+pub(crate) fn insert_player(
+    conn: &Connection,
+    p: &NewPlayer,
+    is_guest: bool,
+) -> Result<Player, Fail> {
     conn.execute(
         "INSERT INTO players (id, username, username_lower, display_name, metadata, is_guest, created_at, updated_at) \
          VALUES (?1, ?2, ?3, ?4, '{}', ?5, ?6, ?6)",

@@ -64,16 +64,88 @@ pub(crate) const ROUTES: &[Route] = &[
         path: "/players/:id",
         handler: put_player_route,
     },
+    Route {
+        method: Method::Post,
+        path: "/auth/oauth",
+        handler: oauth_route,
+    },
+    Route {
+        method: Method::Post,
+        path: "/auth/link",
+        handler: link_route,
+    },
+    Route {
+        method: Method::Delete,
+        path: "/auth/unlink",
+        handler: unlink_route,
+    },
+    Route {
+        method: Method::Put,
+        path: "/players/me/password",
+        handler: password_route,
+    },
+    Route {
+        method: Method::Post,
+        path: "/ops/players/:id/ban",
+        handler: ban_route,
+    },
+    Route {
+        method: Method::Post,
+        path: "/ops/players/:id/unban",
+        handler: unban_route,
+    },
 ];
 
 handler!(register_route, |s, r| register(s, r.json()?).await);
 handler!(login_route, |s, r| login(s, r.json()?).await);
 handler!(refresh_route, |s, r| refresh(s, r.json()?).await);
-handler!(logout_route, |s, r| logout(s, r.json()?).await);
+handler!(logout_route, |s, r| {
+    // As asobi: no body, or one that is not JSON, still logs out.
+    let body = serde_json::from_slice(&r.body).unwrap_or(Value::Null);
+    super::lifecycle::logout(s, r.head, body).await
+});
 handler!(guest_route, |s, r| guest(s, r.json()?).await);
 handler!(upgrade_route, |s, r| upgrade(s, &r.player(s)?, r.json()?)
     .await);
-handler!(erase_route, |s, r| erase(s, &r.player(s)?).await);
+handler!(erase_route, |s, r| super::lifecycle::erase(
+    s,
+    &r.player(s)?,
+    r.json()?
+)
+.await);
+handler!(oauth_route, |s, r| super::signin::oauth(s, r.json()?).await);
+handler!(link_route, |s, r| super::signin::link(
+    s,
+    &r.player(s)?,
+    r.json()?
+)
+.await);
+handler!(unlink_route, |s, r| super::signin::unlink(
+    s,
+    &r.player(s)?,
+    r.head.query_param("provider")
+)
+.await);
+handler!(password_route, |s, r| super::lifecycle::change_password(
+    s,
+    &r.player(s)?,
+    r.json()?
+)
+.await);
+handler!(ban_route, |s, r| super::lifecycle::ops_ban(
+    s,
+    r.head,
+    r.param(0),
+    true
+)
+.await);
+handler!(unban_route, |s, r| super::lifecycle::ops_ban(
+    s,
+    r.head,
+    r.param(0),
+    false
+)
+.await);
 handler!(get_player_route, |s, r| {
     r.player(s)?;
     get_player(s, r.param(0)).await
@@ -99,8 +171,12 @@ fn invalid_credentials() -> ApiError {
     Error::InvalidCredentials.into()
 }
 
-/// Issues an access token and a refresh token in a new (or given) family.
-async fn token_pair(shard: &Shard, player_id: &str) -> Result<(String, String), ApiError> {
+/// Issues an access token (after `not_before_ms`) and a refresh token in a new family.
+async fn token_pair(
+    shard: &Shard,
+    player_id: &str,
+    not_before_ms: i64,
+) -> Result<(String, String), ApiError> {
     let g = &shard.ctx;
     let refresh = g.tokens.new_refresh();
     g.store
@@ -113,16 +189,19 @@ async fn token_pair(shard: &Shard, player_id: &str) -> Result<(String, String), 
         })
         .await
         .map_err(store_error)?;
-    Ok((g.tokens.issue_access(player_id), refresh.token))
+    Ok((
+        g.tokens.issue_access_after(player_id, not_before_ms),
+        refresh.token,
+    ))
 }
 
 async fn hash_off_shard(shard: &Shard, password: String) -> Result<String, ApiError> {
     shard
         .ctx
-        .store
-        .blocking(move || auth::hash_password(&password))
-        .await
-        .map_err(store_error)?
+        .accounts
+        .hashing
+        .run(&shard.ctx.store, move || auth::hash_password(&password))
+        .await?
         .ok_or_else(ApiError::internal)
 }
 
@@ -153,6 +232,7 @@ fn validate(shard: &Shard, body: &Credentials) -> Result<(), ApiError> {
 }
 
 pub(crate) async fn register(shard: &Rc<Shard>, body: Credentials) -> RestResult {
+    super::signin::may_create(shard, super::signin::Creation::Password)?;
     validate(shard, &body)?;
     let hash = hash_off_shard(shard, body.password.clone()).await?;
     let player = shard
@@ -178,8 +258,18 @@ fn username_taken() -> ApiError {
     Error::UsernameTaken.into()
 }
 
-async fn session_reply(shard: &Shard, player: &Player, extra: Value) -> RestResult {
-    let (access, refresh) = token_pair(shard, &player.id).await?;
+pub(crate) async fn session_reply(shard: &Shard, player: &Player, extra: Value) -> RestResult {
+    session_reply_after(shard, player, 0, extra).await
+}
+
+/// [`session_reply`] with an access token issued after `not_before_ms` (a revocation cut-off).
+pub(crate) async fn session_reply_after(
+    shard: &Shard,
+    player: &Player,
+    not_before_ms: i64,
+    extra: Value,
+) -> RestResult {
+    let (access, refresh) = token_pair(shard, &player.id, not_before_ms).await?;
     let mut body = json!({
         "player_id": player.id,
         "access_token": access,
@@ -211,16 +301,35 @@ pub(crate) async fn login(shard: &Rc<Shard>, body: Login) -> RestResult {
         _ => (None, auth::dummy_hash().to_owned()),
     };
     let password = body.password;
+    let (checked, stored) = (hash.clone(), hash);
+    let pw = password.clone();
     let valid = shard
         .ctx
-        .store
-        .blocking(move || auth::verify_password(&password, &hash))
-        .await
-        .map_err(store_error)?;
-    match player {
-        Some(p) if valid => session_reply(shard, &p, json!({})).await,
-        _ => Err(invalid_credentials()),
+        .accounts
+        .hashing
+        .run(&shard.ctx.store, move || auth::verify_any(&pw, &checked))
+        .await?;
+    let p = match player {
+        Some(p) if valid => p,
+        _ => return Err(invalid_credentials()),
+    };
+    super::signin::refuse_banned(shard, &p.id).await?;
+    if auth::needs_rehash(&stored) {
+        // A player imported from asobi: its PBKDF2 hash is replaced by argon2id now that the
+        // password is known. A failure here costs nothing but a retry at the next login.
+        let new_hash = hash_off_shard(shard, password).await?;
+        match shard
+            .ctx
+            .store
+            .replace_password(&p.id, Some(&stored), &new_hash, now_ms())
+            .await
+        {
+            Ok(true) => tracing::info!(player = %p.id, "imported password rehashed to argon2id"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!(player = %p.id, "rehashing an imported password failed: {e}"),
+        }
     }
+    session_reply(shard, &p, json!({})).await
 }
 
 #[derive(Deserialize)]
@@ -247,11 +356,19 @@ pub(crate) async fn refresh(shard: &Rc<Shard>, body: Refresh) -> RestResult {
         .await
         .map_err(store_error)?;
     match outcome {
-        RotateOutcome::Rotated { player_id } => ok(&json!({
+        RotateOutcome::Rotated { player_id } => {
+            if super::signin::refuse_banned(shard, &player_id)
+                .await
+                .is_err()
+            {
+                return Err(invalid_refresh());
+            }
+            ok(&json!({
             "player_id": player_id,
             "access_token": g.tokens.issue_access(&player_id),
             "refresh_token": next.token,
-        })),
+            }))
+        }
         RotateOutcome::Reused => {
             tracing::warn!("a spent refresh token was presented again; its family is revoked");
             Err(invalid_refresh())
@@ -262,16 +379,6 @@ pub(crate) async fn refresh(shard: &Rc<Shard>, body: Refresh) -> RestResult {
 
 fn invalid_refresh() -> ApiError {
     Error::InvalidRefreshToken.into()
-}
-
-pub(crate) async fn logout(shard: &Rc<Shard>, body: Refresh) -> RestResult {
-    shard
-        .ctx
-        .store
-        .revoke_refresh_family_of(&auth::hash_refresh(&body.refresh_token))
-        .await
-        .map_err(store_error)?;
-    ok(&json!({ "success": true }))
 }
 
 #[derive(Deserialize)]
@@ -326,8 +433,15 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
         if !player.is_guest {
             return Err(Error::GuestUpgraded.into());
         }
+        super::signin::refuse_banned(shard, &player.id).await?;
+        if let Err(e) = g.store.touch_guest(&device_id, now_ms()).await {
+            tracing::warn!("recording a guest resume failed: {e}");
+        }
         return session_reply(shard, &player, json!({ "guest": true })).await;
     }
+    super::signin::may_create(shard, super::signin::Creation::Guest)?;
+    super::limits::allow_guest_create(shard)?;
+    guest_cap(shard).await?;
     let id = uuid::Uuid::now_v7().to_string();
     let username = format!("guest_{}", &id.replace('-', "")[20..32]);
     let verifier = auth::guest_verifier(pepper.as_bytes(), &secret);
@@ -351,6 +465,40 @@ pub(crate) async fn guest(shard: &Rc<Shard>, body: Guest) -> RestResult {
             other => store_error(other),
         })?;
     session_reply(shard, &player, json!({ "created": true, "guest": true })).await
+}
+
+/// asobi's `guest_unlinked_cap`: no new guest past the cap (503 `guest.capacity_reached`), and
+/// none when the guests cannot be counted (503 `guest.unavailable`), rather than create without
+/// a bound.
+async fn guest_cap(shard: &Shard) -> Result<(), ApiError> {
+    use asobi_schema::error::code;
+    let cap = shard.ctx.settings.accounts.guest_unlinked_cap;
+    if cap == 0 {
+        return Ok(());
+    }
+    match shard.ctx.store.count_guests().await {
+        Ok(n) if u64::try_from(n).unwrap_or(0) >= cap => {
+            tracing::warn!(
+                count = n,
+                cap,
+                "guest_create_denied: the unclaimed-guest cap is reached"
+            );
+            Err(ApiError::new(
+                503,
+                code::GUEST_CAPACITY_REACHED,
+                "The unclaimed-guest cap is reached.",
+            ))
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!("guest_create_denied: counting guests failed: {e}");
+            Err(ApiError::new(
+                503,
+                code::GUEST_UNAVAILABLE,
+                "Guests cannot be created right now.",
+            ))
+        }
+    }
 }
 
 pub(crate) async fn upgrade(shard: &Rc<Shard>, me: &str, body: Credentials) -> RestResult {
@@ -494,16 +642,6 @@ pub(crate) async fn put_player(
         Some(p) => ok(&profile(&p)),
         None => Err(Error::PlayerNotFound.into()),
     }
-}
-
-pub(crate) async fn erase(shard: &Rc<Shard>, me: &str) -> RestResult {
-    shard
-        .ctx
-        .store
-        .erase_player(me)
-        .await
-        .map_err(store_error)?;
-    ok(&json!({ "success": true }))
 }
 
 /// An avatar is shown by clients, often in a web view: only `http`/`https` URLs (or nothing) are

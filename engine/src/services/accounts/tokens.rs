@@ -31,6 +31,24 @@ struct Claims {
     iat: u64,
     exp: u64,
     typ: String,
+    /// Token id, so logout can end this one token (absent in tokens from older builds).
+    #[serde(default)]
+    jti: String,
+    /// Issue time in milliseconds, compared with a player's revocation cut-off.
+    #[serde(default)]
+    ims: i64,
+}
+
+/// What a valid access token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Access {
+    pub(crate) player_id: String,
+    /// The token's id (empty for tokens minted before ids existed).
+    pub(crate) token_id: String,
+    /// Issue time, unix ms.
+    pub(crate) issued_ms: i64,
+    /// Expiry, unix ms.
+    pub(crate) expires_ms: i64,
 }
 
 /// Issues and checks tokens.
@@ -96,23 +114,54 @@ impl Tokens {
     }
 
     pub(crate) fn issue_access(&self, player_id: &str) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        self.issue_access_after(player_id, 0)
+    }
+
+    /// An access token issued strictly after `not_before_ms`, so a token minted in the same
+    /// millisecond as a revocation (a password change answering with a fresh pair) survives it.
+    pub(crate) fn issue_access_after(&self, player_id: &str, not_before_ms: i64) -> String {
+        let ims = now_ms().max(not_before_ms + 1);
+        let now = (ims / 1000) as u64;
+        let mut id = [0u8; 16];
+        rand::rng().fill_bytes(&mut id);
         let claims = Claims {
             sub: player_id.to_owned(),
             iat: now,
             exp: now + self.access_ttl.as_secs(),
             typ: "access".into(),
+            jti: hex(&id),
+            ims,
         };
         // Encoding HS256 with a valid key cannot fail.
         jsonwebtoken::encode(&Header::default(), &claims, &self.encoding).unwrap_or_default()
     }
 
     /// The player id of a valid, unexpired access token.
+    #[cfg(test)]
     pub(crate) fn verify_access(&self, token: &str) -> Option<String> {
+        self.decode_access(token).map(|a| a.player_id)
+    }
+
+    /// What a valid, unexpired access token says. Revocation is checked by the caller, against
+    /// its shard's copy of the revocations (`accounts::access`).
+    pub(crate) fn decode_access(&self, token: &str) -> Option<Access> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
-        (data.claims.typ == "access").then_some(data.claims.sub)
+        let c = data.claims;
+        (c.typ == "access").then(|| Access {
+            issued_ms: if c.ims > 0 {
+                c.ims
+            } else {
+                c.iat as i64 * 1000
+            },
+            expires_ms: c.exp as i64 * 1000,
+            player_id: c.sub,
+            token_id: c.jti,
+        })
+    }
+
+    /// How long an access token lives.
+    pub(crate) fn access_ttl(&self) -> Duration {
+        self.access_ttl
     }
 
     pub(crate) fn new_refresh(&self) -> RefreshToken {
@@ -176,6 +225,64 @@ pub(crate) fn verify_password(password: &str, hash: &str) -> bool {
                 .is_ok()
         })
         .unwrap_or(false)
+}
+
+/// asobi's password hashes (nova_auth): `$pbkdf2-sha256$<iterations>$<salt b64>$<key b64>`.
+const ASOBI_PBKDF2: &str = "$pbkdf2-sha256$";
+
+/// The most PBKDF2 iterations an imported hash may ask for; asobi writes 100,000 (nova_auth's
+/// default is 600,000). A crafted row cannot make one login cost minutes.
+const MAX_PBKDF2_ITERATIONS: u32 = 2_000_000;
+
+/// Whether a stored hash is asobi's (imported) and must be replaced by ours after a login.
+pub(crate) fn needs_rehash(hash: &str) -> bool {
+    hash.starts_with(ASOBI_PBKDF2)
+}
+
+/// Checks a password against an imported asobi hash, in constant time.
+fn verify_asobi_pbkdf2(password: &str, hash: &str) -> bool {
+    use base64::engine::general_purpose::STANDARD;
+    let Some(rest) = hash.strip_prefix(ASOBI_PBKDF2) else {
+        return false;
+    };
+    let mut parts = rest.split('$');
+    let (Some(iter), Some(salt), Some(key), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Some(iterations) = iter
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_PBKDF2_ITERATIONS).contains(n))
+        .and_then(std::num::NonZeroU32::new)
+    else {
+        return false;
+    };
+    let (Ok(salt), Ok(key)) = (STANDARD.decode(salt), STANDARD.decode(key)) else {
+        return false;
+    };
+    if key.is_empty() || key.len() > 64 {
+        return false;
+    }
+    ring::pbkdf2::verify(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        iterations,
+        &salt,
+        password.as_bytes(),
+        &key,
+    )
+    .is_ok()
+}
+
+/// Checks a password against a stored hash of either kind: ours (argon2id) or one imported
+/// from asobi (PBKDF2-SHA256). CPU-heavy: call off the shard.
+pub(crate) fn verify_any(password: &str, hash: &str) -> bool {
+    if needs_rehash(hash) {
+        verify_asobi_pbkdf2(password, hash)
+    } else {
+        verify_password(password, hash)
+    }
 }
 
 /// A hash that [`verify_password`] can run against when the user does not exist, so a login for
@@ -296,6 +403,35 @@ mod tests {
         assert!(verify_password("secret123", &h));
         assert!(!verify_password("secret124", &h));
         assert!(!verify_password("secret123", "not a hash"));
+    }
+
+    #[test]
+    fn asobi_pbkdf2_hashes_verify() {
+        use base64::engine::general_purpose::STANDARD;
+        let salt = b"0123456789abcdef";
+        let mut key = [0u8; 32];
+        let iterations = std::num::NonZeroU32::new(1000).unwrap();
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            iterations,
+            salt,
+            b"old-password",
+            &mut key,
+        );
+        let h = format!(
+            "$pbkdf2-sha256$1000${}${}",
+            STANDARD.encode(salt),
+            STANDARD.encode(key)
+        );
+        assert!(needs_rehash(&h));
+        assert!(verify_any("old-password", &h));
+        assert!(!verify_any("old-passwore", &h));
+        assert!(!verify_any("old-password", &h.replace("$1000$", "$1001$")));
+        assert!(!verify_any("x", "$pbkdf2-sha256$99999999999$AA==$AA=="));
+        assert!(!verify_any("x", "$pbkdf2-sha256$1000$!!$AA=="));
+        let ours = hash_password("new-password").unwrap();
+        assert!(!needs_rehash(&ours));
+        assert!(verify_any("new-password", &ours));
     }
 
     #[test]

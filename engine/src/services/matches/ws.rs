@@ -117,6 +117,7 @@ async fn join_match(
     ctx: Option<Value>,
     cid: Option<&RawValue>,
 ) -> Result<(), ApiError> {
+    crate::services::accounts::limits::allow_join(&s.shard, &s.player())?;
     if let Some(ctx) = &ctx {
         payload::check_join_ctx(ctx).map_err(Error::JoinContext)?;
     }

@@ -90,6 +90,7 @@ pub(crate) struct Session {
     pub(crate) matches: super::matches::ws::SessionPart,
     pub(crate) matchmaker: super::matchmaker::ws::SessionPart,
     pub(crate) social: super::social::ws::SessionPart,
+    pub(crate) accounts: super::accounts::ws::SessionPart,
     rate: RateLimit,
     replies: Vec<Frame>,
     /// Set when the socket must close after the pending replies are written.
@@ -113,6 +114,7 @@ impl Session {
             matches: Default::default(),
             matchmaker: Default::default(),
             social: Default::default(),
+            accounts: Default::default(),
             replies: Vec::new(),
             close: None,
             wire,
@@ -150,6 +152,7 @@ impl Session {
         match item {
             Outbound::Frame(f) => self.replies.push(f),
             Outbound::Event(Event::Matches(e)) => self.matches.on_event(e),
+            Outbound::Event(Event::Accounts(r)) => super::accounts::ws::on_revoke(self, &r),
             Outbound::Close { code, reason } => self.close = Some((code, reason)),
         }
     }

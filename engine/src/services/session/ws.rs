@@ -30,7 +30,7 @@ const INVALID_TOKEN: &str = "invalid_token";
 
 fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     let body: payload::SessionConnect = f.decode()?;
-    let Some(player_id) = s.shard.ctx.tokens.verify_access(&body.token) else {
+    let Some(access) = crate::services::accounts::access::verify(&s.shard, &body.token) else {
         let e = ApiError::new(
             401,
             code::UNAUTHENTICATED,
@@ -39,6 +39,8 @@ fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
         s.error_with_reason(f.cid, &e, INVALID_TOKEN);
         return Ok(());
     };
+    let player_id = access.player_id.clone();
+    s.accounts.signed_in(access);
     if s.player_id.as_deref() == Some(player_id.as_str()) {
         // The same player with a fresh token: nothing to move.
         s.reply(connected(f, &player_id));
