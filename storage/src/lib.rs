@@ -41,6 +41,7 @@ mod migrations;
 mod pg_tls;
 mod postgres;
 mod sqlite;
+mod tournaments;
 
 pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};
 pub use config::{StoreConfig, StoreOptions, DEFAULT_CALL_TIMEOUT, SSLMODE_ENV, SSLROOTCERT_ENV};
@@ -53,3 +54,7 @@ pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
 pub use leaderboards::{ArchivedEntry, BoardEntry, PeriodEnd, SavedBoard, MAX_ARCHIVE_PAGE};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
 pub use pg_tls::SslMode;
+pub use tournaments::{
+    entry_key, payout_key, season_key, Fee, JoinOutcome, JoinRequest, Placement, Season,
+    SeasonSettlement, Settlement, Tournament, MAX_TOURNAMENT_LIST,
+};
