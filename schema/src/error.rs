@@ -141,6 +141,17 @@ pub mod code {
     pub const LEADERBOARD_CLIENT_SUBMIT_DISABLED: &str = "leaderboard.client_submit_disabled";
     /// The server holds as many boards as it may; a new board cannot start.
     pub const LEADERBOARD_CAPACITY_REACHED: &str = "leaderboard.capacity_reached";
+    // tournaments
+    /// No tournament with this id (404).
+    pub const TOURNAMENT_NOT_FOUND: &str = "tournament.not_found";
+    /// The tournament holds as many entrants as allowed (409).
+    pub const TOURNAMENT_FULL: &str = "tournament.full";
+    /// The player entered before (409).
+    pub const TOURNAMENT_ALREADY_JOINED: &str = "tournament.already_joined";
+    /// The tournament ended and takes no entrants (409; ours: asobi answers `not_found`).
+    pub const TOURNAMENT_CLOSED: &str = "tournament.closed";
+    /// The tournament has not started (409; ours: asobi lets players in early).
+    pub const TOURNAMENT_NOT_STARTED: &str = "tournament.not_started";
 }
 
 /// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
@@ -436,6 +447,9 @@ mod tests {
         "inventory.insufficient_quantity",
         "inventory.invalid_quantity",
         "leaderboard.client_submit_disabled",
+        "tournament.not_found",
+        "tournament.full",
+        "tournament.already_joined",
     ];
 
     /// Codes of our own, each where asobi has no equivalent; the README lists them.
@@ -454,6 +468,8 @@ mod tests {
         "economy.unknown_currency",
         "economy.idempotency_key_reused",
         "leaderboard.capacity_reached",
+        "tournament.closed",
+        "tournament.not_started",
     ];
 
     #[test]

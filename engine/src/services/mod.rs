@@ -30,6 +30,7 @@ pub(crate) mod session;
 mod sim;
 #[cfg(test)]
 mod sim_tests;
+pub(crate) mod tournaments;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -51,6 +52,7 @@ pub(crate) struct Shard {
     pub(crate) matches: matches::Matches,
     pub(crate) economy: economy::Economy,
     pub(crate) leaderboards: leaderboards::Boards,
+    pub(crate) tournaments: tournaments::Tournaments,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -73,6 +75,7 @@ pub(crate) enum Timer {
     Matchmaker(matchmaker::Timer),
     Matches(matches::Timer),
     Leaderboards(leaderboards::Timer),
+    Tournaments(tournaments::Timer),
 }
 
 impl Service for Shard {
@@ -97,6 +100,7 @@ impl Service for Shard {
             Timer::Matchmaker(t) => matchmaker::on_timer(self, t),
             Timer::Matches(t) => matches::on_timer(self, t),
             Timer::Leaderboards(t) => leaderboards::on_timer(self, t),
+            Timer::Tournaments(t) => tournaments::on_timer(self, t),
         }
     }
 }
@@ -109,11 +113,13 @@ impl Shard {
             economy: economy::Economy::load(&game)?,
             matchmaker: matchmaker::Queues::default(),
             leaderboards: leaderboards::Boards::default(),
+            tournaments: tournaments::Tournaments::load(&game.dir)?,
             game: RefCell::new(game),
             rt,
             ctx,
         });
         matchmaker::start(&shard);
+        tournaments::start(&shard);
         Ok(shard)
     }
 
