@@ -523,3 +523,6 @@ async fn settle_season(shard: &Rc<Shard>, season: &Season) -> Result<bool, Strin
         .map_err(|e| e.to_string())
 }
 
+
+#[cfg(test)]
+mod sim_tests;
