@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 
 use crate::accounts::Accounts;
 use crate::economy::Economy;
+use crate::iap::Iap;
 use crate::leaderboards::Leaderboards;
 use crate::matches::Matches;
 use crate::tournaments::Tournaments;
@@ -19,7 +20,7 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
 /// One database: every feature's operations, plus what the bridge itself needs.
 /// A new feature adds its trait here.
-pub(crate) trait Backend: Accounts + Economy + Matches + Leaderboards + Tournaments {
+pub(crate) trait Backend: Accounts + Economy + Matches + Leaderboards + Tournaments + Iap {
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;
     /// Flushes and releases the database; called once, after the last call finished.

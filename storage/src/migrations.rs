@@ -28,6 +28,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0009_tournaments",
         sql: include_str!("../migrations/0009_tournaments.sql"),
     },
+    Migration {
+        name: "0010_iap",
+        sql: include_str!("../migrations/0010_iap.sql"),
+    },
 ];
 
 /// Portable DDL for the bookkeeping table itself.
