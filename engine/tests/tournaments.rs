@@ -228,19 +228,17 @@ fn tournaments_end_to_end(db: Option<String>) {
     assert_eq!(balance(&s, &e, "gold"), 150);
     let (status, body) = join(&s, &d, "cup");
     assert_eq!((status, code(&body)), (409, "tournament.closed"));
-    let (_, history) = s.http(
-        "GET",
-        "/api/v1/wallets/gold/history",
-        Some(&b.access),
-        None,
-    );
+    let (_, history) = s.http("GET", "/api/v1/wallets/gold/history", Some(&b.access), None);
     let reasons: Vec<&str> = history["transactions"]
         .as_array()
         .unwrap()
         .iter()
         .map(|t| t["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons, ["tournament_reward", "tournament_entry", "test_funds"]);
+    assert_eq!(
+        reasons,
+        ["tournament_reward", "tournament_entry", "test_funds"]
+    );
 
     // The season paid its board's leader and reset the board.
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -152,6 +152,15 @@ pub mod code {
     pub const TOURNAMENT_CLOSED: &str = "tournament.closed";
     /// The tournament has not started (409; ours: asobi lets players in early).
     pub const TOURNAMENT_NOT_STARTED: &str = "tournament.not_started";
+    // in-app purchases
+    /// The store rejected the receipt; `details.reason` names the step (422).
+    pub const IAP_VERIFICATION_FAILED: &str = "iap.verification_failed";
+    /// The verified receipt carries no transaction id (422).
+    pub const IAP_MISSING_TRANSACTION_ID: &str = "iap.missing_transaction_id";
+    /// Another player already claimed this transaction (409).
+    pub const IAP_TRANSACTION_ALREADY_CLAIMED: &str = "iap.transaction_already_claimed";
+    /// The verified transaction could not be recorded (500).
+    pub const IAP_RECORD_FAILED: &str = "iap.record_failed";
 }
 
 /// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
@@ -450,6 +459,10 @@ mod tests {
         "tournament.not_found",
         "tournament.full",
         "tournament.already_joined",
+        "iap.verification_failed",
+        "iap.missing_transaction_id",
+        "iap.transaction_already_claimed",
+        "iap.record_failed",
     ];
 
     /// Codes of our own, each where asobi has no equivalent; the README lists them.

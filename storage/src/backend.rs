@@ -20,7 +20,9 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
 /// One database: every feature's operations, plus what the bridge itself needs.
 /// A new feature adds its trait here.
-pub(crate) trait Backend: Accounts + Economy + Matches + Leaderboards + Tournaments + Iap {
+pub(crate) trait Backend:
+    Accounts + Economy + Matches + Leaderboards + Tournaments + Iap
+{
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;
     /// Flushes and releases the database; called once, after the last call finished.

@@ -51,8 +51,8 @@ pub use economy::{
     Refusal, Wallet, WalletAudit, WalletChange, WalletReceipt, MAX_ECONOMY_LIST,
 };
 pub use error::StoreError;
-pub use iap::{grant_key as iap_grant_key, IapClaim, IapOutcome, IapRevocation, RevokeOutcome};
 pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
+pub use iap::{grant_key as iap_grant_key, IapClaim, IapOutcome, IapRevocation, RevokeOutcome};
 pub use leaderboards::{ArchivedEntry, BoardEntry, PeriodEnd, SavedBoard, MAX_ARCHIVE_PAGE};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
 pub use pg_tls::SslMode;

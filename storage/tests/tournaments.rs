@@ -86,7 +86,10 @@ fn join_cap_fee_and_refusals(db: &TestDb) {
     let mut other = tournament("t1", Some(9), json!({}));
     other.name = "changed".into();
     assert!(!block_on(store.create_tournament(other)).unwrap());
-    assert_eq!(block_on(store.tournament("t1")).unwrap().unwrap().name, "Cup t1");
+    assert_eq!(
+        block_on(store.tournament("t1")).unwrap().unwrap().name,
+        "Cup t1"
+    );
 
     grant(&store, "alice", 250);
     grant(&store, "bob", 100);
@@ -128,10 +131,7 @@ fn join_cap_fee_and_refusals(db: &TestDb) {
     let t = block_on(store.tournament("t1")).unwrap().unwrap();
     assert_eq!(t.entrants, 2);
     assert_eq!(t.metadata, json!({"tier": "gold"}));
-    assert_eq!(
-        block_on(store.tournament_entrants("t1")).unwrap().len(),
-        2
-    );
+    assert_eq!(block_on(store.tournament_entrants("t1")).unwrap().len(), 2);
 
     // A free tournament that has ended refuses joins.
     let mut past = tournament("t2", None, json!({}));
@@ -145,7 +145,10 @@ fn join_cap_fee_and_refusals(db: &TestDb) {
     // Listing by status.
     block_on(store.set_tournament_status("t2", "finished")).unwrap();
     let active = block_on(store.tournaments(Some("active"), 50)).unwrap();
-    assert_eq!(active.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["t1"]);
+    assert_eq!(
+        active.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["t1"]
+    );
     assert_eq!(block_on(store.tournaments(None, 50)).unwrap().len(), 2);
     assert!(block_on(store.set_tournament_status("t1", "bogus")).is_err());
     assert_sound(&store);
@@ -206,7 +209,10 @@ fn settlement_pays_once_and_survives_a_restart(db: &TestDb) {
     assert!(t.settled_at.is_some());
     // Finished stays finished.
     block_on(store.set_tournament_status("t3", "active")).unwrap();
-    assert_eq!(block_on(store.tournament("t3")).unwrap().unwrap().status, "finished");
+    assert_eq!(
+        block_on(store.tournament("t3")).unwrap().unwrap().status,
+        "finished"
+    );
     // A non-positive reward is refused before it reaches the database.
     let mut bad = placements();
     bad[0].reward = Some(("gold".into(), 0));
@@ -256,7 +262,10 @@ fn concurrent_joins_never_overfill(db: &TestDb) {
         .map(|p| 10 - balance(&store, &format!("p{p}")))
         .sum();
     assert_eq!(paid, SEATS * 10, "only entrants paid");
-    assert_eq!(block_on(store.tournament("t4")).unwrap().unwrap().entrants, SEATS);
+    assert_eq!(
+        block_on(store.tournament("t4")).unwrap().unwrap().entrants,
+        SEATS
+    );
     assert_sound(&store);
     store.shutdown();
 }

@@ -18,6 +18,7 @@ pub(crate) mod cors;
 pub(crate) mod economy;
 pub(crate) mod error;
 pub(crate) mod health;
+pub(crate) mod iap;
 pub(crate) mod leaderboards;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
@@ -53,6 +54,7 @@ pub(crate) struct Shard {
     pub(crate) economy: economy::Economy,
     pub(crate) leaderboards: leaderboards::Boards,
     pub(crate) tournaments: tournaments::Tournaments,
+    pub(crate) iap: iap::Iap,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -114,6 +116,7 @@ impl Shard {
             matchmaker: matchmaker::Queues::default(),
             leaderboards: leaderboards::Boards::default(),
             tournaments: tournaments::Tournaments::load(&game.dir)?,
+            iap: iap::Iap::load(&game.dir)?,
             game: RefCell::new(game),
             rt,
             ctx,

@@ -71,7 +71,7 @@ pub(crate) struct Route {
 fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 7] = [
+        let lists: [&[Route]; 8] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
@@ -79,6 +79,7 @@ fn table() -> &'static [Route] {
             super::economy::rest::ROUTES,
             super::leaderboards::rest::ROUTES,
             super::tournaments::rest::ROUTES,
+            super::iap::rest::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {

@@ -44,7 +44,11 @@ fn read_item(r: &Row<'_>) -> Result<PlayerItem, Fail> {
 }
 
 /// The stored request and result for a player's key, if it was applied before.
-pub(crate) fn find_op(conn: &Connection, player: &str, key: &str) -> Result<Option<(String, String)>, Fail> {
+pub(crate) fn find_op(
+    conn: &Connection,
+    player: &str,
+    key: &str,
+) -> Result<Option<(String, String)>, Fail> {
     let mut stmt = conn.prepare_cached(
         "SELECT request, result FROM economy_operations WHERE player_id = ?1 AND idempotency_key = ?2",
     )?;

@@ -101,7 +101,9 @@ impl StoreHandle {
     /// Records a refund or revocation and takes the grant back where the balance allows.
     pub async fn revoke_iap(&self, r: IapRevocation) -> Result<RevokeOutcome, StoreError> {
         if r.status != "refunded" && r.status != "revoked" {
-            return Err(StoreError::Precondition("status is refunded or revoked".into()));
+            return Err(StoreError::Precondition(
+                "status is refunded or revoked".into(),
+            ));
         }
         self.call(move |db| db.revoke_iap(r)).await
     }

@@ -2,7 +2,9 @@
 //! concurrent claims of one transaction serialise on its key and exactly one grants; a
 //! revocation locks the row (`FOR UPDATE`) and the wallet before it reads the balance.
 
-use super::{grant_change, reversal_change, Iap, IapClaim, IapOutcome, IapRevocation, RevokeOutcome};
+use super::{
+    grant_change, reversal_change, Iap, IapClaim, IapOutcome, IapRevocation, RevokeOutcome,
+};
 use crate::backend::Reply;
 use crate::economy::postgres::{apply_change, claim_op, finish_op};
 use crate::economy::{encode, fingerprint_change};
@@ -124,7 +126,13 @@ impl Iap for PgBackend {
             tx.execute(
                 "UPDATE iap_transactions SET status = $3, revoked_at = $4, reversed_amount = $5 \
                  WHERE provider = $1 AND transaction_id = $2",
-                &[&r.provider, &r.transaction_id, &r.status, &r.now_ms, &reversed],
+                &[
+                    &r.provider,
+                    &r.transaction_id,
+                    &r.status,
+                    &r.now_ms,
+                    &reversed,
+                ],
             )
             .await?;
             tx.commit().await?;

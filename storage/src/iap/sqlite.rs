@@ -2,7 +2,9 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{grant_change, reversal_change, Iap, IapClaim, IapOutcome, IapRevocation, RevokeOutcome};
+use super::{
+    grant_change, reversal_change, Iap, IapClaim, IapOutcome, IapRevocation, RevokeOutcome,
+};
 use crate::backend::Reply;
 use crate::economy::sqlite::{apply_change, record_op};
 use crate::economy::{encode, fingerprint_change};

@@ -204,7 +204,9 @@ impl StoreHandle {
     pub async fn create_tournament(&self, t: Tournament) -> Result<bool, StoreError> {
         check_status(&t.status)?;
         if t.end_at <= t.start_at {
-            return Err(StoreError::Precondition("end_at must follow start_at".into()));
+            return Err(StoreError::Precondition(
+                "end_at must follow start_at".into(),
+            ));
         }
         self.call(move |db| db.create_tournament(t)).await
     }
@@ -255,7 +257,9 @@ impl StoreHandle {
     /// Creates a season unless one with its id exists. True when it was created.
     pub async fn create_season(&self, s: Season) -> Result<bool, StoreError> {
         if s.end_at <= s.start_at {
-            return Err(StoreError::Precondition("end_at must follow start_at".into()));
+            return Err(StoreError::Precondition(
+                "end_at must follow start_at".into(),
+            ));
         }
         self.call(move |db| db.create_season(s)).await
     }
@@ -273,7 +277,9 @@ impl StoreHandle {
     }
 }
 
-fn check_rewards<'a>(mut placements: impl Iterator<Item = &'a Placement>) -> Result<(), StoreError> {
+fn check_rewards<'a>(
+    mut placements: impl Iterator<Item = &'a Placement>,
+) -> Result<(), StoreError> {
     if placements.any(|p| p.reward.as_ref().is_some_and(|(_, a)| *a <= 0)) {
         return Err(StoreError::Precondition("a reward must be positive".into()));
     }

@@ -6,8 +6,8 @@ use deadpool_postgres::GenericClient;
 use tokio_postgres::Row;
 
 use super::{
-    fee_change, payout_key, reward_change, season_key, JoinOutcome, JoinRequest, Placement,
-    Season, SeasonSettlement, Settlement, Tournament, Tournaments, TOURNAMENT_COLUMNS,
+    fee_change, payout_key, reward_change, season_key, JoinOutcome, JoinRequest, Placement, Season,
+    SeasonSettlement, Settlement, Tournament, Tournaments, TOURNAMENT_COLUMNS,
 };
 use crate::backend::Reply;
 use crate::economy::postgres::{apply_change, claim_op, finish_op};
@@ -123,7 +123,12 @@ impl Tournaments for PgBackend {
         op(async move {
             let client = self.client().await?;
             let sql = format!("SELECT {TOURNAMENT_COLUMNS} FROM tournaments t WHERE t.id = $1");
-            client.query_opt(&sql, &[&id]).await?.as_ref().map(read).transpose()
+            client
+                .query_opt(&sql, &[&id])
+                .await?
+                .as_ref()
+                .map(read)
+                .transpose()
         })
     }
 
@@ -265,8 +270,8 @@ impl Tournaments for PgBackend {
     fn create_season(&self, s: Season) -> Reply<'_, bool> {
         op(async move {
             let client = self.client().await?;
-            let boards = serde_json::to_string(&s.boards)
-                .map_err(|e| StoreError::Backend(e.to_string()))?;
+            let boards =
+                serde_json::to_string(&s.boards).map_err(|e| StoreError::Backend(e.to_string()))?;
             let n = client
                 .execute(
                     "INSERT INTO seasons (id, name, boards, rewards, start_at, end_at, inserted_at) \

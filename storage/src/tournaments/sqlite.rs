@@ -4,8 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    fee_change, payout_key, reward_change, season_key, JoinOutcome, JoinRequest, Placement,
-    Season, SeasonSettlement, Settlement, Tournament, Tournaments, TOURNAMENT_COLUMNS,
+    fee_change, payout_key, reward_change, season_key, JoinOutcome, JoinRequest, Placement, Season,
+    SeasonSettlement, Settlement, Tournament, Tournaments, TOURNAMENT_COLUMNS,
 };
 use crate::backend::Reply;
 use crate::economy::sqlite::{apply_change, find_op, record_op};

@@ -187,7 +187,12 @@ impl Rewards {
                 (Some(r), None, None) => (r, r),
                 (None, Some(f), Some(t)) => (f, t),
                 (None, Some(f), None) => (f, f),
-                _ => return Err(RewardsError::Tier(i, "give `rank`, or `from` and `to` (≥ 1)")),
+                _ => {
+                    return Err(RewardsError::Tier(
+                        i,
+                        "give `rank`, or `from` and `to` (≥ 1)",
+                    ))
+                }
             };
             if to < from {
                 return Err(RewardsError::Tier(i, "`to` is before `from`"));
@@ -196,7 +201,10 @@ impl Rewards {
                 .get("currency")
                 .and_then(Value::as_str)
                 .filter(|c| !c.is_empty() && c.len() <= MAX_CURRENCY)
-                .ok_or(RewardsError::Tier(i, "`currency` must be a short non-empty string"))?;
+                .ok_or(RewardsError::Tier(
+                    i,
+                    "`currency` must be a short non-empty string",
+                ))?;
             let amount = o
                 .get("amount")
                 .and_then(Value::as_i64)
@@ -290,7 +298,12 @@ pub fn parse_time(v: &Value) -> Option<i64> {
     let hour: u32 = t.next()?.parse().ok()?;
     let minute: u32 = t.next()?.parse().ok()?;
     let second: u32 = t.next()?.parse().ok()?;
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let c = crate::leaderboards::Civil {

@@ -88,9 +88,14 @@ fn random_walk_reports_each_change_once_and_on_time() {
         let mut polled = false;
         let mut seen: Vec<(String, Phase, i64)> = Vec::new();
         while !cal.is_empty() {
-            let deadline = cal.next_deadline().expect("a tracked window has a deadline");
+            let deadline = cal
+                .next_deadline()
+                .expect("a tracked window has a deadline");
             // After a poll at `now`, nothing tracked is due at or before `now`.
-            assert!(!polled || deadline > now, "seed {seed}: a due change was not reported");
+            assert!(
+                !polled || deadline > now,
+                "seed {seed}: a due change was not reported"
+            );
             // Jump straight to the deadline, or a bit past it (a late timer).
             now = now.max(deadline) + rng.random_range(0..MIN / 10);
             polled = true;
@@ -110,7 +115,10 @@ fn random_walk_reports_each_change_once_and_on_time() {
             assert_eq!(ended.len(), 1, "seed {seed}: {id} ends once");
             assert!(active.len() <= 1);
             assert!(ended[0].2 >= window.end_at, "never early");
-            assert!(ended[0].2 < window.end_at + MIN / 10 + 1, "never late by more than the timer");
+            assert!(
+                ended[0].2 < window.end_at + MIN / 10 + 1,
+                "never late by more than the timer"
+            );
             if let Some(a) = active.first() {
                 assert!(a.2 >= window.start_at);
                 assert!(a.2 <= ended[0].2);
@@ -180,11 +188,22 @@ fn only_entrants_are_placed_and_ranked_among_themselves() {
 
 #[test]
 fn times_read_as_ms_or_utc_text() {
-    assert_eq!(parse_time(&json!(1_700_000_000_000i64)), Some(1_700_000_000_000));
+    assert_eq!(
+        parse_time(&json!(1_700_000_000_000i64)),
+        Some(1_700_000_000_000)
+    );
     let t = parse_time(&json!("2026-11-26T22:25:00Z")).unwrap();
-    assert_eq!(crate::leaderboards::Civil::rfc3339(t), "2026-11-26T22:25:00Z");
+    assert_eq!(
+        crate::leaderboards::Civil::rfc3339(t),
+        "2026-11-26T22:25:00Z"
+    );
     assert_eq!(parse_time(&json!("2026-11-26T22:25:00.123Z")), Some(t));
-    for bad in [json!("2026-11-26 22:25:00"), json!("2026-13-01T00:00:00Z"), json!(true), json!("x")] {
+    for bad in [
+        json!("2026-11-26 22:25:00"),
+        json!("2026-13-01T00:00:00Z"),
+        json!(true),
+        json!("x"),
+    ] {
         assert_eq!(parse_time(&bad), None, "{bad}");
     }
 }

@@ -37,7 +37,8 @@ pub(crate) enum Error {
 
 impl From<Error> for ApiError {
     fn from(e: Error) -> ApiError {
-        let err = |status, code: &'static str, e: &Error| ApiError::new(status, code, e.to_string());
+        let err =
+            |status, code: &'static str, e: &Error| ApiError::new(status, code, e.to_string());
         match e {
             Error::NotFound => err(404, code::TOURNAMENT_NOT_FOUND, &e),
             Error::Full => err(409, code::TOURNAMENT_FULL, &e),

@@ -292,7 +292,11 @@ fn track_tournament(shard: &Rc<Shard>, t: Tournament) {
         start_at: t.start_at,
         end_at: t.end_at,
     };
-    shard.tournaments.calendar.borrow_mut().insert(&key, window, seen);
+    shard
+        .tournaments
+        .calendar
+        .borrow_mut()
+        .insert(&key, window, seen);
     shard
         .tournaments
         .tracked
@@ -359,7 +363,9 @@ fn tick(shard: &Rc<Shard>) {
                     continue;
                 };
                 let s = shard.clone();
-                shard.rt.spawn(async move { settle_until_done(&s, *t).await });
+                shard
+                    .rt
+                    .spawn(async move { settle_until_done(&s, *t).await });
             }
             (Some(Tracked::Season(_)), Phase::Ended) => {
                 drop(tracked);
@@ -389,9 +395,10 @@ fn arm(shard: &Rc<Shard>, at_ms: i64, now_ms: i64) {
     }
     t.armed.set(Some(at_ms));
     let wait = Duration::from_millis(u64::try_from(at_ms - now_ms).unwrap_or(0));
-    shard
-        .rt
-        .arm(shard.rt.now() + wait, ShardTimer::Tournaments(Timer::Window));
+    shard.rt.arm(
+        shard.rt.now() + wait,
+        ShardTimer::Tournaments(Timer::Window),
+    );
 }
 
 /// The board's ranking, best first, as `(player, score)`, from its owner.
@@ -508,7 +515,11 @@ async fn settle_season(shard: &Rc<Shard>, season: &Season) -> Result<bool, Strin
     let mut boards = Vec::new();
     for b in &season.boards {
         let ranked = ranking(shard, b).await?;
-        let places = place(ranked.iter().map(|(p, s)| (p.as_str(), *s)), |_| true, &rewards);
+        let places = place(
+            ranked.iter().map(|(p, s)| (p.as_str(), *s)),
+            |_| true,
+            &rewards,
+        );
         boards.push((b.clone(), placements(places)));
     }
     shard
@@ -522,7 +533,6 @@ async fn settle_season(shard: &Rc<Shard>, season: &Season) -> Result<bool, Strin
         .await
         .map_err(|e| e.to_string())
 }
-
 
 #[cfg(test)]
 mod sim_tests;

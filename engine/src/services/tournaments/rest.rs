@@ -33,7 +33,9 @@ handler!(list, |s, r| {
         .head
         .query_param("limit")
         .and_then(|l| l.trim().parse::<i64>().ok())
-        .map_or(50, |l| l.clamp(1, i64::from(asobi_storage::MAX_TOURNAMENT_LIST)) as u32);
+        .map_or(50, |l| {
+            l.clamp(1, i64::from(asobi_storage::MAX_TOURNAMENT_LIST)) as u32
+        });
     let status = r.head.query_param("status");
     let list = super::list(s, status.as_deref(), limit).await?;
     ok(&json!({ "tournaments": list }))

@@ -248,6 +248,10 @@ mod tests {
             0
         )
         .is_err());
-        assert!(Setup::parse(r#"{"seasons": [{"id": "s", "name": "S", "boards": [], "start_at": 0, "end_at": 1}]}"#, 0).is_err());
+        assert!(Setup::parse(
+            r#"{"seasons": [{"id": "s", "name": "S", "boards": [], "start_at": 0, "end_at": 1}]}"#,
+            0
+        )
+        .is_err());
     }
 }

@@ -96,7 +96,11 @@ fn a_week_long_tournament_opens_closes_and_pays_once_on_the_virtual_clock() {
     // The board as its owner will read it back: cat tops it but did not enter.
     block_on(store.save_leaderboard_entries(
         "wk-board",
-        vec![entry("cat", 90, 1), entry("bob", 70, 2), entry("ann", 40, 3)],
+        vec![
+            entry("cat", 90, 1),
+            entry("bob", 70, 2),
+            entry("ann", 40, 3),
+        ],
     ))
     .unwrap();
 
@@ -104,7 +108,11 @@ fn a_week_long_tournament_opens_closes_and_pays_once_on_the_virtual_clock() {
     let real = std::time::Instant::now();
     sim.advance(Duration::from_millis(7 * DAY as u64));
     until(&mut sim, "settlement", |_| {
-        block_on(store.tournament("wk")).unwrap().unwrap().settled_at.is_some()
+        block_on(store.tournament("wk"))
+            .unwrap()
+            .unwrap()
+            .settled_at
+            .is_some()
     });
     assert!(real.elapsed() < Duration::from_secs(30));
     let gold = |p: &str| {
