@@ -38,7 +38,7 @@ pub enum IapOutcome {
     /// Recorded now, with the grant's wallet change if it granted.
     Claimed {
         /// The grant.
-        granted: Option<WalletReceipt>,
+        granted: Option<Box<WalletReceipt>>,
     },
     /// This player claimed it before; nothing changed.
     Duplicate,

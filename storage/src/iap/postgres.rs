@@ -66,7 +66,7 @@ impl Iap for PgBackend {
                         Fail::Store(StoreError::Backend(format!("grant refused: {r:?}")))
                     })?;
                     finish_op(&tx, &w.player_id, &w.idempotency_key, &encode(&receipt)?).await?;
-                    Some(receipt)
+                    Some(Box::new(receipt))
                 }
             };
             tx.commit().await?;

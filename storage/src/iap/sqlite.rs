@@ -58,7 +58,7 @@ impl Iap for SqliteBackend {
                         &encode(&receipt)?,
                         w.now_ms,
                     )?;
-                    Some(receipt)
+                    Some(Box::new(receipt))
                 }
             };
             tx.commit()?;

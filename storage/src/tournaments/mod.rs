@@ -87,7 +87,7 @@ pub enum JoinOutcome {
     /// Entered; with the fee's wallet change when it cost one.
     Joined {
         /// The debit, when the tournament has a fee.
-        fee: Option<WalletReceipt>,
+        fee: Option<Box<WalletReceipt>>,
     },
     /// No tournament with this id.
     NotFound,

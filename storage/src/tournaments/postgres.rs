@@ -204,7 +204,7 @@ impl Tournaments for PgBackend {
                         }
                     };
                     finish_op(&tx, &w.player_id, &w.idempotency_key, &encode(&receipt)?).await?;
-                    Some(receipt)
+                    Some(Box::new(receipt))
                 }
             };
             tx.execute(

@@ -200,7 +200,7 @@ impl Tournaments for SqliteBackend {
                         &encode(&receipt)?,
                         c.now_ms,
                     )?;
-                    Some(receipt)
+                    Some(Box::new(receipt))
                 }
             };
             tx.execute(

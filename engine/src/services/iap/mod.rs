@@ -124,18 +124,28 @@ fn grant_for(
     (amount <= super::economy::MAX_AMOUNT).then(|| (p.currency.clone(), amount))
 }
 
-/// Records a verified receipt and grants it once; answers `result` plus `duplicate` and
-/// (ours) `granted`.
-async fn record(
-    shard: &Shard,
-    player: &str,
-    provider: &str,
+/// A verified receipt, ready to record.
+struct Receipt {
+    provider: &'static str,
     transaction_id: Option<String>,
     original: Option<String>,
     product: Option<String>,
     grant: Option<(String, i64)>,
-    mut result: Value,
-) -> Result<Value, Error> {
+    /// asobi's answer, to which `duplicate` and `granted` are added.
+    result: Value,
+}
+
+/// Records a verified receipt and grants it once; answers `result` plus `duplicate` and
+/// (ours) `granted`.
+async fn record(shard: &Shard, player: &str, r: Receipt) -> Result<Value, Error> {
+    let Receipt {
+        provider,
+        transaction_id,
+        original,
+        product,
+        grant,
+        mut result,
+    } = r;
     let transaction_id = transaction_id.ok_or(Error::MissingTransactionId)?;
     let outcome = shard
         .ctx
@@ -188,17 +198,15 @@ pub(crate) async fn verify_apple(shard: &Shard, player: &str, jws: &str) -> Resu
         "valid": valid,
     });
     let grant = grant_for(shard, product.as_deref(), quantity, valid);
-    record(
-        shard,
-        player,
-        "apple",
-        apple::text(&payload, "transactionId"),
-        apple::text(&payload, "originalTransactionId"),
+    let receipt = Receipt {
+        provider: "apple",
+        transaction_id: apple::text(&payload, "transactionId"),
+        original: apple::text(&payload, "originalTransactionId"),
         product,
         grant,
         result,
-    )
-    .await
+    };
+    record(shard, player, receipt).await
 }
 
 /// `POST /iap/google`: asks Google about a purchase, records and grants it.
@@ -221,20 +229,18 @@ pub(crate) async fn verify_google(
     let order = result
         .get("order_id")
         .and_then(Value::as_str)
-        .filter(|o| *o != "undefined");
+        .filter(|o| *o != "undefined")
+        .map(str::to_owned);
     let quantity = result.get("quantity").and_then(Value::as_i64).unwrap_or(1);
-    let grant = grant_for(shard, Some(product), quantity, true);
-    record(
-        shard,
-        player,
-        "google",
-        order.map(str::to_owned),
-        None,
-        Some(product.to_owned()),
-        grant,
-        result.clone(),
-    )
-    .await
+    let receipt = Receipt {
+        provider: "google",
+        transaction_id: order,
+        original: None,
+        product: Some(product.to_owned()),
+        grant: grant_for(shard, Some(product), quantity, true),
+        result,
+    };
+    record(shard, player, receipt).await
 }
 
 /// `POST /iap/apple/notifications`: an App Store Server Notification V2 (`signedPayload`).
