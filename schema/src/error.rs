@@ -238,6 +238,26 @@ pub mod code {
     pub const PLAYER_CONFIRMATION_FAILED: &str = "player.confirmation_failed";
     /// Erase: the password changed meanwhile.
     pub const PLAYER_CREDENTIALS_CHANGED: &str = "player.credentials_changed";
+    // tournaments
+    /// No tournament with this id (404).
+    pub const TOURNAMENT_NOT_FOUND: &str = "tournament.not_found";
+    /// The tournament holds as many entrants as allowed (409).
+    pub const TOURNAMENT_FULL: &str = "tournament.full";
+    /// The player entered before (409).
+    pub const TOURNAMENT_ALREADY_JOINED: &str = "tournament.already_joined";
+    /// The tournament ended and takes no entrants (409; ours: asobi answers `not_found`).
+    pub const TOURNAMENT_CLOSED: &str = "tournament.closed";
+    /// The tournament has not started (409; ours: asobi lets players in early).
+    pub const TOURNAMENT_NOT_STARTED: &str = "tournament.not_started";
+    // in-app purchases
+    /// The store rejected the receipt; `details.reason` names the step (422).
+    pub const IAP_VERIFICATION_FAILED: &str = "iap.verification_failed";
+    /// The verified receipt carries no transaction id (422).
+    pub const IAP_MISSING_TRANSACTION_ID: &str = "iap.missing_transaction_id";
+    /// Another player already claimed this transaction (409).
+    pub const IAP_TRANSACTION_ALREADY_CLAIMED: &str = "iap.transaction_already_claimed";
+    /// The verified transaction could not be recorded (500).
+    pub const IAP_RECORD_FAILED: &str = "iap.record_failed";
 }
 
 /// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
@@ -578,6 +598,13 @@ mod tests {
         "rpc.invalid_cid",
         "rpc.unsupported_protocol",
         "rpc.invalid_params",
+        "tournament.not_found",
+        "tournament.full",
+        "tournament.already_joined",
+        "iap.verification_failed",
+        "iap.missing_transaction_id",
+        "iap.transaction_already_claimed",
+        "iap.record_failed",
     ];
 
     /// Codes of our own, each where asobi has no equivalent; the README lists them.
@@ -599,6 +626,8 @@ mod tests {
         "chat.channel_full",
         "storage.version_conflict",
         "auth.banned",
+        "tournament.closed",
+        "tournament.not_started",
     ];
 
     #[test]

@@ -9,10 +9,12 @@ use futures::future::BoxFuture;
 use crate::access::Access;
 use crate::accounts::Accounts;
 use crate::economy::Economy;
+use crate::iap::Iap;
 use crate::leaderboards::Leaderboards;
 use crate::matches::Matches;
 use crate::social::Social;
 use crate::storage::Storage;
+use crate::tournaments::Tournaments;
 use crate::{StoreConfig, StoreError, StoreOptions};
 
 /// What every backend operation returns: a boxed future borrowing the backend, so the traits
@@ -22,7 +24,7 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 /// One database: every feature's operations, plus what the bridge itself needs.
 /// A new feature adds its trait here.
 pub(crate) trait Backend:
-    Accounts + Economy + Matches + Leaderboards + Social + Storage + Access
+    Accounts + Economy + Matches + Leaderboards + Social + Storage + Access + Tournaments + Iap
 {
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;

@@ -36,6 +36,7 @@ mod config;
 mod economy;
 mod error;
 mod handle;
+mod iap;
 mod leaderboards;
 mod matches;
 mod migrations;
@@ -44,6 +45,7 @@ mod postgres;
 mod social;
 mod sqlite;
 mod storage;
+mod tournaments;
 
 pub use access::{
     read_asobi_players, AccessSnapshot, AsobiExport, EraseOutcome, ImportedPlayer, Revocation,
@@ -57,14 +59,19 @@ pub use economy::{
 };
 pub use error::StoreError;
 pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
+pub use iap::{grant_key as iap_grant_key, IapClaim, IapOutcome, IapRevocation, RevokeOutcome};
 pub use leaderboards::{ArchivedEntry, BoardEntry, PeriodEnd, SavedBoard, MAX_ARCHIVE_PAGE};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
 pub use pg_tls::SslMode;
 pub use social::{
-    new_social_id, ChatMessage, Friendship, Group, GroupMember, GroupPatch, JoinOutcome,
-    Notification, MAX_SOCIAL_LIST,
+    new_social_id, ChatMessage, Friendship, Group, GroupMember, GroupPatch,
+    JoinOutcome as GroupJoinOutcome, Notification, MAX_SOCIAL_LIST,
 };
 pub use storage::{
     Checked, CloudSave, MatchStats, ObjectWrite, Perm, PlayerStats, SaveSlot, SaveWrite,
     StorageRefusal, StoredObject, MAX_OBJECT_LIST,
+};
+pub use tournaments::{
+    entry_key, payout_key, season_key, Fee, JoinOutcome as TournamentJoinOutcome, JoinRequest,
+    Placement, Season, SeasonSettlement, Settlement, Tournament, MAX_TOURNAMENT_LIST,
 };

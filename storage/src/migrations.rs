@@ -36,6 +36,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0007_accounts",
         sql: include_str!("../migrations/0007_accounts.sql"),
     },
+    Migration {
+        name: "0009_tournaments",
+        sql: include_str!("../migrations/0009_tournaments.sql"),
+    },
+    Migration {
+        name: "0010_iap",
+        sql: include_str!("../migrations/0010_iap.sql"),
+    },
 ];
 
 /// Portable DDL for the bookkeeping table itself.

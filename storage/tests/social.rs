@@ -4,7 +4,8 @@
 mod common;
 
 use asobi_storage::{
-    new_social_id, ChatMessage, Friendship, Group, GroupPatch, JoinOutcome, Notification,
+    new_social_id, ChatMessage, Friendship, Group, GroupJoinOutcome as JoinOutcome, GroupPatch,
+    Notification,
 };
 use common::TestDb;
 use futures::executor::block_on;

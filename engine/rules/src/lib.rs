@@ -19,3 +19,4 @@ pub mod matchmaker;
 pub mod placement;
 pub mod session;
 pub mod social;
+pub mod tournaments;

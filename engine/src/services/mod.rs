@@ -18,6 +18,7 @@ pub(crate) mod cors;
 pub(crate) mod economy;
 pub(crate) mod error;
 pub(crate) mod health;
+pub(crate) mod iap;
 pub(crate) mod leaderboards;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
@@ -33,6 +34,7 @@ mod sim;
 mod sim_tests;
 pub(crate) mod social;
 pub(crate) mod storage;
+pub(crate) mod tournaments;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -57,6 +59,8 @@ pub(crate) struct Shard {
     pub(crate) social: social::Social,
     pub(crate) rpc: rpc::Rpcs,
     pub(crate) accounts: accounts::Revocations,
+    pub(crate) tournaments: tournaments::Tournaments,
+    pub(crate) iap: iap::Iap,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -83,6 +87,7 @@ pub(crate) enum Timer {
     Matches(matches::Timer),
     Leaderboards(leaderboards::Timer),
     Social(social::Timer),
+    Tournaments(tournaments::Timer),
 }
 
 impl Service for Shard {
@@ -110,6 +115,7 @@ impl Service for Shard {
             Timer::Matches(t) => matches::on_timer(self, t),
             Timer::Leaderboards(t) => leaderboards::on_timer(self, t),
             Timer::Social(t) => social::on_timer(self, t),
+            Timer::Tournaments(t) => tournaments::on_timer(self, t),
         }
     }
 }
@@ -125,12 +131,15 @@ impl Shard {
             social: social::Social::default(),
             rpc: rpc::Rpcs::default(),
             accounts: accounts::Revocations::seeded(&ctx.accounts.start_snapshot),
+            tournaments: tournaments::Tournaments::load(&game.dir)?,
+            iap: iap::Iap::load(&game.dir)?,
             game: RefCell::new(game),
             rt,
             ctx,
         });
         matchmaker::start(&shard);
         accounts::start(&shard);
+        tournaments::start(&shard);
         Ok(shard)
     }
 

@@ -71,7 +71,7 @@ pub(crate) struct Route {
 fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 9] = [
+        let lists: [&[Route]; 11] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
@@ -81,6 +81,8 @@ fn table() -> &'static [Route] {
             super::social::rest::ROUTES,
             super::storage::rest::ROUTES,
             super::rpc::rest::ROUTES,
+            super::tournaments::rest::ROUTES,
+            super::iap::rest::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {

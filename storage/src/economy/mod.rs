@@ -10,8 +10,8 @@
 //! Item definitions and store listings are configuration the engine holds; a purchase arrives
 //! here already priced, naming the listing and the item definition by id.
 
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -314,7 +314,7 @@ fn new_id() -> String {
 }
 
 /// What an idempotency key is bound to: a retry must repeat the same request.
-fn fingerprint_change(c: &WalletChange) -> String {
+pub(crate) fn fingerprint_change(c: &WalletChange) -> String {
     serde_json::json!(["wallet", c.currency, c.amount, c.reason]).to_string()
 }
 
@@ -327,7 +327,7 @@ fn fingerprint_consume(c: &Consume) -> String {
 }
 
 /// An existing operation row read back: the first result if the request matches, else refusal.
-fn replay<T: serde::de::DeserializeOwned>(
+pub(crate) fn replay<T: serde::de::DeserializeOwned>(
     fingerprint: &str,
     stored_request: &str,
     stored_result: &str,
@@ -342,7 +342,7 @@ fn replay<T: serde::de::DeserializeOwned>(
     }))
 }
 
-fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::Backend(format!("encode result: {e}")))
 }
 

@@ -48,7 +48,7 @@ fn read_item(r: &Row) -> Result<PlayerItem, Fail> {
 
 /// Claims the key for this transaction. `Some((request, result))` when it was applied before
 /// (by a transaction that has committed: the insert waits for a concurrent holder).
-async fn claim_op(
+pub(crate) async fn claim_op(
     c: &impl GenericClient,
     player: &str,
     key: &str,
@@ -76,7 +76,7 @@ async fn claim_op(
     Ok(Some((row.try_get(0)?, row.try_get(1)?)))
 }
 
-async fn finish_op(
+pub(crate) async fn finish_op(
     c: &impl GenericClient,
     player: &str,
     key: &str,
@@ -91,7 +91,7 @@ async fn finish_op(
 }
 
 /// Moves the balance and appends the ledger row; refuses a debit below zero.
-async fn apply_change(
+pub(crate) async fn apply_change(
     c: &impl GenericClient,
     w: &WalletChange,
 ) -> Result<Result<WalletReceipt, Refusal>, Fail> {

@@ -44,7 +44,11 @@ fn read_item(r: &Row<'_>) -> Result<PlayerItem, Fail> {
 }
 
 /// The stored request and result for a player's key, if it was applied before.
-fn find_op(conn: &Connection, player: &str, key: &str) -> Result<Option<(String, String)>, Fail> {
+pub(crate) fn find_op(
+    conn: &Connection,
+    player: &str,
+    key: &str,
+) -> Result<Option<(String, String)>, Fail> {
     let mut stmt = conn.prepare_cached(
         "SELECT request, result FROM economy_operations WHERE player_id = ?1 AND idempotency_key = ?2",
     )?;
@@ -53,7 +57,7 @@ fn find_op(conn: &Connection, player: &str, key: &str) -> Result<Option<(String,
         .optional()?)
 }
 
-fn record_op(
+pub(crate) fn record_op(
     conn: &Connection,
     player: &str,
     key: &str,
@@ -70,7 +74,7 @@ fn record_op(
 }
 
 /// Moves the balance and appends the ledger row; refuses a debit below zero.
-fn apply_change(
+pub(crate) fn apply_change(
     conn: &Connection,
     c: &WalletChange,
 ) -> Result<Result<WalletReceipt, Refusal>, Fail> {

@@ -32,6 +32,8 @@ pub(crate) enum Cmd {
         range: usize,
         reply: ReplyTo,
     },
+    /// End the board's period now (a season's end): archive and clear it.
+    Reset { board: String, reply: ReplyTo },
 }
 
 impl Cmd {
@@ -40,7 +42,8 @@ impl Cmd {
             Cmd::Submit { board, .. }
             | Cmd::Top { board, .. }
             | Cmd::Rank { board, .. }
-            | Cmd::Around { board, .. } => board,
+            | Cmd::Around { board, .. }
+            | Cmd::Reset { board, .. } => board,
         }
     }
 
@@ -49,7 +52,8 @@ impl Cmd {
             Cmd::Submit { reply, .. }
             | Cmd::Top { reply, .. }
             | Cmd::Rank { reply, .. }
-            | Cmd::Around { reply, .. } => *reply,
+            | Cmd::Around { reply, .. }
+            | Cmd::Reset { reply, .. } => *reply,
         }
     }
 }

@@ -307,6 +307,21 @@ pub(crate) async fn around(
     .await
 }
 
+/// Ends a board's current period now, as its schedule would: the ranked entries are archived
+/// and the board starts empty. `{"reset": true}`.
+pub(crate) async fn reset(shard: &Rc<Shard>, board: &str) -> Result<Value, ApiError> {
+    if !valid_id(board) {
+        return Err(Error::InvalidBoardId.into());
+    }
+    request(shard, owner(shard, board), |reply| {
+        ShardCmd::Leaderboards(cmd::Cmd::Reset {
+            board: board.to_owned(),
+            reply,
+        })
+    })
+    .await
+}
+
 // ---- the owning shard's side ----
 
 fn entry_json(board: &str, rank: Option<u64>, e: &Entry) -> Value {
@@ -371,6 +386,11 @@ fn apply(shard: &Rc<Shard>, name: &str, board: &mut Board, cmd: cmd::Cmd) {
             reply,
             ..
         } => (reply, entries_json(name, &board.around(&player_id, range))),
+        cmd::Cmd::Reset { reply, .. } => {
+            let now = wall_ms(shard);
+            end_period(shard, name, board, now, now);
+            (reply, json!({ "reset": true }))
+        }
     };
     answer(shard, reply, Ok(result));
 }

@@ -5,7 +5,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
-use asobi_storage::{Group, GroupMember, GroupPatch, JoinOutcome};
+use asobi_storage::{Group, GroupJoinOutcome as JoinOutcome, GroupMember, GroupPatch};
 
 use super::error::Error;
 use super::now_ms;
