@@ -200,11 +200,17 @@ fn client_cores(t: &Target) -> Vec<Option<usize>> {
 /// Environment for a spawned asobi: rate limits off (the scenarios measure capacity, not
 /// the limiter), QUIC on (dev certificate) when a run uses it, then `--server-env` overrides.
 fn server_env(t: &Target) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> =
-        [("ASOBI_WS_MSG_RATE", "0"), ("ASOBI_WS_CONNECT_RATE", "0")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    // Every simulated player comes from 127.0.0.1, so asobi's per-IP REST limits are lifted too
+    // (a limit of 0 disables a group).
+    let rest_limits = "register=0/1000,auth=0/1000,erase=0/1000,iap=0/1000,api=0/1000,join=0/1000,guest_global=0/1000";
+    let mut env: Vec<(String, String)> = [
+        ("ASOBI_WS_MSG_RATE", "0"),
+        ("ASOBI_WS_CONNECT_RATE", "0"),
+        ("ASOBI_RATE_LIMITS", rest_limits),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
     if uses_quic(t) {
         env.push(("ASOBI_DEV_CERT".into(), "true".into()));
         env.push(("ASOBI_QUIC_PORT".into(), t.quic_port.to_string()));
@@ -838,7 +844,10 @@ mod tests {
         let env = server_env(&t);
         assert!(env.contains(&("ASOBI_WS_MSG_RATE".into(), "60".into())));
         assert!(env.contains(&("ASOBI_WS_CONNECT_RATE".into(), "0".into())));
-        assert_eq!(env.len(), 2);
+        assert!(env
+            .iter()
+            .any(|(k, v)| k == "ASOBI_RATE_LIMITS" && v.contains("register=0/")));
+        assert_eq!(env.len(), 3);
         t.client_cores = vec![3];
         assert_eq!(client_cores(&t), vec![Some(3)]);
     }
