@@ -38,6 +38,7 @@ mod handle;
 mod leaderboards;
 mod matches;
 mod migrations;
+mod ops;
 mod pg_tls;
 mod postgres;
 mod sqlite;
@@ -52,4 +53,7 @@ pub use error::StoreError;
 pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
 pub use leaderboards::{ArchivedEntry, BoardEntry, PeriodEnd, SavedBoard, MAX_ARCHIVE_PAGE};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
+pub use ops::{
+    AuditEntry, Ban, BoardSummary, MatchListQuery, OpsPage, Order, PlayerListQuery, MAX_OPS_PAGE,
+};
 pub use pg_tls::SslMode;

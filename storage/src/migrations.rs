@@ -24,6 +24,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0003_leaderboards",
         sql: include_str!("../migrations/0003_leaderboards.sql"),
     },
+    Migration {
+        name: "0006_ops",
+        sql: include_str!("../migrations/0006_ops.sql"),
+    },
 ];
 
 /// Portable DDL for the bookkeeping table itself.

@@ -75,6 +75,8 @@ pub(crate) struct Context {
     /// Newest compiled game; hot reload publishes here.
     pub(crate) game: watch::Receiver<Arc<Game>>,
     pub(crate) budgets: Budgets,
+    /// The ops plane: secret, console sessions, recent reloads.
+    pub(crate) ops: super::ops::OpsState,
 }
 
 impl Context {

@@ -21,6 +21,7 @@ pub(crate) mod health;
 pub(crate) mod leaderboards;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
+pub(crate) mod ops;
 pub(crate) mod rest;
 pub(crate) mod script;
 #[cfg(test)]
@@ -51,6 +52,7 @@ pub(crate) struct Shard {
     pub(crate) matches: matches::Matches,
     pub(crate) economy: economy::Economy,
     pub(crate) leaderboards: leaderboards::Boards,
+    pub(crate) ops: ops::Ops,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -59,6 +61,7 @@ pub(crate) enum Cmd {
     Matchmaker(matchmaker::cmd::Cmd),
     Matches(matches::cmd::Cmd),
     Leaderboards(leaderboards::cmd::Cmd),
+    Ops(ops::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -89,6 +92,7 @@ impl Service for Shard {
             Cmd::Matchmaker(c) => matchmaker::cmd::handle(self, c),
             Cmd::Matches(c) => matches::cmd::handle(self, c),
             Cmd::Leaderboards(c) => leaderboards::cmd::handle(self, c),
+            Cmd::Ops(c) => ops::cmd::handle(self, c),
         }
     }
 
@@ -109,6 +113,7 @@ impl Shard {
             economy: economy::Economy::load(&game)?,
             matchmaker: matchmaker::Queues::default(),
             leaderboards: leaderboards::Boards::default(),
+            ops: ops::Ops::default(),
             game: RefCell::new(game),
             rt,
             ctx,
@@ -127,6 +132,7 @@ impl Shard {
         *self.game.borrow_mut() = game.clone();
         matches::reload_all(self, &game);
         matchmaker::reconfigure(self, &game);
+        ops::on_reload(self, &game);
     }
 
     /// Shutdown: tell every session, then end every match.

@@ -71,13 +71,14 @@ pub(crate) struct Route {
 fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 6] = [
+        let lists: [&[Route]; 7] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
             super::matches::rest::ROUTES,
             super::economy::rest::ROUTES,
             super::leaderboards::rest::ROUTES,
+            super::ops::rest::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {
@@ -119,6 +120,7 @@ pub(crate) async fn handle(shard: &Rc<Shard>, head: &Head, body: Bytes) -> Respo
     if head.method == Method::Options {
         return super::cors::preflight(origins, head);
     }
+    super::ops::metrics::bump(&shard.ops.metrics.http_requests);
     let mut response = match route(shard, head, body).await {
         Ok(r) => r,
         Err(e) => {
@@ -141,7 +143,7 @@ async fn route(shard: &Rc<Shard>, head: &Head, body: Bytes) -> RestResult {
     let rest = match path.strip_prefix("/api/v1") {
         Some(rest) => rest,
         None if ROOT_PROBES.contains(&path) => path,
-        None => return Err(not_found()),
+        None => return super::ops::rest::root(shard, head, body).await,
     };
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let wanted = match head.method {
@@ -208,6 +210,7 @@ pub(crate) fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
 pub(crate) fn authenticate(shard: &Shard, head: &Head) -> Result<String, ApiError> {
     head.bearer()
         .and_then(|t| shard.ctx.tokens.verify_access(t))
+        .filter(|p| !shard.ctx.ops.is_banned(p))
         .ok_or_else(ApiError::unauthenticated)
 }
 

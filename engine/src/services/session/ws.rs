@@ -30,7 +30,9 @@ const INVALID_TOKEN: &str = "invalid_token";
 
 fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     let body: payload::SessionConnect = f.decode()?;
-    let Some(player_id) = s.shard.ctx.tokens.verify_access(&body.token) else {
+    let Some(player_id) =
+        (s.shard.ctx.tokens.verify_access(&body.token)).filter(|p| !s.shard.ctx.ops.is_banned(p))
+    else {
         let e = ApiError::new(
             401,
             code::UNAUTHENTICATED,
