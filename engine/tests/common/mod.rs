@@ -213,6 +213,22 @@ impl Server {
         }
     }
 
+    /// Waits for the process to exit on its own (after a signal the test sent); its status.
+    pub fn wait_exit(mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not exit within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Waits for a log line containing `needle`.
     pub fn wait_log(&self, needle: &str, within: Duration) -> bool {
         let deadline = Instant::now() + within;
