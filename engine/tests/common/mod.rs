@@ -124,6 +124,8 @@ impl Server {
             .env("ASOBI_GAME_DIR", game_dir)
             .env("ASOBI_SHARDS", opts.shards.unwrap_or(1).to_string())
             .env("ASOBI_LOG", "info")
+            // Tests stop servers with matches still running; a short drain keeps stops quick.
+            .env("ASOBI_DRAIN_TIMEOUT_SECS", "1")
             .env_remove("ASOBI_DB_HOST")
             .env_remove("ASOBI_DATABASE_URL")
             .env_remove("ASOBI_JWT_SECRET")
