@@ -141,7 +141,7 @@ fn resolve(state: &OpsState, head: &Head) -> Option<Actor> {
     }
     let session = session(state, head)?;
     let csrf = head.header("x-csrf-token")?;
-    bool::from(digest(csrf).ct_eq(&digest(&session.csrf))).then(|| Actor {
+    bool::from(digest(csrf).ct_eq(&digest(&session.csrf))).then_some(Actor {
         display: session.label,
         source: "local_user",
         caps: SESSION_CAPS,

@@ -118,6 +118,6 @@ mod tests {
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();
         assert_eq!(args(Some("x"), Some(empty), "no").config().secret, None);
-        assert_eq!(args(Some("x"), None, "tru").config().console, false);
+        assert!(!args(Some("x"), None, "tru").config().console);
     }
 }
