@@ -617,10 +617,14 @@ fn drive(shard: &Rc<Shard>, key: MatchKey) {
             lm.leave_seat(shard, seat);
         }
         // A tick that comes due while a callback waits is skipped, like a late one.
-        if !lm.life.is_over() && lm.waiting.is_none() {
+        if !lm.life.is_over() {
             if let Some(tick) = lm.schedule.poll(now) {
-                shard.ops.metrics.tick(&tick);
-                calls::submit(shard, lm, calls::Op::Tick);
+                if lm.waiting.is_none() {
+                    shard.ops.metrics.tick(&tick);
+                    calls::submit(shard, lm, calls::Op::Tick);
+                } else {
+                    crate::services::ops::metrics::bump(&shard.ops.metrics.ticks_skipped);
+                }
             }
         }
         match lm.life.poll(now) {

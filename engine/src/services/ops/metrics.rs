@@ -348,11 +348,11 @@ mod tests {
         assert!(text.contains("asobi_ticks_total{shard=\"0\"} 1"), "{text}");
         assert!(text.contains("asobi_ticks_total{shard=\"1\"} 0"), "{text}");
         assert!(
-            text.contains("asobi_tick_lateness_seconds_bucket{shard=\"0\",le=\"0.0001\"} 1"),
+            text.contains("asobi_tick_lateness_seconds_bucket{le=\"0.0001\",shard=\"0\"} 1"),
             "{text}"
         );
         assert!(
-            text.contains("asobi_tick_lateness_seconds_bucket{shard=\"0\",le=\"+Inf\"} 3"),
+            text.contains("asobi_tick_lateness_seconds_bucket{le=\"+Inf\",shard=\"0\"} 3"),
             "{text}"
         );
         assert!(
