@@ -187,12 +187,12 @@ fn help(name: &str) -> Option<&'static str> {
         "lua_budget_aborts" => "Lua callbacks aborted for exceeding a budget",
         "hot_reloads" => "Game reloads applied to this shard",
         "hot_reload_failures" => "Live matches that kept their old code after a failed reload",
-        "storage_failures" => "Storage calls made by the shard that failed",
+        "storage_failures" => "Match-record writes that failed",
         "match_records_written" => "Finished-match records written to storage",
         "ops_kicks" => "Sessions closed by an operator",
         "tick_lateness_seconds" => "How late each match tick ran after its scheduled time",
         "lua_callback_seconds" => "Wall-clock time of each Lua match callback",
-        "storage_latency_seconds" => "Round-trip time of storage calls made by the shard",
+        "storage_latency_seconds" => "Round-trip time of the shard's match-record writes to storage",
         _ => return None,
     })
 }
