@@ -192,7 +192,9 @@ fn help(name: &str) -> Option<&'static str> {
         "ops_kicks" => "Sessions closed by an operator",
         "tick_lateness_seconds" => "How late each match tick ran after its scheduled time",
         "lua_callback_seconds" => "Wall-clock time of each Lua match callback",
-        "storage_latency_seconds" => "Round-trip time of the shard's match-record writes to storage",
+        "storage_latency_seconds" => {
+            "Round-trip time of the shard's match-record writes to storage"
+        }
         _ => return None,
     })
 }
