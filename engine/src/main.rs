@@ -19,10 +19,22 @@ fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("ASOBI_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    // `ASOBI_LOG_FORMAT=json`: one JSON object per line, fields at the top level, so a log
+    // shipper can key on `event` (stable names: `server_started`, `drain_started`,
+    // `match_finished`, `ops_action`, ...). The human format stays the default.
+    let json = std::env::var("ASOBI_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        builder.init();
+    }
 
     let cli = Cli::parse();
     let result = match cli.command {

@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 const WAIT: Duration = Duration::from_secs(10);
 /// A revoked token must be refused, and its sockets closed, within this.
 const REVOKED_WITHIN: Duration = Duration::from_secs(1);
-const OPS_TOKEN: &str = "ops-token-for-the-tests-0123456789";
+/// The ops plane's credential (`ASOBI_OPS_SECRET`), sent as a bearer token.
+const OPS_SECRET: &str = "ops-secret-for-the-tests-0123456789";
 
 fn start(data: &Path, game: &Path, db: Option<String>, env: &[(&str, String)]) -> Server {
     if !game.join("config.lua").exists() {
@@ -31,7 +32,8 @@ fn start(data: &Path, game: &Path, db: Option<String>, env: &[(&str, String)]) -
         database_url: db,
         ..Opts::default()
     };
-    opts.env.push(("ASOBI_OPS_TOKEN".into(), OPS_TOKEN.into()));
+    opts.env
+        .push(("ASOBI_OPS_SECRET".into(), OPS_SECRET.into()));
     for (k, v) in env {
         opts.env.push(((*k).to_owned(), v.clone()));
     }
@@ -208,11 +210,15 @@ fn sessions_end(db: Option<String>) {
     let ban = format!("/api/v1/ops/players/{}/ban", b.id);
     assert_eq!(
         s.http("POST", &ban, Some(&b.access), None).0,
-        401,
-        "a player token is not the ops token"
+        403,
+        "a player token is not the ops credential"
     );
-    let (status, body) = s.http("POST", &ban, Some(OPS_TOKEN), None);
-    assert_eq!((status, body["banned"].as_bool()), (200, Some(true)));
+    let (status, body) = s.http("POST", &ban, Some(OPS_SECRET), None);
+    assert_eq!(
+        (status, body["data"]["banned"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
     assert!(within(REVOKED_WITHIN, || get_me(&s, &b, &b.access) == 401));
     assert_closed(&mut socks, "banned");
     let (status, body) = login(&s, &b.username, "secret123");
@@ -222,16 +228,15 @@ fn sessions_end(db: Option<String>) {
     );
     let (status, _) = s.post("/api/v1/auth/refresh", json!({"refresh_token": b.refresh}));
     assert_eq!(status, 401);
-    let unban = format!("/api/v1/ops/players/{}/unban", b.id);
-    assert_eq!(s.http("POST", &unban, Some(OPS_TOKEN), None).0, 200);
+    assert_eq!(s.http("DELETE", &ban, Some(OPS_SECRET), None).0, 200);
     let (status, body) = login(&s, &b.username, "secret123");
     assert_eq!(status, 200);
     assert_eq!(get_me(&s, &b, body["access_token"].as_str().unwrap()), 200);
     assert_eq!(
         s.http(
             "POST",
-            "/api/v1/ops/players/nobody/ban",
-            Some(OPS_TOKEN),
+            "/api/v1/ops/players/01a21a36-0000-7000-8000-000000000000/ban",
+            Some(OPS_SECRET),
             None
         )
         .0,

@@ -258,6 +258,26 @@ pub mod code {
     pub const IAP_TRANSACTION_ALREADY_CLAIMED: &str = "iap.transaction_already_claimed";
     /// The verified transaction could not be recorded (500).
     pub const IAP_RECORD_FAILED: &str = "iap.record_failed";
+    /// Ops: an id that is not the shape the endpoint accepts.
+    pub const OPS_INVALID_ID: &str = "ops.invalid_id";
+    /// Ops: a filter value that is not the shape its column holds.
+    pub const OPS_INVALID_FILTER: &str = "ops.invalid_filter";
+    /// Ops: no record with this id.
+    pub const OPS_NOT_FOUND: &str = "ops.not_found";
+    /// Ops: `sort` names a field the list does not sort on.
+    pub const OPS_UNKNOWN_SORT_FIELD: &str = "ops.unknown_sort_field";
+    /// Ops: `order` is neither `asc` nor `desc`.
+    pub const OPS_UNKNOWN_SORT_ORDER: &str = "ops.unknown_sort_order";
+    /// Ops: an irreversible action without its confirmation echo.
+    pub const OPS_CONFIRMATION_REQUIRED: &str = "ops.confirmation_required";
+    /// Ops: the confirmation echo does not match.
+    pub const OPS_CONFIRMATION_MISMATCH: &str = "ops.confirmation_mismatch";
+    /// Ops: a guest purge without a valid `inactive_for_seconds`.
+    pub const OPS_INVALID_CUTOFF: &str = "ops.invalid_cutoff";
+    /// Ops: `confirm_count` differs from the cohort counted now.
+    pub const OPS_PURGE_COUNT_MISMATCH: &str = "ops.purge_count_mismatch";
+    /// Console: off on this node, or no such resource.
+    pub const CONSOLE_NOT_FOUND: &str = "console.not_found";
 }
 
 /// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
@@ -540,6 +560,16 @@ mod tests {
         "unknown_type",
         "unauthenticated",
         "forbidden",
+        "ops.invalid_id",
+        "ops.invalid_filter",
+        "ops.not_found",
+        "ops.unknown_sort_field",
+        "ops.unknown_sort_order",
+        "ops.confirmation_required",
+        "ops.confirmation_mismatch",
+        "ops.invalid_cutoff",
+        "ops.purge_count_mismatch",
+        "console.not_found",
         "validation_failed",
         "auth.username_taken",
         "auth.invalid_credentials",

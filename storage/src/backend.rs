@@ -12,6 +12,7 @@ use crate::economy::Economy;
 use crate::iap::Iap;
 use crate::leaderboards::Leaderboards;
 use crate::matches::Matches;
+use crate::ops::Ops;
 use crate::social::Social;
 use crate::storage::Storage;
 use crate::tournaments::Tournaments;
@@ -24,7 +25,7 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 /// One database: every feature's operations, plus what the bridge itself needs.
 /// A new feature adds its trait here.
 pub(crate) trait Backend:
-    Accounts + Economy + Matches + Leaderboards + Social + Storage + Access + Tournaments + Iap
+    Accounts + Economy + Matches + Leaderboards + Social + Storage + Access + Tournaments + Iap + Ops
 {
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;

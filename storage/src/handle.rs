@@ -125,6 +125,11 @@ impl StoreHandle {
         })
     }
 
+    /// Calls queued for the bridge and not yet taken (a gauge for `/metrics`).
+    pub fn queue_depth(&self) -> usize {
+        self.inner.jobs.max_capacity() - self.inner.jobs.capacity()
+    }
+
     /// "sqlite" or "postgresql".
     pub fn backend_name(&self) -> &'static str {
         self.inner.backend_name

@@ -40,6 +40,7 @@ mod iap;
 mod leaderboards;
 mod matches;
 mod migrations;
+mod ops;
 mod pg_tls;
 mod postgres;
 mod social;
@@ -62,6 +63,9 @@ pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
 pub use iap::{grant_key as iap_grant_key, IapClaim, IapOutcome, IapRevocation, RevokeOutcome};
 pub use leaderboards::{ArchivedEntry, BoardEntry, PeriodEnd, SavedBoard, MAX_ARCHIVE_PAGE};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
+pub use ops::{
+    AuditEntry, Ban, BoardSummary, MatchListQuery, OpsPage, Order, PlayerListQuery, MAX_OPS_PAGE,
+};
 pub use pg_tls::SslMode;
 pub use social::{
     new_social_id, ChatMessage, Friendship, Group, GroupMember, GroupPatch,

@@ -33,6 +33,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0005_social.sql"),
     },
     Migration {
+        name: "0006_ops",
+        sql: include_str!("../migrations/0006_ops.sql"),
+    },
+    Migration {
         name: "0007_accounts",
         sql: include_str!("../migrations/0007_accounts.sql"),
     },

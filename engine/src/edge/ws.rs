@@ -154,15 +154,24 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
         while let Some(ev) = next.take() {
             match ev {
                 Event::In(Incoming::Gone) => break 'session,
-                Event::In(Incoming::Text(text)) => s.on_text(text.as_str()).await,
-                Event::In(Incoming::Binary(bytes)) => s.on_binary(&bytes).await,
+                Event::In(Incoming::Text(text)) => {
+                    shard.ops.metrics.message_in(text.len());
+                    s.on_text(text.as_str()).await
+                }
+                Event::In(Incoming::Binary(bytes)) => {
+                    shard.ops.metrics.message_in(bytes.len());
+                    s.on_binary(&bytes).await
+                }
                 Event::In(Incoming::TooLarge) => s.on_too_large(),
                 Event::In(Incoming::BadText) => {
                     s.close = Some((1007, "invalid_utf8".into()));
                 }
                 Event::In(Incoming::Close) => s.close = Some((1000, String::new())),
                 Event::In(Incoming::Nothing) => {}
-                Event::Out(Next::Overflowed) => s.on_overflow(),
+                Event::Out(Next::Overflowed) => {
+                    crate::services::ops::metrics::bump(&shard.ops.metrics.slow_consumer_closes);
+                    s.on_overflow()
+                }
                 Event::Out(Next::Item(item)) => s.on_outbound(item),
             }
             if s.close.is_some() {
@@ -176,7 +185,10 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
         while let Some(n) = (s.close.is_none()).then(|| outbox.try_pop()).flatten() {
             match n {
                 Next::Item(item) => s.on_outbound(item),
-                Next::Overflowed => s.on_overflow(),
+                Next::Overflowed => {
+                    crate::services::ops::metrics::bump(&shard.ops.metrics.slow_consumer_closes);
+                    s.on_overflow()
+                }
             }
         }
         if !write_all(&mut t, &mut s).await {
@@ -193,7 +205,9 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
 /// Writes the session's pending frames and flushes; false when the connection is broken or the
 /// client stopped reading (the transport's write deadline ended the write).
 async fn write_all<T: Transport>(t: &mut T, s: &mut Session) -> bool {
+    let shard = s.shard.clone();
     for frame in s.replies() {
+        shard.ops.metrics.message_out(frame.json_text().len());
         if !t.feed(&frame).await {
             return false;
         }

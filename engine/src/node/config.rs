@@ -148,6 +148,8 @@ pub(crate) struct ServeArgs {
     pub(crate) accounts: crate::services::accounts::config::AccountArgs,
     #[command(flatten)]
     pub(crate) db: DbArgs,
+    #[command(flatten)]
+    pub(crate) ops: crate::services::ops::settings::OpsArgs,
 }
 
 /// `on` / `off` switches. asobi reads `ASOBI_LUA_RELOAD` as "`off` disables, any other value

@@ -121,6 +121,12 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .as_socket()
         .map_or(args.port, |a| a.port());
 
+    let bans = futures::executor::block_on(store.bans())
+        .context("loading player bans")?
+        .into_iter()
+        .map(|b| b.player_id)
+        .collect();
+    let ops = crate::services::ops::OpsState::new(args.ops.config(), bans);
     let ctx = Arc::new(Context {
         budgets: args.budgets(),
         settings: args.settings(),
@@ -130,6 +136,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         matches: Default::default(),
         game: game_rx,
         accounts: crate::services::accounts::Shared::new(&args.accounts.config(), access_snapshot),
+        ops,
     });
     let edge = Edge { tls, limits };
     let listen = SocketAddr::new(args.bind, port);
@@ -168,7 +175,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cpus,
         "shards running, one glommio executor per shard pinned to its core"
     );
-    tracing::info!("listening on {listen} (HTTP /api/v1, WebSocket /ws)");
+    tracing::info!(event = "server_started", %listen, "listening on {listen} (HTTP /api/v1, WebSocket /ws)");
 
     let mut failed = 0;
     for h in handles {
@@ -181,7 +188,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if failed > 0 {
         anyhow::bail!("{failed} shard(s) ended abnormally");
     }
-    tracing::info!("bye");
+    tracing::info!(event = "server_stopped", "bye");
     Ok(())
 }
 
@@ -209,8 +216,9 @@ fn spawn_signal_thread(shutdown: watch::Sender<bool>) -> anyhow::Result<()> {
                 seen += 1;
                 if seen == 1 {
                     tracing::info!(
+                        event = "drain_started",
                         signal = sig,
-                        "shutting down: no new connections, finishing in-flight requests"
+                        "draining: /ready answers 503, no new matches; running matches get the drain deadline"
                     );
                     let _ = shutdown.send(true);
                 } else {

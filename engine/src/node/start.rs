@@ -106,7 +106,32 @@ pub(super) async fn run(
         }
     };
     futures::pin_mut!(accept, stop);
-    futures::future::select(accept, stop).await;
+    let accept = match futures::future::select(accept, stop).await {
+        futures::future::Either::Left(_) => return,
+        futures::future::Either::Right((_, accept)) => accept,
+    };
+
+    // Drain: `/ready` turns 503 so the balancer stops sending work, no new match is placed,
+    // and running matches get until the drain deadline to end on their own. The listener keeps
+    // answering meanwhile (probes, reconnects to running matches).
+    shard.ops.draining.set(true);
+    let drain_deadline = Instant::now() + ctx.ops.config.drain_timeout;
+    let drained = {
+        let shard = shard.clone();
+        async move {
+            while shard.matches.len() > 0 && Instant::now() < drain_deadline {
+                glommio::timer::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    futures::pin_mut!(drained);
+    futures::future::select(accept, drained).await;
+    tracing::info!(
+        event = "drain_matches_done",
+        shard = id,
+        left = shard.matches.len(),
+        "drain: matches done or deadline reached"
+    );
 
     // Stop accepting (the listener is dropped with the accept loop), let in-flight requests
     // finish, tell every client, and give sockets a moment to flush their close frames.
@@ -120,6 +145,8 @@ pub(super) async fn run(
         glommio::timer::sleep(Duration::from_millis(10)).await;
     }
     shard.finish_all();
+    // Every finished match's record reaches storage before the shard stops.
+    crate::services::ops::flush_records(&shard, SHUTDOWN_GRACE).await;
     crate::services::leaderboards::flush_for_shutdown(&shard).await;
     crate::services::social::chat::flush_for_shutdown(&shard).await;
     senders.close();

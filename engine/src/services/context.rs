@@ -80,6 +80,8 @@ pub(crate) struct Context {
     pub(crate) budgets: Budgets,
     /// Accounts state every shard shares (rate limiter, hashing pool, provider keys).
     pub(crate) accounts: super::accounts::Shared,
+    /// The ops plane: secret, console sessions, recent reloads.
+    pub(crate) ops: super::ops::OpsState,
 }
 
 impl Context {

@@ -22,6 +22,7 @@ pub(crate) mod iap;
 pub(crate) mod leaderboards;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
+pub(crate) mod ops;
 pub(crate) mod rest;
 pub(crate) mod rpc;
 pub(crate) mod script;
@@ -61,6 +62,7 @@ pub(crate) struct Shard {
     pub(crate) accounts: accounts::Revocations,
     pub(crate) tournaments: tournaments::Tournaments,
     pub(crate) iap: iap::Iap,
+    pub(crate) ops: ops::Ops,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -71,6 +73,7 @@ pub(crate) enum Cmd {
     Leaderboards(leaderboards::cmd::Cmd),
     Social(social::cmd::Cmd),
     Accounts(accounts::cmd::Cmd),
+    Ops(ops::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -106,6 +109,7 @@ impl Service for Shard {
             Cmd::Leaderboards(c) => leaderboards::cmd::handle(self, c),
             Cmd::Social(c) => social::cmd::handle(self, c),
             Cmd::Accounts(c) => accounts::cmd::handle(self, c),
+            Cmd::Ops(c) => ops::cmd::handle(self, c),
         }
     }
 
@@ -133,6 +137,7 @@ impl Shard {
             accounts: accounts::Revocations::seeded(&ctx.accounts.start_snapshot),
             tournaments: tournaments::Tournaments::load(&game.dir)?,
             iap: iap::Iap::load(&game.dir)?,
+            ops: ops::Ops::default(),
             game: RefCell::new(game),
             rt,
             ctx,
@@ -153,6 +158,7 @@ impl Shard {
         *self.game.borrow_mut() = game.clone();
         matches::reload_all(self, &game);
         matchmaker::reconfigure(self, &game);
+        ops::on_reload(self, &game);
     }
 
     /// Shutdown: tell every session, then end every match.

@@ -71,7 +71,7 @@ pub(crate) struct Route {
 fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 11] = [
+        let lists: [&[Route]; 12] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
@@ -83,6 +83,7 @@ fn table() -> &'static [Route] {
             super::rpc::rest::ROUTES,
             super::tournaments::rest::ROUTES,
             super::iap::rest::ROUTES,
+            super::ops::rest::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {
@@ -136,6 +137,7 @@ pub(crate) async fn handle(
             return refused;
         }
     };
+    super::ops::metrics::bump(&shard.ops.metrics.http_requests);
     let response = match route(shard, head, body).await {
         Ok(r) => r,
         Err(e) => {
@@ -162,7 +164,7 @@ async fn route(shard: &Rc<Shard>, head: &Head, body: Bytes) -> RestResult {
     let rest = match path.strip_prefix("/api/v1") {
         Some(rest) => rest,
         None if ROOT_PROBES.contains(&path) => path,
-        None => return Err(not_found()),
+        None => return super::ops::rest::root(shard, head, body).await,
     };
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     let wanted = match head.method {

@@ -92,6 +92,7 @@ impl Sim {
         )
         .expect("tokens");
         let ctx = Arc::new(Context {
+            ops: Default::default(),
             settings,
             store,
             tokens,

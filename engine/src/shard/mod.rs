@@ -464,6 +464,17 @@ impl<S: Service> Runtime<S> {
         }
     }
 
+    /// Messages queued for peer shards and not yet taken by their mesh channels.
+    pub(crate) fn backlog(&self) -> usize {
+        self.links
+            .iter()
+            .map(|l| match l {
+                Some(Link::Mesh { backlog, .. }) => backlog.get(),
+                _ => 0,
+            })
+            .sum()
+    }
+
     pub(crate) fn waiting(&self) -> usize {
         self.waiters.borrow().len()
     }

@@ -124,6 +124,8 @@ impl Server {
             .env("ASOBI_GAME_DIR", game_dir)
             .env("ASOBI_SHARDS", opts.shards.unwrap_or(1).to_string())
             .env("ASOBI_LOG", "info")
+            // Tests stop servers with matches still running; a short drain keeps stops quick.
+            .env("ASOBI_DRAIN_TIMEOUT_SECS", "1")
             .env_remove("ASOBI_DB_HOST")
             .env_remove("ASOBI_DATABASE_URL")
             .env_remove("ASOBI_JWT_SECRET")
@@ -214,6 +216,22 @@ impl Server {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 panic!("server did not stop within 30 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits for the process to exit on its own (after a signal the test sent); its status.
+    pub fn wait_exit(mut self, within: Duration) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not exit within {within:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

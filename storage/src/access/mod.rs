@@ -115,6 +115,7 @@ const ERASE_STATEMENTS: &[&str] = &[
     "DELETE FROM notifications WHERE player_id = $1",
     "DELETE FROM chat_messages WHERE sender_id = $1",
     "DELETE FROM tournament_entries WHERE player_id = $1",
+    "DELETE FROM player_bans WHERE player_id = $1",
     // iap_transactions stay: a store transaction id must never grant twice, not even to a new
     // account made after an erase, and purchase records are kept for the store's refunds.
     "DELETE FROM refresh_tokens WHERE player_id = $1",

@@ -6,8 +6,8 @@
 //! trait call to the bridge. A new operation is a trait method, its two implementations and
 //! one facade line; nothing outside this folder changes.
 
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 pub(crate) use postgres::insert_player as pg_insert_player;
 pub(crate) use sqlite::insert_player as sqlite_insert_player;
@@ -325,7 +325,7 @@ fn new_player_row(p: &NewPlayer, is_guest: bool) -> Player {
 }
 
 /// Column list every player SELECT uses, in the order the row mappers read.
-const PLAYER_COLUMNS: &str =
+pub(crate) const PLAYER_COLUMNS: &str =
     "p.id, p.username, p.display_name, p.avatar_url, p.metadata, p.is_guest, p.created_at, p.updated_at, p.erased_at";
 
 /// What a refresh token row says about rotating it, read by both backends the same way.

@@ -14,7 +14,7 @@ use crate::error::parse_json_column;
 use crate::postgres::{op, Fail, PgBackend};
 use crate::StoreError;
 
-fn read_player(r: &Row) -> Result<Player, Fail> {
+pub(crate) fn read_player(r: &Row) -> Result<Player, Fail> {
     let metadata: String = r.try_get(4)?;
     Ok(Player {
         id: r.try_get(0)?,

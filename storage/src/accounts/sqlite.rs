@@ -12,7 +12,7 @@ use crate::error::parse_json_column;
 use crate::sqlite::{write_tx, Fail, SqliteBackend};
 use crate::StoreError;
 
-fn read_player(r: &Row<'_>) -> Result<Player, Fail> {
+pub(crate) fn read_player(r: &Row<'_>) -> Result<Player, Fail> {
     let metadata: String = r.get(4)?;
     Ok(Player {
         id: r.get(0)?,

@@ -3,8 +3,8 @@
 //! Types, the [`Matches`] trait both backends implement (`sqlite.rs`, `postgres.rs`) and the
 //! [`StoreHandle`] methods that ship each call to the bridge.
 
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use serde_json::Value;
 
@@ -78,7 +78,7 @@ fn clamp_limit(limit: u32) -> u32 {
 }
 
 /// Column list every match record SELECT uses, in the order [`record_from_columns`] reads.
-const MATCH_COLUMNS: &str =
+pub(crate) const MATCH_COLUMNS: &str =
     "m.id, m.mode, m.status, m.players, m.result, m.started_at, m.finished_at";
 
 /// The raw columns of a match row as both backends read them (JSON still as text).

@@ -6,7 +6,7 @@ use super::{clamp_limit, record_from_columns, MatchQuery, MatchRecord, Matches, 
 use crate::backend::Reply;
 use crate::postgres::{op, Fail, PgBackend};
 
-fn read_match(r: &Row) -> Result<MatchRecord, Fail> {
+pub(crate) fn read_match(r: &Row) -> Result<MatchRecord, Fail> {
     let columns = (
         r.try_get(0)?,
         r.try_get(1)?,

@@ -6,7 +6,7 @@ use super::{clamp_limit, record_from_columns, MatchQuery, MatchRecord, Matches, 
 use crate::backend::Reply;
 use crate::sqlite::{write_tx, Fail, SqliteBackend};
 
-fn read_match(r: &Row<'_>) -> Result<MatchRecord, Fail> {
+pub(crate) fn read_match(r: &Row<'_>) -> Result<MatchRecord, Fail> {
     let columns = (
         r.get(0)?,
         r.get(1)?,

@@ -311,6 +311,17 @@ impl ModeQueue {
         self.pending.len()
     }
 
+    /// Waiting tickets and the longest any of them has waited at `now` (operator views).
+    pub fn waits(&self, now: Instant) -> (usize, Duration) {
+        let oldest = self
+            .pending
+            .values()
+            .map(|t| now.saturating_duration_since(t.submitted_at))
+            .max()
+            .unwrap_or_default();
+        (self.pending.len(), oldest)
+    }
+
     /// True when no ticket is waiting.
     pub fn is_empty(&self) -> bool {
         self.pending.is_empty()

@@ -200,9 +200,6 @@ pub(crate) struct AccountArgs {
         default_value = "https://partner.steam-api.com"
     )]
     pub(crate) steam_api_url: String,
-    /// Bearer token for the operator routes under `/api/v1/ops/` (off without it).
-    #[arg(long, env = "ASOBI_OPS_TOKEN", hide_env_values = true)]
-    pub(crate) ops_token: Option<String>,
     /// Most unclaimed guests at once (asobi's `guest_unlinked_cap`); 0: no cap.
     #[arg(long, env = "ASOBI_GUEST_UNLINKED_CAP", default_value_t = 100_000)]
     pub(crate) guest_unlinked_cap: u64,
@@ -222,7 +219,6 @@ pub(crate) struct Config {
     pub(crate) rate_limits: RateLimits,
     pub(crate) oidc: BTreeMap<String, OidcProvider>,
     pub(crate) steam: Option<Steam>,
-    pub(crate) ops_token: Option<String>,
     pub(crate) hash_concurrency: usize,
     pub(crate) guest_unlinked_cap: u64,
     pub(crate) guest_reap_after: Option<std::time::Duration>,
@@ -243,7 +239,6 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             oidc: BTreeMap::new(),
             steam: None,
-            ops_token: None,
             hash_concurrency: 4,
             guest_unlinked_cap: 100_000,
             guest_reap_after: None,
@@ -265,7 +260,6 @@ impl AccountArgs {
                 }),
                 _ => None,
             },
-            ops_token: self.ops_token.clone().filter(|t| t.len() >= 16),
             hash_concurrency: self.hash_concurrency.max(1),
             guest_unlinked_cap: self.guest_unlinked_cap,
             guest_reap_after: self

@@ -212,26 +212,6 @@ pub(crate) async fn change_password(
     super::rest::session_reply_after(shard, &player, cut, json!({})).await
 }
 
-/// The operator routes' credential: `Authorization: Bearer <ASOBI_OPS_TOKEN>`. Without the
-/// setting the routes do not exist (404).
-fn ops_caller(shard: &Shard, head: &Head) -> Result<(), ApiError> {
-    let Some(expected) = &shard.ctx.settings.accounts.ops_token else {
-        return Err(ApiError::new(404, code::NOT_FOUND, "No such endpoint."));
-    };
-    let given = head.bearer().unwrap_or("");
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(ApiError::unauthenticated())
-    }
-}
-
 /// Bans or unbans a player. A ban ends every session of the player at once (REST and open
 /// sockets, which close with reason `banned`), and login, refresh and provider sign-in refuse
 /// the player until unbanned.
@@ -264,12 +244,38 @@ pub(crate) async fn set_ban(
     Ok(json!({ "player_id": player_id, "banned": banned }))
 }
 
-pub(crate) async fn ops_ban(
+/// An operator erases a player (the ops plane checked the credential and the confirmation):
+/// every row of the player in every feature is deleted, an audit row names `actor`, and the
+/// player's tokens and sockets end at once on every shard.
+pub(crate) async fn operator_erase(
     shard: &Rc<Shard>,
-    head: &Head,
     player_id: &str,
-    banned: bool,
-) -> RestResult {
-    ops_caller(shard, head)?;
-    ok(&set_ban(shard, player_id, banned, "ops").await?)
+    actor: &str,
+) -> Result<(), ApiError> {
+    let cut = now_ms();
+    match shard
+        .ctx
+        .store
+        .erase_account(player_id, None, actor, cut)
+        .await
+        .map_err(store_error)?
+    {
+        EraseOutcome::Erased => {}
+        EraseOutcome::CredentialsChanged | EraseOutcome::NotFound => {
+            return Err(ApiError::new(
+                404,
+                code::PLAYER_NOT_FOUND,
+                "No such player.",
+            ));
+        }
+    }
+    broadcast(
+        shard,
+        Revoke {
+            player_id: player_id.to_owned(),
+            scope: Scope::Before(cut),
+            reason: "erased",
+        },
+    );
+    Ok(())
 }

@@ -84,16 +84,6 @@ pub(crate) const ROUTES: &[Route] = &[
         path: "/players/me/password",
         handler: password_route,
     },
-    Route {
-        method: Method::Post,
-        path: "/ops/players/:id/ban",
-        handler: ban_route,
-    },
-    Route {
-        method: Method::Post,
-        path: "/ops/players/:id/unban",
-        handler: unban_route,
-    },
 ];
 
 handler!(register_route, |s, r| register(s, r.json()?).await);
@@ -130,20 +120,6 @@ handler!(password_route, |s, r| super::lifecycle::change_password(
     s,
     &r.player(s)?,
     r.json()?
-)
-.await);
-handler!(ban_route, |s, r| super::lifecycle::ops_ban(
-    s,
-    r.head,
-    r.param(0),
-    true
-)
-.await);
-handler!(unban_route, |s, r| super::lifecycle::ops_ban(
-    s,
-    r.head,
-    r.param(0),
-    false
 )
 .await);
 handler!(get_player_route, |s, r| {

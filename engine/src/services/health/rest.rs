@@ -93,7 +93,7 @@ fn health<'a>(shard: &'a Rc<Shard>, _: Req<'a>) -> LocalBoxFuture<'a, RestResult
 
 fn ready<'a>(shard: &'a Rc<Shard>, _: Req<'a>) -> LocalBoxFuture<'a, RestResult> {
     Box::pin(async move {
-        let ready = all_alive(shard) && !shard.rt.shutting_down.get();
+        let ready = all_alive(shard) && !shard.rt.shutting_down.get() && !shard.ops.draining.get();
         let body = json!({
             "status": if ready { "ready" } else { "not_ready" },
             "ready": ready,

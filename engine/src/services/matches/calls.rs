@@ -114,6 +114,7 @@ fn run(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
     }
     let mut fx = Effects::default();
     let Some(vm) = lm.vm.as_mut() else { return };
+    let started = std::time::Instant::now();
     let (after, step) = match op {
         Op::Join {
             player_id,
@@ -151,6 +152,7 @@ fn run(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
             (After::Tick, step)
         }
     };
+    shard.ops.metrics.lua_callback.observe(started.elapsed());
     settle(shard, lm, after, step, fx);
 }
 

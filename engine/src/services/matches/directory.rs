@@ -43,6 +43,12 @@ impl Directory {
         self.matches.get(id)
     }
 
+    /// Every live match, listed or not (operator views).
+    pub(crate) fn all(&self) -> Vec<(String, MatchEntry)> {
+        self.matches
+            .scan(|all| all.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.matches.len()
     }

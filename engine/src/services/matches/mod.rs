@@ -268,6 +268,9 @@ impl LiveMatch {
             }
         }
         if let Some((err, player)) = failed {
+            if matches!(err, CallError::Budget { .. }) {
+                crate::services::ops::metrics::bump(&shard.ops.metrics.lua_budget_aborts);
+            }
             tracing::warn!(match_id = %self.id, mode = %self.mode.name, "script error: {err}");
             if shard.ctx.settings.dev_errors {
                 if let Some(at) = player.and_then(|p| self.session_of(p)) {
@@ -366,6 +369,9 @@ pub(crate) fn create(
     players: Vec<String>,
     announce: bool,
 ) -> Result<(), ApiError> {
+    if shard.ops.draining.get() {
+        return Err(crate::services::ops::draining());
+    }
     let compiled = shard
         .game
         .borrow()
@@ -438,6 +444,7 @@ pub(crate) fn create(
         .insert(match_id.to_owned(), key);
     ctx.matches.put(match_id, lm.info(shard.id()));
     bump(&ctx.stats(shard.id()).hosted, 1);
+    crate::services::ops::metrics::bump(&shard.ops.metrics.matches_started);
     for p in players {
         let session = ctx.registry.session_of(&p);
         calls::submit(
@@ -642,8 +649,15 @@ fn drive(shard: &Rc<Shard>, key: MatchKey) {
             lm.leave_seat(shard, seat);
         }
         // A tick that comes due while a callback waits is skipped, like a late one.
-        if lm.life.is_running() && lm.schedule.poll(now).is_some() && lm.waiting.is_none() {
-            calls::submit(shard, lm, calls::Op::Tick);
+        if lm.life.is_running() {
+            if let Some(tick) = lm.schedule.poll(now) {
+                if lm.waiting.is_none() {
+                    shard.ops.metrics.tick(&tick);
+                    calls::submit(shard, lm, calls::Op::Tick);
+                } else {
+                    crate::services::ops::metrics::bump(&shard.ops.metrics.ticks_skipped);
+                }
+            }
         }
         match lm.life.poll(now) {
             Some(ending) => Err(ending),
@@ -759,6 +773,7 @@ fn finish(shard: &Rc<Shard>, key: MatchKey, ending: Ending) {
     }
     ctx.matches.remove(&lm.id);
     bump(&ctx.stats(shard.id()).hosted, -1);
+    crate::services::ops::metrics::bump(&shard.ops.metrics.matches_finished);
     if let Some(vm) = lm.vm.take() {
         shard.matches.pool.borrow_mut().release(vm);
     }
@@ -774,13 +789,9 @@ fn finish(shard: &Rc<Shard>, key: MatchKey, ending: Ending) {
         started_at: lm.started_at,
         finished_at: now_ms(),
     };
-    tracing::info!(match_id = %lm.id, mode = %lm.mode.name, status, "match finished");
-    let store = ctx.store.clone();
-    shard.rt.spawn(async move {
-        if let Err(e) = store.insert_match_record(record).await {
-            tracing::warn!("could not record a finished match: {e}");
-        }
-    });
+    tracing::info!(event = "match_finished", match_id = %lm.id, mode = %lm.mode.name, status, "match finished");
+    // Counted while in flight, so a draining shard waits for the record before it stops.
+    crate::services::ops::record_match(shard, record);
 }
 
 /// Hot reload: every live match on this shard re-runs the new chunk between callbacks.
@@ -800,9 +811,29 @@ pub(crate) fn reload_all(shard: &Rc<Shard>, game: &Arc<Game>) {
             }
             Err(e) => {
                 lm.apply(shard, fx, None);
+                crate::services::ops::metrics::bump(&shard.ops.metrics.reload_failures);
                 tracing::warn!(match_id = %lm.id, "reload failed; the match keeps its previous code: {e}");
             }
         }
+    }
+}
+
+/// An operator ends a live match hosted on this shard: it finishes as aborted, players are told
+/// and its record is written. False when no such match runs here.
+pub(crate) fn end_by_operator(shard: &Rc<Shard>, match_id: &str) -> bool {
+    let Some(key) = shard.matches.by_id.borrow().get(match_id).copied() else {
+        return false;
+    };
+    let ending = shard.matches.with(key, |lm| {
+        lm.life.abort();
+        lm.life.poll(shard.rt.now())
+    });
+    match ending {
+        Some(Some(ending)) => {
+            finish(shard, key, ending);
+            true
+        }
+        _ => false,
     }
 }
 

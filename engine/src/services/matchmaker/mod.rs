@@ -187,6 +187,18 @@ pub(crate) fn remove_player(shard: &Rc<Shard>, mode: &str, player_id: &str) {
 // ---- the owning shard's side ----
 
 impl Queues {
+    /// Per mode: waiting tickets and the oldest wait in milliseconds (metrics, ops views).
+    pub(crate) fn waits(&self, now: std::time::Instant) -> Vec<(String, u64, u64)> {
+        self.modes
+            .borrow()
+            .iter()
+            .map(|(mode, q)| {
+                let (n, oldest) = q.waits(now);
+                (mode.clone(), n as u64, oldest.as_millis() as u64)
+            })
+            .collect()
+    }
+
     /// Runs `f` on the queue of `mode`, creating it on first use.
     fn with<T>(
         &self,
@@ -321,7 +333,7 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
 
 /// Ticks every queue of this shard (empty ones too, so resolved tickets are swept), then re-arms.
 fn tick(shard: &Rc<Shard>, now: Instant) {
-    if shard.rt.shutting_down.get() {
+    if shard.rt.shutting_down.get() || shard.ops.draining.get() {
         return;
     }
     let events: Vec<QueueEvent> = shard
