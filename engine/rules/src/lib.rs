@@ -17,3 +17,4 @@ pub mod matches;
 pub mod matchmaker;
 pub mod placement;
 pub mod session;
+pub mod votes;
