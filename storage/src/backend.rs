@@ -10,6 +10,7 @@ use crate::accounts::Accounts;
 use crate::economy::Economy;
 use crate::leaderboards::Leaderboards;
 use crate::matches::Matches;
+use crate::votes::Votes;
 use crate::{StoreConfig, StoreError, StoreOptions};
 
 /// What every backend operation returns: a boxed future borrowing the backend, so the traits
@@ -18,7 +19,7 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 
 /// One database: every feature's operations, plus what the bridge itself needs.
 /// A new feature adds its trait here.
-pub(crate) trait Backend: Accounts + Economy + Matches + Leaderboards {
+pub(crate) trait Backend: Accounts + Economy + Matches + Leaderboards + Votes {
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;
     /// Flushes and releases the database; called once, after the last call finished.

@@ -41,6 +41,7 @@ mod migrations;
 mod pg_tls;
 mod postgres;
 mod sqlite;
+mod votes;
 
 pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};
 pub use config::{StoreConfig, StoreOptions, DEFAULT_CALL_TIMEOUT, SSLMODE_ENV, SSLROOTCERT_ENV};
@@ -53,3 +54,4 @@ pub use handle::{migrate, migrate_with, StoreHandle, REQUEST_QUEUE_CAPACITY};
 pub use leaderboards::{ArchivedEntry, BoardEntry, PeriodEnd, SavedBoard, MAX_ARCHIVE_PAGE};
 pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
 pub use pg_tls::SslMode;
+pub use votes::{VoteRecord, MAX_VOTE_LIST};

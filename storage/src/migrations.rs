@@ -24,6 +24,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0003_leaderboards",
         sql: include_str!("../migrations/0003_leaderboards.sql"),
     },
+    Migration {
+        name: "0008_votes",
+        sql: include_str!("../migrations/0008_votes.sql"),
+    },
 ];
 
 /// Portable DDL for the bookkeeping table itself.
