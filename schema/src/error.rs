@@ -141,6 +141,9 @@ pub mod code {
     pub const LEADERBOARD_CLIENT_SUBMIT_DISABLED: &str = "leaderboard.client_submit_disabled";
     /// The server holds as many boards as it may; a new board cannot start.
     pub const LEADERBOARD_CAPACITY_REACHED: &str = "leaderboard.capacity_reached";
+    // votes
+    /// No stored vote with this id (404).
+    pub const VOTE_NOT_FOUND: &str = "vote.not_found";
 }
 
 /// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
@@ -436,6 +439,7 @@ mod tests {
         "inventory.insufficient_quantity",
         "inventory.invalid_quantity",
         "leaderboard.client_submit_disabled",
+        "vote.not_found",
     ];
 
     /// Codes of our own, each where asobi has no equivalent; the README lists them.

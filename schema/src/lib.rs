@@ -12,6 +12,7 @@ pub mod envelope;
 pub mod error;
 pub mod fb;
 pub mod payload;
+pub mod votes;
 
 pub use envelope::{encode_frame, encode_frame_raw, Inbound, OutFrame};
 pub use error::{ApiError, Code};

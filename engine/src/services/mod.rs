@@ -30,6 +30,7 @@ pub(crate) mod session;
 mod sim;
 #[cfg(test)]
 mod sim_tests;
+pub(crate) mod votes;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -59,6 +60,7 @@ pub(crate) enum Cmd {
     Matchmaker(matchmaker::cmd::Cmd),
     Matches(matches::cmd::Cmd),
     Leaderboards(leaderboards::cmd::Cmd),
+    Votes(votes::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -89,6 +91,7 @@ impl Service for Shard {
             Cmd::Matchmaker(c) => matchmaker::cmd::handle(self, c),
             Cmd::Matches(c) => matches::cmd::handle(self, c),
             Cmd::Leaderboards(c) => leaderboards::cmd::handle(self, c),
+            Cmd::Votes(c) => votes::cmd::handle(self, c),
         }
     }
 

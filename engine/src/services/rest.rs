@@ -71,13 +71,14 @@ pub(crate) struct Route {
 fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 6] = [
+        let lists: [&[Route]; 7] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
             super::matches::rest::ROUTES,
             super::economy::rest::ROUTES,
             super::leaderboards::rest::ROUTES,
+            super::votes::rest::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {

@@ -46,11 +46,20 @@ pub(super) enum Op {
         player_id: String,
     },
     Tick,
+    /// `vote_requested`, after a tick, for a script that defines it.
+    VoteRequested,
+    /// `vote_resolved` for a vote that closed.
+    VoteResolved {
+        template: String,
+        result: Value,
+    },
 }
 
 /// What completes when the suspended callback does.
 pub(super) enum After {
     Init,
+    VoteRequested,
+    VoteResolved,
     Join {
         player_id: String,
         session: Option<SessionRef>,
@@ -149,6 +158,18 @@ fn run(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
         Op::Tick => {
             let step = vm.tick(&mut fx).map(|c| c.map(|()| Resumed::Tick));
             (After::Tick, step)
+        }
+        Op::VoteRequested => {
+            let step = vm
+                .vote_requested(&mut fx)
+                .map(|c| c.map(Resumed::VoteRequested));
+            (After::VoteRequested, step)
+        }
+        Op::VoteResolved { template, result } => {
+            let step = vm
+                .vote_resolved(&template, &result, &mut fx)
+                .map(|c| c.map(|()| Resumed::VoteResolved));
+            (After::VoteResolved, step)
         }
     };
     settle(shard, lm, after, step, fx);
@@ -295,9 +316,19 @@ fn complete(
         After::Tick => {
             if result.is_ok() {
                 super::send_state(shard, lm);
+                // asobi polls `vote_requested` after every tick; only scripts that define it
+                // pay for the call.
+                if lm.vm.as_ref().is_some_and(|vm| vm.defines("vote_requested")) {
+                    lm.backlog.push_front(Op::VoteRequested);
+                }
             }
         }
-        After::Init | After::Input { .. } | After::Leave => {}
+        After::VoteRequested => {
+            if let Ok(Resumed::VoteRequested(Some(config))) = &result {
+                super::start_vote(shard, lm, config);
+            }
+        }
+        After::Init | After::Input { .. } | After::Leave | After::VoteResolved => {}
     }
     lm.heard_script();
 }

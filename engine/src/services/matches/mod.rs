@@ -38,6 +38,7 @@ use error::Error;
 use script::Effects;
 
 use super::accounts::tokens::now_ms;
+use super::votes::MatchVotes;
 use super::{Event, Shard, Timer as ShardTimer};
 use crate::shard::answer;
 use crate::shard::mesh::{Outbound, ReplyTo, SessionRef};
@@ -110,6 +111,8 @@ pub(crate) struct LiveMatch {
     announced: bool,
     /// While a matchmaker group is seated, script output waits for `match.matched` to go first.
     held: Option<Effects>,
+    /// Its votes (empty unless the script starts one).
+    votes: MatchVotes,
 }
 
 /// The matches this shard hosts.
@@ -197,7 +200,11 @@ impl LiveMatch {
 
     /// The earliest of the roster's, the lifecycle's and the tick schedule's deadlines.
     fn next_deadline(&self) -> Instant {
-        [self.roster.next_deadline(), self.life.next_deadline()]
+        [
+            self.roster.next_deadline(),
+            self.life.next_deadline(),
+            self.votes.next_deadline(),
+        ]
             .into_iter()
             .flatten()
             .fold(self.schedule.next_deadline(), Instant::min)
@@ -400,6 +407,7 @@ pub(crate) fn create(
         waits: 0,
         announced: false,
         held: announce.then(Effects::default),
+        votes: MatchVotes::default(),
     });
     if let Err(e) = calls::init(shard, lm, &config) {
         tracing::warn!(%match_id, %mode, "init failed: {e}");
@@ -613,6 +621,7 @@ fn drive(shard: &Rc<Shard>, key: MatchKey) {
         if !lm.life.is_over() && lm.schedule.poll(now).is_some() && lm.waiting.is_none() {
             calls::submit(shard, lm, calls::Op::Tick);
         }
+        close_votes(shard, lm, now);
         match lm.life.poll(now) {
             Some(ending) => Err(ending),
             None => {
@@ -790,4 +799,79 @@ pub(crate) fn finish_all_for_shutdown(shard: &Rc<Shard>) {
             finish(shard, key, ending);
         }
     }
+}
+
+/// Votes whose window ended: the result goes to every player and to storage, then the script's
+/// `vote_resolved` runs in its turn.
+fn close_votes(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
+    if lm.votes.next_deadline().is_none_or(|at| at > now) {
+        return;
+    }
+    for r in lm.votes.poll(now, &lm.id) {
+        if let Some(f) = Frame::text(r.frame) {
+            shard.rt.deliver_all(&lm.connected(), &Outbound::Frame(f));
+        }
+        let store = shard.ctx.store.clone();
+        let record = r.record;
+        shard.rt.spawn(async move {
+            if let Err(e) = store.insert_vote(record).await {
+                tracing::warn!("could not store a resolved vote: {e}");
+            }
+        });
+        let op = calls::Op::VoteResolved {
+            template: r.template,
+            result: r.result,
+        };
+        calls::submit(shard, lm, op);
+    }
+}
+
+/// Starts the vote a script's `vote_requested` returned, among the match's players.
+fn start_vote(shard: &Shard, lm: &mut LiveMatch, config: &Value) {
+    let settings = super::votes::Settings::of(&lm.mode.config.extra);
+    let players: Vec<String> = lm.roster.players().map(str::to_owned).collect();
+    let seed = rand::random::<u64>();
+    match lm
+        .votes
+        .start(shard.rt.now(), config, &settings, players, seed)
+    {
+        Ok(frame) => {
+            if let Some(f) = Frame::text(frame) {
+                shard.rt.deliver_all(&lm.connected(), &Outbound::Frame(f));
+            }
+        }
+        Err(e) => tracing::warn!(match_id = %lm.id, mode = %lm.mode.name, "vote not started: {e}"),
+    }
+}
+
+/// Runs a vote operation (`vote.cast`, `vote.veto`) on a live match: `f` gets its votes, the
+/// time, and the veto tokens a player has; a frame it returns goes to every player. The
+/// match's timer is re-armed after, since a cast may close a window early.
+pub(crate) fn vote_op(
+    shard: &Rc<Shard>,
+    match_id: &str,
+    f: impl FnOnce(
+        &mut MatchVotes,
+        Instant,
+        u32,
+    ) -> Result<Option<bytes::Bytes>, super::votes::error::Error>,
+) -> Result<(), ApiError> {
+    let key = shard
+        .matches
+        .key_of(match_id)
+        .ok_or(super::votes::error::Error::NotFound)?;
+    let now = shard.rt.now();
+    let r = shard
+        .matches
+        .with(key, |lm| {
+            let tokens = super::votes::Settings::of(&lm.mode.config.extra).veto_tokens;
+            let frame = f(&mut lm.votes, now, tokens)?;
+            if let Some(f) = frame.and_then(Frame::text) {
+                shard.rt.deliver_all(&lm.connected(), &Outbound::Frame(f));
+            }
+            Ok::<(), super::votes::error::Error>(())
+        })
+        .ok_or(super::votes::error::Error::NotFound)?;
+    drive(shard, key);
+    r.map_err(Into::into)
 }

@@ -40,10 +40,11 @@ pub(crate) type WsHandler = for<'a> fn(&'a mut Session, &'a Inbound<'a>) -> Hand
 fn table() -> &'static [(&'static str, WsHandler)] {
     static TABLE: OnceLock<Vec<(&'static str, WsHandler)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[(&'static str, WsHandler)]; 3] = [
+        let lists: [&[(&'static str, WsHandler)]; 4] = [
             ws::HANDLERS,
             super::matches::ws::HANDLERS,
             super::matchmaker::ws::HANDLERS,
+            super::votes::ws::HANDLERS,
         ];
         let mut t: Vec<(&'static str, WsHandler)> = Vec::new();
         for list in lists {
