@@ -15,6 +15,7 @@ pub mod leaderboards;
 pub mod limits;
 pub mod matches;
 pub mod matchmaker;
+pub mod phases;
 pub mod placement;
 pub mod session;
 pub mod votes;

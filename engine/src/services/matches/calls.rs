@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use asobi_rules::phases::Transition;
 use asobi_script::{Call, CallError, JoinOutcome, Resumed};
 
 use super::error::Error;
@@ -53,6 +54,8 @@ pub(super) enum Op {
         template: String,
         result: Value,
     },
+    /// `on_phase_started` / `on_phase_ended`.
+    Phase(asobi_rules::phases::Transition),
 }
 
 /// What completes when the suspended callback does.
@@ -60,6 +63,7 @@ pub(super) enum After {
     Init,
     VoteRequested,
     VoteResolved,
+    Phase,
     Join {
         player_id: String,
         session: Option<SessionRef>,
@@ -164,6 +168,17 @@ fn run(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
                 .vote_requested(&mut fx)
                 .map(|c| c.map(Resumed::VoteRequested));
             (After::VoteRequested, step)
+        }
+        Op::Phase(t) => {
+            let step = match &t {
+                Transition::Started(name) => vm
+                    .on_phase_started(name, &mut fx)
+                    .map(|c| c.map(|()| Resumed::PhaseStarted)),
+                Transition::Ended(name) => vm
+                    .on_phase_ended(name, &mut fx)
+                    .map(|c| c.map(|()| Resumed::PhaseEnded)),
+            };
+            (After::Phase, step)
         }
         Op::VoteResolved { template, result } => {
             let step = vm
@@ -328,7 +343,11 @@ fn complete(
                 super::start_vote(shard, lm, config);
             }
         }
-        After::Init | After::Input { .. } | After::Leave | After::VoteResolved => {}
+        After::Init
+        | After::Input { .. }
+        | After::Leave
+        | After::VoteResolved
+        | After::Phase => {}
     }
     lm.heard_script();
 }

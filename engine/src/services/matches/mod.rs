@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use slab::Slab;
 
 use asobi_rules::matches::{Admission, Ending, Joined, Lifecycle, Roster, Seat, TickSchedule};
+use asobi_rules::phases::{Phases, Transition};
 
 use asobi_schema::envelope::{encode_frame, encode_frame_raw};
 use asobi_schema::payload::{MatchFinished, MatchInfo};
@@ -113,6 +114,8 @@ pub(crate) struct LiveMatch {
     held: Option<Effects>,
     /// Its votes (empty unless the script starts one).
     votes: MatchVotes,
+    /// Its phase list, when the script declares one; the clock the block reads.
+    phases: Option<Box<(Phases, Instant)>>,
 }
 
 /// The matches this shard hosts.
@@ -172,6 +175,7 @@ impl LiveMatch {
                 player_count: count,
                 max_players: cfg.max_players,
                 joinable: self.joinable,
+                phase: self.phase_block(),
             },
             listed: cfg.listed,
             players: self.roster.players().map(str::to_owned).collect(),
@@ -204,6 +208,7 @@ impl LiveMatch {
             self.roster.next_deadline(),
             self.life.next_deadline(),
             self.votes.next_deadline(),
+            self.phases.as_ref().and_then(|p| p.0.next_deadline()),
         ]
             .into_iter()
             .flatten()
@@ -221,6 +226,7 @@ impl LiveMatch {
             "players": e.players,
             "listed": e.listed,
             "joinable": e.info.joinable,
+            "phase": e.info.phase,
         })
     }
 
@@ -312,6 +318,13 @@ impl LiveMatch {
         let now = shard.rt.now();
         if let Joined::Seated = self.roster.join(now, player_id, session) {
             self.life.roster_changed(self.roster.len());
+            let count = self.roster.len();
+            if let Some(p) = self.phases.as_mut() {
+                p.1 = now;
+                for t in p.0.players(now, count) {
+                    calls::submit(shard, self, calls::Op::Phase(t));
+                }
+            }
         }
         shard.ctx.matches.put(&self.id, self.info(shard.id()));
         shard.ctx.matches.seat(player_id, &self.id);
@@ -408,7 +421,9 @@ pub(crate) fn create(
         announced: false,
         held: announce.then(Effects::default),
         votes: MatchVotes::default(),
+        phases: None,
     });
+    let phase_list = read_phases(shard, lm, &config, now);
     if let Err(e) = calls::init(shard, lm, &config) {
         tracing::warn!(%match_id, %mode, "init failed: {e}");
         let lm = slab.remove(key.slot);
@@ -422,6 +437,9 @@ pub(crate) fn create(
         .by_id
         .borrow_mut()
         .insert(match_id.to_owned(), key);
+    for t in phase_list {
+        calls::submit(shard, lm, calls::Op::Phase(t));
+    }
     ctx.matches.put(match_id, lm.info(shard.id()));
     bump(&ctx.stats(shard.id()).hosted, 1);
     for p in players {
@@ -622,6 +640,7 @@ fn drive(shard: &Rc<Shard>, key: MatchKey) {
             calls::submit(shard, lm, calls::Op::Tick);
         }
         close_votes(shard, lm, now);
+        walk_phases(shard, lm, now);
         match lm.life.poll(now) {
             Some(ending) => Err(ending),
             None => {
@@ -874,4 +893,59 @@ pub(crate) fn vote_op(
         .ok_or(super::votes::error::Error::NotFound)?;
     drive(shard, key);
     r.map_err(Into::into)
+}
+
+impl LiveMatch {
+    /// The `phase` block for listings and `match.joined`, as of the match's last wake-up.
+    fn phase_block(&self) -> Option<Value> {
+        self.phases.as_ref().map(|p| p.0.info(p.1))
+    }
+}
+
+/// Calls the script's optional `phases(config)` (before `init`, which it does not depend on)
+/// and starts walking the list; the first transitions run once `init` has.
+fn read_phases(shard: &Shard, lm: &mut LiveMatch, config: &Value, now: Instant) -> Vec<Transition> {
+    let Some(vm) = lm.vm.as_mut().filter(|vm| vm.defines("phases")) else {
+        return Vec::new();
+    };
+    let mut fx = Effects::default();
+    let declared = vm.phases(config, &mut fx);
+    lm.apply(shard, fx, None);
+    let defs = match declared {
+        Ok(Some(v)) => match asobi_rules::phases::parse(&v) {
+            Some(defs) => defs,
+            None => {
+                tracing::warn!(match_id = %lm.id, "phases() returned no list; ignored");
+                return Vec::new();
+            }
+        },
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(match_id = %lm.id, "phases() failed: {e}");
+            return Vec::new();
+        }
+    };
+    let (phases, first) = Phases::new(now, defs);
+    lm.phases = Some(Box::new((phases, now)));
+    first
+}
+
+/// Phase durations and timed starts that came due: each transition's callback runs in turn;
+/// a list walked to its end finishes the match with `phases_complete`, as asobi does.
+fn walk_phases(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
+    let Some(p) = lm.phases.as_mut() else { return };
+    p.1 = now;
+    if p.0.next_deadline().is_none_or(|at| at > now) {
+        return;
+    }
+    let due = p.0.poll(now);
+    let complete = p.0.is_complete();
+    for t in due {
+        calls::submit(shard, lm, calls::Op::Phase(t));
+    }
+    shard.ctx.matches.put(&lm.id, lm.info(shard.id()));
+    if complete {
+        lm.life
+            .script_finished(json!({ "status": "phases_complete" }));
+    }
 }
