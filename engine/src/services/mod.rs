@@ -13,6 +13,7 @@
 //! `HANDLERS` in [`rest::table`] / [`session::table`].
 
 pub(crate) mod accounts;
+pub(crate) mod bots;
 mod context;
 pub(crate) mod cors;
 pub(crate) mod economy;

@@ -324,6 +324,9 @@ fn complete(
                     Err(Error::ScriptFailed)
                 }
             };
+            if outcome.is_err() && crate::services::bots::is_bot(&player_id) {
+                lm.bots.forget(&player_id);
+            }
             if let Some(reply) = reply {
                 answer(shard, reply, outcome.map_err(Into::into));
             }

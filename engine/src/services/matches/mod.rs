@@ -39,6 +39,7 @@ use error::Error;
 use script::Effects;
 
 use super::accounts::tokens::now_ms;
+use super::bots::MatchBots;
 use super::votes::MatchVotes;
 use super::{Event, Shard, Timer as ShardTimer};
 use crate::shard::answer;
@@ -116,6 +117,8 @@ pub(crate) struct LiveMatch {
     votes: MatchVotes,
     /// Its phase list, when the script declares one; the clock the block reads.
     phases: Option<Box<(Phases, Instant)>>,
+    /// Its bots (none unless the script places some).
+    bots: MatchBots,
 }
 
 /// The matches this shard hosts.
@@ -209,6 +212,7 @@ impl LiveMatch {
             self.life.next_deadline(),
             self.votes.next_deadline(),
             self.phases.as_ref().and_then(|p| p.0.next_deadline()),
+            self.bots.next_deadline(),
         ]
             .into_iter()
             .flatten()
@@ -231,7 +235,14 @@ impl LiveMatch {
     }
 
     /// Applies a callback's effects and reports its failure, if any.
-    fn apply(&mut self, shard: &Shard, fx: Effects, failed: Option<(&CallError, Option<&str>)>) {
+    fn apply(
+        &mut self,
+        shard: &Shard,
+        mut fx: Effects,
+        failed: Option<(&CallError, Option<&str>)>,
+    ) {
+        // Bots are placed and removed by the driver (`run_bots`), which may run callbacks.
+        self.bots.pending.append(&mut fx.bots);
         if let Some(held) = self.held.as_mut() {
             held.frames.extend(fx.frames);
             held.joinable = fx.joinable.or(held.joinable);
@@ -422,6 +433,7 @@ pub(crate) fn create(
         held: announce.then(Effects::default),
         votes: MatchVotes::default(),
         phases: None,
+        bots: MatchBots::default(),
     });
     let phase_list = read_phases(shard, lm, &config, now);
     if let Err(e) = calls::init(shard, lm, &config) {
@@ -641,6 +653,7 @@ fn drive(shard: &Rc<Shard>, key: MatchKey) {
         }
         close_votes(shard, lm, now);
         walk_phases(shard, lm, now);
+        run_bots(shard, lm, now);
         match lm.life.poll(now) {
             Some(ending) => Err(ending),
             None => {
@@ -948,4 +961,80 @@ fn walk_phases(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
         lm.life
             .script_finished(json!({ "status": "phases_complete" }));
     }
+}
+
+/// Bots the script placed or removed, then the bots' turn when it is due: each seated bot
+/// decides from the state a player in its seat would get, and that goes in as its input.
+fn run_bots(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
+    for op in std::mem::take(&mut lm.bots.pending) {
+        match op {
+            super::bots::BotOp::Add(name) => {
+                let vm = match shard.matches.pool.borrow_mut().acquire_bot(&lm.mode) {
+                    Ok(vm) => vm,
+                    Err(e) => {
+                        tracing::warn!(match_id = %lm.id, "bot script failed to load; built-in AI: {e}");
+                        None
+                    }
+                };
+                let max = lm.mode.config.max_players as usize;
+                match lm.bots.add(now, &name, lm.roster.len(), max, vm) {
+                    Ok(id) => calls::submit(
+                        shard,
+                        lm,
+                        calls::Op::Join {
+                            player_id: id,
+                            session: None,
+                            ctx: None,
+                            reply: None,
+                        },
+                    ),
+                    Err(e) => tracing::info!(match_id = %lm.id, bot = %name, "game.bots.add ignored: {e}"),
+                }
+            }
+            super::bots::BotOp::Remove(which) => {
+                if let Some(id) = lm.bots.remove(&which) {
+                    if let Some(seat) = lm.roster.leave(&id) {
+                        lm.leave_seat(shard, seat);
+                    }
+                }
+            }
+        }
+    }
+    if !lm.bots.due(now) || lm.life.is_over() {
+        return;
+    }
+    lm.bots.thought(now);
+    // While a callback waits on a service the state is mid-change: this turn is skipped.
+    if lm.waiting.is_some() || lm.vm.as_ref().is_none_or(|vm| vm.waiting() || vm.failed()) {
+        return;
+    }
+    let shared = matches!(lm.mode.config.state_strategy, StateStrategy::Shared);
+    let mut shared_state: Option<Value> = None;
+    for id in lm.bots.ids() {
+        if !lm.roster.contains(&id) {
+            continue;
+        }
+        let state = match (&shared_state, shared) {
+            (Some(s), true) => s.clone(),
+            _ => {
+                let mut fx = Effects::default();
+                let Some(vm) = lm.vm.as_mut() else { return };
+                let who = (!shared).then_some(id.as_str());
+                let bytes = vm.state_for(who, &mut fx);
+                lm.apply(shard, fx, None);
+                match bytes {
+                    Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+                    Err(_) => Value::Null,
+                }
+            }
+        };
+        if shared {
+            shared_state = Some(state.clone());
+        }
+        let input = lm.bots.think(now, &id, &state);
+        if input.is_object() {
+            calls::submit(shard, lm, calls::Op::Input { player_id: id, input });
+        }
+    }
+    lm.heard_script();
 }
