@@ -135,3 +135,54 @@ fn a_bot_script_that_loops_forever_is_contained() {
     }
     assert!(s.wait_log("bot_think_error_falling_back_to_default_ai", Duration::from_secs(5)));
 }
+
+const FILLED: &str = r#"
+match_size = 3
+max_players = 3
+bots = { min_players = 3 }
+function init(config) return { players = {}, inputs = {} } end
+function join(p, state)
+  state.players[p] = { x = 0, y = 0, hp = 1 }
+  return state
+end
+function leave(p, state) state.players[p] = nil return state end
+function handle_input(p, input, state)
+  state.inputs[p] = (state.inputs[p] or 0) + 1
+  return state
+end
+function tick(state) return state end
+function get_state(p, state) return { players = state.players, inputs = state.inputs } end
+"#;
+
+#[test]
+fn a_queue_is_filled_with_bots_after_the_wait() {
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    std::fs::write(game.path().join("config.lua"), "return { filled = \"filled.lua\" }\n").unwrap();
+    std::fs::write(game.path().join("filled.lua"), FILLED).unwrap();
+    let s = Server::start(data.path(), game.path(), &Opts { shards: Some(2), ..Opts::default() });
+    let p = s.register("lonely");
+    let (mut ws, _) = s.ws();
+    ws.connect(&p.access);
+    ws.send(json!({"type": "matchmaker.add", "cid": "q", "payload": {"mode": "filled"}}));
+    let queued = ws.expect("matchmaker.queued", WAIT, |_| true);
+    assert_eq!(queued["payload"]["status"], "pending");
+    // Alone in a queue of three: nothing before the spawner's check, then two bots fill it.
+    let matched = ws.expect("match.matched", Duration::from_secs(25), |_| true);
+    let players: Vec<String> = matched["payload"]["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(players.len(), 3, "{matched}");
+    assert!(players.contains(&p.id));
+    let mut bots: Vec<&String> = players.iter().filter(|id| id.starts_with("bot_")).collect();
+    bots.sort();
+    assert_eq!(bots.len(), 2);
+    assert!(bots[0].starts_with("bot_Blitz_") && bots[1].starts_with("bot_Spark_"), "{bots:?}");
+    // The built-in AI runs for them (no bot script): their inputs arrive.
+    ws.expect("match.state", WAIT, |v| {
+        bots.iter().all(|b| v["payload"]["inputs"][b.as_str()].as_u64().unwrap_or(0) >= 3)
+    });
+}

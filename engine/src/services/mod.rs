@@ -53,6 +53,7 @@ pub(crate) struct Shard {
     pub(crate) matches: matches::Matches,
     pub(crate) economy: economy::Economy,
     pub(crate) leaderboards: leaderboards::Boards,
+    pub(crate) bot_fill: bots::fill::Fill,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -113,6 +114,7 @@ impl Shard {
             economy: economy::Economy::load(&game)?,
             matchmaker: matchmaker::Queues::default(),
             leaderboards: leaderboards::Boards::default(),
+            bot_fill: bots::fill::Fill::default(),
             game: RefCell::new(game),
             rt,
             ctx,

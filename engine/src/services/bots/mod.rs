@@ -6,6 +6,8 @@
 //!
 //! A match with no bots carries an empty list and no timer.
 
+pub(crate) mod fill;
+
 use std::time::Instant;
 
 use serde_json::Value;
@@ -88,6 +90,18 @@ impl MatchBots {
         });
         self.next_think.get_or_insert(now + THINK_PERIOD);
         Ok(id)
+    }
+
+    /// Takes in a bot the matchmaker seated (queue fill): it joins with the group.
+    pub(crate) fn adopt(&mut self, now: Instant, id: &str, vm: Option<BotVm>) {
+        if self.bots.len() < MAX_BOTS_PER_MATCH && !self.bots.iter().any(|b| b.id == id) {
+            self.bots.push(Bot {
+                id: id.to_owned(),
+                vm,
+                last_failure_log: None,
+            });
+            self.next_think.get_or_insert(now + THINK_PERIOD);
+        }
     }
 
     /// Takes the bot `which` (bare name or full id) off the list; its id, for the leave.

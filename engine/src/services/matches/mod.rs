@@ -454,6 +454,18 @@ pub(crate) fn create(
     }
     ctx.matches.put(match_id, lm.info(shard.id()));
     bump(&ctx.stats(shard.id()).hosted, 1);
+    for p in players.iter().filter(|p| super::bots::is_bot(p)) {
+        let vm = shard
+            .matches
+            .pool
+            .borrow_mut()
+            .acquire_bot(&lm.mode)
+            .unwrap_or_else(|e| {
+                tracing::warn!(%match_id, "bot script failed to load; built-in AI: {e}");
+                None
+            });
+        lm.bots.adopt(now, p, vm);
+    }
     for p in players {
         let session = ctx.registry.session_of(&p);
         calls::submit(
