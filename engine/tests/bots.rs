@@ -59,10 +59,21 @@ end
 
 fn start(data: &Path, game: &Path, bot_file: &str, bot_src: &str) -> Server {
     std::fs::create_dir_all(game.join("bots")).unwrap();
-    std::fs::write(game.join("config.lua"), "return { arena = \"arena.lua\" }\n").unwrap();
+    std::fs::write(
+        game.join("config.lua"),
+        "return { arena = \"arena.lua\" }\n",
+    )
+    .unwrap();
     std::fs::write(game.join("arena.lua"), ARENA.replace("BOTFILE", bot_file)).unwrap();
     std::fs::write(game.join("bots").join(bot_file), bot_src).unwrap();
-    Server::start(data, game, &Opts { shards: Some(2), ..Opts::default() })
+    Server::start(
+        data,
+        game,
+        &Opts {
+            shards: Some(2),
+            ..Opts::default()
+        },
+    )
 }
 
 fn join(s: &Server) -> (Ws, String) {
@@ -77,7 +88,12 @@ fn join(s: &Server) -> (Ws, String) {
 fn bot_ids(state: &Value) -> Vec<String> {
     state["payload"]["players"]
         .as_object()
-        .map(|m| m.keys().filter(|k| k.starts_with("bot_")).cloned().collect())
+        .map(|m| {
+            m.keys()
+                .filter(|k| k.starts_with("bot_"))
+                .cloned()
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -95,9 +111,15 @@ fn a_scripted_bot_thinks_and_is_removed_mid_match() {
         bots.len() == 1 && v["payload"]["inputs"][&bots[0]].as_u64().unwrap_or(0) >= 5
     });
     let bot = bot_ids(&st).remove(0);
-    assert!(bot.starts_with("bot_Spark_") && bot.len() == "bot_Spark_".len() + 6, "{bot}");
+    assert!(
+        bot.starts_with("bot_Spark_") && bot.len() == "bot_Spark_".len() + 6,
+        "{bot}"
+    );
     assert_eq!(st["payload"]["last"][&bot], json!({"bot": bot, "seen": 2}));
-    assert!(st["payload"]["inputs"].get(&me).is_none(), "only the bot sent game input");
+    assert!(
+        st["payload"]["inputs"].get(&me).is_none(),
+        "only the bot sent game input"
+    );
 
     // Removed by its bare name, mid-match: it leaves and stops sending input.
     ws.send(json!({"type": "match.input", "payload": {"remove": "Spark"}}));
@@ -105,7 +127,11 @@ fn a_scripted_bot_thinks_and_is_removed_mid_match() {
     let count = gone["payload"]["inputs"][&bot].as_u64().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let later = ws.expect("match.state", WAIT, |_| true);
-    assert_eq!(later["payload"]["inputs"][&bot].as_u64().unwrap(), count, "no input after removal");
+    assert_eq!(
+        later["payload"]["inputs"][&bot].as_u64().unwrap(),
+        count,
+        "no input after removal"
+    );
     assert!(bot_ids(&later).is_empty());
 }
 
@@ -133,7 +159,10 @@ fn a_bot_script_that_loops_forever_is_contained() {
     for _ in 0..5 {
         ws.expect("match.state", Duration::from_secs(2), |_| true);
     }
-    assert!(s.wait_log("bot_think_error_falling_back_to_default_ai", Duration::from_secs(5)));
+    assert!(s.wait_log(
+        "bot_think_error_falling_back_to_default_ai",
+        Duration::from_secs(5)
+    ));
 }
 
 const FILLED: &str = r#"
@@ -158,9 +187,20 @@ function get_state(p, state) return { players = state.players, inputs = state.in
 fn a_queue_is_filled_with_bots_after_the_wait() {
     let data = tempfile::tempdir().unwrap();
     let game = tempfile::tempdir().unwrap();
-    std::fs::write(game.path().join("config.lua"), "return { filled = \"filled.lua\" }\n").unwrap();
+    std::fs::write(
+        game.path().join("config.lua"),
+        "return { filled = \"filled.lua\" }\n",
+    )
+    .unwrap();
     std::fs::write(game.path().join("filled.lua"), FILLED).unwrap();
-    let s = Server::start(data.path(), game.path(), &Opts { shards: Some(2), ..Opts::default() });
+    let s = Server::start(
+        data.path(),
+        game.path(),
+        &Opts {
+            shards: Some(2),
+            ..Opts::default()
+        },
+    );
     let p = s.register("lonely");
     let (mut ws, _) = s.ws();
     ws.connect(&p.access);
@@ -180,9 +220,13 @@ fn a_queue_is_filled_with_bots_after_the_wait() {
     let mut bots: Vec<&String> = players.iter().filter(|id| id.starts_with("bot_")).collect();
     bots.sort();
     assert_eq!(bots.len(), 2);
-    assert!(bots[0].starts_with("bot_Blitz_") && bots[1].starts_with("bot_Spark_"), "{bots:?}");
+    assert!(
+        bots[0].starts_with("bot_Blitz_") && bots[1].starts_with("bot_Spark_"),
+        "{bots:?}"
+    );
     // The built-in AI runs for them (no bot script): their inputs arrive.
     ws.expect("match.state", WAIT, |v| {
-        bots.iter().all(|b| v["payload"]["inputs"][b.as_str()].as_u64().unwrap_or(0) >= 3)
+        bots.iter()
+            .all(|b| v["payload"]["inputs"][b.as_str()].as_u64().unwrap_or(0) >= 3)
     });
 }

@@ -58,7 +58,11 @@ fn latest_n(ws: &mut Ws) -> u64 {
             n = v["payload"]["n"].as_u64();
         }
     }
-    n.unwrap_or_else(|| ws.expect("match.state", WAIT, |_| true)["payload"]["n"].as_u64().unwrap())
+    n.unwrap_or_else(|| {
+        ws.expect("match.state", WAIT, |_| true)["payload"]["n"]
+            .as_u64()
+            .unwrap()
+    })
 }
 
 #[test]
@@ -70,10 +74,21 @@ fn bots_keep_a_10_hz_think_pace_under_load() {
     let data = tempfile::tempdir().unwrap();
     let game = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(game.path().join("bots")).unwrap();
-    std::fs::write(game.path().join("config.lua"), "return { swarm = \"swarm.lua\" }\n").unwrap();
+    std::fs::write(
+        game.path().join("config.lua"),
+        "return { swarm = \"swarm.lua\" }\n",
+    )
+    .unwrap();
     std::fs::write(game.path().join("swarm.lua"), SWARM).unwrap();
     std::fs::write(game.path().join("bots/small.lua"), SMALL).unwrap();
-    let s = Server::start(data.path(), game.path(), &Opts { shards: Some(1), ..Opts::default() });
+    let s = Server::start(
+        data.path(),
+        game.path(),
+        &Opts {
+            shards: Some(1),
+            ..Opts::default()
+        },
+    );
     let mut humans = Vec::new();
     let mut left = bots;
     while left > 0 {
@@ -85,7 +100,9 @@ fn bots_keep_a_10_hz_think_pace_under_load() {
         ws.expect("match.joined", WAIT, |_| true);
         ws.send(json!({"type": "match.input", "payload": {"fill": k}}));
         // Seated and thinking before the next match opens.
-        ws.expect("match.state", WAIT, |v| v["payload"]["n"].as_u64().unwrap_or(0) >= k as u64);
+        ws.expect("match.state", WAIT, |v| {
+            v["payload"]["n"].as_u64().unwrap_or(0) >= k as u64
+        });
         humans.push(ws);
         left -= k;
     }

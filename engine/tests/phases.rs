@@ -43,9 +43,20 @@ function get_state(p, state) return {} end
 fn a_phase_list_with_a_start_condition_runs_to_completion() {
     let data = tempfile::tempdir().unwrap();
     let game = tempfile::tempdir().unwrap();
-    std::fs::write(game.path().join("config.lua"), "return { arena = \"arena.lua\" }\n").unwrap();
+    std::fs::write(
+        game.path().join("config.lua"),
+        "return { arena = \"arena.lua\" }\n",
+    )
+    .unwrap();
     std::fs::write(game.path().join("arena.lua"), ARENA).unwrap();
-    let s = Server::start(data.path(), game.path(), &Opts { shards: Some(2), ..Opts::default() });
+    let s = Server::start(
+        data.path(),
+        game.path(),
+        &Opts {
+            shards: Some(2),
+            ..Opts::default()
+        },
+    );
     let pa = s.register("ph_a");
     let pb = s.register("ph_b");
     let (mut a, _) = s.ws();
@@ -59,7 +70,12 @@ fn a_phase_list_with_a_start_condition_runs_to_completion() {
         "{joined}"
     );
     // The listing carries the block too.
-    let (status, live) = s.http("GET", "/api/v1/matches/live?mode=arena", Some(&pa.access), None);
+    let (status, live) = s.http(
+        "GET",
+        "/api/v1/matches/live?mode=arena",
+        Some(&pa.access),
+        None,
+    );
     assert_eq!(status, 200);
     let listed: &Value = live["matches"]
         .as_array()
@@ -80,19 +96,35 @@ fn a_phase_list_with_a_start_condition_runs_to_completion() {
     b.connect(&pb.access);
     b.send(json!({"type": "match.join", "cid": "j2", "payload": {"match_id": match_id}}));
     let joined_b = b.expect("match.joined", WAIT, |_| true);
-    assert_eq!(joined_b["payload"]["phase"]["status"], "active", "{joined_b}");
+    assert_eq!(
+        joined_b["payload"]["phase"]["status"], "active",
+        "{joined_b}"
+    );
     assert_eq!(joined_b["payload"]["phase"]["phase"], "lobby");
-    assert_eq!(joined_b["payload"]["phase"]["config"], json!({"banner": "wait"}));
+    assert_eq!(
+        joined_b["payload"]["phase"]["config"],
+        json!({"banner": "wait"})
+    );
     let mut order = Vec::new();
     let finished = loop {
         let v = a.recv(WAIT).expect("phase frames then match.finished");
         match v["type"].as_str().unwrap() {
-            "match.phase_began" => order.push(format!("+{}", v["payload"]["name"].as_str().unwrap())),
-            "match.phase_over" => order.push(format!("-{}", v["payload"]["name"].as_str().unwrap())),
+            "match.phase_began" => {
+                order.push(format!("+{}", v["payload"]["name"].as_str().unwrap()))
+            }
+            "match.phase_over" => {
+                order.push(format!("-{}", v["payload"]["name"].as_str().unwrap()))
+            }
             "match.finished" => break v,
             _ => {}
         }
     };
-    assert_eq!(order, ["+lobby", "-lobby", "+combat", "-combat", "+results", "-results"]);
-    assert_eq!(finished["payload"]["result"], json!({"status": "phases_complete"}));
+    assert_eq!(
+        order,
+        ["+lobby", "-lobby", "+combat", "-combat", "+results", "-results"]
+    );
+    assert_eq!(
+        finished["payload"]["result"],
+        json!({"status": "phases_complete"})
+    );
 }

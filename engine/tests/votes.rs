@@ -43,7 +43,11 @@ function get_state(p, state) return { resolved = state.resolved } end
 "#;
 
 fn start(db: Option<String>, data: &Path, game: &Path) -> Server {
-    std::fs::write(game.join("config.lua"), "return { council = \"council.lua\" }\n").unwrap();
+    std::fs::write(
+        game.join("config.lua"),
+        "return { council = \"council.lua\" }\n",
+    )
+    .unwrap();
     std::fs::write(game.join("council.lua"), COUNCIL).unwrap();
     let opts = Opts {
         shards: Some(2),
@@ -102,8 +106,17 @@ fn votes_end_to_end(s: &Server) {
     let match_id = matched["payload"]["match_id"].as_str().unwrap().to_owned();
 
     // Not in a match: asobi's not_in_match.
-    let r = ask(&mut c, "vote.cast", "c1", json!({"vote_id": "x", "option_id": "a"}));
-    assert_eq!((code(&r), reason(&r)), ("match.not_in_match", "not_in_match"), "{r}");
+    let r = ask(
+        &mut c,
+        "vote.cast",
+        "c1",
+        json!({"vote_id": "x", "option_id": "a"}),
+    );
+    assert_eq!(
+        (code(&r), reason(&r)),
+        ("match.not_in_match", "not_in_match"),
+        "{r}"
+    );
 
     // 1. A live plurality vote from a template, closed early by ready-up.
     let id = start_vote(
@@ -111,7 +124,12 @@ fn votes_end_to_end(s: &Server) {
         &mut b,
         json!({"template": "quick", "options": [{"id": "x", "label": "X"}, {"id": "y", "label": "Y"}]}),
     );
-    let r = ask(&mut a, "vote.cast", "v1", json!({"vote_id": id, "option_id": "x"}));
+    let r = ask(
+        &mut a,
+        "vote.cast",
+        "v1",
+        json!({"vote_id": id, "option_id": "x"}),
+    );
     assert_eq!(r["type"], "vote.cast_ok", "{r}");
     assert_eq!(r["payload"], json!({"success": true}));
     let tally = b.expect("match.vote_tally", WAIT, |_| true);
@@ -119,17 +137,41 @@ fn votes_end_to_end(s: &Server) {
     assert_eq!(tally["payload"]["total_votes"], 1);
     assert!(tally["payload"]["time_remaining_ms"].as_u64().unwrap() <= 5000);
     for (cid, bad, want) in [
-        ("v2", json!({"vote_id": id, "option_id": "nope"}), "invalid_option"),
-        ("v3", json!({"vote_id": id, "option_id": 7}), "invalid_option"),
-        ("v4", json!({"vote_id": id, "option_id": ["x"]}), "invalid_option"),
-        ("v5", json!({"vote_id": "no-such-vote", "option_id": "x"}), "vote_not_found"),
+        (
+            "v2",
+            json!({"vote_id": id, "option_id": "nope"}),
+            "invalid_option",
+        ),
+        (
+            "v3",
+            json!({"vote_id": id, "option_id": 7}),
+            "invalid_option",
+        ),
+        (
+            "v4",
+            json!({"vote_id": id, "option_id": ["x"]}),
+            "invalid_option",
+        ),
+        (
+            "v5",
+            json!({"vote_id": "no-such-vote", "option_id": "x"}),
+            "vote_not_found",
+        ),
     ] {
         let r = ask(&mut b, "vote.cast", cid, bad);
         assert_eq!((code(&r), reason(&r)), ("ws.request_failed", want), "{r}");
     }
     let r = ask(&mut b, "vote.cast", "v6", json!({"vote_id": id}));
-    assert_eq!(r["type"], "error", "a cast without option_id is refused: {r}");
-    let r = ask(&mut b, "vote.cast", "v7", json!({"vote_id": id, "option_id": "x"}));
+    assert_eq!(
+        r["type"], "error",
+        "a cast without option_id is refused: {r}"
+    );
+    let r = ask(
+        &mut b,
+        "vote.cast",
+        "v7",
+        json!({"vote_id": id, "option_id": "x"}),
+    );
     assert_eq!(r["type"], "vote.cast_ok");
     // Everyone voted: the window closes now, not after 5 s.
     let result = a.expect("match.vote_result", Duration::from_secs(2), |_| true);
@@ -143,20 +185,37 @@ fn votes_end_to_end(s: &Server) {
     assert_eq!(p["turnout"], 1.0);
     // vote_resolved ran with the template and the result.
     a.expect("match.state", WAIT, |v| {
-        v["payload"]["resolved"] == json!([{"template": "quick", "winner": "x", "total": 2, "status": "ok"}])
+        v["payload"]["resolved"]
+            == json!([{"template": "quick", "winner": "x", "total": 2, "status": "ok"}])
     });
-    let r = ask(&mut a, "vote.cast", "v8", json!({"vote_id": id, "option_id": "y"}));
+    let r = ask(
+        &mut a,
+        "vote.cast",
+        "v8",
+        json!({"vote_id": id, "option_id": "y"}),
+    );
     assert_eq!(reason(&r), "vote_closed", "{r}");
 
     // 2. Veto: a's one token ends the vote; a second veto has no token left.
     let opts = json!([{"id": "p"}, {"id": "q"}, {"id": "r"}]);
-    let id2 = start_vote(&mut a, &mut b, json!({"options": opts, "veto_enabled": true, "template": "path"}));
+    let id2 = start_vote(
+        &mut a,
+        &mut b,
+        json!({"options": opts, "veto_enabled": true, "template": "path"}),
+    );
     let r = ask(&mut a, "vote.veto", "x1", json!({"vote_id": id2}));
     assert_eq!(r["type"], "vote.veto_ok", "{r}");
     assert_eq!(r["payload"], json!({"success": true}));
     let vetoed = b.expect("match.vote_vetoed", WAIT, |_| true);
-    assert_eq!(vetoed["payload"], json!({"vote_id": id2, "vetoed_by": pa.id}));
-    let id3 = start_vote(&mut a, &mut b, json!({"options": opts, "veto_enabled": true}));
+    assert_eq!(
+        vetoed["payload"],
+        json!({"vote_id": id2, "vetoed_by": pa.id})
+    );
+    let id3 = start_vote(
+        &mut a,
+        &mut b,
+        json!({"options": opts, "veto_enabled": true}),
+    );
     let r = ask(&mut a, "vote.veto", "x2", json!({"vote_id": id3}));
     assert_eq!(reason(&r), "no_veto_tokens", "{r}");
     let r = ask(&mut b, "vote.veto", "x3", json!({"vote_id": "nope"}));
@@ -171,13 +230,37 @@ fn votes_end_to_end(s: &Server) {
         json!({"options": opts, "method": "ranked", "visibility": "hidden", "window_ms": 800,
                "max_revotes": 1, "template": "ranked_pick"}),
     );
-    let r = ask(&mut a, "vote.cast", "r1", json!({"vote_id": id4, "option_id": ["q", "r"]}));
+    let r = ask(
+        &mut a,
+        "vote.cast",
+        "r1",
+        json!({"vote_id": id4, "option_id": ["q", "r"]}),
+    );
     assert_eq!(r["type"], "vote.cast_ok");
-    let r = ask(&mut a, "vote.cast", "r2", json!({"vote_id": id4, "option_id": ["r", "q"]}));
+    let r = ask(
+        &mut a,
+        "vote.cast",
+        "r2",
+        json!({"vote_id": id4, "option_id": ["r", "q"]}),
+    );
     assert_eq!(r["type"], "vote.cast_ok", "one change allowed");
-    let r = ask(&mut a, "vote.cast", "r3", json!({"vote_id": id4, "option_id": ["p"]}));
-    assert_eq!((code(&r), reason(&r)), ("rate_limited", "rate_limited"), "{r}");
-    let r = ask(&mut b, "vote.cast", "r4", json!({"vote_id": id4, "option_id": ["r"]}));
+    let r = ask(
+        &mut a,
+        "vote.cast",
+        "r3",
+        json!({"vote_id": id4, "option_id": ["p"]}),
+    );
+    assert_eq!(
+        (code(&r), reason(&r)),
+        ("rate_limited", "rate_limited"),
+        "{r}"
+    );
+    let r = ask(
+        &mut b,
+        "vote.cast",
+        "r4",
+        json!({"vote_id": id4, "option_id": ["r"]}),
+    );
     assert_eq!(r["type"], "vote.cast_ok");
     let result = b.expect("match.vote_result", WAIT, |_| true);
     assert_eq!(result["payload"]["winner"], "r");
@@ -204,25 +287,41 @@ fn votes_end_to_end(s: &Server) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let list = votes.as_array().expect("two stored votes (the vetoed ones are not stored)");
+    let list = votes
+        .as_array()
+        .expect("two stored votes (the vetoed ones are not stored)");
     assert_eq!(list[0]["id"], id4.as_str(), "newest first");
     assert_eq!(list[0]["method"], "ranked");
     assert_eq!(list[0]["template"], "ranked_pick");
-    assert!(list[0].get("votes_cast").is_none(), "hidden ballots are withheld");
+    assert!(
+        list[0].get("votes_cast").is_none(),
+        "hidden ballots are withheld"
+    );
     assert_eq!(list[1]["id"], id.as_str());
-    assert_eq!(list[1]["votes_cast"], json!({pa.id.clone(): "x", pb.id.clone(): "x"}));
+    assert_eq!(
+        list[1]["votes_cast"],
+        json!({pa.id.clone(): "x", pb.id.clone(): "x"})
+    );
     assert_eq!(list[1]["result"]["winner"], "x");
     assert_eq!(list[1]["eligible_count"], 2);
     assert_eq!(list[1]["window_ms"], 5000);
     assert_eq!(list[1]["turnout"], 1.0);
     let (status, body) = get(&path, &pc.access);
-    assert_eq!((status, body["error"]["code"].as_str()), (403, Some("forbidden")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
     let (status, one) = get(&format!("/api/v1/votes/{id}"), &pc.access);
     assert_eq!(status, 200, "any signed-in player reads one vote by id");
     assert_eq!(one["winner"], Value::Null);
     assert_eq!(one["result"]["counts"], json!({"x": 2, "y": 0}));
     let (status, body) = get("/api/v1/votes/does-not-exist", &pa.access);
-    assert_eq!((status, body["error"]["code"].as_str()), (404, Some("vote.not_found")), "{body}");
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("vote.not_found")),
+        "{body}"
+    );
     let (status, _) = s.http("GET", &format!("/api/v1/votes/{id}"), None, None);
     assert_eq!(status, 401);
 }

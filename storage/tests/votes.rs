@@ -45,12 +45,25 @@ fn votes_insert_read_and_list_newest_first(db: &TestDb) {
         assert_eq!(store.vote("v1").await.unwrap(), Some(v1));
         assert_eq!(store.vote("nope").await.unwrap(), None);
         let ids = |l: Vec<VoteRecord>| l.into_iter().map(|v| v.id).collect::<Vec<_>>();
-        assert_eq!(ids(store.votes_for_match("m1", 50).await.unwrap()), ["v2", "v3", "v1"]);
-        assert_eq!(ids(store.votes_for_match("m1", 2).await.unwrap()), ["v2", "v3"]);
-        assert_eq!(ids(store.votes_for_match("m2", 0).await.unwrap()), ["v4"], "limit 0 is one row");
+        assert_eq!(
+            ids(store.votes_for_match("m1", 50).await.unwrap()),
+            ["v2", "v3", "v1"]
+        );
+        assert_eq!(
+            ids(store.votes_for_match("m1", 2).await.unwrap()),
+            ["v2", "v3"]
+        );
+        assert_eq!(
+            ids(store.votes_for_match("m2", 0).await.unwrap()),
+            ["v4"],
+            "limit 0 is one row"
+        );
         assert!(store.votes_for_match("m3", 50).await.unwrap().is_empty());
         for i in 0..60 {
-            store.insert_vote(vote(&format!("w{i:02}"), "m5", 10_000 + i)).await.unwrap();
+            store
+                .insert_vote(vote(&format!("w{i:02}"), "m5", 10_000 + i))
+                .await
+                .unwrap();
         }
         let page = store.votes_for_match("m5", 500).await.unwrap();
         assert_eq!(page.len(), 50, "at most the newest 50");

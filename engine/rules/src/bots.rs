@@ -104,7 +104,10 @@ mod tests {
         assert_eq!(i["down"], true);
         assert_eq!(i["shoot"], true, "the nearest living one is ~112 away");
         let ax = i["aim_x"].as_f64().unwrap();
-        assert!((41.0..=60.0).contains(&ax), "aim within ±10 of the target: {ax}");
+        assert!(
+            (41.0..=60.0).contains(&ax),
+            "aim within ±10 of the target: {ax}"
+        );
     }
 
     #[test]
@@ -127,6 +130,9 @@ mod tests {
         assert!(names_bot(&id, "Spark"));
         assert!(names_bot(&id, &id));
         assert!(!names_bot(&id, "Spar"));
-        assert!(names_bot("bot_my_bot_00ff00", "my_bot"), "names may hold underscores");
+        assert!(
+            names_bot("bot_my_bot_00ff00", "my_bot"),
+            "names may hold underscores"
+        );
     }
 }

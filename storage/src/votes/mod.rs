@@ -78,7 +78,8 @@ impl StoreHandle {
     ) -> Result<Vec<VoteRecord>, StoreError> {
         let match_id = match_id.to_owned();
         let limit = limit.clamp(1, MAX_VOTE_LIST);
-        self.call(move |db| db.votes_for_match(match_id, limit)).await
+        self.call(move |db| db.votes_for_match(match_id, limit))
+            .await
     }
 }
 

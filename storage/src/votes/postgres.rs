@@ -8,7 +8,13 @@ use crate::postgres::{op, Fail, PgBackend};
 
 fn read(r: &Row) -> Result<VoteRecord, Fail> {
     let c = (
-        (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?, r.try_get(4)?),
+        (
+            r.try_get(0)?,
+            r.try_get(1)?,
+            r.try_get(2)?,
+            r.try_get(3)?,
+            r.try_get(4)?,
+        ),
         (r.try_get(5)?, r.try_get(6)?, r.try_get(7)?, r.try_get(8)?),
         (
             r.try_get(9)?,

@@ -200,7 +200,11 @@ impl Phases {
     /// The roster now holds `count` players.
     pub fn players(&mut self, now: Instant, count: usize) -> Vec<Transition> {
         let mut out = Vec::new();
-        if let Some(Start::Players(n)) = self.current().filter(|_| self.started_at.is_none()).map(|d| &d.start) {
+        if let Some(Start::Players(n)) = self
+            .current()
+            .filter(|_| self.started_at.is_none())
+            .map(|d| &d.start)
+        {
             if count >= *n as usize {
                 self.begin(now, &mut out);
             }
@@ -228,7 +232,8 @@ impl Phases {
             Some(at) => {
                 let mut v = json!({ "status": "active", "phase": def.name, "config": def.config });
                 if let Some(d) = def.duration {
-                    v["remaining_ms"] = json!((at + d).saturating_duration_since(now).as_millis() as u64);
+                    v["remaining_ms"] =
+                        json!((at + d).saturating_duration_since(now).as_millis() as u64);
                 }
                 v
             }

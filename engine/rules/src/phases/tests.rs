@@ -31,7 +31,10 @@ fn durations_walk_the_list_to_completion() {
     assert_eq!(first, vec![started("warmup")]);
     assert_eq!(p.next_deadline(), Some(t0 + ms(1000)));
     assert!(p.poll(t0 + ms(999)).is_empty());
-    assert_eq!(p.poll(t0 + ms(1000)), vec![ended("warmup"), started("combat")]);
+    assert_eq!(
+        p.poll(t0 + ms(1000)),
+        vec![ended("warmup"), started("combat")]
+    );
     assert_eq!(
         p.info(t0 + ms(2000)),
         json!({"status": "active", "phase": "combat", "remaining_ms": 4000, "config": {"arena": 2}})
@@ -65,7 +68,11 @@ fn a_players_start_condition_waits_for_the_roster() {
     assert_eq!(p.players(t0 + ms(20), 3), vec![started("lobby")]);
     assert!(p.players(t0 + ms(30), 4).is_empty(), "starts once");
     assert_eq!(p.poll(t0 + ms(120)), vec![ended("lobby"), started("play")]);
-    assert_eq!(p.next_deadline(), None, "no duration: runs until the match ends");
+    assert_eq!(
+        p.next_deadline(),
+        None,
+        "no duration: runs until the match ends"
+    );
     assert!(!p.is_complete());
 }
 
@@ -83,7 +90,11 @@ fn timer_and_all_ready_starts() {
     let t0 = Instant::now();
     let (mut p, _) = Phases::new(t0, defs);
     assert_eq!(p.poll(t0 + ms(10)), vec![ended("a")]);
-    assert_eq!(p.next_deadline(), Some(t0 + ms(510)), "b waits 500 ms after a ended");
+    assert_eq!(
+        p.next_deadline(),
+        Some(t0 + ms(510)),
+        "b waits 500 ms after a ended"
+    );
     assert_eq!(p.poll(t0 + ms(510)), vec![started("b")]);
     assert_eq!(p.poll(t0 + ms(520)), vec![ended("b")]);
     assert!(p.poll(t0 + ms(10_000)).is_empty(), "all_ready has no clock");

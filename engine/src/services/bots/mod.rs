@@ -106,7 +106,10 @@ impl MatchBots {
 
     /// Takes the bot `which` (bare name or full id) off the list; its id, for the leave.
     pub(crate) fn remove(&mut self, which: &str) -> Option<String> {
-        let i = self.bots.iter().position(|b| bots::names_bot(&b.id, which))?;
+        let i = self
+            .bots
+            .iter()
+            .position(|b| bots::names_bot(&b.id, which))?;
         let bot = self.bots.remove(i);
         if self.bots.is_empty() {
             self.next_think = None;

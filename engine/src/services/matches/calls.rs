@@ -336,7 +336,11 @@ fn complete(
                 super::send_state(shard, lm);
                 // asobi polls `vote_requested` after every tick; only scripts that define it
                 // pay for the call.
-                if lm.vm.as_ref().is_some_and(|vm| vm.defines("vote_requested")) {
+                if lm
+                    .vm
+                    .as_ref()
+                    .is_some_and(|vm| vm.defines("vote_requested"))
+                {
                     lm.backlog.push_front(Op::VoteRequested);
                 }
             }
@@ -346,11 +350,7 @@ fn complete(
                 super::start_vote(shard, lm, config);
             }
         }
-        After::Init
-        | After::Input { .. }
-        | After::Leave
-        | After::VoteResolved
-        | After::Phase => {}
+        After::Init | After::Input { .. } | After::Leave | After::VoteResolved | After::Phase => {}
     }
     lm.heard_script();
 }

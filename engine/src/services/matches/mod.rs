@@ -214,9 +214,9 @@ impl LiveMatch {
             self.phases.as_ref().and_then(|p| p.0.next_deadline()),
             self.bots.next_deadline(),
         ]
-            .into_iter()
-            .flatten()
-            .fold(self.schedule.next_deadline(), Instant::min)
+        .into_iter()
+        .flatten()
+        .fold(self.schedule.next_deadline(), Instant::min)
     }
 
     fn joined_payload(&self, shard_id: usize) -> Value {
@@ -1000,7 +1000,9 @@ fn run_bots(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
                             reply: None,
                         },
                     ),
-                    Err(e) => tracing::info!(match_id = %lm.id, bot = %name, "game.bots.add ignored: {e}"),
+                    Err(e) => {
+                        tracing::info!(match_id = %lm.id, bot = %name, "game.bots.add ignored: {e}")
+                    }
                 }
             }
             super::bots::BotOp::Remove(which) => {
@@ -1045,7 +1047,14 @@ fn run_bots(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
         }
         let input = lm.bots.think(now, &id, &state);
         if input.is_object() {
-            calls::submit(shard, lm, calls::Op::Input { player_id: id, input });
+            calls::submit(
+                shard,
+                lm,
+                calls::Op::Input {
+                    player_id: id,
+                    input,
+                },
+            );
         }
     }
     lm.heard_script();

@@ -32,7 +32,8 @@ pub(crate) enum Error {
 }
 
 fn failed(e: &Error, reason: &str) -> ApiError {
-    ApiError::new(400, code::REQUEST_FAILED, e.to_string()).with_details(json!({ "reason": reason }))
+    ApiError::new(400, code::REQUEST_FAILED, e.to_string())
+        .with_details(json!({ "reason": reason }))
 }
 
 impl From<Error> for ApiError {

@@ -161,9 +161,8 @@ impl MatchVotes {
         let i = self.find(vote_id)?;
         let vote = &mut self.active[i];
         // A ballot of the wrong JSON type is an invalid option, as in asobi (never a crash).
-        let ballot = Ballot::from_json(option).ok_or(Error::Refused(
-            asobi_rules::votes::Refused::InvalidOption,
-        ))?;
+        let ballot = Ballot::from_json(option)
+            .ok_or(Error::Refused(asobi_rules::votes::Refused::InvalidOption))?;
         vote.cast(now, voter, ballot).map_err(Error::Refused)?;
         if vote.config.visibility == asobi_rules::votes::Visibility::Hidden {
             return Ok(None);
@@ -206,8 +205,9 @@ impl MatchVotes {
         if self.active.iter().all(|v| v.close_at() > now) {
             return Vec::new();
         }
-        let (due, open): (Vec<Vote>, Vec<Vote>) =
-            std::mem::take(&mut self.active).into_iter().partition(|v| v.close_at() <= now);
+        let (due, open): (Vec<Vote>, Vec<Vote>) = std::mem::take(&mut self.active)
+            .into_iter()
+            .partition(|v| v.close_at() <= now);
         self.active = open;
         due.into_iter()
             .map(|v| self.resolve(now, match_id, v))
@@ -218,7 +218,8 @@ impl MatchVotes {
         let id = vote.id.clone();
         let cfg = vote.config.clone();
         let eligible = vote.eligible.len();
-        let opened_ms = now_ms() - now.saturating_duration_since(vote.opened_at()).as_millis() as i64;
+        let opened_ms =
+            now_ms() - now.saturating_duration_since(vote.opened_at()).as_millis() as i64;
         let Closed {
             ballots,
             outcome,

@@ -36,7 +36,11 @@ fn cast<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
             })
         })
         .await?;
-        s.reply(encode_frame("vote.cast_ok", f.cid, &Success { success: true }));
+        s.reply(encode_frame(
+            "vote.cast_ok",
+            f.cid,
+            &Success { success: true },
+        ));
         Ok(())
     }))
 }
@@ -56,7 +60,11 @@ fn veto<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
             })
         })
         .await?;
-        s.reply(encode_frame("vote.veto_ok", f.cid, &Success { success: true }));
+        s.reply(encode_frame(
+            "vote.veto_ok",
+            f.cid,
+            &Success { success: true },
+        ));
         Ok(())
     }))
 }
