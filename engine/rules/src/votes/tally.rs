@@ -145,6 +145,9 @@ fn settle<'a, T>(tied: &[&'a T], tie: TieBreaker, rng: &mut TieRng) -> Option<&'
     }
 }
 
+/// One voter's ballot, borrowed.
+type Cast<'a> = (&'a str, &'a Ballot);
+
 /// One pool's count (players, or spectators) by the vote's method.
 fn count_pool(cfg: &VoteConfig, ballots: &[(&str, &Ballot)], rng: &mut TieRng) -> Outcome {
     let total = ballots.len();
@@ -256,7 +259,7 @@ pub fn resolve(
         };
         return (all, outcome);
     }
-    let (spectators, players): (Vec<(&str, &Ballot)>, Vec<(&str, &Ballot)>) = all
+    let (spectators, players): (Vec<Cast<'_>>, Vec<Cast<'_>>) = all
         .iter()
         .map(|(k, v)| (k.as_str(), v))
         .partition(|(k, _)| cfg.spectators.iter().any(|s| s == k));

@@ -84,7 +84,7 @@ impl<'a> Settings<'a> {
 }
 
 fn frame(kind: &str, payload: &Value) -> Bytes {
-    Bytes::from(encode_frame(kind, None, payload))
+    encode_frame(kind, None, payload)
 }
 
 fn counts_json(counts: &[(String, f64)], whole: bool) -> Value {

@@ -28,14 +28,14 @@ handler!(for_match, |s, r| {
     let match_id = r.param(0);
     // A participant is on the live match's roster, or on its record once it finished.
     let participant = match s.ctx.matches.get(match_id) {
-        Some(entry) => entry.players.iter().any(|p| *p == player),
+        Some(entry) => entry.players.contains(&player),
         None => s
             .ctx
             .store
             .match_record(match_id)
             .await
             .map_err(store_error)?
-            .is_some_and(|rec| rec.players.iter().any(|p| *p == player)),
+            .is_some_and(|rec| rec.players.contains(&player)),
     };
     if !participant {
         return Err(ApiError::new(
