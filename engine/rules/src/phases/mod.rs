@@ -18,6 +18,17 @@ use serde_json::{json, Value};
 /// generates thousands is a bug.
 pub const MAX_PHASES: usize = 64;
 
+/// Longest duration or start timer a phase may declare; longer ones are cut to this (a
+/// script's `1e30` must not overflow the clock).
+pub const MAX_PHASE_TIME: Duration = Duration::from_secs(30 * 24 * 3600);
+
+fn millis(ms: f64) -> Duration {
+    if ms.is_nan() || ms <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(ms.min(MAX_PHASE_TIME.as_millis() as f64) as u64)
+}
+
 /// When a phase starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Start {
@@ -56,14 +67,12 @@ pub enum Transition {
 fn start_of(v: Option<&Value>) -> Start {
     match v {
         Some(Value::String(s)) if s == "all_ready" => Start::AllReady,
-        Some(Value::Number(n)) => Start::Timer(Duration::from_millis(
-            n.as_f64().unwrap_or(0.0).max(0.0) as u64,
-        )),
+        Some(Value::Number(n)) => Start::Timer(millis(n.as_f64().unwrap_or(0.0))),
         Some(Value::Object(m)) => {
             if let Some(n) = m.get("players").and_then(Value::as_f64) {
                 Start::Players(n.max(0.0).min(u32::MAX as f64) as u32)
             } else if let Some(n) = m.get("timer").and_then(Value::as_f64) {
-                Start::Timer(Duration::from_millis(n.max(0.0) as u64))
+                Start::Timer(millis(n))
             } else {
                 Start::PrevEnded
             }
@@ -93,10 +102,7 @@ pub fn parse(v: &Value) -> Option<Vec<PhaseDef>> {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                let duration = p
-                    .get("duration")
-                    .and_then(Value::as_f64)
-                    .map(|ms| Duration::from_millis(ms.max(0.0) as u64));
+                let duration = p.get("duration").and_then(Value::as_f64).map(millis);
                 Some(PhaseDef {
                     name,
                     duration,

@@ -108,6 +108,14 @@ fn odd_declarations_decode_as_asobi_does() {
     let defs = parse(&json!([{"duration": 5}, {"name": "x", "start": "whenever"}, 7])).unwrap();
     assert_eq!(defs.len(), 1, "entries without a name are skipped");
     assert_eq!(defs[0].start, Start::PrevEnded);
+    let huge =
+        parse(&json!([{"name": "x", "duration": 1e300, "start": {"timer": 1e300}}])).unwrap();
+    assert_eq!(
+        huge[0].duration,
+        Some(MAX_PHASE_TIME),
+        "no clock overflow from a script"
+    );
+    assert_eq!(huge[0].start, Start::Timer(MAX_PHASE_TIME));
     let (p, first) = Phases::new(Instant::now(), Vec::new());
     assert!(first.is_empty());
     assert!(!p.is_complete(), "an empty list never finishes the match");
