@@ -336,11 +336,7 @@ fn complete(
                 super::send_state(shard, lm);
                 // asobi polls `vote_requested` after every tick; only scripts that define it
                 // pay for the call.
-                if lm
-                    .vm
-                    .as_ref()
-                    .is_some_and(|vm| vm.defines("vote_requested"))
-                {
+                if lm.polls_votes {
                     lm.backlog.push_front(Op::VoteRequested);
                 }
             }

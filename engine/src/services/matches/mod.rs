@@ -119,6 +119,9 @@ pub(crate) struct LiveMatch {
     phases: Option<Box<(Phases, Instant)>>,
     /// Its bots (none unless the script places some).
     bots: MatchBots,
+    /// Whether the script defines `vote_requested` (read at start and on reload, so a tick
+    /// does not look it up).
+    polls_votes: bool,
 }
 
 /// The matches this shard hosts.
@@ -434,7 +437,12 @@ pub(crate) fn create(
         votes: MatchVotes::default(),
         phases: None,
         bots: MatchBots::default(),
+        polls_votes: false,
     });
+    lm.polls_votes = lm
+        .vm
+        .as_ref()
+        .is_some_and(|vm| vm.defines("vote_requested"));
     let phase_list = read_phases(shard, lm, &config, now);
     if let Err(e) = calls::init(shard, lm, &config) {
         tracing::warn!(%match_id, %mode, "init failed: {e}");
@@ -813,6 +821,7 @@ pub(crate) fn reload_all(shard: &Rc<Shard>, game: &Arc<Game>) {
         let Some(vm) = lm.vm.as_mut() else { continue };
         match vm.reload(&new_mode, &mut fx) {
             Ok(()) => {
+                lm.polls_votes = vm.defines("vote_requested");
                 lm.mode = new_mode;
                 lm.apply(shard, fx, None);
                 tracing::info!(match_id = %lm.id, version = game.version, "match reloaded");
