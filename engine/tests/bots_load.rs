@@ -118,10 +118,13 @@ fn bots_keep_a_10_hz_think_pace_under_load() {
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     let cores = (c1 - c0) as f64 / ticks_per_sec / secs;
     let per_core = bots as f64 * (hz / 10.0) / cores.max(1e-9);
+    // Server CPU per bot turn (think + the input's handle_input + the bot's share of state).
+    let us_per_turn = cores * 1e6 / (bots as f64 * hz);
     println!(
         "{}",
         json!({"bots": bots, "matches": humans.len(), "think_hz_per_bot": hz,
                "server_cores": cores, "bots_per_core_at_10hz": per_core,
+               "server_cpu_us_per_bot_turn": us_per_turn,
                "release": !cfg!(debug_assertions)})
     );
     assert!(hz >= 8.0, "bots fell behind their 10 Hz pace: {hz:.2} Hz");

@@ -163,8 +163,12 @@ impl MatchBots {
         bots::default_think(id, state, self.rng())
     }
 
-    /// The think loop's next turn.
+    /// The think loop's next turn: one period after the last one was due, so a late wake-up
+    /// does not slow the pace; a loop more than a period behind skips ahead instead of
+    /// bunching turns.
     pub(crate) fn thought(&mut self, now: Instant) {
-        self.next_think = (!self.bots.is_empty()).then(|| now + THINK_PERIOD);
+        let due = self.next_think.unwrap_or(now) + THINK_PERIOD;
+        let next = if due <= now { now + THINK_PERIOD } else { due };
+        self.next_think = (!self.bots.is_empty()).then_some(next);
     }
 }
