@@ -881,6 +881,11 @@ fn close_votes(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
 
 /// Starts the vote a script's `vote_requested` returned, among the match's players.
 fn start_vote(shard: &Shard, lm: &mut LiveMatch, config: &Value) {
+    // asobi refuses votes before the match runs (`match_not_started`): below `min_players`.
+    if (lm.roster.len() as u32) < lm.mode.config.min_players {
+        tracing::info!(match_id = %lm.id, "vote not started: match_not_started");
+        return;
+    }
     let settings = super::votes::Settings::of(&lm.mode.config.extra);
     let players: Vec<String> = lm.roster.players().map(str::to_owned).collect();
     let seed = rand::random::<u64>();
