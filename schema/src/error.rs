@@ -278,6 +278,9 @@ pub mod code {
     pub const OPS_PURGE_COUNT_MISMATCH: &str = "ops.purge_count_mismatch";
     /// Console: off on this node, or no such resource.
     pub const CONSOLE_NOT_FOUND: &str = "console.not_found";
+    // votes
+    /// No stored vote with this id (404).
+    pub const VOTE_NOT_FOUND: &str = "vote.not_found";
 }
 
 /// Codes whose REST body keeps its details at the top level too (asobi's `legacy/2`).
@@ -635,6 +638,7 @@ mod tests {
         "iap.missing_transaction_id",
         "iap.transaction_already_claimed",
         "iap.record_failed",
+        "vote.not_found",
     ];
 
     /// Codes of our own, each where asobi has no equivalent; the README lists them.

@@ -13,6 +13,7 @@ pub mod error;
 pub mod fb;
 pub mod payload;
 pub mod social;
+pub mod votes;
 
 pub use envelope::{encode_frame, encode_frame_raw, Inbound, OutFrame};
 pub use error::{ApiError, Code};

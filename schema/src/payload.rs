@@ -121,6 +121,10 @@ pub struct MatchInfo {
     pub max_players: u32,
     /// Whether joins are accepted.
     pub joinable: bool,
+    /// Where the match is in its phase list (`status`, `phase`, `remaining_ms`,
+    /// `start_condition`); absent for a match without phases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Value>,
 }
 
 /// `match.finished`.

@@ -114,6 +114,9 @@ pub struct ModeConfig {
 pub(crate) const MATCH_CALLBACKS: &[&str] = &["init", "join", "handle_input", "tick"];
 
 const EXTRA_KEYS: &[&str] = &[
+    "vote_templates",
+    "veto_tokens_per_player",
+    "frustration_bonus",
     "lazy_zones",
     "zone_idle_timeout",
     "max_active_zones",

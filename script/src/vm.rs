@@ -263,6 +263,11 @@ impl MatchVm {
         self.failed
     }
 
+    /// Whether the script defines the global function `name` now (a reload may change it).
+    pub fn defines(&self, name: &str) -> bool {
+        self.sandbox.function(name).is_some()
+    }
+
     /// Starts callback `cb` if the script defines it (`Ok(None)` otherwise).
     fn begin(
         &mut self,

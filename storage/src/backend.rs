@@ -16,6 +16,7 @@ use crate::ops::Ops;
 use crate::social::Social;
 use crate::storage::Storage;
 use crate::tournaments::Tournaments;
+use crate::votes::Votes;
 use crate::{StoreConfig, StoreError, StoreOptions};
 
 /// What every backend operation returns: a boxed future borrowing the backend, so the traits
@@ -25,7 +26,17 @@ pub(crate) type Reply<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
 /// One database: every feature's operations, plus what the bridge itself needs.
 /// A new feature adds its trait here.
 pub(crate) trait Backend:
-    Accounts + Economy + Matches + Leaderboards + Social + Storage + Access + Tournaments + Iap + Ops
+    Accounts
+    + Economy
+    + Matches
+    + Leaderboards
+    + Social
+    + Storage
+    + Access
+    + Tournaments
+    + Iap
+    + Ops
+    + Votes
 {
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;

@@ -47,6 +47,7 @@ mod social;
 mod sqlite;
 mod storage;
 mod tournaments;
+mod votes;
 
 pub use access::{
     read_asobi_players, AccessSnapshot, AsobiExport, EraseOutcome, ImportedPlayer, Revocation,
@@ -79,3 +80,4 @@ pub use tournaments::{
     entry_key, payout_key, season_key, Fee, JoinOutcome as TournamentJoinOutcome, JoinRequest,
     Placement, Season, SeasonSettlement, Settlement, Tournament, MAX_TOURNAMENT_LIST,
 };
+pub use votes::{VoteRecord, MAX_VOTE_LIST};

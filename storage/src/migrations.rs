@@ -41,6 +41,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0007_accounts.sql"),
     },
     Migration {
+        name: "0008_votes",
+        sql: include_str!("../migrations/0008_votes.sql"),
+    },
+    Migration {
         name: "0009_tournaments",
         sql: include_str!("../migrations/0009_tournaments.sql"),
     },

@@ -12,11 +12,14 @@
 #![warn(missing_docs)]
 
 pub mod accounts;
+pub mod bots;
 pub mod leaderboards;
 pub mod limits;
 pub mod matches;
 pub mod matchmaker;
+pub mod phases;
 pub mod placement;
 pub mod session;
 pub mod social;
 pub mod tournaments;
+pub mod votes;

@@ -13,6 +13,7 @@
 //! `HANDLERS` in [`rest::table`] / [`session::table`].
 
 pub(crate) mod accounts;
+pub(crate) mod bots;
 mod context;
 pub(crate) mod cors;
 pub(crate) mod economy;
@@ -36,6 +37,7 @@ mod sim_tests;
 pub(crate) mod social;
 pub(crate) mod storage;
 pub(crate) mod tournaments;
+pub(crate) mod votes;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -63,6 +65,7 @@ pub(crate) struct Shard {
     pub(crate) tournaments: tournaments::Tournaments,
     pub(crate) iap: iap::Iap,
     pub(crate) ops: ops::Ops,
+    pub(crate) bot_fill: bots::fill::Fill,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -74,6 +77,7 @@ pub(crate) enum Cmd {
     Social(social::cmd::Cmd),
     Accounts(accounts::cmd::Cmd),
     Ops(ops::cmd::Cmd),
+    Votes(votes::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -110,6 +114,7 @@ impl Service for Shard {
             Cmd::Social(c) => social::cmd::handle(self, c),
             Cmd::Accounts(c) => accounts::cmd::handle(self, c),
             Cmd::Ops(c) => ops::cmd::handle(self, c),
+            Cmd::Votes(c) => votes::cmd::handle(self, c),
         }
     }
 
@@ -138,6 +143,7 @@ impl Shard {
             tournaments: tournaments::Tournaments::load(&game.dir)?,
             iap: iap::Iap::load(&game.dir)?,
             ops: ops::Ops::default(),
+            bot_fill: bots::fill::Fill::default(),
             game: RefCell::new(game),
             rt,
             ctx,

@@ -13,6 +13,7 @@ use std::rc::Rc;
 
 use serde_json::Value;
 
+use asobi_rules::phases::Transition;
 use asobi_script::{Call, CallError, JoinOutcome, Resumed};
 
 use super::error::Error;
@@ -46,11 +47,23 @@ pub(super) enum Op {
         player_id: String,
     },
     Tick,
+    /// `vote_requested`, after a tick, for a script that defines it.
+    VoteRequested,
+    /// `vote_resolved` for a vote that closed.
+    VoteResolved {
+        template: String,
+        result: Value,
+    },
+    /// `on_phase_started` / `on_phase_ended`.
+    Phase(asobi_rules::phases::Transition),
 }
 
 /// What completes when the suspended callback does.
 pub(super) enum After {
     Init,
+    VoteRequested,
+    VoteResolved,
+    Phase,
     Join {
         player_id: String,
         session: Option<SessionRef>,
@@ -150,6 +163,29 @@ fn run(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
         Op::Tick => {
             let step = vm.tick(&mut fx).map(|c| c.map(|()| Resumed::Tick));
             (After::Tick, step)
+        }
+        Op::VoteRequested => {
+            let step = vm
+                .vote_requested(&mut fx)
+                .map(|c| c.map(Resumed::VoteRequested));
+            (After::VoteRequested, step)
+        }
+        Op::Phase(t) => {
+            let step = match &t {
+                Transition::Started(name) => vm
+                    .on_phase_started(name, &mut fx)
+                    .map(|c| c.map(|()| Resumed::PhaseStarted)),
+                Transition::Ended(name) => vm
+                    .on_phase_ended(name, &mut fx)
+                    .map(|c| c.map(|()| Resumed::PhaseEnded)),
+            };
+            (After::Phase, step)
+        }
+        Op::VoteResolved { template, result } => {
+            let step = vm
+                .vote_resolved(&template, &result, &mut fx)
+                .map(|c| c.map(|()| Resumed::VoteResolved));
+            (After::VoteResolved, step)
         }
     };
     shard.ops.metrics.lua_callback.observe(started.elapsed());
@@ -290,6 +326,9 @@ fn complete(
                     Err(Error::ScriptFailed)
                 }
             };
+            if outcome.is_err() && crate::services::bots::is_bot(&player_id) {
+                lm.bots.forget(&player_id);
+            }
             if let Some(reply) = reply {
                 answer(shard, reply, outcome.map_err(Into::into));
             }
@@ -297,9 +336,19 @@ fn complete(
         After::Tick => {
             if result.is_ok() {
                 super::send_state(shard, lm);
+                // asobi polls `vote_requested` after every tick; only scripts that define it
+                // pay for the call.
+                if lm.polls_votes {
+                    lm.backlog.push_front(Op::VoteRequested);
+                }
             }
         }
-        After::Init | After::Input { .. } | After::Leave => {}
+        After::VoteRequested => {
+            if let Ok(Resumed::VoteRequested(Some(config))) = &result {
+                super::start_vote(shard, lm, config);
+            }
+        }
+        After::Init | After::Input { .. } | After::Leave | After::VoteResolved | After::Phase => {}
     }
     lm.heard_script();
 }

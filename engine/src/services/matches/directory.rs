@@ -124,6 +124,7 @@ mod tests {
                     player_count: 1,
                     max_players: 2,
                     joinable: true,
+                    phase: None,
                 },
                 listed: true,
                 players: vec!["a".into()],

@@ -114,6 +114,7 @@ mod tests {
                 player_count: count,
                 max_players: max,
                 joinable: true,
+                phase: None,
             },
             listed: false,
             players: Vec::new(),

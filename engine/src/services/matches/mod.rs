@@ -26,6 +26,7 @@ use serde_json::{json, Value};
 use slab::Slab;
 
 use asobi_rules::matches::{Admission, Ending, Joined, Lifecycle, Roster, Seat, TickSchedule};
+use asobi_rules::phases::{Phases, Transition};
 
 use asobi_schema::envelope::{encode_frame, encode_frame_raw};
 use asobi_schema::payload::{MatchFinished, MatchInfo};
@@ -39,6 +40,8 @@ use error::Error;
 use script::Effects;
 
 use super::accounts::tokens::now_ms;
+use super::bots::MatchBots;
+use super::votes::MatchVotes;
 use super::{Event, Shard, Timer as ShardTimer};
 use crate::shard::answer;
 use crate::shard::mesh::{Outbound, ReplyTo, SessionRef};
@@ -111,6 +114,15 @@ pub(crate) struct LiveMatch {
     announced: bool,
     /// While a matchmaker group is seated, script output waits for `match.matched` to go first.
     held: Option<Effects>,
+    /// Its votes (empty unless the script starts one).
+    votes: MatchVotes,
+    /// Its phase list, when the script declares one; the clock the block reads.
+    phases: Option<Box<(Phases, Instant)>>,
+    /// Its bots (none unless the script places some).
+    bots: MatchBots,
+    /// Whether the script defines `vote_requested` (read at start and on reload, so a tick
+    /// does not look it up).
+    polls_votes: bool,
 }
 
 /// The matches this shard hosts.
@@ -173,6 +185,7 @@ impl LiveMatch {
                 player_count: count,
                 max_players: cfg.max_players,
                 joinable: self.joinable,
+                phase: self.phase_block(),
             },
             listed: cfg.listed,
             players: self.roster.players().map(str::to_owned).collect(),
@@ -206,11 +219,18 @@ impl LiveMatch {
             .life
             .is_running()
             .then(|| self.schedule.next_deadline());
-        [tick, self.roster.next_deadline(), self.life.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or_else(|| self.schedule.next_deadline())
+        [
+            tick,
+            self.roster.next_deadline(),
+            self.life.next_deadline(),
+            self.votes.next_deadline(),
+            self.phases.as_ref().and_then(|p| p.0.next_deadline()),
+            self.bots.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or_else(|| self.schedule.next_deadline())
     }
 
     fn joined_payload(&self, shard_id: usize) -> Value {
@@ -224,11 +244,19 @@ impl LiveMatch {
             "players": e.players,
             "listed": e.listed,
             "joinable": e.info.joinable,
+            "phase": e.info.phase,
         })
     }
 
     /// Applies a callback's effects and reports its failure, if any.
-    fn apply(&mut self, shard: &Shard, fx: Effects, failed: Option<(&CallError, Option<&str>)>) {
+    fn apply(
+        &mut self,
+        shard: &Shard,
+        mut fx: Effects,
+        failed: Option<(&CallError, Option<&str>)>,
+    ) {
+        // Bots are placed and removed by the driver (`run_bots`), which may run callbacks.
+        self.bots.pending.append(&mut fx.bots);
         if let Some(held) = self.held.as_mut() {
             held.frames.extend(fx.frames);
             held.joinable = fx.joinable.or(held.joinable);
@@ -323,6 +351,13 @@ impl LiveMatch {
                 self.started_at = now_ms();
                 let period = Duration::from_millis(self.mode.config.tick_rate_ms.max(1));
                 self.schedule = TickSchedule::new(now, period);
+            }
+            let count = self.roster.len();
+            if let Some(p) = self.phases.as_mut() {
+                p.1 = now;
+                for t in p.0.players(now, count) {
+                    calls::submit(shard, self, calls::Op::Phase(t));
+                }
             }
         }
         shard.ctx.matches.put(&self.id, self.info(shard.id()));
@@ -428,7 +463,16 @@ pub(crate) fn create(
         waits: 0,
         announced: false,
         held: announce.then(Effects::default),
+        votes: MatchVotes::default(),
+        phases: None,
+        bots: MatchBots::default(),
+        polls_votes: false,
     });
+    lm.polls_votes = lm
+        .vm
+        .as_ref()
+        .is_some_and(|vm| vm.defines("vote_requested"));
+    let phase_list = read_phases(shard, lm, &config, now);
     if let Err(e) = calls::init(shard, lm, &config) {
         tracing::warn!(%match_id, %mode, "init failed: {e}");
         let lm = slab.remove(key.slot);
@@ -442,9 +486,24 @@ pub(crate) fn create(
         .by_id
         .borrow_mut()
         .insert(match_id.to_owned(), key);
+    for t in phase_list {
+        calls::submit(shard, lm, calls::Op::Phase(t));
+    }
     ctx.matches.put(match_id, lm.info(shard.id()));
     bump(&ctx.stats(shard.id()).hosted, 1);
     crate::services::ops::metrics::bump(&shard.ops.metrics.matches_started);
+    for p in players.iter().filter(|p| super::bots::is_bot(p)) {
+        let vm = shard
+            .matches
+            .pool
+            .borrow_mut()
+            .acquire_bot(&lm.mode)
+            .unwrap_or_else(|e| {
+                tracing::warn!(%match_id, "bot script failed to load; built-in AI: {e}");
+                None
+            });
+        lm.bots.adopt(now, p, vm);
+    }
     for p in players {
         let session = ctx.registry.session_of(&p);
         calls::submit(
@@ -659,6 +718,9 @@ fn drive(shard: &Rc<Shard>, key: MatchKey) {
                 }
             }
         }
+        close_votes(shard, lm, now);
+        walk_phases(shard, lm, now);
+        run_bots(shard, lm, now);
         match lm.life.poll(now) {
             Some(ending) => Err(ending),
             None => {
@@ -805,6 +867,7 @@ pub(crate) fn reload_all(shard: &Rc<Shard>, game: &Arc<Game>) {
         let Some(vm) = lm.vm.as_mut() else { continue };
         match vm.reload(&new_mode, &mut fx) {
             Ok(()) => {
+                lm.polls_votes = vm.defines("vote_requested");
                 lm.mode = new_mode;
                 lm.apply(shard, fx, None);
                 tracing::info!(match_id = %lm.id, version = game.version, "match reloaded");
@@ -855,4 +918,224 @@ pub(crate) fn finish_all_for_shutdown(shard: &Rc<Shard>) {
             finish(shard, key, ending);
         }
     }
+}
+
+/// Votes whose window ended: the result goes to every player and to storage, then the script's
+/// `vote_resolved` runs in its turn.
+fn close_votes(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
+    if lm.votes.next_deadline().is_none_or(|at| at > now) {
+        return;
+    }
+    for r in lm.votes.poll(now, &lm.id) {
+        if let Some(f) = Frame::text(r.frame) {
+            shard.rt.deliver_all(&lm.connected(), &Outbound::Frame(f));
+        }
+        let store = shard.ctx.store.clone();
+        let record = r.record;
+        shard.rt.spawn(async move {
+            if let Err(e) = store.insert_vote(record).await {
+                tracing::warn!("could not store a resolved vote: {e}");
+            }
+        });
+        let op = calls::Op::VoteResolved {
+            template: r.template,
+            result: r.result,
+        };
+        calls::submit(shard, lm, op);
+    }
+}
+
+/// Starts the vote a script's `vote_requested` returned, among the match's players.
+fn start_vote(shard: &Shard, lm: &mut LiveMatch, config: &Value) {
+    // asobi refuses votes before the match runs (`match_not_started`): below `min_players`.
+    if (lm.roster.len() as u32) < lm.mode.config.min_players {
+        tracing::info!(match_id = %lm.id, "vote not started: match_not_started");
+        return;
+    }
+    let settings = super::votes::Settings::of(&lm.mode.config.extra);
+    let players: Vec<String> = lm.roster.players().map(str::to_owned).collect();
+    let seed = rand::random::<u64>();
+    match lm
+        .votes
+        .start(shard.rt.now(), config, &settings, players, seed)
+    {
+        Ok(frame) => {
+            if let Some(f) = Frame::text(frame) {
+                shard.rt.deliver_all(&lm.connected(), &Outbound::Frame(f));
+            }
+        }
+        Err(e) => tracing::warn!(match_id = %lm.id, mode = %lm.mode.name, "vote not started: {e}"),
+    }
+}
+
+/// Runs a vote operation (`vote.cast`, `vote.veto`) on a live match: `f` gets its votes, the
+/// time, and the veto tokens a player has; a frame it returns goes to every player. The
+/// match's timer is re-armed after, since a cast may close a window early.
+pub(crate) fn vote_op(
+    shard: &Rc<Shard>,
+    match_id: &str,
+    f: impl FnOnce(
+        &mut MatchVotes,
+        Instant,
+        u32,
+    ) -> Result<Option<bytes::Bytes>, super::votes::error::Error>,
+) -> Result<(), ApiError> {
+    let key = shard
+        .matches
+        .key_of(match_id)
+        .ok_or(super::votes::error::Error::NotFound)?;
+    let now = shard.rt.now();
+    let r = shard
+        .matches
+        .with(key, |lm| {
+            let tokens = super::votes::Settings::of(&lm.mode.config.extra).veto_tokens;
+            let frame = f(&mut lm.votes, now, tokens)?;
+            if let Some(f) = frame.and_then(Frame::text) {
+                shard.rt.deliver_all(&lm.connected(), &Outbound::Frame(f));
+            }
+            Ok::<(), super::votes::error::Error>(())
+        })
+        .ok_or(super::votes::error::Error::NotFound)?;
+    drive(shard, key);
+    r.map_err(Into::into)
+}
+
+impl LiveMatch {
+    /// The `phase` block for listings and `match.joined`, as of the match's last wake-up.
+    fn phase_block(&self) -> Option<Value> {
+        self.phases.as_ref().map(|p| p.0.info(p.1))
+    }
+}
+
+/// Calls the script's optional `phases(config)` (before `init`, which it does not depend on)
+/// and starts walking the list; the first transitions run once `init` has.
+fn read_phases(shard: &Shard, lm: &mut LiveMatch, config: &Value, now: Instant) -> Vec<Transition> {
+    let Some(vm) = lm.vm.as_mut().filter(|vm| vm.defines("phases")) else {
+        return Vec::new();
+    };
+    let mut fx = Effects::default();
+    let declared = vm.phases(config, &mut fx);
+    lm.apply(shard, fx, None);
+    let defs = match declared {
+        Ok(Some(v)) => match asobi_rules::phases::parse(&v) {
+            Some(defs) => defs,
+            None => {
+                tracing::warn!(match_id = %lm.id, "phases() returned no list; ignored");
+                return Vec::new();
+            }
+        },
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            tracing::warn!(match_id = %lm.id, "phases() failed: {e}");
+            return Vec::new();
+        }
+    };
+    let (phases, first) = Phases::new(now, defs);
+    lm.phases = Some(Box::new((phases, now)));
+    first
+}
+
+/// Phase durations and timed starts that came due: each transition's callback runs in turn;
+/// a list walked to its end finishes the match with `phases_complete`, as asobi does.
+fn walk_phases(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
+    let Some(p) = lm.phases.as_mut() else { return };
+    p.1 = now;
+    if p.0.next_deadline().is_none_or(|at| at > now) {
+        return;
+    }
+    let due = p.0.poll(now);
+    let complete = p.0.is_complete();
+    for t in due {
+        calls::submit(shard, lm, calls::Op::Phase(t));
+    }
+    shard.ctx.matches.put(&lm.id, lm.info(shard.id()));
+    if complete {
+        lm.life
+            .script_finished(json!({ "status": "phases_complete" }));
+    }
+}
+
+/// Bots the script placed or removed, then the bots' turn when it is due: each seated bot
+/// decides from the state a player in its seat would get, and that goes in as its input.
+fn run_bots(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
+    for op in std::mem::take(&mut lm.bots.pending) {
+        match op {
+            super::bots::BotOp::Add(name) => {
+                let vm = match shard.matches.pool.borrow_mut().acquire_bot(&lm.mode) {
+                    Ok(vm) => vm,
+                    Err(e) => {
+                        tracing::warn!(match_id = %lm.id, "bot script failed to load; built-in AI: {e}");
+                        None
+                    }
+                };
+                let max = lm.mode.config.max_players as usize;
+                match lm.bots.add(now, &name, lm.roster.len(), max, vm) {
+                    Ok(id) => calls::submit(
+                        shard,
+                        lm,
+                        calls::Op::Join {
+                            player_id: id,
+                            session: None,
+                            ctx: None,
+                            reply: None,
+                        },
+                    ),
+                    Err(e) => {
+                        tracing::info!(match_id = %lm.id, bot = %name, "game.bots.add ignored: {e}")
+                    }
+                }
+            }
+            super::bots::BotOp::Remove(which) => {
+                if let Some(id) = lm.bots.remove(&which) {
+                    if let Some(seat) = lm.roster.leave(&id) {
+                        lm.leave_seat(shard, seat);
+                    }
+                }
+            }
+        }
+    }
+    if !lm.bots.due(now) || lm.life.is_over() {
+        return;
+    }
+    lm.bots.thought(now);
+    // While a callback waits on a service the state is mid-change: this turn is skipped.
+    if lm.waiting.is_some() || lm.vm.as_ref().is_none_or(|vm| vm.waiting() || vm.failed()) {
+        return;
+    }
+    let shared = matches!(lm.mode.config.state_strategy, StateStrategy::Shared);
+    let mut shared_state: Option<Value> = None;
+    for id in lm.bots.ids() {
+        if !lm.roster.contains(&id) {
+            continue;
+        }
+        let state = match (&shared_state, shared) {
+            (Some(s), true) => s.clone(),
+            _ => {
+                let mut fx = Effects::default();
+                let Some(vm) = lm.vm.as_mut() else { return };
+                let who = (!shared).then_some(id.as_str());
+                let bytes = vm.state_for(who, &mut fx);
+                lm.apply(shard, fx, None);
+                match bytes {
+                    Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+                    Err(_) => Value::Null,
+                }
+            }
+        };
+        if shared {
+            shared_state = Some(state.clone());
+        }
+        let input = lm.bots.think(now, &id, &state);
+        if input.is_object() {
+            calls::submit(
+                shard,
+                lm,
+                calls::Op::Input {
+                    player_id: id,
+                    input,
+                },
+            );
+        }
+    }
+    lm.heard_script();
 }

@@ -13,6 +13,8 @@ pub(crate) struct Effects {
     /// `None` target: every player in the match.
     pub(crate) frames: Vec<(Option<String>, Bytes)>,
     pub(crate) joinable: Option<bool>,
+    /// `game.bots.add` / `game.bots.remove`, in call order.
+    pub(crate) bots: Vec<crate::services::bots::BotOp>,
 }
 
 impl Host for Effects {
@@ -41,5 +43,15 @@ impl Host for Effects {
 
     fn set_joinable(&mut self, open: bool) {
         self.joinable = Some(open);
+    }
+
+    fn add_bot(&mut self, name: &str) {
+        self.bots
+            .push(crate::services::bots::BotOp::Add(name.to_owned()));
+    }
+
+    fn remove_bot(&mut self, bot: &str) {
+        self.bots
+            .push(crate::services::bots::BotOp::Remove(bot.to_owned()));
     }
 }

@@ -42,6 +42,11 @@ impl Default for SessionPart {
 }
 
 impl SessionPart {
+    /// The match this session is in and the shard hosting it.
+    pub(crate) fn current(&self) -> Option<&(String, usize)> {
+        self.current.as_ref()
+    }
+
     pub(crate) fn on_event(&mut self, e: SessionEvent) {
         match e {
             SessionEvent::Entered { match_id, shard } => self.current = Some((match_id, shard)),

@@ -336,6 +336,7 @@ fn tick(shard: &Rc<Shard>, now: Instant) {
     if shard.rt.shutting_down.get() || shard.ops.draining.get() {
         return;
     }
+    crate::services::bots::fill::fill(shard, now);
     let events: Vec<QueueEvent> = shard
         .matchmaker
         .modes
@@ -392,5 +393,14 @@ fn form(shard: &Rc<Shard>, group: FormedGroup) {
     if route(shard, host, cmd).is_err() {
         // The host is overloaded: the group goes back to the queue like a failed start.
         on_formation_failed(shard, &mode, tickets);
+    }
+}
+
+impl Queues {
+    /// Every queue of this shard (bot fill adds to them).
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&mut ModeQueue)) {
+        for q in self.modes.borrow_mut().values_mut() {
+            f(q);
+        }
     }
 }
