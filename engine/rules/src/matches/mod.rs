@@ -23,5 +23,5 @@ mod schedule;
 mod tests;
 
 pub use lifecycle::{Ending, Lifecycle, Outcome, EMPTY_MATCH_IDLE};
-pub use roster::{Admission, JoinRefused, Joined, Roster, Seat};
+pub use roster::{Admission, JoinRefused, Joined, Roster, Seat, ARRIVAL_GRACE};
 pub use schedule::{Tick, TickSchedule, MIN_TICK_PERIOD};

@@ -10,13 +10,24 @@ pub struct Seat<S> {
     /// The session frames for this player go to; `None` while dropped.
     pub session: Option<S>,
     /// When the player lost (or, when seated by the matchmaker while offline, never had) a
-    /// session; the grace runs from here. `None` while connected.
+    /// session; the grace runs from here. `None` while connected, and always for a bot.
     pub dropped_at: Option<Instant>,
+    /// Seated without a session and not connected since: the player is on their way (matched
+    /// while offline), so they get at least [`ARRIVAL_GRACE`] even where a drop is a leave.
+    pub arriving: bool,
 }
+
+/// How long a player seated while offline has to arrive, whatever the reconnection grace.
+pub const ARRIVAL_GRACE: Duration = Duration::from_secs(30);
 
 impl<S> Seat<S> {
     /// When this seat's grace runs out, if it is dropped.
     pub fn grace_ends(&self, grace: Duration) -> Option<Instant> {
+        let grace = if self.arriving {
+            grace.max(ARRIVAL_GRACE)
+        } else {
+            grace
+        };
         self.dropped_at.map(|t| t + grace)
     }
 }
@@ -130,6 +141,7 @@ impl<S: Copy + Eq> Roster<S> {
             if session.is_some() {
                 seat.session = session;
                 seat.dropped_at = None;
+                seat.arriving = false;
             }
             return Joined::Rebound;
         }
@@ -137,6 +149,21 @@ impl<S: Copy + Eq> Roster<S> {
             player_id: player_id.to_owned(),
             session,
             dropped_at: session.is_none().then_some(now),
+            arriving: session.is_none(),
+        });
+        Joined::Seated
+    }
+
+    /// Seats a server-side player (a bot): no session ever, and no grace to run out.
+    pub fn join_bot(&mut self, player_id: &str) -> Joined {
+        if self.contains(player_id) {
+            return Joined::Rebound;
+        }
+        self.seats.push(Seat {
+            player_id: player_id.to_owned(),
+            session: None,
+            dropped_at: None,
+            arriving: false,
         });
         Joined::Seated
     }
@@ -155,6 +182,7 @@ impl<S: Copy + Eq> Roster<S> {
             Some(seat) if seat.session == Some(session) => {
                 seat.session = None;
                 seat.dropped_at = Some(now);
+                seat.arriving = false;
                 true
             }
             _ => false,
@@ -170,6 +198,7 @@ impl<S: Copy + Eq> Roster<S> {
             Some(seat) if seat.grace_ends(grace).is_none_or(|end| now < end) => {
                 seat.session = Some(session);
                 seat.dropped_at = None;
+                seat.arriving = false;
                 true
             }
             _ => false,

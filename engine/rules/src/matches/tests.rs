@@ -319,3 +319,29 @@ fn driven_by_deadlines_a_match_of_offline_players_ends() {
     assert_eq!(now, at(t0, 2_500) + GRACE);
     assert_eq!(ticks, 32, "one tick per second up to and including 32.5 s");
 }
+
+#[test]
+fn a_player_matched_while_offline_gets_the_arrival_grace_even_when_a_drop_is_a_leave() {
+    let t0 = Instant::now();
+    let mut r: Roster<Sess> = Roster::new(Duration::ZERO);
+    r.join(t0, "late", None);
+    r.join(t0, "here", Some(1));
+    assert!(r.expire(at(t0, 1)).is_empty(), "on their way");
+    assert!(r.reattach(at(t0, 5_000), "late", 2));
+    assert!(r.disconnect(at(t0, 6_000), "late", 2));
+    let gone: Vec<String> = r.expire(at(t0, 6_000)).into_iter().map(|s| s.player_id).collect();
+    assert_eq!(gone, vec!["late".to_owned()], "a real drop with no grace is a leave");
+    r.join(t0, "never", None);
+    assert!(r.expire(at(t0, 29_999)).is_empty());
+    assert_eq!(r.expire(t0 + ARRIVAL_GRACE).len(), 1);
+}
+
+#[test]
+fn a_bot_seat_never_runs_out() {
+    let t0 = Instant::now();
+    let mut r: Roster<Sess> = Roster::new(Duration::ZERO);
+    assert_eq!(r.join_bot("bot"), Joined::Seated);
+    assert_eq!(r.next_deadline(), None);
+    assert!(r.expire(t0 + Duration::from_secs(3600)).is_empty());
+    assert_eq!(r.connected().count(), 0, "no session to send to");
+}

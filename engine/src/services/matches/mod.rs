@@ -344,7 +344,12 @@ impl LiveMatch {
     /// Seats a player the script accepted; the `match.joined` payload.
     fn seat(&mut self, shard: &Rc<Shard>, player_id: &str, session: Option<SessionRef>) -> Value {
         let now = shard.rt.now();
-        if let Joined::Seated = self.roster.join(now, player_id, session) {
+        let joined = if super::bots::is_bot(player_id) {
+            self.roster.join_bot(player_id)
+        } else {
+            self.roster.join(now, player_id, session)
+        };
+        if let Joined::Seated = joined {
             self.life.roster_changed(self.roster.len());
             if self.life.take_started() {
                 // asobi stamps the start on the waiting → running change, and ticks from it.
