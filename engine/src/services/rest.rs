@@ -71,7 +71,7 @@ pub(crate) struct Route {
 fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 12] = [
+        let lists: [&[Route]; 13] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
@@ -84,6 +84,7 @@ fn table() -> &'static [Route] {
             super::tournaments::rest::ROUTES,
             super::iap::rest::ROUTES,
             super::ops::rest::ROUTES,
+            super::ops::views::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {
