@@ -211,7 +211,6 @@ fn ops_lists_bans_audit_and_guests(db: &TestDb) {
     store.shutdown();
 }
 
-
 fn note(id: &str, player: &str, kind: &str, subject: &str, read: bool, at: i64) -> Notification {
     Notification {
         id: id.to_owned(),
@@ -256,7 +255,12 @@ fn ops_lists_notifications_and_chat_history(db: &TestDb) {
         };
         // Every player's, newest first, with the total.
         let (rows, total) = store
-            .ops_notifications(nq(page(2, 0, "sent_at", Order::Desc, None), None, None, None))
+            .ops_notifications(nq(
+                page(2, 0, "sent_at", Order::Desc, None),
+                None,
+                None,
+                None,
+            ))
             .await
             .unwrap();
         assert_eq!(total, 3);
@@ -265,48 +269,88 @@ fn ops_lists_notifications_and_chat_history(db: &TestDb) {
         assert_eq!(rows[0].content, serde_json::json!({ "n": 30 }));
         // Offsets page on.
         let (rows, _) = store
-            .ops_notifications(nq(page(2, 2, "sent_at", Order::Desc, None), None, None, None))
+            .ops_notifications(nq(
+                page(2, 2, "sent_at", Order::Desc, None),
+                None,
+                None,
+                None,
+            ))
             .await
             .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].id, "n1");
         // Filters: recipient, type, read.
         let (rows, total) = store
-            .ops_notifications(nq(page(50, 0, "id", Order::Asc, None), Some("p1"), None, None))
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, None),
+                Some("p1"),
+                None,
+                None,
+            ))
             .await
             .unwrap();
         assert_eq!((total, rows.len()), (2, 2));
         let (rows, total) = store
-            .ops_notifications(nq(page(50, 0, "id", Order::Asc, None), None, Some("reward"), Some(false)))
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, None),
+                None,
+                Some("reward"),
+                Some(false),
+            ))
             .await
             .unwrap();
         assert_eq!(total, 2);
         assert_eq!(rows[0].id, "n1");
         let (_, total) = store
-            .ops_notifications(nq(page(50, 0, "id", Order::Asc, None), None, None, Some(true)))
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, None),
+                None,
+                None,
+                Some(true),
+            ))
             .await
             .unwrap();
         assert_eq!(total, 1);
         // Subject search is case-insensitive, wildcards literal.
         let (rows, total) = store
-            .ops_notifications(nq(page(50, 0, "id", Order::Asc, Some("100%")), None, None, None))
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, Some("100%")),
+                None,
+                None,
+                None,
+            ))
             .await
             .unwrap();
         assert_eq!((total, rows[0].id.as_str()), (1, "n1"));
         let (_, total) = store
-            .ops_notifications(nq(page(50, 0, "id", Order::Asc, Some("WEEKLY_")), None, None, None))
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, Some("WEEKLY_")),
+                None,
+                None,
+                None,
+            ))
             .await
             .unwrap();
         assert_eq!(total, 1);
         let (_, total) = store
-            .ops_notifications(nq(page(50, 0, "id", Order::Asc, Some("_")), None, None, None))
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, Some("_")),
+                None,
+                None,
+                None,
+            ))
             .await
             .unwrap();
         assert_eq!(total, 1, "`_` is matched literally");
         // A sort outside the list is refused before any SQL.
         assert!(matches!(
             store
-                .ops_notifications(nq(page(50, 0, "content", Order::Asc, None), None, None, None))
+                .ops_notifications(nq(
+                    page(50, 0, "content", Order::Asc, None),
+                    None,
+                    None,
+                    None
+                ))
                 .await,
             Err(StoreError::Precondition(_))
         ));

@@ -220,8 +220,7 @@ pub(crate) trait Ops: Send + Sync {
     fn audit_for(&self, target_id: String, limit: u32) -> Reply<'_, Vec<AuditEntry>>;
     fn board_summaries(&self) -> Reply<'_, Vec<BoardSummary>>;
     fn unclaimed_guests(&self, cutoff_ms: i64, limit: u32) -> Reply<'_, (u64, Vec<String>)>;
-    fn ops_notifications(&self, q: NotificationListQuery)
-        -> Reply<'_, (Vec<Notification>, u64)>;
+    fn ops_notifications(&self, q: NotificationListQuery) -> Reply<'_, (Vec<Notification>, u64)>;
     fn ops_chat_messages(&self, q: ChatListQuery) -> Reply<'_, (Vec<ChatMessage>, u64)>;
 }
 

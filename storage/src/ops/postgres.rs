@@ -217,15 +217,13 @@ impl Ops for PgBackend {
         })
     }
 
-    fn ops_notifications(
-        &self,
-        q: NotificationListQuery,
-    ) -> Reply<'_, (Vec<Notification>, u64)> {
+    fn ops_notifications(&self, q: NotificationListQuery) -> Reply<'_, (Vec<Notification>, u64)> {
         op(async move {
             let column = sort_column(NOTIFICATION_SORTS, &q.page.sort)?;
             let pattern = q.page.q.as_deref().map(like_pattern);
             let read = q.read.map(i32::from);
-            let filter = "($1::TEXT IS NULL OR player_id = $1) AND ($2::TEXT IS NULL OR type = $2) \
+            let filter =
+                "($1::TEXT IS NULL OR player_id = $1) AND ($2::TEXT IS NULL OR type = $2) \
                  AND ($3::INTEGER IS NULL OR read = $3) \
                  AND ($4::TEXT IS NULL OR lower(subject) LIKE $4 ESCAPE '\\')";
             let client = self.client().await?;

@@ -12,10 +12,10 @@ use crate::accounts::PLAYER_COLUMNS;
 use crate::backend::Reply;
 use crate::matches::sqlite::read_match;
 use crate::matches::MATCH_COLUMNS;
-use crate::sqlite::{write_tx, Fail, SqliteBackend};
 use crate::social::sqlite::{
     chat_row, finish_notification, notification_row, CHAT_COLUMNS, NOTIFICATION_COLUMNS,
 };
+use crate::sqlite::{write_tx, Fail, SqliteBackend};
 use crate::{ChatMessage, MatchRecord, Notification, Player};
 
 fn read_audit(r: &Row<'_>) -> Result<AuditEntry, Fail> {
@@ -205,10 +205,7 @@ impl Ops for SqliteBackend {
         })
     }
 
-    fn ops_notifications(
-        &self,
-        q: NotificationListQuery,
-    ) -> Reply<'_, (Vec<Notification>, u64)> {
+    fn ops_notifications(&self, q: NotificationListQuery) -> Reply<'_, (Vec<Notification>, u64)> {
         self.run(move |conn| {
             let column = sort_column(NOTIFICATION_SORTS, &q.page.sort)?;
             let pattern = q.page.q.as_deref().map(like_pattern);

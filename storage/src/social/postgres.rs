@@ -15,7 +15,8 @@ const FRIEND_COLUMNS: &str = "id, player_id, friend_id, status, inserted_at, upd
 const GROUP_COLUMNS: &str =
     "id, name, description, max_members, open, creator_id, metadata, inserted_at, updated_at";
 const MEMBER_COLUMNS: &str = "group_id, player_id, role, joined_at";
-pub(crate) const NOTIFICATION_COLUMNS: &str = "id, player_id, type, subject, content, read, sent_at";
+pub(crate) const NOTIFICATION_COLUMNS: &str =
+    "id, player_id, type, subject, content, read, sent_at";
 pub(crate) const CHAT_COLUMNS: &str = "id, channel_id, channel_type, sender_id, content, sent_at";
 
 fn friend(r: &Row) -> Result<Friendship, Fail> {

@@ -122,10 +122,7 @@ async fn every_shard(
         let answer = if peer == shard.id() {
             Ok(here(shard))
         } else {
-            crate::shard::request(shard, peer, |reply| {
-                crate::services::Cmd::Ops(ask(reply))
-            })
-            .await
+            crate::shard::request(shard, peer, |reply| crate::services::Cmd::Ops(ask(reply))).await
         };
         match answer {
             Ok(Value::Array(rows)) => out.extend(rows),
@@ -138,12 +135,7 @@ async fn every_shard(
 
 handler!(chat_channels, |shard, req| {
     gate(shard, req.head, Cap::Read)?;
-    let p = paging(
-        req.head,
-        &["channel_id", "members"],
-        "members",
-        Order::Desc,
-    )?;
+    let p = paging(req.head, &["channel_id", "members"], "members", Order::Desc)?;
     let mut rows = every_shard(shard, cmd::channels_here, |reply| cmd::Cmd::Channels {
         reply,
     })
@@ -158,11 +150,7 @@ handler!(chat_channels, |shard, req| {
         });
     }
     // Ties end on the channel id so no page repeats a row.
-    rows.sort_by(|a, b| {
-        a["channel_id"]
-            .as_str()
-            .cmp(&b["channel_id"].as_str())
-    });
+    rows.sort_by(|a, b| a["channel_id"].as_str().cmp(&b["channel_id"].as_str()));
     let unsearched = Paging { q: None, ..p };
     page_in_memory(rows, &unsearched)
 });
@@ -305,8 +293,8 @@ fn tournament_row(t: &Tournament, now: i64, live: &HashSet<String>) -> Value {
 }
 
 async fn live_tournaments(shard: &Rc<Shard>) -> HashSet<String> {
-    every_shard(shard, cmd::tournaments_here, |reply| cmd::Cmd::Tournaments {
-        reply,
+    every_shard(shard, cmd::tournaments_here, |reply| {
+        cmd::Cmd::Tournaments { reply }
     })
     .await
     .into_iter()
@@ -381,8 +369,7 @@ handler!(tournament_entries, |shard, req| {
         .map_err(store_error)?;
     // The board's ranking from its owner, the one settlement reads; entrants are ranked among
     // themselves in board order, those without a score after them.
-    let top =
-        crate::services::leaderboards::top(shard, &t.leaderboard_id, STANDINGS_DEPTH).await?;
+    let top = crate::services::leaderboards::top(shard, &t.leaderboard_id, STANDINGS_DEPTH).await?;
     let mut on_board: HashMap<String, Value> = HashMap::new();
     for e in top["entries"].as_array().map(Vec::as_slice).unwrap_or(&[]) {
         if let Some(pid) = e["player_id"].as_str() {
@@ -415,4 +402,3 @@ handler!(tournament_entries, |shard, req| {
     }
     page_in_memory(rows, &p)
 });
-
