@@ -637,6 +637,12 @@ fn ops_views(s: &Server) {
         .iter()
         .any(|e| e["action"] == "notification.send" && e["actor"] == "tester");
     assert!(audited, "the send is audited: {export}");
+    let refused = export["data"]["ops_audit_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "notification.send" && e["outcome"] == "error");
+    assert!(refused, "the refused send is audited too: {export}");
 
     // Tournaments: the list (running, its window kept by a shard), one, and the standings.
     let list = wait_list(s, "/api/v1/ops/tournaments?status=active", |v| {

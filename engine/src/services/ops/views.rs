@@ -246,9 +246,24 @@ handler!(send_notification, |shard, req| {
     let content = body.content.unwrap_or(Value::Null);
     // The social feature stores it and pushes `notification.new` to a live session (or at the
     // player's next sign-in).
-    let sent = crate::services::social::notify::notify(shard, &id, &kind, &subject, content)
-        .await
-        .map_err(ApiError::from)?;
+    let sent =
+        match crate::services::social::notify::notify(shard, &id, &kind, &subject, content).await {
+            Ok(n) => n,
+            Err(e) => {
+                // A refused send is audited too (asobi audits every outcome of a send).
+                let e = ApiError::from(e);
+                audit(
+                    shard,
+                    &actor,
+                    "notification.send",
+                    Some(&id),
+                    "error",
+                    json!({ "code": e.code, "type": kind }),
+                )
+                .await;
+                return Err(e);
+            }
+        };
     audit(
         shard,
         &actor,
