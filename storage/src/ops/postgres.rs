@@ -222,10 +222,18 @@ impl Ops for PgBackend {
             let column = sort_column(NOTIFICATION_SORTS, &q.page.sort)?;
             let pattern = q.page.q.as_deref().map(like_pattern);
             let read = q.read.map(i32::from);
-            let filter =
-                "($1::TEXT IS NULL OR player_id = $1) AND ($2::TEXT IS NULL OR type = $2) \
+            // A plain equality when filtering by recipient, so the (player_id, sent_at) index
+            // serves it.
+            let by_player = if q.player_id.is_some() {
+                "player_id = $1::TEXT"
+            } else {
+                "$1::TEXT IS NULL"
+            };
+            let filter = format!(
+                "{by_player} AND ($2::TEXT IS NULL OR type = $2) \
                  AND ($3::INTEGER IS NULL OR read = $3) \
-                 AND ($4::TEXT IS NULL OR lower(subject) LIKE $4 ESCAPE '\\')";
+                 AND ($4::TEXT IS NULL OR lower(subject) LIKE $4 ESCAPE '\\')"
+            );
             let client = self.client().await?;
             let total: i64 = client
                 .query_one(

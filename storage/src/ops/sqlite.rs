@@ -210,8 +210,17 @@ impl Ops for SqliteBackend {
             let column = sort_column(NOTIFICATION_SORTS, &q.page.sort)?;
             let pattern = q.page.q.as_deref().map(like_pattern);
             let read = q.read.map(i64::from);
-            let filter = "(?1 IS NULL OR player_id = ?1) AND (?2 IS NULL OR type = ?2) \
-                 AND (?3 IS NULL OR read = ?3) AND (?4 IS NULL OR lower(subject) LIKE ?4 ESCAPE '\\')";
+            // A plain equality when filtering by recipient, so the (player_id, sent_at) index
+            // serves it (`?1 IS NULL OR ...` would scan the table).
+            let by_player = if q.player_id.is_some() {
+                "player_id = ?1"
+            } else {
+                "?1 IS NULL"
+            };
+            let filter = format!(
+                "{by_player} AND (?2 IS NULL OR type = ?2) \
+                 AND (?3 IS NULL OR read = ?3) AND (?4 IS NULL OR lower(subject) LIKE ?4 ESCAPE '\\')"
+            );
             let total: i64 = conn.query_row(
                 &format!("SELECT count(*) FROM notifications WHERE {filter}"),
                 params![q.player_id, q.kind, read, pattern],
