@@ -1,7 +1,8 @@
 //! The operator console in a real browser: headless Chromium driven by Playwright
 //! (`tests/console/console_test.mjs`) against the real binary. The browser signs in, sees a
-//! live match appear, kicks a player and grants currency; this side makes the match and checks
-//! what the actions did (the kicked socket's close frame, the wallet and its ledger reason).
+//! live match appear, kicks a player, grants currency, sends a notification and sees the running
+//! tournament; this side makes the match and checks what the actions did (the kicked socket's
+//! close frame, the wallet and its ledger reason, the player's notification).
 //!
 //! Needs `node`, Chromium (`ASOBI_CHROMIUM`, default `/usr/bin/chromium`) and `playwright-core`
 //! (`ASOBI_PLAYWRIGHT_DIR`, default `target/console-test/node_modules`; `.ci/run` installs all
@@ -67,6 +68,17 @@ fn console_in_a_real_browser() {
     let game = dir.path().join("game");
     copy_example_game(&game);
     std::fs::write(game.join("economy.json"), r#"{"currencies": ["gold"]}"#).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    std::fs::write(
+        game.join("tournaments.json"),
+        json!({"tournaments": [{"id": "cup", "name": "Console Cup", "leaderboard_id": "cup-board",
+            "start_at": now - 60_000, "end_at": now + 3_600_000}]})
+        .to_string(),
+    )
+    .unwrap();
     let s = Server::start(
         &dir.path().join("data"),
         &game,
@@ -134,12 +146,19 @@ fn console_in_a_real_browser() {
     let (code, reason) = wa.close_frame(WAIT).expect("the kicked socket closes");
     assert_eq!((code, reason.as_str()), (4000, "kicked"));
     expect("GRANTED");
+    expect("NOTIFIED");
+    expect("TOURNAMENTS");
     expect("DONE");
     assert!(node.wait().unwrap().success());
 
     let (status, wallets) = s.http("GET", "/api/v1/wallets", Some(&a.access), None);
     assert_eq!(status, 200);
     assert!(wallets.to_string().contains("\"balance\":25"), "{wallets}");
+    // The console's notification reached the player, stored and audited under the console's
+    // operator.
+    let (status, notes) = s.http("GET", "/api/v1/notifications", Some(&a.access), None);
+    assert_eq!(status, 200, "{notes}");
+    assert!(notes.to_string().contains("Console says hi"), "{notes}");
     let (_, history) = s.http("GET", "/api/v1/wallets/gold/history", Some(&a.access), None);
     assert!(
         history.to_string().contains("ops:browser-op:browser-test"),

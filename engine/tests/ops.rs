@@ -80,17 +80,37 @@ fn start(dir: &Path, db: Option<String>, env: &[(&str, &str)]) -> Server {
                 "listings": [{"id": "list-sword", "item": "sword", "currency": "gold", "price": 5}]}"#,
         )
         .unwrap();
+        // One tournament running now, for the tournaments view.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        std::fs::write(
+            game.join("tournaments.json"),
+            json!({"tournaments": [
+                {"id": "cup", "name": "Ops Cup", "leaderboard_id": "cup-board",
+                 "rewards": [{"rank": 1, "currency": "gold", "amount": 50}],
+                 "start_at": now - 60_000, "end_at": now + 3_600_000, "metadata": {"secret": 1}}
+            ]})
+            .to_string(),
+        )
+        .unwrap();
     }
+    let mut env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    env.push((
+        "ASOBI_LEADERBOARD_CLIENT_SUBMIT".to_owned(),
+        "cup-board".to_owned(),
+    ));
     Server::start(
         &dir.join("data"),
         &game,
         &Opts {
             shards: Some(2),
             database_url: db,
-            env: env
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
+            env,
         },
     )
 }
@@ -245,6 +265,21 @@ fn routes(player: &str, match_id: &str) -> Vec<(&'static str, String, Option<Val
             Some(json!({})),
         ),
         ("GET", format!("/api/v1/ops/matches/{match_id}"), None),
+        ("GET", "/api/v1/ops/chat/channels".into(), None),
+        (
+            "GET",
+            "/api/v1/ops/chat/channels/global:lobby/messages".into(),
+            None,
+        ),
+        ("GET", "/api/v1/ops/notifications".into(), None),
+        (
+            "POST",
+            format!("/api/v1/ops/players/{player}/notifications"),
+            Some(json!({"type": "ops", "subject": "auth-test"})),
+        ),
+        ("GET", "/api/v1/ops/tournaments".into(), None),
+        ("GET", "/api/v1/ops/tournaments/cup".into(), None),
+        ("GET", "/api/v1/ops/tournaments/cup/entries".into(), None),
     ]
 }
 
@@ -290,6 +325,7 @@ fn no_secret_means_every_ops_route_answers_403() {
 
 fn ops_end_to_end(s: &Server) {
     every_route_needs_the_secret(s, true);
+    ops_views(s);
     metrics_move_under_load(s);
 
     // With the right secret every route answers 200, on real data.
@@ -347,6 +383,16 @@ fn ops_end_to_end(s: &Server) {
         .any(|r| r["id"] == b.id.as_str()));
 
     // The grant's ledger row names the operator; the grant moved the balance once.
+    // The ban in the route list revoked a's tokens for good; the unban lets them sign in again.
+    let (status, login) = s.post(
+        "/api/v1/auth/login",
+        json!({"username": a.username, "password": "secret123"}),
+    );
+    assert_eq!(status, 200, "{login}");
+    let a = common::Player {
+        access: login["access_token"].as_str().unwrap().to_owned(),
+        ..a
+    };
     let (_, me) = s.http("GET", "/api/v1/wallets/gold/history", Some(&a.access), None);
     let reason = me.to_string();
     assert!(reason.contains("ops:tester:auth-test"), "{me}");
@@ -397,7 +443,16 @@ fn ops_end_to_end(s: &Server) {
         &format!("/api/v1/ops/players/{}/ban", b.id),
         None,
     );
+    // The ban revoked the tokens it found; after the unban the player signs in again.
     let (status, _) = s.http("GET", "/api/v1/wallets", Some(&b.access), None);
+    assert_eq!(status, 401);
+    let (status, login) = s.post(
+        "/api/v1/auth/login",
+        json!({"username": b.username, "password": "secret123"}),
+    );
+    assert_eq!(status, 200, "{login}");
+    let fresh = login["access_token"].as_str().unwrap();
+    let (status, _) = s.http("GET", "/api/v1/wallets", Some(fresh), None);
     assert_eq!(status, 200);
 
     // Erasure needs the username echoed.
@@ -435,6 +490,209 @@ fn ops_end_to_end(s: &Server) {
     for a in ["player.kick", "wallet.grant", "player.ban", "player.unban"] {
         assert!(actions.contains(&a), "{a} not audited: {actions:?}");
     }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+/// Polls an ops list until `pred` holds on its body.
+fn wait_list(s: &Server, path: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (status, v) = ops(s, "GET", path, None);
+        assert_eq!(status, 200, "{path}: {v}");
+        if pred(&v) {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "{path} never showed it: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The chat, notifications and tournaments views and the operator's notification, on real data.
+fn ops_views(s: &Server) {
+    let c = s.register("opviews");
+    let d = s.register("opviews");
+    let mut ws = s.ws_on(1);
+    ws.connect(&c.access);
+
+    // Chat: the live channel with its members, then its persisted history.
+    ws.send(json!({"type": "chat.join", "cid": "j", "payload": {"channel_id": "global:ops-room"}}));
+    ws.expect("chat.joined", WAIT, |v| v["cid"] == "j");
+    ws.send(json!({"type": "chat.send", "payload": {"channel_id": "global:ops-room", "content": "Hello Moderators"}}));
+    ws.expect("chat.message", WAIT, |_| true);
+    let list = wait_list(s, "/api/v1/ops/chat/channels?q=OPS-ROOM", |v| {
+        v["page"]["total"] == 1
+    });
+    assert_eq!(
+        list["data"][0],
+        json!({"channel_id": "global:ops-room", "members": 1})
+    );
+    let history = wait_list(
+        s,
+        "/api/v1/ops/chat/channels/global:ops-room/messages",
+        |v| v["page"]["total"] == 1,
+    );
+    let m = &history["data"][0];
+    assert_eq!(m["content"], "Hello Moderators");
+    assert_eq!(m["sender_id"], c.id.as_str());
+    assert_eq!(m["channel_type"], "global");
+    assert!(m.get("metadata").is_none());
+    let path = format!(
+        "/api/v1/ops/chat/channels/global:ops-room/messages?sender_id={}&q=moderators",
+        c.id
+    );
+    assert_eq!(ops(s, "GET", &path, None).1["page"]["total"], 1);
+    let path = format!(
+        "/api/v1/ops/chat/channels/global:ops-room/messages?sender_id={}",
+        d.id
+    );
+    assert_eq!(ops(s, "GET", &path, None).1["page"]["total"], 0);
+    let (status, v) = ops(
+        s,
+        "GET",
+        "/api/v1/ops/chat/channels/global:ops-room/messages?sender_id=nope",
+        None,
+    );
+    assert_eq!((status, code(&v)), (400, "ops.invalid_filter"), "{v}");
+    let (status, v) = ops(s, "GET", "/api/v1/ops/chat/channels?sort=content", None);
+    assert_eq!((status, code(&v)), (400, "ops.unknown_sort_field"), "{v}");
+
+    // An operator's notification: stored, pushed live as `notification.new`, audited.
+    let (status, sent) = ops(
+        s,
+        "POST",
+        &format!("/api/v1/ops/players/{}/notifications", c.id),
+        Some(
+            json!({"type": "maintenance", "subject": "Restart at noon", "content": {"at": "12:00"}}),
+        ),
+    );
+    assert_eq!(status, 200, "{sent}");
+    let pushed = ws.expect("notification.new", WAIT, |v| {
+        v["payload"]["subject"] == "Restart at noon"
+    });
+    assert_eq!(pushed["payload"]["id"], sent["data"]["id"]);
+    assert_eq!(pushed["payload"]["type"], "maintenance");
+    assert_eq!(pushed["payload"]["content"], json!({"at": "12:00"}));
+    // The player reads it back through the public route.
+    let (status, mine) = s.http("GET", "/api/v1/notifications", Some(&c.access), None);
+    assert_eq!(status, 200, "{mine}");
+    assert!(mine.to_string().contains("Restart at noon"), "{mine}");
+    // The send history, filtered and searched.
+    let (_, list) = ops(
+        s,
+        "GET",
+        &format!(
+            "/api/v1/ops/notifications?player_id={}&type=maintenance",
+            c.id
+        ),
+        None,
+    );
+    assert_eq!(list["page"]["total"], 1, "{list}");
+    assert_eq!(list["data"][0]["subject"], "Restart at noon");
+    assert_eq!(list["data"][0]["read"], false);
+    let (_, list) = ops(
+        s,
+        "GET",
+        "/api/v1/ops/notifications?q=RESTART%20AT&read=false&limit=1",
+        None,
+    );
+    assert!(list["page"]["total"].as_u64().unwrap() >= 1, "{list}");
+    assert_eq!(list["page"]["limit"], 1);
+    let (status, v) = ops(s, "GET", "/api/v1/ops/notifications?read=maybe", None);
+    assert_eq!((status, code(&v)), (400, "ops.invalid_filter"), "{v}");
+    // Bad sends: no subject, not a uuid, nobody.
+    let (status, v) = ops(
+        s,
+        "POST",
+        &format!("/api/v1/ops/players/{}/notifications", c.id),
+        Some(json!({"type": "x"})),
+    );
+    assert_eq!((status, code(&v)), (400, "invalid_payload"), "{v}");
+    assert_eq!(v["error"]["details"]["field"], "subject");
+    let (status, v) = ops(
+        s,
+        "POST",
+        "/api/v1/ops/players/not-a-uuid/notifications",
+        Some(json!({"subject": "x"})),
+    );
+    assert_eq!((status, code(&v)), (400, "ops.invalid_id"), "{v}");
+    let (status, v) = ops(
+        s,
+        "POST",
+        "/api/v1/ops/players/00000000-0000-7000-8000-000000000000/notifications",
+        Some(json!({"subject": "x"})),
+    );
+    assert_eq!((status, code(&v)), (404, "ops.not_found"), "{v}");
+    let (_, export) = ops(
+        s,
+        "GET",
+        &format!("/api/v1/ops/players/{}/export", c.id),
+        None,
+    );
+    let audited = export["data"]["ops_audit_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "notification.send" && e["actor"] == "tester");
+    assert!(audited, "the send is audited: {export}");
+    let refused = export["data"]["ops_audit_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["action"] == "notification.send" && e["outcome"] == "error");
+    assert!(refused, "the refused send is audited too: {export}");
+
+    // Tournaments: the list (running, its window kept by a shard), one, and the standings.
+    let list = wait_list(s, "/api/v1/ops/tournaments?status=active", |v| {
+        v["data"][0]["live"] == true
+    });
+    let t = &list["data"][0];
+    assert_eq!(t["id"], "cup");
+    assert_eq!(t["name"], "Ops Cup");
+    assert!(t.get("metadata").is_none(), "metadata does not leave: {t}");
+    assert_eq!(t["rewards"][0]["amount"], 50);
+    let (_, none) = ops(s, "GET", "/api/v1/ops/tournaments?status=finished", None);
+    assert_eq!(none["page"]["total"], 0);
+    let (_, found) = ops(
+        s,
+        "GET",
+        "/api/v1/ops/tournaments?q=ops%20cup&leaderboard_id=cup-board",
+        None,
+    );
+    assert_eq!(found["page"]["total"], 1);
+    let (status, v) = ops(s, "GET", "/api/v1/ops/tournaments?sort=metadata", None);
+    assert_eq!((status, code(&v)), (400, "ops.unknown_sort_field"), "{v}");
+    let (status, one) = ops(s, "GET", "/api/v1/ops/tournaments/cup", None);
+    assert_eq!((status, one["data"]["id"].as_str()), (200, Some("cup")));
+    let (status, v) = ops(s, "GET", "/api/v1/ops/tournaments/nope", None);
+    assert_eq!((status, code(&v)), (404, "ops.not_found"), "{v}");
+    for p in [&c, &d] {
+        let (status, body) = s.http(
+            "POST",
+            "/api/v1/tournaments/cup/join",
+            Some(&p.access),
+            Some("{}"),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, body) = s.http(
+        "POST",
+        "/api/v1/leaderboards/cup-board",
+        Some(&d.access),
+        Some(&json!({"score": 42}).to_string()),
+    );
+    assert_eq!(status, 200, "{body}");
+    let entries = wait_list(s, "/api/v1/ops/tournaments/cup/entries", |v| {
+        v["data"][0]["score"] == 42
+    });
+    assert_eq!(entries["page"]["total"], 2);
+    assert_eq!(entries["data"][0]["player_id"], d.id.as_str());
+    assert_eq!(entries["data"][0]["rank"], 1);
+    assert_eq!(entries["data"][1]["player_id"], c.id.as_str());
+    assert_eq!(entries["data"][1]["rank"], 2);
+    assert_eq!(entries["data"][1]["score"], Value::Null);
 }
 
 #[test]

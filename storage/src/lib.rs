@@ -67,6 +67,7 @@ pub use matches::{MatchQuery, MatchRecord, MAX_MATCH_LIST};
 pub use ops::{
     AuditEntry, Ban, BoardSummary, MatchListQuery, OpsPage, Order, PlayerListQuery, MAX_OPS_PAGE,
 };
+pub use ops::{ChatListQuery, NotificationListQuery};
 pub use pg_tls::SslMode;
 pub use social::{
     new_social_id, ChatMessage, Friendship, Group, GroupMember, GroupPatch,

@@ -5,12 +5,16 @@
 mod common;
 
 use asobi_storage::{
-    Ban, BoardEntry, MatchListQuery, NewPlayer, OpsPage, Order, PlayerListQuery, StoreError,
+    Ban, BoardEntry, ChatListQuery, ChatMessage, MatchListQuery, NewPlayer, Notification,
+    NotificationListQuery, OpsPage, Order, PlayerListQuery, StoreError,
 };
 use common::{new_player, record, TestDb};
 use futures::executor::block_on;
 
-on_both_backends!(ops_lists_bans_audit_and_guests);
+on_both_backends!(
+    ops_lists_bans_audit_and_guests,
+    ops_lists_notifications_and_chat_history
+);
 
 fn page(limit: u32, offset: u32, sort: &str, order: Order, q: Option<&str>) -> OpsPage {
     OpsPage {
@@ -205,4 +209,191 @@ fn ops_lists_bans_audit_and_guests(db: &TestDb) {
         assert_eq!(store.unclaimed_guests(i64::MAX, 10).await.unwrap().0, 0);
     });
     store.shutdown();
+}
+
+fn note(id: &str, player: &str, kind: &str, subject: &str, read: bool, at: i64) -> Notification {
+    Notification {
+        id: id.to_owned(),
+        player_id: player.to_owned(),
+        kind: kind.to_owned(),
+        subject: subject.to_owned(),
+        content: serde_json::json!({ "n": at }),
+        read,
+        sent_at: at,
+    }
+}
+
+fn chat(id: &str, channel: &str, sender: &str, content: &str, at: i64) -> ChatMessage {
+    ChatMessage {
+        id: id.to_owned(),
+        channel_id: channel.to_owned(),
+        channel_type: channel.split(':').next().unwrap_or("").to_owned(),
+        sender_id: sender.to_owned(),
+        content: content.to_owned(),
+        sent_at: at,
+    }
+}
+
+fn ops_lists_notifications_and_chat_history(db: &TestDb) {
+    let store = db.start();
+    block_on(async {
+        store
+            .insert_notifications(vec![
+                (note("n1", "p1", "reward", "Daily 100%", false, 10), true),
+                (note("n2", "p1", "system", "Maintenance", true, 20), false),
+                (note("n3", "p2", "reward", "Weekly_bonus", false, 30), true),
+            ])
+            .await
+            .unwrap();
+        let nq = |page: OpsPage, player: Option<&str>, kind: Option<&str>, read: Option<bool>| {
+            NotificationListQuery {
+                page,
+                player_id: player.map(str::to_owned),
+                kind: kind.map(str::to_owned),
+                read,
+            }
+        };
+        // Every player's, newest first, with the total.
+        let (rows, total) = store
+            .ops_notifications(nq(
+                page(2, 0, "sent_at", Order::Desc, None),
+                None,
+                None,
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(total, 3);
+        let ids: Vec<&str> = rows.iter().map(|n| n.id.as_str()).collect();
+        assert_eq!(ids, ["n3", "n2"]);
+        assert_eq!(rows[0].content, serde_json::json!({ "n": 30 }));
+        // Offsets page on.
+        let (rows, _) = store
+            .ops_notifications(nq(
+                page(2, 2, "sent_at", Order::Desc, None),
+                None,
+                None,
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, "n1");
+        // Filters: recipient, type, read.
+        let (rows, total) = store
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, None),
+                Some("p1"),
+                None,
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!((total, rows.len()), (2, 2));
+        let (rows, total) = store
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, None),
+                None,
+                Some("reward"),
+                Some(false),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(total, 2);
+        assert_eq!(rows[0].id, "n1");
+        let (_, total) = store
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, None),
+                None,
+                None,
+                Some(true),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(total, 1);
+        // Subject search is case-insensitive, wildcards literal.
+        let (rows, total) = store
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, Some("100%")),
+                None,
+                None,
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!((total, rows[0].id.as_str()), (1, "n1"));
+        let (_, total) = store
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, Some("WEEKLY_")),
+                None,
+                None,
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(total, 1);
+        let (_, total) = store
+            .ops_notifications(nq(
+                page(50, 0, "id", Order::Asc, Some("_")),
+                None,
+                None,
+                None,
+            ))
+            .await
+            .unwrap();
+        assert_eq!(total, 1, "`_` is matched literally");
+        // A sort outside the list is refused before any SQL.
+        assert!(matches!(
+            store
+                .ops_notifications(nq(
+                    page(50, 0, "content", Order::Asc, None),
+                    None,
+                    None,
+                    None
+                ))
+                .await,
+            Err(StoreError::Precondition(_))
+        ));
+
+        store
+            .save_chat_messages(vec![
+                chat("c1", "room:lobby", "p1", "hello there", 1),
+                chat("c2", "room:lobby", "p2", "Spam SPAM", 2),
+                chat("c3", "room:lobby", "p1", "bye", 3),
+                chat("c4", "room:other", "p1", "elsewhere", 4),
+            ])
+            .await
+            .unwrap();
+        let cq = |page: OpsPage, sender: Option<&str>| ChatListQuery {
+            page,
+            channel_id: "room:lobby".into(),
+            sender_id: sender.map(str::to_owned),
+            channel_type: None,
+        };
+        let (rows, total) = store
+            .ops_chat_messages(cq(page(2, 0, "sent_at", Order::Desc, None), None))
+            .await
+            .unwrap();
+        assert_eq!(total, 3, "only the one channel");
+        let ids: Vec<&str> = rows.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["c3", "c2"]);
+        let (_, total) = store
+            .ops_chat_messages(cq(page(50, 0, "sent_at", Order::Desc, None), Some("p1")))
+            .await
+            .unwrap();
+        assert_eq!(total, 2);
+        let (rows, total) = store
+            .ops_chat_messages(cq(page(50, 0, "sent_at", Order::Desc, Some("spam")), None))
+            .await
+            .unwrap();
+        assert_eq!((total, rows[0].id.as_str()), (1, "c2"));
+        let (_, total) = store
+            .ops_chat_messages(ChatListQuery {
+                channel_type: Some("dm".into()),
+                ..cq(page(50, 0, "id", Order::Asc, None), None)
+            })
+            .await
+            .unwrap();
+        assert_eq!(total, 0);
+    });
 }

@@ -71,7 +71,7 @@ pub(crate) struct Route {
 fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 13] = [
+        let lists: [&[Route]; 14] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
@@ -85,6 +85,7 @@ fn table() -> &'static [Route] {
             super::iap::rest::ROUTES,
             super::ops::rest::ROUTES,
             super::votes::rest::ROUTES,
+            super::ops::views::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {

@@ -1,5 +1,5 @@
 // Drives the operator console in headless Chromium (playwright-core): sign in, see a live match
-// appear, kick a player, grant currency. Run by engine/tests/console.rs, which starts the server
+// appear, kick a player, grant currency, send a notification, see the tournaments. Run by engine/tests/console.rs, which starts the server
 // and makes the match when this script prints READY. Every step asserts on what the page shows.
 import { chromium } from "playwright-core";
 import readline from "node:readline";
@@ -78,6 +78,24 @@ try {
   const granted = await page.textContent("#grant-result");
   if (granted !== "granted: balance 25 gold") fail(`grant result: ${granted}`);
   console.log("GRANTED");
+
+  // Notify: the form answers with what was sent (the server side checks the player got it).
+  await row.locator("button.notify").click();
+  if ((await page.inputValue("#notify-player")) !== player) fail("notify form not filled from the row");
+  await page.fill("#notify-type", "maintenance");
+  await page.fill("#notify-subject", "Console says hi");
+  await page.click("#notify-submit");
+  await page.waitForFunction(() => document.querySelector("#notify-result").textContent.startsWith("sent:"), null, { timeout: STEP });
+  const sent = await page.textContent("#notify-result");
+  if (!sent.startsWith('sent: maintenance "Console says hi"')) fail(`notify result: ${sent}`);
+  console.log("NOTIFIED");
+
+  // The running tournament is listed, live.
+  const t = page.locator('#tournaments tbody tr[data-tournament-id="cup"]');
+  await t.waitFor({ timeout: STEP });
+  const trow = await t.textContent();
+  if (!trow.includes("Console Cup") || !trow.includes("active")) fail(`tournament row: ${trow}`);
+  console.log("TOURNAMENTS");
 
   // Signing out ends the session: the API refuses the old cookie.
   await page.click("#signout");

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::backend::Reply;
 use crate::handle::wall_clock_ms;
-use crate::{MatchRecord, Player, StoreError, StoreHandle};
+use crate::{ChatMessage, MatchRecord, Notification, Player, StoreError, StoreHandle};
 
 /// Which players a guest purge selects (both backends run the same text).
 pub(crate) const UNCLAIMED_GUESTS: &str =
@@ -73,6 +73,32 @@ pub struct MatchListQuery {
     pub mode: Option<String>,
     /// Only this status.
     pub status: Option<String>,
+}
+
+/// Filters of the sent-notification list (asobi's `ops/notifications`).
+#[derive(Clone, Debug)]
+pub struct NotificationListQuery {
+    /// Paging, sort and search (subject).
+    pub page: OpsPage,
+    /// Only this recipient.
+    pub player_id: Option<String>,
+    /// Only this type.
+    pub kind: Option<String>,
+    /// Only read (`true`) or unread (`false`) ones.
+    pub read: Option<bool>,
+}
+
+/// Filters of one chat channel's persisted history (asobi's `ops/chat/channels/:id/messages`).
+#[derive(Clone, Debug)]
+pub struct ChatListQuery {
+    /// Paging, sort and search (message content).
+    pub page: OpsPage,
+    /// The channel.
+    pub channel_id: String,
+    /// Only this sender.
+    pub sender_id: Option<String>,
+    /// Only this channel type.
+    pub channel_type: Option<String>,
 }
 
 /// A banned player.
@@ -137,6 +163,22 @@ pub(crate) const MATCH_SORTS: &[(&str, &str)] = &[
     ("inserted_at", "finished_at"),
 ];
 
+pub(crate) const NOTIFICATION_SORTS: &[(&str, &str)] = &[
+    ("id", "id"),
+    ("player_id", "player_id"),
+    ("type", "type"),
+    ("subject", "subject"),
+    ("read", "read"),
+    ("sent_at", "sent_at"),
+];
+
+pub(crate) const CHAT_SORTS: &[(&str, &str)] = &[
+    ("id", "id"),
+    ("channel_type", "channel_type"),
+    ("sender_id", "sender_id"),
+    ("sent_at", "sent_at"),
+];
+
 /// The SQL column of an allowed sort name.
 pub(crate) fn sort_column(
     allowed: &[(&str, &'static str)],
@@ -178,6 +220,8 @@ pub(crate) trait Ops: Send + Sync {
     fn audit_for(&self, target_id: String, limit: u32) -> Reply<'_, Vec<AuditEntry>>;
     fn board_summaries(&self) -> Reply<'_, Vec<BoardSummary>>;
     fn unclaimed_guests(&self, cutoff_ms: i64, limit: u32) -> Reply<'_, (u64, Vec<String>)>;
+    fn ops_notifications(&self, q: NotificationListQuery) -> Reply<'_, (Vec<Notification>, u64)>;
+    fn ops_chat_messages(&self, q: ChatListQuery) -> Reply<'_, (Vec<ChatMessage>, u64)>;
 }
 
 impl StoreHandle {
@@ -260,6 +304,28 @@ impl StoreHandle {
     ) -> Result<(u64, Vec<String>), StoreError> {
         self.call(move |db| db.unclaimed_guests(cutoff_ms, limit))
             .await
+    }
+
+    /// A page of sent notifications, every player's, and how many match in all.
+    /// [`StoreError::Precondition`] for a sort the list does not allow.
+    pub async fn ops_notifications(
+        &self,
+        mut q: NotificationListQuery,
+    ) -> Result<(Vec<Notification>, u64), StoreError> {
+        clamp(&mut q.page);
+        sort_column(NOTIFICATION_SORTS, &q.page.sort)?;
+        self.call(move |db| db.ops_notifications(q)).await
+    }
+
+    /// A page of one channel's persisted messages and how many match in all.
+    /// [`StoreError::Precondition`] for a sort the list does not allow.
+    pub async fn ops_chat_messages(
+        &self,
+        mut q: ChatListQuery,
+    ) -> Result<(Vec<ChatMessage>, u64), StoreError> {
+        clamp(&mut q.page);
+        sort_column(CHAT_SORTS, &q.page.sort)?;
+        self.call(move |db| db.ops_chat_messages(q)).await
     }
 
     /// Every persisted board with its size, best score and newest change.

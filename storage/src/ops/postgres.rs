@@ -3,8 +3,9 @@
 use tokio_postgres::Row;
 
 use super::{
-    like_pattern, sort_column, AuditEntry, Ban, BoardSummary, MatchListQuery, Ops, PlayerListQuery,
-    MATCH_SORTS, PLAYER_SORTS,
+    like_pattern, sort_column, AuditEntry, Ban, BoardSummary, ChatListQuery, MatchListQuery,
+    NotificationListQuery, Ops, PlayerListQuery, CHAT_SORTS, MATCH_SORTS, NOTIFICATION_SORTS,
+    PLAYER_SORTS,
 };
 use crate::accounts::postgres::read_player;
 use crate::accounts::PLAYER_COLUMNS;
@@ -12,7 +13,8 @@ use crate::backend::Reply;
 use crate::matches::postgres::read_match;
 use crate::matches::MATCH_COLUMNS;
 use crate::postgres::{op, Fail, PgBackend};
-use crate::{MatchRecord, Player};
+use crate::social::postgres::{chat_of, notification_of, CHAT_COLUMNS, NOTIFICATION_COLUMNS};
+use crate::{ChatMessage, MatchRecord, Notification, Player};
 
 fn read_audit(r: &Row) -> Result<AuditEntry, Fail> {
     Ok(AuditEntry {
@@ -212,6 +214,87 @@ impl Ops for PgBackend {
                     })
                 })
                 .collect()
+        })
+    }
+
+    fn ops_notifications(&self, q: NotificationListQuery) -> Reply<'_, (Vec<Notification>, u64)> {
+        op(async move {
+            let column = sort_column(NOTIFICATION_SORTS, &q.page.sort)?;
+            let pattern = q.page.q.as_deref().map(like_pattern);
+            let read = q.read.map(i32::from);
+            // A plain equality when filtering by recipient, so the (player_id, sent_at) index
+            // serves it.
+            let by_player = if q.player_id.is_some() {
+                "player_id = $1::TEXT"
+            } else {
+                "$1::TEXT IS NULL"
+            };
+            let filter = format!(
+                "{by_player} AND ($2::TEXT IS NULL OR type = $2) \
+                 AND ($3::INTEGER IS NULL OR read = $3) \
+                 AND ($4::TEXT IS NULL OR lower(subject) LIKE $4 ESCAPE '\\')"
+            );
+            let client = self.client().await?;
+            let total: i64 = client
+                .query_one(
+                    &format!("SELECT count(*) FROM notifications WHERE {filter}"),
+                    &[&q.player_id, &q.kind, &read, &pattern],
+                )
+                .await?
+                .try_get(0)?;
+            let sql = format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE {filter} \
+                 ORDER BY {column} {o}, id {o} LIMIT $5::BIGINT OFFSET $6::BIGINT",
+                o = q.page.order.sql()
+            );
+            let (limit, offset) = (i64::from(q.page.limit), i64::from(q.page.offset));
+            let rows = client
+                .query(
+                    &sql,
+                    &[&q.player_id, &q.kind, &read, &pattern, &limit, &offset],
+                )
+                .await?;
+            let out = rows.iter().map(notification_of).collect::<Result<_, _>>()?;
+            Ok((out, total.max(0) as u64))
+        })
+    }
+
+    fn ops_chat_messages(&self, q: ChatListQuery) -> Reply<'_, (Vec<ChatMessage>, u64)> {
+        op(async move {
+            let column = sort_column(CHAT_SORTS, &q.page.sort)?;
+            let pattern = q.page.q.as_deref().map(like_pattern);
+            let filter = "channel_id = $1 AND ($2::TEXT IS NULL OR sender_id = $2) \
+                 AND ($3::TEXT IS NULL OR channel_type = $3) \
+                 AND ($4::TEXT IS NULL OR lower(content) LIKE $4 ESCAPE '\\')";
+            let client = self.client().await?;
+            let total: i64 = client
+                .query_one(
+                    &format!("SELECT count(*) FROM chat_messages WHERE {filter}"),
+                    &[&q.channel_id, &q.sender_id, &q.channel_type, &pattern],
+                )
+                .await?
+                .try_get(0)?;
+            let sql = format!(
+                "SELECT {CHAT_COLUMNS} FROM chat_messages WHERE {filter} \
+                 ORDER BY {column} {o}, id {o} LIMIT $5::BIGINT OFFSET $6::BIGINT",
+                o = q.page.order.sql()
+            );
+            let (limit, offset) = (i64::from(q.page.limit), i64::from(q.page.offset));
+            let rows = client
+                .query(
+                    &sql,
+                    &[
+                        &q.channel_id,
+                        &q.sender_id,
+                        &q.channel_type,
+                        &pattern,
+                        &limit,
+                        &offset,
+                    ],
+                )
+                .await?;
+            let out = rows.iter().map(chat_of).collect::<Result<_, _>>()?;
+            Ok((out, total.max(0) as u64))
         })
     }
 }

@@ -3,16 +3,20 @@
 use rusqlite::{params, Row};
 
 use super::{
-    like_pattern, sort_column, AuditEntry, Ban, BoardSummary, MatchListQuery, Ops, PlayerListQuery,
-    MATCH_SORTS, PLAYER_SORTS,
+    like_pattern, sort_column, AuditEntry, Ban, BoardSummary, ChatListQuery, MatchListQuery,
+    NotificationListQuery, Ops, PlayerListQuery, CHAT_SORTS, MATCH_SORTS, NOTIFICATION_SORTS,
+    PLAYER_SORTS,
 };
 use crate::accounts::sqlite::read_player;
 use crate::accounts::PLAYER_COLUMNS;
 use crate::backend::Reply;
 use crate::matches::sqlite::read_match;
 use crate::matches::MATCH_COLUMNS;
+use crate::social::sqlite::{
+    chat_row, finish_notification, notification_row, CHAT_COLUMNS, NOTIFICATION_COLUMNS,
+};
 use crate::sqlite::{write_tx, Fail, SqliteBackend};
-use crate::{MatchRecord, Player};
+use crate::{ChatMessage, MatchRecord, Notification, Player};
 
 fn read_audit(r: &Row<'_>) -> Result<AuditEntry, Fail> {
     Ok(AuditEntry {
@@ -198,6 +202,88 @@ impl Ops for SqliteBackend {
                 });
             }
             Ok(out)
+        })
+    }
+
+    fn ops_notifications(&self, q: NotificationListQuery) -> Reply<'_, (Vec<Notification>, u64)> {
+        self.run(move |conn| {
+            let column = sort_column(NOTIFICATION_SORTS, &q.page.sort)?;
+            let pattern = q.page.q.as_deref().map(like_pattern);
+            let read = q.read.map(i64::from);
+            // A plain equality when filtering by recipient, so the (player_id, sent_at) index
+            // serves it (`?1 IS NULL OR ...` would scan the table).
+            let by_player = if q.player_id.is_some() {
+                "player_id = ?1"
+            } else {
+                "?1 IS NULL"
+            };
+            let filter = format!(
+                "{by_player} AND (?2 IS NULL OR type = ?2) \
+                 AND (?3 IS NULL OR read = ?3) AND (?4 IS NULL OR lower(subject) LIKE ?4 ESCAPE '\\')"
+            );
+            let total: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM notifications WHERE {filter}"),
+                params![q.player_id, q.kind, read, pattern],
+                |r| r.get(0),
+            )?;
+            let sql = format!(
+                "SELECT {NOTIFICATION_COLUMNS} FROM notifications WHERE {filter} \
+                 ORDER BY {column} {o}, id {o} LIMIT ?5 OFFSET ?6",
+                o = q.page.order.sql()
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        q.player_id,
+                        q.kind,
+                        read,
+                        pattern,
+                        q.page.limit,
+                        q.page.offset
+                    ],
+                    notification_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows = rows
+                .into_iter()
+                .map(finish_notification)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((rows, total.max(0) as u64))
+        })
+    }
+
+    fn ops_chat_messages(&self, q: ChatListQuery) -> Reply<'_, (Vec<ChatMessage>, u64)> {
+        self.run(move |conn| {
+            let column = sort_column(CHAT_SORTS, &q.page.sort)?;
+            let pattern = q.page.q.as_deref().map(like_pattern);
+            let filter = "channel_id = ?1 AND (?2 IS NULL OR sender_id = ?2) \
+                 AND (?3 IS NULL OR channel_type = ?3) AND (?4 IS NULL OR lower(content) LIKE ?4 ESCAPE '\\')";
+            let total: i64 = conn.query_row(
+                &format!("SELECT count(*) FROM chat_messages WHERE {filter}"),
+                params![q.channel_id, q.sender_id, q.channel_type, pattern],
+                |r| r.get(0),
+            )?;
+            let sql = format!(
+                "SELECT {CHAT_COLUMNS} FROM chat_messages WHERE {filter} \
+                 ORDER BY {column} {o}, id {o} LIMIT ?5 OFFSET ?6",
+                o = q.page.order.sql()
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt
+                .query_map(
+                    params![
+                        q.channel_id,
+                        q.sender_id,
+                        q.channel_type,
+                        pattern,
+                        q.page.limit,
+                        q.page.offset
+                    ],
+                    chat_row,
+                )?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((rows, total.max(0) as u64))
         })
     }
 }

@@ -6,8 +6,8 @@
 //! created together with its owner's membership, and a join checks "open" and "not full" in
 //! the same transaction that inserts the member.
 
-mod postgres;
-mod sqlite;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use serde::Serialize;
 use serde_json::Value;

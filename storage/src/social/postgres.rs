@@ -15,8 +15,9 @@ const FRIEND_COLUMNS: &str = "id, player_id, friend_id, status, inserted_at, upd
 const GROUP_COLUMNS: &str =
     "id, name, description, max_members, open, creator_id, metadata, inserted_at, updated_at";
 const MEMBER_COLUMNS: &str = "group_id, player_id, role, joined_at";
-const NOTIFICATION_COLUMNS: &str = "id, player_id, type, subject, content, read, sent_at";
-const CHAT_COLUMNS: &str = "id, channel_id, channel_type, sender_id, content, sent_at";
+pub(crate) const NOTIFICATION_COLUMNS: &str =
+    "id, player_id, type, subject, content, read, sent_at";
+pub(crate) const CHAT_COLUMNS: &str = "id, channel_id, channel_type, sender_id, content, sent_at";
 
 fn friend(r: &Row) -> Result<Friendship, Fail> {
     Ok(Friendship {
@@ -53,7 +54,7 @@ fn member_of(r: &Row) -> Result<GroupMember, Fail> {
     })
 }
 
-fn notification_of(r: &Row) -> Result<Notification, Fail> {
+pub(crate) fn notification_of(r: &Row) -> Result<Notification, Fail> {
     let content: String = r.try_get(4)?;
     Ok(Notification {
         id: r.try_get(0)?,
@@ -66,7 +67,7 @@ fn notification_of(r: &Row) -> Result<Notification, Fail> {
     })
 }
 
-fn chat_of(r: &Row) -> Result<ChatMessage, Fail> {
+pub(crate) fn chat_of(r: &Row) -> Result<ChatMessage, Fail> {
     Ok(ChatMessage {
         id: r.try_get(0)?,
         channel_id: r.try_get(1)?,

@@ -13,8 +13,9 @@ const FRIEND_COLUMNS: &str = "id, player_id, friend_id, status, inserted_at, upd
 const GROUP_COLUMNS: &str =
     "id, name, description, max_members, open, creator_id, metadata, inserted_at, updated_at";
 const MEMBER_COLUMNS: &str = "group_id, player_id, role, joined_at";
-const NOTIFICATION_COLUMNS: &str = "id, player_id, type, subject, content, read, sent_at";
-const CHAT_COLUMNS: &str = "id, channel_id, channel_type, sender_id, content, sent_at";
+pub(crate) const NOTIFICATION_COLUMNS: &str =
+    "id, player_id, type, subject, content, read, sent_at";
+pub(crate) const CHAT_COLUMNS: &str = "id, channel_id, channel_type, sender_id, content, sent_at";
 
 fn friend(r: &Row<'_>) -> rusqlite::Result<Friendship> {
     Ok(Friendship {
@@ -58,7 +59,7 @@ fn member_row(r: &Row<'_>) -> rusqlite::Result<GroupMember> {
     })
 }
 
-fn notification_row(r: &Row<'_>) -> rusqlite::Result<(Notification, String)> {
+pub(crate) fn notification_row(r: &Row<'_>) -> rusqlite::Result<(Notification, String)> {
     Ok((
         Notification {
             id: r.get(0)?,
@@ -73,12 +74,14 @@ fn notification_row(r: &Row<'_>) -> rusqlite::Result<(Notification, String)> {
     ))
 }
 
-fn finish_notification((mut n, content): (Notification, String)) -> Result<Notification, Fail> {
+pub(crate) fn finish_notification(
+    (mut n, content): (Notification, String),
+) -> Result<Notification, Fail> {
     n.content = parse_json_column("content", &content)?;
     Ok(n)
 }
 
-fn chat_row(r: &Row<'_>) -> rusqlite::Result<ChatMessage> {
+pub(crate) fn chat_row(r: &Row<'_>) -> rusqlite::Result<ChatMessage> {
     Ok(ChatMessage {
         id: r.get(0)?,
         channel_id: r.get(1)?,

@@ -16,6 +16,27 @@ pub(crate) enum Cmd {
     Snapshot { reply: ReplyTo },
     /// End a live match hosted here (an operator's action).
     EndMatch { match_id: String, reply: ReplyTo },
+    /// The chat channels this shard owns and their member counts.
+    Channels { reply: ReplyTo },
+    /// The tournaments whose window this shard keeps.
+    Tournaments { reply: ReplyTo },
+}
+
+/// This shard's live chat channels as ops rows.
+pub(crate) fn channels_here(shard: &Shard) -> serde_json::Value {
+    let rows: Vec<serde_json::Value> = shard
+        .social
+        .channels
+        .census()
+        .into_iter()
+        .map(|(id, n)| json!({ "channel_id": id, "members": n }))
+        .collect();
+    json!(rows)
+}
+
+/// Ids of the tournaments this shard keeps the window of.
+pub(crate) fn tournaments_here(shard: &Shard) -> serde_json::Value {
+    json!(crate::services::tournaments::tracked_ids(shard))
 }
 
 pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
@@ -36,6 +57,10 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
                 ))
             };
             crate::shard::answer(shard, reply, answer);
+        }
+        Cmd::Channels { reply } => crate::shard::answer(shard, reply, Ok(channels_here(shard))),
+        Cmd::Tournaments { reply } => {
+            crate::shard::answer(shard, reply, Ok(tournaments_here(shard)))
         }
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod console;
 pub(crate) mod metrics;
 pub(crate) mod rest;
 pub(crate) mod settings;
+pub(crate) mod views;
 
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet, VecDeque};

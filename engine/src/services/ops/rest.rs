@@ -60,31 +60,31 @@ routes! {
     Get "/ops/reloads" => reloads,
 }
 
-fn gate(shard: &Shard, head: &Head, need: Cap) -> Result<Actor, ApiError> {
+pub(super) fn gate(shard: &Shard, head: &Head, need: Cap) -> Result<Actor, ApiError> {
     auth::authorize(&shard.ctx.ops, head, need)
 }
 
-fn data(v: Value) -> RestResult {
+pub(super) fn data(v: Value) -> RestResult {
     ok(&json!({ "data": v }))
 }
 
-fn bad(code: &'static str, message: &str) -> ApiError {
+pub(super) fn bad(code: &'static str, message: &str) -> ApiError {
     ApiError::new(400, code, message.to_owned())
 }
 
-fn not_found() -> ApiError {
+pub(super) fn not_found() -> ApiError {
     ApiError::new(404, code::OPS_NOT_FOUND, "No record exists with this id.")
 }
 
 /// A player id must be a UUID (asobi: `ops.invalid_id` before any database read).
-fn player_id(raw: &str) -> Result<String, ApiError> {
+pub(super) fn player_id(raw: &str) -> Result<String, ApiError> {
     uuid::Uuid::parse_str(raw)
         .map(|_| raw.to_owned())
         .map_err(|_| bad(code::OPS_INVALID_ID, "The id is not a uuid."))
 }
 
 /// Other ids: printable, at most 128 bytes.
-fn plain_id(raw: &str) -> Result<String, ApiError> {
+pub(super) fn plain_id(raw: &str) -> Result<String, ApiError> {
     let id = asobi_net::http::percent_decode(raw);
     if id.is_empty() || id.len() > 128 || id.chars().any(char::is_control) {
         return Err(bad(code::OPS_INVALID_ID, "The id is missing or too long."));
@@ -155,7 +155,7 @@ pub(crate) fn paging(
     })
 }
 
-fn page_body(rows: Vec<Value>, p: &Paging, total: u64) -> RestResult {
+pub(super) fn page_body(rows: Vec<Value>, p: &Paging, total: u64) -> RestResult {
     ok(&json!({
         "data": rows,
         "page": { "limit": p.limit, "offset": p.offset, "total": total },
@@ -163,7 +163,7 @@ fn page_body(rows: Vec<Value>, p: &Paging, total: u64) -> RestResult {
 }
 
 /// Sorts and pages rows held in memory the way the database lists do.
-fn page_in_memory(mut rows: Vec<Value>, p: &Paging) -> RestResult {
+pub(super) fn page_in_memory(mut rows: Vec<Value>, p: &Paging) -> RestResult {
     if let Some(q) = &p.q {
         let q = q.to_lowercase();
         rows.retain(|r| r.to_string().to_lowercase().contains(&q));
@@ -218,7 +218,7 @@ fn match_row(r: &asobi_storage::MatchRecord) -> Value {
 
 /// Writes an audit row after the fact; a failed write is logged with the same fields and never
 /// fails the operation it describes (asobi's rule for everything but erasure).
-async fn audit(
+pub(super) async fn audit(
     shard: &Shard,
     actor: &Actor,
     action: &str,
@@ -329,7 +329,7 @@ handler!(players, |shard, req| {
     page_body(rows, &p, total)
 });
 
-async fn live_player(shard: &Shard, id: &str) -> Result<Player, ApiError> {
+pub(super) async fn live_player(shard: &Shard, id: &str) -> Result<Player, ApiError> {
     match shard.ctx.store.player(id).await.map_err(store_error)? {
         Some(p) if p.erased_at.is_none() => Ok(p),
         _ => Err(not_found()),

@@ -319,6 +319,15 @@ impl Channels {
     pub(crate) fn live_count(&self) -> usize {
         self.live.borrow().len()
     }
+
+    /// Every live channel this shard owns and its member count (the ops chat view).
+    pub(crate) fn census(&self) -> Vec<(String, usize)> {
+        self.live
+            .borrow()
+            .iter()
+            .map(|(id, c)| (id.clone(), c.len()))
+            .collect()
+    }
 }
 
 pub(super) fn join_here(

@@ -110,6 +110,20 @@ pub(crate) fn set_wall_clock(shard: &Shard, ms: i64) {
     shard.tournaments.epoch.set(Some((shard.rt.now(), ms)));
 }
 
+/// Ids of the tournaments whose window this shard keeps (the ops view's `live`).
+pub(crate) fn tracked_ids(shard: &Shard) -> Vec<String> {
+    shard
+        .tournaments
+        .tracked
+        .borrow()
+        .values()
+        .filter_map(|t| match t {
+            Tracked::Tournament(t) => Some(t.id.clone()),
+            Tracked::Season(_) => None,
+        })
+        .collect()
+}
+
 fn owner(shard: &Shard, id: &str) -> usize {
     asobi_rules::placement::owner(id, shard.rt.nshards())
 }

@@ -53,7 +53,7 @@ function button(label, cls, onClick) {
 
 async function refresh() {
   try {
-    const [stats, shards, live, queues, records, reloads, metrics] = await Promise.all([
+    const [stats, shards, live, queues, records, reloads, metrics, tournaments] = await Promise.all([
       api("GET", "/api/v1/ops/stats"),
       api("GET", "/api/v1/ops/shards"),
       api("GET", "/api/v1/ops/matches/live?limit=200"),
@@ -61,6 +61,7 @@ async function refresh() {
       api("GET", "/api/v1/ops/matches?limit=10"),
       api("GET", "/api/v1/ops/reloads"),
       fetch("/metrics").then((r) => r.text()),
+      api("GET", "/api/v1/ops/tournaments?limit=50"),
     ]);
     const s = stats.data;
     const dl = $("#overview");
@@ -101,6 +102,13 @@ async function refresh() {
       tr.append(cell(r.id), cell(r.mode), cell(r.status), cell(new Date(r.finished_at).toISOString()));
       return tr;
     });
+    fill($("#tournaments tbody"), tournaments.data, (t) => {
+      const tr = document.createElement("tr");
+      tr.dataset.tournamentId = t.id;
+      tr.append(cell(t.id), cell(t.name), cell(t.leaderboard_id), cell(t.status), cell(t.live),
+        cell(t.entrants), cell(new Date(t.end_at).toISOString()));
+      return tr;
+    });
     $("#reloads").replaceChildren(...reloads.data.map((r) => {
       const li = document.createElement("li");
       li.textContent = `version ${r.version} at ${new Date(r.at_ms).toISOString()}`;
@@ -133,6 +141,7 @@ async function loadPlayers() {
           loadPlayers();
         }),
         button("Grant…", "grant", () => { $("#grant-player").value = p.id; $("#grant-currency").focus(); }),
+        button("Notify…", "notify", () => { $("#notify-player").value = p.id; $("#notify-subject").focus(); }),
       );
       tr.append(cell(p.id), cell(p.username), cell(p.banned), td);
       return tr;
@@ -197,6 +206,21 @@ document.addEventListener("DOMContentLoaded", () => {
       out.className = "ok";
     } catch (e) {
       out.textContent = `grant failed: ${e.message}`;
+      out.className = "error";
+    }
+  });
+  $("#notify-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const out = $("#notify-result");
+    try {
+      const r = await api("POST", `/api/v1/ops/players/${encodeURIComponent($("#notify-player").value.trim())}/notifications`, {
+        type: $("#notify-type").value.trim() || undefined,
+        subject: $("#notify-subject").value.trim(),
+      });
+      out.textContent = `sent: ${r.data.type} "${r.data.subject}" (${r.data.id})`;
+      out.className = "ok";
+    } catch (e) {
+      out.textContent = `send failed: ${e.message}`;
       out.className = "error";
     }
   });
