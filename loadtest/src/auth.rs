@@ -233,23 +233,34 @@ impl Accounts {
         Ok(fresh)
     }
 
+    /// One POST; a server that says "not now" (503 `overloaded` from its bounded password
+    /// hashing pool, 429 from a limiter) is retried with backoff, as a real client would.
     fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, RestError> {
         let url = format!("{}{path}", self.base);
-        let mut resp = self
-            .agent
-            .post(&url)
-            .send_json(body)
-            .map_err(|e| RestError::Transport(e.to_string()))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .read_to_string()
-            .map_err(|e| RestError::Transport(e.to_string()))?;
-        if !(200..300).contains(&status) {
-            return Err(RestError::Status(status, text));
+        let mut attempt = 0u32;
+        loop {
+            let mut resp = self
+                .agent
+                .post(&url)
+                .send_json(body)
+                .map_err(|e| RestError::Transport(e.to_string()))?;
+            let status = resp.status().as_u16();
+            let text = resp
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| RestError::Transport(e.to_string()))?;
+            if (status == 503 || status == 429) && attempt < BUSY_RETRIES {
+                attempt += 1;
+                let backoff = (20u64 << attempt.min(5)).min(500);
+                std::thread::sleep(std::time::Duration::from_millis(backoff));
+                continue;
+            }
+            if !(200..300).contains(&status) {
+                return Err(RestError::Status(status, text));
+            }
+            return serde_json::from_str(&text)
+                .map_err(|e| RestError::Transport(format!("bad JSON from {path}: {e}")));
         }
-        serde_json::from_str(&text)
-            .map_err(|e| RestError::Transport(format!("bad JSON from {path}: {e}")))
     }
 
     /// Writes the cache file.
@@ -272,6 +283,9 @@ impl Accounts {
             .with_context(|| format!("writing {}", self.path.display()))
     }
 }
+
+/// Attempts at a request the server answered busy (about a minute of backoff in all).
+const BUSY_RETRIES: u32 = 120;
 
 #[derive(Debug)]
 enum RestError {

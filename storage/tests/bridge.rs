@@ -48,7 +48,18 @@ fn data_survives_restart(db: &TestDb) {
 fn migrate_is_idempotent(db: &TestDb) {
     assert_eq!(
         asobi_storage::migrate(&db.config()).unwrap(),
-        ["0001_initial", "0002_economy", "0003_leaderboards"]
+        [
+            "0001_initial",
+            "0002_economy",
+            "0003_leaderboards",
+            "0004_storage",
+            "0005_social",
+            "0006_ops",
+            "0007_accounts",
+            "0008_votes",
+            "0009_tournaments",
+            "0010_iap"
+        ]
     );
     assert!(asobi_storage::migrate(&db.config()).unwrap().is_empty());
     let store = db.start();

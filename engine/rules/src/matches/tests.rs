@@ -329,8 +329,16 @@ fn a_player_matched_while_offline_gets_the_arrival_grace_even_when_a_drop_is_a_l
     assert!(r.expire(at(t0, 1)).is_empty(), "on their way");
     assert!(r.reattach(at(t0, 5_000), "late", 2));
     assert!(r.disconnect(at(t0, 6_000), "late", 2));
-    let gone: Vec<String> = r.expire(at(t0, 6_000)).into_iter().map(|s| s.player_id).collect();
-    assert_eq!(gone, vec!["late".to_owned()], "a real drop with no grace is a leave");
+    let gone: Vec<String> = r
+        .expire(at(t0, 6_000))
+        .into_iter()
+        .map(|s| s.player_id)
+        .collect();
+    assert_eq!(
+        gone,
+        vec!["late".to_owned()],
+        "a real drop with no grace is a leave"
+    );
     r.join(t0, "never", None);
     assert!(r.expire(at(t0, 29_999)).is_empty());
     assert_eq!(r.expire(t0 + ARRIVAL_GRACE).len(), 1);
