@@ -49,7 +49,8 @@ mod storage;
 mod tournaments;
 
 pub use access::{
-    read_asobi_players, AccessSnapshot, AsobiExport, EraseOutcome, ImportedPlayer, Revocation,
+    read_asobi_players, AccessSnapshot, AsobiExport, EraseOutcome, ImportInsert, ImportValue,
+    ImportedPlayer, Revocation,
     RevokedToken, SignInState,
 };
 pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};

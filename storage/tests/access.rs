@@ -394,6 +394,7 @@ fn imports_are_idempotent(db: &TestDb) {
             created_at: 1_000,
             updated_at: 2_000,
             identities: vec![("discord".into(), "d-9".into())],
+            is_guest: false,
         };
         assert!(store.import_player(imported.clone()).await.unwrap());
         assert!(!store.import_player(imported.clone()).await.unwrap());
