@@ -157,7 +157,7 @@ const INSERT_LEDGER: &str = "INSERT INTO wallet_ledger (id, wallet_id, amount, b
     reference_type, reference_id, metadata, idempotency_key, inserted_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING";
 const INSERT_GROUP: &str = "INSERT INTO social_groups (id, name, description, max_members, open, creator_id, \
-    metadata, inserted_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING";
+    metadata, inserted_at, updated_at) VALUES ($1, $2, $3, $4, CAST($5 AS BIGINT), $6, $7, $8, $9) ON CONFLICT DO NOTHING";
 const INSERT_DEVICE: &str = "INSERT INTO guest_devices (device_id, player_id, verifier, revoked, created_at) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
 
@@ -178,7 +178,10 @@ fn guest_verifier(metadata: &serde_json::Value) -> Option<(String, bool)> {
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    match e.as_db_error() {
+        Some(db) => StoreError::Backend(format!("asobi database: {}", db.message())),
+        None => StoreError::Backend(e.to_string()),
+    }
 }
 
 /// Reads every player of the asobi database at `url` (libpq URL; `sslmode` as for ours), with
