@@ -289,10 +289,18 @@ fn every_row_arrived(url: Option<&str>, data: &std::path::Path) {
         "0",
         "every balance equals its ledger"
     );
-    assert_eq!(q(&format!("SELECT balance FROM wallets WHERE id = '{GOLD}'")), "150");
-    assert_eq!(q(&format!("SELECT balance FROM wallets WHERE id = '{GEMS}'")), "50");
     assert_eq!(
-        q(&format!("SELECT reason FROM wallet_ledger WHERE wallet_id = '{GEMS}'")),
+        q(&format!("SELECT balance FROM wallets WHERE id = '{GOLD}'")),
+        "150"
+    );
+    assert_eq!(
+        q(&format!("SELECT balance FROM wallets WHERE id = '{GEMS}'")),
+        "50"
+    );
+    assert_eq!(
+        q(&format!(
+            "SELECT reason FROM wallet_ledger WHERE wallet_id = '{GEMS}'"
+        )),
         "asobi_import"
     );
     assert_eq!(
@@ -347,8 +355,10 @@ fn every_row_arrived(url: Option<&str>, data: &std::path::Path) {
         "2"
     );
     assert_eq!(
-        q("SELECT read_perm || ':' || write_perm FROM storage_objects \
-           WHERE collection = 'motd' AND owner_id = ''"),
+        q(
+            "SELECT read_perm || ':' || write_perm FROM storage_objects \
+           WHERE collection = 'motd' AND owner_id = ''"
+        ),
         "public:none"
     );
     assert_eq!(

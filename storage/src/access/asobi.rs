@@ -45,7 +45,11 @@ async fn values(
         for (i, c) in r.columns().iter().enumerate() {
             row.push(match *c.type_() {
                 Type::INT8 => ImportValue::Int(r.try_get(i).map_err(pg)?),
-                Type::BOOL => ImportValue::Bool(r.try_get::<_, Option<bool>>(i).map_err(pg)?.unwrap_or(false)),
+                Type::BOOL => ImportValue::Bool(
+                    r.try_get::<_, Option<bool>>(i)
+                        .map_err(pg)?
+                        .unwrap_or(false),
+                ),
                 _ => ImportValue::Text(r.try_get(i).map_err(pg)?),
             });
         }
@@ -153,12 +157,14 @@ fn copies() -> Vec<Copy> {
 
 const INSERT_WALLET: &str = "INSERT INTO wallets (id, player_id, currency, balance, updated_at) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
-const INSERT_LEDGER: &str = "INSERT INTO wallet_ledger (id, wallet_id, amount, balance_after, reason, \
+const INSERT_LEDGER: &str =
+    "INSERT INTO wallet_ledger (id, wallet_id, amount, balance_after, reason, \
     reference_type, reference_id, metadata, idempotency_key, inserted_at) \
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING";
 const INSERT_GROUP: &str = "INSERT INTO social_groups (id, name, description, max_members, open, creator_id, \
     metadata, inserted_at, updated_at) VALUES ($1, $2, $3, $4, CAST($5 AS BIGINT), $6, $7, $8, $9) ON CONFLICT DO NOTHING";
-const INSERT_DEVICE: &str = "INSERT INTO guest_devices (device_id, player_id, verifier, revoked, created_at) \
+const INSERT_DEVICE: &str =
+    "INSERT INTO guest_devices (device_id, player_id, verifier, revoked, created_at) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
 
 /// The reason written on the ledger entry that makes an imported wallet's ledger add up to its
@@ -254,7 +260,10 @@ async fn read_all(client: &tokio_postgres::Client) -> Result<AsobiExport, StoreE
         }
         let is_guest = password_hash.is_none() && linked.is_empty();
         if is_guest && devices.is_empty() {
-            out.skipped.push((id, "no password, no provider identity and no guest device".to_owned()));
+            out.skipped.push((
+                id,
+                "no password, no provider identity and no guest device".to_owned(),
+            ));
             continue;
         }
         if !devices.is_empty() {
@@ -294,10 +303,15 @@ async fn read_all(client: &tokio_postgres::Client) -> Result<AsobiExport, StoreE
             if owner.is_empty() {
                 out.shared.push(insert);
             } else if !players.contains(&owner) {
-                out.unmapped
-                    .push((format!("{} of {owner}", copy.kind), "the player is not imported".to_owned()));
+                out.unmapped.push((
+                    format!("{} of {owner}", copy.kind),
+                    "the player is not imported".to_owned(),
+                ));
             } else if copy.kind == "friendships"
-                && !params.get(2).and_then(text).is_some_and(|f| players.contains(f))
+                && !params
+                    .get(2)
+                    .and_then(text)
+                    .is_some_and(|f| players.contains(f))
             {
                 out.unmapped.push((
                     format!("friendship of {owner}"),
@@ -330,7 +344,10 @@ async fn read_all(client: &tokio_postgres::Client) -> Result<AsobiExport, StoreE
         )
         .await
         .map_err(pg)?;
-    if let Some(n) = unsupported.first().and_then(|r| r.try_get::<_, i64>(0).ok()) {
+    if let Some(n) = unsupported
+        .first()
+        .and_then(|r| r.try_get::<_, i64>(0).ok())
+    {
         if n > 0 {
             out.unmapped.push((
                 format!("{n} inventory item(s)"),
@@ -388,7 +405,13 @@ async fn read_wallets(
         batch.push(ImportInsert {
             kind: "wallets",
             sql: INSERT_WALLET,
-            values: vec![id.clone(), player.clone(), currency.clone(), balance.clone(), updated.clone()],
+            values: vec![
+                id.clone(),
+                player.clone(),
+                currency.clone(),
+                balance.clone(),
+                updated.clone(),
+            ],
             only_if: None,
         });
         for values in entries {

@@ -5,9 +5,8 @@ use deadpool_postgres::GenericClient;
 
 use super::{
     audit_id, last_method, Access, AccessSnapshot, EraseOutcome, ImportInsert, ImportValue,
-    ImportedPlayer, Revocation,
-    RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS, INSERT_AUDIT, STILL_IDLE,
-    UPSERT_REVOCATION,
+    ImportedPlayer, Revocation, RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS,
+    INSERT_AUDIT, STILL_IDLE, UPSERT_REVOCATION,
 };
 use crate::accounts::{NewPlayer, Player};
 use crate::backend::Reply;
@@ -473,7 +472,10 @@ impl Access for PgBackend {
             let tx = client.transaction().await?;
             let mut written = Vec::with_capacity(rows.len());
             for row in &rows {
-                if row.only_if.is_some_and(|i| !written.get(i).copied().unwrap_or(false)) {
+                if row
+                    .only_if
+                    .is_some_and(|i| !written.get(i).copied().unwrap_or(false))
+                {
                     written.push(false);
                     continue;
                 }

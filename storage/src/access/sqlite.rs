@@ -4,9 +4,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
     audit_id, last_method, Access, AccessSnapshot, EraseOutcome, ImportInsert, ImportValue,
-    ImportedPlayer, Revocation,
-    RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS, INSERT_AUDIT, STILL_IDLE,
-    UPSERT_REVOCATION,
+    ImportedPlayer, Revocation, RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS,
+    INSERT_AUDIT, STILL_IDLE, UPSERT_REVOCATION,
 };
 use crate::accounts::{NewPlayer, Player};
 use crate::backend::Reply;
@@ -435,7 +434,10 @@ impl Access for SqliteBackend {
             let tx = write_tx(conn)?;
             let mut written = Vec::with_capacity(rows.len());
             for row in &rows {
-                if row.only_if.is_some_and(|i| !written.get(i).copied().unwrap_or(false)) {
+                if row
+                    .only_if
+                    .is_some_and(|i| !written.get(i).copied().unwrap_or(false))
+                {
                     written.push(false);
                     continue;
                 }
@@ -443,8 +445,13 @@ impl Access for SqliteBackend {
                     .values
                     .iter()
                     .map(|v| match v {
-                        ImportValue::Text(t) => t.clone().map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text),
-                        ImportValue::Int(i) => i.map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Integer),
+                        ImportValue::Text(t) => t
+                            .clone()
+                            .map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text),
+                        ImportValue::Int(i) => i.map_or(
+                            rusqlite::types::Value::Null,
+                            rusqlite::types::Value::Integer,
+                        ),
                         ImportValue::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
                     })
                     .collect();

@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 use asobi_storage::{StoreConfig, StoreError, StoreHandle};
 
 /// What asobi has that is not carried over at all.
-const NOT_COPIED: &str = "chat history, notifications, match records, tournaments, seasons, votes, \
+const NOT_COPIED: &str =
+    "chat history, notifications, match records, tournaments, seasons, votes, \
                           IAP receipts, zone snapshots, item definitions and store listings \
                           (the game's economy file defines these here), ratings";
 
