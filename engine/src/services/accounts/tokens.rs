@@ -471,6 +471,36 @@ mod tests {
     }
 
     #[test]
+    fn imported_asobi_guest_verifiers() {
+        use base64::engine::general_purpose::STANDARD;
+        let pepper = b"pepper-pepper-pepper-pepper-pepper";
+        let salt = [3u8; 16];
+        let mut mac = HmacSha256::new_from_slice(pepper).unwrap();
+        mac.update(&salt);
+        mac.update(b"secret");
+        let v = format!(
+            "asobi${}${}",
+            STANDARD.encode(salt),
+            STANDARD.encode(mac.finalize().into_bytes())
+        );
+        assert!(check_guest_verifier(pepper, &v, b"secret"));
+        assert!(!check_guest_verifier(pepper, &v, b"secreT"));
+        assert!(!check_guest_verifier(
+            b"other-pepper-other-pepper-other-p",
+            &v,
+            b"secret"
+        ));
+        for bad in [
+            "asobi$",
+            "asobi$not base64$x",
+            "asobi$AAAA",
+            "asobi$AAAA$AAAA",
+        ] {
+            assert!(!check_guest_verifier(pepper, bad, b"secret"), "{bad}");
+        }
+    }
+
+    #[test]
     fn guest_verifiers() {
         let v = guest_verifier(b"pepper-pepper-pepper-pepper-pepper", b"secret");
         assert!(check_guest_verifier(
