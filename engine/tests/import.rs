@@ -460,6 +460,45 @@ fn imported_players_log_in_and_are_rehashed(target: Option<String>) {
     // The second run changed nothing: no doubled ledger rows, the same balances.
     every_row_arrived(target.as_deref(), data.path());
 
+    // A player's rows that cannot be written (a negative balance: ours refuses it) fail
+    // together and say so; once fixed on asobi's side, a re-run copies them.
+    psql(
+        &asobi.url,
+        &format!(
+            "INSERT INTO wallets (id, player_id, currency, balance, inserted_at, updated_at) VALUES
+               (gen_random_uuid(), '{SOCIAL}', 'gold', -5, now(), now());
+             INSERT INTO cloud_saves (id, player_id, slot, data, version, updated_at) VALUES
+               (gen_random_uuid(), '{SOCIAL}', 'main', '{{}}', 1, now());"
+        ),
+    );
+    let broken = import(&asobi.url, &env);
+    assert!(
+        broken.contains(&format!(
+            "failed  {SOCIAL}: its rows (nothing of them written)"
+        )),
+        "{broken}"
+    );
+    let q = |sql: &str| target_query(target.as_deref(), data.path(), sql);
+    let socials = format!("SELECT COUNT(*) FROM cloud_saves WHERE player_id = '{SOCIAL}'");
+    assert_eq!(q(&socials), "0", "nothing of the failed batch");
+    psql(
+        &asobi.url,
+        &format!("UPDATE wallets SET balance = 5 WHERE player_id = '{SOCIAL}'"),
+    );
+    let fixed = import(&asobi.url, &env);
+    assert!(fixed.contains("0 failed"), "{fixed}");
+    assert!(
+        fixed.contains("wallets: 1 copied, 2 already here"),
+        "{fixed}"
+    );
+    assert_eq!(q(&socials), "1");
+    assert_eq!(
+        q("SELECT COUNT(*) FROM wallets w WHERE w.balance <> \
+           (SELECT COALESCE(SUM(l.amount), 0) FROM wallet_ledger l WHERE l.wallet_id = w.id)"),
+        "0",
+        "every balance still equals its ledger"
+    );
+
     common::copy_example_game(game.path());
     let config = std::fs::read_to_string(game.path().join("config.lua")).unwrap();
     std::fs::write(
