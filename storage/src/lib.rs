@@ -50,8 +50,8 @@ mod tournaments;
 mod votes;
 
 pub use access::{
-    read_asobi_players, AccessSnapshot, AsobiExport, EraseOutcome, ImportedPlayer, Revocation,
-    RevokedToken, SignInState,
+    read_asobi_players, AccessSnapshot, AsobiExport, EraseOutcome, ImportInsert, ImportValue,
+    ImportedPlayer, Revocation, RevokedToken, SignInState,
 };
 pub use accounts::{GuestDevice, NewPlayer, NewRefreshToken, Player, PlayerPatch, RotateOutcome};
 pub use config::{StoreConfig, StoreOptions, DEFAULT_CALL_TIMEOUT, SSLMODE_ENV, SSLROOTCERT_ENV};

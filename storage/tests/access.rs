@@ -4,7 +4,9 @@
 
 mod common;
 
-use asobi_storage::{EraseOutcome, ImportedPlayer, RevokedToken, StoreError};
+use asobi_storage::{
+    EraseOutcome, ImportInsert, ImportValue, ImportedPlayer, RevokedToken, StoreError,
+};
 use common::{new_id, new_player, now_ms, token, TestDb};
 use futures::executor::block_on;
 use serde_json::json;
@@ -18,6 +20,7 @@ on_both_backends!(
     erase_refuses_when_the_password_changed,
     passwords_are_replaced_only_when_unchanged,
     imports_are_idempotent,
+    imported_rows_are_written_once_and_all_or_nothing,
     idle_guests_are_reaped,
 );
 
@@ -394,6 +397,7 @@ fn imports_are_idempotent(db: &TestDb) {
             created_at: 1_000,
             updated_at: 2_000,
             identities: vec![("discord".into(), "d-9".into())],
+            is_guest: false,
         };
         assert!(store.import_player(imported.clone()).await.unwrap());
         assert!(!store.import_player(imported.clone()).await.unwrap());
@@ -405,6 +409,82 @@ fn imports_are_idempotent(db: &TestDb) {
             store.identity_player("discord", "d-9").await.unwrap(),
             Some(imported.id.clone())
         );
+    });
+    store.shutdown();
+}
+
+fn wallet_row(id: &str, player: &str, currency: &str, balance: i64) -> ImportInsert {
+    let t = |v: &str| ImportValue::Text(Some(v.to_owned()));
+    ImportInsert {
+        kind: "wallets",
+        sql: "INSERT INTO wallets (id, player_id, currency, balance, updated_at) \
+              VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        values: vec![
+            t(id),
+            t(player),
+            t(currency),
+            ImportValue::Int(Some(balance)),
+            ImportValue::Int(Some(1_000)),
+        ],
+        only_if: None,
+    }
+}
+
+fn ledger_row(id: &str, wallet: &str, amount: i64, only_if: usize) -> ImportInsert {
+    let t = |v: &str| ImportValue::Text(Some(v.to_owned()));
+    ImportInsert {
+        kind: "ledger entries",
+        sql: "INSERT INTO wallet_ledger (id, wallet_id, amount, balance_after, reason, reference_type, \
+              reference_id, metadata, idempotency_key, inserted_at) \
+              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING",
+        values: vec![
+            t(id),
+            t(wallet),
+            ImportValue::Int(Some(amount)),
+            ImportValue::Int(Some(amount)),
+            t("grant"),
+            ImportValue::Text(None),
+            ImportValue::Text(None),
+            t("{}"),
+            t(&format!("asobi:{id}")),
+            ImportValue::Int(Some(1_000)),
+        ],
+        only_if: Some(only_if),
+    }
+}
+
+fn imported_rows_are_written_once_and_all_or_nothing(db: &TestDb) {
+    let store = db.start();
+    block_on(async {
+        let player = new_id();
+        let wallet = new_id();
+        let batch = vec![
+            wallet_row(&wallet, &player, "gold", 70),
+            ledger_row(&new_id(), &wallet, 70, 0),
+        ];
+        assert_eq!(
+            store.import_rows(batch.clone()).await.unwrap(),
+            vec![true, true]
+        );
+        // A re-run writes nothing, and a ledger entry never lands without its wallet's insert.
+        assert_eq!(store.import_rows(batch).await.unwrap(), vec![false, false]);
+        let late = vec![
+            wallet_row(&wallet, &player, "gold", 70),
+            ledger_row(&new_id(), &wallet, 5, 0),
+        ];
+        assert_eq!(store.import_rows(late).await.unwrap(), vec![false, false]);
+        let wallets = store.wallets(&player).await.unwrap();
+        assert_eq!(wallets.len(), 1);
+        assert_eq!(wallets[0].balance, 70);
+
+        // A row that fails (a negative balance) leaves nothing of its batch.
+        let other = new_id();
+        let failing = vec![
+            wallet_row(&new_id(), &other, "gold", 10),
+            wallet_row(&new_id(), &other, "gems", -1),
+        ];
+        assert!(store.import_rows(failing).await.is_err());
+        assert!(store.wallets(&other).await.unwrap().is_empty());
     });
     store.shutdown();
 }

@@ -94,6 +94,34 @@ pub struct ImportedPlayer {
     pub updated_at: i64,
     /// Linked providers as `(provider, provider_uid)`.
     pub identities: Vec<(String, String)>,
+    /// An unclaimed guest (its devices come as [`ImportInsert`] rows).
+    pub is_guest: bool,
+}
+
+/// One value bound into an [`ImportInsert`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum ImportValue {
+    /// TEXT (ids, names, JSON).
+    Text(Option<String>),
+    /// BIGINT (amounts, scores, unix ms).
+    Int(Option<i64>),
+    /// BOOLEAN.
+    Bool(bool),
+}
+
+/// One row an import writes: an `INSERT ... ON CONFLICT DO NOTHING` statement (parameters
+/// numbered `$n`) with its values. `kind` names the row in the report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImportInsert {
+    /// What the row is ("wallets", "leaderboard entries", ...).
+    pub kind: &'static str,
+    /// The statement; must not overwrite an existing row.
+    pub sql: &'static str,
+    /// Its parameters, in order.
+    pub values: Vec<ImportValue>,
+    /// Index of an earlier insert of the same batch that must have written its row for this
+    /// one to run (a ledger entry runs only when its wallet was created by this batch).
+    pub only_if: Option<usize>,
 }
 
 /// Statements that delete one player's rows in every feature, run in this order inside the
@@ -202,6 +230,7 @@ pub(crate) trait Access: Send + Sync {
         now_ms: i64,
     ) -> Reply<'_, EraseOutcome>;
     fn import_player(&self, p: ImportedPlayer) -> Reply<'_, bool>;
+    fn import_rows(&self, rows: Vec<ImportInsert>) -> Reply<'_, Vec<bool>>;
     fn count_guests(&self) -> Reply<'_, i64>;
     fn touch_guest(&self, device_id: String, now_ms: i64) -> Reply<'_, ()>;
     fn idle_guests(&self, seen_before_ms: i64, limit: i64) -> Reply<'_, Vec<String>>;
@@ -385,6 +414,13 @@ impl StoreHandle {
     /// that id exists already (true when created). Idempotent, so an import can be re-run.
     pub async fn import_player(&self, p: ImportedPlayer) -> Result<bool, StoreError> {
         self.call(move |db| db.import_player(p)).await
+    }
+
+    /// Writes one batch of imported rows in one transaction; for each row, whether it was
+    /// written (false: a row with that key was already here, or its `only_if` row was not
+    /// written). An error leaves nothing of the batch, so the import can simply be re-run.
+    pub async fn import_rows(&self, rows: Vec<ImportInsert>) -> Result<Vec<bool>, StoreError> {
+        self.call(move |db| db.import_rows(rows)).await
     }
 }
 

@@ -4,9 +4,9 @@
 use deadpool_postgres::GenericClient;
 
 use super::{
-    audit_id, last_method, Access, AccessSnapshot, EraseOutcome, ImportedPlayer, Revocation,
-    RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS, INSERT_AUDIT, STILL_IDLE,
-    UPSERT_REVOCATION,
+    audit_id, last_method, Access, AccessSnapshot, EraseOutcome, ImportInsert, ImportValue,
+    ImportedPlayer, Revocation, RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS,
+    INSERT_AUDIT, STILL_IDLE, UPSERT_REVOCATION,
 };
 use crate::accounts::{NewPlayer, Player};
 use crate::backend::Reply;
@@ -428,7 +428,7 @@ impl Access for PgBackend {
             let n = tx
                 .execute(
                     "INSERT INTO players (id, username, username_lower, display_name, avatar_url, metadata, is_guest, created_at, updated_at, banned_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+                     VALUES ($1, $2, $3, $4, $5, $6, $10, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
                     &[
                         &p.id,
                         &p.username,
@@ -439,6 +439,7 @@ impl Access for PgBackend {
                         &p.created_at,
                         &p.updated_at,
                         &p.banned_at,
+                        &p.is_guest,
                     ],
                 )
                 .await?;
@@ -462,6 +463,38 @@ impl Access for PgBackend {
             }
             tx.commit().await?;
             Ok(true)
+        })
+    }
+
+    fn import_rows(&self, rows: Vec<ImportInsert>) -> Reply<'_, Vec<bool>> {
+        op(async move {
+            let mut client = self.client().await?;
+            let tx = client.transaction().await?;
+            let mut written = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if row
+                    .only_if
+                    .is_some_and(|i| !written.get(i).copied().unwrap_or(false))
+                {
+                    written.push(false);
+                    continue;
+                }
+                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = row
+                    .values
+                    .iter()
+                    .map(|v| -> &(dyn tokio_postgres::types::ToSql + Sync) {
+                        match v {
+                            ImportValue::Text(t) => t,
+                            ImportValue::Int(i) => i,
+                            ImportValue::Bool(b) => b,
+                        }
+                    })
+                    .collect();
+                let n = tx.execute(row.sql, &params).await?;
+                written.push(n > 0);
+            }
+            tx.commit().await?;
+            Ok(written)
         })
     }
 }

@@ -3,9 +3,9 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    audit_id, last_method, Access, AccessSnapshot, EraseOutcome, ImportedPlayer, Revocation,
-    RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS, INSERT_AUDIT, STILL_IDLE,
-    UPSERT_REVOCATION,
+    audit_id, last_method, Access, AccessSnapshot, EraseOutcome, ImportInsert, ImportValue,
+    ImportedPlayer, Revocation, RevokedToken, SignInState, ERASE_STATEMENTS, IDLE_GUESTS,
+    INSERT_AUDIT, STILL_IDLE, UPSERT_REVOCATION,
 };
 use crate::accounts::{NewPlayer, Player};
 use crate::backend::Reply;
@@ -394,7 +394,7 @@ impl Access for SqliteBackend {
             let metadata = p.metadata.to_string();
             let n = tx.execute(
                 "INSERT INTO players (id, username, username_lower, display_name, avatar_url, metadata, is_guest, created_at, updated_at, banned_at) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, FALSE, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?10, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
                 params![
                     p.id,
                     p.username,
@@ -404,7 +404,8 @@ impl Access for SqliteBackend {
                     metadata,
                     p.created_at,
                     p.updated_at,
-                    p.banned_at
+                    p.banned_at,
+                    p.is_guest
                 ],
             )?;
             if n == 0 {
@@ -425,6 +426,40 @@ impl Access for SqliteBackend {
             }
             tx.commit()?;
             Ok(true)
+        })
+    }
+
+    fn import_rows(&self, rows: Vec<ImportInsert>) -> Reply<'_, Vec<bool>> {
+        self.run(move |conn| {
+            let tx = write_tx(conn)?;
+            let mut written = Vec::with_capacity(rows.len());
+            for row in &rows {
+                if row
+                    .only_if
+                    .is_some_and(|i| !written.get(i).copied().unwrap_or(false))
+                {
+                    written.push(false);
+                    continue;
+                }
+                let values: Vec<rusqlite::types::Value> = row
+                    .values
+                    .iter()
+                    .map(|v| match v {
+                        ImportValue::Text(t) => t
+                            .clone()
+                            .map_or(rusqlite::types::Value::Null, rusqlite::types::Value::Text),
+                        ImportValue::Int(i) => i.map_or(
+                            rusqlite::types::Value::Null,
+                            rusqlite::types::Value::Integer,
+                        ),
+                        ImportValue::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
+                    })
+                    .collect();
+                let n = tx.execute(&numbered(row.sql), rusqlite::params_from_iter(values))?;
+                written.push(n > 0);
+            }
+            tx.commit()?;
+            Ok(written)
         })
     }
 }

@@ -333,6 +333,9 @@ pub(crate) fn guest_verifier(pepper: &[u8], device_secret: &[u8]) -> String {
 }
 
 pub(crate) fn check_guest_verifier(pepper: &[u8], verifier: &str, device_secret: &[u8]) -> bool {
+    if let Some(imported) = verifier.strip_prefix("asobi$") {
+        return check_asobi_verifier(pepper, imported, device_secret);
+    }
     let Some((salt, mac)) = verifier.split_once('$') else {
         return false;
     };
@@ -344,6 +347,26 @@ pub(crate) fn check_guest_verifier(pepper: &[u8], verifier: &str, device_secret:
             .zip(mac.bytes())
             .fold(0u8, |acc, (a, b)| acc | (a ^ b))
             == 0
+}
+
+/// A device imported from asobi (`asobi import`) keeps asobi's verifier, `<base64 salt>$<base64
+/// mac>` with mac = HMAC-SHA256(pepper, raw salt || device secret); it verifies when our pepper
+/// is the one asobi used.
+fn check_asobi_verifier(pepper: &[u8], verifier: &str, device_secret: &[u8]) -> bool {
+    use base64::engine::general_purpose::STANDARD;
+    let Some((salt, mac)) = verifier.split_once('$') else {
+        return false;
+    };
+    let (Ok(salt), Ok(mac)) = (STANDARD.decode(salt), STANDARD.decode(mac)) else {
+        return false;
+    };
+    let Ok(mut expected) = HmacSha256::new_from_slice(pepper) else {
+        return false;
+    };
+    expected.update(&salt);
+    expected.update(device_secret);
+    // verify_slice compares in constant time.
+    expected.verify_slice(&mac).is_ok()
 }
 
 fn guest_mac(pepper: &[u8], salt: &str, secret: &[u8]) -> String {
@@ -445,6 +468,36 @@ mod tests {
         assert!(check_password("hunter2", 8)
             .unwrap_err()
             .contains("at least 8 characters"));
+    }
+
+    #[test]
+    fn imported_asobi_guest_verifiers() {
+        use base64::engine::general_purpose::STANDARD;
+        let pepper = b"pepper-pepper-pepper-pepper-pepper";
+        let salt = [3u8; 16];
+        let mut mac = HmacSha256::new_from_slice(pepper).unwrap();
+        mac.update(&salt);
+        mac.update(b"secret");
+        let v = format!(
+            "asobi${}${}",
+            STANDARD.encode(salt),
+            STANDARD.encode(mac.finalize().into_bytes())
+        );
+        assert!(check_guest_verifier(pepper, &v, b"secret"));
+        assert!(!check_guest_verifier(pepper, &v, b"secreT"));
+        assert!(!check_guest_verifier(
+            b"other-pepper-other-pepper-other-p",
+            &v,
+            b"secret"
+        ));
+        for bad in [
+            "asobi$",
+            "asobi$not base64$x",
+            "asobi$AAAA",
+            "asobi$AAAA$AAAA",
+        ] {
+            assert!(!check_guest_verifier(pepper, bad, b"secret"), "{bad}");
+        }
     }
 
     #[test]
