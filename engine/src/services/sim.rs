@@ -11,7 +11,6 @@ use std::cell::Cell;
 use std::collections::VecDeque;
 use std::future::Future;
 use std::path::Path;
-use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
@@ -245,33 +244,7 @@ impl Sim {
 
     /// Sends a frame from a client and runs the simulation until its handler finished.
     pub(crate) fn send(&mut self, c: &mut Client, frame: Value) {
-        let text = frame.to_string();
-        {
-            let mut fut = pin!(c.session.on_text(&text));
-            let waker = futures::task::noop_waker();
-            let mut cx = TaskContext::from_waker(&waker);
-            let mut spins = 0;
-            loop {
-                if let Poll::Ready(()) = fut.as_mut().poll(&mut cx) {
-                    break;
-                }
-                if !self.step() {
-                    // Nothing due now: let time pass until the next event.
-                    match self.next_event() {
-                        Some(at) => self.clock.set(at.max(self.now())),
-                        None => {
-                            spins += 1;
-                            assert!(
-                                spins < 1000,
-                                "a handler waits for something that never comes"
-                            );
-                        }
-                    }
-                }
-            }
-        }
-        self.settle();
-        self.collect(c);
+        self.send_together(std::slice::from_mut(c), frame);
     }
 
     /// Sends `frame` from every client at the same instant and runs the simulation until every
