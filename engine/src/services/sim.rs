@@ -267,6 +267,10 @@ impl Sim {
                         }
                     }
                 }
+                if futs.iter().all(Option::is_none) {
+                    // Done: the clock must not move past what the handlers needed.
+                    break;
+                }
                 if !self.step() {
                     match self.next_event() {
                         Some(at) => self.clock.set(at.max(self.now())),
