@@ -2,6 +2,7 @@
 //! the services share, the shards and the mesh between them, signals, and the exit status. It
 //! knows no feature's rules; it wires the layers below together.
 
+mod compose;
 pub(crate) mod config;
 mod start;
 
@@ -33,6 +34,13 @@ const IO_MEMORY: usize = 1 << 20;
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::shard::panic::install();
+    let asobi_env = compose::read(|k| std::env::var(k).ok())?;
+    for note in &asobi_env.notes {
+        tracing::info!("{note}");
+    }
+    for ignored in &asobi_env.ignored {
+        tracing::warn!("{ignored}");
+    }
     let nshards = args.shard_count();
     let store_config = args.db.store_config();
     let game = Game::load(&args.game_dir).map_err(|e| {
