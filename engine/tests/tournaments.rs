@@ -293,3 +293,57 @@ fn tournaments_on_postgres() {
     let Some(db) = pg_db() else { return };
     tournaments_end_to_end(Some(db.url.clone()));
 }
+
+/// A tournament created at run time from the ops plane: its owner shard keeps the window from
+/// then on, players join, and it pays at its end like one from the file.
+#[test]
+fn a_tournament_created_from_the_ops_plane_runs_and_pays() {
+    const SECRET: &str = "ops-secret-for-the-tournament-test";
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    write_game(game.path(), now_ms());
+    let mut opts = Opts {
+        shards: Some(2),
+        ..Opts::default()
+    };
+    opts.env
+        .push(("ASOBI_LEADERBOARD_CLIENT_SUBMIT".into(), "ops-board".into()));
+    opts.env.push(("ASOBI_OPS_SECRET".into(), SECRET.into()));
+    let s = Server::start(data.path(), game.path(), &opts);
+    let p = s.register("opsplayer");
+    let t0 = now_ms();
+    let body = json!({
+        "id": "ops-cup", "name": "Ops Cup", "leaderboard_id": "ops-board",
+        "rewards": [{"rank": 1, "currency": "gold", "amount": 50}],
+        "start_at": t0 - 1_000, "end_at": t0 + 4_000
+    })
+    .to_string();
+    let create = |token: Option<&str>, body: &str| {
+        s.http("POST", "/api/v1/ops/tournaments", token, Some(body))
+    };
+    assert_eq!(create(None, &body).0, 403, "no credential");
+    assert_eq!(create(Some(&p.access), &body).0, 403, "a player token");
+    let (status, made) = create(Some(SECRET), &body);
+    assert_eq!(status, 200, "{made}");
+    assert_eq!(made["data"]["id"], "ops-cup");
+    let (status, again) = create(Some(SECRET), &body);
+    assert_eq!(
+        (status, code(&again)),
+        (422, "validation_failed"),
+        "{again}"
+    );
+    let bad = json!({"id": "x", "name": "X", "leaderboard_id": "b", "start_at": 5, "end_at": 1});
+    assert_eq!(create(Some(SECRET), &bad.to_string()).0, 422);
+
+    let (status, body) = join(&s, &p, "ops-cup");
+    assert_eq!(status, 200, "{body}");
+    submit(&s, &p, "ops-board", 10);
+    let done = wait_finished(&s, &p, "ops-cup", Duration::from_secs(20));
+    assert_eq!(done["status"], "finished");
+    let deadline = Instant::now() + WAIT;
+    while balance(&s, &p, "gold") != 50 {
+        assert!(Instant::now() < deadline, "the winner was never paid");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(s.stop().success());
+}

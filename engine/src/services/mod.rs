@@ -78,6 +78,7 @@ pub(crate) enum Cmd {
     Accounts(accounts::cmd::Cmd),
     Ops(ops::cmd::Cmd),
     Votes(votes::cmd::Cmd),
+    Tournaments(tournaments::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -115,6 +116,7 @@ impl Service for Shard {
             Cmd::Accounts(c) => accounts::cmd::handle(self, c),
             Cmd::Ops(c) => ops::cmd::handle(self, c),
             Cmd::Votes(c) => votes::cmd::handle(self, c),
+            Cmd::Tournaments(c) => tournaments::handle(self, c),
         }
     }
 

@@ -43,6 +43,7 @@ routes! {
     Post "/ops/players/guests/purge" => purge_guests,
     Post "/ops/players/:id/kick" => kick,
     Post "/ops/players/:id/ban" => ban,
+    Post "/ops/tournaments" => create_tournament,
     Delete "/ops/players/:id/ban" => unban,
     Post "/ops/players/:id/wallets/grant" => grant,
     Get "/ops/matches" => matches,
@@ -605,6 +606,30 @@ handler!(unban, |shard, req| {
     )
     .await;
     data(json!({ "player_id": id, "banned": false }))
+});
+
+handler!(create_tournament, |shard, req| {
+    let actor = gate(shard, req.head, Cap::Config)?;
+    let body: Value = req.json()?;
+    let result = crate::services::tournaments::create(shard, body).await;
+    let (outcome, details) = match &result {
+        Ok(t) => ("ok", json!({ "id": t["id"] })),
+        Err(e) => ("refused", json!({ "code": e.code })),
+    };
+    let target = result
+        .as_ref()
+        .ok()
+        .and_then(|t| t["id"].as_str().map(str::to_owned));
+    audit(
+        shard,
+        &actor,
+        "tournament.create",
+        target.as_deref(),
+        outcome,
+        details,
+    )
+    .await;
+    data(result?)
 });
 
 #[derive(Deserialize)]

@@ -33,6 +33,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use asobi_schema::error::code;
+use asobi_schema::ApiError;
+
 use asobi_rules::leaderboards::Civil;
 use asobi_rules::tournaments::{place, Calendar, Phase, Place, Rewards, Window};
 use asobi_storage::{
@@ -248,6 +251,68 @@ pub(crate) async fn join(shard: &Rc<Shard>, id: &str, player: &str) -> Result<Va
         other => Err(Error::Storage(asobi_storage::StoreError::Backend(format!(
             "unmapped join outcome {other:?}"
         )))),
+    }
+}
+
+// ---- creating one at run time (the ops plane) ----
+
+/// Mesh commands, handled on `owner(tournament)`.
+#[derive(Debug)]
+pub(crate) enum Cmd {
+    /// Store a new tournament and keep its window; answers its JSON, or `created: false` when
+    /// the id is taken.
+    Create {
+        tournament: Box<Tournament>,
+        reply: crate::shard::mesh::ReplyTo,
+    },
+}
+
+pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
+    match cmd {
+        Cmd::Create { tournament, reply } => {
+            let s = shard.clone();
+            shard.rt.spawn(async move {
+                let t = *tournament;
+                let answer = match s.ctx.store.create_tournament(t.clone()).await {
+                    Ok(true) => {
+                        let shown = to_json(&t, wall_ms(&s));
+                        track_tournament(&s, t);
+                        tick(&s);
+                        Ok(json!({ "created": true, "tournament": shown }))
+                    }
+                    Ok(false) => Ok(json!({ "created": false })),
+                    Err(e) => Err(crate::services::error::store_error(e)),
+                };
+                crate::shard::answer(&s, reply, answer);
+            });
+        }
+    }
+}
+
+/// Creates a tournament from its JSON (the tournaments file's shape) on its owner shard, where
+/// its window is kept from then on. 422 `validation_failed` for a bad body or a taken id.
+pub(crate) async fn create(shard: &Rc<Shard>, body: Value) -> Result<Value, ApiError> {
+    let invalid = |field: &str, why: String| {
+        ApiError::new(422, code::VALIDATION_FAILED, why.clone())
+            .with_details(json!({ "fields": { field: [why] } }))
+    };
+    let t = setup::Setup::one_tournament(body, wall_ms(shard)).map_err(|e| invalid("body", e))?;
+    let id = t.id.clone();
+    let to = owner(shard, &id);
+    let answer = crate::shard::request(shard, to, |reply| {
+        super::Cmd::Tournaments(Cmd::Create {
+            tournament: Box::new(t),
+            reply,
+        })
+    })
+    .await?;
+    if answer["created"] == json!(true) {
+        Ok(answer["tournament"].clone())
+    } else {
+        Err(invalid(
+            "id",
+            format!("a tournament with id {id} exists already"),
+        ))
     }
 }
 

@@ -135,6 +135,15 @@ impl Setup {
         Setup::parse(&text, now_ms).map_err(|e| format!("tournaments file {}: {e}", path.display()))
     }
 
+    /// One tournament in the file's shape (the ops plane creates them from the same JSON).
+    pub(crate) fn one_tournament(v: Value, now_ms: i64) -> Result<Tournament, String> {
+        let file = serde_json::json!({ "tournaments": [v] }).to_string();
+        Self::parse(&file, now_ms)?
+            .tournaments
+            .pop()
+            .ok_or_else(|| "no tournament".to_owned())
+    }
+
     pub(crate) fn parse(text_in: &str, now_ms: i64) -> Result<Setup, String> {
         let file: File = serde_json::from_str(text_in).map_err(|e| e.to_string())?;
         let mut setup = Setup::default();
