@@ -42,6 +42,13 @@ end
 rpc["quests.claim"] = function(params, ctx)
   return nil, "quests.already_claimed", {{ quest = params.quest }}
 end
+rpc["daily.reward"] = function(params, ctx)
+  local g = game.economy.grant(ctx.player_id, "gold", 10, "daily", "daily:" .. params.day)
+  if g.error then return nil, "quests.already_claimed" end
+  game.leaderboard.submit("daily", ctx.player_id, params.score)
+  local r = game.leaderboard.rank("daily", ctx.player_id)
+  return {{ balance = g.ok.balance, rank = r.ok }}
+end
 rpc["bad.code"] = function(params, ctx) return nil, "made.up" end
 rpc["bad.result"] = function(params, ctx) return 42 end
 rpc["loop.forever"] = function(params, ctx) while true do end end
@@ -106,6 +113,17 @@ fn rpc_end_to_end(s: &Server, game: &Path) {
         json!({"level": 5, "version": 1}),
         "{lvl}"
     );
+    // game.economy.* and game.leaderboard.* from an RPC handler: the grant is keyed per day, so
+    // a retried call pays once.
+    for cid in ["d1", "d2"] {
+        let r = call(&mut ws, cid, "daily.reward", json!({"day": 1, "score": 30}));
+        assert_eq!(r["type"], "rpc.ok", "{r}");
+        assert_eq!(
+            r["payload"]["result"],
+            json!({"balance": 10, "rank": 1}),
+            "{r}"
+        );
+    }
     let (status, obj) = s.http(
         "GET",
         "/api/v1/storage/progress/level",

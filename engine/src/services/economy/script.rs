@@ -102,18 +102,31 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
     };
     let shard = shard.clone();
     shard.clone().rt.spawn(async move {
-        let reply = match run(&shard, op).await {
-            Ok(value) => json!({ "ok": value }),
-            Err(e) => {
-                if let Error::Storage(s) = &e {
-                    tracing::warn!(error = %s, "game.economy call failed in storage");
-                }
-                json!({ "error": e.lua_reason() })
-            }
-        };
+        let reply = envelope(run(&shard, op).await);
         crate::services::matches::answer_later(&shard, from, reply, shard.rt.now());
     });
     Answer::Later
+}
+
+/// The answer to one `game.economy.*` call, awaited in place (an RPC handler's call).
+pub(crate) async fn answer(shard: &Rc<Shard>, call: &ServiceCall) -> Value {
+    match parse(call) {
+        Ok(op) => envelope(run(shard, op).await),
+        Err(message) => json!({ "error": message }),
+    }
+}
+
+/// asobi's Lua envelope: `{ok = value}` or `{error = reason}`.
+fn envelope(r: Result<Value, Error>) -> Value {
+    match r {
+        Ok(value) => json!({ "ok": value }),
+        Err(e) => {
+            if let Error::Storage(s) = &e {
+                tracing::warn!(error = %s, "game.economy call failed in storage");
+            }
+            json!({ "error": e.lua_reason() })
+        }
+    }
 }
 
 async fn run(shard: &Shard, op: Op) -> Result<Value, Error> {

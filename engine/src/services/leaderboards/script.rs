@@ -105,34 +105,45 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
     };
     let shard = shard.clone();
     shard.clone().rt.spawn(async move {
-        let s = &shard;
-        let reply = match op {
-            Op::Submit {
-                board,
-                player,
-                score,
-                sub,
-                metadata,
-            } => Value::Bool(
-                super::submit(s, &board, &player, score, sub, metadata.as_ref())
-                    .await
-                    .is_ok(),
-            ),
-            Op::Top { board, n } => match super::top(s, &board, n).await {
-                Ok(v) => script_entries(&v),
-                Err(e) => json!({ "error": e.code }),
-            },
-            Op::Around { board, player, n } => match super::around(s, &board, &player, n).await {
-                Ok(v) => script_entries(&v),
-                Err(e) => json!({ "error": e.code }),
-            },
-            Op::Rank { board, player } => match super::rank(s, &board, &player).await {
-                Ok(v) if v["rank"].is_u64() => json!({ "ok": v["rank"] }),
-                Ok(_) => json!({ "error": "not_found" }),
-                Err(e) => json!({ "error": e.code }),
-            },
-        };
-        crate::services::matches::answer_later(s, from, reply, s.rt.now());
+        let reply = run(&shard, op).await;
+        crate::services::matches::answer_later(&shard, from, reply, shard.rt.now());
     });
     Answer::Later
+}
+
+/// The answer to one `game.leaderboard.*` call, awaited in place (an RPC handler's call).
+pub(crate) async fn answer(shard: &Rc<Shard>, call: &ServiceCall) -> Value {
+    match parse(call) {
+        Ok(op) => run(shard, op).await,
+        Err(shape) => shape,
+    }
+}
+
+async fn run(s: &Rc<Shard>, op: Op) -> Value {
+    match op {
+        Op::Submit {
+            board,
+            player,
+            score,
+            sub,
+            metadata,
+        } => Value::Bool(
+            super::submit(s, &board, &player, score, sub, metadata.as_ref())
+                .await
+                .is_ok(),
+        ),
+        Op::Top { board, n } => match super::top(s, &board, n).await {
+            Ok(v) => script_entries(&v),
+            Err(e) => json!({ "error": e.code }),
+        },
+        Op::Around { board, player, n } => match super::around(s, &board, &player, n).await {
+            Ok(v) => script_entries(&v),
+            Err(e) => json!({ "error": e.code }),
+        },
+        Op::Rank { board, player } => match super::rank(s, &board, &player).await {
+            Ok(v) if v["rank"].is_u64() => json!({ "ok": v["rank"] }),
+            Ok(_) => json!({ "error": "not_found" }),
+            Err(e) => json!({ "error": e.code }),
+        },
+    }
 }

@@ -134,6 +134,8 @@ async fn service(shard: &Rc<Shard>, c: &ServiceCall) -> Value {
             Ok(op) => super::storage::script::run(shard, op).await,
             Err(message) => json!({ "error": message }),
         },
+        "economy" => super::economy::script::answer(shard, c).await,
+        "leaderboard" => super::leaderboards::script::answer(shard, c).await,
         _ => json!({
             "error": format!("game.{}.{} is not available in RPC handlers", c.service, c.op)
         }),
