@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::{pg_db, Opts, Server};
+use common::{own_pg_db, Opts, Server};
 use serde_json::json;
 
 /// asobi's tables, written from its migrations (kura types: uuid, string → varchar, jsonb,
@@ -400,7 +400,7 @@ fn login(s: &Server, password: &str) -> u16 {
 }
 
 fn imported_players_log_in_and_are_rehashed(target: Option<String>) {
-    let asobi = pg_db().expect("PostgreSQL for the asobi side");
+    let asobi = own_pg_db().expect("PostgreSQL for the asobi side");
     fill_asobi(&asobi.url);
     let (data, game) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let mut env = vec![("ASOBI_DATA_DIR", data.path().display().to_string())];
@@ -563,7 +563,7 @@ fn imported_players_log_in_and_are_rehashed(target: Option<String>) {
 
 #[test]
 fn an_asobi_player_moves_to_postgres() {
-    let target = pg_db().expect("PostgreSQL for the target");
+    let target = own_pg_db().expect("PostgreSQL for the target");
     imported_players_log_in_and_are_rehashed(Some(target.url.clone()));
 }
 

@@ -89,6 +89,12 @@ pub fn pg_db() -> Option<PgDb> {
             return Some(PgDb { url, created: None });
         }
     }
+    own_pg_db()
+}
+
+/// A database of its own on the local server, even when `ASOBI_TEST_DATABASE_URL` names a shared
+/// one: for a test that builds another schema (asobi's, for the import) beside ours.
+pub fn own_pg_db() -> Option<PgDb> {
     let name = unique("asobi_engine_t");
     if psql(&format!("CREATE DATABASE {name}")) {
         return Some(PgDb {
