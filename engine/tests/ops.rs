@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{copy_example_game, pg_db, Opts, Server, Ws};
+use common::{copy_example_game, own_pg_db, Opts, Server, Ws};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -705,7 +705,7 @@ fn ops_plane_on_sqlite() {
 
 #[test]
 fn ops_plane_on_postgres() {
-    let Some(db) = pg_db() else { return };
+    let Some(db) = own_pg_db() else { return };
     let dir = tempfile::tempdir().unwrap();
     let s = start(
         dir.path(),
@@ -840,7 +840,7 @@ fn drain_loses_no_match_record_on_sqlite() {
 
 #[test]
 fn drain_loses_no_match_record_on_postgres() {
-    let Some(db) = pg_db() else { return };
+    let Some(db) = own_pg_db() else { return };
     let dir = tempfile::tempdir().unwrap();
     drain_under_load(dir.path(), Some(db.url.clone()));
 }

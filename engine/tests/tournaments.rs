@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{pg_db, Opts, Player, Server};
+use common::{own_pg_db, Opts, Player, Server};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -290,7 +290,7 @@ fn tournaments_on_sqlite() {
 
 #[test]
 fn tournaments_on_postgres() {
-    let Some(db) = pg_db() else { return };
+    let Some(db) = own_pg_db() else { return };
     tournaments_end_to_end(Some(db.url.clone()));
 }
 
