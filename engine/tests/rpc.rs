@@ -49,6 +49,11 @@ rpc["daily.reward"] = function(params, ctx)
   local r = game.leaderboard.rank("daily", ctx.player_id)
   return {{ balance = g.ok.balance, rank = r.ok }}
 end
+rpc["inbox.ping"] = function(params, ctx)
+  local r = game.notify(ctx.player_id, "system", "ping", {{ n = params.n }})
+  if r.error then return nil, "quests.already_claimed" end
+  return {{ sent = true }}
+end
 rpc["bad.code"] = function(params, ctx) return nil, "made.up" end
 rpc["bad.result"] = function(params, ctx) return 42 end
 rpc["loop.forever"] = function(params, ctx) while true do end end
@@ -124,6 +129,12 @@ fn rpc_end_to_end(s: &Server, game: &Path) {
             "{r}"
         );
     }
+    // game.notify from an RPC handler: stored, and listed for the player.
+    let r = call(&mut ws, "n1", "inbox.ping", json!({"n": 7}));
+    assert_eq!(r["payload"]["result"], json!({"sent": true}), "{r}");
+    let (status, inbox) = s.http("GET", "/api/v1/notifications", Some(&a.access), None);
+    assert_eq!(status, 200, "{inbox}");
+    assert!(inbox.to_string().contains("\"ping\""), "{inbox}");
     let (status, obj) = s.http(
         "GET",
         "/api/v1/storage/progress/level",

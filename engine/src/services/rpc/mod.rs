@@ -136,6 +136,8 @@ async fn service(shard: &Rc<Shard>, c: &ServiceCall) -> Value {
         },
         "economy" => super::economy::script::answer(shard, c).await,
         "leaderboard" => super::leaderboards::script::answer(shard, c).await,
+        "notify" => super::social::script::notify_answer(shard, c).await,
+        "chat" => super::social::script::chat_answer(shard, c),
         _ => json!({
             "error": format!("game.{}.{} is not available in RPC handlers", c.service, c.op)
         }),
