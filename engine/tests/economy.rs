@@ -47,10 +47,13 @@ fn start(db: Option<String>, data: &Path, game: &Path) -> Server {
     std::fs::write(game.join("config.lua"), "return { shop = \"shop.lua\" }\n").unwrap();
     std::fs::write(game.join("shop.lua"), SHOP).unwrap();
     std::fs::write(game.join("economy.json"), ECONOMY).unwrap();
+    // A `game.economy.grant` waits for its commit, and that wait counts against the callback's
+    // wall budget (50 ms by default); one slow fsync on a busy disk would abandon the funding
+    // callback. These tests are about money, not budgets: give callbacks 2 s.
     let opts = Opts {
         shards: Some(2),
         database_url: db,
-        ..Opts::default()
+        env: vec![("ASOBI_LUA_MAX_CALL_MS".into(), "2000".into())],
     };
     Server::start(data, game, &opts)
 }
