@@ -519,6 +519,27 @@ function get_state(player_id, state) return { moves = state.moves } end
         );
         if status == 200 && rec["status"] == "finished" {
             assert_eq!(rec["result"]["moves"], 1);
+            // asobi's public projection: no roster.
+            let mut keys: Vec<&str> = rec
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|k| k.as_str())
+                .collect();
+            keys.sort_unstable();
+            assert_eq!(
+                keys,
+                [
+                    "finished_at",
+                    "id",
+                    "inserted_at",
+                    "mode",
+                    "result",
+                    "started_at",
+                    "status"
+                ],
+                "{rec}"
+            );
             break;
         }
         assert!(
@@ -529,6 +550,20 @@ function get_state(player_id, state) return { moves = state.moves } end
     }
     let (_, list) = s.http("GET", "/api/v1/matches?mode=default", Some(&a.access), None);
     assert_eq!(list["matches"][0]["id"], match_id.as_str());
+    assert!(list["matches"][0].get("players").is_none(), "{list}");
+    // A player may filter by their own id only.
+    let own = format!("/api/v1/matches?player_id={}", a.id);
+    let (status, mine) = s.http("GET", &own, Some(&a.access), None);
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["matches"][0]["id"], match_id.as_str());
+    let (status, err) = s.http(
+        "GET",
+        "/api/v1/matches?player_id=someone-else",
+        Some(&a.access),
+        None,
+    );
+    assert_eq!(status, 403, "{err}");
+    assert_eq!(err["error"]["code"], "forbidden");
     assert!(s.stop().success());
 }
 

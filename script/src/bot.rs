@@ -57,7 +57,9 @@ fn bot_sandbox(main: &[u8], scope: &ModuleScope, budgets: &Budgets) -> Result<Sa
     let func = sandbox
         .load_bytecode(main)
         .map_err(|e| crate::sandbox::classify("load", None, &e))?;
-    let result = sandbox.run("load", SETUP_FACTOR, func, |_| Ok(MultiValue::new()));
+    let result = sandbox.run("load", budgets.scaled(SETUP_FACTOR), func, |_| {
+        Ok(MultiValue::new())
+    });
     sandbox.shared.flush(&mut NullHost);
     result.map(|_| sandbox)
 }
@@ -182,10 +184,15 @@ impl BotVm {
             .function("think")
             .ok_or(CallError::MissingCallback { callback: "think" })?;
         let shared = self.sandbox.shared.clone();
-        let result = self.sandbox.run("think", 1, func, |lua| {
-            let state = json::to_lua(lua, state, &shared.marks)?;
-            (bot_id, state).into_lua_multi(lua)
-        });
+        let result = self.sandbox.run(
+            "think",
+            self.sandbox.shared.budgets.scaled(1),
+            func,
+            |lua| {
+                let state = json::to_lua(lua, state, &shared.marks)?;
+                (bot_id, state).into_lua_multi(lua)
+            },
+        );
         self.sandbox.shared.flush(&mut NullHost);
         match &result {
             Err(CallError::Budget { .. }) => self.overruns += 1,

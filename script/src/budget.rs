@@ -19,31 +19,48 @@ use crate::error::BudgetKind;
 ///
 /// The defaults are sized for a shard that ticks many matches at 10 Hz:
 ///
-/// * `instructions` = 10 M: Lua 5.4 runs roughly 200–400 M simple VM instructions per second
-///   on a current server core, so 10 M trips after ~25–50 ms — about where the wall budget
-///   does — but deterministically, independent of machine load. A realistic 16-player tick is
-///   a few thousand instructions, so honest scripts have >1000× headroom.
-/// * `wall` = 50 ms: half a 100 ms tick. The backstop for slow machines and for time spent in
-///   C library functions, which do not execute VM instructions.
+/// * `instructions` = 10 M for a callback allowed `wall` (50 ms): Lua 5.4 runs roughly
+///   200–400 M simple VM instructions per second on a current server core, so the count trips
+///   about where the wall clock does, but deterministically, independent of machine load. A
+///   callback with a longer allowance ([`CallbackLimits`]) gets instructions in proportion
+///   (a 500 ms `tick`: 100 M), as asobi scales its reduction budget with each callback's
+///   timeout. A realistic 16-player tick is a few thousand instructions.
+/// * `wall` = 50 ms: the running time of `handle_input` (asobi bounds it by work only; this
+///   is the backstop for time spent in C library functions), RPC handlers and bot `think`.
+/// * `limits`: asobi's per-callback timeouts (`tick` 500 ms, `join`/`leave` 200 ms,
+///   `get_state` 100 ms, …). These count *running* time: a callback waiting for a service's
+///   answer, or for its next time slice, is not running.
+/// * `slice` = 5 ms: a callback that may suspend and runs longer than this yields to the
+///   shard, which resumes it after the other work due, so a 200 ms `tick` delays only its own
+///   match.
+/// * `service_wait` = 5 s: how long one `game.*` service call may wait for its answer
+///   (asobi's default call timeout) before the callback is abandoned.
 /// * `memory_bytes` = 64 MiB per VM: far above any match state, small enough that a few
 ///   hundred matches per core cannot exhaust a host.
 /// * `max_consecutive_failures` = 100: ten seconds of a callback failing on every 10 Hz tick.
 ///   Generous on purpose — while a developer hot-reloads a fix, the match should survive.
-/// * `max_consecutive_overruns` = 3: each overrun costs the shard up to `wall` of CPU that
+/// * `max_consecutive_overruns` = 3: each overrun costs the shard its allowance of CPU that
 ///   its other matches needed, so a script that keeps overrunning is stopped quickly.
 /// * `max_overruns_in_window` = 10 in `overrun_window` = 10 s: the same bound for overruns
 ///   interleaved with successes (a player whose input drives `handle_input` over budget
-///   while ticks succeed). Caps what one match can take from its shard at about
-///   10 × 50 ms per 10 s (5 % of a core), while an isolated overrun — a GC pause, a slow
-///   moment of the host — never ends a match.
+///   while ticks succeed), while an isolated overrun — a GC pause, a slow moment of the
+///   host — never ends a match.
 /// * `log_per_second` = 30 lines per match (asobi's figure).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Budgets {
-    /// VM instructions one callback may execute (`init`, the chunk and `on_reload` get
-    /// [`SETUP_FACTOR`] times this).
+    /// VM instructions a callback allowed [`Budgets::wall`] may execute; callbacks with other
+    /// allowances get instructions in proportion.
     pub instructions: u64,
-    /// Wall-clock time one callback may take (setup callbacks get [`SETUP_FACTOR`] times this).
+    /// Running time of `handle_input`, RPC handlers and bot `think`, and the unit the
+    /// instruction budget is given for.
     pub wall: Duration,
+    /// Running time of each of the other callbacks (asobi's per-callback timeouts).
+    pub limits: CallbackLimits,
+    /// Running time after which a callback that may suspend yields to the shard (time
+    /// slicing); zero disables slicing.
+    pub slice: Duration,
+    /// How long one `game.*` service call may wait for its answer.
+    pub service_wait: Duration,
     /// Memory limit of the whole VM, in bytes.
     pub memory_bytes: usize,
     /// Consecutive failures (error or overrun) of the same callback after which the VM is
@@ -66,16 +83,66 @@ pub struct Budgets {
     pub max_state_bytes: usize,
 }
 
-/// Budget multiplier for the one-off calls of a match: running the chunk, `init`, `on_reload`.
-/// asobi gives `init` twice a tick's allowance; building a map or a deck legitimately costs
-/// more than a tick, and it happens once per match.
+/// Budget multiplier for the one-off calls outside a match (loading a bot or RPC chunk): a
+/// chunk that builds tables legitimately costs more than one call.
 pub const SETUP_FACTOR: u32 = 4;
+
+/// asobi's running-time limit of each match callback (its `*_TIMEOUT` values). `handle_input`
+/// is not here: asobi bounds it by work only, and here it gets [`Budgets::wall`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CallbackLimits {
+    /// `init`, `phases` and `on_reload`; running the chunk gets twice this.
+    pub init: Duration,
+    /// `tick`.
+    pub tick: Duration,
+    /// `join` and `leave`.
+    pub join_leave: Duration,
+    /// `get_state`, per call.
+    pub get_state: Duration,
+    /// `vote_requested`, `vote_resolved`, `on_phase_started`, `on_phase_ended`.
+    pub hooks: Duration,
+}
+
+impl Default for CallbackLimits {
+    fn default() -> Self {
+        Self {
+            init: Duration::from_millis(1000),
+            tick: Duration::from_millis(500),
+            join_leave: Duration::from_millis(200),
+            get_state: Duration::from_millis(100),
+            hooks: Duration::from_millis(200),
+        }
+    }
+}
+
+impl CallbackLimits {
+    /// Every limit set to `wall` (`ASOBI_LUA_MAX_CALL_MS` sets them all).
+    pub fn all(wall: Duration) -> Self {
+        Self {
+            init: wall,
+            tick: wall,
+            join_leave: wall,
+            get_state: wall,
+            hooks: wall,
+        }
+    }
+}
+
+/// What one call may spend: running time and VM instructions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Allowance {
+    pub(crate) wall: Duration,
+    pub(crate) instructions: u64,
+}
 
 impl Default for Budgets {
     fn default() -> Self {
         Self {
             instructions: 10_000_000,
             wall: Duration::from_millis(50),
+            limits: CallbackLimits::default(),
+            slice: Duration::from_millis(5),
+            service_wait: Duration::from_secs(5),
             memory_bytes: 64 * 1024 * 1024,
             max_consecutive_failures: 100,
             max_consecutive_overruns: 3,
@@ -94,6 +161,25 @@ impl Budgets {
     pub(crate) fn hook_interval(&self) -> u32 {
         let per_hundredth = self.instructions / 100;
         per_hundredth.clamp(100, 10_000) as u32
+    }
+
+    /// The allowance of a call that may run for `wall`: instructions in proportion to
+    /// [`Budgets::instructions`] per [`Budgets::wall`].
+    pub(crate) fn allowance(&self, wall: Duration) -> Allowance {
+        let unit = self.wall.as_micros().max(1);
+        let scaled = u128::from(self.instructions).saturating_mul(wall.as_micros()) / unit;
+        Allowance {
+            wall,
+            instructions: u64::try_from(scaled).unwrap_or(u64::MAX),
+        }
+    }
+
+    /// `factor` times the base allowance.
+    pub(crate) fn scaled(&self, factor: u32) -> Allowance {
+        Allowance {
+            wall: self.wall * factor,
+            instructions: self.instructions.saturating_mul(u64::from(factor)),
+        }
     }
 }
 
@@ -126,11 +212,28 @@ impl OverrunWindow {
 }
 
 /// Per-VM budget accounting shared between the hook and the call site.
+///
+/// A call's time is counted in *segments*: it runs from [`Meter::arm`] (or
+/// [`Meter::resume`]) until it completes or suspends ([`Meter::pause`]). Only running time
+/// counts against the allowance; a suspended call waits for free.
 #[derive(Debug)]
 pub(crate) struct Meter {
     interval: u32,
     remaining: Cell<i64>,
-    deadline: Cell<Instant>,
+    /// Running time the current call may take.
+    limit: Cell<Duration>,
+    /// Running time of the call's earlier segments.
+    used: Cell<Duration>,
+    /// When the current segment began.
+    segment_start: Cell<Instant>,
+    /// The time slice, zero for none.
+    slice: Duration,
+    /// Whether the current call may be time-sliced.
+    sliceable: Cell<bool>,
+    /// When the current segment's slice ends (only when sliceable).
+    slice_end: Cell<Option<Instant>>,
+    /// The hook asked the call to yield because its slice ended.
+    sliced: Cell<bool>,
     spent: Cell<Option<BudgetKind>>,
     yield_requested: Cell<bool>,
 }
@@ -148,11 +251,17 @@ impl Meter {
         let meter = Self {
             interval: budgets.hook_interval(),
             remaining: Cell::new(0),
-            deadline: Cell::new(Instant::now()),
+            limit: Cell::new(budgets.wall),
+            used: Cell::new(Duration::ZERO),
+            segment_start: Cell::new(Instant::now()),
+            slice: budgets.slice,
+            sliceable: Cell::new(false),
+            slice_end: Cell::new(None),
+            sliced: Cell::new(false),
             spent: Cell::new(None),
             yield_requested: Cell::new(false),
         };
-        meter.arm(budgets, 1);
+        meter.arm(budgets.scaled(1), false);
         meter
     }
 
@@ -160,14 +269,34 @@ impl Meter {
         self.interval
     }
 
-    /// Starts a fresh allowance for one call.
-    pub(crate) fn arm(&self, budgets: &Budgets, factor: u32) {
-        let instructions = budgets.instructions.saturating_mul(u64::from(factor));
+    /// Starts a fresh allowance for one call; `sliceable` lets the hook yield it when its
+    /// slice ends.
+    pub(crate) fn arm(&self, allowance: Allowance, sliceable: bool) {
         self.remaining
-            .set(i64::try_from(instructions).unwrap_or(i64::MAX));
-        self.deadline.set(Instant::now() + budgets.wall * factor);
+            .set(i64::try_from(allowance.instructions).unwrap_or(i64::MAX));
+        self.limit.set(allowance.wall);
+        self.used.set(Duration::ZERO);
         self.spent.set(None);
         self.yield_requested.set(false);
+        self.sliceable.set(sliceable && !self.slice.is_zero());
+        self.resume();
+    }
+
+    /// The call stopped running (it completed, or suspended on a service call or at the end
+    /// of its slice): its segment's time is added to what it used.
+    pub(crate) fn pause(&self) {
+        let segment = self.segment_start.get().elapsed();
+        self.used.set(self.used.get().saturating_add(segment));
+        self.slice_end.set(None);
+    }
+
+    /// A suspended call runs again: a new segment (and slice) begins now.
+    pub(crate) fn resume(&self) {
+        let now = Instant::now();
+        self.segment_start.set(now);
+        self.sliced.set(false);
+        self.slice_end
+            .set(self.sliceable.get().then(|| now + self.slice));
     }
 
     /// The budget that ran out during the current call, if any.
@@ -175,9 +304,14 @@ impl Meter {
         self.spent.get()
     }
 
+    /// Whether the hook yielded the call because its slice ended (and nothing else).
+    pub(crate) fn sliced(&self) -> bool {
+        self.sliced.get()
+    }
+
     /// Charges `steps` of work done in Rust or C on the script's behalf (pattern matching,
-    /// copying) as instructions, and checks the wall clock. `false` once the budget is spent:
-    /// the caller must stop and raise, and the next hook call yields.
+    /// copying) as instructions, and checks the running time. `false` once the budget is
+    /// spent: the caller must stop and raise, and the next hook call yields.
     pub(crate) fn charge(&self, steps: u64) -> bool {
         if self.spent.get().is_some() {
             return false;
@@ -187,35 +321,43 @@ impl Meter {
         self.remaining.set(left);
         if left < 0 {
             self.spent.set(Some(BudgetKind::Instructions));
-        } else if Instant::now() >= self.deadline.get() {
+        } else if self.past_deadline() {
             self.spent.set(Some(BudgetKind::WallTime));
         }
         self.spent.get().is_none()
     }
 
-    /// The wall-clock deadline of the current call.
+    /// When the current segment would exhaust the call's running time.
     pub(crate) fn deadline(&self) -> Instant {
-        self.deadline.get()
+        let left = self.limit.get().saturating_sub(self.used.get());
+        self.segment_start.get() + left
     }
 
-    /// Whether the current call has run past its wall-clock deadline. Checked after a call
-    /// returns: time spent inside one long C call never reaches the hook.
+    /// Whether the current call has used up its running time. Checked after a call returns
+    /// too: time spent inside one long C call never reaches the hook.
     pub(crate) fn past_deadline(&self) -> bool {
-        Instant::now() >= self.deadline.get()
+        Instant::now() >= self.deadline()
     }
 
     /// Called by the count hook every `interval` instructions.
     pub(crate) fn on_hook(&self) -> HookVerdict {
+        let now = Instant::now();
         if self.spent.get().is_none() {
             let left = self.remaining.get() - i64::from(self.interval);
             self.remaining.set(left);
             if left < 0 {
                 self.spent.set(Some(BudgetKind::Instructions));
-            } else if Instant::now() >= self.deadline.get() {
+            } else if now >= self.deadline() {
                 self.spent.set(Some(BudgetKind::WallTime));
             }
         }
         if self.spent.get().is_none() {
+            // The slice ended: yield to the shard. Where Lua cannot yield (inside a C
+            // function), the yield is skipped and the next hook asks again.
+            if self.slice_end.get().is_some_and(|end| now >= end) {
+                self.sliced.set(true);
+                return HookVerdict::Yield;
+            }
             return HookVerdict::Continue;
         }
         // Had the previous yield happened, Rust would have abandoned the coroutine and this
@@ -246,7 +388,7 @@ mod tests {
         assert_eq!(meter.on_hook(), HookVerdict::Yield);
         assert_eq!(meter.spent(), Some(BudgetKind::Instructions));
         assert_eq!(meter.on_hook(), HookVerdict::Raise);
-        meter.arm(&budgets, 1);
+        meter.arm(budgets.scaled(1), false);
         assert_eq!(meter.spent(), None);
         assert_eq!(meter.on_hook(), HookVerdict::Continue);
     }
@@ -273,6 +415,57 @@ mod tests {
         }
         assert!(!w.record(at(11), window, 3));
         assert!(!w.record(at(12), window, 3));
+    }
+
+    #[test]
+    fn allowances_scale_instructions_with_running_time() {
+        let budgets = Budgets::default();
+        let tick = budgets.allowance(budgets.limits.tick);
+        assert_eq!(tick.wall, Duration::from_millis(500));
+        assert_eq!(tick.instructions, 100_000_000);
+        assert_eq!(budgets.allowance(budgets.wall).instructions, 10_000_000);
+        assert_eq!(budgets.scaled(4).instructions, 40_000_000);
+    }
+
+    #[test]
+    fn time_suspended_does_not_count_and_slices_yield() {
+        let budgets = Budgets {
+            slice: Duration::from_millis(2),
+            ..Budgets::default()
+        };
+        let meter = Meter::new(&budgets);
+        meter.arm(budgets.allowance(Duration::from_millis(30)), true);
+        std::thread::sleep(Duration::from_millis(3));
+        // Past the slice: the hook asks for a yield that is not a budget overrun.
+        assert_eq!(meter.on_hook(), HookVerdict::Yield);
+        assert!(meter.sliced());
+        assert_eq!(meter.spent(), None);
+        // Not yieldable here: the next hook asks again rather than raising.
+        assert_eq!(meter.on_hook(), HookVerdict::Yield);
+        meter.pause();
+        // Suspended for longer than the whole allowance: it does not count.
+        std::thread::sleep(Duration::from_millis(40));
+        meter.resume();
+        assert!(!meter.sliced());
+        assert!(!meter.past_deadline());
+        assert_eq!(meter.on_hook(), HookVerdict::Continue);
+        // Running time adds up across segments.
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(meter.past_deadline());
+        assert_eq!(meter.on_hook(), HookVerdict::Yield);
+        assert_eq!(meter.spent(), Some(BudgetKind::WallTime));
+    }
+
+    #[test]
+    fn a_call_that_may_not_be_sliced_is_not() {
+        let budgets = Budgets {
+            slice: Duration::from_millis(1),
+            ..Budgets::default()
+        };
+        let meter = Meter::new(&budgets);
+        meter.arm(budgets.allowance(Duration::from_millis(100)), false);
+        std::thread::sleep(Duration::from_millis(3));
+        assert_eq!(meter.on_hook(), HookVerdict::Continue);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use mlua::{ChunkMode, Lua, LuaOptions, MultiValue, StdLib, Value};
 
 use crate::api::{ModuleScope, NullHost};
 use crate::bot::{self, BotScript};
-use crate::budget::{Budgets, SETUP_FACTOR};
+use crate::budget::Budgets;
 use crate::config::{GlobalReader, ModeConfig, Registration};
 use crate::error::{parse_lua_message, CallError, Diagnostic, LoadError, Severity};
 use crate::sandbox::Sandbox;
@@ -285,7 +285,9 @@ fn probe(
     let func = sandbox
         .load_bytecode(bytecode)
         .map_err(|e| Diagnostic::error(rel, None, e.to_string()))?;
-    let result = sandbox.run("load", SETUP_FACTOR, func, |_| Ok(MultiValue::new()));
+    let result = sandbox.run("load", budgets.allowance(budgets.limits.init), func, |_| {
+        Ok(MultiValue::new())
+    });
     sandbox.shared.flush(&mut NullHost);
     match result {
         Ok(values) => Ok((sandbox, values)),

@@ -35,7 +35,7 @@ mod watcher;
 
 pub use api::{validate_event_name, Host, MAX_EVENT_NAME, MAX_PAYLOAD_BYTES, RESERVED_EVENTS};
 pub use bot::{BotScript, BotVm, DEFAULT_BOT_NAMES};
-pub use budget::{Budgets, SETUP_FACTOR};
+pub use budget::{Budgets, CallbackLimits, SETUP_FACTOR};
 pub use config::{GameType, ModeConfig, Registration, StateStrategy, StateTransport, Strategy};
 pub use error::{BudgetKind, CallError, Diagnostic, LoadError, ScriptError, Severity};
 pub use game::{check, CompiledMode, Game};

@@ -88,7 +88,12 @@ fn load(sandbox: &Sandbox, main: &[u8], scope: &ModuleScope) -> Result<(), CallE
     let func = sandbox
         .load_bytecode(main)
         .map_err(|e| crate::sandbox::classify("load", None, &e))?;
-    let result = sandbox.run("load", SETUP_FACTOR, func, |_| Ok(MultiValue::new()));
+    let result = sandbox.run(
+        "load",
+        sandbox.shared.budgets.scaled(SETUP_FACTOR),
+        func,
+        |_| Ok(MultiValue::new()),
+    );
     sandbox.shared.flush(&mut NullHost);
     result.map(|_| ())
 }
@@ -255,7 +260,7 @@ impl RpcVm {
         let marks = &self.sandbox.shared.marks;
         let step = self.sandbox.start(
             "rpc",
-            1,
+            self.sandbox.shared.budgets.scaled(1),
             func,
             |lua| {
                 let p = json::to_lua(lua, params, marks)?;

@@ -20,7 +20,7 @@ use mlua::{
 };
 
 use crate::api::{self, Shared};
-use crate::budget::{Budgets, HookVerdict};
+use crate::budget::{Allowance, Budgets, HookVerdict};
 use crate::error::{parse_lua_message, BudgetKind, CallError};
 use crate::json::Marks;
 use crate::service::ServiceCall;
@@ -51,8 +51,13 @@ pub(crate) struct Sandbox {
     /// A coroutine that finished normally, reused for the next call (creating one per call
     /// is a measurable share of a small callback).
     spare: RefCell<Option<Thread>>,
-    /// The callback suspended on a service call, if any.
+    /// The callback suspended on a service call or at the end of its slice, if any.
     suspended: RefCell<Option<Thread>>,
+    /// When it suspended.
+    suspended_at: std::cell::Cell<Option<std::time::Instant>>,
+    /// Whether it suspended at the end of a slice (the hook yielded it) rather than on a
+    /// service call.
+    suspended_by_hook: std::cell::Cell<bool>,
 }
 
 /// How far a callback got.
@@ -87,6 +92,13 @@ impl Sandbox {
             HookTriggers::new().every_nth_instruction(interval),
             move |_, _| match meter_owner.meter.on_hook() {
                 HookVerdict::Continue => Ok(VmState::Continue),
+                // A service call was just parked: the script yields for it on its own in a
+                // few instructions; a slice yield now would swallow that request's reply.
+                HookVerdict::Yield
+                    if meter_owner.meter.sliced() && meter_owner.pending.borrow().is_some() =>
+                {
+                    Ok(VmState::Continue)
+                }
                 HookVerdict::Yield => Ok(VmState::Yield),
                 HookVerdict::Raise => Err(mlua::Error::runtime("script aborted: over budget")),
             },
@@ -100,6 +112,8 @@ impl Sandbox {
             globals,
             spare: RefCell::new(None),
             suspended: RefCell::new(None),
+            suspended_at: std::cell::Cell::new(None),
+            suspended_by_hook: std::cell::Cell::new(false),
         })
     }
 
@@ -119,19 +133,19 @@ impl Sandbox {
             .into_function()
     }
 
-    /// Runs `func(args)` inside a coroutine under the budget (`factor` × the per-call
-    /// budgets), where no service call may suspend. Classifies every way it can end.
+    /// Runs `func(args)` inside a coroutine under `allowance`, where no service call may
+    /// suspend and no slice ends. Classifies every way it can end.
     pub(crate) fn run<A>(
         &self,
         callback: &'static str,
-        factor: u32,
+        allowance: Allowance,
         func: Function,
         args: A,
     ) -> Result<MultiValue, CallError>
     where
         A: FnOnce(&Lua) -> mlua::Result<MultiValue>,
     {
-        match self.start(callback, factor, func, args, false)? {
+        match self.start(callback, allowance, func, args, false)? {
             Step::Done(values) => Ok(values),
             // `service_call` refuses when the callback may not suspend; should a yield get
             // through anyway, it is dropped like an aborted call.
@@ -145,13 +159,14 @@ impl Sandbox {
         }
     }
 
-    /// Starts `func(args)` in a coroutine under the budget. With `suspendable`, a service
+    /// Starts `func(args)` in a coroutine under `allowance`. With `suspendable`, a service
     /// call suspends it ([`Step::Waiting`]) until [`Sandbox::resume`] or
-    /// [`Sandbox::abandon`]; the budget keeps running meanwhile (the wall clock included).
+    /// [`Sandbox::abandon`], and so does the end of a time slice (with
+    /// [`ServiceCall::slice`]); only running time counts against the allowance.
     pub(crate) fn start<A>(
         &self,
         callback: &'static str,
-        factor: u32,
+        allowance: Allowance,
         func: Function,
         args: A,
         suspendable: bool,
@@ -161,7 +176,7 @@ impl Sandbox {
     {
         self.abandon();
         let meter = &self.shared.meter;
-        meter.arm(&self.shared.budgets, factor);
+        meter.arm(allowance, suspendable);
         self.shared.suspendable.set(suspendable);
         let thread = args(&self.lua).and_then(|args| {
             let thread = match self.spare.take() {
@@ -184,23 +199,37 @@ impl Sandbox {
 
     /// Continues the suspended callback with `reply` as the service call's return value.
     pub(crate) fn resume(&self, callback: &'static str, reply: Value) -> Result<Step, CallError> {
+        let waited_too_long = self
+            .wait_deadline()
+            .is_some_and(|d| std::time::Instant::now() >= d);
         let Some(thread) = self.suspended.take() else {
             return Err(CallError::NotWaiting);
         };
-        if self.shared.meter.past_deadline() {
+        self.suspended_at.set(None);
+        self.shared.meter.resume();
+        if waited_too_long || self.shared.meter.past_deadline() {
             self.abandon_thread();
             return Err(CallError::Budget {
                 kind: BudgetKind::WallTime,
                 callback,
             });
         }
-        let result = thread.resume::<MultiValue>(reply);
+        // A coroutine the hook yielded continues inside a Lua function: resuming it with
+        // arguments would write them over that function's registers (mlua resets the
+        // thread's stack top after a resume), so it gets none.
+        let result = if self.suspended_by_hook.replace(false) {
+            thread.resume::<MultiValue>(())
+        } else {
+            thread.resume::<MultiValue>(reply)
+        };
         self.settle(callback, thread, result)
     }
 
     /// Drops a suspended callback without running any more of its code.
     pub(crate) fn abandon(&self) {
         self.suspended.take();
+        self.suspended_at.set(None);
+        self.suspended_by_hook.set(false);
         self.abandon_thread();
     }
 
@@ -210,9 +239,17 @@ impl Sandbox {
         self.shared.suspendable.set(false);
     }
 
-    /// The wall-clock deadline of the running (or suspended) callback.
+    /// When the running callback's allowance of running time would end.
     pub(crate) fn deadline(&self) -> std::time::Instant {
         self.shared.meter.deadline()
+    }
+
+    /// When the suspended callback stops waiting for its answer (its suspension plus
+    /// [`Budgets::service_wait`]); `None` when nothing is suspended.
+    pub(crate) fn wait_deadline(&self) -> Option<std::time::Instant> {
+        self.suspended_at
+            .get()
+            .map(|at| at + self.shared.budgets.service_wait)
     }
 
     fn settle(
@@ -222,6 +259,7 @@ impl Sandbox {
         result: mlua::Result<MultiValue>,
     ) -> Result<Step, CallError> {
         let meter = &self.shared.meter;
+        meter.pause();
         let pending = self.shared.pending.take();
         match result {
             Ok(values) if thread.status() == ThreadStatus::Finished => {
@@ -229,10 +267,12 @@ impl Sandbox {
                 self.spare.replace(Some(thread));
                 Ok(Step::Done(values))
             }
-            // Suspended on a service call, with budget left.
-            Ok(_) if meter.spent().is_none() && pending.is_some() => {
+            // Suspended on a service call, or at the end of its slice, with budget left.
+            Ok(_) if meter.spent().is_none() && (pending.is_some() || meter.sliced()) => {
                 self.suspended.replace(Some(thread));
-                Ok(Step::Waiting(pending.expect("checked above")))
+                self.suspended_at.set(Some(std::time::Instant::now()));
+                self.suspended_by_hook.set(pending.is_none());
+                Ok(Step::Waiting(pending.unwrap_or_else(ServiceCall::slice)))
             }
             // Not finished: the hook yielded it. Dropping the thread abandons it without
             // running any more of its code.

@@ -52,6 +52,27 @@ pub struct ServiceCall {
     pub args: serde_json::Value,
 }
 
+/// The service of [`ServiceCall::slice`].
+pub(crate) const SLICE_SERVICE: &str = "asobi.slice";
+
+impl ServiceCall {
+    /// Not a call: the callback ran for its time slice and yielded so the shard can run
+    /// other work. Answer it (with any value, which the callback does not see) once the
+    /// work due before it has run; it waits for free, like a service call.
+    pub fn slice() -> ServiceCall {
+        ServiceCall {
+            service: SLICE_SERVICE.to_owned(),
+            op: "continue".to_owned(),
+            args: serde_json::Value::Null,
+        }
+    }
+
+    /// Whether this is the end of a time slice rather than a call to a service.
+    pub fn is_slice(&self) -> bool {
+        self.service == SLICE_SERVICE
+    }
+}
+
 /// The result of a callback that may wait for a service.
 #[derive(Clone, Debug, PartialEq)]
 #[must_use = "a Waiting call must be resumed or abandoned before the VM can run anything else"]
@@ -193,7 +214,13 @@ mod tests {
             .into_function()
             .unwrap();
         let step = sandbox
-            .start("handle_input", 1, func, |_| Ok(MultiValue::new()), true)
+            .start(
+                "handle_input",
+                Budgets::default().scaled(1),
+                func,
+                |_| Ok(MultiValue::new()),
+                true,
+            )
             .unwrap();
         let Step::Done(values) = step else {
             panic!("the call must not suspend the callback");

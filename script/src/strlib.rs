@@ -674,7 +674,9 @@ mod tests {
         globals.set("string", mine).unwrap();
         globals.set("table", my_table).unwrap();
         let func = sandbox.lua.load(code).into_function().unwrap();
-        let result = sandbox.run("test", 200, func, |_| Ok(mlua::MultiValue::new()));
+        let result = sandbox.run("test", crate::Budgets::default().scaled(200), func, |_| {
+            Ok(mlua::MultiValue::new())
+        });
         if let Err(e) = result {
             panic!("{e}");
         }

@@ -43,7 +43,7 @@ use mlua::{IntoLuaMulti, Lua, MultiValue, Value};
 use serde_json::json;
 
 use crate::api::{Host, ModuleScope};
-use crate::budget::{OverrunWindow, SETUP_FACTOR};
+use crate::budget::{Allowance, Budgets, OverrunWindow};
 use crate::error::{BudgetKind, CallError};
 use crate::game::CompiledMode;
 use crate::json::{self, EncodeError};
@@ -123,11 +123,21 @@ impl Callback {
         )
     }
 
-    fn factor(self) -> u32 {
-        match self {
-            Callback::Load | Callback::Init | Callback::OnReload | Callback::Phases => SETUP_FACTOR,
-            _ => 1,
-        }
+    /// What one call of this callback may spend: asobi's per-callback running time, with
+    /// instructions in proportion.
+    fn allowance(self, b: &Budgets) -> Allowance {
+        let l = &b.limits;
+        b.allowance(match self {
+            Callback::Load | Callback::Init | Callback::OnReload | Callback::Phases => l.init,
+            Callback::Join | Callback::Leave => l.join_leave,
+            Callback::HandleInput => b.wall,
+            Callback::Tick => l.tick,
+            Callback::GetState => l.get_state,
+            Callback::VoteRequested
+            | Callback::VoteResolved
+            | Callback::OnPhaseStarted
+            | Callback::OnPhaseEnded => l.hooks,
+        })
     }
 }
 
@@ -220,11 +230,12 @@ impl MatchVm {
             .sandbox
             .load_bytecode(&mode.main)
             .map_err(|e| crate::sandbox::classify("load", None, &e))?;
-        let result = self
-            .sandbox
-            .run("load", Callback::Load.factor(), func, |_| {
-                Ok(MultiValue::new())
-            });
+        let result = self.sandbox.run(
+            "load",
+            Callback::Load.allowance(&self.sandbox.shared.budgets),
+            func,
+            |_| Ok(MultiValue::new()),
+        );
         self.sandbox.shared.flush(host);
         result.map(|_| ())
     }
@@ -287,7 +298,7 @@ impl MatchVm {
         let state = self.state.clone();
         let step = self.sandbox.start(
             cb.name(),
-            cb.factor(),
+            cb.allowance(&self.sandbox.shared.budgets),
             func,
             |lua| args(lua, state),
             cb.suspendable(),
@@ -788,11 +799,11 @@ impl MatchVm {
         self.waiting_on.is_some()
     }
 
-    /// When the suspended callback's wall-clock budget runs out (its start plus its wall
-    /// budget: the wait counts against it); the engine calls [`MatchVm::abandon`] then.
-    /// `None` when nothing waits.
+    /// When the suspended callback stops waiting for its answer: its suspension plus
+    /// [`Budgets::service_wait`] (the wait does not count against its running time); the
+    /// engine calls [`MatchVm::abandon`] then. `None` when nothing waits.
     pub fn wait_deadline(&self) -> Option<Instant> {
-        self.waiting_on.map(|_| self.sandbox.deadline())
+        self.waiting_on.and(self.sandbox.wait_deadline())
     }
 
     /// Gives up on the suspended callback (the reply never came): its coroutine is dropped

@@ -88,12 +88,15 @@ fn hostile_pair(
     (dir, pool, bad, good)
 }
 
+/// Small budgets, without time slicing (these tests drive one call to its end; slicing has
+/// its own test).
 fn small() -> Budgets {
     Budgets {
         instructions: 2_000_000,
         wall: Duration::from_secs(5),
         memory_bytes: 8 * 1024 * 1024,
         max_consecutive_overruns: 100,
+        slice: Duration::ZERO,
         ..Budgets::default()
     }
 }
@@ -356,6 +359,7 @@ fn budgets_apply_to_every_callback() {
     let budgets = Budgets {
         instructions: 500_000,
         max_consecutive_overruns: 100,
+        slice: Duration::ZERO,
         ..Budgets::default()
     };
     let mut pool = VmPool::new(budgets, 0).unwrap();
@@ -390,4 +394,62 @@ fn a_runaway_chunk_fails_acquire_and_load() {
         text.starts_with("match.lua: load: aborted, exceeded the"),
         "{text}"
     );
+}
+
+#[test]
+fn long_callbacks_are_sliced_and_continue_where_they_stopped() {
+    let source = format!(
+        "{HEADER}function init(c) return {{ n = 0 }} end
+         function join(p, s) return s end
+         function tick(s)
+           local t = os.clock()
+           while os.clock() - t < 0.03 do s.n = s.n + 1 end
+           s.done = true
+           return s
+         end
+         function get_state(p, s) return {{ done = s.done, n = s.n }} end
+         function handle_input(p, i, s) while true do end end"
+    );
+    let (_d, mode) = single(&source);
+    let budgets = Budgets {
+        slice: Duration::from_millis(2),
+        ..Budgets::default()
+    };
+    let mut pool = VmPool::new(budgets, 0).unwrap();
+    let mut vm = pool.acquire(&mode, "m").unwrap();
+    let h = &mut Recorder::default();
+    vm.init(&json!({}), h).unwrap().done().unwrap();
+
+    // A 30 ms tick yields every 2 ms; each resume continues the same loop.
+    let mut step = vm.tick(h).unwrap().map(|()| asobi_script::Resumed::Tick);
+    let mut slices = 0;
+    while let asobi_script::Call::Waiting(call) = step {
+        assert!(call.is_slice(), "{call:?}");
+        assert!(vm.waiting());
+        // Time away from the VM is not running time.
+        std::thread::sleep(Duration::from_millis(5));
+        slices += 1;
+        step = vm.resume(json!(null), h).unwrap();
+    }
+    assert!(slices >= 5, "only {slices} slices in a 30 ms tick");
+    assert_eq!(step, asobi_script::Call::Done(asobi_script::Resumed::Tick));
+    let state: serde_json::Value =
+        serde_json::from_slice(&vm.state_for(Some("p"), h).unwrap()).unwrap();
+    assert_eq!(state["done"], true);
+    assert!(!vm.failed());
+
+    // A runaway is sliced too, and still ends at its budget.
+    let mut step = vm
+        .handle_input("p", &json!({}), h)
+        .map(|c| c.map(|()| asobi_script::Resumed::HandleInput));
+    let mut slices = 0;
+    while let Ok(asobi_script::Call::Waiting(_)) = step {
+        slices += 1;
+        step = vm.resume(json!(null), h);
+    }
+    assert!(slices >= 1);
+    match step {
+        Err(CallError::Budget { callback, .. }) => assert_eq!(callback, "handle_input"),
+        other => panic!("{other:?}"),
+    }
 }

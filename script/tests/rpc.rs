@@ -91,7 +91,16 @@ fn handlers_answer_results_codes_and_defects() {
     );
 
     // A handler that never ends is aborted by the budget; the VM is marked failed.
-    let spun = vm.call("spin", &json!({}), &ctx);
+    // It is time-sliced on the way: each slice hands control back, and the budget counts
+    // running time across slices.
+    let mut spun = vm.call("spin", &json!({}), &ctx);
+    let mut slices = 0;
+    while let Ok(Call::Waiting(c)) = &spun {
+        assert!(c.is_slice(), "{c:?}");
+        slices += 1;
+        spun = vm.resume(&json!(null));
+    }
+    assert!(slices > 0);
     assert!(matches!(spun, Err(CallError::Budget { .. })), "{spun:?}");
     assert!(vm.failed());
 }

@@ -92,9 +92,25 @@ pub(crate) struct ServeArgs {
     /// Instruction budget of one Lua callback.
     #[arg(long, env = "ASOBI_LUA_MAX_INSTRUCTIONS")]
     pub(crate) lua_max_instructions: Option<u64>,
-    /// Wall-clock budget of one Lua callback, in milliseconds.
+    /// Running time of every Lua callback, in milliseconds (sets all the per-callback
+    /// limits below at once).
     #[arg(long, env = "ASOBI_LUA_MAX_CALL_MS")]
     pub(crate) lua_max_call_ms: Option<u64>,
+    /// Running time of `tick`, in milliseconds (asobi: 500).
+    #[arg(long, env = "ASOBI_LUA_TICK_MS")]
+    pub(crate) lua_tick_ms: Option<u64>,
+    /// Running time of `join` and `leave`, in milliseconds (asobi: 200).
+    #[arg(long, env = "ASOBI_LUA_JOIN_MS")]
+    pub(crate) lua_join_ms: Option<u64>,
+    /// Running time of `get_state`, in milliseconds (asobi: 100).
+    #[arg(long, env = "ASOBI_LUA_GET_STATE_MS")]
+    pub(crate) lua_get_state_ms: Option<u64>,
+    /// Time slice after which a long callback yields to the shard, in milliseconds (0: off).
+    #[arg(long, env = "ASOBI_LUA_SLICE_MS")]
+    pub(crate) lua_slice_ms: Option<u64>,
+    /// How long one `game.*` service call may wait for its answer, in milliseconds.
+    #[arg(long, env = "ASOBI_LUA_SERVICE_WAIT_MS")]
+    pub(crate) lua_service_wait_ms: Option<u64>,
     /// Memory limit of one match's Lua VM, in MiB.
     #[arg(long, env = "ASOBI_LUA_MAX_MEMORY_MB")]
     pub(crate) lua_max_memory_mb: Option<usize>,
@@ -279,7 +295,25 @@ impl ServeArgs {
         }
         if let Some(ms) = self.lua_max_call_ms {
             b.wall = Duration::from_millis(ms);
+            b.limits = asobi_script::CallbackLimits::all(b.wall);
         }
+        let ms = Duration::from_millis;
+        if let Some(n) = self.lua_tick_ms {
+            b.limits.tick = ms(n);
+        }
+        if let Some(n) = self.lua_join_ms {
+            b.limits.join_leave = ms(n);
+        }
+        if let Some(n) = self.lua_get_state_ms {
+            b.limits.get_state = ms(n);
+        }
+        if let Some(n) = self.lua_slice_ms {
+            b.slice = ms(n);
+        }
+        if let Some(n) = self.lua_service_wait_ms {
+            b.service_wait = ms(n);
+        }
+
         if let Some(mb) = self.lua_max_memory_mb {
             b.memory_bytes = mb * 1024 * 1024;
         }

@@ -105,6 +105,7 @@ impl From<super::matches::error::Error> for ApiError {
                 .with_details(json!({ "reason": "quick_play_disabled" })),
             E::AlreadyInMatch => err(409, code::MATCH_ALREADY_IN_MATCH, &e),
             E::NotInMatch => err(409, code::MATCH_NOT_IN_MATCH, &e),
+            E::OthersHistory => err(403, code::FORBIDDEN, &e),
             E::JoinContext(reason) => {
                 err(400, code::REQUEST_FAILED, &e).with_details(json!({ "reason": reason }))
             }

@@ -24,8 +24,17 @@ pub(crate) enum Answer {
     Later,
 }
 
+/// How long after its slice ends a time-sliced callback continues: past everything already
+/// due, so the shard reads its sockets and runs the timers due before it goes on.
+pub(crate) const SLICE_GAP: std::time::Duration = std::time::Duration::from_micros(1);
+
 /// Routes one service call from the match `from`.
 pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answer {
+    if call.is_slice() {
+        // The callback used its time slice: it continues after the work due now.
+        super::matches::answer_later(shard, from, Value::Null, shard.rt.now() + SLICE_GAP);
+        return Answer::Later;
+    }
     #[cfg(test)]
     if let Some(answer) = test_service::answer(shard, from, call) {
         return answer;

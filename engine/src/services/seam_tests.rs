@@ -81,10 +81,17 @@ fn economy(delay: Duration, never: bool) {
 }
 
 fn sim(dir: &Path) -> Sim {
-    let budgets = Budgets {
-        wall: Duration::from_millis(200),
-        ..Budgets::default()
-    };
+    sim_with(
+        dir,
+        Budgets {
+            wall: Duration::from_millis(200),
+            service_wait: Duration::from_millis(200),
+            ..Budgets::default()
+        },
+    )
+}
+
+fn sim_with(dir: &Path, budgets: Budgets) -> Sim {
     let settings = Settings {
         ws_msg_rate: 0,
         ..Settings::default()
@@ -185,7 +192,7 @@ fn a_reply_that_never_comes_is_abandoned_within_the_budget() {
     let mut c = alone(&mut sim, "p", "svc");
     input(&mut sim, &mut c, json!({"op": "one"}));
     input(&mut sim, &mut c, json!({"op": "mark", "n": 1}));
-    // The wall budget is 200 ms; the wait counts against it.
+    // A service call may wait 200 ms here.
     sim.advance(Duration::from_millis(400));
     sim.collect(&mut c);
     assert_eq!(
@@ -201,6 +208,28 @@ fn a_reply_that_never_comes_is_abandoned_within_the_budget() {
     sim.advance(Duration::from_millis(200));
     sim.collect(&mut c);
     assert!(ticks_of(&c) > before);
+}
+
+#[test]
+fn a_wait_longer_than_the_running_budget_is_not_an_overrun() {
+    let dir = tempfile::tempdir().unwrap();
+    game(dir.path(), SERVICE_GAME);
+    // The answer takes 300 ms; the callback may run 20 ms and wait 1 s. Only running time
+    // counts against the 20 ms, so the slow answer still reaches the script.
+    economy(Duration::from_millis(300), false);
+    let mut sim = sim_with(
+        dir.path(),
+        Budgets {
+            wall: Duration::from_millis(20),
+            service_wait: Duration::from_secs(1),
+            ..Budgets::default()
+        },
+    );
+    let mut c = alone(&mut sim, "p", "svc");
+    input(&mut sim, &mut c, json!({"op": "one"}));
+    sim.advance(Duration::from_millis(400));
+    sim.collect(&mut c);
+    assert_eq!(log_of(&c), vec!["one:100:r1"]);
 }
 
 #[test]
@@ -259,7 +288,7 @@ fn a_reply_to_an_abandoned_wait_does_not_resume_the_next_call() {
     use std::rc::Rc;
     let dir = tempfile::tempdir().unwrap();
     game(dir.path(), SERVICE_GAME);
-    // The first call is answered after 300 ms, past the 200 ms budget; the second after 150 ms.
+    // The first call is answered after 300 ms, past the 200 ms wait; the second after 150 ms.
     // The first reply lands while the second call waits: it must be dropped.
     let n = Rc::new(Cell::new(0));
     test_service::install(Box::new(move |call| {

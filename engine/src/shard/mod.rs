@@ -657,7 +657,11 @@ async fn drive_timers<S: Service>(s: Rc<S>) {
             match next {
                 Some(at) => {
                     let wait = at.saturating_duration_since(Instant::now());
-                    if !wait.is_zero() {
+                    if wait.is_zero() {
+                        // Work came due while the last pass ran (a time-sliced callback's
+                        // next slice, say): the shard's sockets and other tasks go first.
+                        glommio::executor().yield_task_queue_now().await;
+                    } else {
                         let timer = glommio::timer::sleep(wait).fuse();
                         futures::pin_mut!(timer);
                         futures::select_biased! {

@@ -70,7 +70,14 @@ pub(crate) const HEADER: &str = "match_size = 1\n";
 /// A pool with default budgets and a VM running `source` (prefixed with [`HEADER`]), after
 /// `init({})`.
 pub(crate) fn start(source: &str) -> (tempfile::TempDir, VmPool, MatchVm) {
-    start_with(Budgets::default(), source)
+    // These tests drive each call to its end; time slicing has its own test (budgets.rs).
+    start_with(
+        Budgets {
+            slice: std::time::Duration::ZERO,
+            ..Budgets::default()
+        },
+        source,
+    )
 }
 
 pub(crate) fn start_with(budgets: Budgets, source: &str) -> (tempfile::TempDir, VmPool, MatchVm) {

@@ -5,9 +5,16 @@
 //! [`crate::services::script::call`], and the match waits — it runs no other callback until the
 //! reply resumes it, so its callbacks stay ordered. Inputs, joins and leaves that arrive
 //! meanwhile wait in the match's backlog (bounded); ticks that come due are skipped, like late
-//! ticks. Every other match on the shard keeps running. The wait counts against the callback's
-//! wall-clock budget: at [`MatchVm::wait_deadline`](asobi_script::MatchVm::wait_deadline) a
-//! timer abandons it as an overrun.
+//! ticks. Every other match on the shard keeps running. The wait does not count against the
+//! callback's running time; it is bounded on its own: at
+//! [`MatchVm::wait_deadline`](asobi_script::MatchVm::wait_deadline) (`service_wait` after the
+//! call) a timer abandons the callback as an overrun.
+//!
+//! A long callback is **time-sliced** the same way: when it has run for its slice, the VM
+//! yields it as a [`ServiceCall::slice`](asobi_script::ServiceCall::slice), which
+//! `services::script::call` answers through the timer queue just after the work already due.
+//! The match waits as it does for a service; its neighbours' ticks and the shard's sockets run
+//! in between, so a 200 ms `tick` delays only its own match.
 
 use std::rc::Rc;
 
@@ -231,10 +238,16 @@ fn settle(
                     lm.apply(shard, fx, None);
                     lm.waiting = Some(after);
                     lm.waits += 1;
-                    // The VM's budget runs on the wall clock; the timer on the shard's clock
-                    // (the same one, except under the simulation harness): arm it after the
-                    // budget's remainder.
-                    if let Some(at) = lm.vm.as_ref().and_then(|vm| vm.wait_deadline()) {
+                    // A service call may wait `service_wait` (a slice's continuation is
+                    // already armed). The VM measures on the wall clock, the timer on the
+                    // shard's clock (the same one, except under the simulation harness): arm
+                    // it after the remainder.
+                    let deadline = if call.is_slice() {
+                        None
+                    } else {
+                        lm.vm.as_ref().and_then(|vm| vm.wait_deadline())
+                    };
+                    if let Some(at) = deadline {
                         let left = at.saturating_duration_since(std::time::Instant::now());
                         shard.rt.arm(
                             shard.rt.now() + left,

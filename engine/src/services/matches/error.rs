@@ -38,6 +38,9 @@ pub(crate) enum Error {
     /// The session is in no match.
     #[error("This connection is not joined to a match.")]
     NotInMatch,
+    /// `GET /matches?player_id=` naming another player: records do not reveal who played.
+    #[error("Only your own match history can be filtered by player.")]
+    OthersHistory,
     /// The join context breaks its bounds (asobi's code for which bound).
     #[error("The join context is outside its bounds.")]
     JoinContext(&'static str),

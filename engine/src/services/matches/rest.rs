@@ -51,14 +51,35 @@ handler!(by_id, |s, r| {
         return ok(&v);
     }
     match s.ctx.store.match_record(id).await.map_err(store_error)? {
-        Some(record) => ok(&record),
+        Some(record) => ok(&public_record(&record)),
         None => Err(Error::NoRecord.into()),
     }
 });
 
+/// A finished match as any signed-in player may read it: asobi's projection, without the
+/// roster (who played whom is not public). The record is written when the match finishes, so
+/// `inserted_at` is `finished_at`.
+fn public_record(r: &asobi_storage::MatchRecord) -> Value {
+    json!({
+        "id": r.id,
+        "mode": r.mode,
+        "status": r.status,
+        "result": r.result,
+        "started_at": r.started_at,
+        "finished_at": r.finished_at,
+        "inserted_at": r.finished_at,
+    })
+}
+
 handler!(finished, |s, r| {
-    r.player(s)?;
+    let caller = r.player(s)?;
     let q = r.head;
+    // Our filter (asobi has none): a player may list the matches they played, not someone
+    // else's, since records do not show rosters.
+    let player_id = q.query_param("player_id");
+    if player_id.as_deref().is_some_and(|p| p != caller.as_str()) {
+        return Err(Error::OthersHistory.into());
+    }
     let limit = q
         .query_param("limit")
         .and_then(|l| l.parse::<u32>().ok())
@@ -67,7 +88,7 @@ handler!(finished, |s, r| {
     let query = asobi_storage::MatchQuery {
         mode: q.query_param("mode"),
         status: q.query_param("status"),
-        player_id: q.query_param("player_id"),
+        player_id,
         limit,
     };
     let records = s
@@ -76,5 +97,6 @@ handler!(finished, |s, r| {
         .list_match_records(query)
         .await
         .map_err(store_error)?;
+    let records: Vec<Value> = records.iter().map(public_record).collect();
     ok(&json!({ "matches": records }))
 });

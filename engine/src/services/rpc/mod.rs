@@ -101,8 +101,23 @@ pub(crate) async fn call(
     let reply = loop {
         match step {
             Ok(Call::Done(reply)) => break reply,
+            // The handler used its time slice: let the shard's other tasks run first.
+            Ok(Call::Waiting(c)) if c.is_slice() => {
+                futures_lite::future::yield_now().await;
+                step = vm.resume(&Value::Null);
+            }
             Ok(Call::Waiting(c)) => {
-                let answer = service(shard, &c).await;
+                let wait = shard.ctx.budgets.service_wait;
+                let answer =
+                    futures_lite::future::or(async { Some(service(shard, &c).await) }, async {
+                        shard.rt.sleep(wait).await;
+                        None
+                    })
+                    .await;
+                let Some(answer) = answer else {
+                    vm.abandon();
+                    return Err(internal(method, "a game.* call got no answer in time"));
+                };
                 step = vm.resume(&answer);
             }
             Err(e) => return Err(internal(method, &e.to_string())),
