@@ -567,6 +567,9 @@ function get_state(player_id, state) return { moves = state.moves } end
     assert!(s.stop().success());
 }
 
+/// With the operator's stop switches on (asobi has none: by default a failing callback costs
+/// only its own call), a script that keeps failing or overrunning ends its own match, and only
+/// that one.
 #[test]
 fn failing_script_finishes_only_its_own_match() {
     let dir = tempfile::tempdir().unwrap();
@@ -601,7 +604,17 @@ function get_state(player_id, state) return { ticks = state.ticks } end
         format!("{common}\nfunction tick(state) while true do pcall(function() while true do end end) end end\n"),
     )
     .unwrap();
-    let s = Server::start(&dir.path().join("data"), &game, &Opts::default());
+    let s = Server::start(
+        &dir.path().join("data"),
+        &game,
+        &Opts {
+            env: vec![
+                ("ASOBI_LUA_STOP_AFTER_FAILURES".into(), "100".into()),
+                ("ASOBI_LUA_STOP_AFTER_OVERRUNS".into(), "3".into()),
+            ],
+            ..Opts::default()
+        },
+    );
     let mut sockets = Vec::new();
     for mode in ["good", "bad", "spin"] {
         let p = s.register(mode);

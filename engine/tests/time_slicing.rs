@@ -1,7 +1,7 @@
 //! Long Lua callbacks are time-sliced, against the real binary on one shard: a `tick` that runs
 //! for 200 ms slows only its own match, while a bystander on the same shard keeps its heartbeats
-//! and its match's ticks; a `tick` that never ends is stopped at its limit and, after repeated
-//! failures, the match ends, with the bystander served all along.
+//! and its match's ticks; a `tick` that never ends is aborted at its limit each time, and the
+//! match carries on (asobi's semantics), with the bystander served all along.
 //!
 //! The criteria are relative, so a loaded host does not decide them: without slicing, a
 //! heartbeat that arrives as a slow tick starts waits for the whole tick; with it, no heartbeat
@@ -152,15 +152,17 @@ fn a_200_ms_tick_slows_only_its_own_match() {
     assert!(server.stop().success());
 }
 
+/// asobi's semantics: an overrun costs the callback, never the match. A `tick` that never ends
+/// is aborted at its limit every time, the match keeps its state and takes input, and once the
+/// script stops looping its ticks complete again; the bystander is served throughout.
 #[test]
-fn a_tick_that_never_ends_is_stopped_and_the_bystander_is_served() {
+fn a_tick_that_never_ends_costs_its_ticks_not_the_match() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let server = server(dir.path(), &[]);
     let mut evil = player(&server, "evil");
     let mut by = player(&server, "bystander");
 
-    let started = Instant::now();
     evil.send(json!({"type": "match.input", "payload": {"mode": "forever"}}));
     let (rtts, states) = bystand(&mut by, Duration::from_secs(3));
     let worst = rtts.iter().max().copied().unwrap_or_default();
@@ -175,14 +177,17 @@ fn a_tick_that_never_ends_is_stopped_and_the_bystander_is_served() {
         "a bystander heartbeat took {worst:?}: {rtts:?}"
     );
     assert!(states >= 15, "only {states} bystander states in 3 s");
-    // Three overruns in a row end the match.
-    let finished = evil.expect("match.finished", WAIT, |_| true);
-    let took = started.elapsed();
-    eprintln!("the looping match finished after {took:?}: {finished}");
-    assert!(
-        took >= Duration::from_millis(500),
-        "stopped too early: {took:?}"
-    );
+    // Several overruns later the match is still there: the input reaches it and its ticks
+    // complete again.
+    let stuck = latest_state(&mut evil, Duration::from_millis(200));
+    assert_ne!(stuck, Some(json!({ "finished": true })), "{stuck:?}");
+    evil.send(json!({"type": "match.input", "payload": {"mode": "calm"}}));
+    let calm = evil.expect("match.state", WAIT, |v| v["payload"]["mode"] == "calm");
+    eprintln!("back to calm: {calm}");
+    let ticks = calm["payload"]["ticks"].as_i64().unwrap();
+    evil.expect("match.state", WAIT, |v| {
+        v["payload"]["ticks"].as_i64().unwrap_or(0) > ticks + 3
+    });
     drop((evil, by));
     assert!(server.stop().success());
 }

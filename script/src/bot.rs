@@ -49,6 +49,11 @@ fn dir_of(rel: &str) -> String {
         .unwrap_or_default()
 }
 
+/// Consecutive `think` overruns after which a bot falls back to the default AI: a bot's script
+/// costs its shard CPU and nothing depends on its own moves, so it is not given a match
+/// script's patience.
+pub const MAX_BOT_OVERRUNS: u32 = 3;
+
 /// Runs a bot script's chunk in a fresh bot sandbox.
 fn bot_sandbox(main: &[u8], scope: &ModuleScope, budgets: &Budgets) -> Result<Sandbox, CallError> {
     let sandbox = Sandbox::new(budgets).map_err(|e| crate::sandbox::classify("load", None, &e))?;
@@ -208,9 +213,16 @@ impl BotVm {
         })
     }
 
-    /// Whether `think` overran its budget `max_consecutive_overruns` times in a row; the
-    /// engine should switch this bot to its default AI and drop the VM.
+    /// Whether `think` overran its budget [`MAX_BOT_OVERRUNS`] times in a row (or fewer,
+    /// when the budgets stop match scripts sooner); the engine should switch this bot to its
+    /// default AI and drop the VM.
     pub fn failed(&self) -> bool {
-        self.overruns >= self.sandbox.shared.budgets.max_consecutive_overruns
+        let limit = self
+            .sandbox
+            .shared
+            .budgets
+            .max_consecutive_overruns
+            .min(MAX_BOT_OVERRUNS);
+        self.overruns >= limit
     }
 }

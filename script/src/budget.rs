@@ -37,14 +37,14 @@ use crate::error::BudgetKind;
 ///   (asobi's default call timeout) before the callback is abandoned.
 /// * `memory_bytes` = 64 MiB per VM: far above any match state, small enough that a few
 ///   hundred matches per core cannot exhaust a host.
-/// * `max_consecutive_failures` = 100: ten seconds of a callback failing on every 10 Hz tick.
-///   Generous on purpose — while a developer hot-reloads a fix, the match should survive.
-/// * `max_consecutive_overruns` = 3: each overrun costs the shard its allowance of CPU that
-///   its other matches needed, so a script that keeps overrunning is stopped quickly.
-/// * `max_overruns_in_window` = 10 in `overrun_window` = 10 s: the same bound for overruns
-///   interleaved with successes (a player whose input drives `handle_input` over budget
-///   while ticks succeed), while an isolated overrun — a GC pause, a slow moment of the
-///   host — never ends a match.
+/// * `max_consecutive_failures`, `max_consecutive_overruns`, `max_overruns_in_window`: off
+///   (`u32::MAX`), as in asobi, where a callback that fails or overruns costs its own call
+///   and never the match: the state stays what it was, the failure is logged (rate-limited),
+///   and the next tick runs. Time slicing keeps such a match from delaying its neighbours.
+///   An operator may turn the stop on (`ASOBI_LUA_STOP_AFTER_FAILURES`,
+///   `ASOBI_LUA_STOP_AFTER_OVERRUNS`): then a VM that fails that many times in a row is
+///   marked failed and its match finishes with an error result. `overrun_window` = 10 s is
+///   the window `max_overruns_in_window` counts over.
 /// * `log_per_second` = 30 lines per match (asobi's figure).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Budgets {
@@ -144,9 +144,9 @@ impl Default for Budgets {
             slice: Duration::from_millis(5),
             service_wait: Duration::from_secs(5),
             memory_bytes: 64 * 1024 * 1024,
-            max_consecutive_failures: 100,
-            max_consecutive_overruns: 3,
-            max_overruns_in_window: 10,
+            max_consecutive_failures: u32::MAX,
+            max_consecutive_overruns: u32::MAX,
+            max_overruns_in_window: u32::MAX,
             overrun_window: Duration::from_secs(10),
             log_per_second: 30,
             outbox_bytes: 4 * 1024 * 1024,
@@ -195,6 +195,10 @@ impl OverrunWindow {
     /// Records an overrun at `now`; `true` when more than `max` overruns fall within the
     /// `window` ending at `now`.
     pub(crate) fn record(&mut self, now: Instant, window: Duration, max: u32) -> bool {
+        if max == u32::MAX {
+            // Off: nothing to count.
+            return false;
+        }
         while let Some(&oldest) = self.times.front() {
             if now.saturating_duration_since(oldest) >= window {
                 self.times.pop_front();

@@ -34,7 +34,7 @@ mod vm;
 mod watcher;
 
 pub use api::{validate_event_name, Host, MAX_EVENT_NAME, MAX_PAYLOAD_BYTES, RESERVED_EVENTS};
-pub use bot::{BotScript, BotVm, DEFAULT_BOT_NAMES};
+pub use bot::{BotScript, BotVm, DEFAULT_BOT_NAMES, MAX_BOT_OVERRUNS};
 pub use budget::{Budgets, CallbackLimits, SETUP_FACTOR};
 pub use config::{GameType, ModeConfig, Registration, StateStrategy, StateTransport, Strategy};
 pub use error::{BudgetKind, CallError, Diagnostic, LoadError, ScriptError, Severity};

@@ -111,6 +111,14 @@ pub(crate) struct ServeArgs {
     /// How long one `game.*` service call may wait for its answer, in milliseconds.
     #[arg(long, env = "ASOBI_LUA_SERVICE_WAIT_MS")]
     pub(crate) lua_service_wait_ms: Option<u64>,
+    /// Consecutive failures of one callback after which a match's script is stopped and the
+    /// match finishes with an error (unset: never, as in asobi).
+    #[arg(long, env = "ASOBI_LUA_STOP_AFTER_FAILURES")]
+    pub(crate) lua_stop_after_failures: Option<u32>,
+    /// Consecutive budget overruns after which a match's script is stopped and the match
+    /// finishes with an error (unset: never, as in asobi).
+    #[arg(long, env = "ASOBI_LUA_STOP_AFTER_OVERRUNS")]
+    pub(crate) lua_stop_after_overruns: Option<u32>,
     /// Memory limit of one match's Lua VM, in MiB.
     #[arg(long, env = "ASOBI_LUA_MAX_MEMORY_MB")]
     pub(crate) lua_max_memory_mb: Option<usize>,
@@ -312,6 +320,12 @@ impl ServeArgs {
         }
         if let Some(n) = self.lua_service_wait_ms {
             b.service_wait = ms(n);
+        }
+        if let Some(n) = self.lua_stop_after_failures {
+            b.max_consecutive_failures = n.max(1);
+        }
+        if let Some(n) = self.lua_stop_after_overruns {
+            b.max_consecutive_overruns = n.max(1);
         }
 
         if let Some(mb) = self.lua_max_memory_mb {

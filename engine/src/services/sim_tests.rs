@@ -171,11 +171,17 @@ function get_state(player_id, state) return { ticks = state.ticks } end
     .unwrap();
 }
 
+/// With the operator's stop on (`ASOBI_LUA_STOP_AFTER_FAILURES=100`), a script that fails every
+/// tick ends its own match, and only that one.
 #[test]
 fn a_failing_script_finishes_only_its_own_match() {
     let dir = tempfile::tempdir().unwrap();
     failing_game(dir.path());
-    let mut sim = Sim::new(1, dir.path(), settings());
+    let budgets = asobi_script::Budgets {
+        max_consecutive_failures: 100,
+        ..asobi_script::Budgets::default()
+    };
+    let mut sim = Sim::with_budgets(1, dir.path(), settings(), budgets);
     let mut good = sim.signed_in(0, "good-player");
     let mut bad = sim.signed_in(0, "bad-player");
     sim.send(
@@ -206,6 +212,32 @@ fn a_failing_script_finishes_only_its_own_match() {
         .unwrap();
     assert!(ticks >= 110, "the good match kept ticking: {ticks}");
     assert!(good.take("match.finished").is_none());
+}
+
+/// By default (asobi's semantics) a script that fails every tick costs those ticks, not the
+/// match: it keeps running next to its neighbour.
+#[test]
+fn by_default_a_failing_script_costs_its_calls_not_the_match() {
+    let dir = tempfile::tempdir().unwrap();
+    failing_game(dir.path());
+    let mut sim = Sim::new(1, dir.path(), settings());
+    let mut good = sim.signed_in(0, "good-player");
+    let mut bad = sim.signed_in(0, "bad-player");
+    for (c, mode) in [(&mut good, "good"), (&mut bad, "bad")] {
+        sim.send(
+            c,
+            json!({"type": "matchmaker.add", "payload": {"mode": mode}}),
+        );
+    }
+    sim.advance(Duration::from_secs(7));
+    sim.collect(&mut bad);
+    sim.collect(&mut good);
+    assert!(bad.take("match.matched").is_some());
+    assert!(bad.take("match.finished").is_none(), "{:?}", bad.received);
+    let ticks = good.last("match.state").unwrap()["payload"]["ticks"]
+        .as_i64()
+        .unwrap();
+    assert!(ticks >= 110, "the good match kept ticking: {ticks}");
 }
 
 #[test]
