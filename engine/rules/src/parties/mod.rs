@@ -413,7 +413,11 @@ impl Party {
     /// The party's ticket resolved (matched, expired, cancelled). Returns it if it was the one
     /// the party held; a stale report for an older ticket changes nothing.
     pub fn unqueued(&mut self, ticket_id: &str) -> Option<Ticket> {
-        if self.ticket.as_ref().is_some_and(|t| t.ticket_id == ticket_id) {
+        if self
+            .ticket
+            .as_ref()
+            .is_some_and(|t| t.ticket_id == ticket_id)
+        {
             self.ticket.take()
         } else {
             None
