@@ -29,15 +29,30 @@ function handle_input(p, input, state) return state end
 function tick(state) return state end
 "#;
 
+/// The same 4v4 with bots filling the queue up to eight players.
+const SQUAD_BOTS: &str = r#"
+match_size = 8
+max_players = 8
+teams = 2
+strategy = "fill"
+bots = { min_players = 8 }
+function init(config) return {} end
+function join(p, state) return state end
+function leave(p, state) return state end
+function handle_input(p, input, state) return state end
+function tick(state) return state end
+"#;
+
 fn start() -> (Server, tempfile::TempDir, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let game = tempfile::tempdir().unwrap();
     std::fs::write(
         game.path().join("config.lua"),
-        "return { squad = \"squad.lua\" }\n",
+        "return { squad = \"squad.lua\", squad_bots = \"squad_bots.lua\" }\n",
     )
     .unwrap();
     std::fs::write(game.path().join("squad.lua"), SQUAD).unwrap();
+    std::fs::write(game.path().join("squad_bots.lua"), SQUAD_BOTS).unwrap();
     let opts = Opts {
         shards: Some(2),
         database_url: None,
@@ -599,4 +614,39 @@ fn a_dropped_member_keeps_the_seat_within_grace_and_loses_it_after() {
     let mut wa = online(&s, &a, 1);
     assert_eq!(err(&mut wa, "party.get", p.clone()), "party.not_member");
     silent(&mut wb, "party.removed");
+}
+
+#[test]
+fn bots_fill_around_a_party() {
+    let (s, _d, _g) = start();
+    let party: Vec<Player> = (0..3).map(|i| s.register(&format!("bf{i}"))).collect();
+    let mut ws: Vec<Ws> = party
+        .iter()
+        .enumerate()
+        .map(|(i, p)| online(&s, p, i % 2))
+        .collect();
+    let v = ok(&mut ws[0], "party.create", json!({}));
+    let pid = v["party_id"].as_str().unwrap().to_owned();
+    for w in ws.iter_mut().skip(1) {
+        ok(w, "party.join", json!({"party_id": pid}));
+    }
+    ok(
+        &mut ws[0],
+        "party.queue",
+        json!({"party_id": pid, "mode": "squad_bots"}),
+    );
+    // Bot fill runs every 8 s: five bots join three players, the party on one team.
+    let m = ws[0].expect("party.matched", Duration::from_secs(25), |_| true)["payload"].clone();
+    let teams = m["teams"].as_object().unwrap().clone();
+    assert_eq!(teams.len(), 8, "{teams:?}");
+    let team = &teams[&party[0].id];
+    for p in &party {
+        assert_eq!(&teams[&p.id], team, "{teams:?}");
+    }
+    let bots: Vec<&String> = teams.keys().filter(|k| k.starts_with("bot_")).collect();
+    assert_eq!(
+        bots.len(),
+        5,
+        "exactly enough bots for the players: {teams:?}"
+    );
 }
