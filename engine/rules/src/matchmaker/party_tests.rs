@@ -496,3 +496,145 @@ fn a_trio_backlog_does_not_hold_up_duos_and_quads() {
         );
     }
 }
+
+/// One measured run of [`party_load`]: 2,000 players arrive over 40 s in tickets whose sizes
+/// follow `weights`, ratings drawn around 1000 (σ ≈ 200), queueing for a 4v4.
+struct LoadRun {
+    matched: usize,
+    expired: usize,
+    /// Per matched player: seconds from queueing to forming.
+    waits: Vec<f64>,
+    /// Per match: |mean rating of team 0 − mean rating of team 1|.
+    team_gaps: Vec<f64>,
+    /// Per match: highest − lowest player rating in the match.
+    spreads: Vec<f64>,
+}
+
+fn party_load(weights: [u64; 4], strategy: Strategy, seed: u64) -> LoadRun {
+    let mut rng = Rng(seed);
+    // Irwin–Hall: the sum of 12 uniforms is close to normal with σ = 1.
+    let mut rating = |rng: &mut Rng| {
+        let z: f64 = (0..12)
+            .map(|_| rng.below(1_000_000) as f64 / 1e6)
+            .sum::<f64>()
+            - 6.0;
+        1000.0 + 200.0 * z
+    };
+    let t0 = Instant::now();
+    let mut q = ModeQueue::new(
+        "arena".into(),
+        QueueConfig {
+            max_queue: 100_000,
+            ..four_v_four(strategy)
+        },
+    );
+    let mut ratings: BTreeMap<String, f64> = BTreeMap::new();
+    let mut run = LoadRun {
+        matched: 0,
+        expired: 0,
+        waits: Vec::new(),
+        team_gaps: Vec::new(),
+        spreads: Vec::new(),
+    };
+    let mut arrived = 0usize;
+    let mut n = 0u64;
+    for second in 0..200u64 {
+        let now = t0 + Duration::from_secs(second);
+        // 50 players a second until 2,000 have arrived.
+        let mut this_second = 0;
+        while arrived < 2_000 && this_second < 50 {
+            let mut pick = rng.below(weights.iter().sum());
+            let mut size = 1;
+            for w in weights {
+                if pick < w {
+                    break;
+                }
+                pick -= w;
+                size += 1;
+            }
+            let size = size.min(2_000 - arrived);
+            let members: Vec<(String, f64)> = (0..size)
+                .map(|_| {
+                    n += 1;
+                    let r = rating(&mut rng);
+                    ratings.insert(format!("p{n}"), r);
+                    (format!("p{n}"), r)
+                })
+                .collect();
+            let leader = members[0].0.clone();
+            q.add_party(now, format!("t{n}"), leader, members, json!({}))
+                .unwrap();
+            arrived += size;
+            this_second += size;
+        }
+        for e in q.tick(now) {
+            match e {
+                QueueEvent::Expired(_) => run.expired += 1,
+                QueueEvent::Formed(g) => {
+                    let mut team = [Vec::new(), Vec::new()];
+                    for t in &g.tickets {
+                        for m in &t.members {
+                            team[t.team].push(ratings[m]);
+                            run.waits.push(t.waited.as_secs_f64());
+                        }
+                    }
+                    assert_eq!(team[0].len(), 4);
+                    assert_eq!(team[1].len(), 4);
+                    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+                    run.team_gaps.push((mean(&team[0]) - mean(&team[1])).abs());
+                    let all: Vec<f64> = team.concat();
+                    let hi = all.iter().copied().fold(f64::MIN, f64::max);
+                    let lo = all.iter().copied().fold(f64::MAX, f64::min);
+                    run.spreads.push(hi - lo);
+                    run.matched += 8;
+                }
+            }
+        }
+        if arrived == 2_000 && q.is_empty() {
+            break;
+        }
+    }
+    run
+}
+
+fn pct(v: &[f64], p: f64) -> f64 {
+    let mut v = v.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return 0.0;
+    }
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+/// The figures in `bench-results/parties-matchmaking.md`:
+/// `cargo test -p asobi-rules party_load_figures -- --ignored --nocapture`.
+/// Every match is a full 4v4 (asserted in [`party_load`]); every player either matched or
+/// expired.
+#[test]
+#[ignore = "a measurement: prints the figures for bench-results/parties-matchmaking.md"]
+fn party_load_figures() {
+    let mixes = [
+        ("solos only", [1, 0, 0, 0]),
+        ("parties 1-4 uniform", [1, 1, 1, 1]),
+        ("parties 50/25/15/10", [50, 25, 15, 10]),
+    ];
+    println!("| strategy | mix | matched | expired tickets | wait p50 s | wait p99 s | team gap p50 | team gap p99 | match spread p50 | match spread p99 |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for strategy in [Strategy::Fill, Strategy::SkillBased] {
+        for (name, w) in mixes {
+            let r = party_load(w, strategy, 0x5EED);
+            println!(
+                "| {strategy:?} | {name} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} |",
+                r.matched,
+                r.expired,
+                pct(&r.waits, 0.5),
+                pct(&r.waits, 0.99),
+                pct(&r.team_gaps, 0.5),
+                pct(&r.team_gaps, 0.99),
+                pct(&r.spreads, 0.5),
+                pct(&r.spreads, 0.99),
+            );
+            assert!(r.matched > 0);
+        }
+    }
+}
