@@ -189,7 +189,7 @@ fn parties_over_ws_rest_and_chat_across_shards() {
     assert_eq!(v["leader"], a.id.as_str());
     assert_eq!(v["privacy"], "invite_only");
     assert_eq!(v["max_size"], 3);
-    assert_eq!(members(&v), [a.id.clone()]);
+    assert_eq!(members(&v), [a.id.as_str()]);
     assert_eq!(v["members"][0]["online"], true);
     assert_eq!(v["queue"], Value::Null);
     assert_eq!(
@@ -231,7 +231,7 @@ fn parties_over_ws_rest_and_chat_across_shards() {
         pid.as_str()
     );
     let v = ok(&mut wb, "party.accept", p.clone());
-    assert_eq!(members(&v), [a.id.clone(), b.id.clone()]);
+    assert_eq!(members(&v), [a.id.as_str(), b.id.as_str()]);
     let v = updated(&mut wa, |v| v["members"].as_array().unwrap().len() == 2);
     assert_eq!(v["invites"], json!([]));
     assert_eq!(
@@ -307,7 +307,7 @@ fn parties_over_ws_rest_and_chat_across_shards() {
         "party.kick",
         json!({"party_id": pid, "player_id": c.id}),
     );
-    assert_eq!(members(&v), [a.id.clone(), b.id.clone()]);
+    assert_eq!(members(&v), [a.id.as_str(), b.id.as_str()]);
     let r = wc.expect("party.removed", WAIT, |_| true)["payload"].clone();
     assert_eq!(r, json!({"party_id": pid, "reason": "kicked"}));
     assert_eq!(err(&mut wc, "party.get", p.clone()), "party.not_member");
@@ -333,7 +333,7 @@ fn parties_over_ws_rest_and_chat_across_shards() {
     // The leader leaves: the longest-standing member leads. Then a closes it.
     assert_eq!(ok(&mut wb, "party.leave", p.clone())["success"], true);
     let v = updated(&mut wa, |v| v["leader"] == a.id.as_str());
-    assert_eq!(members(&v), [a.id.clone()]);
+    assert_eq!(members(&v), [a.id.as_str()]);
     assert_eq!(err(&mut wb, "party.leave", p.clone()), "party.not_member");
     assert_eq!(ok(&mut wa, "party.close", p.clone())["success"], true);
     wa.expect("party.closed", WAIT, |v| {
@@ -360,7 +360,7 @@ fn parties_over_ws_rest_and_chat_across_shards() {
     assert_eq!((st, code(&v)), (404, "party.not_found"));
     let (st, v) = api.call("POST", &path("/join"), &d, None);
     assert_eq!(st, 200, "{v}");
-    assert_eq!(members(&v), [c.id.clone(), d.id.clone()]);
+    assert_eq!(members(&v), [c.id.as_str(), d.id.as_str()]);
     updated(&mut wc, |v| v["members"].as_array().unwrap().len() == 2);
     let (st, v) = api.call("POST", &path("/join"), &a, None);
     assert_eq!(st, 200, "{v}");
@@ -591,6 +591,18 @@ fn a_dropped_member_keeps_the_seat_within_grace_and_loses_it_after() {
         json!({"party_id": pid, "mode": "squad"}),
     );
     let ticket = q["ticket_id"].as_str().unwrap().to_owned();
+    // Queueing again is answered with the same ticket, which stays.
+    let again = ok(
+        &mut wa,
+        "party.queue",
+        json!({"party_id": pid, "mode": "squad"}),
+    );
+    assert_eq!(again["ticket_id"], ticket.as_str());
+    assert_eq!(again["already_queued"], true);
+    assert_eq!(
+        ok(&mut wa, "party.get", p.clone())["queue"]["ticket_id"],
+        ticket.as_str()
+    );
 
     // b's socket drops: the seat and the ticket stay, b shows offline.
     drop(wb);
@@ -600,7 +612,7 @@ fn a_dropped_member_keeps_the_seat_within_grace_and_loses_it_after() {
     let mut wb = online(&s, &b, 0);
     let v = updated(&mut wa, |v| v["members"][1]["online"] == true);
     assert_eq!(v["queue"]["ticket_id"], ticket.as_str());
-    assert_eq!(members(&v), [a.id.clone(), b.id.clone()]);
+    assert_eq!(members(&v), [a.id.as_str(), b.id.as_str()]);
     let v = updated(&mut wb, |v| v["members"][1]["online"] == true);
     assert_eq!(v["party_id"], pid.as_str());
 

@@ -109,7 +109,11 @@ fn two_parties_fill_a_match_and_a_third_waits() {
     let groups = formed(&events);
     assert_eq!(groups.len(), 1);
     let g = groups[0];
-    assert_eq!(g.ticket_ids(), ["t1", "t2", "s1", "s2"]);
+    let mut ids = g.ticket_ids();
+    ids.sort();
+    assert_eq!(ids, ["s1", "s2", "t1", "t2"]);
+    // Listed team by team.
+    assert!(g.tickets.windows(2).all(|w| w[0].team <= w[1].team));
     assert_ne!(team_of(g, "a"), team_of(g, "d"));
     assert_eq!(q.players_waiting(), 3, "the third party of three waits");
 }
@@ -513,7 +517,7 @@ struct LoadRun {
 fn party_load(weights: [u64; 4], strategy: Strategy, seed: u64) -> LoadRun {
     let mut rng = Rng(seed);
     // Irwin–Hall: the sum of 12 uniforms is close to normal with σ = 1.
-    let mut rating = |rng: &mut Rng| {
+    let rating = |rng: &mut Rng| {
         let z: f64 = (0..12)
             .map(|_| rng.below(1_000_000) as f64 / 1e6)
             .sum::<f64>()

@@ -441,8 +441,11 @@ pub(crate) fn on_op(
                     "The party changed while it was being queued; queue again.",
                 ));
             }
+            let new_id = ticket.ticket_id.clone();
             let old = p.queued(player, ticket).map_err(rules_error)?;
-            if let Some(old) = old {
+            // Queueing again for the same mode answers the same ticket (`already_queued`);
+            // only a ticket for another mode is replaced.
+            if let Some(old) = old.filter(|o| o.ticket_id != new_id) {
                 super::matchmaker::remove_player(shard, &old.mode, player);
             }
             (
