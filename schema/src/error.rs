@@ -73,6 +73,37 @@ pub mod code {
     pub const TICKET_NOT_FOUND: &str = "matchmaker.ticket_not_found";
     /// The mode's queue is full.
     pub const QUEUE_FULL: &str = "matchmaker.queue_full";
+    // parties
+    /// No such party (404). Ours: asobi has no parties.
+    pub const PARTY_NOT_FOUND: &str = "party.not_found";
+    /// The party holds its `max_size` members (409). Ours: asobi has no parties.
+    pub const PARTY_FULL: &str = "party.full";
+    /// Only the party's leader may do this (403). Ours: asobi has no parties.
+    pub const PARTY_NOT_LEADER: &str = "party.not_leader";
+    /// The caller or the player named is not in the party (403). Ours: asobi has no parties.
+    pub const PARTY_NOT_MEMBER: &str = "party.not_member";
+    /// Already in this party, or already in a party when creating one (409). Ours: asobi has no parties.
+    pub const PARTY_ALREADY_MEMBER: &str = "party.already_member";
+    /// Joining while seated in another party (409). Ours: asobi has no parties.
+    pub const PARTY_IN_ANOTHER_PARTY: &str = "party.in_another_party";
+    /// The party is invite-only and the caller holds no invite (403). Ours: asobi has no parties.
+    pub const PARTY_INVITE_ONLY: &str = "party.invite_only";
+    /// No live invite to accept or decline (404). Ours: asobi has no parties.
+    pub const PARTY_INVITE_NOT_FOUND: &str = "party.invite_not_found";
+    /// The party holds its cap of pending invites (429). Ours: asobi has no parties.
+    pub const PARTY_TOO_MANY_INVITES: &str = "party.too_many_invites";
+    /// The party is in a matchmaking queue; it takes no one new until cancelled (409). Ours: asobi has no parties.
+    pub const PARTY_QUEUED: &str = "party.queued";
+    /// `party.cancel` on a party that holds no ticket (404). Ours: asobi has no parties.
+    pub const PARTY_NOT_QUEUED: &str = "party.not_queued";
+    /// The roster changed while the party was being queued; the ticket was dropped (409). Ours: asobi has no parties.
+    pub const PARTY_CHANGED: &str = "party.changed";
+    /// The leader named themselves to invite or kick (400). Ours: asobi has no parties.
+    pub const PARTY_SELF_TARGET: &str = "party.self_target";
+    /// The party is larger than one team of the mode (400). Ours: asobi has no parties.
+    pub const MATCHMAKER_PARTY_TOO_LARGE: &str = "matchmaker.party_too_large";
+    /// A party member already holds a ticket in the mode (409). Ours: asobi has no parties.
+    pub const MATCHMAKER_MEMBER_QUEUED: &str = "matchmaker.member_queued";
     /// A request failed for a reason with no code of its own; the reason is in `details.reason`.
     pub const REQUEST_FAILED: &str = "ws.request_failed";
     /// The game's `join` refused the player; its reason is in `details.refused_reason`.
@@ -662,6 +693,21 @@ mod tests {
         "auth.banned",
         "tournament.closed",
         "tournament.not_started",
+        "party.not_found",
+        "party.full",
+        "party.not_leader",
+        "party.not_member",
+        "party.already_member",
+        "party.in_another_party",
+        "party.invite_only",
+        "party.invite_not_found",
+        "party.too_many_invites",
+        "party.queued",
+        "party.not_queued",
+        "party.changed",
+        "party.self_target",
+        "matchmaker.party_too_large",
+        "matchmaker.member_queued",
     ];
 
     #[test]

@@ -124,6 +124,8 @@ const EXTRA_KEYS: &[&str] = &[
     "cold_tick_divisor",
     "empty_grace_ms",
     "player_ttl_ms",
+    "teams",
+    "party_rating",
 ];
 
 /// Reads globals of one script, recording findings against `file`.

@@ -17,6 +17,7 @@ pub mod leaderboards;
 pub mod limits;
 pub mod matches;
 pub mod matchmaker;
+pub mod parties;
 pub mod phases;
 pub mod placement;
 pub mod session;

@@ -82,6 +82,8 @@ pub(crate) struct Context {
     pub(crate) accounts: super::accounts::Shared,
     /// The ops plane: secret, console sessions, recent reloads.
     pub(crate) ops: super::ops::OpsState,
+    /// Which party each player sits in (the index; parties live on their owner shard).
+    pub(crate) parties: super::parties::Directory,
 }
 
 impl Context {

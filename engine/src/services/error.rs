@@ -80,6 +80,11 @@ impl From<super::matchmaker::error::Error> for ApiError {
             E::Add(AddError::PropertiesTooLarge { .. } | AddError::PropertiesTooDeep { .. }) => {
                 err(413, code::PROPERTIES_TOO_LARGE, &e)
             }
+            E::Add(AddError::PartyTooLarge { max_party }) => {
+                err(400, code::MATCHMAKER_PARTY_TOO_LARGE, &e)
+                    .with_details(serde_json::json!({ "max_party": max_party }))
+            }
+            E::Add(AddError::MemberQueued) => err(409, code::MATCHMAKER_MEMBER_QUEUED, &e),
             E::Add(_) => err(500, code::INTERNAL, &e),
         }
     }

@@ -24,6 +24,7 @@ pub(crate) mod leaderboards;
 pub(crate) mod matches;
 pub(crate) mod matchmaker;
 pub(crate) mod ops;
+pub(crate) mod parties;
 pub(crate) mod rest;
 pub(crate) mod rpc;
 pub(crate) mod script;
@@ -66,6 +67,7 @@ pub(crate) struct Shard {
     pub(crate) iap: iap::Iap,
     pub(crate) ops: ops::Ops,
     pub(crate) bot_fill: bots::fill::Fill,
+    pub(crate) parties: parties::Parties,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -79,6 +81,7 @@ pub(crate) enum Cmd {
     Ops(ops::cmd::Cmd),
     Votes(votes::cmd::Cmd),
     Tournaments(tournaments::Cmd),
+    Parties(parties::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -96,6 +99,7 @@ pub(crate) enum Timer {
     Leaderboards(leaderboards::Timer),
     Social(social::Timer),
     Tournaments(tournaments::Timer),
+    Parties(parties::Timer),
 }
 
 impl Service for Shard {
@@ -117,6 +121,7 @@ impl Service for Shard {
             Cmd::Ops(c) => ops::cmd::handle(self, c),
             Cmd::Votes(c) => votes::cmd::handle(self, c),
             Cmd::Tournaments(c) => tournaments::handle(self, c),
+            Cmd::Parties(c) => parties::cmd::handle(self, c),
         }
     }
 
@@ -127,6 +132,7 @@ impl Service for Shard {
             Timer::Leaderboards(t) => leaderboards::on_timer(self, t),
             Timer::Social(t) => social::on_timer(self, t),
             Timer::Tournaments(t) => tournaments::on_timer(self, t),
+            Timer::Parties(t) => parties::on_timer(self, t),
         }
     }
 }
@@ -146,6 +152,7 @@ impl Shard {
             iap: iap::Iap::load(&game.dir)?,
             ops: ops::Ops::default(),
             bot_fill: bots::fill::Fill::default(),
+            parties: parties::Parties::default(),
             game: RefCell::new(game),
             rt,
             ctx,
@@ -153,6 +160,7 @@ impl Shard {
         matchmaker::start(&shard);
         accounts::start(&shard);
         tournaments::start(&shard);
+        parties::start(&shard);
         Ok(shard)
     }
 

@@ -9,7 +9,9 @@
 //! Behaviour follows asobi's matchmaker: one live ticket per player per mode, `fill` and
 //! `skill_based` strategies, expiry after `max_wait_seconds`, a `max_queue` bound, and a match
 //! that fails to spawn is re-queued up to three attempts before its players are told it failed.
-//! asobi has no party tickets; neither does this queue.
+//! asobi has no party tickets; this queue adds them ([`ModeQueue::add_party`]): one ticket for
+//! several players, formed into one match and (in a mode with `teams`) onto one team, never
+//! split; any member leaving the queue cancels the whole ticket. See [`teams`] for how.
 //!
 //! Everything a client can make it hold is bounded: live tickets by `max_queue`, resolved ones
 //! by `max_retained` and `status_retention`, and each ticket's `properties` by size and depth
@@ -24,9 +26,11 @@ use serde_json::{Map, Value};
 
 mod outputs;
 mod properties;
+pub mod teams;
 mod ticket_id;
 
 pub use properties::{DEFAULT_MAX_PROPERTIES_BYTES, DEFAULT_MAX_PROPERTIES_DEPTH};
+pub use teams::PartyRating;
 pub use ticket_id::{new_ticket_id, ModeIndex, ModeTag};
 
 pub use outputs::{
@@ -47,6 +51,9 @@ mod hardening;
 
 #[cfg(test)]
 mod simulation;
+
+#[cfg(test)]
+mod party_tests;
 
 /// Group size when a mode declares no `match_size` (asobi's strategies fall back to 2).
 pub const DEFAULT_MATCH_SIZE: usize = 2;
@@ -126,6 +133,11 @@ pub struct QueueConfig {
     pub max_properties_depth: usize,
     /// Period of [`ModeQueue::tick`] while tickets wait; drives [`ModeQueue::next_deadline`].
     pub tick_interval: Duration,
+    /// Teams per match (the mode's `teams`); 1 is free-for-all. With more than one, a match
+    /// is `teams` teams of `match_size / teams` players and a party sits on one team.
+    pub teams: usize,
+    /// How a party ticket's rating is made from its members' ratings (`party_rating`).
+    pub party_rating: PartyRating,
 }
 
 impl Default for QueueConfig {
@@ -142,6 +154,8 @@ impl Default for QueueConfig {
             max_properties_bytes: DEFAULT_MAX_PROPERTIES_BYTES,
             max_properties_depth: DEFAULT_MAX_PROPERTIES_DEPTH,
             tick_interval: DEFAULT_TICK_INTERVAL,
+            teams: 1,
+            party_rating: PartyRating::Mean,
         }
     }
 }
@@ -150,6 +164,21 @@ impl QueueConfig {
     /// Players per formed group.
     pub fn group_size(&self) -> usize {
         self.match_size.unwrap_or(DEFAULT_MATCH_SIZE).max(1)
+    }
+
+    /// Players per team: the whole group without teams, else `match_size / teams` (a size
+    /// that does not divide evenly rounds down, and the match is that much smaller).
+    pub fn team_size(&self) -> usize {
+        if self.teams <= 1 {
+            self.group_size()
+        } else {
+            (self.group_size() / self.teams).max(1)
+        }
+    }
+
+    /// The largest party ticket this mode takes: one team.
+    pub fn max_party(&self) -> usize {
+        self.team_size()
     }
 
     /// The skill spread a group may have when its lowest-skill ticket has waited `waited`.
@@ -170,7 +199,10 @@ pub fn ticket_skill(properties: &Value) -> f64 {
 #[derive(Debug, Clone)]
 struct Ticket {
     ticket_id: String,
+    /// The owner: the solo player, or the party's leader.
     player_id: String,
+    /// Every player the ticket seats, owner first (just the owner for a solo ticket).
+    members: Vec<String>,
     /// `None` once the ticket resolved in a way that can never hand them to a match.
     properties: Option<Stored>,
     skill: f64,
@@ -378,6 +410,7 @@ impl ModeQueue {
         let ticket = Ticket {
             skill: ticket_skill(&properties),
             ticket_id: ticket_id.clone(),
+            members: vec![player_id.clone()],
             player_id,
             properties: Some(stored),
             submitted_at: now,
@@ -390,6 +423,109 @@ impl ModeQueue {
             players_needed,
             already_queued: false,
         })
+    }
+
+    /// Queues a party as one ticket owned by `leader`. `members` are every player it seats
+    /// with their ratings (the leader included; the leader is added if missing); the ticket's
+    /// rating is the mode's [`PartyRating`] of them. Refused when the party is larger than one
+    /// team of this mode, or when any member already holds a live ticket here (a party is
+    /// queued once, and its players are not queued alone at the same time). A party of one is
+    /// a solo ticket with the given rating.
+    pub fn add_party(
+        &mut self,
+        now: Instant,
+        ticket_id: String,
+        leader: String,
+        members: Vec<(String, f64)>,
+        properties: Value,
+    ) -> Result<Queued, AddError> {
+        self.sweep_resolved(now);
+        let mut seated: Vec<String> = vec![leader.clone()];
+        let mut ratings: Vec<f64> = Vec::with_capacity(members.len().max(1));
+        let mut leader_rated = false;
+        for (p, r) in members {
+            if p == leader {
+                if !leader_rated {
+                    ratings.push(r);
+                    leader_rated = true;
+                }
+            } else if !seated.contains(&p) {
+                seated.push(p);
+                ratings.push(r);
+            }
+        }
+        if !leader_rated {
+            ratings.push(DEFAULT_SKILL);
+        }
+        let max_party = self.config.max_party();
+        if seated.len() > max_party {
+            return Err(AddError::PartyTooLarge { max_party });
+        }
+        if let Some(existing) = self.ticket_by_player.get(&leader) {
+            let same = self
+                .seq_by_ticket
+                .get(existing)
+                .and_then(|s| self.pending.get(s))
+                .is_some_and(|t| t.members == seated);
+            if same {
+                return Ok(Queued {
+                    ticket_id: existing.clone(),
+                    players_needed: self.config.match_size,
+                    already_queued: true,
+                });
+            }
+        }
+        if seated.iter().any(|p| self.ticket_by_player.contains_key(p)) {
+            return Err(AddError::MemberQueued);
+        }
+        let properties = match properties {
+            Value::Null => Value::Object(Map::new()),
+            other => other,
+        };
+        let stored = Stored::new(
+            &properties,
+            self.config.max_properties_bytes,
+            self.config.max_properties_depth,
+        )
+        .map_err(|why| match why {
+            Oversize::Bytes => AddError::PropertiesTooLarge {
+                max_bytes: self.config.max_properties_bytes,
+            },
+            Oversize::Depth => AddError::PropertiesTooDeep {
+                max_depth: self.config.max_properties_depth,
+            },
+        })?;
+        if self.pending.len() >= self.config.max_queue {
+            return Err(AddError::QueueFull {
+                max_queue: self.config.max_queue,
+            });
+        }
+        if self.seq_by_ticket.contains_key(&ticket_id) || self.resolved.contains_key(&ticket_id) {
+            return Err(AddError::TicketIdInUse);
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let ticket = Ticket {
+            skill: self.config.party_rating.aggregate(&ratings),
+            ticket_id: ticket_id.clone(),
+            player_id: leader,
+            members: seated,
+            properties: Some(stored),
+            submitted_at: now,
+            seq,
+            attempts: 0,
+        };
+        self.insert_pending(now, ticket);
+        Ok(Queued {
+            ticket_id,
+            players_needed: self.config.match_size,
+            already_queued: false,
+        })
+    }
+
+    /// Players waiting (a party ticket counts each of its members), for bot fill.
+    pub fn players_waiting(&self) -> usize {
+        self.pending.values().map(|t| t.members.len()).sum()
     }
 
     /// Cancels a waiting ticket on its owner's request. Only pending tickets can be removed:
@@ -415,7 +551,8 @@ impl ModeQueue {
         Ok(())
     }
 
-    /// Cancels the player's live ticket, if any (the player left for good). Returns its id.
+    /// Cancels the player's live ticket, if any (the player left for good). A party member's
+    /// leaving cancels the whole party ticket. Returns its id.
     pub fn remove_player(&mut self, now: Instant, player_id: &str) -> Option<String> {
         self.sweep_resolved(now);
         let ticket_id = self.ticket_by_player.get(player_id)?.clone();
@@ -444,7 +581,7 @@ impl ModeQueue {
                 .ok_or(TicketAccessError::NotFound)?;
             (&resolved.ticket, resolved.state.clone())
         };
-        if ticket.player_id != player_id {
+        if !ticket.members.iter().any(|m| m == player_id) {
             return Err(TicketAccessError::NotOwner);
         }
         Ok(TicketStatus {
@@ -482,13 +619,17 @@ impl ModeQueue {
             }
         }
 
-        for group in self.choose_groups(now) {
+        for mut group in self.choose_groups(now) {
+            // Team by team (stable), so a roster read in order lists each team together.
+            group.sort_by_key(|&(_, team)| team);
             let mut tickets = Vec::with_capacity(group.len());
-            for seq in group {
+            for (seq, team) in group {
                 if let Some(ticket) = self.take_pending(seq) {
                     tickets.push(FormedTicket {
                         ticket_id: ticket.ticket_id.clone(),
                         player_id: ticket.player_id.clone(),
+                        members: ticket.members.clone(),
+                        team,
                         properties: ticket
                             .properties
                             .as_ref()
@@ -563,7 +704,11 @@ impl ModeQueue {
                     player_id: ticket.player_id.clone(),
                 });
                 self.resolve(now, ticket, TicketState::Failed);
-            } else if self.ticket_by_player.contains_key(&ticket.player_id) {
+            } else if ticket
+                .members
+                .iter()
+                .any(|m| self.ticket_by_player.contains_key(m))
+            {
                 self.resolve(now, ticket, TicketState::Cancelled);
             } else {
                 ticket.attempts = attempt;
@@ -580,15 +725,19 @@ impl ModeQueue {
         }
         self.seq_by_ticket
             .insert(ticket.ticket_id.clone(), ticket.seq);
-        self.ticket_by_player
-            .insert(ticket.player_id.clone(), ticket.ticket_id.clone());
+        for m in &ticket.members {
+            self.ticket_by_player
+                .insert(m.clone(), ticket.ticket_id.clone());
+        }
         self.pending.insert(ticket.seq, ticket);
     }
 
     fn take_pending(&mut self, seq: u64) -> Option<Ticket> {
         let ticket = self.pending.remove(&seq)?;
         self.seq_by_ticket.remove(&ticket.ticket_id);
-        self.ticket_by_player.remove(&ticket.player_id);
+        for m in &ticket.members {
+            self.ticket_by_player.remove(m);
+        }
         if self.pending.is_empty() {
             self.tick_due = None;
         }
@@ -648,8 +797,35 @@ impl ModeQueue {
         }
     }
 
-    /// Sequence numbers of the groups the strategy accepts, without changing the queue.
-    fn choose_groups(&self, now: Instant) -> Vec<Vec<u64>> {
+    /// Sequence numbers (and team) of the groups the strategy accepts, without changing the
+    /// queue. Solo tickets in a mode without teams group exactly as asobi groups them; teams
+    /// or any party ticket switch to [`teams::choose`].
+    fn choose_groups(&self, now: Instant) -> Vec<Vec<(u64, usize)>> {
+        let parties = self.pending.values().any(|t| t.members.len() > 1);
+        if self.config.teams > 1 || parties {
+            let entries: Vec<teams::Entry> = self
+                .pending
+                .values()
+                .map(|t| teams::Entry {
+                    seq: t.seq,
+                    size: t.members.len(),
+                    rating: t.skill,
+                    submitted_at: t.submitted_at,
+                })
+                .collect();
+            let window = |waited: Duration| self.config.skill_window(waited);
+            let window: Option<&dyn Fn(Duration) -> f64> = match self.config.strategy {
+                Strategy::SkillBased => Some(&window),
+                Strategy::Fill => None,
+            };
+            let n = self.config.teams.max(1);
+            return teams::choose(now, &entries, n, self.config.team_size(), window);
+        }
+        let solo = |g: Vec<u64>| g.into_iter().map(|seq| (seq, 0)).collect();
+        self.choose_solo_groups(now).into_iter().map(solo).collect()
+    }
+
+    fn choose_solo_groups(&self, now: Instant) -> Vec<Vec<u64>> {
         let size = self.config.group_size();
         match self.config.strategy {
             Strategy::Fill => {

@@ -52,6 +52,15 @@ pub enum AddError {
         /// The bound that was hit.
         max_depth: usize,
     },
+    /// The party has more players than one team of this mode seats.
+    #[error("the party is larger than a team of this mode ({max_party} players)")]
+    PartyTooLarge {
+        /// Largest party the mode takes.
+        max_party: usize,
+    },
+    /// A member of the party already holds a live ticket in this mode.
+    #[error("a member of the party is already queued for this mode")]
+    MemberQueued,
     /// The caller reused a ticket id this queue still knows (a runtime bug or an id collision,
     /// not a client error).
     #[error("ticket id already in use")]
@@ -69,6 +78,8 @@ impl AddError {
             Self::PropertiesTooLarge { .. } | Self::PropertiesTooDeep { .. } => {
                 "matchmaker.properties_too_large"
             }
+            Self::PartyTooLarge { .. } => "matchmaker.party_too_large",
+            Self::MemberQueued => "matchmaker.member_queued",
             Self::TicketIdInUse => "internal_error",
         }
     }
@@ -78,6 +89,8 @@ impl AddError {
         match self {
             Self::QueueFull { .. } => 503,
             Self::PropertiesTooLarge { .. } | Self::PropertiesTooDeep { .. } => 413,
+            Self::PartyTooLarge { .. } => 400,
+            Self::MemberQueued => 409,
             Self::TicketIdInUse => 500,
         }
     }
@@ -212,8 +225,12 @@ pub struct TicketRef {
 pub struct FormedTicket {
     /// The ticket.
     pub ticket_id: String,
-    /// The player to seat.
+    /// The ticket's owner (a solo player, or the party's leader).
     pub player_id: String,
+    /// Every player to seat from this ticket, owner first; one for a solo ticket.
+    pub members: Vec<String>,
+    /// The team this ticket's players are on (0 in a mode without teams).
+    pub team: usize,
     /// The properties it was submitted with (handed to the match).
     pub properties: Value,
     /// How long it waited, for telemetry.
@@ -235,9 +252,20 @@ impl FormedGroup {
         self.tickets.iter().map(|t| t.ticket_id.clone()).collect()
     }
 
-    /// Player ids, for `match.matched` and the match's roster.
+    /// Player ids (every member of every ticket), for `match.matched` and the roster.
     pub fn player_ids(&self) -> Vec<String> {
-        self.tickets.iter().map(|t| t.player_id.clone()).collect()
+        self.tickets
+            .iter()
+            .flat_map(|t| t.members.iter().cloned())
+            .collect()
+    }
+
+    /// Each player's team, in [`player_ids`](Self::player_ids) order.
+    pub fn teams(&self) -> Vec<(String, usize)> {
+        self.tickets
+            .iter()
+            .flat_map(|t| t.members.iter().map(move |m| (m.clone(), t.team)))
+            .collect()
     }
 }
 

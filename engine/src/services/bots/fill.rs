@@ -80,7 +80,8 @@ pub(crate) fn fill(shard: &Rc<Shard>, now: Instant) {
             || DEFAULT_BOT_NAMES.iter().map(|n| (*n).to_owned()).collect(),
             |b| b.names.clone(),
         );
-        for i in 0..target.saturating_sub(q.len()) {
+        // Players, not tickets: a party ticket seats all its members.
+        for i in 0..target.saturating_sub(q.players_waiting()) {
             let name = names.get(i).cloned().unwrap_or_else(|| (i + 1).to_string());
             let id = bot_id(&name, &mut rng);
             let ticket = crate::services::matchmaker::new_ticket_id(shard.id());

@@ -16,6 +16,14 @@ pub(crate) enum Cmd {
         properties: Value,
         reply: ReplyTo,
     },
+    AddParty {
+        mode: String,
+        leader: String,
+        party_id: String,
+        members: Vec<(String, f64)>,
+        properties: Value,
+        reply: ReplyTo,
+    },
     Remove {
         ticket_id: String,
         player_id: String,
@@ -43,6 +51,18 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             shard,
             reply,
             super::on_add(shard, &mode, player_id, properties),
+        ),
+        Cmd::AddParty {
+            mode,
+            leader,
+            party_id,
+            members,
+            properties,
+            reply,
+        } => answer(
+            shard,
+            reply,
+            super::on_add_party(shard, &mode, leader, party_id, members, properties),
         ),
         Cmd::Remove {
             ticket_id,

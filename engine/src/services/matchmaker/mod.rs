@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use asobi_rules::matchmaker::{
-    FormedGroup, ModeQueue, QueueConfig, QueueEvent, Strategy, TicketAccessError,
+    FormedGroup, ModeQueue, PartyRating, QueueConfig, QueueEvent, Strategy, TicketAccessError,
 };
 use asobi_schema::envelope::encode_frame;
 use asobi_schema::ApiError;
@@ -48,6 +48,9 @@ pub(crate) enum Timer {
 #[derive(Default)]
 pub(crate) struct Queues {
     modes: RefCell<HashMap<String, ModeQueue>>,
+    /// Party tickets waiting here: ticket → party, so the party hears how its ticket ended.
+    /// Bounded by live tickets: removed when the ticket forms, expires or is cancelled.
+    parties: RefCell<HashMap<String, String>>,
 }
 
 fn queue_config(shard: &Shard, mode: &CompiledMode) -> QueueConfig {
@@ -61,6 +64,16 @@ fn queue_config(shard: &Shard, mode: &CompiledMode) -> QueueConfig {
         },
         max_wait: Duration::from_secs(cfg.max_wait_seconds.unwrap_or(s.matchmaker_max_wait_secs)),
         max_queue: s.matchmaker_max_queue,
+        teams: cfg
+            .extra
+            .get("teams")
+            .and_then(Value::as_u64)
+            .map_or(1, |n| n.clamp(1, 64) as usize),
+        party_rating: cfg
+            .extra
+            .get("party_rating")
+            .and_then(Value::as_str)
+            .map_or(PartyRating::Mean, PartyRating::from_mode_value),
         ..QueueConfig::default()
     }
 }
@@ -129,6 +142,31 @@ pub(crate) async fn add(
         Cmd::Matchmaker(cmd::Cmd::Add {
             mode: mode.to_owned(),
             player_id: player_id.to_owned(),
+            properties,
+            reply,
+        })
+    })
+    .await
+}
+
+/// Queues a whole party (`members` with ratings, the leader among them) as one ticket owned
+/// by `leader`. Returns the `matchmaker.queued` payload.
+pub(crate) async fn add_party(
+    shard: &Rc<Shard>,
+    mode: &str,
+    leader: &str,
+    party_id: &str,
+    members: Vec<(String, f64)>,
+    properties: Value,
+) -> Result<Value, ApiError> {
+    check_mode(shard, mode)?;
+    let to = owner(shard, mode);
+    request(shard, to, |reply| {
+        Cmd::Matchmaker(cmd::Cmd::AddParty {
+            mode: mode.to_owned(),
+            leader: leader.to_owned(),
+            party_id: party_id.to_owned(),
+            members,
             properties,
             reply,
         })
@@ -257,6 +295,46 @@ pub(crate) fn on_add(
         .map(|q| q.to_json())
 }
 
+pub(crate) fn on_add_party(
+    shard: &Rc<Shard>,
+    mode: &str,
+    leader: String,
+    party_id: String,
+    members: Vec<(String, f64)>,
+    properties: Value,
+) -> Result<Value, ApiError> {
+    let now = shard.rt.now();
+    let ticket = new_ticket_id(shard.id());
+    let queued = shard.matchmaker.with(shard, mode, |q| {
+        q.add_party(now, ticket, leader, members, properties)
+            .map_err(|e| ApiError::from(Error::from(e)))
+    })??;
+    shard
+        .matchmaker
+        .parties
+        .borrow_mut()
+        .insert(queued.ticket_id.clone(), party_id);
+    Ok(queued.to_json())
+}
+
+/// Tells a party how its ticket ended (fire and forget: a lost notice leaves the party showing
+/// a queue entry until the leader queues or cancels again).
+fn tell_party(shard: &Rc<Shard>, ticket_id: &str, match_id: Option<String>, teams: Option<Value>) {
+    let Some(party_id) = shard.matchmaker.parties.borrow_mut().remove(ticket_id) else {
+        return;
+    };
+    let to = crate::services::parties::owner(shard, &party_id);
+    let c = Cmd::Parties(crate::services::parties::cmd::Cmd::Unqueued {
+        party_id,
+        ticket_id: ticket_id.to_owned(),
+        match_id,
+        teams,
+    });
+    if route(shard, to, c).is_err() {
+        tracing::debug!("party ticket notice dropped: party owner overloaded");
+    }
+}
+
 pub(crate) fn on_remove(
     shard: &Rc<Shard>,
     ticket_id: &str,
@@ -283,8 +361,14 @@ pub(crate) fn on_status(
 
 pub(crate) fn on_remove_player(shard: &Rc<Shard>, mode: &str, player_id: &str) {
     let now = shard.rt.now();
-    if let Some(q) = shard.matchmaker.modes.borrow_mut().get_mut(mode) {
-        q.remove_player(now, player_id);
+    let cancelled = shard
+        .matchmaker
+        .modes
+        .borrow_mut()
+        .get_mut(mode)
+        .and_then(|q| q.remove_player(now, player_id));
+    if let Some(ticket) = cancelled {
+        shard.matchmaker.parties.borrow_mut().remove(&ticket);
     }
 }
 
@@ -347,12 +431,15 @@ fn tick(shard: &Rc<Shard>, now: Instant) {
     for event in events {
         match event {
             QueueEvent::Formed(group) => form(shard, group),
-            QueueEvent::Expired(t) => notify(
-                shard,
-                &t.player_id,
-                "match.matchmaker_expired",
-                &json!({ "ticket_id": t.ticket_id }),
-            ),
+            QueueEvent::Expired(t) => {
+                tell_party(shard, &t.ticket_id, None, None);
+                notify(
+                    shard,
+                    &t.player_id,
+                    "match.matchmaker_expired",
+                    &json!({ "ticket_id": t.ticket_id }),
+                )
+            }
         }
     }
     shard
@@ -365,6 +452,20 @@ fn form(shard: &Rc<Shard>, group: FormedGroup) {
     let match_id = uuid::Uuid::now_v7().to_string();
     if let Some(q) = shard.matchmaker.modes.borrow_mut().get_mut(&group.mode) {
         q.mark_matched(group.ticket_ids(), &match_id);
+    }
+    let teams: Value = group
+        .teams()
+        .into_iter()
+        .map(|(p, t)| (p, json!(t)))
+        .collect::<serde_json::Map<String, Value>>()
+        .into();
+    for t in &group.tickets {
+        tell_party(
+            shard,
+            &t.ticket_id,
+            Some(match_id.clone()),
+            Some(teams.clone()),
+        );
     }
     // One live ticket per player per mode (as asobi): a player queued in other modes too leaves
     // those queues now, so nobody is matched twice.

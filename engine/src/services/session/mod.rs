@@ -40,13 +40,14 @@ pub(crate) type WsHandler = for<'a> fn(&'a mut Session, &'a Inbound<'a>) -> Hand
 fn table() -> &'static [(&'static str, WsHandler)] {
     static TABLE: OnceLock<Vec<(&'static str, WsHandler)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[(&'static str, WsHandler)]; 6] = [
+        let lists: [&[(&'static str, WsHandler)]; 7] = [
             ws::HANDLERS,
             super::matches::ws::HANDLERS,
             super::matchmaker::ws::HANDLERS,
             super::social::ws::HANDLERS,
             super::rpc::ws::HANDLERS,
             super::votes::ws::HANDLERS,
+            super::parties::ws::HANDLERS,
         ];
         let mut t: Vec<(&'static str, WsHandler)> = Vec::new();
         for list in lists {
@@ -290,6 +291,7 @@ impl Session {
             super::matches::ws::session_closed(self, &player_id);
             super::matchmaker::ws::session_closed(self, &player_id);
             super::social::ws::session_closed(self, &player_id);
+            super::parties::ws::session_closed(self, &player_id);
         }
     }
 

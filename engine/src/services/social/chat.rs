@@ -55,6 +55,7 @@ pub(crate) enum Kind {
     Dm { a: String, b: String },
     World(String),
     Room(String),
+    Party(String),
 }
 
 impl Kind {
@@ -64,6 +65,7 @@ impl Kind {
             Kind::Global => "global",
             Kind::Dm { .. } => "dm",
             Kind::Room(_) => "room",
+            Kind::Party(_) => "party",
             Kind::World(_) if channel.starts_with("zone:") => "zone",
             Kind::World(_) if channel.starts_with("prox:") => "prox",
             Kind::World(_) => "world",
@@ -105,6 +107,7 @@ pub(crate) fn classify(channel: &str) -> Result<Kind, Error> {
         }
         "room" if is_uuid(rest) => Ok(Kind::Room(rest.to_owned())),
         "room" => Err(Error::NotAuthorized),
+        "party" if !rest.is_empty() => Ok(Kind::Party(rest.to_owned())),
         "global" => Err(Error::NotAuthorized),
         _ => Err(Error::InvalidChannelId),
     }
@@ -140,6 +143,7 @@ pub(crate) async fn authorize(shard: &Shard, player: &str, channel: &str) -> Res
             .seat_of(player)
             .is_some_and(|(m, _)| m == *id),
         Kind::Room(group) => shard.ctx.store.member(group, player).await?.is_some(),
+        Kind::Party(id) => crate::services::parties::is_member(shard, id, player),
     };
     if allowed {
         Ok(kind)
