@@ -56,6 +56,8 @@ pub struct Game {
     pub warnings: Vec<Diagnostic>,
     /// The game's RPCs (`rpc.lua`), when it declares any.
     pub rpc: Option<Arc<crate::rpc::RpcScript>>,
+    /// The game's extensions (`extensions/*.lua`).
+    pub extensions: Arc<crate::ext::Extensions>,
     pub(crate) fingerprint: u64,
 }
 
@@ -74,6 +76,8 @@ pub struct CompiledMode {
     pub bot: Option<BotScript>,
     pub(crate) main: Arc<[u8]>,
     pub(crate) scope: ModuleScope,
+    /// `game.<namespace>` of the game's extensions, installed on every (re)load.
+    pub(crate) bindings: Arc<crate::ext::Bindings>,
 }
 
 impl fmt::Debug for CompiledMode {
@@ -425,6 +429,7 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
         })
     };
 
+    let extensions = crate::ext::resolve(&code, version, &budgets, &mut diagnostics);
     let mut modes = BTreeMap::new();
     let mut guest_auth = manifest.as_ref().and_then(|m| m.guest_auth);
     let mut registration = manifest.as_ref().and_then(|m| m.registration);
@@ -487,11 +492,29 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
                 bot,
                 main,
                 scope,
+                bindings: extensions.bindings.clone(),
             }),
         );
     }
 
-    let rpc = crate::rpc::resolve(&code, version, &budgets, &mut diagnostics);
+    let rpc = crate::rpc::resolve(
+        &code,
+        version,
+        &budgets,
+        &extensions.bindings,
+        &mut diagnostics,
+    );
+    if let Some(rpc) = &rpc {
+        for method in &rpc.methods {
+            if let Some((ext, _)) = extensions.rpc(method) {
+                diagnostics.push(Diagnostic::error(
+                    crate::rpc::RPC_FILE,
+                    None,
+                    format!("rpc method {method:?} is also declared by {}", ext.file),
+                ));
+            }
+        }
+    }
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
     if failed {
         return Ok((None, diagnostics));
@@ -505,6 +528,7 @@ fn analyze(dir: &Path, version: u64) -> Result<(Option<Game>, Vec<Diagnostic>), 
         registration: registration.unwrap_or_default(),
         warnings,
         rpc,
+        extensions: Arc::new(extensions),
         fingerprint,
     };
     Ok((Some(game), diagnostics))

@@ -22,6 +22,7 @@ mod bot;
 mod budget;
 mod config;
 mod error;
+mod ext;
 mod game;
 mod json;
 mod pattern;
@@ -38,6 +39,10 @@ pub use bot::{BotScript, BotVm, DEFAULT_BOT_NAMES, MAX_BOT_OVERRUNS};
 pub use budget::{Budgets, CallbackLimits, SETUP_FACTOR};
 pub use config::{GameType, ModeConfig, Registration, StateStrategy, StateTransport, Strategy};
 pub use error::{BudgetKind, CallError, Diagnostic, LoadError, ScriptError, Severity};
+pub use ext::{
+    Bindings, ExtRoute, ExtScript, ExtVm, Extensions, Returned, RouteLookup, RouteMatch, Security,
+    EXT_DIR, MAX_EXT_NAME, RESERVED_NAMES,
+};
 pub use game::{check, CompiledMode, Game};
 pub use json::MAX_DEPTH as MAX_JSON_DEPTH;
 pub use pool::VmPool;

@@ -477,8 +477,8 @@ end
 -- function such as a `table.sort` comparator), the call answers an error at once.
 local service_call, isyieldable, yield = H.service_call, coroutine.isyieldable, coroutine.yield
 coroutine = nil
-local function service(ns, op)
-  local name = ns == op and ("game." .. op) or ("game." .. ns .. "." .. op)
+local function service(ns, op, shown)
+  local name = shown or (ns == op and ("game." .. op) or ("game." .. ns .. "." .. op))
   return function(...)
     if not isyieldable() then
       return shape_error(name .. " cannot wait for an answer here")
@@ -666,6 +666,7 @@ game = {
   storage = service_table("storage"),
   notify = service("notify", "notify"),
   notify_many = service("notify", "notify_many"),
+  emit = service("emit", "emit"),
   chat = service_table("chat"),
   zone = {
     spawn = unavailable("game.zone.spawn (world mode only)"),
@@ -678,9 +679,30 @@ game = {
   },
 }
 
+-- `game.<namespace>.<fn>` of the game's extensions (ext.rs): each one a service call the
+-- engine runs in the extension's own VM. Reinstalled on every (re)load, so a namespace an
+-- edit removed goes away; a core name is never replaced (the loader refuses those anyway).
+local installed_extensions = {}
+
 -- Internals the runtime calls; not reachable from game code.
 return {
   clear_require_cache = function()
     loaded = {}
+  end,
+  install_extensions = function(spec)
+    for ns in next, installed_extensions do
+      game[ns] = nil
+    end
+    installed_extensions = {}
+    for ns, fns in next, spec do
+      if rawget(game, ns) == nil then
+        local t = {}
+        for _, fn in next, fns do
+          t[fn] = service("ext", ns .. "." .. fn, "game." .. ns .. "." .. fn)
+        end
+        game[ns] = t
+        installed_extensions[ns] = true
+      end
+    end
   end,
 }

@@ -51,6 +51,7 @@ pub struct RpcScript {
     pub version: u64,
     pub(crate) main: Arc<[u8]>,
     pub(crate) scope: ModuleScope,
+    pub(crate) bindings: Arc<crate::ext::Bindings>,
 }
 
 impl std::fmt::Debug for RpcScript {
@@ -82,8 +83,16 @@ pub enum RpcReply {
 }
 
 /// Runs the chunk of `rpc.lua` in `sandbox`.
-fn load(sandbox: &Sandbox, main: &[u8], scope: &ModuleScope) -> Result<(), CallError> {
+fn load(
+    sandbox: &Sandbox,
+    main: &[u8],
+    scope: &ModuleScope,
+    bindings: &crate::ext::Bindings,
+) -> Result<(), CallError> {
     *sandbox.shared.scope.borrow_mut() = Some(scope.clone());
+    sandbox
+        .install_extensions(bindings)
+        .map_err(|e| crate::sandbox::classify("load", None, &e))?;
     *sandbox.shared.mode_name.borrow_mut() = "rpc".to_owned();
     let func = sandbox
         .load_bytecode(main)
@@ -104,6 +113,7 @@ pub(crate) fn resolve(
     code: &Arc<GameCode>,
     version: u64,
     budgets: &Budgets,
+    bindings: &Arc<crate::ext::Bindings>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<Arc<RpcScript>> {
     let main = code.files.get(RPC_FILE)?.clone();
@@ -119,7 +129,7 @@ pub(crate) fn resolve(
         Ok(s) => s,
         Err(e) => return fail(diagnostics, format!("creating a Lua state: {e}")),
     };
-    if let Err(e) = load(&sandbox, &main, &scope) {
+    if let Err(e) = load(&sandbox, &main, &scope, bindings) {
         return fail(diagnostics, format!("rpc.lua failed to load: {e}"));
     }
     let Ok(Value::Table(table)) = sandbox.globals().raw_get::<Value>("rpc") else {
@@ -197,6 +207,7 @@ pub(crate) fn resolve(
         version,
         main,
         scope,
+        bindings: bindings.clone(),
     }))
 }
 
@@ -222,7 +233,7 @@ impl RpcVm {
     pub fn new(script: &Arc<RpcScript>, budgets: &Budgets) -> Result<RpcVm, CallError> {
         let sandbox =
             Sandbox::new(budgets).map_err(|e| crate::sandbox::classify("load", None, &e))?;
-        load(&sandbox, &script.main, &script.scope)?;
+        load(&sandbox, &script.main, &script.scope, &script.bindings)?;
         Ok(RpcVm {
             sandbox,
             script: script.clone(),

@@ -47,6 +47,7 @@ pub(crate) struct Sandbox {
     pub(crate) lua: Lua,
     pub(crate) shared: Rc<Shared>,
     clear_require_cache: Function,
+    install_extensions: Function,
     globals: Table,
     /// A coroutine that finished normally, reused for the next call (creating one per call
     /// is a measurable share of a small callback).
@@ -85,6 +86,7 @@ impl Sandbox {
             .into_function()?;
         let internals: Table = prelude.call(helpers)?;
         let clear_require_cache = internals.raw_get("clear_require_cache")?;
+        let install_extensions = internals.raw_get("install_extensions")?;
 
         let meter_owner = shared.clone();
         let interval = shared.meter.hook_interval();
@@ -109,6 +111,7 @@ impl Sandbox {
             lua,
             shared,
             clear_require_cache,
+            install_extensions,
             globals,
             spare: RefCell::new(None),
             suspended: RefCell::new(None),
@@ -123,6 +126,20 @@ impl Sandbox {
 
     pub(crate) fn clear_require_cache(&self) -> mlua::Result<()> {
         self.clear_require_cache.call(())
+    }
+
+    /// Installs `game.<namespace>.<fn>` for every extension binding in `bindings` (and removes
+    /// the ones an earlier call installed that `bindings` no longer has).
+    pub(crate) fn install_extensions(&self, bindings: &crate::ext::Bindings) -> mlua::Result<()> {
+        let spec = self.lua.create_table()?;
+        for (ns, fns) in bindings.iter() {
+            spec.raw_set(
+                ns.as_str(),
+                self.lua
+                    .create_sequence_from(fns.iter().map(String::as_str))?,
+            )?;
+        }
+        self.install_extensions.call(spec)
     }
 
     /// Loads compiled bytecode as a function (trusted: produced by [`crate::Game::load`]).

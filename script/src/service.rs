@@ -140,7 +140,7 @@ pub(crate) fn install(
     let s = shared.clone();
     let f = lua.create_function(
         move |lua, (service, op, args): (String, String, MultiValue)| {
-            let name = if service == op {
+            let name = if service == op || service == "ext" {
                 format!("game.{op}")
             } else {
                 format!("game.{service}.{op}")

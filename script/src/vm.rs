@@ -226,6 +226,9 @@ impl MatchVm {
     }
 
     fn run_chunk(&self, mode: &CompiledMode, host: &mut dyn Host) -> Result<(), CallError> {
+        self.sandbox
+            .install_extensions(&mode.bindings)
+            .map_err(|e| crate::sandbox::classify("load", None, &e))?;
         let func = self
             .sandbox
             .load_bytecode(&mode.main)

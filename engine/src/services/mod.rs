@@ -18,6 +18,7 @@ mod context;
 pub(crate) mod cors;
 pub(crate) mod economy;
 pub(crate) mod error;
+pub(crate) mod ext;
 pub(crate) mod health;
 pub(crate) mod iap;
 pub(crate) mod leaderboards;
@@ -62,6 +63,7 @@ pub(crate) struct Shard {
     pub(crate) leaderboards: leaderboards::Boards,
     pub(crate) social: social::Social,
     pub(crate) rpc: rpc::Rpcs,
+    pub(crate) ext: ext::Exts,
     pub(crate) accounts: accounts::Revocations,
     pub(crate) tournaments: tournaments::Tournaments,
     pub(crate) iap: iap::Iap,
@@ -147,6 +149,7 @@ impl Shard {
             leaderboards: leaderboards::Boards::default(),
             social: social::Social::default(),
             rpc: rpc::Rpcs::default(),
+            ext: ext::Exts::default(),
             accounts: accounts::Revocations::seeded(&ctx.accounts.start_snapshot),
             tournaments: tournaments::Tournaments::load(&game.dir)?,
             iap: iap::Iap::load(&game.dir)?,

@@ -68,7 +68,7 @@ pub(crate) struct Route {
 }
 
 /// Every route, from each feature's list.
-fn table() -> &'static [Route] {
+pub(crate) fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
         let lists: [&[Route]; 15] = [
@@ -192,7 +192,9 @@ async fn route(shard: &Rc<Shard>, head: &Head, body: Bytes) -> RestResult {
             code::METHOD_NOT_ALLOWED,
             format!("{} is not allowed on this path.", head.method.as_str()),
         )),
-        None => Err(not_found()),
+        None => super::ext::rest::route(shard, head, body, &segments)
+            .await
+            .unwrap_or_else(|| Err(not_found())),
     }
 }
 

@@ -45,6 +45,8 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
         "notify" => super::social::script::notify_call(shard, from, call),
         "chat" => super::social::script::chat_call(shard, from, call),
         "storage" => super::storage::script::call(shard, from, call),
+        "ext" => super::ext::script::call(shard, from, call),
+        "emit" => Answer::Now(super::ext::script::emit_outside()),
         // Features add their arm here.
         _ => Answer::Now(unavailable(call)),
     }

@@ -73,6 +73,9 @@ pub(crate) async fn call(
         ));
     }
     let game = shard.game.borrow().clone();
+    if let Some((ext, func)) = game.extensions.rpc(method) {
+        return super::ext::rpc(shard, ext, func, player, method, params, transport).await;
+    }
     let Some(script) = game.rpc.clone() else {
         return Err(unknown(method));
     };
@@ -142,8 +145,8 @@ pub(crate) async fn call(
     }
 }
 
-/// Answers a handler's suspending `game.*` call.
-async fn service(shard: &Rc<Shard>, c: &ServiceCall) -> Value {
+/// Answers a handler's suspending `game.*` call (RPC handlers and extension functions alike).
+pub(crate) async fn service(shard: &Rc<Shard>, c: &ServiceCall) -> Value {
     match c.service.as_str() {
         "storage" => match super::storage::script::parse(c) {
             Ok(op) => super::storage::script::run(shard, op).await,
@@ -153,6 +156,8 @@ async fn service(shard: &Rc<Shard>, c: &ServiceCall) -> Value {
         "leaderboard" => super::leaderboards::script::answer(shard, c).await,
         "notify" => super::social::script::notify_answer(shard, c).await,
         "chat" => super::social::script::chat_answer(shard, c),
+        "ext" => super::ext::script::binding_answer(shard, c).await,
+        "emit" => super::ext::script::emit_outside(),
         _ => json!({
             "error": format!("game.{}.{} is not available in RPC handlers", c.service, c.op)
         }),
