@@ -51,6 +51,9 @@ pub struct TerrainStats {
     pub evictions: u64,
 }
 
+/// A cached chunk (`None`: the script has none there) and its last use.
+type Cached = (Option<Arc<[u8]>>, u64);
+
 /// One world's terrain.
 #[derive(Debug)]
 pub struct Terrain {
@@ -58,7 +61,7 @@ pub struct Terrain {
     format: ChunkFormat,
     capacity: usize,
     /// coords → (chunk or "script has none", last use).
-    chunks: HashMap<(i32, i32), (Option<Arc<[u8]>>, u64)>,
+    chunks: HashMap<(i32, i32), Cached>,
     /// last use → coords, oldest first.
     order: BTreeMap<u64, (i32, i32)>,
     clock: u64,
