@@ -333,3 +333,45 @@ fn a_quic_connection_without_a_first_frame_is_closed() {
     );
     assert!(s.stop().success());
 }
+
+/// `session.connect` grants the binary `world.tick` wire to a JSON session that asks, and
+/// `world.tick` datagrams only on QUIC; `session.connected` states what was granted (the
+/// delivery itself is tested against the QUIC edge in `edge::quic_world_tests`).
+#[test]
+fn session_connect_negotiates_the_world_tick_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = dir.path().join("game");
+    copy_example_game(&game);
+    let s = start(&game, dir.path());
+    let a = s.register("ww");
+    let cert = s.data_dir.join("dev-cert.pem");
+    // WebSocket: binary granted, datagrams refused (no datagrams on TCP), and nothing extra
+    // for a client that asks for neither (asobi's exact reply).
+    let (mut ws, _) = s.ws();
+    ws.send(json!({"type": "session.connect", "payload": {"token": a.access, "wire": "binary", "datagrams": true}}));
+    let c = ws.expect("session.connected", WAIT, |_| true);
+    assert_eq!(c["payload"]["wire"], "binary");
+    assert_eq!(c["payload"]["datagrams"], false);
+    ws.send(json!({"type": "session.connect", "payload": {"token": a.access}}));
+    let c = ws.expect("session.connected", WAIT, |_| true);
+    assert_eq!(c["payload"], json!({"player_id": a.id, "wire": "json"}));
+    ws.send(json!({"type": "session.connect", "payload": {"token": a.access, "wire": 5}}));
+    let c = ws.expect("session.connected", WAIT, |_| true);
+    assert_eq!(c["payload"]["wire"], "json");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut q = QuicClient::connect(s.quic_port(), &cert, ENCODING_JSON).await;
+        q.send(json!({"type": "session.connect", "payload": {"token": a.access, "wire": "binary", "datagrams": true}})).await;
+        let (c, _) = q.expect("session.connected", |_| true).await;
+        assert_eq!(c["payload"]["wire"], "binary");
+        assert_eq!(c["payload"]["datagrams"], true);
+        // A FlatBuffers session's frames are binary already: its world wire stays "json".
+        let mut f = QuicClient::connect(s.quic_port(), &cert, ENCODING_FB).await;
+        f.send(json!({"type": "session.connect", "payload": {"token": a.access, "wire": "binary"}})).await;
+        let (c, _) = f.expect("session.connected", |_| true).await;
+        assert_eq!(c["payload"]["player_id"], a.id.as_str());
+    });
+}

@@ -12,6 +12,9 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub const ENCODING_JSON: u8 = 0;
 /// The body is an `asobi.fb.1` FlatBuffers message.
 pub const ENCODING_FB: u8 = 1;
+/// The body is asobi's binary `world.tick` (server to client only, for a session that asked for
+/// `"wire": "binary"`); a client sending it is answered with an error.
+pub const ENCODING_WORLD_TICK: u8 = 2;
 /// Bytes before the body: length (4) and encoding (1).
 pub const HEADER_LEN: usize = 5;
 
@@ -30,7 +33,7 @@ pub enum FrameError {
 /// One frame read from the stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuicFrame {
-    /// [`ENCODING_JSON`] or [`ENCODING_FB`].
+    /// [`ENCODING_JSON`], [`ENCODING_FB`] or [`ENCODING_WORLD_TICK`].
     pub encoding: u8,
     /// The message.
     pub body: Bytes,
@@ -73,7 +76,7 @@ impl FrameReader {
             return Ok(None);
         }
         let encoding = self.buf[4];
-        if encoding != ENCODING_JSON && encoding != ENCODING_FB {
+        if encoding != ENCODING_JSON && encoding != ENCODING_FB && encoding != ENCODING_WORLD_TICK {
             return Err(FrameError::BadEncoding);
         }
         self.buf.advance(HEADER_LEN);

@@ -11,6 +11,12 @@ use serde_json::Value;
 pub struct SessionConnect {
     /// The access token from REST auth.
     pub token: String,
+    /// `"binary"` asks for asobi's binary `world.tick`; anything else (or nothing) is JSON.
+    #[serde(default)]
+    pub wire: Option<Value>,
+    /// `true` asks for `world.tick` as QUIC datagrams (asobi-rs; QUIC sessions only).
+    #[serde(default)]
+    pub datagrams: Option<Value>,
 }
 
 /// `session.connected`.
@@ -21,6 +27,9 @@ pub struct SessionConnected<'a> {
     /// The wire granted for server pushes (asobi: `"json"` unless a binary wire was asked for
     /// and is served).
     pub wire: &'a str,
+    /// Whether `world.tick` may arrive as QUIC datagrams; present only when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<bool>,
 }
 
 /// The mode a request names when it names none: asobi's `"default"` (a `match.lua` game's only

@@ -22,5 +22,6 @@ pub mod phases;
 pub mod placement;
 pub mod session;
 pub mod social;
+pub mod terrain;
 pub mod tournaments;
 pub mod votes;

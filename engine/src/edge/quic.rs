@@ -19,11 +19,11 @@ use bytes::{Bytes, BytesMut};
 use futures::channel::mpsc;
 use futures::{FutureExt, SinkExt, StreamExt};
 
-use asobi_net::quic_frame::{self, FrameReader, ENCODING_FB, ENCODING_JSON};
+use asobi_net::quic_frame::{self, FrameReader, ENCODING_FB, ENCODING_JSON, ENCODING_WORLD_TICK};
 
 use super::limits::Limits;
 use super::transport::{Incoming, Transport};
-use crate::wire::{Frame, Wire};
+use crate::wire::{Frame, Wire, WorldWire};
 
 /// ALPN of the asobi QUIC protocol.
 pub(crate) const ALPN: &[u8] = b"asobi/1";
@@ -48,8 +48,15 @@ enum QuicIn {
 }
 
 enum QuicOut {
-    Frame { body: Bytes, droppable: bool },
-    Close { code: u16, reason: String },
+    Frame {
+        encoding: u8,
+        body: Bytes,
+        droppable: bool,
+    },
+    Close {
+        code: u16,
+        reason: String,
+    },
 }
 
 /// A QUIC session handed to a shard.
@@ -244,11 +251,6 @@ async fn serve(
         }
     };
     let conn_w = conn.clone();
-    let encoding = if wire == Wire::Fb {
-        ENCODING_FB
-    } else {
-        ENCODING_JSON
-    };
     let writer_task = async move {
         let mut buf = BytesMut::new();
         while let Some(first) = out_rx.next().await {
@@ -256,7 +258,13 @@ async fn serve(
             // Batch everything already queued into one write.
             while let Some(out) = item.take() {
                 match out {
-                    QuicOut::Frame { body, droppable } => {
+                    QuicOut::Frame {
+                        encoding,
+                        body,
+                        droppable,
+                    } => {
+                        // A datagram is the encoding byte and the body; one that does not fit
+                        // the path's datagram size goes on the stream instead.
                         let sent_as_datagram = droppable
                             && conn_w
                                 .max_datagram_size()
@@ -313,6 +321,10 @@ impl Transport for QuicTransport {
         self.conn.wire
     }
 
+    fn datagrams(&self) -> bool {
+        true
+    }
+
     async fn recv(&mut self) -> Incoming {
         match self.conn.rx.next().await {
             Some(QuicIn::Frame(ENCODING_JSON, body)) => {
@@ -327,17 +339,21 @@ impl Transport for QuicTransport {
         }
     }
 
-    async fn feed(&mut self, frame: &Frame) -> bool {
-        let body = match self.conn.wire {
-            Wire::Json => Bytes::from(frame.json_text().clone()),
+    async fn feed(&mut self, frame: &Frame, world: WorldWire) -> bool {
+        let (encoding, body) = match self.conn.wire {
+            Wire::Json => match frame.world_binary().filter(|_| world.binary) {
+                Some(b) => (ENCODING_WORLD_TICK, b.clone()),
+                None => (ENCODING_JSON, Bytes::from(frame.json_text().clone())),
+            },
             Wire::Fb => match frame.fb() {
-                Some(b) => b.clone(),
+                Some(b) => (ENCODING_FB, b.clone()),
                 None => return true,
             },
         };
         let out = QuicOut::Frame {
+            encoding,
             body,
-            droppable: frame.is_droppable(),
+            droppable: frame.datagram_eligible(world),
         };
         // The network thread drains this queue as the peer's flow control allows; a full queue
         // that stays full for the write deadline means the client stopped reading.
@@ -366,3 +382,7 @@ impl Transport for QuicTransport {
         let _ = self.conn.tx.send(QuicOut::Close { code, reason }).await;
     }
 }
+
+#[cfg(test)]
+#[path = "quic_world_tests.rs"]
+mod world_tests;

@@ -8,7 +8,7 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::Message;
 
 use super::http::Io;
-use crate::wire::{Frame, Wire};
+use crate::wire::{Frame, Wire, WorldWire};
 
 /// One thing read from a transport.
 pub(crate) enum Incoming {
@@ -30,9 +30,14 @@ pub(crate) enum Incoming {
 /// and with `now_or_never`, dropping the future when something else is ready.
 pub(crate) trait Transport {
     fn wire(&self) -> Wire;
+    /// Whether the connection can carry unreliable datagrams (QUIC).
+    fn datagrams(&self) -> bool {
+        false
+    }
     async fn recv(&mut self) -> Incoming;
-    /// Queues a frame without flushing; false when the connection is broken.
-    async fn feed(&mut self, frame: &Frame) -> bool;
+    /// Queues a frame without flushing, in the encoding the session negotiated (`world`: its
+    /// `world.tick` options); false when the connection is broken.
+    async fn feed(&mut self, frame: &Frame, world: WorldWire) -> bool;
     async fn flush(&mut self) -> bool;
     async fn close(&mut self, code: u16, reason: String);
 }
@@ -64,8 +69,12 @@ impl<S: Io> Transport for WsTransport<S> {
         }
     }
 
-    async fn feed(&mut self, frame: &Frame) -> bool {
+    async fn feed(&mut self, frame: &Frame, world: WorldWire) -> bool {
         let msg = match self.wire {
+            // asobi's binary `world.tick` travels as a WebSocket binary frame.
+            Wire::Json if world.binary && frame.world_binary().is_some() => {
+                Message::Binary(frame.world_binary().cloned().unwrap_or_default())
+            }
             Wire::Json => Message::Text(frame.json_text().clone()),
             Wire::Fb => match frame.fb() {
                 Some(b) => Message::Binary(b.clone()),

@@ -116,6 +116,7 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
     let outbox = Rc::new(Outbox::new(settings.ws_outbox));
     let me = shard.rt.add_session(outbox.clone());
     let mut s = Session::open(shard.clone(), me, t.wire());
+    s.datagrams_possible = t.datagrams();
     {
         // The connect deadline: a socket that never authenticates is closed with 1008.
         let (outbox, authed) = (outbox.clone(), s.authed.clone());
@@ -206,9 +207,10 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
 /// client stopped reading (the transport's write deadline ended the write).
 async fn write_all<T: Transport>(t: &mut T, s: &mut Session) -> bool {
     let shard = s.shard.clone();
+    let world = s.world_wire;
     for frame in s.replies() {
         shard.ops.metrics.message_out(frame.json_text().len());
-        if !t.feed(&frame).await {
+        if !t.feed(&frame, world).await {
             return false;
         }
     }

@@ -6,6 +6,7 @@
 //! across shards, since the cache is a `OnceLock` behind an `Arc`.
 
 pub(crate) mod binary;
+pub(crate) mod world;
 
 use std::sync::{Arc, OnceLock};
 
@@ -21,12 +22,25 @@ pub(crate) enum Wire {
     Fb,
 }
 
+/// What a session negotiated for `world.tick` at `session.connect`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct WorldWire {
+    /// `"wire": "binary"`: `world.tick` in asobi's binary encoding when the frame has one.
+    pub(crate) binary: bool,
+    /// `"datagrams": true` on QUIC: `world.tick` as unreliable datagrams when it fits.
+    pub(crate) datagrams: bool,
+}
+
 #[derive(Debug)]
 struct Encoded {
     json: Utf8Bytes,
     fb: OnceLock<Option<Bytes>>,
     /// State a game marked as droppable: may travel as an unreliable datagram.
     droppable: bool,
+    /// A `world.tick`: datagram-eligible for sessions that opted in.
+    world_tick: bool,
+    /// asobi's binary `world.tick`, for sessions that negotiated it (see [`world`]).
+    world: Option<Bytes>,
 }
 
 #[derive(Debug, Clone)]
@@ -55,13 +69,45 @@ impl Frame {
             json,
             fb: OnceLock::new(),
             droppable,
+            world_tick: false,
+            world: None,
         })))
+    }
+
+    /// A `world.tick` in its JSON text and, when some recipient needs it, asobi's binary form.
+    /// Built by [`world::tick_frame`].
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn world_tick(json: Bytes, binary: Option<Bytes>) -> Option<Frame> {
+        let json = Utf8Bytes::try_from(json).ok()?;
+        Some(Frame(Arc::new(Encoded {
+            json,
+            fb: OnceLock::new(),
+            droppable: false,
+            world_tick: true,
+            world: binary,
+        })))
+    }
+
+    /// The binary `world.tick` encoding, when this frame is one and has it.
+    pub(crate) fn world_binary(&self) -> Option<&Bytes> {
+        self.0.world.as_ref()
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn is_world_tick(&self) -> bool {
+        self.0.world_tick
+    }
+
+    /// Whether this frame may leave as a datagram for a session with these options.
+    pub(crate) fn datagram_eligible(&self, world: WorldWire) -> bool {
+        self.0.droppable || (self.0.world_tick && world.datagrams)
     }
 
     pub(crate) fn json_text(&self) -> &Utf8Bytes {
         &self.0.json
     }
 
+    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn is_droppable(&self) -> bool {
         self.0.droppable
     }

@@ -24,7 +24,7 @@ use asobi_schema::ApiError;
 
 use super::{Event, Shard};
 use crate::shard::mesh::{Outbound, SessionRef};
-use crate::wire::{Frame, Wire};
+use crate::wire::{Frame, Wire, WorldWire};
 
 /// What a handler did with a frame.
 pub(crate) enum Handled<'a> {
@@ -98,6 +98,10 @@ pub(crate) struct Session {
     /// Set when the socket must close after the pending replies are written.
     pub(crate) close: Option<(u16, String)>,
     wire: Wire,
+    /// The `world.tick` encoding and carrier granted at `session.connect`.
+    pub(crate) world_wire: WorldWire,
+    /// Whether the transport can carry datagrams (QUIC); set by the edge.
+    pub(crate) datagrams_possible: bool,
     /// Wall clock read once per batch of ready messages; heartbeat replies carry it.
     pub(crate) batch_now_ms: i64,
 }
@@ -120,8 +124,15 @@ impl Session {
             replies: Vec::new(),
             close: None,
             wire,
+            world_wire: WorldWire::default(),
+            datagrams_possible: false,
             batch_now_ms: 0,
         }
+    }
+
+    /// The session's encoding.
+    pub(crate) fn wire(&self) -> Wire {
+        self.wire
     }
 
     /// Replies and pushes waiting to be written, in order.

@@ -10,6 +10,7 @@ use asobi_schema::payload;
 use asobi_schema::ApiError;
 
 use super::{Handled, Session, WsHandler};
+use crate::wire::{Wire, WorldWire};
 
 pub(crate) const HANDLERS: &[(&str, WsHandler)] = &[
     ("session.heartbeat", heartbeat),
@@ -41,9 +42,10 @@ fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     };
     let player_id = access.player_id.clone();
     s.accounts.signed_in(access);
+    s.world_wire = negotiate(s, &body);
     if s.player_id.as_deref() == Some(player_id.as_str()) {
         // The same player with a fresh token: nothing to move.
-        s.reply(connected(f, &player_id));
+        s.reply(connected(f, &player_id, s.world_wire, &body));
         return Ok(());
     }
     if s.player_id.is_some() {
@@ -53,7 +55,7 @@ fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     s.authed.set(true);
     let ctx = s.shard.ctx.clone();
     ctx.registry.session_up(&player_id, s.me);
-    s.reply(connected(f, &player_id));
+    s.reply(connected(f, &player_id, s.world_wire, &body));
     s.player_id = Some(player_id.clone());
     // A player with a seat in a live match (reconnecting within the grace window) is put back.
     crate::services::matches::ws::session_connected(s, &player_id);
@@ -62,15 +64,33 @@ fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn connected(f: &Inbound<'_>, player_id: &str) -> bytes::Bytes {
-    // asobi's optional binary wire (binary `world.tick`) is not served here, so the grant is
-    // always JSON, as asobi answers with its binary wire switched off.
+/// The `world.tick` options a `session.connect` asks for and this session can have: the binary
+/// encoding on a JSON session (an `asobi.fb.1` session's frames are FlatBuffers already), and
+/// datagrams on a transport that has them (QUIC).
+fn negotiate(s: &Session, body: &payload::SessionConnect) -> WorldWire {
+    let asked_binary = body.wire.as_ref().and_then(|w| w.as_str()) == Some("binary");
+    let asked_datagrams = body.datagrams.as_ref().and_then(|d| d.as_bool()) == Some(true);
+    WorldWire {
+        binary: asked_binary && s.wire() == Wire::Json,
+        datagrams: asked_datagrams && s.datagrams_possible,
+    }
+}
+
+/// `session.connected` states the wire granted (asobi: read it, never assume it), and answers
+/// `datagrams` only to a client that asked.
+fn connected(
+    f: &Inbound<'_>,
+    player_id: &str,
+    granted: WorldWire,
+    body: &payload::SessionConnect,
+) -> bytes::Bytes {
     encode_frame(
         "session.connected",
         f.cid,
         &payload::SessionConnected {
             player_id,
-            wire: "json",
+            wire: if granted.binary { "binary" } else { "json" },
+            datagrams: body.datagrams.is_some().then_some(granted.datagrams),
         },
     )
 }
