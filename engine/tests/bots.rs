@@ -1,14 +1,15 @@
 //! Bots over real sockets: `game.bots.add` seats a session-less bot that thinks every 100 ms
 //! through the mode's bot script (its return fed in as input), a bot script that loops forever
 //! is contained (the built-in AI takes over and the match keeps running), and
-//! `game.bots.remove` takes a bot out mid-match.
+//! `game.bots.remove` takes a bot out mid-match. A finished match's record lists its bots (as
+//! asobi's does) but only humans get stats, on SQLite and PostgreSQL.
 
 mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Opts, Server, Ws};
+use common::{pg_db, Opts, Server, Ws};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -30,6 +31,11 @@ function leave(p, state)
   return state
 end
 function handle_input(p, input, state)
+  if input.finish then
+    state._finished = true
+    state._result = { winner = input.finish }
+    return state
+  end
   if input.add then game.bots.add(input.add) return state end
   if input.remove then game.bots.remove(input.remove) return state end
   state.inputs[p] = (state.inputs[p] or 0) + 1
@@ -58,19 +64,35 @@ end
 "#;
 
 fn start(data: &Path, game: &Path, bot_file: &str, bot_src: &str) -> Server {
+    start_on(None, data, game, bot_file, bot_src)
+}
+
+fn start_on(db: Option<String>, data: &Path, game: &Path, bot_file: &str, bot_src: &str) -> Server {
+    start_with(db, data, game, ARENA, bot_file, bot_src)
+}
+
+fn start_with(
+    db: Option<String>,
+    data: &Path,
+    game: &Path,
+    arena: &str,
+    bot_file: &str,
+    bot_src: &str,
+) -> Server {
     std::fs::create_dir_all(game.join("bots")).unwrap();
     std::fs::write(
         game.join("config.lua"),
         "return { arena = \"arena.lua\" }\n",
     )
     .unwrap();
-    std::fs::write(game.join("arena.lua"), ARENA.replace("BOTFILE", bot_file)).unwrap();
+    std::fs::write(game.join("arena.lua"), arena.replace("BOTFILE", bot_file)).unwrap();
     std::fs::write(game.join("bots").join(bot_file), bot_src).unwrap();
     Server::start(
         data,
         game,
         &Opts {
             shards: Some(2),
+            database_url: db,
             ..Opts::default()
         },
     )
@@ -133,6 +155,34 @@ fn a_scripted_bot_thinks_and_is_removed_mid_match() {
         "no input after removal"
     );
     assert!(bot_ids(&later).is_empty());
+}
+
+#[test]
+fn a_mode_with_fill_off_still_runs_its_bot_script() {
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    // asobi: `enabled` governs queue fill only; placed bots still run the mode's script.
+    let arena = ARENA.replace(
+        "bots = { script = \"bots/BOTFILE\" }",
+        "bots = { script = \"bots/BOTFILE\", enabled = false }",
+    );
+    assert!(arena.contains("enabled = false"));
+    let s = start_with(
+        None,
+        data.path(),
+        game.path(),
+        &arena,
+        "thinker.lua",
+        THINKER,
+    );
+    let (mut ws, _) = join(&s);
+    ws.send(json!({"type": "match.input", "payload": {"add": "Blitz"}}));
+    let st = ws.expect("match.state", WAIT, |v| {
+        let bots = bot_ids(v);
+        bots.len() == 1 && v["payload"]["inputs"][&bots[0]].as_u64().unwrap_or(0) >= 2
+    });
+    let bot = bot_ids(&st).remove(0);
+    assert_eq!(st["payload"]["last"][&bot], json!({"bot": bot, "seen": 2}));
 }
 
 #[test]
@@ -229,4 +279,86 @@ fn a_queue_is_filled_with_bots_after_the_wait() {
         bots.iter()
             .all(|b| v["payload"]["inputs"][b.as_str()].as_u64().unwrap_or(0) >= 3)
     });
+}
+
+/// A bot wins a match against one human: the record lists both, as asobi's does; the human's
+/// stats count the loss; the bot gets no stats row (asobi bumps only rows made at sign-up).
+fn bots_in_a_finished_match(s: &Server) {
+    let (mut ws, me) = join(s);
+    let token = s.register("botwatch").access;
+    ws.send(json!({"type": "match.input", "payload": {"add": "Spark"}}));
+    let st = ws.expect("match.state", WAIT, |v| bot_ids(v).len() == 1);
+    let bot = bot_ids(&st).remove(0);
+    ws.send(json!({"type": "match.input", "payload": {"finish": bot}}));
+    let fin = ws.expect("match.finished", WAIT, |_| true);
+    let match_id = fin["payload"]["match_id"].as_str().unwrap().to_owned();
+    assert_eq!(fin["payload"]["result"]["winner"], bot.as_str());
+
+    let poll = |path: &str, done: &dyn Fn(&Value) -> bool| -> Value {
+        let deadline = std::time::Instant::now() + WAIT;
+        loop {
+            let (status, body) = s.http("GET", path, Some(&token), None);
+            if status == 200 && done(&body) {
+                return body;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{path}: {status} {body}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let record = poll(&format!("/api/v1/matches/{match_id}"), &|b| {
+        b["status"] == "finished"
+    });
+    let mut players: Vec<&str> = record["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap())
+        .collect();
+    players.sort();
+    let mut want = vec![me.as_str(), bot.as_str()];
+    want.sort();
+    assert_eq!(players, want, "{record}");
+
+    let mine = poll(&format!("/api/v1/players/{me}/stats"), &|b| {
+        b["games_played"] == 1
+    });
+    assert_eq!((&mine["wins"], &mine["losses"]), (&json!(0), &json!(1)));
+    let (status, theirs) = s.http(
+        "GET",
+        &format!("/api/v1/players/{bot}/stats"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&theirs["games_played"], &theirs["wins"]),
+        (&json!(0), &json!(0)),
+        "a bot has no stats: {theirs}"
+    );
+}
+
+#[test]
+fn bots_are_in_the_record_but_not_in_stats_on_sqlite() {
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    let s = start(data.path(), game.path(), "thinker.lua", THINKER);
+    bots_in_a_finished_match(&s);
+}
+
+#[test]
+fn bots_are_in_the_record_but_not_in_stats_on_postgres() {
+    let Some(db) = pg_db() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    let s = start_on(
+        Some(db.url.clone()),
+        data.path(),
+        game.path(),
+        "thinker.lua",
+        THINKER,
+    );
+    bots_in_a_finished_match(&s);
 }

@@ -78,10 +78,9 @@ pub(crate) fn resolve(
     budgets: &Budgets,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> Option<BotScript> {
+    // `enabled` governs queue fill only (asobi): a mode with fill off still runs its script for
+    // the bots `game.bots.add` places.
     let script = bots.get("script")?.as_str()?;
-    if bots.get("enabled") == Some(&serde_json::Value::Bool(false)) {
-        return None;
-    }
     let Some(rel) = normalize(&format!("{}{script}", dir_of(mode_file))) else {
         diagnostics.push(Diagnostic::warning(
             mode_file,

@@ -674,5 +674,15 @@ async fn drive_timers<S: Service>(s: Rc<S>) {
             }
         }
         fire_timers(&s, Instant::now());
+        // Behind (the earliest deadline is already due again): let the shard's other tasks run
+        // before the next round. Without this, a shard that cannot keep up — too much work, or
+        // too little CPU on a shared machine — loops here without ever returning to the
+        // executor, and its sockets and mesh starve (HTTP requests went unanswered for 30 s).
+        if s.runtime()
+            .next_deadline()
+            .is_some_and(|at| at <= Instant::now())
+        {
+            futures_lite::future::yield_now().await;
+        }
     }
 }

@@ -6,6 +6,16 @@
 //! [`Phases::players`] when the roster grows, [`Phases::all_ready`] when the game says so. Each
 //! returns the transitions to run (`on_phase_ended`, `on_phase_started`) in order; once the
 //! last phase ends, [`Phases::is_complete`] and the match finishes with `phases_complete`.
+//!
+//! The phase clock runs only while the match runs: asobi advances durations and `timer` starts
+//! from the running match's tick, so a match still waiting for `min_players` keeps its phase
+//! where it is. The engine brackets that time with [`Phases::hold`] and [`Phases::release`];
+//! a `players` start still fires while held (asobi counts joins in both states).
+//!
+//! asobi's per-phase `timers`, `end_condition` and the `players_ratio` / `event` starts are
+//! Erlang-only (its Lua decoder reads `name`, `duration`, `start` and `config`), and asobi's
+//! phase engine never evaluates `end_condition` at all; a Lua script here gets the same four
+//! keys.
 
 #[cfg(test)]
 mod tests;
@@ -102,7 +112,12 @@ pub fn parse(v: &Value) -> Option<Vec<PhaseDef>> {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                let duration = p.get("duration").and_then(Value::as_f64).map(millis);
+                // asobi truncates a number and reads anything else as 0: `duration = "10000"`
+                // starts and ends the phase at once.
+                let duration = match p.get("duration") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(v.as_f64().map_or(Duration::ZERO, millis)),
+                };
                 Some(PhaseDef {
                     name,
                     duration,
@@ -123,6 +138,8 @@ pub struct Phases {
     started_at: Option<Instant>,
     /// When the current phase began waiting.
     waiting_since: Instant,
+    /// Since when the clock has been stopped (the match is not running yet).
+    held_since: Option<Instant>,
     complete: bool,
 }
 
@@ -137,6 +154,7 @@ impl Phases {
             index: 0,
             started_at: None,
             waiting_since: now,
+            held_since: None,
             complete,
         };
         let mut out = Vec::new();
@@ -146,8 +164,38 @@ impl Phases {
         (p, out)
     }
 
+    /// The phase clock's reading at `now`: stopped at the hold while held.
+    fn clock(&self, now: Instant) -> Instant {
+        self.held_since.unwrap_or(now)
+    }
+
+    /// Stops the phase clock at `now` (the match waits for players): no duration runs out and
+    /// no `timer` start comes due until [`Phases::release`].
+    pub fn hold(&mut self, now: Instant) {
+        self.held_since.get_or_insert(now);
+    }
+
+    /// Restarts the clock at `now`; the held time is added to every running deadline.
+    pub fn release(&mut self, now: Instant) {
+        let Some(at) = self.held_since.take() else {
+            return;
+        };
+        let held = now.saturating_duration_since(at);
+        if let Some(s) = self.started_at.as_mut() {
+            *s += held;
+        }
+        self.waiting_since += held;
+    }
+
+    /// Whether the clock is stopped.
+    pub fn is_held(&self) -> bool {
+        self.held_since.is_some()
+    }
+
     fn begin(&mut self, now: Instant, out: &mut Vec<Transition>) {
-        self.started_at = Some(now);
+        // A phase that starts during a hold starts at the stopped clock; the release moves it
+        // on with everything else.
+        self.started_at = Some(self.clock(now));
         out.push(Transition::Started(self.defs[self.index].name.clone()));
     }
 
@@ -160,8 +208,11 @@ impl Phases {
         self.complete && !self.defs.is_empty()
     }
 
-    /// The next time [`Phases::poll`] has something to do.
+    /// The next time [`Phases::poll`] has something to do; none while held.
     pub fn next_deadline(&self) -> Option<Instant> {
+        if self.is_held() {
+            return None;
+        }
         let def = self.current()?;
         match self.started_at {
             Some(at) => def.duration.map(|d| at + d),
@@ -175,8 +226,9 @@ impl Phases {
     /// Durations that ran out and `timer` starts that came due by `now`.
     pub fn poll(&mut self, now: Instant) -> Vec<Transition> {
         let mut out = Vec::new();
-        // A chain of zero-length phases resolves in one poll; the list bounds the loop.
-        for _ in 0..=self.defs.len() {
+        // A chain of zero-length phases resolves in one poll: each phase takes at most two
+        // steps (its start and its end), so twice the list bounds the loop.
+        for _ in 0..=2 * self.defs.len() {
             let Some(at) = self.next_deadline().filter(|at| *at <= now) else {
                 break;
             };
@@ -227,21 +279,29 @@ impl Phases {
         out
     }
 
-    /// The `phase` block for listings and `match.joined`: `{status: "active", phase,
-    /// remaining_ms?, config}`, `{status: "waiting", phase, start_condition}`, or
-    /// `{status: "complete", phase: null}`.
+    /// The `phase` block of `match.joined` (asobi's `get_info`): `{status: "active", phase,
+    /// remaining_ms, config, timers}`, `{status: "waiting", phase, start_condition}`, or
+    /// `{status: "complete", phase: null}`. A phase with no duration has `remaining_ms:
+    /// "infinity"`, as asobi's encoder writes its atom; `timers` is always empty (Lua cannot
+    /// declare phase timers). Listings show less: see [`Phases::listing`].
     pub fn info(&self, now: Instant) -> Value {
+        let now = self.clock(now);
         let Some(def) = self.current() else {
             return json!({ "status": "complete", "phase": null });
         };
         match self.started_at {
             Some(at) => {
-                let mut v = json!({ "status": "active", "phase": def.name, "config": def.config });
-                if let Some(d) = def.duration {
-                    v["remaining_ms"] =
-                        json!((at + d).saturating_duration_since(now).as_millis() as u64);
-                }
-                v
+                let remaining = match def.duration {
+                    Some(d) => json!((at + d).saturating_duration_since(now).as_millis() as u64),
+                    None => json!("infinity"),
+                };
+                json!({
+                    "status": "active",
+                    "phase": def.name,
+                    "remaining_ms": remaining,
+                    "config": def.config,
+                    "timers": {},
+                })
             }
             None => {
                 let cond = match &def.start {
@@ -253,5 +313,20 @@ impl Phases {
                 json!({ "status": "waiting", "phase": def.name, "start_condition": cond })
             }
         }
+    }
+
+    /// The `phase` block on match listings (`GET /matches/live`, `match.list`): asobi's
+    /// listing keeps `status`, `phase`, `remaining_ms` and `start_condition` only.
+    pub fn listing(&self, now: Instant) -> Value {
+        let mut v = self.info(now);
+        if let Some(m) = v.as_object_mut() {
+            m.retain(|k, _| {
+                matches!(
+                    k.as_str(),
+                    "status" | "phase" | "remaining_ms" | "start_condition"
+                )
+            });
+        }
+        v
     }
 }

@@ -244,7 +244,7 @@ impl LiveMatch {
             "players": e.players,
             "listed": e.listed,
             "joinable": e.info.joinable,
-            "phase": e.info.phase,
+            "phase": self.phases.as_ref().map(|p| p.0.info(p.1)),
         })
     }
 
@@ -356,6 +356,10 @@ impl LiveMatch {
                 self.started_at = now_ms();
                 let period = Duration::from_millis(self.mode.config.tick_rate_ms.max(1));
                 self.schedule = TickSchedule::new(now, period);
+                // The phase clock runs from here too (asobi ticks phases while running).
+                if let Some(p) = self.phases.as_mut() {
+                    p.0.release(now);
+                }
             }
             let count = self.roster.len();
             if let Some(p) = self.phases.as_mut() {
@@ -1006,9 +1010,10 @@ pub(crate) fn vote_op(
 }
 
 impl LiveMatch {
-    /// The `phase` block for listings and `match.joined`, as of the match's last wake-up.
+    /// The `phase` block for listings, as of the match's last wake-up (`match.joined` carries
+    /// the fuller one, as asobi's join reply does).
     fn phase_block(&self) -> Option<Value> {
-        self.phases.as_ref().map(|p| p.0.info(p.1))
+        self.phases.as_ref().map(|p| p.0.listing(p.1))
     }
 }
 
@@ -1035,7 +1040,10 @@ fn read_phases(shard: &Shard, lm: &mut LiveMatch, config: &Value, now: Instant) 
             return Vec::new();
         }
     };
-    let (phases, first) = Phases::new(now, defs);
+    let (mut phases, first) = Phases::new(now, defs);
+    if !lm.life.is_running() {
+        phases.hold(now);
+    }
     lm.phases = Some(Box::new((phases, now)));
     first
 }
@@ -1108,29 +1116,35 @@ fn run_bots(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
         return;
     }
     let shared = matches!(lm.mode.config.state_strategy, StateStrategy::Shared);
+    // Under `shared` every bot reads the one state of this turn (asobi hands bots the payload
+    // behind the broadcast); it is read once and lent to each bot, never copied per bot.
     let mut shared_state: Option<Value> = None;
+    let mut own_state: Value;
     for id in lm.bots.ids() {
         if !lm.roster.contains(&id) {
             continue;
         }
-        let state = match (&shared_state, shared) {
-            (Some(s), true) => s.clone(),
-            _ => {
-                let mut fx = Effects::default();
-                let Some(vm) = lm.vm.as_mut() else { return };
-                let who = (!shared).then_some(id.as_str());
-                let bytes = vm.state_for(who, &mut fx);
-                lm.apply(shard, fx, None);
-                match bytes {
-                    Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
-                    Err(_) => Value::Null,
-                }
+        let state = if shared && shared_state.is_some() {
+            shared_state.as_ref()
+        } else {
+            let mut fx = Effects::default();
+            let Some(vm) = lm.vm.as_mut() else { return };
+            let who = (!shared).then_some(id.as_str());
+            let bytes = vm.state_for(who, &mut fx);
+            lm.apply(shard, fx, None);
+            let read = match bytes {
+                Ok(b) => serde_json::from_slice(&b).unwrap_or(Value::Null),
+                Err(_) => Value::Null,
+            };
+            if shared {
+                shared_state = Some(read);
+                shared_state.as_ref()
+            } else {
+                own_state = read;
+                Some(&own_state)
             }
         };
-        if shared {
-            shared_state = Some(state.clone());
-        }
-        let input = lm.bots.think(now, &id, &state);
+        let input = lm.bots.think(now, &id, state.unwrap_or(&Value::Null));
         if input.is_object() {
             calls::submit(
                 shard,

@@ -3,6 +3,10 @@
 //! named and losers are not, every other participant loses (`losers = []` for a co-op run where
 //! nobody does). Ids that are not in the roster are ignored. The fold is one transaction keyed
 //! by the match id, so a match never counts twice.
+//!
+//! Bots are participants for that rule (a bot can be the winner, and then every human lost)
+//! but get no stats of their own: asobi only bumps rows that account creation made, and a bot
+//! has no account. The match record still lists them, as asobi's does.
 
 use std::rc::Rc;
 
@@ -58,9 +62,14 @@ pub(crate) fn on_match_finished(
     if status != "finished" || players.is_empty() {
         return;
     }
+    let mut players = outcome(&players, result);
+    players.retain(|(p, _, _)| !crate::services::bots::is_bot(p));
+    if players.is_empty() {
+        return;
+    }
     let stats = MatchStats {
         match_id: match_id.to_owned(),
-        players: outcome(&players, result),
+        players,
         now_ms: super::now_ms(),
     };
     let store = shard.ctx.store.clone();
