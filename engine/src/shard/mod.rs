@@ -658,8 +658,11 @@ async fn drive_timers<S: Service>(s: Rc<S>) {
                 Some(at) => {
                     let wait = at.saturating_duration_since(Instant::now());
                     if wait.is_zero() {
-                        // Work came due while the last pass ran (a time-sliced callback's
-                        // next slice, say): the shard's sockets and other tasks go first.
+                        // Behind: work came due while the last pass ran (a time-sliced
+                        // callback's next slice, or more work than the core can do). The
+                        // shard's sockets and mesh go first (the task queue yields, so the
+                        // reactor is polled); without this a shard that cannot keep up loops
+                        // here and its sockets starve.
                         glommio::executor().yield_task_queue_now().await;
                     } else {
                         let timer = glommio::timer::sleep(wait).fuse();
@@ -674,15 +677,5 @@ async fn drive_timers<S: Service>(s: Rc<S>) {
             }
         }
         fire_timers(&s, Instant::now());
-        // Behind (the earliest deadline is already due again): let the shard's other tasks run
-        // before the next round. Without this, a shard that cannot keep up — too much work, or
-        // too little CPU on a shared machine — loops here without ever returning to the
-        // executor, and its sockets and mesh starve (HTTP requests went unanswered for 30 s).
-        if s.runtime()
-            .next_deadline()
-            .is_some_and(|at| at <= Instant::now())
-        {
-            futures_lite::future::yield_now().await;
-        }
     }
 }
