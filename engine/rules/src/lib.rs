@@ -23,3 +23,4 @@ pub mod session;
 pub mod social;
 pub mod tournaments;
 pub mod votes;
+pub mod worlds;
