@@ -124,6 +124,14 @@ const EXTRA_KEYS: &[&str] = &[
     "cold_tick_divisor",
     "empty_grace_ms",
     "player_ttl_ms",
+    "grid_size",
+    "zone_size",
+    "view_radius",
+    "broadcast_interval",
+    "persistent",
+    "border_band",
+    "listed",
+    "quick_play",
 ];
 
 /// Reads globals of one script, recording findings against `file`.

@@ -47,6 +47,8 @@ pub(crate) struct Sandbox {
     pub(crate) lua: Lua,
     pub(crate) shared: Rc<Shared>,
     clear_require_cache: Function,
+    /// The prelude's `set_zone(ctx)`: the zone context of a world callback, or `nil`.
+    pub(crate) set_zone: Function,
     globals: Table,
     /// A coroutine that finished normally, reused for the next call (creating one per call
     /// is a measurable share of a small callback).
@@ -80,6 +82,7 @@ impl Sandbox {
             .into_function()?;
         let internals: Table = prelude.call(helpers)?;
         let clear_require_cache = internals.raw_get("clear_require_cache")?;
+        let set_zone = internals.raw_get("set_zone")?;
 
         let meter_owner = shared.clone();
         let interval = shared.meter.hook_interval();
@@ -97,6 +100,7 @@ impl Sandbox {
             lua,
             shared,
             clear_require_cache,
+            set_zone,
             globals,
             spare: RefCell::new(None),
             suspended: RefCell::new(None),
