@@ -38,6 +38,7 @@ pub(crate) mod social;
 pub(crate) mod storage;
 pub(crate) mod tournaments;
 pub(crate) mod votes;
+pub(crate) mod worlds;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -66,6 +67,7 @@ pub(crate) struct Shard {
     pub(crate) iap: iap::Iap,
     pub(crate) ops: ops::Ops,
     pub(crate) bot_fill: bots::fill::Fill,
+    pub(crate) worlds: worlds::Worlds,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -79,6 +81,7 @@ pub(crate) enum Cmd {
     Ops(ops::cmd::Cmd),
     Votes(votes::cmd::Cmd),
     Tournaments(tournaments::Cmd),
+    Worlds(worlds::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -86,6 +89,7 @@ pub(crate) enum Cmd {
 pub(crate) enum Event {
     Matches(matches::SessionEvent),
     Accounts(accounts::cmd::Revoke),
+    Worlds(worlds::SessionEvent),
 }
 
 /// Timers, one variant per feature that keeps time.
@@ -96,6 +100,7 @@ pub(crate) enum Timer {
     Leaderboards(leaderboards::Timer),
     Social(social::Timer),
     Tournaments(tournaments::Timer),
+    Worlds(worlds::Timer),
 }
 
 impl Service for Shard {
@@ -117,6 +122,7 @@ impl Service for Shard {
             Cmd::Ops(c) => ops::cmd::handle(self, c),
             Cmd::Votes(c) => votes::cmd::handle(self, c),
             Cmd::Tournaments(c) => tournaments::handle(self, c),
+            Cmd::Worlds(c) => worlds::cmd::handle(self, c),
         }
     }
 
@@ -127,6 +133,7 @@ impl Service for Shard {
             Timer::Leaderboards(t) => leaderboards::on_timer(self, t),
             Timer::Social(t) => social::on_timer(self, t),
             Timer::Tournaments(t) => tournaments::on_timer(self, t),
+            Timer::Worlds(t) => worlds::on_timer(self, t),
         }
     }
 }
@@ -146,6 +153,7 @@ impl Shard {
             iap: iap::Iap::load(&game.dir)?,
             ops: ops::Ops::default(),
             bot_fill: bots::fill::Fill::default(),
+            worlds: worlds::Worlds::default(),
             game: RefCell::new(game),
             rt,
             ctx,
@@ -165,6 +173,7 @@ impl Shard {
     pub(crate) fn reload(self: &Rc<Self>, game: Arc<Game>) {
         *self.game.borrow_mut() = game.clone();
         matches::reload_all(self, &game);
+        worlds::reload_all(self, &game);
         matchmaker::reconfigure(self, &game);
         ops::on_reload(self, &game);
     }
@@ -180,5 +189,6 @@ impl Shard {
 
     pub(crate) fn finish_all(self: &Rc<Self>) {
         matches::finish_all_for_shutdown(self);
+        worlds::finish_all_for_shutdown(self);
     }
 }

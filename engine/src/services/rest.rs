@@ -71,7 +71,7 @@ pub(crate) struct Route {
 fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 14] = [
+        let lists: [&[Route]; 15] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
@@ -86,6 +86,7 @@ fn table() -> &'static [Route] {
             super::ops::rest::ROUTES,
             super::votes::rest::ROUTES,
             super::ops::views::ROUTES,
+            super::worlds::rest::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {

@@ -97,6 +97,7 @@ impl Sim {
             tokens,
             registry: Box::new(LocalRegistry::new(nshards)),
             matches: Default::default(),
+            worlds: Default::default(),
             game: game_rx,
             budgets,
             accounts: crate::services::accounts::Shared::without_limits(),

@@ -40,13 +40,14 @@ pub(crate) type WsHandler = for<'a> fn(&'a mut Session, &'a Inbound<'a>) -> Hand
 fn table() -> &'static [(&'static str, WsHandler)] {
     static TABLE: OnceLock<Vec<(&'static str, WsHandler)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[(&'static str, WsHandler)]; 6] = [
+        let lists: [&[(&'static str, WsHandler)]; 7] = [
             ws::HANDLERS,
             super::matches::ws::HANDLERS,
             super::matchmaker::ws::HANDLERS,
             super::social::ws::HANDLERS,
             super::rpc::ws::HANDLERS,
             super::votes::ws::HANDLERS,
+            super::worlds::ws::HANDLERS,
         ];
         let mut t: Vec<(&'static str, WsHandler)> = Vec::new();
         for list in lists {
@@ -92,6 +93,7 @@ pub(crate) struct Session {
     pub(crate) matchmaker: super::matchmaker::ws::SessionPart,
     pub(crate) social: super::social::ws::SessionPart,
     pub(crate) accounts: super::accounts::ws::SessionPart,
+    pub(crate) worlds: super::worlds::ws::SessionPart,
     rate: RateLimit,
     replies: Vec<Frame>,
     /// Set when the socket must close after the pending replies are written.
@@ -116,6 +118,7 @@ impl Session {
             matchmaker: Default::default(),
             social: Default::default(),
             accounts: Default::default(),
+            worlds: Default::default(),
             replies: Vec::new(),
             close: None,
             wire,
@@ -154,6 +157,7 @@ impl Session {
             Outbound::Frame(f) => self.replies.push(f),
             Outbound::Event(Event::Matches(e)) => self.matches.on_event(e),
             Outbound::Event(Event::Accounts(r)) => super::accounts::ws::on_revoke(self, &r),
+            Outbound::Event(Event::Worlds(e)) => self.worlds.on_event(e),
             Outbound::Close { code, reason } => self.close = Some((code, reason)),
         }
     }
@@ -290,6 +294,7 @@ impl Session {
             super::matches::ws::session_closed(self, &player_id);
             super::matchmaker::ws::session_closed(self, &player_id);
             super::social::ws::session_closed(self, &player_id);
+            super::worlds::ws::session_closed(self, &player_id);
         }
     }
 

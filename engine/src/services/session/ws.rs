@@ -58,6 +58,7 @@ fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     // A player with a seat in a live match (reconnecting within the grace window) is put back.
     crate::services::matches::ws::session_connected(s, &player_id);
     crate::services::social::ws::session_connected(s, &player_id);
+    crate::services::worlds::ws::session_connected(s, &player_id);
     Ok(())
 }
 
