@@ -130,7 +130,7 @@ impl Model {
                 );
             }
         }
-        if self.tick % self.interval == 0 {
+        if self.tick.is_multiple_of(self.interval) {
             let coords: Vec<ZoneId> = self.zones.keys().copied().collect();
             for z in coords {
                 let zone = self.zones.get_mut(&z).unwrap();

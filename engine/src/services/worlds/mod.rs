@@ -375,7 +375,7 @@ impl LiveWorld {
 
     /// An entity built from template `t` at `(x, y)`: `base_state`, the overrides, then
     /// position and `type` (asobi's merge order).
-    fn from_template(
+    fn spawned(
         &self,
         t: &str,
         x: f64,
@@ -441,7 +441,7 @@ impl LiveWorld {
                 entities.remove(id);
             }
             for s in step.spawns {
-                if let Some(e) = self.from_template(&s.template, s.x, s.y, s.overrides) {
+                if let Some(e) = self.spawned(&s.template, s.x, s.y, s.overrides) {
                     entities.insert(new_id(), e);
                 }
             }
@@ -454,7 +454,7 @@ impl LiveWorld {
             return Some(result);
         }
         self.cross(shard);
-        if tick % u64::from(self.cfg.broadcast_interval) == 0 {
+        if tick.is_multiple_of(u64::from(self.cfg.broadcast_interval)) {
             self.broadcast(shard, tick);
         }
         self.send_pending_keyframes(shard);
