@@ -26,6 +26,10 @@ pub struct Inbound<'a> {
     /// The payload, decoded later by the handler of `kind`.
     #[serde(borrow, default)]
     pub payload: Option<&'a RawValue>,
+    /// `world.input`'s optional input sequence number, a sibling of `payload` (asobi reads it
+    /// there so that the payload stays the input map). Raw: only `world.input` reads it.
+    #[serde(borrow, default)]
+    pub seq: Option<&'a RawValue>,
 }
 
 /// Why an inbound frame could not be read as an envelope.
@@ -87,6 +91,7 @@ impl<'a> Inbound<'a> {
             kind: Some(Cow::Borrowed(kind)),
             cid,
             payload,
+            seq: None,
         }
     }
 

@@ -259,6 +259,16 @@ pub mod code {
     pub const AUTH_BANNED: &str = "auth.banned";
     /// Over the per-player join limit (10 per minute).
     pub const JOIN_RATE_LIMITED: &str = "join_rate_limited";
+    /// No live world with this id (404).
+    pub const WORLD_NOT_FOUND: &str = "world.not_found";
+    /// The connection is already in another world (409).
+    pub const WORLD_ALREADY_JOINED: &str = "world.already_joined";
+    /// The player owns as many live worlds as `world_max_per_player` allows (429).
+    pub const WORLD_PLAYER_LIMIT_REACHED: &str = "world.player_limit_reached";
+    /// The deployment runs `world_max` worlds (503).
+    pub const WORLD_CAPACITY_REACHED: &str = "world.capacity_reached";
+    /// The world could not be created; `details.reason` says why (400).
+    pub const WORLD_CREATE_FAILED: &str = "world.create_failed";
     /// Over the node-wide guest-creation limit.
     pub const GUEST_RATE_LIMITED: &str = "guest.rate_limited";
     /// The unclaimed-guest cap is reached.
@@ -622,6 +632,11 @@ mod tests {
         "match.full",
         "match.locked",
         "match.join_refused",
+        "world.not_found",
+        "world.already_joined",
+        "world.player_limit_reached",
+        "world.capacity_reached",
+        "world.create_failed",
         "matchmaker.unknown_mode",
         "matchmaker.queue_full",
         "ws.request_failed",

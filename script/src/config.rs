@@ -126,6 +126,14 @@ const EXTRA_KEYS: &[&str] = &[
     "player_ttl_ms",
     "teams",
     "party_rating",
+    "grid_size",
+    "zone_size",
+    "view_radius",
+    "broadcast_interval",
+    "persistent",
+    "border_band",
+    "listed",
+    "quick_play",
 ];
 
 /// Reads globals of one script, recording findings against `file`.

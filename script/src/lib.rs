@@ -33,6 +33,7 @@ mod service;
 mod strlib;
 mod vm;
 mod watcher;
+mod world;
 
 pub use api::{validate_event_name, Host, MAX_EVENT_NAME, MAX_PAYLOAD_BYTES, RESERVED_EVENTS};
 pub use bot::{BotScript, BotVm, DEFAULT_BOT_NAMES, MAX_BOT_OVERRUNS};
@@ -50,6 +51,7 @@ pub use rpc::{RpcCode, RpcReply, RpcScript, RpcVm, MAX_METHOD, RPC_FILE};
 pub use service::{Call, Resumed, ServiceCall, MAX_SERVICE_ARGS_BYTES};
 pub use vm::{JoinOutcome, MatchVm};
 pub use watcher::Watcher;
+pub use world::{SpawnRequest, WorldVm, ZoneEntities, ZoneInput, ZoneStep, MAX_ZONE_ENTITIES};
 
 #[cfg(test)]
 mod tests {

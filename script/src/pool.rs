@@ -17,6 +17,7 @@ use crate::error::ScriptError;
 use crate::game::CompiledMode;
 use crate::sandbox::Sandbox;
 use crate::vm::MatchVm;
+use crate::world::WorldVm;
 
 /// Pre-created sandboxes for one shard thread.
 pub struct VmPool {
@@ -70,6 +71,31 @@ impl VmPool {
             None => Sandbox::new(&self.budgets)?,
         };
         MatchVm::start(sandbox, mode, match_id, &mut NullHost).map_err(ScriptError::Chunk)
+    }
+
+    /// Takes a clean sandbox and loads world `mode`'s chunk into it for world `world_id`.
+    /// Release it with [`VmPool::release_world`] (or drop it) when the world ends.
+    pub fn acquire_world(
+        &mut self,
+        mode: &Arc<CompiledMode>,
+        world_id: &str,
+    ) -> Result<WorldVm, ScriptError> {
+        let sandbox = match self.idle.pop() {
+            Some(sandbox) => sandbox,
+            None => Sandbox::new(&self.budgets)?,
+        };
+        WorldVm::start(sandbox, mode, world_id, &mut NullHost).map_err(ScriptError::Chunk)
+    }
+
+    /// Ends a world's use of `vm`, refilling the pool as [`VmPool::release`] does.
+    pub fn release_world(&mut self, vm: WorldVm) {
+        drop(vm);
+        if self.idle.len() < self.prewarm {
+            match Sandbox::new(&self.budgets) {
+                Ok(sandbox) => self.idle.push(sandbox),
+                Err(e) => tracing::warn!(error = %e, "could not refill the VM pool"),
+            }
+        }
     }
 
     /// A VM running `mode`'s bot script for one bot, or `None` when the mode has none (the

@@ -504,6 +504,14 @@ local function zone_only(name)
   end
 end
 
+-- The zone a world callback runs for (`zone_tick`, `handle_input`), set by the runtime
+-- (world.rs) around those calls and nil otherwise: `entities` (the table the callback was
+-- handed), `templates` (spawnable template ids) and the `spawns`/`despawns` it queued.
+local zone_ctx = nil
+-- Spawns or despawns one zone callback may queue: a script looping on game.zone.spawn must
+-- not turn one tick into an unbounded entity flood.
+local MAX_ZONE_REQUESTS = 256
+
 local spatial = {}
 do
   local function coords(e)
@@ -599,9 +607,30 @@ do
     return out
   end
 
+  -- The zone forms answer `{id, x, y}` per hit over the calling zone's own entities.
+  local function zone_hits(found)
+    local out = {}
+    for i = 1, #found do
+      local h = found[i]
+      out[i] = { id = h.id, x = rawget(h.entity, "x"), y = rawget(h.entity, "y") }
+    end
+    return out
+  end
+
   function spatial.query_radius(entities, x, y, radius, opts)
     if type(entities) == "number" then
-      return shape_error("query_radius(x, y, radius) requires zone context")
+      if not zone_ctx then
+        return shape_error("query_radius(x, y, radius) requires zone context")
+      end
+      x, y, radius, opts = entities, x, y, radius
+      if type(x) ~= "number" or type(y) ~= "number" or type(radius) ~= "number" then
+        return shape_error("query_radius requires (x, y, radius[, opts])")
+      end
+      local parsed, err = parse_opts(opts)
+      if not parsed then
+        return shape_error(err)
+      end
+      return zone_hits(hits(zone_ctx.entities, x, y, radius, parsed))
     end
     if type(entities) ~= "table" or type(x) ~= "number" or type(y) ~= "number"
         or type(radius) ~= "number" then
@@ -648,7 +677,28 @@ do
     return d <= range
   end
 
-  spatial.query_rect = zone_only("query_rect")
+  function spatial.query_rect(x1, y1, x2, y2)
+    if not zone_ctx then
+      return shape_error("query_rect requires zone context")
+    end
+    if type(x1) ~= "number" or type(y1) ~= "number" or type(x2) ~= "number"
+        or type(y2) ~= "number" then
+      return shape_error("query_rect requires (x1, y1, x2, y2)")
+    end
+    local lx, hx = x1, x2
+    if hx < lx then lx, hx = hx, lx end
+    local ly, hy = y1, y2
+    if hy < ly then ly, hy = hy, ly end
+    local out = {}
+    for id, e in next, zone_ctx.entities do
+      local ex, ey = coords(e)
+      if ex and ex >= lx and ex <= hx and ey >= ly and ey <= hy then
+        out[#out + 1] = { id = id, x = ex, y = ey }
+      end
+    end
+    sort(out, function(a, b) return tostring(a.id) < tostring(b.id) end)
+    return out
+  end
   spatial.neighbours_radius = zone_only("neighbours_radius")
   spatial.neighbours_rect = zone_only("neighbours_rect")
 end
@@ -669,9 +719,43 @@ game = {
   emit = service("emit", "emit"),
   chat = service_table("chat"),
   zone = {
-    spawn = unavailable("game.zone.spawn (world mode only)"),
-    despawn = unavailable("game.zone.despawn (world mode only)"),
-    apply = unavailable("game.zone.apply (world mode only)"),
+    spawn = function(template_id, x, y, overrides)
+      if not zone_ctx then
+        return shape_error("game.zone.spawn requires zone context")
+      end
+      if type(template_id) ~= "string" or type(x) ~= "number" or type(y) ~= "number"
+          or (overrides ~= nil and type(overrides) ~= "table") then
+        return shape_error("game.zone.spawn requires (template_id, x, y[, overrides])")
+      end
+      local spawns = zone_ctx.spawns
+      if zone_ctx.templates[template_id] == nil or #spawns >= MAX_ZONE_REQUESTS then
+        return false
+      end
+      spawns[#spawns + 1] = { template = template_id, x = x, y = y, overrides = overrides }
+      return true
+    end,
+    despawn = function(entity_id)
+      if not zone_ctx then
+        return shape_error("game.zone.despawn requires zone context")
+      end
+      if type(entity_id) ~= "string" then
+        return shape_error("game.zone.despawn requires (entity_id)")
+      end
+      local despawns = zone_ctx.despawns
+      if #despawns < MAX_ZONE_REQUESTS then
+        despawns[#despawns + 1] = entity_id
+      end
+      return true
+    end,
+    -- No neighbour publishes a border mirror in this runtime (`border_band` is not
+    -- implemented), so there is never an entity this zone can see to affect: `false`, as
+    -- asobi answers for an entity no neighbour publishes.
+    apply = function(entity_id, event)
+      if not zone_ctx then
+        return shape_error("game.zone.apply requires zone context")
+      end
+      return false
+    end,
   },
   terrain = {
     get_chunk = unavailable("game.terrain.get_chunk (world mode only)"),
@@ -704,5 +788,8 @@ return {
         installed_extensions[ns] = true
       end
     end
+  end,
+  set_zone = function(ctx)
+    zone_ctx = ctx
   end,
 }

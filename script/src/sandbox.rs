@@ -48,6 +48,8 @@ pub(crate) struct Sandbox {
     pub(crate) shared: Rc<Shared>,
     clear_require_cache: Function,
     install_extensions: Function,
+    /// The prelude's `set_zone(ctx)`: the zone context of a world callback, or `nil`.
+    pub(crate) set_zone: Function,
     globals: Table,
     /// A coroutine that finished normally, reused for the next call (creating one per call
     /// is a measurable share of a small callback).
@@ -87,6 +89,7 @@ impl Sandbox {
         let internals: Table = prelude.call(helpers)?;
         let clear_require_cache = internals.raw_get("clear_require_cache")?;
         let install_extensions = internals.raw_get("install_extensions")?;
+        let set_zone = internals.raw_get("set_zone")?;
 
         let meter_owner = shared.clone();
         let interval = shared.meter.hook_interval();
@@ -112,6 +115,7 @@ impl Sandbox {
             shared,
             clear_require_cache,
             install_extensions,
+            set_zone,
             globals,
             spare: RefCell::new(None),
             suspended: RefCell::new(None),

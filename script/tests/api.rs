@@ -338,10 +338,13 @@ fn service_calls_wait_for_the_engine_and_return_its_reply() {
             "{call}"
         );
     }
-    // World-only calls still answer at once.
+    // Zone calls outside a world's zone still answer at once.
     let out = run(&mut vm, &mut host, "return game.zone.spawn('t', 1, 2)");
     assert!(
-        out["error"].as_str().unwrap().contains("world mode only"),
+        out["error"]
+            .as_str()
+            .unwrap()
+            .contains("requires zone context"),
         "{out}"
     );
 }

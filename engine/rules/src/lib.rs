@@ -25,3 +25,4 @@ pub mod social;
 pub mod terrain;
 pub mod tournaments;
 pub mod votes;
+pub mod worlds;

@@ -143,6 +143,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         registry: Box::new(LocalRegistry::new(nshards)),
         matches: Default::default(),
         parties: Default::default(),
+        worlds: Default::default(),
         game: game_rx,
         accounts: crate::services::accounts::Shared::new(&args.accounts.config(), access_snapshot),
         ops,

@@ -75,6 +75,7 @@ pub(crate) struct Context {
     pub(crate) registry: Box<dyn Registry>,
     /// Where live matches run and what `match.list` shows of them.
     pub(crate) matches: super::matches::Directory,
+    pub(crate) worlds: super::worlds::Directory,
     /// Newest compiled game; hot reload publishes here.
     pub(crate) game: watch::Receiver<Arc<Game>>,
     pub(crate) budgets: Budgets,

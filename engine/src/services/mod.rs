@@ -40,6 +40,7 @@ pub(crate) mod social;
 pub(crate) mod storage;
 pub(crate) mod tournaments;
 pub(crate) mod votes;
+pub(crate) mod worlds;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -70,6 +71,7 @@ pub(crate) struct Shard {
     pub(crate) ops: ops::Ops,
     pub(crate) bot_fill: bots::fill::Fill,
     pub(crate) parties: parties::Parties,
+    pub(crate) worlds: worlds::Worlds,
 }
 
 /// Mesh commands, one variant per feature that has any.
@@ -84,6 +86,7 @@ pub(crate) enum Cmd {
     Votes(votes::cmd::Cmd),
     Tournaments(tournaments::Cmd),
     Parties(parties::cmd::Cmd),
+    Worlds(worlds::cmd::Cmd),
 }
 
 /// Changes to a session's own state that services push through its outbox.
@@ -91,6 +94,7 @@ pub(crate) enum Cmd {
 pub(crate) enum Event {
     Matches(matches::SessionEvent),
     Accounts(accounts::cmd::Revoke),
+    Worlds(worlds::SessionEvent),
 }
 
 /// Timers, one variant per feature that keeps time.
@@ -102,6 +106,7 @@ pub(crate) enum Timer {
     Social(social::Timer),
     Tournaments(tournaments::Timer),
     Parties(parties::Timer),
+    Worlds(worlds::Timer),
 }
 
 impl Service for Shard {
@@ -124,6 +129,7 @@ impl Service for Shard {
             Cmd::Votes(c) => votes::cmd::handle(self, c),
             Cmd::Tournaments(c) => tournaments::handle(self, c),
             Cmd::Parties(c) => parties::cmd::handle(self, c),
+            Cmd::Worlds(c) => worlds::cmd::handle(self, c),
         }
     }
 
@@ -135,6 +141,7 @@ impl Service for Shard {
             Timer::Social(t) => social::on_timer(self, t),
             Timer::Tournaments(t) => tournaments::on_timer(self, t),
             Timer::Parties(t) => parties::on_timer(self, t),
+            Timer::Worlds(t) => worlds::on_timer(self, t),
         }
     }
 }
@@ -156,6 +163,7 @@ impl Shard {
             ops: ops::Ops::default(),
             bot_fill: bots::fill::Fill::default(),
             parties: parties::Parties::default(),
+            worlds: worlds::Worlds::default(),
             game: RefCell::new(game),
             rt,
             ctx,
@@ -176,6 +184,7 @@ impl Shard {
     pub(crate) fn reload(self: &Rc<Self>, game: Arc<Game>) {
         *self.game.borrow_mut() = game.clone();
         matches::reload_all(self, &game);
+        worlds::reload_all(self, &game);
         matchmaker::reconfigure(self, &game);
         ops::on_reload(self, &game);
     }
@@ -191,5 +200,6 @@ impl Shard {
 
     pub(crate) fn finish_all(self: &Rc<Self>) {
         matches::finish_all_for_shutdown(self);
+        worlds::finish_all_for_shutdown(self);
     }
 }

@@ -71,7 +71,7 @@ pub(crate) struct Route {
 pub(crate) fn table() -> &'static [Route] {
     static TABLE: OnceLock<Vec<Route>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[Route]; 15] = [
+        let lists: [&[Route]; 16] = [
             super::health::rest::ROUTES,
             super::accounts::rest::ROUTES,
             super::matchmaker::rest::ROUTES,
@@ -87,6 +87,7 @@ pub(crate) fn table() -> &'static [Route] {
             super::votes::rest::ROUTES,
             super::ops::views::ROUTES,
             super::parties::rest::ROUTES,
+            super::worlds::rest::ROUTES,
         ];
         let mut all = Vec::new();
         for list in lists {

@@ -98,6 +98,7 @@ impl Sim {
             registry: Box::new(LocalRegistry::new(nshards)),
             matches: Default::default(),
             parties: Default::default(),
+            worlds: Default::default(),
             game: game_rx,
             budgets,
             accounts: crate::services::accounts::Shared::without_limits(),

@@ -40,7 +40,7 @@ pub(crate) type WsHandler = for<'a> fn(&'a mut Session, &'a Inbound<'a>) -> Hand
 fn table() -> &'static [(&'static str, WsHandler)] {
     static TABLE: OnceLock<Vec<(&'static str, WsHandler)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        let lists: [&[(&'static str, WsHandler)]; 7] = [
+        let lists: [&[(&'static str, WsHandler)]; 8] = [
             ws::HANDLERS,
             super::matches::ws::HANDLERS,
             super::matchmaker::ws::HANDLERS,
@@ -48,6 +48,7 @@ fn table() -> &'static [(&'static str, WsHandler)] {
             super::rpc::ws::HANDLERS,
             super::votes::ws::HANDLERS,
             super::parties::ws::HANDLERS,
+            super::worlds::ws::HANDLERS,
         ];
         let mut t: Vec<(&'static str, WsHandler)> = Vec::new();
         for list in lists {
@@ -93,6 +94,7 @@ pub(crate) struct Session {
     pub(crate) matchmaker: super::matchmaker::ws::SessionPart,
     pub(crate) social: super::social::ws::SessionPart,
     pub(crate) accounts: super::accounts::ws::SessionPart,
+    pub(crate) worlds: super::worlds::ws::SessionPart,
     rate: RateLimit,
     replies: Vec<Frame>,
     /// Set when the socket must close after the pending replies are written.
@@ -121,6 +123,7 @@ impl Session {
             matchmaker: Default::default(),
             social: Default::default(),
             accounts: Default::default(),
+            worlds: Default::default(),
             replies: Vec::new(),
             close: None,
             wire,
@@ -166,6 +169,7 @@ impl Session {
             Outbound::Frame(f) => self.replies.push(f),
             Outbound::Event(Event::Matches(e)) => self.matches.on_event(e),
             Outbound::Event(Event::Accounts(r)) => super::accounts::ws::on_revoke(self, &r),
+            Outbound::Event(Event::Worlds(e)) => self.worlds.on_event(e),
             Outbound::Close { code, reason } => self.close = Some((code, reason)),
         }
     }
@@ -303,6 +307,7 @@ impl Session {
             super::matchmaker::ws::session_closed(self, &player_id);
             super::social::ws::session_closed(self, &player_id);
             super::parties::ws::session_closed(self, &player_id);
+            super::worlds::ws::session_closed(self, &player_id);
         }
     }
 

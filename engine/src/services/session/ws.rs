@@ -61,6 +61,7 @@ fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
     crate::services::matches::ws::session_connected(s, &player_id);
     crate::services::social::ws::session_connected(s, &player_id);
     crate::services::parties::ws::session_connected(s, &player_id);
+    crate::services::worlds::ws::session_connected(s, &player_id);
     Ok(())
 }
 

@@ -1,0 +1,32 @@
+//! The rules of a world (asobi's `game_type = "world"`): a grid of zones, what each player
+//! sees of it, and the per-zone delta stream that carries entities to clients.
+//!
+//! Sans-IO like the rest of this crate: nothing here runs Lua, reads a clock or touches a
+//! socket. The engine's world service (`services/worlds`) owns the Lua VM and the timers and
+//! drives these types:
+//!
+//! * [`WorldConfig`]: a world script's shape, read from its globals with asobi's defaults;
+//! * [`Grid`]: which zone owns a position, the interest ring around a zone, and when an
+//!   entity has cleared its zone's edge far enough to re-home (asobi's rehome margin);
+//! * [`Interest`]: the zones one player sees, and which zones a move enters and leaves;
+//! * [`ZoneStream`]: one zone's `world.tick` stream — deltas against the last broadcast
+//!   baseline, a dense `frame_seq`, keyframes and the leave frame, as asobi's ADR 0011 lays
+//!   them out;
+//! * [`ClientView`]: the client half of that contract (per-zone tables, union by id), used by
+//!   tests to check that interest changes and border handoffs never duplicate or lose an
+//!   entity.
+
+mod client;
+mod config;
+mod delta;
+mod grid;
+mod interest;
+
+pub use client::{ClientView, Received};
+pub use config::{WorldConfig, MAX_GRID_SIZE, MAX_VIEW_RADIUS};
+pub use delta::{diff, Entities, Fields, Op, ZoneStream};
+pub use grid::{Grid, ZoneId, REHOME_MARGIN};
+pub use interest::{Interest, InterestChange};
+
+#[cfg(test)]
+mod walk_tests;

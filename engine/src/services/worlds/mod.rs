@@ -1,0 +1,1006 @@
+//! Live worlds on a shard (asobi's `game_type = "world"`): a grid of zones, each owning its
+//! entities and zone state, ticked on the shard's timer queue; players placed at
+//! `spawn_position`, seeing the zones within `view_radius`, fed per-zone `world.tick` deltas.
+//!
+//! A world is owned by the shard it was created on and touched only there; worlds live in a
+//! `Slab` addressed by [`WorldKey`] (slot + generation, so a stale timer finds nothing). One
+//! timer per world drives every zone of it (no task or timer per zone). The rules — the grid,
+//! interest rings, delta streams — are `asobi_rules::worlds`; the script is one
+//! [`WorldVm`] per world. Zones are created when something needs them (an entity, a player's
+//! view) and a zone with no entities that nobody watches does not tick. Every frame a zone
+//! broadcasts is encoded once and handed to each subscriber's outbox by reference.
+//!
+//! Order of one tick, as asobi's: for each live zone, `zone_tick` then that zone's queued
+//! inputs (`handle_input`); spawns and despawns; then zone crossings (an entity past its
+//! zone's edge by the rehome margin moves to the neighbour, and a moving player's view
+//! follows: leave frames for zones that left it, keyframes for zones that entered it); on
+//! every `broadcast_interval`-th tick each zone's delta and the input acks; then
+//! `post_tick(tick, state)`.
+
+pub(crate) mod cmd;
+mod directory;
+mod error;
+pub(crate) mod rest;
+mod script;
+#[cfg(test)]
+mod sim_tests;
+pub(crate) mod ws;
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use slab::Slab;
+
+use asobi_rules::matches::TickSchedule;
+use asobi_rules::worlds::{
+    Entities, Grid, Interest, Op, WorldConfig, ZoneId, ZoneStream, REHOME_MARGIN,
+};
+use asobi_schema::envelope::encode_frame;
+use asobi_schema::ApiError;
+use asobi_script::{CompiledMode, GameType, JoinOutcome, VmPool, WorldVm, ZoneInput};
+
+pub(crate) use directory::{Directory, WorldEntry, WorldInfo};
+pub(crate) use error::Error;
+use script::Effects;
+
+use super::accounts::tokens::now_ms;
+use super::{Event, Shard, Timer as ShardTimer};
+use crate::shard::answer;
+use crate::shard::mesh::{Outbound, ReplyTo, SessionRef};
+use crate::wire::Frame;
+
+/// Live worlds the deployment runs at most (asobi's `world_max` default).
+pub(crate) const WORLD_MAX: usize = 1000;
+/// Live worlds one player may have created (asobi's `world_max_per_player` default).
+pub(crate) const WORLD_MAX_PER_PLAYER: usize = 5;
+/// Zones one world keeps at most (asobi's fixed active-zone ceiling). A player whose view or
+/// entity would need one more is not given it: the zone stays absent until others go.
+const MAX_ZONES: usize = 10_000;
+/// Inputs one zone queues between two ticks. At the session rate limit (60 messages/s) and
+/// 20 ticks/s a player sends about 3 per tick; 4,096 holds a thousand players crowding one
+/// zone. Past it an input is dropped like a lost datagram.
+const MAX_ZONE_INPUTS: usize = 4096;
+/// How long a created world that nobody ever joined lives (as a match waits for players).
+const UNJOINED_GRACE: Duration = Duration::from_secs(60);
+
+/// A world on this shard: its slab slot and that slot's generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct WorldKey {
+    slot: usize,
+    gen: u64,
+}
+
+/// The worlds service's timers.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Timer {
+    /// The world's next tick is due.
+    Tick(WorldKey),
+}
+
+/// What a session learns about its world membership.
+#[derive(Debug, Clone)]
+pub(crate) enum SessionEvent {
+    /// The session is in this world (hosted on `shard`).
+    Entered { world_id: String, shard: usize },
+    /// The session is no longer in this world.
+    Left { world_id: String },
+}
+
+fn event(e: SessionEvent) -> Outbound<Event> {
+    Outbound::Event(Event::Worlds(e))
+}
+
+/// One zone: its entities, its Lua zone state, its broadcast stream and who watches it.
+struct Zone {
+    entities: Entities,
+    state: Value,
+    stream: ZoneStream,
+    inputs: Vec<ZoneInput>,
+    subscribers: BTreeSet<String>,
+}
+
+/// A player in a world.
+struct Player {
+    session: Option<SessionRef>,
+    /// The zone holding the player's entity (where their input goes).
+    zone: ZoneId,
+    interest: Interest,
+    /// Disconnected since, while the entity is held for `player_ttl_ms`.
+    gone_at: Option<Instant>,
+    /// Joined or came back since the last tick: their view is sent whole at the next tick,
+    /// after the `world.joined` reply.
+    needs_keyframes: bool,
+}
+
+pub(crate) struct LiveWorld {
+    id: String,
+    key: WorldKey,
+    mode: Arc<CompiledMode>,
+    cfg: WorldConfig,
+    grid: Grid,
+    vm: WorldVm,
+    /// `spawn_templates`' result, by template id.
+    templates: Map<String, Value>,
+    /// `generate_world`'s zone states, by `"x,y"`, handed to a zone when it is created.
+    generated: Map<String, Value>,
+    zones: BTreeMap<ZoneId, Zone>,
+    players: BTreeMap<String, Player>,
+    /// Input seqs consumed since the last broadcast, acknowledged with it.
+    acks: HashMap<String, u64>,
+    tick: u64,
+    schedule: TickSchedule,
+    armed: Option<Instant>,
+    started_at: i64,
+    creator: Option<String>,
+    /// Empty since; with no player ever, since creation.
+    empty_since: Option<Instant>,
+    ever_joined: bool,
+}
+
+/// The worlds this shard hosts.
+pub(crate) struct Worlds {
+    slab: RefCell<Slab<LiveWorld>>,
+    by_id: RefCell<HashMap<String, WorldKey>>,
+    pool: RefCell<Option<VmPool>>,
+    next_gen: Cell<u64>,
+}
+
+impl Default for Worlds {
+    fn default() -> Self {
+        Worlds {
+            slab: RefCell::new(Slab::new()),
+            by_id: RefCell::new(HashMap::new()),
+            pool: RefCell::new(None),
+            next_gen: Cell::new(0),
+        }
+    }
+}
+
+impl Worlds {
+    fn key_of(&self, id: &str) -> Option<WorldKey> {
+        self.by_id.borrow().get(id).copied()
+    }
+
+    fn with<T>(&self, key: WorldKey, f: impl FnOnce(&mut LiveWorld) -> T) -> Option<T> {
+        let mut slab = self.slab.borrow_mut();
+        slab.get_mut(key.slot).filter(|w| w.key == key).map(f)
+    }
+}
+
+fn text(bytes: Bytes) -> Option<Outbound<Event>> {
+    Frame::text(bytes).map(Outbound::Frame)
+}
+
+/// A `world.tick` frame from `zone`. Shared frames carry `frame_seq` and `kf: false`,
+/// keyframes the zone's current `frame_seq` and `kf: true` (tick 0, as asobi sends them), the
+/// leave frame neither.
+fn tick_frame(zone: ZoneId, seq: Option<(u64, bool)>, tick: u64, ops: &[Op]) -> Bytes {
+    let mut p = Map::new();
+    p.insert("zone".into(), json!([zone.x, zone.y]));
+    if let Some((frame_seq, kf)) = seq {
+        p.insert("frame_seq".into(), json!(frame_seq));
+        p.insert("kf".into(), json!(kf));
+    }
+    p.insert("tick".into(), json!(tick));
+    p.insert(
+        "updates".into(),
+        Value::Array(ops.iter().map(Op::to_json).collect()),
+    );
+    encode_frame("world.tick", None, &Value::Object(p))
+}
+
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+impl LiveWorld {
+    fn info(&self) -> WorldInfo {
+        WorldInfo {
+            world_id: self.id.clone(),
+            mode: self.mode.name.clone(),
+            status: "running".into(),
+            player_count: self.players.len() as u32,
+            max_players: self.mode.config.max_players,
+            grid_size: self.cfg.grid_size,
+            started_at: self.started_at,
+        }
+    }
+
+    fn entry(&self, shard: usize) -> WorldEntry {
+        WorldEntry {
+            shard,
+            info: self.info(),
+            listed: self.cfg.listed,
+            quick_play: self.cfg.quick_play,
+            creator: self.creator.clone(),
+        }
+    }
+
+    /// asobi's `world.joined` payload.
+    fn joined_payload(&self) -> Value {
+        let i = self.info();
+        json!({
+            "world_id": i.world_id,
+            "mode": i.mode,
+            "status": i.status,
+            "player_count": i.player_count,
+            "max_players": i.max_players,
+            "players": self.players.keys().collect::<Vec<_>>(),
+            "grid_size": i.grid_size,
+            "zone_size": self.cfg.zone_size,
+            "view_radius": self.cfg.view_radius,
+            "started_at": i.started_at,
+        })
+    }
+
+    fn sessions(&self) -> Vec<SessionRef> {
+        self.players.values().filter_map(|p| p.session).collect()
+    }
+
+    fn session_of(&self, player: &str) -> Option<SessionRef> {
+        self.players.get(player).and_then(|p| p.session)
+    }
+
+    /// The zone at `z`, created (with its generated state, and `on_zone_loaded` called) if
+    /// absent; `None` at the zone ceiling.
+    fn ensure_zone(&mut self, shard: &Shard, z: ZoneId) -> bool {
+        if self.zones.contains_key(&z) {
+            return true;
+        }
+        if self.zones.len() >= MAX_ZONES || !self.grid.contains(z) {
+            return false;
+        }
+        let state = self
+            .generated
+            .get(&z.key())
+            .cloned()
+            .filter(Value::is_object)
+            .unwrap_or_else(|| json!({}));
+        self.zones.insert(
+            z,
+            Zone {
+                entities: Entities::new(),
+                state,
+                stream: ZoneStream::default(),
+                inputs: Vec::new(),
+                subscribers: BTreeSet::new(),
+            },
+        );
+        let mut fx = Effects::default();
+        let _ = self.vm.zone_loaded(z.x, z.y, true, &mut fx);
+        self.apply(shard, fx);
+        true
+    }
+
+    /// Delivers what a callback's effects asked for.
+    fn apply(&self, shard: &Shard, fx: Effects) {
+        if fx.frames.is_empty() {
+            return;
+        }
+        let all = self.sessions();
+        for (target, bytes) in fx.frames {
+            let Some(out) = text(bytes) else { continue };
+            match target {
+                None => shard.rt.deliver_all(&all, &out),
+                Some(p) => {
+                    if let Some(at) = self.session_of(&p) {
+                        shard.rt.deliver(at, out);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&self, shard: &Shard, player: &str, bytes: Bytes) {
+        if let (Some(at), Some(out)) = (self.session_of(player), text(bytes)) {
+            shard.rt.deliver(at, out);
+        }
+    }
+
+    /// The keyframe of `z` to `player` (an empty one for a zone that does not exist).
+    fn send_keyframe(&self, shard: &Shard, player: &str, z: ZoneId) {
+        let (seq, ops) = self
+            .zones
+            .get(&z)
+            .map(|zone| zone.stream.keyframe())
+            .unwrap_or_default();
+        self.send(shard, player, tick_frame(z, Some((seq, true)), 0, &ops));
+    }
+
+    /// `player`'s view moved: unsubscribe and send leave frames for zones that left it,
+    /// subscribe and send keyframes for zones that entered it (frames only when `frames`).
+    fn refocus(&mut self, shard: &Shard, player: &str, center: Option<ZoneId>, frames: bool) {
+        let Some(p) = self.players.get_mut(player) else {
+            return;
+        };
+        let change = p.interest.move_to(&self.grid, center);
+        for z in change.left {
+            if let Some(zone) = self.zones.get_mut(&z) {
+                zone.subscribers.remove(player);
+                let ops = zone.stream.leave();
+                if frames && !ops.is_empty() {
+                    let f = tick_frame(z, None, 0, &ops);
+                    self.send(shard, player, f);
+                }
+            }
+        }
+        for z in change.entered {
+            if !self.ensure_zone(shard, z) {
+                continue;
+            }
+            if let Some(zone) = self.zones.get_mut(&z) {
+                zone.subscribers.insert(player.to_owned());
+            }
+            if frames {
+                self.send_keyframe(shard, player, z);
+            }
+        }
+    }
+
+    /// Takes `player` out: their entity, their view, the script's `leave`.
+    fn remove_player(&mut self, shard: &Shard, player: &str) -> Option<SessionRef> {
+        let p = self.players.remove(player)?;
+        if let Some(zone) = self.zones.get_mut(&p.zone) {
+            zone.entities.remove(player);
+        }
+        for z in p.interest.zones(&self.grid) {
+            if let Some(zone) = self.zones.get_mut(&z) {
+                zone.subscribers.remove(player);
+            }
+        }
+        self.acks.remove(player);
+        let mut fx = Effects::default();
+        let _ = self.vm.leave(player, &mut fx);
+        self.apply(shard, fx);
+        shard.ctx.worlds.unseat(player, &self.id);
+        shard.ctx.worlds.put(&self.id, self.entry(shard.id()));
+        if self.players.is_empty() {
+            self.empty_since = Some(shard.rt.now());
+        }
+        if let Some(at) = p.session {
+            shard.rt.deliver(
+                at,
+                event(SessionEvent::Left {
+                    world_id: self.id.clone(),
+                }),
+            );
+        }
+        p.session
+    }
+
+    /// An entity built from template `t` at `(x, y)`: `base_state`, the overrides, then
+    /// position and `type` (asobi's merge order).
+    fn spawned(
+        &self,
+        t: &str,
+        x: f64,
+        y: f64,
+        overrides: Map<String, Value>,
+    ) -> Option<Map<String, Value>> {
+        let template = self.templates.get(t)?;
+        let mut e = match template.get("base_state") {
+            Some(Value::Object(b)) => b.clone(),
+            _ => Map::new(),
+        };
+        e.extend(overrides);
+        e.insert("x".into(), json!(x));
+        e.insert("y".into(), json!(y));
+        if let Some(ty) = template.get("type") {
+            e.insert("type".into(), ty.clone());
+        }
+        Some(e)
+    }
+
+    /// One tick of every live zone, crossings, the broadcast, `post_tick`. Returns the
+    /// world's result when it finished.
+    fn step(&mut self, shard: &Shard, now: Instant) -> Option<Value> {
+        self.tick += 1;
+        let tick = self.tick;
+        let coords: Vec<ZoneId> = self.zones.keys().copied().collect();
+        for z in coords {
+            let Some(zone) = self.zones.get_mut(&z) else {
+                continue;
+            };
+            // A zone with no entity that nobody watches has nothing to simulate or show
+            // (asobi demotes such a zone); it wakes when something enters it.
+            if zone.entities.is_empty() && zone.subscribers.is_empty() && zone.inputs.is_empty() {
+                continue;
+            }
+            let inputs = std::mem::take(&mut zone.inputs);
+            let mut fx = Effects::default();
+            let result = self.vm.zone_tick(
+                (z.x, z.y),
+                tick,
+                &zone.entities,
+                &zone.state,
+                inputs,
+                &mut fx,
+            );
+            self.apply(shard, fx);
+            let step = match result {
+                Ok(step) => step,
+                Err(e) => {
+                    tracing::warn!(world_id = %self.id, zone = ?z, "zone tick failed: {e}");
+                    if self.vm.failed() {
+                        break;
+                    }
+                    continue;
+                }
+            };
+            for (player, seq) in step.acks {
+                let slot = self.acks.entry(player).or_insert(seq);
+                *slot = (*slot).max(seq);
+            }
+            let mut entities = step.entities;
+            for id in &step.despawns {
+                entities.remove(id);
+            }
+            for s in step.spawns {
+                if let Some(e) = self.spawned(&s.template, s.x, s.y, s.overrides) {
+                    entities.insert(new_id(), e);
+                }
+            }
+            if let Some(zone) = self.zones.get_mut(&z) {
+                zone.entities = entities;
+                zone.state = step.zone_state;
+            }
+        }
+        if let Some(result) = self.vm.finished().cloned() {
+            return Some(result);
+        }
+        self.cross(shard);
+        if tick.is_multiple_of(u64::from(self.cfg.broadcast_interval)) {
+            self.broadcast(shard, tick);
+        }
+        self.send_pending_keyframes(shard);
+        let mut fx = Effects::default();
+        let _ = self.vm.post_tick(tick, &mut fx);
+        self.apply(shard, fx);
+        if let Some(result) = self.vm.finished().cloned() {
+            return Some(result);
+        }
+        self.expire_players(shard, now);
+        self.expire_empty(now)
+    }
+
+    /// Moves every entity that cleared its zone's edge to the zone it is in now; a player's
+    /// input and view follow their entity.
+    fn cross(&mut self, shard: &Shard) {
+        let mut moves: Vec<(ZoneId, String, ZoneId)> = Vec::new();
+        for (z, zone) in &self.zones {
+            for (id, e) in &zone.entities {
+                let (Some(x), Some(y)) = (
+                    e.get("x").and_then(Value::as_f64),
+                    e.get("y").and_then(Value::as_f64),
+                ) else {
+                    continue;
+                };
+                if let Some(to) = self.grid.rehome(*z, x, y, REHOME_MARGIN) {
+                    moves.push((*z, id.clone(), to));
+                }
+            }
+        }
+        for (from, id, to) in moves {
+            if !self.ensure_zone(shard, to) {
+                // At the zone ceiling the entity stays where it is.
+                continue;
+            }
+            let Some(e) = self
+                .zones
+                .get_mut(&from)
+                .and_then(|z| z.entities.remove(&id))
+            else {
+                continue;
+            };
+            if let Some(zone) = self.zones.get_mut(&to) {
+                zone.entities.insert(id.clone(), e);
+            }
+            let frames = match self.players.get_mut(&id) {
+                Some(p) if p.zone == from => {
+                    p.zone = to;
+                    !p.needs_keyframes
+                }
+                _ => continue,
+            };
+            self.refocus(shard, &id, Some(to), frames);
+        }
+    }
+
+    /// Each zone's delta, encoded once, to its subscribers; then the input acks.
+    fn broadcast(&mut self, shard: &Shard, tick: u64) {
+        for (z, zone) in &mut self.zones {
+            let Some((seq, ops)) = zone.stream.broadcast(&zone.entities) else {
+                continue;
+            };
+            let targets: Vec<SessionRef> = zone
+                .subscribers
+                .iter()
+                .filter_map(|p| self.players.get(p))
+                .filter(|p| !p.needs_keyframes)
+                .filter_map(|p| p.session)
+                .collect();
+            if targets.is_empty() {
+                continue;
+            }
+            if let Some(out) = text(tick_frame(*z, Some((seq, false)), tick, &ops)) {
+                shard.rt.deliver_all(&targets, &out);
+            }
+        }
+        for (player, seq) in std::mem::take(&mut self.acks) {
+            let f = encode_frame("world.ack", None, &json!({ "tick": tick, "seq": seq }));
+            self.send(shard, &player, f);
+        }
+    }
+
+    fn send_pending_keyframes(&mut self, shard: &Shard) {
+        let due: Vec<String> = self
+            .players
+            .iter()
+            .filter(|(_, p)| p.needs_keyframes && p.session.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let zones = match self.players.get_mut(&id) {
+                Some(p) => {
+                    p.needs_keyframes = false;
+                    p.interest.zones(&self.grid)
+                }
+                None => continue,
+            };
+            for z in zones {
+                self.send_keyframe(shard, &id, z);
+            }
+        }
+    }
+
+    fn expire_players(&mut self, shard: &Shard, now: Instant) {
+        let ttl = Duration::from_millis(self.cfg.player_ttl_ms);
+        let gone: Vec<String> = self
+            .players
+            .iter()
+            .filter(|(_, p)| {
+                p.gone_at
+                    .is_some_and(|t| now.saturating_duration_since(t) >= ttl)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in gone {
+            self.remove_player(shard, &id);
+        }
+    }
+
+    /// An empty, non-persistent world ends after `empty_grace_ms` (one nobody ever joined,
+    /// after [`UNJOINED_GRACE`]).
+    fn expire_empty(&self, now: Instant) -> Option<Value> {
+        if self.cfg.persistent || !self.players.is_empty() {
+            return None;
+        }
+        let since = self.empty_since?;
+        let mut grace = Duration::from_millis(self.cfg.empty_grace_ms);
+        if !self.ever_joined {
+            grace = grace.max(UNJOINED_GRACE);
+        }
+        (now.saturating_duration_since(since) >= grace).then(|| json!({ "reason": "empty" }))
+    }
+}
+
+fn world_config(mode: &CompiledMode) -> WorldConfig {
+    WorldConfig::from_globals(&mode.config.extra)
+}
+
+/// Whether `mode` exists and is a world mode.
+pub(crate) fn world_mode(shard: &Shard, mode: &str) -> Result<Arc<CompiledMode>, Error> {
+    let compiled = shard
+        .game
+        .borrow()
+        .mode(mode)
+        .cloned()
+        .ok_or_else(|| Error::UnknownMode(mode.to_owned()))?;
+    if compiled.config.game_type != GameType::World {
+        return Err(Error::NotAWorldMode);
+    }
+    Ok(compiled)
+}
+
+/// Creates a world of `mode` on this shard; `creator` counts it against their
+/// `world_max_per_player`. Returns its id.
+pub(crate) fn create(
+    shard: &Rc<Shard>,
+    mode: &str,
+    creator: Option<&str>,
+) -> Result<String, ApiError> {
+    if shard.ops.draining.get() {
+        return Err(crate::services::ops::draining());
+    }
+    let compiled = world_mode(shard, mode)?;
+    let dir = &shard.ctx.worlds;
+    if dir.len() >= WORLD_MAX {
+        return Err(Error::CapacityReached.into());
+    }
+    if let Some(c) = creator {
+        if dir.created_by(c) >= WORLD_MAX_PER_PLAYER {
+            return Err(Error::PlayerLimitReached.into());
+        }
+    }
+    let world_id = new_id();
+    let cfg = world_config(&compiled);
+    let mut pool = shard.worlds.pool.borrow_mut();
+    if pool.is_none() {
+        let p = VmPool::new(shard.ctx.budgets.clone(), 0).map_err(|e| {
+            tracing::error!("world VM pool: {e}");
+            Error::StartFailed
+        })?;
+        *pool = Some(p);
+    }
+    let vm = pool
+        .as_mut()
+        .map(|p| p.acquire_world(&compiled, &world_id))
+        .ok_or(Error::StartFailed)?
+        .map_err(|e| {
+            tracing::warn!(%world_id, %mode, "world script failed to load: {e}");
+            Error::StartFailed
+        })?;
+    drop(pool);
+    let config = json!({
+        "world_id": world_id,
+        "mode": mode,
+        "grid_size": cfg.grid_size,
+        "zone_size": cfg.zone_size,
+        "view_radius": cfg.view_radius,
+        "max_players": compiled.config.max_players,
+        "tick_rate": compiled.config.tick_rate_ms,
+    });
+    let now = shard.rt.now();
+    let period = Duration::from_millis(compiled.config.tick_rate_ms.max(1));
+    let gen = shard.worlds.next_gen.get() + 1;
+    shard.worlds.next_gen.set(gen);
+    let mut w = LiveWorld {
+        id: world_id.clone(),
+        key: WorldKey { slot: 0, gen },
+        grid: cfg.grid(),
+        cfg,
+        mode: compiled,
+        vm,
+        templates: Map::new(),
+        generated: Map::new(),
+        zones: BTreeMap::new(),
+        players: BTreeMap::new(),
+        acks: HashMap::new(),
+        tick: 0,
+        schedule: TickSchedule::new(now, period),
+        armed: None,
+        started_at: now_ms(),
+        creator: creator.map(str::to_owned),
+        empty_since: Some(now),
+        ever_joined: false,
+    };
+    let mut fx = Effects::default();
+    if let Err(e) = w.vm.init(&config, &mut fx) {
+        tracing::warn!(%world_id, %mode, "world init failed: {e}");
+        return Err(Error::StartFailed.into());
+    }
+    match w.vm.spawn_templates(&config, &mut fx) {
+        Ok(Some(Value::Object(t))) => w.templates = t,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%world_id, "spawn_templates failed: {e}"),
+    }
+    let seed = asobi_rules::placement::fnv1a64(world_id.as_bytes());
+    match w.vm.generate_world(seed, &config, &mut fx) {
+        Ok(Some(Value::Object(g))) => w.generated = g,
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%world_id, "generate_world failed: {e}"),
+    }
+    let mut slab = shard.worlds.slab.borrow_mut();
+    let entry = slab.vacant_entry();
+    w.key.slot = entry.key();
+    let key = w.key;
+    let w = entry.insert(w);
+    shard
+        .worlds
+        .by_id
+        .borrow_mut()
+        .insert(world_id.clone(), key);
+    shard.ctx.worlds.put(&world_id, w.entry(shard.id()));
+    drop(slab);
+    drive(shard, key);
+    Ok(world_id)
+}
+
+/// A player joins (or, already in it, comes back on a new session): `reply` gets the
+/// `world.joined` payload.
+pub(crate) fn join(
+    shard: &Rc<Shard>,
+    world_id: &str,
+    player_id: &str,
+    session: SessionRef,
+    ctx: Option<Value>,
+    reply: ReplyTo,
+) {
+    let Some(key) = shard.worlds.key_of(world_id) else {
+        return answer(shard, reply, Err(Error::NotFound.into()));
+    };
+    let result = shard.worlds.with(key, |w| {
+        join_world(shard, w, player_id, session, ctx.as_ref())
+    });
+    let result = result.unwrap_or_else(|| Err(Error::NotFound.into()));
+    answer(shard, reply, result);
+}
+
+fn join_world(
+    shard: &Shard,
+    w: &mut LiveWorld,
+    player_id: &str,
+    session: SessionRef,
+    ctx: Option<&Value>,
+) -> Result<Value, ApiError> {
+    let entered = event(SessionEvent::Entered {
+        world_id: w.id.clone(),
+        shard: shard.id(),
+    });
+    if let Some(p) = w.players.get_mut(player_id) {
+        // Back on a new session (or a repeated join): the held entity is theirs again.
+        p.session = Some(session);
+        p.gone_at = None;
+        p.needs_keyframes = true;
+        shard.rt.deliver(session, entered);
+        return Ok(w.joined_payload());
+    }
+    if w.players.len() >= w.mode.config.max_players as usize {
+        return Err(Error::Full.into());
+    }
+    let mut fx = Effects::default();
+    let joined = w.vm.join(player_id, ctx, &mut fx);
+    w.apply(shard, fx);
+    match joined {
+        Ok(JoinOutcome::Accepted) => {}
+        Ok(JoinOutcome::Refused(reason)) => return Err(Error::Refused(reason).into()),
+        Err(_) => return Err(Error::ScriptFailed.into()),
+    }
+    let mut fx = Effects::default();
+    let spawn = w.vm.spawn_position(player_id, &mut fx);
+    w.apply(shard, fx);
+    let (x, y) = match spawn {
+        Ok(pos) => pos,
+        Err(e) => {
+            tracing::warn!(world_id = %w.id, "spawn_position failed: {e}");
+            let mut fx = Effects::default();
+            let _ = w.vm.leave(player_id, &mut fx);
+            return Err(Error::ScriptFailed.into());
+        }
+    };
+    let home = w.grid.zone_of(x, y);
+    if !w.ensure_zone(shard, home) {
+        let mut fx = Effects::default();
+        let _ = w.vm.leave(player_id, &mut fx);
+        return Err(Error::Full.into());
+    }
+    let mut entity = Map::new();
+    entity.insert("x".into(), json!(x));
+    entity.insert("y".into(), json!(y));
+    entity.insert("type".into(), json!("player"));
+    if let Some(zone) = w.zones.get_mut(&home) {
+        zone.entities.insert(player_id.to_owned(), entity);
+    }
+    w.players.insert(
+        player_id.to_owned(),
+        Player {
+            session: Some(session),
+            zone: home,
+            interest: Interest::new(w.cfg.view_radius),
+            gone_at: None,
+            needs_keyframes: true,
+        },
+    );
+    w.refocus(shard, player_id, Some(home), false);
+    w.ever_joined = true;
+    w.empty_since = None;
+    shard.ctx.worlds.put(&w.id, w.entry(shard.id()));
+    shard.ctx.worlds.seat(player_id, &w.id, shard.id());
+    shard.rt.deliver(session, entered);
+    Ok(w.joined_payload())
+}
+
+/// A player's input, queued on the zone holding their entity.
+pub(crate) fn input(
+    shard: &Rc<Shard>,
+    world_id: &str,
+    player_id: &str,
+    input: Value,
+    seq: Option<u64>,
+) {
+    let Some(key) = shard.worlds.key_of(world_id) else {
+        return;
+    };
+    shard.worlds.with(key, |w| {
+        let Some(z) = w.players.get(player_id).map(|p| p.zone) else {
+            return;
+        };
+        if let Some(zone) = w.zones.get_mut(&z) {
+            if zone.inputs.len() < MAX_ZONE_INPUTS {
+                zone.inputs.push(ZoneInput {
+                    player_id: player_id.to_owned(),
+                    input,
+                    seq,
+                });
+            }
+        }
+    });
+}
+
+/// A player leaves for good.
+pub(crate) fn leave(shard: &Rc<Shard>, world_id: &str, player_id: &str) {
+    let Some(key) = shard.worlds.key_of(world_id) else {
+        return;
+    };
+    shard.worlds.with(key, |w| {
+        w.remove_player(shard, player_id);
+    });
+}
+
+/// The player's socket dropped: their entity is held for `player_ttl_ms` (a leave when 0).
+pub(crate) fn disconnected(
+    shard: &Rc<Shard>,
+    world_id: &str,
+    player_id: &str,
+    session: SessionRef,
+) {
+    let Some(key) = shard.worlds.key_of(world_id) else {
+        return;
+    };
+    let now = shard.rt.now();
+    shard.worlds.with(key, |w| {
+        let ttl = w.cfg.player_ttl_ms;
+        match w.players.get_mut(player_id) {
+            Some(p) if p.session == Some(session) => {
+                if ttl == 0 {
+                    w.remove_player(shard, player_id);
+                } else {
+                    p.session = None;
+                    p.gone_at = Some(now);
+                }
+            }
+            _ => {}
+        }
+    });
+}
+
+/// A player whose entity is held for `player_ttl_ms` is back on `session`: the session is in
+/// the world again and gets its whole view at the next tick (asobi puts a reconnecting player
+/// back into their world on `session.connect`).
+pub(crate) fn reattach(shard: &Rc<Shard>, world_id: &str, player_id: &str, session: SessionRef) {
+    let Some(key) = shard.worlds.key_of(world_id) else {
+        return;
+    };
+    shard.worlds.with(key, |w| {
+        let Some(p) = w.players.get_mut(player_id) else {
+            return;
+        };
+        if p.gone_at.is_none() {
+            return;
+        }
+        p.session = Some(session);
+        p.gone_at = None;
+        p.needs_keyframes = true;
+        shard.rt.deliver(
+            session,
+            event(SessionEvent::Entered {
+                world_id: w.id.clone(),
+                shard: shard.id(),
+            }),
+        );
+    });
+}
+
+/// A keyframe of `zone` for a player who sees it (`world.resync`); anything else is ignored.
+pub(crate) fn resync(shard: &Rc<Shard>, world_id: &str, player_id: &str, zone: ZoneId) {
+    let Some(key) = shard.worlds.key_of(world_id) else {
+        return;
+    };
+    shard.worlds.with(key, |w| {
+        let sees = w
+            .players
+            .get(player_id)
+            .is_some_and(|p| p.interest.sees(zone) && !p.needs_keyframes);
+        if sees {
+            w.send_keyframe(shard, player_id, zone);
+        }
+    });
+}
+
+pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
+    let Timer::Tick(key) = t;
+    let now = shard.rt.now();
+    let ended = shard.worlds.with(key, |w| {
+        w.armed = None;
+        let tick = w.schedule.poll(now)?;
+        if tick.skipped > 0 {
+            tracing::debug!(world_id = %w.id, skipped = tick.skipped, "world ticks skipped: the shard is late");
+        }
+        w.step(shard, now)
+    });
+    match ended {
+        Some(Some(result)) => finish(shard, key, result),
+        Some(None) => drive(shard, key),
+        None => {}
+    }
+}
+
+/// Keeps one timer armed at the world's next tick.
+fn drive(shard: &Rc<Shard>, key: WorldKey) {
+    shard.worlds.with(key, |w| {
+        let at = w.schedule.next_deadline();
+        if w.armed != Some(at) {
+            w.armed = Some(at);
+            shard.rt.arm(at, ShardTimer::Worlds(Timer::Tick(key)));
+        }
+    });
+}
+
+/// Ends a world: `world.finished` to everyone in it, then it is gone.
+fn finish(shard: &Rc<Shard>, key: WorldKey, result: Value) {
+    let removed = {
+        let mut slab = shard.worlds.slab.borrow_mut();
+        match slab.get(key.slot) {
+            Some(w) if w.key == key => Some(slab.remove(key.slot)),
+            _ => None,
+        }
+    };
+    let Some(w) = removed else { return };
+    shard.worlds.by_id.borrow_mut().remove(&w.id);
+    shard.ctx.worlds.remove(&w.id);
+    let frame = encode_frame(
+        "world.finished",
+        None,
+        &json!({ "world_id": w.id, "result": result }),
+    );
+    let sessions = w.sessions();
+    if let Some(out) = text(frame) {
+        shard.rt.deliver_all(&sessions, &out);
+    }
+    shard.rt.deliver_all(
+        &sessions,
+        &event(SessionEvent::Left {
+            world_id: w.id.clone(),
+        }),
+    );
+    for player in w.players.keys() {
+        shard.ctx.worlds.unseat(player, &w.id);
+    }
+    tracing::info!(world_id = %w.id, mode = %w.mode.name, ticks = w.tick, "world finished");
+    if let Some(pool) = shard.worlds.pool.borrow_mut().as_mut() {
+        pool.release_world(w.vm);
+    }
+}
+
+/// Hot reload: every live world swaps in its mode's new code between ticks.
+pub(crate) fn reload_all(shard: &Rc<Shard>, game: &asobi_script::Game) {
+    let mut slab = shard.worlds.slab.borrow_mut();
+    for (_, w) in slab.iter_mut() {
+        if let Some(mode) = game.mode(&w.mode.name) {
+            let mut fx = Effects::default();
+            if w.vm.reload(mode, &mut fx).is_ok() {
+                w.mode = mode.clone();
+            }
+            w.apply(shard, fx);
+        }
+    }
+}
+
+/// Shutdown: every world finishes with `{reason: "server_shutdown"}`.
+pub(crate) fn finish_all_for_shutdown(shard: &Rc<Shard>) {
+    let keys: Vec<WorldKey> = shard
+        .worlds
+        .slab
+        .borrow()
+        .iter()
+        .map(|(_, w)| w.key)
+        .collect();
+    for key in keys {
+        finish(shard, key, json!({ "reason": "server_shutdown" }));
+    }
+}

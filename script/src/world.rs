@@ -1,0 +1,746 @@
+//! One world's VM: the callbacks asobi's world server calls (`world-server.md`), run in one
+//! sandbox for the whole world, each zone's entities and zone state handed in and taken back
+//! per call.
+//!
+//! Method kinds, all called from the shard thread that owns the world:
+//!
+//! * world callbacks: [`WorldVm::init`] once, [`WorldVm::join`] / [`WorldVm::leave`],
+//!   [`WorldVm::spawn_position`] per joining player, [`WorldVm::post_tick`] after each tick;
+//!   optional setup ones: [`WorldVm::generate_world`], [`WorldVm::spawn_templates`],
+//!   [`WorldVm::zone_loaded`];
+//! * [`WorldVm::zone_tick`]: one zone's tick — `zone_tick(entities, zone_state)` and then the
+//!   zone's queued inputs through `handle_input(player_id, input, entities)`, in arrival
+//!   order, all on the same entities table (asobi's order: a zone ticks, then applies inputs);
+//!   `game.zone.*` and the zone forms of `game.spatial.*` work inside it;
+//! * queries: [`WorldVm::finished`], [`WorldVm::failed`]; [`WorldVm::reload`] for hot reload.
+//!
+//! No world callback suspends: a `game.*` service call inside one answers `{error = ...}` at
+//! once (a world ticks every zone in one pass, and holding the pass for a database reply
+//! would stall every zone). The state lives in the VM; a callback returning nothing keeps the
+//! previous state, as for matches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mlua::{IntoLuaMulti, Lua, MultiValue, Table, Value};
+use serde_json::{json, Map};
+
+use crate::api::Host;
+use crate::budget::SETUP_FACTOR;
+use crate::error::CallError;
+use crate::game::CompiledMode;
+use crate::json;
+use crate::sandbox::Sandbox;
+use crate::vm::JoinOutcome;
+
+/// A zone's entities by id: the fields of each (`x`, `y`, `type`, ...).
+pub type ZoneEntities = BTreeMap<String, Map<String, serde_json::Value>>;
+
+/// Consecutive failures of one callback after which the world is stopped (asobi keeps a
+/// world running through script errors, but one failing every tick for this long is dead).
+const MAX_CONSECUTIVE_FAILURES: u32 = 100;
+
+/// Minimum time between two "callback failed" log lines of one world.
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Longest join refusal reason passed on (asobi's bound, as for matches).
+const MAX_REFUSAL_REASON: usize = 64;
+
+/// Entities one zone may hold; past it the zone's tick result is refused (the memory budget
+/// bounds the VM, this bounds the engine's copy and every keyframe built from it).
+pub const MAX_ZONE_ENTITIES: usize = 20_000;
+
+/// One input queued for a zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneInput {
+    /// Who sent it.
+    pub player_id: String,
+    /// The input map.
+    pub input: serde_json::Value,
+    /// The client's `seq`, when it asked for `world.ack`.
+    pub seq: Option<u64>,
+}
+
+/// A `game.zone.spawn` request a zone callback made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpawnRequest {
+    /// The template id (known to the world's `spawn_templates`).
+    pub template: String,
+    /// Position.
+    pub x: f64,
+    /// Position.
+    pub y: f64,
+    /// Fields overriding the template's `base_state`.
+    pub overrides: Map<String, serde_json::Value>,
+}
+
+/// What one zone tick produced.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ZoneStep {
+    /// The zone's entities after the tick.
+    pub entities: ZoneEntities,
+    /// The zone state after the tick.
+    pub zone_state: serde_json::Value,
+    /// Players whose input was consumed, with the seq to acknowledge.
+    pub acks: Vec<(String, u64)>,
+    /// `game.zone.spawn` calls, in order.
+    pub spawns: Vec<SpawnRequest>,
+    /// `game.zone.despawn` calls, in order.
+    pub despawns: Vec<String>,
+    /// Callbacks that failed during the step (the step still completed).
+    pub errors: Vec<CallError>,
+}
+
+fn multi(lua: &Lua, args: impl IntoLuaMulti) -> mlua::Result<MultiValue> {
+    args.into_lua_multi(lua)
+}
+
+/// A world's Lua VM. Not `Send`: it lives on the shard thread that owns the world.
+pub struct WorldVm {
+    sandbox: Sandbox,
+    mode: Arc<CompiledMode>,
+    world_id: String,
+    state: Value,
+    /// Template ids `spawn_templates` declared, as the Lua set `game.zone.spawn` checks.
+    templates: Option<Table>,
+    finished: Option<serde_json::Value>,
+    failed: bool,
+    streak: u32,
+    last_failure_log: Option<Instant>,
+    suppressed_failures: u32,
+}
+
+impl std::fmt::Debug for WorldVm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorldVm")
+            .field("world_id", &self.world_id)
+            .field("mode", &self.mode.name)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorldVm {
+    /// Loads `mode`'s chunk into `sandbox` for world `world_id`.
+    pub(crate) fn start(
+        sandbox: Sandbox,
+        mode: &Arc<CompiledMode>,
+        world_id: &str,
+        host: &mut dyn Host,
+    ) -> Result<WorldVm, CallError> {
+        *sandbox.shared.match_id.borrow_mut() = world_id.to_owned();
+        *sandbox.shared.mode_name.borrow_mut() = mode.name.clone();
+        *sandbox.shared.scope.borrow_mut() = Some(mode.scope.clone());
+        let vm = WorldVm {
+            sandbox,
+            mode: mode.clone(),
+            world_id: world_id.to_owned(),
+            state: Value::Nil,
+            templates: None,
+            finished: None,
+            failed: false,
+            streak: 0,
+            last_failure_log: None,
+            suppressed_failures: 0,
+        };
+        vm.run_chunk(mode, host)?;
+        Ok(vm)
+    }
+
+    fn run_chunk(&self, mode: &CompiledMode, host: &mut dyn Host) -> Result<(), CallError> {
+        let func = self
+            .sandbox
+            .load_bytecode(&mode.main)
+            .map_err(|e| crate::sandbox::classify("load", None, &e))?;
+        let result = self
+            .sandbox
+            .run("load", SETUP_FACTOR, func, |_| Ok(MultiValue::new()));
+        self.sandbox.shared.flush(host);
+        result.map(|_| ())
+    }
+
+    /// The mode whose code this VM runs.
+    pub fn mode(&self) -> &Arc<CompiledMode> {
+        &self.mode
+    }
+
+    /// Whether the script defines the global function `name`.
+    pub fn defines(&self, name: &str) -> bool {
+        self.sandbox.function(name).is_some()
+    }
+
+    /// `Some(result)` once the script set `state._finished = true` in `post_tick` (the value
+    /// of `state._result`, `{}` when absent), or once the VM failed too often.
+    pub fn finished(&self) -> Option<&serde_json::Value> {
+        self.finished.as_ref()
+    }
+
+    /// Whether the VM failed too often and is stopped.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Bytes the VM uses.
+    pub fn memory_used(&self) -> usize {
+        self.sandbox.lua.used_memory()
+    }
+
+    /// Runs global `name` if defined (`Ok(None)` otherwise), never suspending.
+    fn call(
+        &mut self,
+        name: &'static str,
+        factor: u32,
+        host: &mut dyn Host,
+        args: impl FnOnce(&Lua, Value) -> mlua::Result<MultiValue>,
+    ) -> Result<Option<MultiValue>, CallError> {
+        if self.failed {
+            return Err(CallError::VmFailed);
+        }
+        let Some(func) = self.sandbox.function(name) else {
+            return Ok(None);
+        };
+        let state = self.state.clone();
+        let result = self.sandbox.run(name, factor, func, |lua| args(lua, state));
+        self.sandbox.shared.flush(host);
+        match result {
+            Ok(values) => {
+                self.streak = 0;
+                Ok(Some(values))
+            }
+            Err(e) => {
+                self.record_failure(name, &e);
+                Err(e)
+            }
+        }
+    }
+
+    fn required(
+        &mut self,
+        name: &'static str,
+        factor: u32,
+        host: &mut dyn Host,
+        args: impl FnOnce(&Lua, Value) -> mlua::Result<MultiValue>,
+    ) -> Result<MultiValue, CallError> {
+        self.call(name, factor, host, args)?
+            .ok_or(CallError::MissingCallback { callback: name })
+    }
+
+    fn record_failure(&mut self, name: &'static str, e: &CallError) {
+        if matches!(e, CallError::MissingCallback { .. } | CallError::VmFailed) {
+            return;
+        }
+        let now = Instant::now();
+        let quiet = self
+            .last_failure_log
+            .is_some_and(|last| now.duration_since(last) < FAILURE_LOG_INTERVAL);
+        if quiet {
+            self.suppressed_failures += 1;
+        } else {
+            self.last_failure_log = Some(now);
+            let suppressed = std::mem::take(&mut self.suppressed_failures);
+            tracing::warn!(world_id = %self.world_id, mode = %self.mode.name, callback = name, error = %e, suppressed, "lua world callback failed");
+        }
+        // One player's bad input must not stop the world for everyone.
+        if name == "handle_input" {
+            return;
+        }
+        self.streak += 1;
+        if self.streak >= MAX_CONSECUTIVE_FAILURES && !self.failed {
+            self.failed = true;
+            tracing::error!(world_id = %self.world_id, callback = name, error = %e, "world script failed too often; stopping it");
+            self.finished.get_or_insert_with(
+                || json!({ "error": "script_failed", "callback": name, "message": e.to_string() }),
+            );
+        }
+    }
+
+    fn keep_state(&mut self, values: MultiValue) {
+        if let Some(v) = values.into_iter().next() {
+            if !v.is_nil() {
+                self.state = v;
+            }
+        }
+    }
+
+    fn to_lua(&self, value: &serde_json::Value) -> mlua::Result<Value> {
+        json::to_lua(&self.sandbox.lua, value, &self.sandbox.shared.marks)
+    }
+
+    fn to_json(&self, value: &Value) -> Result<serde_json::Value, json::EncodeError> {
+        json::to_json(value, &self.sandbox.shared.marks)
+    }
+
+    /// `init(config)`: the returned value becomes the world state.
+    pub fn init(
+        &mut self,
+        config: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<(), CallError> {
+        let config = self.to_lua(config);
+        let values = self.required("init", SETUP_FACTOR, host, |lua, _| match config? {
+            Value::Nil => multi(lua, lua.create_table()?),
+            c => multi(lua, c),
+        })?;
+        self.keep_state(values);
+        Ok(())
+    }
+
+    /// `join(player_id, state[, ctx])`: `nil` (or nothing) refuses, as for matches.
+    pub fn join(
+        &mut self,
+        player_id: &str,
+        ctx: Option<&serde_json::Value>,
+        host: &mut dyn Host,
+    ) -> Result<JoinOutcome, CallError> {
+        let ctx = match ctx {
+            Some(c) if !c.is_null() => Some(self.to_lua(c)),
+            _ => None,
+        };
+        let values = self.required("join", 1, host, |lua, state| {
+            let ctx = match ctx {
+                Some(c) => c?,
+                None => Value::Table(lua.create_table()?),
+            };
+            multi(lua, (player_id, state, ctx))
+        })?;
+        let mut it = values.into_iter();
+        match it.next() {
+            None | Some(Value::Nil) => Ok(JoinOutcome::Refused(refusal_reason(it.next()))),
+            Some(v) => {
+                self.state = v;
+                Ok(JoinOutcome::Accepted)
+            }
+        }
+    }
+
+    /// `leave(player_id, state)` (optional).
+    pub fn leave(&mut self, player_id: &str, host: &mut dyn Host) -> Result<(), CallError> {
+        if let Some(values) = self.call("leave", 1, host, |lua, s| multi(lua, (player_id, s)))? {
+            self.keep_state(values);
+        }
+        Ok(())
+    }
+
+    /// `spawn_position(player_id, state)` → `{x, y}`.
+    pub fn spawn_position(
+        &mut self,
+        player_id: &str,
+        host: &mut dyn Host,
+    ) -> Result<(f64, f64), CallError> {
+        let values = self.required("spawn_position", 1, host, |lua, s| {
+            multi(lua, (player_id, s))
+        })?;
+        let bad = || CallError::BadReturn {
+            callback: "spawn_position",
+            message: "must return a table with numeric x and y".into(),
+        };
+        let Some(Value::Table(t)) = values.into_iter().next() else {
+            return Err(bad());
+        };
+        let num = |k: &str| match t.raw_get::<Value>(k) {
+            Ok(Value::Integer(i)) => Some(i as f64),
+            Ok(Value::Number(n)) if n.is_finite() => Some(n),
+            _ => None,
+        };
+        match (num("x"), num("y")) {
+            (Some(x), Some(y)) => Ok((x, y)),
+            _ => Err(bad()),
+        }
+    }
+
+    /// `post_tick(tick, state)`; `state._finished` / `state._result` end the world.
+    pub fn post_tick(&mut self, tick: u64, host: &mut dyn Host) -> Result<(), CallError> {
+        if let Some(values) = self.call("post_tick", 1, host, |lua, s| multi(lua, (tick, s)))? {
+            self.keep_state(values);
+        }
+        self.check_finished();
+        Ok(())
+    }
+
+    fn check_finished(&mut self) {
+        if self.finished.is_some() {
+            return;
+        }
+        let Value::Table(state) = &self.state else {
+            return;
+        };
+        if !matches!(
+            state.raw_get::<Value>("_finished"),
+            Ok(Value::Boolean(true))
+        ) {
+            return;
+        }
+        let result = match state.raw_get::<Value>("_result").unwrap_or(Value::Nil) {
+            Value::Nil => json!({}),
+            other => self.to_json(&other).unwrap_or_else(
+                |e| json!({ "error": "unencodable_result", "message": e.to_string() }),
+            ),
+        };
+        self.finished = Some(result);
+    }
+
+    /// `get_state(player_id, state)` (optional): the player's view of the world state.
+    pub fn get_state(
+        &mut self,
+        player_id: &str,
+        host: &mut dyn Host,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        let Some(values) = self.call("get_state", 1, host, |lua, s| multi(lua, (player_id, s)))?
+        else {
+            return Ok(None);
+        };
+        match values.into_iter().next() {
+            None | Some(Value::Nil) => Ok(None),
+            Some(v) => self
+                .to_json(&v)
+                .map(Some)
+                .map_err(|e| CallError::BadReturn {
+                    callback: "get_state",
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    fn setup_table(
+        &mut self,
+        name: &'static str,
+        host: &mut dyn Host,
+        args: impl FnOnce(&Lua, Value) -> mlua::Result<MultiValue>,
+    ) -> Result<Option<(Table, serde_json::Value)>, CallError> {
+        let Some(values) = self.call(name, SETUP_FACTOR, host, args)? else {
+            return Ok(None);
+        };
+        match values.into_iter().next() {
+            Some(Value::Table(t)) => {
+                let v =
+                    self.to_json(&Value::Table(t.clone()))
+                        .map_err(|e| CallError::BadReturn {
+                            callback: name,
+                            message: e.to_string(),
+                        })?;
+                Ok(Some((t, v)))
+            }
+            None | Some(Value::Nil) => Ok(None),
+            Some(_) => Err(CallError::BadReturn {
+                callback: name,
+                message: "must return a table".into(),
+            }),
+        }
+    }
+
+    /// `generate_world(seed, config)` (optional): zone states keyed `"x,y"`.
+    pub fn generate_world(
+        &mut self,
+        seed: u64,
+        config: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        let config = self.to_lua(config);
+        // Lua integers are i64; the seed is any 63-bit value.
+        let seed = (seed >> 1) as i64;
+        Ok(self
+            .setup_table("generate_world", host, |lua, _| multi(lua, (seed, config?)))?
+            .map(|(_, v)| v))
+    }
+
+    /// `spawn_templates(config)` (optional): the templates `game.zone.spawn` can use, keyed
+    /// by id. Kept for the world's lifetime (asobi calls it once per zone at creation).
+    pub fn spawn_templates(
+        &mut self,
+        config: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        let config = self.to_lua(config);
+        let Some((table, v)) =
+            self.setup_table("spawn_templates", host, |lua, _| multi(lua, config?))?
+        else {
+            return Ok(None);
+        };
+        self.templates = Some(table);
+        Ok(Some(v))
+    }
+
+    /// `on_zone_loaded(cx, cy, state)` or, with `loaded == false`, `on_zone_unloaded`.
+    pub fn zone_loaded(
+        &mut self,
+        cx: u32,
+        cy: u32,
+        loaded: bool,
+        host: &mut dyn Host,
+    ) -> Result<(), CallError> {
+        let name = if loaded {
+            "on_zone_loaded"
+        } else {
+            "on_zone_unloaded"
+        };
+        if let Some(values) = self.call(name, 1, host, |lua, s| multi(lua, (cx, cy, s)))? {
+            self.keep_state(values);
+        }
+        Ok(())
+    }
+
+    /// `on_world_recovered(snapshot, state)` (optional).
+    pub fn world_recovered(
+        &mut self,
+        snapshot: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<(), CallError> {
+        let snapshot = self.to_lua(snapshot);
+        if let Some(values) = self.call("on_world_recovered", SETUP_FACTOR, host, |lua, s| {
+            multi(lua, (snapshot?, s))
+        })? {
+            self.keep_state(values);
+        }
+        Ok(())
+    }
+
+    /// One zone's tick: `zone_tick(entities, zone_state)` (with `zone_state.tick = tick`,
+    /// as asobi adds it), then each input through `handle_input(player_id, input,
+    /// entities)` in order. A failing callback is reported in [`ZoneStep::errors`] and the
+    /// step goes on with the entities as they were; only a VM that stopped, or entities that
+    /// cannot be read back, fail the step.
+    pub fn zone_tick(
+        &mut self,
+        zone: (u32, u32),
+        tick: u64,
+        entities: &ZoneEntities,
+        zone_state: &serde_json::Value,
+        inputs: Vec<ZoneInput>,
+        host: &mut dyn Host,
+    ) -> Result<ZoneStep, CallError> {
+        if self.failed {
+            return Err(CallError::VmFailed);
+        }
+        let setup = |e: mlua::Error| crate::sandbox::classify("zone_tick", None, &e);
+        let lua = self.sandbox.lua.clone();
+        let marks = &self.sandbox.shared.marks;
+        let mut ents = lua.create_table().map_err(setup)?;
+        for (id, fields) in entities {
+            let t = json::to_lua(&lua, &serde_json::Value::Object(fields.clone()), marks)
+                .map_err(setup)?;
+            ents.raw_set(id.as_str(), t).map_err(setup)?;
+        }
+        let zs = match json::to_lua(&lua, zone_state, marks).map_err(setup)? {
+            Value::Table(t) => t,
+            _ => lua.create_table().map_err(setup)?,
+        };
+        zs.raw_set("tick", tick).map_err(setup)?;
+        let mut zs = Value::Table(zs);
+        let ctx = lua.create_table().map_err(setup)?;
+        ctx.raw_set("entities", ents.clone()).map_err(setup)?;
+        let templates = match &self.templates {
+            Some(t) => t.clone(),
+            None => lua.create_table().map_err(setup)?,
+        };
+        ctx.raw_set("templates", templates).map_err(setup)?;
+        ctx.raw_set("cx", zone.0).map_err(setup)?;
+        ctx.raw_set("cy", zone.1).map_err(setup)?;
+        ctx.raw_set("spawns", lua.create_table().map_err(setup)?)
+            .map_err(setup)?;
+        ctx.raw_set("despawns", lua.create_table().map_err(setup)?)
+            .map_err(setup)?;
+        self.sandbox
+            .set_zone
+            .call::<()>(ctx.clone())
+            .map_err(setup)?;
+
+        let mut step = ZoneStep::default();
+        // zone_tick first, then the inputs (asobi's order).
+        let e0 = ents.clone();
+        let z0 = zs.clone();
+        match self.call("zone_tick", 1, host, move |lua, _| multi(lua, (e0, z0))) {
+            Ok(Some(values)) => {
+                let mut it = values.into_iter();
+                if let Some(Value::Table(t)) = it.next() {
+                    ents = t;
+                }
+                if let Some(v @ Value::Table(_)) = it.next() {
+                    zs = v;
+                }
+                let _ = ctx.raw_set("entities", ents.clone());
+            }
+            Ok(None) => {}
+            Err(e) => step.errors.push(e),
+        }
+        for input in inputs {
+            if self.failed {
+                break;
+            }
+            let shared = self.sandbox.shared.clone();
+            let e0 = ents.clone();
+            let pid = input.player_id.clone();
+            let called = self.call("handle_input", 1, host, move |lua, _| {
+                let i = json::to_lua(lua, &input.input, &shared.marks)?;
+                multi(lua, (pid, i, e0))
+            });
+            match called {
+                Ok(Some(values)) => {
+                    let mut it = values.into_iter();
+                    if let Some(Value::Table(t)) = it.next() {
+                        ents = t;
+                        let _ = ctx.raw_set("entities", ents.clone());
+                    }
+                    // A second return value is the seq the script consumed; otherwise the
+                    // one the client stamped is acknowledged.
+                    let consumed = match it.next() {
+                        Some(Value::Integer(n)) if n >= 0 => Some(n as u64),
+                        Some(Value::Number(n)) if n >= 0.0 && n.fract() == 0.0 && n < 9.0e15 => {
+                            Some(n as u64)
+                        }
+                        _ => input.seq,
+                    };
+                    if let Some(seq) = consumed {
+                        step.acks.push((input.player_id, seq));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => step.errors.push(e),
+            }
+        }
+        let _ = self.sandbox.set_zone.call::<()>(Value::Nil);
+
+        step.entities = self.read_entities(&ents)?;
+        step.zone_state = match self.to_json(&zs) {
+            Ok(serde_json::Value::Array(a)) if a.is_empty() => json!({}),
+            Ok(v) => v,
+            Err(e) => {
+                step.errors.push(CallError::BadReturn {
+                    callback: "zone_tick",
+                    message: format!("zone_state: {e}"),
+                });
+                zone_state.clone()
+            }
+        };
+        step.spawns = self.read_spawns(&ctx);
+        if let Ok(Value::Table(d)) = ctx.raw_get::<Value>("despawns") {
+            step.despawns = d
+                .sequence_values::<Value>()
+                .filter_map(|v| match v {
+                    Ok(Value::String(s)) => Some(s.to_string_lossy()),
+                    _ => None,
+                })
+                .collect();
+        }
+        Ok(step)
+    }
+
+    fn read_entities(&mut self, ents: &Table) -> Result<ZoneEntities, CallError> {
+        let bad = |message: String| CallError::BadReturn {
+            callback: "zone_tick",
+            message,
+        };
+        let mut out = ZoneEntities::new();
+        for pair in ents.pairs::<Value, Value>() {
+            let (k, v) = pair.map_err(|e| bad(e.to_string()))?;
+            let id = match k {
+                Value::String(s) => s.to_string_lossy(),
+                Value::Integer(i) => i.to_string(),
+                // Keys that name no entity are not entities.
+                _ => continue,
+            };
+            let Value::Table(_) = v else { continue };
+            match self.to_json(&v) {
+                Ok(serde_json::Value::Object(fields)) => {
+                    out.insert(id, fields);
+                }
+                Ok(serde_json::Value::Array(a)) if a.is_empty() => {
+                    out.insert(id, Map::new());
+                }
+                Ok(_) => {}
+                Err(e) => return Err(bad(format!("entity {id}: {e}"))),
+            }
+            if out.len() > MAX_ZONE_ENTITIES {
+                return Err(bad(format!(
+                    "a zone holds more than {MAX_ZONE_ENTITIES} entities"
+                )));
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_spawns(&self, ctx: &Table) -> Vec<SpawnRequest> {
+        let Ok(Value::Table(list)) = ctx.raw_get::<Value>("spawns") else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for item in list.sequence_values::<Table>().flatten() {
+            let template = match item.raw_get::<Value>("template") {
+                Ok(Value::String(s)) => s.to_string_lossy(),
+                _ => continue,
+            };
+            let num = |k: &str| match item.raw_get::<Value>(k) {
+                Ok(Value::Integer(i)) => Some(i as f64),
+                Ok(Value::Number(n)) if n.is_finite() => Some(n),
+                _ => None,
+            };
+            let (Some(x), Some(y)) = (num("x"), num("y")) else {
+                continue;
+            };
+            let overrides = match item.raw_get::<Value>("overrides") {
+                Ok(v @ Value::Table(_)) => match self.to_json(&v) {
+                    Ok(serde_json::Value::Object(m)) => m,
+                    _ => Map::new(),
+                },
+                _ => Map::new(),
+            };
+            out.push(SpawnRequest {
+                template,
+                x,
+                y,
+                overrides,
+            });
+        }
+        out
+    }
+
+    /// Swaps in `mode`'s code between callbacks (functions and globals replaced, the world
+    /// state kept); a failing chunk keeps the old code.
+    pub fn reload(
+        &mut self,
+        mode: &Arc<CompiledMode>,
+        host: &mut dyn Host,
+    ) -> Result<(), CallError> {
+        if self.failed {
+            return Err(CallError::VmFailed);
+        }
+        if Arc::ptr_eq(mode, &self.mode) {
+            return Ok(());
+        }
+        let globals = self.sandbox.globals().clone();
+        let snapshot: Vec<(Value, Value)> = globals
+            .pairs::<Value, Value>()
+            .filter_map(Result::ok)
+            .collect();
+        let old_scope = self.sandbox.shared.scope.replace(Some(mode.scope.clone()));
+        let result = self
+            .sandbox
+            .clear_require_cache()
+            .map_err(|e| crate::sandbox::classify("reload", None, &e))
+            .and_then(|()| self.run_chunk(mode, host));
+        if let Err(e) = result {
+            let _ = self.sandbox.clear_require_cache();
+            let _ = globals.clear();
+            for (k, v) in snapshot {
+                let _ = globals.raw_set(k, v);
+            }
+            *self.sandbox.shared.scope.borrow_mut() = old_scope;
+            tracing::warn!(world_id = %self.world_id, mode = %mode.name, error = %e, "hot reload failed; keeping the old code");
+            return Err(e);
+        }
+        self.mode = mode.clone();
+        Ok(())
+    }
+}
+
+fn refusal_reason(value: Option<Value>) -> Option<String> {
+    let Some(Value::String(s)) = value else {
+        return None;
+    };
+    let bytes = s.as_bytes();
+    let printable = bytes.iter().all(|b| (32..=126).contains(b));
+    if bytes.is_empty() || bytes.len() > MAX_REFUSAL_REASON || !printable {
+        return None;
+    }
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
