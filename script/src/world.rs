@@ -155,7 +155,12 @@ impl WorldVm {
             .map_err(|e| crate::sandbox::classify("load", None, &e))?;
         let result = self
             .sandbox
-            .run("load", SETUP_FACTOR, func, |_| Ok(MultiValue::new()));
+            .run(
+                "load",
+                self.sandbox.shared.budgets.scaled(SETUP_FACTOR),
+                func,
+                |_| Ok(MultiValue::new()),
+            );
         self.sandbox.shared.flush(host);
         result.map(|_| ())
     }
@@ -201,7 +206,10 @@ impl WorldVm {
             return Ok(None);
         };
         let state = self.state.clone();
-        let result = self.sandbox.run(name, factor, func, |lua| args(lua, state));
+        let allowance = self.sandbox.shared.budgets.scaled(factor);
+        let result = self
+            .sandbox
+            .run(name, allowance, func, |lua| args(lua, state));
         self.sandbox.shared.flush(host);
         match result {
             Ok(values) => {
