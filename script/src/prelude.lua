@@ -667,6 +667,7 @@ game = {
   notify = service("notify", "notify"),
   notify_many = service("notify", "notify_many"),
   chat = service_table("chat"),
+  tournament = service_table("tournament"),
   zone = {
     spawn = unavailable("game.zone.spawn (world mode only)"),
     despawn = unavailable("game.zone.despawn (world mode only)"),

@@ -36,6 +36,7 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
         "notify" => super::social::script::notify_call(shard, from, call),
         "chat" => super::social::script::chat_call(shard, from, call),
         "storage" => super::storage::script::call(shard, from, call),
+        "tournament" => super::tournaments::script::call(shard, from, call),
         // Features add their arm here.
         _ => Answer::Now(unavailable(call)),
     }

@@ -136,6 +136,7 @@ async fn service(shard: &Rc<Shard>, c: &ServiceCall) -> Value {
         },
         "economy" => super::economy::script::answer(shard, c).await,
         "leaderboard" => super::leaderboards::script::answer(shard, c).await,
+        "tournament" => super::tournaments::script::answer(shard, c).await,
         "notify" => super::social::script::notify_answer(shard, c).await,
         "chat" => super::social::script::chat_answer(shard, c),
         _ => json!({
