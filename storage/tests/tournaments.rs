@@ -310,7 +310,10 @@ fn seasons_pay_each_board_once(db: &TestDb) {
     assert!(block_on(store.finish_season("s1", now + 5)).unwrap());
     assert!(!block_on(store.finish_season("s1", now + 6)).unwrap());
     assert!(!block_on(store.finish_season("nope", now)).unwrap());
-    assert_eq!(block_on(store.seasons()).unwrap()[0].reset_at, Some(now + 5));
+    assert_eq!(
+        block_on(store.seasons()).unwrap()[0].reset_at,
+        Some(now + 5)
+    );
     assert_sound(&store);
     store.shutdown();
 }

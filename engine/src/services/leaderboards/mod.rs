@@ -391,11 +391,9 @@ fn apply(shard: &Rc<Shard>, name: &str, board: &mut Board, cmd: cmd::Cmd) {
                 &hists.submit,
             )
         }
-        cmd::Cmd::Top { limit, reply, .. } => (
-            reply,
-            entries_json(name, &board.top(limit)),
-            &hists.top,
-        ),
+        cmd::Cmd::Top { limit, reply, .. } => {
+            (reply, entries_json(name, &board.top(limit)), &hists.top)
+        }
         cmd::Cmd::Rank {
             player_id, reply, ..
         } => {

@@ -386,7 +386,11 @@ fn a_reset_to_a_period_is_durable_when_answered_and_happens_once() {
         json!({"reset": false})
     );
     assert_eq!(
-        ask(&mut sim, &mut c, json!({"op": "top", "board": board, "n": 5})),
+        ask(
+            &mut sim,
+            &mut c,
+            json!({"op": "top", "board": board, "n": 5})
+        ),
         "1:cat:1"
     );
     // A board nobody has is not created by a reset.

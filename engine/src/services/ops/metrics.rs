@@ -23,8 +23,18 @@ const BOUNDS: [f64; 10] = [
 /// Upper bounds (seconds) for in-memory operations that should take microseconds (a
 /// leaderboard read or write on its owning shard): 1 µs to 100 ms, fine around the 1 ms goal.
 const FAST_BOUNDS: [f64; 12] = [
-    0.000_001, 0.000_002_5, 0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5,
-    0.001, 0.01, 0.1,
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.01,
+    0.1,
 ];
 
 /// A fixed-bucket histogram of durations, bucket counts not cumulative.
