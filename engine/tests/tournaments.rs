@@ -347,3 +347,84 @@ fn a_tournament_created_from_the_ops_plane_runs_and_pays() {
     }
     assert!(s.stop().success());
 }
+
+/// A season's end crashes between paying and resetting (the test hook exits the process right
+/// after the payout commits): the restart resets the board, pays nobody again, and a later
+/// restart leaves the new period's scores alone.
+fn season_crash_between_payout_and_reset(db: Option<String>) {
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    let t0 = now_ms();
+    std::fs::write(game.path().join("config.lua"), "return {}\n").unwrap();
+    let file = json!({"seasons": [
+        {"id": "crashy", "name": "Crashy", "boards": ["ranked"],
+         "rewards": [{"rank": 1, "currency": "gems", "amount": 7}],
+         "start_at": t0 - 60_000, "end_at": t0 + 8_000}
+    ]});
+    std::fs::write(game.path().join("tournaments.json"), file.to_string()).unwrap();
+    let opts = |crash: bool| {
+        let mut env = vec![(
+            "ASOBI_LEADERBOARD_CLIENT_SUBMIT".to_owned(),
+            "ranked".to_owned(),
+        )];
+        if crash {
+            env.push(("ASOBI_TEST_CRASH_AT".into(), "season_paid".into()));
+        }
+        Opts {
+            shards: Some(2),
+            database_url: db.clone(),
+            env,
+        }
+    };
+    let board = |s: &Server, p: &Player| {
+        let (status, v) = s.http("GET", "/api/v1/leaderboards/ranked", Some(&p.access), None);
+        assert_eq!(status, 200, "{v}");
+        v["entries"].as_array().unwrap().clone()
+    };
+
+    let s = Server::start(data.path(), game.path(), &opts(true));
+    let [a, b] = ["sa", "sb"].map(|n| s.register(n));
+    submit(&s, &a, "ranked", 50);
+    submit(&s, &b, "ranked", 40);
+    // The scores reach storage (write-behind) well before the end; then the payout commits and
+    // the process dies before any board is reset.
+    let status = s.wait_exit(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(86), "the crash hook fired: {status:?}");
+
+    let s = Server::start(data.path(), game.path(), &opts(false));
+    // Start-up may log it before or after the "listening on" line.
+    let seen = |s: &Server, needle: &str| {
+        s.startup.iter().any(|l| l.contains(needle)) || s.wait_log(needle, WAIT)
+    };
+    assert!(
+        seen(&s, "season paid but its boards not reset"),
+        "the restart found the half-finished season"
+    );
+    assert!(seen(&s, "season ended: rewards paid, boards reset"));
+    assert!(board(&s, &a).is_empty(), "the board was reset");
+    assert_eq!(balance(&s, &a, "gems"), 7, "paid once, before the crash");
+    assert_eq!(balance(&s, &b, "gems"), 0);
+    // The new period's first score.
+    submit(&s, &b, "ranked", 5);
+    assert!(s.stop().success());
+
+    // Finished for good: another start neither pays nor clears the new period.
+    let s = Server::start(data.path(), game.path(), &opts(false));
+    std::thread::sleep(Duration::from_secs(2));
+    let entries = board(&s, &a);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["player_id"], json!(b.id));
+    assert_eq!(balance(&s, &a, "gems"), 7);
+    assert!(s.stop().success());
+}
+
+#[test]
+fn season_crash_between_payout_and_reset_on_sqlite() {
+    season_crash_between_payout_and_reset(None);
+}
+
+#[test]
+fn season_crash_between_payout_and_reset_on_postgres() {
+    let Some(db) = own_pg_db() else { return };
+    season_crash_between_payout_and_reset(Some(db.url.clone()));
+}

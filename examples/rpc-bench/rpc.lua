@@ -23,3 +23,20 @@ rpc["bench.read"] = function(params, ctx)
   end
   return { motd = r.ok.motd }
 end
+
+-- The `leaderboard` scenario: 50 scores per call to board "bench" through
+-- game.leaderboard.submit, each by a player drawn at random from 1,000,000 ids (so the board
+-- grows toward 1M entries and most submits later move an existing entry). Answers how many the
+-- owning shard recorded.
+local LB_BATCH = 50
+local LB_PLAYERS = 1000000
+rpc["bench.lb_submit"] = function(params, ctx)
+  local ok = 0
+  for _ = 1, LB_BATCH do
+    local id = "p" .. math.random(1, LB_PLAYERS)
+    if game.leaderboard.submit("bench", id, math.random(0, 10000000)) then
+      ok = ok + 1
+    end
+  end
+  return { submitted = ok }
+end

@@ -14,6 +14,10 @@ use crate::scenario::play::{default_match_size, PlayParams, Ramp, RampMetric};
 use crate::scenario::reload::ReloadParams;
 use crate::{baseline, fakegame, report};
 
+/// The RPC the `leaderboard` scenario calls, and how many scores one call submits.
+const LEADERBOARD_METHOD: &str = "bench.lb_submit";
+const LEADERBOARD_BATCH: u64 = 50;
+
 /// Load generator for asobi-rs and any asobi-compatible WebSocket server.
 #[derive(Parser)]
 #[command(name = "asobi-loadtest", version)]
@@ -76,6 +80,27 @@ enum Cmd {
         wave_ms: u64,
         /// Give up on a connection after this many seconds without a reply.
         #[arg(long, default_value_t = 15.0)]
+        idle_timeout: f64,
+        /// Distinct players to authenticate as (default: one per connection).
+        #[arg(long)]
+        players: Option<usize>,
+    },
+    /// Leaderboard submits to the board's owning shard: C connections each send M `rpc.call`s
+    /// of `bench.lb_submit` (examples/rpc-bench), each of which submits 50 scores to board
+    /// `bench` through `game.leaderboard.submit` (players drawn from 1M ids, so the board grows
+    /// toward 1M entries). Figure: `submits_per_s`. Server-side latency per operation is in the
+    /// server's `/metrics` (`asobi_leaderboard_*_seconds`).
+    Leaderboard {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Calls per connection.
+        #[arg(long, default_value_t = 200)]
+        messages: u64,
+        /// Give up on a connection after this many seconds without a reply.
+        #[arg(long, default_value_t = 30.0)]
         idle_timeout: f64,
         /// Distinct players to authenticate as (default: one per connection).
         #[arg(long)]
@@ -443,6 +468,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 duration_s: duration,
                 idle_timeout_s: idle_timeout,
                 rpc_method: None,
+                submits_per_call: None,
             });
             let accounts = accounts(&s, players);
             orchestrate(&target.into_target(), s, accounts)
@@ -466,6 +492,28 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 duration_s: 0.0,
                 idle_timeout_s: idle_timeout,
                 rpc_method: Some(method),
+                submits_per_call: None,
+            });
+            let accounts = accounts(&s, players);
+            orchestrate(&target.into_target(), s, accounts)
+        }
+        Cmd::Leaderboard {
+            target,
+            connections,
+            messages,
+            idle_timeout,
+            players,
+        } => {
+            let s = Scenario::Blast(BlastParams {
+                connections,
+                messages,
+                wave: connections.max(1),
+                wave_ms: 100,
+                rate: None,
+                duration_s: 0.0,
+                idle_timeout_s: idle_timeout,
+                rpc_method: Some(LEADERBOARD_METHOD.into()),
+                submits_per_call: Some(LEADERBOARD_BATCH),
             });
             let accounts = accounts(&s, players);
             orchestrate(&target.into_target(), s, accounts)

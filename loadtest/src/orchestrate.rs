@@ -115,6 +115,7 @@ impl Scenario {
     /// mode, so runs at different settings keep separate rows.
     pub fn name(&self) -> String {
         match self {
+            Scenario::Blast(p) if p.submits_per_call.is_some() => "leaderboard".into(),
             Scenario::Blast(p) => match (&p.rpc_method, p.rate) {
                 (Some(m), _) => format!(
                     "rpc-{}",

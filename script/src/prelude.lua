@@ -718,6 +718,7 @@ game = {
   notify_many = service("notify", "notify_many"),
   emit = service("emit", "emit"),
   chat = service_table("chat"),
+  tournament = service_table("tournament"),
   zone = {
     spawn = function(template_id, x, y, overrides)
       if not zone_ctx then

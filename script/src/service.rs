@@ -16,6 +16,7 @@
 //! | `game.storage.get/set/player_get/player_set(...)` | `"storage"` | the function name |
 //! | `game.chat.send(...)` | `"chat"` | `"send"` |
 //! | `game.notify(...)`, `game.notify_many(...)` | `"notify"` | `"notify"`, `"notify_many"` |
+//! | `game.tournament.create(spec)` | `"tournament"` | `"create"` |
 //!
 //! `args` is the call's arguments as a JSON array (`nil` becomes `null`, trailing `nil`s are
 //! kept). The reply is any JSON value; asobi's failure shape is `{"error": "..."}`, which an
@@ -34,6 +35,7 @@ pub(crate) const SERVICES: &[(&str, &[&str])] = &[
     ("storage", &["get", "set", "player_get", "player_set"]),
     ("chat", &["send"]),
     ("notify", &["notify", "notify_many"]),
+    ("tournament", &["create"]),
 ];
 
 /// Most arguments one service call may carry once encoded, in bytes: the same bound as a

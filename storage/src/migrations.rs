@@ -52,6 +52,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0010_iap",
         sql: include_str!("../migrations/0010_iap.sql"),
     },
+    Migration {
+        name: "0013_season_resets",
+        sql: include_str!("../migrations/0013_season_resets.sql"),
+    },
 ];
 
 /// Portable DDL for the bookkeeping table itself.

@@ -58,7 +58,8 @@ fn migrate_is_idempotent(db: &TestDb) {
             "0007_accounts",
             "0008_votes",
             "0009_tournaments",
-            "0010_iap"
+            "0010_iap",
+            "0013_season_resets"
         ]
     );
     assert!(asobi_storage::migrate(&db.config()).unwrap().is_empty());

@@ -282,8 +282,13 @@ fn seasons_pay_each_board_once(db: &TestDb) {
         end_at: now + 10,
         inserted_at: now,
         settled_at: None,
+        reset_at: None,
     };
     assert!(block_on(store.create_season(season.clone())).unwrap());
+    assert!(
+        !block_on(store.finish_season("s1", now)).unwrap(),
+        "an unpaid season cannot be finished"
+    );
     assert!(!block_on(store.create_season(season)).unwrap());
     let s = SeasonSettlement {
         season_id: "s1".into(),
@@ -300,6 +305,15 @@ fn seasons_pay_each_board_once(db: &TestDb) {
     let seasons = block_on(store.seasons()).unwrap();
     assert_eq!(seasons[0].boards, ["ranked", "casual"]);
     assert!(seasons[0].settled_at.is_some());
+    assert_eq!(seasons[0].reset_at, None, "paid, boards not yet reset");
+    // The second step of the season's end is recorded once.
+    assert!(block_on(store.finish_season("s1", now + 5)).unwrap());
+    assert!(!block_on(store.finish_season("s1", now + 6)).unwrap());
+    assert!(!block_on(store.finish_season("nope", now)).unwrap());
+    assert_eq!(
+        block_on(store.seasons()).unwrap()[0].reset_at,
+        Some(now + 5)
+    );
     assert_sound(&store);
     store.shutdown();
 }

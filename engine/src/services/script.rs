@@ -47,6 +47,7 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
         "storage" => super::storage::script::call(shard, from, call),
         "ext" => super::ext::script::call(shard, from, call),
         "emit" => Answer::Now(super::ext::script::emit_outside()),
+        "tournament" => super::tournaments::script::call(shard, from, call),
         // Features add their arm here.
         _ => Answer::Now(unavailable(call)),
     }

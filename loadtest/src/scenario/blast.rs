@@ -49,6 +49,10 @@ pub struct BlastParams {
     /// `rpc.ok` (an `rpc.error` counts as a reply and an error frame).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rpc_method: Option<String>,
+    /// The `leaderboard` scenario: scores each RPC call submits (`bench.lb_submit` in
+    /// examples/rpc-bench submits 50); reported as `submits_per_s`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub submits_per_call: Option<u64>,
 }
 
 impl BlastParams {
@@ -204,6 +208,12 @@ pub async fn run(spec: &RunSpec, p: &BlastParams) -> anyhow::Result<Run> {
         f.insert("messages_per_conn".into(), p.messages.into());
         f.insert("throughput_msg_s".into(), tput.round().into());
         f.insert("steady_throughput_msg_s".into(), steady_tput.round().into());
+        if let Some(k) = p.submits_per_call {
+            f.insert(
+                "submits_per_s".into(),
+                (steady_tput * k as f64).round().into(),
+            );
+        }
         let conn_rtt = h.get(Metric::ConnRtt);
         put(&mut f, "conn_rtt_p50_ms", q_ms(conn_rtt, 0.5));
         put(&mut f, "conn_rtt_p99_ms", q_ms(conn_rtt, 0.99));

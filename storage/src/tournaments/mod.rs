@@ -147,6 +147,9 @@ pub struct Season {
     pub inserted_at: i64,
     /// When the rewards were paid.
     pub settled_at: Option<i64>,
+    /// When, after the payout, every board of the season was reset (`None` until then).
+    #[serde(default)]
+    pub reset_at: Option<i64>,
 }
 
 /// The end of a season: for each board, its ranking with rewards.
@@ -172,6 +175,7 @@ pub(crate) trait Tournaments: Send + Sync {
     fn create_season(&self, s: Season) -> Reply<'_, bool>;
     fn seasons(&self) -> Reply<'_, Vec<Season>>;
     fn settle_season(&self, s: SeasonSettlement) -> Reply<'_, bool>;
+    fn finish_season(&self, id: String, now_ms: i64) -> Reply<'_, bool>;
 }
 
 /// The economy key a tournament's fee is recorded under.
@@ -274,6 +278,13 @@ impl StoreHandle {
     pub async fn settle_season(&self, s: SeasonSettlement) -> Result<bool, StoreError> {
         check_rewards(s.boards.iter().flat_map(|(_, p)| p.iter()))?;
         self.call(move |db| db.settle_season(s)).await
+    }
+
+    /// Records that a settled season's boards are reset. False when it is not settled or was
+    /// finished before.
+    pub async fn finish_season(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.call(move |db| db.finish_season(id, now_ms)).await
     }
 }
 

@@ -296,7 +296,7 @@ impl Tournaments for PgBackend {
             let client = self.client().await?;
             let rows = client
                 .query(
-                    "SELECT id, name, boards, rewards, start_at, end_at, inserted_at, settled_at \
+                    "SELECT id, name, boards, rewards, start_at, end_at, inserted_at, settled_at, reset_at \
                      FROM seasons ORDER BY start_at, id",
                     &[],
                 )
@@ -314,6 +314,7 @@ impl Tournaments for PgBackend {
                         end_at: r.try_get(5)?,
                         inserted_at: r.try_get(6)?,
                         settled_at: r.try_get(7)?,
+                        reset_at: r.try_get(8)?,
                     })
                 })
                 .collect()
@@ -346,6 +347,20 @@ impl Tournaments for PgBackend {
             }
             tx.commit().await?;
             Ok(true)
+        })
+    }
+
+    fn finish_season(&self, id: String, now_ms: i64) -> Reply<'_, bool> {
+        op(async move {
+            let client = self.client().await?;
+            let n = client
+                .execute(
+                    "UPDATE seasons SET reset_at = $2 \
+                     WHERE id = $1 AND settled_at IS NOT NULL AND reset_at IS NULL",
+                    &[&id, &now_ms],
+                )
+                .await?;
+            Ok(n == 1)
         })
     }
 }

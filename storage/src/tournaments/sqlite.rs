@@ -277,7 +277,7 @@ impl Tournaments for SqliteBackend {
     fn seasons(&self) -> Reply<'_, Vec<Season>> {
         self.run(move |conn| {
             let mut stmt = conn.prepare_cached(
-                "SELECT id, name, boards, rewards, start_at, end_at, inserted_at, settled_at \
+                "SELECT id, name, boards, rewards, start_at, end_at, inserted_at, settled_at, reset_at \
                  FROM seasons ORDER BY start_at, id",
             )?;
             let mut rows = stmt.query([])?;
@@ -294,6 +294,7 @@ impl Tournaments for SqliteBackend {
                     end_at: r.get(5)?,
                     inserted_at: r.get(6)?,
                     settled_at: r.get(7)?,
+                    reset_at: r.get(8)?,
                 });
             }
             Ok(out)
@@ -322,6 +323,17 @@ impl Tournaments for SqliteBackend {
             }
             tx.commit()?;
             Ok(true)
+        })
+    }
+
+    fn finish_season(&self, id: String, now_ms: i64) -> Reply<'_, bool> {
+        self.run(move |conn| {
+            let n = conn.execute(
+                "UPDATE seasons SET reset_at = ?2 \
+                 WHERE id = ?1 AND settled_at IS NOT NULL AND reset_at IS NULL",
+                params![id, now_ms],
+            )?;
+            Ok(n == 1)
         })
     }
 }

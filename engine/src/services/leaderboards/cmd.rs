@@ -32,8 +32,15 @@ pub(crate) enum Cmd {
         range: usize,
         reply: ReplyTo,
     },
-    /// End the board's period now (a season's end): archive and clear it.
-    Reset { board: String, reply: ReplyTo },
+    /// End the board's period so that the next one starts at `period` (now when `None`):
+    /// archive and clear it. A board whose period already starts there or later is left as it
+    /// is, so a season's reset repeated after a crash clears nothing twice. Answered once every
+    /// period end queued so far is written to storage.
+    Reset {
+        board: String,
+        period: Option<i64>,
+        reply: ReplyTo,
+    },
 }
 
 impl Cmd {

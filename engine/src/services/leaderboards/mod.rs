@@ -180,6 +180,13 @@ pub(crate) struct Boards {
     flush_armed: Cell<bool>,
     /// Wall-clock ms of the reset timer armed, if any.
     reset_armed: Cell<Option<i64>>,
+    /// Period ends queued since start, and how many of them are in storage (they are written
+    /// in queue order).
+    ends_queued: Cell<u64>,
+    ends_written: Cell<u64>,
+    /// Resets waiting for their period end to be written: (queued count to reach, reply,
+    /// answer). One per reset command, which only seasons and operators send.
+    reset_waiters: RefCell<Vec<(u64, crate::shard::mesh::ReplyTo, Value)>>,
     /// The runtime instant and the wall clock (unix ms) it was read at: wall time follows the
     /// shard's clock from there, so under the simulation harness days pass in microseconds.
     epoch: Cell<Option<(Instant, i64)>>,
@@ -307,15 +314,23 @@ pub(crate) async fn around(
     .await
 }
 
-/// Ends a board's current period now, as its schedule would: the ranked entries are archived
-/// and the board starts empty. `{"reset": true}`.
-pub(crate) async fn reset(shard: &Rc<Shard>, board: &str) -> Result<Value, ApiError> {
+/// Ends a board's current period, as its schedule would: the ranked entries are archived and
+/// the board starts empty, its new period starting at `period` (now when `None`). A board whose
+/// period already starts at `period` or later is left alone (`{"reset": false}`), so repeating
+/// a season's reset is harmless. Answers once the archive is written: after `{"reset": ...}`
+/// a crash loses nothing of it.
+pub(crate) async fn reset(
+    shard: &Rc<Shard>,
+    board: &str,
+    period: Option<i64>,
+) -> Result<Value, ApiError> {
     if !valid_id(board) {
         return Err(Error::InvalidBoardId.into());
     }
     request(shard, owner(shard, board), |reply| {
         ShardCmd::Leaderboards(cmd::Cmd::Reset {
             board: board.to_owned(),
+            period,
             reply,
         })
     })
@@ -349,7 +364,9 @@ fn entries_json(board: &str, ranked: &[Ranked<'_>]) -> Value {
 
 /// Runs one command on a ready board.
 fn apply(shard: &Rc<Shard>, name: &str, board: &mut Board, cmd: cmd::Cmd) {
-    let (reply, result) = match cmd {
+    let started = Instant::now();
+    let hists = &shard.ops.metrics.leaderboards;
+    let (reply, result, hist) = match cmd {
         cmd::Cmd::Submit {
             player_id,
             score,
@@ -368,9 +385,15 @@ fn apply(shard: &Rc<Shard>, name: &str, board: &mut Board, cmd: cmd::Cmd) {
             if board.has_dirty() {
                 arm_flush(shard);
             }
-            (reply, entry_json(name, Some(s.rank), &s.entry))
+            (
+                reply,
+                entry_json(name, Some(s.rank), &s.entry),
+                &hists.submit,
+            )
         }
-        cmd::Cmd::Top { limit, reply, .. } => (reply, entries_json(name, &board.top(limit))),
+        cmd::Cmd::Top { limit, reply, .. } => {
+            (reply, entries_json(name, &board.top(limit)), &hists.top)
+        }
         cmd::Cmd::Rank {
             player_id, reply, ..
         } => {
@@ -378,27 +401,68 @@ fn apply(shard: &Rc<Shard>, name: &str, board: &mut Board, cmd: cmd::Cmd) {
                 (Some(e), Some(r)) => entry_json(name, Some(r), e),
                 _ => json!({ "rank": null }),
             };
-            (reply, v)
+            (reply, v, &hists.rank)
         }
         cmd::Cmd::Around {
             player_id,
             range,
             reply,
             ..
-        } => (reply, entries_json(name, &board.around(&player_id, range))),
-        cmd::Cmd::Reset { reply, .. } => {
+        } => (
+            reply,
+            entries_json(name, &board.around(&player_id, range)),
+            &hists.around,
+        ),
+        cmd::Cmd::Reset { period, reply, .. } => {
             let now = wall_ms(shard);
-            end_period(shard, name, board, now, now);
-            (reply, json!({ "reset": true }))
+            let next = period.unwrap_or(now);
+            let done = board.period_start() < next;
+            if done {
+                end_period(shard, name, board, next, now);
+            }
+            answer_when_written(shard, reply, json!({ "reset": done }));
+            return;
         }
     };
     answer(shard, reply, Ok(result));
+    hist.observe(started.elapsed());
+}
+
+/// Answers `reply` once every period end queued so far is in storage (at once when it is).
+fn answer_when_written(shard: &Rc<Shard>, reply: crate::shard::mesh::ReplyTo, v: Value) {
+    let b = &shard.leaderboards;
+    let upto = b.ends_queued.get();
+    if b.ends_written.get() >= upto {
+        answer(shard, reply, Ok(v));
+        return;
+    }
+    b.reset_waiters.borrow_mut().push((upto, reply, v));
+    // Write now rather than at the next flush tick; the board's slot is borrowed here.
+    let s = shard.clone();
+    shard.rt.spawn(async move { start_flush(&s) });
+}
+
+/// One more period end is in storage: answers the resets that waited for it.
+fn period_end_written(shard: &Rc<Shard>) {
+    let b = &shard.leaderboards;
+    b.ends_written.set(b.ends_written.get() + 1);
+    let written = b.ends_written.get();
+    let ready: Vec<_> = {
+        let mut waiters = b.reset_waiters.borrow_mut();
+        let (ready, rest) = waiters.drain(..).partition(|(n, _, _)| *n <= written);
+        *waiters = rest;
+        ready
+    };
+    for (_, reply, v) in ready {
+        answer(shard, reply, Ok(v));
+    }
 }
 
 /// What a command answers on a board that has no entries and will not be kept.
 fn empty_answer(cmd: &cmd::Cmd) -> Value {
     match cmd {
         cmd::Cmd::Rank { .. } => json!({ "rank": null }),
+        cmd::Cmd::Reset { .. } => json!({ "reset": false }),
         _ => json!({ "entries": [] }),
     }
 }
@@ -528,6 +592,8 @@ fn end_period(shard: &Rc<Shard>, name: &str, board: &mut Board, next_start: i64,
             .collect(),
         archived_at: now,
     });
+    let b = &shard.leaderboards;
+    b.ends_queued.set(b.ends_queued.get() + 1);
     arm_flush(shard);
 }
 
@@ -646,6 +712,7 @@ async fn write_behind(
             arm_flush(shard);
             return;
         }
+        period_end_written(shard);
     }
     for (board, rows) in writes {
         let mut rest = rows.as_slice();

@@ -320,3 +320,82 @@ fn a_daily_board_resets_at_midnight_and_archives_the_old_period() {
     assert_eq!(saved.entries.len(), 1, "only the new period's entry");
     assert_eq!(saved.entries[0].player_id, "cat");
 }
+
+/// Runs `reset(board, period)` from shard 0 and the simulation until it answers.
+fn reset_from_shard0(sim: &mut Sim, board: &str, period: i64) -> Value {
+    let out = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let (s, b, o) = (sim.shards[0].clone(), board.to_owned(), out.clone());
+    sim.shards[0].rt.spawn(async move {
+        *o.borrow_mut() = Some(super::reset(&s, &b, Some(period)).await);
+    });
+    for _ in 0..5_000 {
+        sim.advance(Duration::from_millis(1));
+        if let Some(r) = out.borrow_mut().take() {
+            return r.unwrap();
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    panic!("the reset of {board} never answered");
+}
+
+/// A season's reset: answered only once the archive is in storage, and repeating it (as a
+/// restart after a crash does) clears nothing of the new period.
+#[test]
+fn a_reset_to_a_period_is_durable_when_answered_and_happens_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = sim(dir.path(), 2, None);
+    let t0 = Civil::from_ms(0).to_ms() + 20_000 * 86_400_000;
+    for s in &sim.shards {
+        set_wall_clock(s, t0);
+    }
+    let mut c = alone(&mut sim, "host");
+    // A board owned by the other shard, so the reset crosses the mesh.
+    let board = (0..)
+        .map(|i| format!("season-{i}"))
+        .find(|b| owner(&sim.shards[0], b) == 1)
+        .unwrap();
+    for (p, score) in [("ann", 5), ("bob", 9)] {
+        ask(
+            &mut sim,
+            &mut c,
+            json!({"op": "submit", "board": board, "player": p, "score": score}),
+        );
+    }
+    let season_end = t0 - 1_000;
+    assert_eq!(
+        reset_from_shard0(&mut sim, &board, season_end),
+        json!({"reset": true})
+    );
+    // Already in storage when answered: no flush tick has run since.
+    let store = sim.ctx.store.clone();
+    let saved = futures::executor::block_on(store.saved_leaderboard(&board)).unwrap();
+    assert_eq!(saved.period_start, Some(season_end));
+    assert!(saved.entries.is_empty(), "{:?}", saved.entries);
+    let archive =
+        futures::executor::block_on(store.leaderboard_archive(&board, i64::MIN, 10)).unwrap();
+    assert_eq!(archive.len(), 2, "{archive:?}");
+
+    // The new period's score survives the same reset repeated.
+    ask(
+        &mut sim,
+        &mut c,
+        json!({"op": "submit", "board": board, "player": "cat", "score": 1}),
+    );
+    assert_eq!(
+        reset_from_shard0(&mut sim, &board, season_end),
+        json!({"reset": false})
+    );
+    assert_eq!(
+        ask(
+            &mut sim,
+            &mut c,
+            json!({"op": "top", "board": board, "n": 5})
+        ),
+        "1:cat:1"
+    );
+    // A board nobody has is not created by a reset.
+    assert_eq!(
+        reset_from_shard0(&mut sim, "never-used", season_end),
+        json!({"reset": false})
+    );
+}

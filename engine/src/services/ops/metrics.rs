@@ -20,29 +20,86 @@ const BOUNDS: [f64; 10] = [
     0.000_1, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0,
 ];
 
+/// Upper bounds (seconds) for in-memory operations that should take microseconds (a
+/// leaderboard read or write on its owning shard): 1 µs to 100 ms, fine around the 1 ms goal.
+const FAST_BOUNDS: [f64; 12] = [
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.01,
+    0.1,
+];
+
 /// A fixed-bucket histogram of durations, bucket counts not cumulative.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Hist {
-    buckets: [Cell<u64>; BOUNDS.len() + 1],
+    bounds: &'static [f64],
+    /// One per bound, then `+Inf`.
+    buckets: Box<[Cell<u64>]>,
     sum: Cell<f64>,
 }
 
+impl Default for Hist {
+    fn default() -> Self {
+        Hist::with_bounds(&BOUNDS)
+    }
+}
+
 impl Hist {
+    fn with_bounds(bounds: &'static [f64]) -> Hist {
+        Hist {
+            bounds,
+            buckets: (0..=bounds.len()).map(|_| Cell::new(0)).collect(),
+            sum: Cell::new(0.0),
+        }
+    }
+
     pub(crate) fn observe(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        let i = BOUNDS
+        let i = self
+            .bounds
             .iter()
             .position(|b| secs <= *b)
-            .unwrap_or(BOUNDS.len());
-        bump(&self.buckets[i]);
+            .unwrap_or(self.bounds.len());
+        if let Some(b) = self.buckets.get(i) {
+            bump(b);
+        }
         self.sum.set(self.sum.get() + secs);
     }
 
     fn snapshot(&self) -> HistSnapshot {
         HistSnapshot {
+            bounds: if std::ptr::eq(self.bounds, &BOUNDS[..]) {
+                Vec::new()
+            } else {
+                self.bounds.to_vec()
+            },
             buckets: self.buckets.iter().map(Cell::get).collect(),
             sum: self.sum.get(),
         }
+    }
+}
+
+/// A [`Hist`] with microsecond buckets ([`FAST_BOUNDS`]).
+#[derive(Debug)]
+pub(crate) struct FastHist(pub(crate) Hist);
+
+impl Default for FastHist {
+    fn default() -> Self {
+        FastHist(Hist::with_bounds(&FAST_BOUNDS))
+    }
+}
+
+impl FastHist {
+    pub(crate) fn observe(&self, d: Duration) {
+        self.0.observe(d);
     }
 }
 
@@ -80,6 +137,18 @@ pub(crate) struct Metrics {
     pub(crate) records_pending: Cell<u64>,
     pub(crate) records_written: Cell<u64>,
     pub(crate) kicks: Cell<u64>,
+    /// Leaderboard operations on the board's owning shard: command in → answer sent (rank
+    /// index, entry JSON, the reply's hand-off).
+    pub(crate) leaderboards: LeaderboardHists,
+}
+
+/// Per-operation latency of the leaderboards' owning shard.
+#[derive(Debug, Default)]
+pub(crate) struct LeaderboardHists {
+    pub(crate) submit: FastHist,
+    pub(crate) top: FastHist,
+    pub(crate) around: FastHist,
+    pub(crate) rank: FastHist,
 }
 
 /// Gauges read from the shard's state at snapshot time.
@@ -100,6 +169,9 @@ pub(crate) struct Gauges {
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct HistSnapshot {
+    /// Upper bounds of `buckets`; empty: [`BOUNDS`].
+    #[serde(default)]
+    pub(crate) bounds: Vec<f64>,
     pub(crate) buckets: Vec<u64>,
     pub(crate) sum: f64,
 }
@@ -165,6 +237,22 @@ impl Metrics {
                     "storage_latency_seconds".into(),
                     self.storage_latency.snapshot(),
                 ),
+                (
+                    "leaderboard_submit_seconds".into(),
+                    self.leaderboards.submit.0.snapshot(),
+                ),
+                (
+                    "leaderboard_top_seconds".into(),
+                    self.leaderboards.top.0.snapshot(),
+                ),
+                (
+                    "leaderboard_around_seconds".into(),
+                    self.leaderboards.around.0.snapshot(),
+                ),
+                (
+                    "leaderboard_rank_seconds".into(),
+                    self.leaderboards.rank.0.snapshot(),
+                ),
             ],
             gauges,
         }
@@ -195,6 +283,10 @@ fn help(name: &str) -> Option<&'static str> {
         "storage_latency_seconds" => {
             "Round-trip time of the shard's match-record writes to storage"
         }
+        "leaderboard_submit_seconds" => "Score submits on the board's owning shard",
+        "leaderboard_top_seconds" => "Top-N reads on the board's owning shard",
+        "leaderboard_around_seconds" => "Around-me reads on the board's owning shard",
+        "leaderboard_rank_seconds" => "Rank reads on the board's owning shard",
         _ => return None,
     })
 }
@@ -244,7 +336,12 @@ impl Collector for Shards {
                 let Some((_, hist)) = s.hists.get(i) else {
                     continue;
                 };
-                let buckets: Vec<(f64, u64)> = BOUNDS
+                let bounds = if hist.bounds.is_empty() {
+                    &BOUNDS[..]
+                } else {
+                    &hist.bounds[..]
+                };
+                let buckets: Vec<(f64, u64)> = bounds
                     .iter()
                     .copied()
                     .chain([f64::MAX])
@@ -362,5 +459,23 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+
+    #[test]
+    fn leaderboard_histograms_have_microsecond_buckets() {
+        let m = Metrics::default();
+        m.leaderboards.top.observe(Duration::from_nanos(1_800));
+        m.leaderboards.top.observe(Duration::from_micros(700));
+        m.leaderboards.top.observe(Duration::from_secs(1));
+        let text = render(vec![m.snapshot(0, Gauges::default())], false);
+        for line in [
+            "asobi_leaderboard_top_seconds_bucket{le=\"0.000001\",shard=\"0\"} 0",
+            "asobi_leaderboard_top_seconds_bucket{le=\"0.0000025\",shard=\"0\"} 1",
+            "asobi_leaderboard_top_seconds_bucket{le=\"0.001\",shard=\"0\"} 2",
+            "asobi_leaderboard_top_seconds_bucket{le=\"+Inf\",shard=\"0\"} 3",
+            "asobi_leaderboard_submit_seconds_count{shard=\"0\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} missing in {text}");
+        }
     }
 }

@@ -154,6 +154,7 @@ pub(crate) async fn service(shard: &Rc<Shard>, c: &ServiceCall) -> Value {
         },
         "economy" => super::economy::script::answer(shard, c).await,
         "leaderboard" => super::leaderboards::script::answer(shard, c).await,
+        "tournament" => super::tournaments::script::answer(shard, c).await,
         "notify" => super::social::script::notify_answer(shard, c).await,
         "chat" => super::social::script::chat_answer(shard, c),
         "ext" => super::ext::script::binding_answer(shard, c).await,

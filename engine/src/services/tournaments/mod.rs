@@ -23,6 +23,7 @@
 
 pub(crate) mod error;
 pub(crate) mod rest;
+pub(crate) mod script;
 pub(crate) mod setup;
 
 use std::cell::{Cell, RefCell};
@@ -352,8 +353,18 @@ async fn boot(shard: &Rc<Shard>) -> Result<(), asobi_storage::StoreError> {
         }
     }
     for s in seasons {
-        if owner(shard, &s.id) == me && s.settled_at.is_none() {
+        if owner(shard, &s.id) != me {
+            continue;
+        }
+        if s.settled_at.is_none() {
             track_season(shard, s);
+        } else if s.reset_at.is_none() {
+            // Paid, but the server stopped before every board was reset.
+            tracing::warn!(season = %s.id, "season paid but its boards not reset: resetting now");
+            let sh = shard.clone();
+            shard
+                .rt
+                .spawn(async move { settle_season_until_done(&sh, s).await });
         }
     }
     tick(shard);
@@ -564,26 +575,48 @@ pub(crate) async fn settle(shard: &Rc<Shard>, t: &Tournament) -> Result<usize, S
     Ok(if settled { paid } else { 0 })
 }
 
+/// Ends a season: pays it (unless it was paid before), then resets its boards and records that.
+/// Each step retries after [`RETRY`] until it succeeds.
 async fn settle_season_until_done(shard: &Rc<Shard>, season: Season) {
-    let settled = loop {
-        match settle_season(shard, &season).await {
-            Ok(settled) => break settled,
-            Err(e) => {
-                tracing::warn!(season = %season.id, "season settlement failed, retrying: {e}");
-                shard.rt.sleep(RETRY).await;
+    if season.settled_at.is_none() {
+        let paid = loop {
+            match settle_season(shard, &season).await {
+                Ok(paid) => break paid,
+                Err(e) => {
+                    tracing::warn!(season = %season.id, "season settlement failed, retrying: {e}");
+                    shard.rt.sleep(RETRY).await;
+                }
             }
+        };
+        if paid {
+            crash_point("season_paid");
         }
-    };
-    if !settled {
-        return;
     }
     for b in &season.boards {
-        while let Err(e) = super::leaderboards::reset(shard, b).await {
+        while let Err(e) = super::leaderboards::reset(shard, b, Some(season.end_at)).await {
             tracing::warn!(season = %season.id, board = %b, "board not reset, retrying: {}", e.message);
             shard.rt.sleep(RETRY).await;
         }
     }
+    while let Err(e) = shard
+        .ctx
+        .store
+        .finish_season(&season.id, wall_ms(shard))
+        .await
+    {
+        tracing::warn!(season = %season.id, "season end not recorded, retrying: {e}");
+        shard.rt.sleep(RETRY).await;
+    }
     tracing::info!(season = %season.id, "season ended: rewards paid, boards reset");
+}
+
+/// A test hook: with `ASOBI_TEST_CRASH_AT=<point>` the process exits here at once (status 86,
+/// no shutdown, no flush), as a crash would. Only the restart tests set it.
+fn crash_point(point: &str) {
+    if std::env::var("ASOBI_TEST_CRASH_AT").is_ok_and(|v| v == point) {
+        tracing::error!(point, "ASOBI_TEST_CRASH_AT: exiting as a crash would");
+        std::process::exit(86);
+    }
 }
 
 /// Pays each board's ranking once. True when it paid now (false: settled before).

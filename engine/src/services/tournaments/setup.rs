@@ -206,6 +206,7 @@ impl Setup {
                 end_at,
                 inserted_at: now_ms,
                 settled_at: None,
+                reset_at: None,
             });
         }
         Ok(setup)
