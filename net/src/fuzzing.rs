@@ -6,7 +6,6 @@
 //! then its body, then the next request on the same connection. Not an API: the signatures
 //! change with the targets.
 
-
 use bytes::{Bytes, BytesMut};
 
 use crate::http::{parse_head, BodyKind, ChunkedBody, HttpError, Limits, Method};
@@ -159,10 +158,7 @@ pub fn ws_frame(data: &[u8]) {
 
 /// Decodes `wire` arriving `step` bytes at a time, the way the engine's socket loop feeds the
 /// decoder from a borrowed buffer.
-fn ws_decode(
-    wire: &[u8],
-    step: usize,
-) -> (Vec<ws_frame::Message>, Option<ws_frame::FrameError>) {
+fn ws_decode(wire: &[u8], step: usize) -> (Vec<ws_frame::Message>, Option<ws_frame::FrameError>) {
     let mut decoder = ws_frame::Decoder::new(WS_MAX);
     let (mut buf, mut fed, mut out) = (Vec::new(), 0, Vec::new());
     loop {

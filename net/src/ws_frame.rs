@@ -141,7 +141,9 @@ impl Decoder {
             return Ok(None);
         };
         if b0 & 0x70 != 0 {
-            return Err(FrameError::Protocol("reserved bits set without an extension"));
+            return Err(FrameError::Protocol(
+                "reserved bits set without an extension",
+            ));
         }
         let fin = b0 & 0x80 != 0;
         let opcode = b0 & 0x0F;
@@ -353,7 +355,11 @@ mod tests {
             let wire = client(opcode::TEXT, true, text.as_bytes(), mask);
             for step in [1, 3, 13, 4096, usize::MAX / 2] {
                 let got = decode_in_pieces(&wire, step, 1 << 20).unwrap();
-                assert_eq!(got, vec![Message::Text(text.clone())], "len {len} step {step}");
+                assert_eq!(
+                    got,
+                    vec![Message::Text(text.clone())],
+                    "len {len} step {step}"
+                );
             }
         }
     }
@@ -400,8 +406,14 @@ mod tests {
     fn broken_framing_is_refused() {
         let m = [1, 1, 1, 1];
         let cases: Vec<(Vec<u8>, FrameError)> = vec![
-            (vec![0x81, 0x01, b'a'], FrameError::Protocol("client frame not masked")),
-            (client(0x3, true, b"", m), FrameError::Protocol("unknown opcode")),
+            (
+                vec![0x81, 0x01, b'a'],
+                FrameError::Protocol("client frame not masked"),
+            ),
+            (
+                client(0x3, true, b"", m),
+                FrameError::Protocol("unknown opcode"),
+            ),
             (
                 client(opcode::PING, false, b"", m),
                 FrameError::Protocol("fragmented or long control frame"),
@@ -414,7 +426,10 @@ mod tests {
                 client(opcode::CONTINUATION, true, b"x", m),
                 FrameError::Protocol("continuation without a message"),
             ),
-            (client(opcode::TEXT, true, &[0xff, 0xfe], m), FrameError::BadUtf8),
+            (
+                client(opcode::TEXT, true, &[0xff, 0xfe], m),
+                FrameError::BadUtf8,
+            ),
             (
                 client(opcode::CLOSE, true, &[3], m),
                 FrameError::Protocol("close frame with a one-byte body"),
@@ -439,7 +454,13 @@ mod tests {
 
     #[test]
     fn server_headers_use_the_shortest_length_form() {
-        for (len, want) in [(0usize, 2usize), (125, 2), (126, 4), (65_535, 4), (65_536, 10)] {
+        for (len, want) in [
+            (0usize, 2usize),
+            (125, 2),
+            (126, 4),
+            (65_535, 4),
+            (65_536, 10),
+        ] {
             let mut out = Vec::new();
             encode_header(&mut out, opcode::TEXT, len);
             assert_eq!(out.len(), want, "len {len}");
