@@ -1,5 +1,5 @@
 //! The WebSocket path: an optional upgrade head through `asobi_net::ws::accept`, then frames
-//! through tungstenite configured as the engine configures it, read in arbitrary pieces. No
+//! through the engine's frame decoder (`asobi_net::ws_frame`), read in arbitrary pieces. No
 //! panic and no message over the limit. The body lives in `asobi_net::fuzzing` so the corpus
 //! replays in the workspace tests.
 #![no_main]

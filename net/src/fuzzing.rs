@@ -6,15 +6,11 @@
 //! then its body, then the next request on the same connection. Not an API: the signatures
 //! change with the targets.
 
-use std::io::{self, Read, Write};
-
 use bytes::{Bytes, BytesMut};
-use tungstenite::protocol::{Role, WebSocketConfig};
-use tungstenite::WebSocket;
 
 use crate::http::{parse_head, BodyKind, ChunkedBody, HttpError, Limits, Method};
 use crate::quic_frame::FrameReader;
-use crate::ws;
+use crate::{ws, ws_frame};
 
 /// Small limits, so that inputs of a few KiB reach every limit check. The checks compare
 /// against the limit and do not depend on its size.
@@ -132,15 +128,15 @@ fn failed(mut out: Exchange, e: &HttpError) -> Exchange {
 }
 
 /// The engine's WebSocket frame limit is configurable (64 KiB by default); a small one lets
-/// fuzz inputs cross it. Message and frame limits are set alike, as the engine sets them.
+/// fuzz inputs cross it. Frames and joined fragments are bounded alike, as the engine does.
 const WS_MAX: usize = 1024;
-/// The engine's WebSocket read buffer (`WS_READ_BUFFER` in the engine's session).
-const WS_READ_BUFFER: usize = 8 * 1024;
 
 /// WebSocket input on the server side. The first byte picks the read size. When the rest starts
 /// with an upgrade request, it goes through [`ws::accept`] first and the bytes after its head
-/// are the ones the engine hands to tungstenite as already read; otherwise the rest is frames.
-/// Every message tungstenite yields is within the limit; any error ends the session.
+/// are the ones the engine hands to the frame decoder as already read; otherwise the rest is
+/// frames. Read in pieces or whole, the frames must decode to the same messages (or the same
+/// error); every message is within the limit, and an incomplete frame never asks for fewer
+/// bytes than it already has.
 pub fn ws_frame(data: &[u8]) {
     let Some((&first, rest)) = data.split_first() else {
         return;
@@ -155,48 +151,43 @@ pub fn ws_frame(data: &[u8]) {
             frames = rest.get(head.len..).unwrap_or_default();
         }
     }
-    let (part, tail) = frames.split_at(step.min(frames.len()));
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(WS_MAX))
-        .max_frame_size(Some(WS_MAX))
-        .read_buffer_size(WS_READ_BUFFER);
-    let stream = Pipe { input: tail, step };
-    let mut socket =
-        WebSocket::from_partially_read(stream, part.to_vec(), Role::Server, Some(config));
-    // Each read consumes input or fails, and input is finite, so this ends.
-    while let Ok(message) = socket.read() {
-        assert!(
-            message.len() <= WS_MAX,
-            "message of {} bytes",
-            message.len()
-        );
-    }
+    let whole = ws_decode(frames, frames.len().max(1));
+    let pieces = ws_decode(frames, step);
+    assert_eq!(whole, pieces, "piecewise decoding differs");
 }
 
-/// An in-memory socket: reads hand out `step` bytes at a time, writes (pongs, close replies)
-/// are dropped.
-struct Pipe<'a> {
-    input: &'a [u8],
-    step: usize,
-}
-
-impl Read for Pipe<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        let n = self.step.min(out.len()).min(self.input.len());
-        let (now, later) = self.input.split_at(n);
-        out[..n].copy_from_slice(now);
-        self.input = later;
-        Ok(n)
-    }
-}
-
-impl Write for Pipe<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+/// Decodes `wire` arriving `step` bytes at a time, the way the engine's socket loop feeds the
+/// decoder from a borrowed buffer.
+fn ws_decode(wire: &[u8], step: usize) -> (Vec<ws_frame::Message>, Option<ws_frame::FrameError>) {
+    let mut decoder = ws_frame::Decoder::new(WS_MAX);
+    let (mut buf, mut fed, mut out) = (Vec::new(), 0, Vec::new());
+    loop {
+        match decoder.decode(&buf) {
+            Err(e) => return (out, Some(e)),
+            Ok(ws_frame::Step::Frame { consumed, message }) => {
+                assert!(consumed > 0 && consumed <= buf.len());
+                buf.drain(..consumed);
+                if let Some(m) = message {
+                    let len = match &m {
+                        ws_frame::Message::Text(t) => t.len(),
+                        ws_frame::Message::Binary(b) | ws_frame::Message::Ping(b) => b.len(),
+                        _ => 0,
+                    };
+                    assert!(len <= WS_MAX, "message of {len} bytes");
+                    out.push(m);
+                }
+            }
+            Ok(ws_frame::Step::Need(n)) => {
+                assert!(n > buf.len() || n == ws_frame::MAX_HEADER);
+                assert!(n <= WS_MAX + ws_frame::MAX_HEADER);
+                if fed == wire.len() {
+                    return (out, None);
+                }
+                let next = fed + step.min(wire.len() - fed);
+                buf.extend_from_slice(&wire[fed..next]);
+                fed = next;
+            }
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 //! Transports of asobi-rs, without a runtime: HTTP/1.1 request framing and responses, and the
-//! WebSocket upgrade handshake.
+//! WebSocket upgrade handshake and frames.
 //!
 //! Everything here is sans-IO: functions take the bytes read so far and say what they hold, or
 //! produce the bytes to write. The shard runtime in `engine` owns sockets and timers and drives
@@ -12,5 +12,6 @@ pub mod fuzzing;
 pub mod http;
 pub mod quic_frame;
 pub mod ws;
+pub mod ws_frame;
 
 pub use http::{ChunkedBody, Head, HttpError, Limits, Method, Response};

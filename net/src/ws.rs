@@ -1,6 +1,6 @@
 //! The WebSocket upgrade handshake (RFC 6455 §4.2) on a parsed HTTP head.
 //!
-//! The frames themselves are tungstenite's business; this module only decides whether a request
+//! The frames themselves are [`crate::ws_frame`]'s business; this module only decides whether a request
 //! is a valid upgrade and writes the `101 Switching Protocols` answer, including the chosen
 //! subprotocol when the client offered one the server speaks.
 

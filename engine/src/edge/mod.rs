@@ -1,14 +1,16 @@
 //! The edge: bytes in, requests and frames to the services, bytes out. It owns the listeners,
 //! the HTTP/1.1 keep-alive loop ([`http`]), the WebSocket and QUIC socket loops ([`ws`],
-//! [`quic`]), TLS ([`tls`]) and the limits that protect a shard before any service sees a
+//! [`wsconn`], [`quic`]) with the shard's socket buffers ([`pool`]), TLS ([`tls`]) and the limits that protect a shard before any service sees a
 //! request ([`limits`]). It holds no game rules.
 
 pub(crate) mod http;
 pub(crate) mod limits;
+pub(crate) mod pool;
 pub(crate) mod quic;
 pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod ws;
+pub(crate) mod wsconn;
 
 use std::net::SocketAddr;
 use std::rc::Rc;

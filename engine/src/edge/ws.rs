@@ -10,31 +10,25 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
-use async_tungstenite::WebSocketStream;
 use bytes::BytesMut;
 use futures::{AsyncWriteExt, FutureExt};
-use tungstenite::protocol::{Role, WebSocketConfig};
 
 use asobi_net::http::{Head, Response};
 use asobi_schema::error::code;
 use asobi_schema::ApiError;
 
 use super::http::Io;
-use super::transport::{Incoming, Transport, WsTransport};
+use super::transport::{Incoming, Transport};
+use super::wsconn::WsConn;
 use super::Edge;
 use crate::services::rest::error_response;
 use crate::services::session::Session;
 use crate::services::Shard;
-use crate::shard::mesh::Outbound;
 use crate::shard::outbox::{Next, Outbox};
 use crate::wire::{binary, Wire};
 
 /// How many times `ASOBI_WS_MAX_FRAME` the transport reads before it gives up on a socket.
 pub(crate) const HARD_LIMIT_FACTOR: usize = 4;
-/// tungstenite allocates its read buffer up front for every connection (128 KiB by default).
-/// Client frames are small (a heartbeat is ~60 bytes, an input ~100), so 8 KiB still takes
-/// a hundred pipelined frames per read while keeping an idle socket at a few KiB.
-const WS_READ_BUFFER: usize = 8 * 1024;
 
 pub(crate) async fn upgrade<S: Io>(
     shard: Rc<Shard>,
@@ -89,25 +83,22 @@ pub(crate) async fn upgrade<S: Io>(
     {
         return;
     }
-    // Keep only the bytes already read, not the HTTP read buffer, for the session's lifetime.
+    // Keep only the bytes already read, not the HTTP read buffer, nor the request head, for the
+    // session's lifetime.
     let part = leftover.to_vec();
     drop(leftover);
-    // The transport reads frames up to four times the message limit, so a client that sends
-    // one too many bytes is told so and keeps its socket (as in asobi); the session refuses
-    // those. Past that the socket closes with 1009, which bounds what one socket can buffer.
+    drop(up);
+    drop(head);
+    drop(edge);
+    // Frames up to four times the message limit are read, so a client that sends one too many
+    // bytes is told so and keeps its socket (as in asobi); the session refuses those. Past that
+    // the socket closes with 1009, which bounds what one socket can buffer.
     let max = shard
         .ctx
         .settings
         .ws_max_frame
         .saturating_mul(HARD_LIMIT_FACTOR);
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(max))
-        .max_frame_size(Some(max))
-        .read_buffer_size(WS_READ_BUFFER)
-        // Replies are flushed explicitly when input runs dry; the buffer only bounds a burst.
-        .write_buffer_size(64 * 1024);
-    let ws = WebSocketStream::from_partially_read(stream, part, Role::Server, Some(config)).await;
-    run(shard, WsTransport { ws, wire }, peer).await;
+    run(shard, WsConn::new(stream, wire, max, part), peer).await;
 }
 
 /// Runs one session on a transport until either side closes.
@@ -117,36 +108,39 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
     let me = shard.rt.add_session(outbox.clone());
     let mut s = Session::open(shard.clone(), me, t.wire());
     s.datagrams_possible = t.datagrams();
-    {
-        // The connect deadline: a socket that never authenticates is closed with 1008.
-        let (outbox, authed) = (outbox.clone(), s.authed.clone());
-        let wait = Duration::from_millis(settings.ws_connect_timeout_ms);
-        let rt_shard = shard.clone();
-        shard.rt.spawn(async move {
-            rt_shard.rt.sleep(wait).await;
-            if !authed.get() {
-                outbox.push(Outbound::Close {
-                    code: 1008,
-                    reason: "idle_auth_timeout".into(),
-                });
-            }
-        });
-    }
+    // The connect deadline: a socket that never authenticates is closed with 1008. It lives in
+    // this loop (not in a task of its own) and is dropped once the session is signed in, so a
+    // signed-in idle socket holds no timer.
+    let wait = Duration::from_millis(settings.ws_connect_timeout_ms);
+    let mut deadline = Some(Box::pin(shard.rt.sleep(wait)));
     tracing::trace!(%peer, "session open");
 
     'session: loop {
         enum Event {
             In(Incoming),
             Out(Next<crate::services::Event>),
+            ConnectDeadline,
+        }
+        if deadline.is_some() && s.authed.get() {
+            deadline = None;
         }
         let event = {
             let out = outbox.next().fuse();
             let inbound = t.recv().fuse();
+            let expiry = async {
+                match deadline.as_mut() {
+                    Some(d) => d.await,
+                    None => std::future::pending().await,
+                }
+            }
+            .fuse();
             futures::pin_mut!(out);
             futures::pin_mut!(inbound);
+            futures::pin_mut!(expiry);
             futures::select_biased! {
                 o = out => Event::Out(o),
                 m = inbound => Event::In(m),
+                () = expiry => Event::ConnectDeadline,
             }
         };
         let mut next = Some(event);
@@ -174,6 +168,12 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
                     s.on_overflow()
                 }
                 Event::Out(Next::Item(item)) => s.on_outbound(item),
+                Event::ConnectDeadline => {
+                    deadline = None;
+                    if !s.authed.get() {
+                        s.close = Some((1008, "idle_auth_timeout".into()));
+                    }
+                }
             }
             if s.close.is_some() {
                 break;

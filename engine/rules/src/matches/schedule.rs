@@ -44,6 +44,21 @@ impl TickSchedule {
         }
     }
 
+    /// A schedule like [`new`](Self::new) shifted by a fraction of the period picked from `seq`
+    /// (a counter: the fractional parts of `seq × φ⁻¹` fall evenly over the period for any run
+    /// of consecutive values). Matches that start in the same instant — a matchmaker wave —
+    /// then tick spread over the period instead of all at once, so one shard's tick work comes
+    /// in small pieces and no match waits behind hundreds of others. The first tick comes at
+    /// most one period later than with [`new`](Self::new); the period is unchanged.
+    pub fn spread(start: Instant, period: Duration, seq: u64) -> Self {
+        let period = period.max(MIN_TICK_PERIOD);
+        // The top 32 bits of seq × 2^64/φ: frac(seq/φ) in units of 2^-32.
+        let frac = u128::from(seq.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32);
+        let nanos = (period.as_nanos() * frac) >> 32;
+        let offset = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        Self::new(start.checked_add(offset).unwrap_or(start), period)
+    }
+
     /// The period between ticks.
     pub fn period(&self) -> Duration {
         self.period

@@ -353,3 +353,35 @@ fn a_bot_seat_never_runs_out() {
     assert!(r.expire(t0 + Duration::from_secs(3600)).is_empty());
     assert_eq!(r.connected().count(), 0, "no session to send to");
 }
+
+#[test]
+fn matches_started_together_tick_spread_over_the_period() {
+    let t0 = Instant::now();
+    let period = Duration::from_millis(100);
+    // A wave of 1,000 matches started in the same instant, numbered consecutively from any base.
+    for base in [0u64, 1, 7_919, u64::MAX - 2_000] {
+        let mut bins = [0usize; 10];
+        for seq in base..base + 1_000 {
+            let s = TickSchedule::spread(t0, period, seq);
+            let first = s.next_deadline().duration_since(t0);
+            assert!(
+                first >= period && first < 2 * period,
+                "first tick at {first:?}"
+            );
+            assert_eq!(s.period(), period);
+            let phase = (first - period).as_micros() as usize;
+            bins[phase * 10 / 100_000] += 1;
+        }
+        // Each tenth of the period holds about a tenth of the matches.
+        assert!(
+            bins.iter().all(|&n| (80..=120).contains(&n)),
+            "uneven spread from {base}: {bins:?}"
+        );
+    }
+    // The period itself stays drift-free after the shift.
+    let mut s = TickSchedule::spread(t0, period, 3);
+    let first = s.next_deadline();
+    let tick = s.poll(first).unwrap();
+    assert_eq!(tick.late, Duration::ZERO);
+    assert_eq!(s.next_deadline(), first + period);
+}

@@ -355,7 +355,7 @@ impl LiveMatch {
                 // asobi stamps the start on the waiting → running change, and ticks from it.
                 self.started_at = now_ms();
                 let period = Duration::from_millis(self.mode.config.tick_rate_ms.max(1));
-                self.schedule = TickSchedule::new(now, period);
+                self.schedule = TickSchedule::spread(now, period, self.key.gen);
                 // The phase clock runs from here too (asobi ticks phases while running).
                 if let Some(p) = self.phases.as_mut() {
                     p.0.release(now);
@@ -463,7 +463,7 @@ pub(crate) fn create(
         vm: Some(vm),
         life: Lifecycle::new(now, players.len()).needing(now, players.len(), min_players),
         roster: Roster::new(grace),
-        schedule: TickSchedule::new(now, period),
+        schedule: TickSchedule::spread(now, period, gen),
         joinable: true,
         started_at: now_ms(),
         armed: None,
