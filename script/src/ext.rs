@@ -111,6 +111,9 @@ pub const RESERVED_NAMES: &[&str] = &[
     "tournaments",
     "votes",
     "wallets",
+    "parties",
+    "party",
+    "worlds",
 ];
 
 /// Who may call a declared route.

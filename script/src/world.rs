@@ -153,14 +153,12 @@ impl WorldVm {
             .sandbox
             .load_bytecode(&mode.main)
             .map_err(|e| crate::sandbox::classify("load", None, &e))?;
-        let result = self
-            .sandbox
-            .run(
-                "load",
-                self.sandbox.shared.budgets.scaled(SETUP_FACTOR),
-                func,
-                |_| Ok(MultiValue::new()),
-            );
+        let result = self.sandbox.run(
+            "load",
+            self.sandbox.shared.budgets.scaled(SETUP_FACTOR),
+            func,
+            |_| Ok(MultiValue::new()),
+        );
         self.sandbox.shared.flush(host);
         result.map(|_| ())
     }

@@ -246,10 +246,12 @@ impl<S: Io> Transport for WsConn<S> {
         }
         let (op, payload) = match self.wire {
             // asobi's binary `world.tick` travels as a WebSocket binary frame.
-            Wire::Json if world.binary && frame.world_binary().is_some() => match frame.world_binary() {
-                Some(b) => (opcode::BINARY, &b[..]),
-                None => return true,
-            },
+            Wire::Json if world.binary && frame.world_binary().is_some() => {
+                match frame.world_binary() {
+                    Some(b) => (opcode::BINARY, &b[..]),
+                    None => return true,
+                }
+            }
             Wire::Json => (opcode::TEXT, frame.json_text().as_str().as_bytes()),
             Wire::Fb => match frame.fb() {
                 Some(b) => (opcode::BINARY, &b[..]),

@@ -31,6 +31,11 @@ const RELOAD_DEBOUNCE: Duration = Duration::from_millis(100);
 /// glommio's DMA buffer pool; the server does no file I/O on shards, so keep it small and well
 /// under the default locked-memory limit.
 const IO_MEMORY: usize = 1 << 20;
+/// How long a shard's task queue runs before glommio polls the reactor (its default is
+/// 100 ms). A shard that is behind — a time-sliced Lua callback, or more work than its core —
+/// yields its queue after each round of timers; the reactor then delivers socket completions
+/// within this bound rather than 100 ms later.
+pub(crate) const PREEMPT: Duration = Duration::from_millis(5);
 
 pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::shard::panic::install();
@@ -163,6 +168,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let handle = LocalExecutorBuilder::new(Placement::Fixed(id % cpus))
             .name(&format!("asobi-shard-{id}"))
             .io_memory(IO_MEMORY)
+            .preempt_timer(PREEMPT)
             .spawn(move || start::run(id, ctx, mesh, listen, edge, shutdown, ready, quic))
             .map_err(|e| anyhow::anyhow!("starting shard {id}: {e}"))?;
         handles.push(handle);

@@ -175,6 +175,9 @@ mod tests {
                     stack.push(path);
                     continue;
                 }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
                 let text = std::fs::read_to_string(&path).unwrap();
                 for (i, _) in text.match_indices("ApiError::new(") {
                     let args = &text[i + "ApiError::new(".len()..];

@@ -274,7 +274,7 @@ fn without_a_service_scripts_get_asobis_error_shape_at_once() {
     let mut sim = sim(dir.path());
     let mut c = alone(&mut sim, "p", "svc");
     input(&mut sim, &mut c, json!({"op": "none"}));
-    sim.advance(Duration::from_millis(60));
+    sim.advance(Duration::from_millis(160));
     sim.collect(&mut c);
     assert_eq!(
         log_of(&c),

@@ -660,8 +660,9 @@ async fn drive_timers<S: Service>(s: Rc<S>) {
                     if wait.is_zero() {
                         // Behind: work came due while the last pass ran (a time-sliced
                         // callback's next slice, or more work than the core can do). The
-                        // shard's sockets and mesh go first (the task queue yields, so the
-                        // reactor is polled); without this a shard that cannot keep up loops
+                        // shard's sockets and mesh go first: the task queue yields, and the
+                        // executor polls the reactor (at least every preemption period, see
+                        // `node::PREEMPT`). Without this a shard that cannot keep up loops
                         // here and its sockets starve.
                         glommio::executor().yield_task_queue_now().await;
                     } else {

@@ -349,6 +349,16 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+        // A failing test shows the end of the server's log: a panic or an error there is
+        // usually the cause.
+        if std::thread::panicking() {
+            let lines: Vec<String> = self.log.try_iter().collect();
+            let tail = &lines[lines.len().saturating_sub(120)..];
+            eprintln!("--- last {} server log lines ---", tail.len());
+            for line in tail {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

@@ -437,9 +437,12 @@ fn answer_when_written(shard: &Rc<Shard>, reply: crate::shard::mesh::ReplyTo, v:
         return;
     }
     b.reset_waiters.borrow_mut().push((upto, reply, v));
-    // Write now rather than at the next flush tick; the board's slot is borrowed here.
-    let s = shard.clone();
-    shard.rt.spawn(async move { start_flush(&s) });
+    // Write now rather than at the next flush tick. The board's slot is borrowed here, and a
+    // spawned task may be polled at once (glommio does), so the flush goes through the timer
+    // queue, which runs it after this command.
+    shard
+        .rt
+        .arm(shard.rt.now(), ShardTimer::Leaderboards(Timer::Flush));
 }
 
 /// One more period end is in storage: answers the resets that waited for it.
