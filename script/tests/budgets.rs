@@ -433,7 +433,10 @@ fn long_callbacks_are_sliced_and_continue_where_they_stopped() {
         slices += 1;
         step = vm.resume(json!(null), h).unwrap();
     }
-    assert!(slices >= 3, "only {slices} slices in a tick of 100 ms of CPU");
+    assert!(
+        slices >= 3,
+        "only {slices} slices in a tick of 100 ms of CPU"
+    );
     assert_eq!(step, asobi_script::Call::Done(asobi_script::Resumed::Tick));
     let state: serde_json::Value =
         serde_json::from_slice(&vm.state_for(Some("p"), h).unwrap()).unwrap();
