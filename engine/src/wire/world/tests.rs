@@ -427,7 +427,7 @@ pub(super) fn walking_frame(n: usize, keyframe: bool) -> WorldTick {
 /// Encode cost per frame, both encodings (`bench-results/world-wire.md` has the command).
 /// Ignored by default: it measures, it does not check.
 #[test]
-#[ignore]
+#[ignore = "a measurement: prints encode cost for bench-results/world-wire.md"]
 fn bench_world_tick_encode() {
     let iters: usize = std::env::var("WORLD_WIRE_ITERS")
         .ok()
