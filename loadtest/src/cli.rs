@@ -11,6 +11,7 @@ use crate::scenario::blast::BlastParams;
 use crate::scenario::chat::ChatParams;
 use crate::scenario::idle::IdleParams;
 use crate::scenario::play::{default_match_size, PlayParams, Ramp, RampMetric};
+use crate::scenario::purchase::PurchaseParams;
 use crate::scenario::reload::ReloadParams;
 use crate::{baseline, fakegame, report};
 
@@ -169,6 +170,28 @@ enum Cmd {
         /// Milliseconds between waves.
         #[arg(long, default_value_t = 50)]
         wave_ms: u64,
+    },
+    /// Store purchases over REST from C keep-alive connections (M each), every wallet funded
+    /// through the ops plane first and audited after: purchases/s, round trip, and the server's
+    /// tick lateness meanwhile (run `play` against the same server to have matches ticking).
+    Purchase {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Concurrent connections (one client thread each).
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// Purchases per connection.
+        #[arg(long, default_value_t = 200)]
+        purchases: u64,
+        /// Players (wallets) the purchases are spread over.
+        #[arg(long, default_value_t = 100)]
+        players: usize,
+        /// Send every n-th purchase twice with the same idempotency key (0 = never).
+        #[arg(long, default_value_t = 50)]
+        replay_every: u64,
+        /// The server's ops secret (ASOBI_OPS_SECRET), used to fund the wallets.
+        #[arg(long, env = "ASOBI_OPS_SECRET", hide_env_values = true)]
+        ops_secret: String,
     },
     /// Open N quiet sockets, hold them, report server memory per connection and time to open.
     Idle {
@@ -423,6 +446,7 @@ fn accounts(s: &Scenario, players: Option<usize>) -> usize {
         Scenario::Play(p) => p.ramp.as_ref().map_or(p.players, |r| r.start),
         Scenario::Reload(p) => p.players,
         Scenario::Chat(p) => players.unwrap_or(p.members).min(p.members),
+        Scenario::Purchase(p) => p.connections,
     }
     .max(1)
 }
@@ -538,6 +562,22 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             });
             let accounts = accounts(&s, players);
             orchestrate(&target.into_target(), s, accounts)
+        }
+        Cmd::Purchase {
+            target,
+            connections,
+            purchases,
+            players,
+            replay_every,
+            ops_secret,
+        } => {
+            let s = Scenario::Purchase(PurchaseParams {
+                connections,
+                purchases,
+                replay_every,
+                ops_secret,
+            });
+            orchestrate(&target.into_target(), s, players.max(1))
         }
         Cmd::Idle {
             target,

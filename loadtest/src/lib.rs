@@ -21,6 +21,7 @@ pub mod report;
 pub mod result;
 pub mod runner;
 pub mod scenario;
+pub mod scrape;
 pub mod server;
 pub mod svg;
 pub mod sys;

@@ -18,6 +18,7 @@ use crate::scenario::blast::BlastParams;
 use crate::scenario::chat::ChatParams;
 use crate::scenario::idle::IdleParams;
 use crate::scenario::play::PlayParams;
+use crate::scenario::purchase::PurchaseParams;
 use crate::scenario::reload::ReloadParams;
 use crate::scenario::{self, RunSpec};
 use crate::{report, server, sys, ws};
@@ -108,6 +109,8 @@ pub enum Scenario {
     Reload(ReloadParams),
     /// `chat`.
     Chat(ChatParams),
+    /// `purchase`.
+    Purchase(PurchaseParams),
 }
 
 impl Scenario {
@@ -129,6 +132,7 @@ impl Scenario {
             Scenario::Play(p) => format!("play-{}", p.mode),
             Scenario::Reload(_) => "reload".into(),
             Scenario::Chat(_) => "chat".into(),
+            Scenario::Purchase(_) => "purchase".into(),
         }
     }
 
@@ -139,6 +143,7 @@ impl Scenario {
             Scenario::Play(p) => serde_json::to_value(p),
             Scenario::Reload(p) => serde_json::to_value(p),
             Scenario::Chat(p) => serde_json::to_value(p),
+            Scenario::Purchase(p) => serde_json::to_value(p),
         }
         .unwrap_or(Value::Null)
     }
@@ -153,6 +158,7 @@ impl Scenario {
             Scenario::Play(_) => "input_to_state_p99_ms",
             Scenario::Reload(_) => "reload_p99_ms",
             Scenario::Chat(_) => "deliveries_per_s",
+            Scenario::Purchase(_) => "purchases_per_s",
         }
     }
 
@@ -163,6 +169,7 @@ impl Scenario {
             Scenario::Play(p) => scenario::play::run(spec, p).await,
             Scenario::Reload(p) => scenario::reload::run(spec, p).await,
             Scenario::Chat(p) => scenario::chat::run(spec, p).await,
+            Scenario::Purchase(p) => scenario::purchase::run(spec, p).await,
         }
     }
 }
@@ -295,7 +302,7 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
     let rpc = matches!(&s, Scenario::Blast(p) if p.rpc_method.is_some());
     let needs_asobi = matches!(
         s,
-        Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_)
+        Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_) | Scenario::Purchase(_)
     );
     if (t.baseline || t.compare) && (rpc || needs_asobi) {
         bail!("{name} needs game logic; the baseline only answers heartbeats (drop --baseline/--compare)");

@@ -111,6 +111,11 @@ pub async fn run(spec: &RunSpec, p: &BlastParams) -> anyhow::Result<Run> {
     let t_connected = Instant::now();
     let rss_connected = server_rss(pid);
     let cpu_steady = CpuMeter::start(pid);
+    // The leaderboard run reads the owning shard's own latency from /metrics around the window.
+    let base = crate::scrape::http_base(&spec.url);
+    let metrics0 = p
+        .submits_per_call
+        .and_then(|_| crate::scrape::fetch(&base).ok());
     shared.set_phase(phase::GO);
 
     let mut in_at_go = 0;
@@ -213,6 +218,7 @@ pub async fn run(spec: &RunSpec, p: &BlastParams) -> anyhow::Result<Run> {
                 "submits_per_s".into(),
                 (steady_tput * k as f64).round().into(),
             );
+            server_side_latency(&mut f, &base, metrics0.as_deref());
         }
         let conn_rtt = h.get(Metric::ConnRtt);
         put(&mut f, "conn_rtt_p50_ms", q_ms(conn_rtt, 0.5));
@@ -263,6 +269,31 @@ pub async fn run(spec: &RunSpec, p: &BlastParams) -> anyhow::Result<Run> {
         ],
         headline,
     ))
+}
+
+/// The owning shard's submit latency during the window, from the server's `/metrics`
+/// (histogram bucket bounds: each quantile is an upper bound, as fine as the buckets).
+fn server_side_latency(f: &mut Map<String, Value>, base: &str, before: Option<&str>) {
+    use crate::scrape::Buckets;
+    let (Some(before), Ok(after)) = (before, crate::scrape::fetch(base)) else {
+        return;
+    };
+    for op in ["submit", "top", "around", "rank"] {
+        let name = format!("leaderboard_{op}_seconds");
+        let w = Buckets::parse(&after, &name).since(&Buckets::parse(before, &name));
+        if w.count() == 0 {
+            continue;
+        }
+        f.insert(format!("server_{op}_count"), w.count().into());
+        for (q, label) in [(0.5, "p50"), (0.99, "p99"), (0.999, "p999")] {
+            let v = w.quantile(q).map(|s| round3(s * 1e6));
+            put(
+                f,
+                &format!("server_{op}_{label}_us"),
+                v.filter(|v| v.is_finite()),
+            );
+        }
+    }
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

@@ -6,6 +6,7 @@ pub mod blast;
 pub mod chat;
 pub mod idle;
 pub mod play;
+pub mod purchase;
 pub mod reload;
 
 use std::collections::BTreeMap;
