@@ -83,6 +83,17 @@ fn seed(data: &std::path::Path, boards: &[(&str, usize)]) {
 
 /// One keep-alive request; returns the status.
 fn request(s: &mut BufReader<TcpStream>, method: &str, path: &str, tok: &str, body: &str) -> u16 {
+    exchange(s, method, path, tok, body).0
+}
+
+/// One request on a keep-alive connection: the status and the body.
+fn exchange(
+    s: &mut BufReader<TcpStream>,
+    method: &str,
+    path: &str,
+    tok: &str,
+    body: &str,
+) -> (u16, Vec<u8>) {
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {tok}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -109,7 +120,47 @@ fn request(s: &mut BufReader<TcpStream>, method: &str, path: &str, tok: &str, bo
     }
     let mut b = vec![0; len];
     s.read_exact(&mut b).unwrap();
-    status
+    (status, b)
+}
+
+/// Cumulative bucket counts (upper bound in seconds → count) of one of the server's histograms,
+/// summed over shards.
+fn buckets(c: &mut BufReader<TcpStream>, name: &str) -> Vec<(f64, f64)> {
+    let (status, body) = exchange(c, "GET", "/metrics", "", "");
+    assert_eq!(status, 200);
+    let text = String::from_utf8(body).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let mut sum: Vec<(f64, f64)> = Vec::new();
+    for sample in scrape.samples.iter().filter(|s| s.metric == name) {
+        if let prometheus_parse::Value::Histogram(hs) = &sample.value {
+            for h in hs {
+                match sum.iter_mut().find(|(le, _)| *le == h.less_than) {
+                    Some(slot) => slot.1 += h.count,
+                    None => sum.push((h.less_than, h.count)),
+                }
+            }
+        }
+    }
+    sum.sort_by(|a, b| a.0.total_cmp(&b.0));
+    sum
+}
+
+/// The server-side quantile `q` (µs, an upper bound at bucket precision) of what was observed
+/// between two scrapes.
+fn server_quantile(before: &[(f64, f64)], after: &[(f64, f64)], q: f64) -> f64 {
+    let window: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| {
+            let b = before.iter().find(|(l, _)| l == le).map_or(0.0, |x| x.1);
+            (*le, n - b)
+        })
+        .collect();
+    let total = window.last().map_or(0.0, |x| x.1);
+    let want = (q * total).ceil().max(1.0);
+    window
+        .iter()
+        .find(|(_, n)| *n >= want)
+        .map_or(f64::INFINITY, |(le, _)| le * 1e6)
 }
 
 fn conn(addr: &str) -> BufReader<TcpStream> {
@@ -190,6 +241,7 @@ fn one_million_entries_through_the_real_binary() {
     // Submits through REST → mesh → owner.
     const THREADS: usize = 8;
     const SECS: u64 = 10;
+    let submits_before = buckets(&mut c, "asobi_leaderboard_submit_seconds");
     let stop = Instant::now() + Duration::from_secs(SECS);
     let t = Instant::now();
     let counts: Vec<(u64, Vec<f64>)> = std::thread::scope(|scope| {
@@ -230,13 +282,29 @@ fn one_million_entries_through_the_real_binary() {
         pct(&mut lat, 0.5),
         pct(&mut lat, 0.99)
     );
+    let submits_after = buckets(&mut c, "asobi_leaderboard_submit_seconds");
+    println!(
+        "submits on the owning shard: p50 ≤ {} p99 ≤ {} p999 ≤ {} µs",
+        server_quantile(&submits_before, &submits_after, 0.5),
+        server_quantile(&submits_before, &submits_after, 0.99),
+        server_quantile(&submits_before, &submits_after, 0.999)
+    );
 
     // Read latency, one client, sequential.
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
-    for (what, path) in [
-        ("top-100", "/api/v1/leaderboards/b1m?limit=100".to_owned()),
-        ("around-me ±5", String::new()),
+    for (what, path, metric) in [
+        (
+            "top-100",
+            "/api/v1/leaderboards/b1m?limit=100".to_owned(),
+            "asobi_leaderboard_top_seconds",
+        ),
+        (
+            "around-me ±5",
+            String::new(),
+            "asobi_leaderboard_around_seconds",
+        ),
     ] {
+        let before = buckets(&mut c, metric);
         let mut lat = Vec::new();
         for _ in 0..3000 {
             let p = if path.is_empty() {
@@ -251,10 +319,13 @@ fn one_million_entries_through_the_real_binary() {
             assert_eq!(request(&mut c, "GET", &p, &me, ""), 200);
             lat.push(t.elapsed().as_secs_f64() * 1e3);
         }
+        let after = buckets(&mut c, metric);
         println!(
-            "{what} on b1m: RTT p50 {:.3} p99 {:.3} ms (3000 sequential requests)",
+            "{what} on b1m: RTT p50 {:.3} p99 {:.3} ms (3000 sequential requests); on the owning shard p50 ≤ {} p99 ≤ {} µs",
             pct(&mut lat, 0.5),
-            pct(&mut lat, 0.99)
+            pct(&mut lat, 0.99),
+            server_quantile(&before, &after, 0.5),
+            server_quantile(&before, &after, 0.99)
         );
     }
     assert!(s.stop().success());

@@ -28,6 +28,20 @@ pub(crate) struct ReplyTo {
     pub(crate) gen: u64,
 }
 
+impl ReplyTo {
+    /// No one waits: a command sent as a cast (asobi's `gen_server:cast`), whose answer the
+    /// owner drops instead of sending.
+    pub(crate) const NOBODY: ReplyTo = ReplyTo {
+        shard: usize::MAX,
+        slot: usize::MAX,
+        gen: 0,
+    };
+
+    pub(crate) fn is_nobody(&self) -> bool {
+        self.shard == usize::MAX
+    }
+}
+
 /// The answer to a request.
 pub(crate) type Answer = Result<Value, ApiError>;
 

@@ -536,6 +536,9 @@ pub(crate) async fn request<S: Service>(
 /// Answers a request, wherever its waiter is.
 pub(crate) fn answer<S: Service>(s: &Rc<S>, to: ReplyTo, answer: Answer) {
     let rt = s.runtime();
+    if to.is_nobody() {
+        return;
+    }
     if to.shard == rt.id {
         fire(rt, to, answer);
     } else if rt

@@ -120,6 +120,34 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", n % 10_000_000_000)
 }
 
+/// Every thread's stack of a process that seems stuck, from gdb when the machine has it (a
+/// start-up that hangs is otherwise a bare timeout).
+fn thread_stacks(pid: u32) -> String {
+    let out = Command::new("timeout")
+        .args([
+            "30",
+            "gdb",
+            "-p",
+            &pid.to_string(),
+            "-batch",
+            "-ex",
+            "thread apply all bt 30",
+        ])
+        .stdin(Stdio::null())
+        .output();
+    match out {
+        Ok(o) => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let frames: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("Thread ") || l.starts_with('#'))
+                .collect();
+            frames.join("\n")
+        }
+        Err(e) => format!("(no gdb: {e})"),
+    }
+}
+
 impl Server {
     pub fn start(data_dir: &Path, game_dir: &Path, opts: &Opts) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_asobi"));
@@ -178,7 +206,11 @@ impl Server {
                         break p;
                     }
                 }
-                Err(_) => panic!("server did not start; log:\n{}", seen.join("\n")),
+                Err(_) => panic!(
+                    "server did not start; log:\n{}\n--- its threads ---\n{}",
+                    seen.join("\n"),
+                    thread_stacks(child.id())
+                ),
             }
         };
         Server {

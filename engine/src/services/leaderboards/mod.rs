@@ -35,6 +35,7 @@ use asobi_schema::ApiError;
 use asobi_storage::{ArchivedEntry, BoardEntry, PeriodEnd};
 
 use super::{Cmd as ShardCmd, Shard, Timer as ShardTimer};
+use crate::shard::mesh::ReplyTo;
 use crate::shard::{answer, request};
 use error::Error;
 
@@ -232,30 +233,69 @@ pub(crate) async fn submit(
     sub_score: i64,
     metadata: Option<&Value>,
 ) -> Result<Value, ApiError> {
+    let metadata = checked_submit(board, metadata)?;
+    request(shard, owner(shard, board), |reply| {
+        submit_cmd(board, player_id, score, sub_score, metadata, reply)
+    })
+    .await
+}
+
+/// Submits a score without waiting for the owner, as asobi's `game.leaderboard.submit` does (a
+/// `gen_server:cast`): refused here only for a bad board id or metadata, or when the owner's
+/// queue is full. Commands to one owner stay in order, so a read sent after it sees it.
+pub(crate) fn cast_submit(
+    shard: &Rc<Shard>,
+    board: &str,
+    player_id: &str,
+    score: i64,
+    sub_score: i64,
+    metadata: Option<&Value>,
+) -> Result<(), ApiError> {
+    let metadata = checked_submit(board, metadata)?;
+    let cmd = submit_cmd(
+        board,
+        player_id,
+        score,
+        sub_score,
+        metadata,
+        ReplyTo::NOBODY,
+    );
+    crate::shard::route(shard, owner(shard, board), cmd).map_err(|_| crate::shard::overloaded())
+}
+
+/// The board id checked and the metadata as stored text.
+fn checked_submit(board: &str, metadata: Option<&Value>) -> Result<Option<String>, ApiError> {
     if !valid_id(board) {
         return Err(Error::InvalidBoardId.into());
     }
-    let metadata = match metadata {
-        None | Some(Value::Null) => None,
+    match metadata {
+        None | Some(Value::Null) => Ok(None),
         Some(m) => {
             let text = m.to_string();
             if text.len() > MAX_METADATA_BYTES {
                 return Err(Error::MetadataTooLarge.into());
             }
-            Some(text)
+            Ok(Some(text))
         }
-    };
-    request(shard, owner(shard, board), |reply| {
-        ShardCmd::Leaderboards(cmd::Cmd::Submit {
-            board: board.to_owned(),
-            player_id: player_id.to_owned(),
-            score,
-            sub_score,
-            metadata,
-            reply,
-        })
+    }
+}
+
+fn submit_cmd(
+    board: &str,
+    player_id: &str,
+    score: i64,
+    sub_score: i64,
+    metadata: Option<String>,
+    reply: ReplyTo,
+) -> ShardCmd {
+    ShardCmd::Leaderboards(cmd::Cmd::Submit {
+        board: board.to_owned(),
+        player_id: player_id.to_owned(),
+        score,
+        sub_score,
+        metadata,
+        reply,
     })
-    .await
 }
 
 /// Up to `limit` best entries: `{"entries": [...]}`.
@@ -385,11 +425,13 @@ fn apply(shard: &Rc<Shard>, name: &str, board: &mut Board, cmd: cmd::Cmd) {
             if board.has_dirty() {
                 arm_flush(shard);
             }
-            (
-                reply,
-                entry_json(name, Some(s.rank), &s.entry),
-                &hists.submit,
-            )
+            // A cast's answer would be dropped: do not build it.
+            let v = if reply.is_nobody() {
+                Value::Null
+            } else {
+                entry_json(name, Some(s.rank), &s.entry)
+            };
+            (reply, v, &hists.submit)
         }
         cmd::Cmd::Top { limit, reply, .. } => {
             (reply, entries_json(name, &board.top(limit)), &hists.top)

@@ -100,6 +100,13 @@ fn parse(call: &ServiceCall) -> Result<Op, Value> {
 /// Answers one `game.leaderboard.*` call from the match `from`.
 pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answer {
     let op = match parse(call) {
+        Ok(Op::Submit {
+            board,
+            player,
+            score,
+            sub,
+            metadata,
+        }) => return Answer::Now(cast(shard, &board, &player, score, sub, metadata.as_ref())),
         Ok(op) => op,
         Err(shape) => return Answer::Now(shape),
     };
@@ -119,6 +126,19 @@ pub(crate) async fn answer(shard: &Rc<Shard>, call: &ServiceCall) -> Value {
     }
 }
 
+/// `game.leaderboard.submit` answers at once, as asobi's does (a cast to the board's owner):
+/// `true` once the score is on its way, `false` when it is refused.
+fn cast(
+    s: &Rc<Shard>,
+    board: &str,
+    player: &str,
+    score: i64,
+    sub: i64,
+    meta: Option<&Value>,
+) -> Value {
+    Value::Bool(super::cast_submit(s, board, player, score, sub, meta).is_ok())
+}
+
 async fn run(s: &Rc<Shard>, op: Op) -> Value {
     match op {
         Op::Submit {
@@ -127,11 +147,7 @@ async fn run(s: &Rc<Shard>, op: Op) -> Value {
             score,
             sub,
             metadata,
-        } => Value::Bool(
-            super::submit(s, &board, &player, score, sub, metadata.as_ref())
-                .await
-                .is_ok(),
-        ),
+        } => cast(s, &board, &player, score, sub, metadata.as_ref()),
         Op::Top { board, n } => match super::top(s, &board, n).await {
             Ok(v) => script_entries(&v),
             Err(e) => json!({ "error": e.code }),

@@ -111,12 +111,19 @@ pub(crate) async fn call(
             }
             Ok(Call::Waiting(c)) => {
                 let wait = shard.ctx.budgets.service_wait;
-                let answer =
-                    futures_lite::future::or(async { Some(service(shard, &c).await) }, async {
-                        shard.rt.sleep(wait).await;
-                        None
-                    })
-                    .await;
+                // Most answers are ready at once (a local owner, a cast): only a call that has
+                // to wait gets a timer.
+                let mut pending = std::pin::pin!(service(shard, &c));
+                let answer = match futures::poll!(pending.as_mut()) {
+                    std::task::Poll::Ready(v) => Some(v),
+                    std::task::Poll::Pending => {
+                        futures_lite::future::or(async { Some(pending.await) }, async {
+                            shard.rt.sleep(wait).await;
+                            None
+                        })
+                        .await
+                    }
+                };
                 let Some(answer) = answer else {
                     vm.abandon();
                     return Err(internal(method, "a game.* call got no answer in time"));
