@@ -240,9 +240,18 @@ pub(crate) async fn submit(
     .await
 }
 
+/// What became of a cast.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Cast {
+    /// On its way to the owner (or applied, when this shard owns the board).
+    Sent,
+    /// The owner's queue is full; nothing was sent.
+    Full,
+}
+
 /// Submits a score without waiting for the owner, as asobi's `game.leaderboard.submit` does (a
-/// `gen_server:cast`): refused here only for a bad board id or metadata, or when the owner's
-/// queue is full. Commands to one owner stay in order, so a read sent after it sees it.
+/// `gen_server:cast`). Refused for a bad board id or metadata. Commands to one owner stay in
+/// order, so a read sent after it sees it.
 pub(crate) fn cast_submit(
     shard: &Rc<Shard>,
     board: &str,
@@ -250,7 +259,7 @@ pub(crate) fn cast_submit(
     score: i64,
     sub_score: i64,
     metadata: Option<&Value>,
-) -> Result<(), ApiError> {
+) -> Result<Cast, ApiError> {
     let metadata = checked_submit(board, metadata)?;
     let cmd = submit_cmd(
         board,
@@ -260,7 +269,10 @@ pub(crate) fn cast_submit(
         metadata,
         ReplyTo::NOBODY,
     );
-    crate::shard::route(shard, owner(shard, board), cmd).map_err(|_| crate::shard::overloaded())
+    Ok(match crate::shard::route(shard, owner(shard, board), cmd) {
+        Ok(()) => Cast::Sent,
+        Err(_) => Cast::Full,
+    })
 }
 
 /// The board id checked and the metadata as stored text.

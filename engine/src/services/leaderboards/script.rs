@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use asobi_script::ServiceCall;
 
+use super::Cast;
 use crate::services::matches::Caller;
 use crate::services::script::Answer;
 use crate::services::Shard;
@@ -106,7 +107,21 @@ pub(crate) fn call(shard: &Rc<Shard>, from: Caller, call: &ServiceCall) -> Answe
             score,
             sub,
             metadata,
-        }) => return Answer::Now(cast(shard, &board, &player, score, sub, metadata.as_ref())),
+        }) => {
+            let m = metadata.as_ref();
+            match super::cast_submit(shard, &board, &player, score, sub, m) {
+                Ok(Cast::Sent) => return Answer::Now(Value::Bool(true)),
+                Err(_) => return Answer::Now(Value::Bool(false)),
+                // The owner is behind: the match waits for room, like any waiting call.
+                Ok(Cast::Full) => Op::Submit {
+                    board,
+                    player,
+                    score,
+                    sub,
+                    metadata,
+                },
+            }
+        }
         Ok(op) => op,
         Err(shape) => return Answer::Now(shape),
     };
@@ -126,9 +141,11 @@ pub(crate) async fn answer(shard: &Rc<Shard>, call: &ServiceCall) -> Value {
     }
 }
 
-/// `game.leaderboard.submit` answers at once, as asobi's does (a cast to the board's owner):
-/// `true` once the score is on its way, `false` when it is refused.
-fn cast(
+/// `game.leaderboard.submit` is a cast to the board's owner, as asobi's is: `true` once the
+/// score is on its way, `false` when it is refused (bad board id or metadata). When the owner's
+/// queue is full the caller waits for room (backpressure, polled every [`ROOM_POLL`]) instead of
+/// losing the score; after `service_wait` it gives up with `false`.
+pub(super) async fn cast(
     s: &Rc<Shard>,
     board: &str,
     player: &str,
@@ -136,8 +153,18 @@ fn cast(
     sub: i64,
     meta: Option<&Value>,
 ) -> Value {
-    Value::Bool(super::cast_submit(s, board, player, score, sub, meta).is_ok())
+    let deadline = s.rt.now() + s.ctx.budgets.service_wait;
+    loop {
+        match super::cast_submit(s, board, player, score, sub, meta) {
+            Ok(Cast::Sent) => return Value::Bool(true),
+            Ok(Cast::Full) if s.rt.now() < deadline => s.rt.sleep(ROOM_POLL).await,
+            Ok(Cast::Full) | Err(_) => return Value::Bool(false),
+        }
+    }
 }
+
+/// How often a score waiting for room in a full owner's queue tries again.
+const ROOM_POLL: std::time::Duration = std::time::Duration::from_millis(1);
 
 async fn run(s: &Rc<Shard>, op: Op) -> Value {
     match op {
@@ -147,7 +174,7 @@ async fn run(s: &Rc<Shard>, op: Op) -> Value {
             score,
             sub,
             metadata,
-        } => cast(s, &board, &player, score, sub, metadata.as_ref()),
+        } => cast(s, &board, &player, score, sub, metadata.as_ref()).await,
         Op::Top { board, n } => match super::top(s, &board, n).await {
             Ok(v) => script_entries(&v),
             Err(e) => json!({ "error": e.code }),

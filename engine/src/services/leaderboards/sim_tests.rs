@@ -399,3 +399,85 @@ fn a_reset_to_a_period_is_durable_when_answered_and_happens_once() {
         json!({"reset": false})
     );
 }
+
+/// A Lua submit to an owner whose mesh queue is full waits for room instead of losing the score
+/// (asobi's cast never refuses; ours applies backpressure), then lands once the queue drains.
+#[test]
+fn a_submit_to_a_full_owner_waits_for_room_and_lands() {
+    use std::cell::RefCell;
+    use std::future::Future;
+    use std::rc::Rc;
+    use std::task::{Context, Poll};
+
+    use crate::shard::mesh::{Outbound, SessionRef};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sim = sim(dir.path(), 2, None);
+    let s0 = sim.shards[0].clone();
+    let board = (0..)
+        .map(|i| format!("full-{i}"))
+        .find(|b| owner(&s0, b) == 1)
+        .unwrap();
+    // Fill the link to shard 1 with deliveries for a session that does not exist.
+    let nobody = SessionRef {
+        shard: 1,
+        slot: 0,
+        gen: 0,
+    };
+    for _ in 0..crate::shard::MESH_BACKLOG {
+        s0.rt.deliver(
+            nobody,
+            Outbound::Close {
+                code: 1000,
+                reason: String::new(),
+            },
+        );
+    }
+    assert_eq!(
+        super::cast_submit(&s0, &board, "ann", 5, 0, None).unwrap(),
+        super::Cast::Full
+    );
+    let (s, b) = (s0.clone(), board.clone());
+    let mut submit = Box::pin(async move { super::script::cast(&s, &b, "ann", 5, 0, None).await });
+    let waker = futures::task::noop_waker();
+    assert!(
+        matches!(
+            submit.as_mut().poll(&mut Context::from_waker(&waker)),
+            Poll::Pending
+        ),
+        "a full queue makes the submit wait, not fail"
+    );
+    let got = Rc::new(RefCell::new(None));
+    let g = got.clone();
+    s0.rt.spawn(async move {
+        let v = submit.await;
+        *g.borrow_mut() = Some(v);
+    });
+    let rank = Rc::new(RefCell::new(None));
+    for _ in 0..2_000 {
+        sim.advance(Duration::from_millis(1));
+        if got.borrow().is_some() && rank.borrow().is_none() {
+            // Ask the owner after the submit went out: commands to one owner stay in order.
+            let (s, b, r) = (s0.clone(), board.clone(), rank.clone());
+            s0.rt.spawn(async move {
+                let v = super::rank(&s, &b, "ann").await;
+                *r.borrow_mut() = Some(v);
+            });
+        }
+        if rank.borrow().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    assert_eq!(*got.borrow(), Some(Value::Bool(true)));
+    let r = rank
+        .borrow_mut()
+        .take()
+        .expect("the owner answered")
+        .unwrap();
+    assert_eq!(
+        (r["rank"].as_u64(), r["score"].as_i64()),
+        (Some(1), Some(5)),
+        "{r}"
+    );
+}
