@@ -158,7 +158,11 @@ enum Cmd {
         /// Messages per second per sender.
         #[arg(long, default_value_t = 20.0)]
         rate: f64,
-        /// Seconds of sending.
+        /// Steps of messages per second per sender, comma-separated, `--duration` seconds
+        /// each, in one run (instead of `--rate`): climbs to the saturation point.
+        #[arg(long, value_delimiter = ',')]
+        rates: Vec<f64>,
+        /// Seconds of sending (per step).
         #[arg(long, default_value_t = 20.0)]
         duration: f64,
         /// Distinct players reused round-robin.
@@ -547,6 +551,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             members,
             senders,
             rate,
+            rates,
             duration,
             players,
             wave,
@@ -555,7 +560,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let s = Scenario::Chat(ChatParams {
                 members,
                 senders: senders.min(members),
-                rate,
+                rates: if rates.is_empty() { vec![rate] } else { rates },
                 duration_s: duration,
                 wave,
                 wave_ms,

@@ -468,3 +468,55 @@ fn blast_over_quic_and_all_four_wires_against_asobi_loses_nothing() {
         );
     }
 }
+
+#[test]
+fn chat_steps_against_asobi_reach_every_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let data = dir.path().join("data");
+    let players = dir.path().join("players.json");
+    let game = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/arena");
+    let bin = asobi_bin();
+    let port = free_port().to_string();
+    run(
+        &[
+            "chat",
+            "--members",
+            "40",
+            "--senders",
+            "4",
+            "--rates",
+            "5,20",
+            "--duration",
+            "1",
+            "--spawn-server",
+            bin.to_str().unwrap(),
+            "--game-dir",
+            game.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--players-file",
+            players.to_str().unwrap(),
+            "--server-port",
+            &port,
+        ],
+        &out,
+    );
+    let v = result(&out, "chat");
+    let run = &v["runs"][0];
+    assert_eq!(f64_at(run, "/figures/members_joined"), 40.0, "{run:#}");
+    let steps = run["figures"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{run:#}");
+    for (s, rate) in steps.iter().zip([5.0, 20.0]) {
+        assert_eq!(s["rate_per_sender"], rate);
+        let sent = f64_at(s, "/messages_sent");
+        // 4 senders for one second at `rate` each (a sender's first send waits for its slot).
+        assert!(sent >= 4.0 * rate * 0.7, "{s:#}");
+        assert_eq!(f64_at(s, "/messages_complete"), sent, "{s:#}");
+        assert_eq!(f64_at(s, "/deliveries"), sent * 40.0, "{s:#}");
+        assert_eq!(f64_at(s, "/expected_deliveries"), sent * 40.0, "{s:#}");
+        assert!(f64_at(s, "/fanout_last_member_p99_ms") > 0.0, "{s:#}");
+        assert!(f64_at(s, "/server_cpu_ns_per_delivery") > 0.0, "{s:#}");
+    }
+    assert!(f64_at(run, "/figures/deliveries_per_s") > 0.0);
+}

@@ -178,9 +178,11 @@ pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAd
             if s.close.is_some() {
                 break;
             }
-            next = match t.recv().now_or_never() {
-                Some(m) => Some(Event::In(m)),
-                None => outbox.try_pop().map(Event::Out),
+            // Queued pushes first, then the socket: a fan-out that queued many frames costs one
+            // read poll per batch, not one per frame.
+            next = match outbox.try_pop() {
+                Some(n) => Some(Event::Out(n)),
+                None => t.recv().now_or_never().map(Event::In),
             };
         }
         while let Some(n) = (s.close.is_none()).then(|| outbox.try_pop()).flatten() {

@@ -332,12 +332,32 @@ impl<S: Service> Runtime<S> {
     }
 
     /// Delivers the same item to many sessions: one mesh message per remote shard, and the frame
-    /// itself shared by reference between every recipient.
+    /// itself shared by reference between every recipient. Callers that keep their targets
+    /// grouped by shard (chat channels do) hit the fast paths: a local group is one pass over
+    /// the session slots, a remote group one copy of the list into one mesh message.
     pub(crate) fn deliver_all(&self, targets: &[SessionRef], out: &Outbound<S::Event>) {
+        let Some(first) = targets.first().map(|t| t.shard) else {
+            return;
+        };
+        if targets.iter().all(|t| t.shard == first) {
+            if first == self.id {
+                self.deliver_local_all(targets, out);
+            } else {
+                self.send_or_count(
+                    first,
+                    MeshMsg::Deliver {
+                        targets: targets.to_vec(),
+                        out: out.clone(),
+                    },
+                );
+            }
+            return;
+        }
+        let mut local: Vec<SessionRef> = Vec::new();
         let mut remote: Vec<Vec<SessionRef>> = Vec::new();
         for &t in targets {
             if t.shard == self.id {
-                self.deliver_local(t, out.clone());
+                local.push(t);
             } else {
                 if remote.len() <= t.shard {
                     remote.resize_with(t.shard + 1, Vec::new);
@@ -345,6 +365,7 @@ impl<S: Service> Runtime<S> {
                 remote[t.shard].push(t);
             }
         }
+        self.deliver_local_all(&local, out);
         for (shard, targets) in remote.into_iter().enumerate() {
             if !targets.is_empty() {
                 self.send_or_count(
@@ -355,6 +376,25 @@ impl<S: Service> Runtime<S> {
                     },
                 );
             }
+        }
+    }
+
+    /// The same item into the outboxes of many sessions of this shard: the slots are borrowed
+    /// once, and each push is a queue append plus a wake-up (the task runs later; no socket is
+    /// touched here). A full outbox refuses the frame and marks its session as a slow consumer.
+    fn deliver_local_all(&self, targets: &[SessionRef], out: &Outbound<S::Event>) {
+        let sessions = self.sessions.borrow();
+        let mut refused = 0;
+        for t in targets {
+            if let Some(slot) = sessions.get(t.slot) {
+                if slot.gen == t.gen && !slot.outbox.push(out.clone()) {
+                    refused += 1;
+                }
+            }
+        }
+        if refused > 0 {
+            let c = &self.counters.outbox_refused;
+            c.set(c.get() + refused);
         }
     }
 
@@ -565,11 +605,7 @@ fn fire<S: Service>(rt: &Runtime<S>, to: ReplyTo, answer: Answer) {
 pub(crate) fn handle<S: Service>(s: &Rc<S>, msg: Msg<S>) {
     let rt = s.runtime();
     match msg {
-        MeshMsg::Deliver { targets, out } => {
-            for t in targets {
-                rt.deliver_local(t, out.clone());
-            }
-        }
+        MeshMsg::Deliver { targets, out } => rt.deliver_local_all(&targets, &out),
         MeshMsg::DeliverEach(items) => {
             for (t, out) in items {
                 rt.deliver_local(t, out);
