@@ -5,7 +5,7 @@
 
 #[path = "../../src/wire/world/model.rs"]
 mod model;
-pub use model::*;
+pub(crate) use model::*;
 
 #[path = "../../src/wire/world/binary.rs"]
-pub mod binary;
+pub(crate) mod binary;

@@ -182,10 +182,4 @@ impl WorldTerrain {
             self.chunk(vm, c);
         }
     }
-
-    /// Cache counters.
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(super) fn stats(&self) -> asobi_rules::terrain::TerrainStats {
-        self.store.borrow().cache.stats()
-    }
 }
