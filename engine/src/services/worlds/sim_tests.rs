@@ -241,6 +241,7 @@ fn ring(cx: u32, cy: u32) -> Vec<ZoneId> {
             out.push(ZoneId::new(x, y));
         }
     }
+    out.sort();
     out
 }
 
@@ -474,7 +475,11 @@ function zone_tick(entities, zs)
   end
   return entities, zs
 end
-function handle_input(player_id, input, entities) return entities end
+function handle_input(player_id, input, entities)
+  local me = entities[player_id]
+  if me then me.x, me.y = input.x, input.y end
+  return entities
+end
 function post_tick(tick, state) return state end
 "#
     )
