@@ -2,6 +2,7 @@
 //! datagrams when the mode asks), against the real binary.
 
 mod common;
+mod world_wire;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use bytes::BytesMut;
 use common::{copy_example_game, Opts, Server};
 use serde_json::{json, Value};
 
-use asobi_net::quic_frame::{self, FrameReader, ENCODING_FB, ENCODING_JSON};
+use asobi_net::quic_frame::{self, FrameReader, ENCODING_FB, ENCODING_JSON, ENCODING_WORLD_TICK};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -373,5 +374,102 @@ fn session_connect_negotiates_the_world_tick_wire() {
         f.send(json!({"type": "session.connect", "payload": {"token": a.access, "wire": "binary"}})).await;
         let (c, _) = f.expect("session.connected", |_| true).await;
         assert_eq!(c["payload"]["player_id"], a.id.as_str());
+    });
+}
+
+/// A QUIC session that asked for `wire: "binary"` and `datagrams: true` gets a live world's
+/// `world.tick` as unreliable datagrams carrying asobi's binary frame (encoding byte 2): the
+/// keyframe that adds the player's own entity, then the updates its moves make, decoded with
+/// the server's own codec.
+#[test]
+fn world_ticks_arrive_as_binary_datagrams_on_quic() {
+    let dir = tempfile::tempdir().unwrap();
+    let game = dir.path().join("game");
+    std::fs::create_dir_all(&game).unwrap();
+    std::fs::write(game.join("config.lua"), "return { walk = \"walk.lua\" }\n").unwrap();
+    std::fs::write(
+        game.join("walk.lua"),
+        r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 4
+tick_rate          = 50
+grid_size          = 4
+zone_size          = 100
+view_radius        = 0
+broadcast_interval = 1
+function init(config) return {} end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 50, y = 50 } end
+function handle_input(player_id, input, entities)
+  local me = entities[player_id]
+  if me then me.x, me.y = input.x, input.y end
+  return entities
+end
+function post_tick(tick, state) return state end
+"#,
+    )
+    .unwrap();
+    let s = start(&game, dir.path());
+    let a = s.register("qw");
+    let cert = s.data_dir.join("dev-cert.pem");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut q = QuicClient::connect(s.quic_port(), &cert, ENCODING_JSON).await;
+        q.send(json!({"type": "session.connect", "payload": {"token": a.access, "wire": "binary", "datagrams": true}})).await;
+        let (c, _) = q.expect("session.connected", |_| true).await;
+        assert_eq!(c["payload"]["datagrams"], true);
+        q.send(json!({"type": "world.create", "cid": 1, "payload": {"mode": "walk"}}))
+            .await;
+        let (joined, _) = q.expect("world.joined", |_| true).await;
+        assert_eq!(joined["payload"]["mode"], "walk");
+        let (mut added, mut moved_to) = (false, Vec::new());
+        // slot → id, from the adds.
+        let mut slots = std::collections::HashMap::new();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut step = 0;
+        while !(added && moved_to.len() >= 3) {
+            if added && step < 10 {
+                step += 1;
+                let x = 50 + step * 4;
+                q.send(json!({"type": "world.input", "payload": {"x": x, "y": 50}}))
+                    .await;
+            }
+            let d = tokio::time::timeout_at(deadline, q.conn.read_datagram())
+                .await
+                .expect("world.tick datagrams in time")
+                .expect("connection open");
+            assert_eq!(d[0], ENCODING_WORLD_TICK, "only world.tick travels as a datagram here");
+            let t = world_wire::binary::decode(&d[1..]).expect("asobi's binary world.tick");
+            assert_eq!(t.zone, (0, 0));
+            for r in &t.records {
+                match r.op {
+                    world_wire::Op::Add => {
+                        slots.insert(r.slot, r.id.clone());
+                        added |= r.id == a.id;
+                    }
+                    world_wire::Op::Update => {
+                        assert_eq!(slots.get(&r.slot), Some(&a.id), "{t:?}");
+                        for (k, v) in &r.fields {
+                            if k == "x" {
+                                moved_to.push(v.clone());
+                            }
+                        }
+                    }
+                    world_wire::Op::Remove => {}
+                }
+            }
+        }
+        // Datagrams may be lost, never invented: every position seen is one the player sent.
+        assert!(
+            moved_to
+                .iter()
+                .all(|v| matches!(v, world_wire::Value::Int(x) if (54..=90).contains(x) && x % 4 == 2)),
+            "{moved_to:?}"
+        );
     });
 }

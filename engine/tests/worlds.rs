@@ -3,6 +3,7 @@
 //! broadcasts; listings over WebSocket and REST; asobi's refusals; the world finishing.
 
 mod common;
+mod world_wire;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -486,4 +487,327 @@ fn a_held_player_comes_back_on_a_new_socket() {
     b.input(json!({"kind": "move", "x": 70, "y": 20}), Some(9));
     a.until("b moved", |c| c.pos(&pa.id) == Some((70.0, 20.0)));
     b.until("ack", |c| c.acks.contains(&9));
+}
+
+/// A client on asobi's binary `world.tick` wire: decodes each binary frame with the server's
+/// own codec, keeps each zone's slot → id bindings from the adds, and turns the records back
+/// into id-keyed ops, so that its view can be compared with a JSON client's.
+struct BinaryClient {
+    ws: Ws,
+    /// Per zone: slot → (generation, entity id).
+    slots: BTreeMap<ZoneId, BTreeMap<u16, (u8, String)>>,
+    view: ClientView,
+    /// Shared (non-keyframe) frames by (zone, frame_seq), as ops.
+    shared: BTreeMap<(ZoneId, u64), Vec<Op>>,
+    binary_frames: usize,
+    text_ticks: usize,
+}
+
+fn wire_value(v: &world_wire::Value) -> Value {
+    match v {
+        world_wire::Value::Float(f) => json!(f),
+        world_wire::Value::Int(n) => json!(n),
+        world_wire::Value::Bool(b) => json!(b),
+        world_wire::Value::Str(s) => json!(s),
+        world_wire::Value::Null => Value::Null,
+    }
+}
+
+impl BinaryClient {
+    fn read(&mut self, within: Duration) -> Option<Value> {
+        use tungstenite::stream::MaybeTlsStream;
+        use tungstenite::Message;
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            if let MaybeTlsStream::Plain(s) = self.ws.ws.get_mut() {
+                s.set_read_timeout(Some(left)).unwrap();
+            }
+            match self.ws.ws.read() {
+                Ok(Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                    if v["type"] == "world.tick" {
+                        self.text_ticks += 1;
+                    }
+                    return Some(v);
+                }
+                Ok(Message::Binary(b)) => {
+                    let t = world_wire::binary::decode(&b).expect("a binary world.tick");
+                    self.apply(&t);
+                    return Some(json!({"type": "world.tick", "_binary": true}));
+                }
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    fn apply(&mut self, t: &world_wire::WorldTick) {
+        self.binary_frames += 1;
+        let zone = ZoneId::new(t.zone.0 as u32, t.zone.1 as u32);
+        let table = self.slots.entry(zone).or_default();
+        if t.kf {
+            table.clear();
+        }
+        let mut ops = Vec::new();
+        for r in &t.records {
+            let fields: Fields = r
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), wire_value(v)))
+                .collect();
+            let op = match r.op {
+                world_wire::Op::Add => {
+                    table.insert(r.slot, (r.gen, r.id.clone()));
+                    Op::Add(r.id.clone(), fields)
+                }
+                world_wire::Op::Update => {
+                    let (gen, id) = table.get(&r.slot).expect("an update for a bound slot");
+                    assert_eq!(*gen, r.gen, "generation of slot {}", r.slot);
+                    Op::Update(id.clone(), fields)
+                }
+                world_wire::Op::Remove => {
+                    let (gen, id) = table.remove(&r.slot).expect("a removal of a bound slot");
+                    assert_eq!(gen, r.gen);
+                    Op::Remove(id)
+                }
+            };
+            ops.push(op);
+        }
+        let seq = match t.seq {
+            world_wire::Seq::Sequenced(n) => Some(n),
+            world_wire::Seq::Ungated => None,
+        };
+        if let (Some(n), false) = (seq, t.kf) {
+            self.shared.insert((zone, n), ops.clone());
+        }
+        let got = self.view.apply(zone, seq, t.kf, &ops);
+        assert_eq!(got, asobi_rules::worlds::Received::Applied, "{t:?}");
+    }
+}
+
+/// The same world seen by a JSON client and by a client that asked for `wire: "binary"`:
+/// the binary one gets every `world.tick` as asobi's binary frame (no text tick at all), each
+/// shared frame carries exactly the ops of the JSON frame with the same zone and `frame_seq`,
+/// and both end up seeing the same entities at the same positions.
+#[test]
+fn a_binary_session_gets_the_same_ticks_in_asobis_binary_wire() {
+    let (_d, _g, s) = start(1);
+    let (mut a, ida) = connect(&s, "ja");
+    let pb = s.register("jb");
+    let (mut ws, _) = s.ws();
+    ws.send(json!({"type": "session.connect", "cid": "c0",
+                   "payload": {"token": pb.access, "wire": "binary"}}));
+    let c = ws.expect("session.connected", WAIT, |_| true);
+    assert_eq!(c["payload"]["wire"], "binary", "{c}");
+    let mut b = BinaryClient {
+        ws,
+        slots: BTreeMap::new(),
+        view: ClientView::new(),
+        shared: BTreeMap::new(),
+        binary_frames: 0,
+        text_ticks: 0,
+    };
+
+    let joined = a.call("world.create", "c1", json!({"mode": "walk"}));
+    let world_id = joined["payload"]["world_id"].as_str().unwrap().to_owned();
+    b.ws.send(json!({"type": "world.join", "cid": "j1", "payload": {"world_id": world_id}}));
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let f = b.read(deadline.saturating_duration_since(Instant::now()));
+        let f = f.expect("world.joined");
+        if f["type"] == "world.joined" {
+            break;
+        }
+    }
+
+    // A's JSON frames, shared ones by (zone, frame_seq).
+    let mut json_shared: BTreeMap<(ZoneId, u64), Vec<Op>> = BTreeMap::new();
+    let mut read_a = |a: &mut Client, within: Duration| {
+        let deadline = Instant::now() + within;
+        while let Some(f) =
+            a.ws.recv(deadline.saturating_duration_since(Instant::now()))
+        {
+            if f["type"] == "world.tick" && f["payload"]["kf"] == false {
+                if let Some(n) = f["payload"]["frame_seq"].as_u64() {
+                    let z = &f["payload"]["zone"];
+                    let zone =
+                        ZoneId::new(z[0].as_u64().unwrap() as u32, z[1].as_u64().unwrap() as u32);
+                    json_shared.insert((zone, n), ops(&f["payload"]["updates"]));
+                }
+            }
+            a.take(&f);
+        }
+    };
+    // A walks a loop through zones (0,0), (1,0), (1,1) and back, all inside B's view ring,
+    // with a field of every kind the binary wire has along the way.
+    let path = [
+        (60, 50),
+        (90, 50),
+        (120, 50),
+        (160, 60),
+        (180, 120),
+        (150, 150),
+        (110, 130),
+        (70, 90),
+        (40, 40),
+        (55, 45),
+    ];
+    for (x, y) in path {
+        a.input(json!({"kind": "move", "x": x, "y": y}), None);
+        read_a(&mut a, Duration::from_millis(150));
+        while b.read(Duration::from_millis(20)).is_some() {}
+    }
+    read_a(&mut a, Duration::from_millis(300));
+    while b.read(Duration::from_millis(200)).is_some() {}
+
+    assert_eq!(b.text_ticks, 0, "every world.tick reaches B binary-encoded");
+    assert!(
+        b.binary_frames >= path.len(),
+        "{} binary frames",
+        b.binary_frames
+    );
+    let mut compared = 0;
+    for (key, ops_b) in &b.shared {
+        if let Some(ops_a) = json_shared.get(key) {
+            assert_eq!(ops_a, ops_b, "frame {key:?}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= path.len() / 2, "{compared} frames compared");
+    // Both see A at the end of the walk and B at its spawn point.
+    assert_eq!(a.pos(&ida), Some((55.0, 45.0)));
+    let seen_by_b = b.view.visible();
+    assert_eq!(seen_by_b[&ida]["x"], json!(55));
+    assert_eq!(seen_by_b[&ida]["y"], json!(45));
+    assert_eq!(seen_by_b[&pb.id]["type"], "player");
+    assert_eq!(seen_by_b, a.visible());
+}
+
+/// Bytes per player per second of `world.tick`, JSON against asobi's binary wire, in one world
+/// of walkers (half the clients on each wire, all walking at 10 Hz input). A measurement, not a
+/// check: run by hand (`--ignored --nocapture`); figures in `bench-results/world-runtime.md`.
+#[test]
+#[ignore]
+fn measure_world_tick_bytes_per_player_by_wire() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use tungstenite::stream::MaybeTlsStream;
+    use tungstenite::Message;
+
+    let players: usize = std::env::var("WORLD_BENCH_PLAYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40);
+    let secs: u64 = std::env::var("WORLD_BENCH_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    std::fs::write(
+        game.path().join("config.lua"),
+        "return { walk = \"walk.lua\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        game.path().join("walk.lua"),
+        r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 10000
+tick_rate          = 50
+grid_size          = 10
+zone_size          = 100
+view_radius        = 1
+broadcast_interval = 1
+function init(config) return {} end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state)
+  return { x = math.random(0, 999), y = math.random(0, 999) }
+end
+function handle_input(player_id, input, entities)
+  local me = entities[player_id]
+  if me and type(input.dx) == "number" and type(input.dy) == "number" then
+    me.x = math.max(0, math.min(999, me.x + input.dx))
+    me.y = math.max(0, math.min(999, me.y + input.dy))
+  end
+  return entities
+end
+function post_tick(tick, state) return state end
+"#,
+    )
+    .unwrap();
+    let s = Server::start(data.path(), game.path(), &Opts::default());
+    let (mut first, _) = connect(&s, "m0");
+    let joined = first.call("world.create", "c", json!({"mode": "walk"}));
+    let world_id = joined["payload"]["world_id"].as_str().unwrap().to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+    for i in 0..players {
+        let binary = i % 2 == 1;
+        let p = s.register(&format!("m{i}"));
+        let (mut ws, _) = s.ws();
+        let mut connect = json!({"type": "session.connect", "payload": {"token": p.access}});
+        if binary {
+            connect["payload"]["wire"] = json!("binary");
+        }
+        ws.send(connect);
+        ws.expect("session.connected", WAIT, |_| true);
+        ws.send(json!({"type": "world.join", "cid": "j", "payload": {"world_id": world_id}}));
+        ws.expect("world.joined", WAIT, |_| true);
+        let stop = stop.clone();
+        threads.push(std::thread::spawn(move || {
+            let mut bytes = 0usize;
+            let mut frames = 0usize;
+            let mut next_input = Instant::now();
+            let mut k = i as i64;
+            while !stop.load(Ordering::Relaxed) {
+                if Instant::now() >= next_input {
+                    next_input += Duration::from_millis(100);
+                    k = (k * 1103515245 + 12345) & 0x7fff_ffff;
+                    let (dx, dy) = ((k % 21) - 10, ((k / 21) % 21) - 10);
+                    ws.send(json!({"type": "world.input", "payload": {"dx": dx, "dy": dy}}));
+                }
+                if let MaybeTlsStream::Plain(s) = ws.ws.get_mut() {
+                    s.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+                }
+                match ws.ws.read() {
+                    Ok(Message::Binary(b)) => {
+                        bytes += b.len();
+                        frames += 1;
+                    }
+                    Ok(Message::Text(t)) if t.as_str().starts_with("{\"type\":\"world.tick\"") => {
+                        bytes += t.len();
+                        frames += 1;
+                    }
+                    _ => {}
+                }
+            }
+            (binary, bytes, frames)
+        }));
+    }
+    // Let everyone's keyframes pass, then count a steady window.
+    std::thread::sleep(Duration::from_secs(secs));
+    stop.store(true, Ordering::Relaxed);
+    let mut totals = [(0usize, 0usize, 0usize); 2];
+    for t in threads {
+        let (binary, bytes, frames) = t.join().unwrap();
+        let slot = &mut totals[usize::from(binary)];
+        slot.0 += 1;
+        slot.1 += bytes;
+        slot.2 += frames;
+    }
+    for (name, (n, bytes, frames)) in ["json", "binary"].iter().zip(totals) {
+        println!(
+            "{name}: {n} players, {:.0} world.tick bytes/player/s, {:.1} frames/player/s, {:.0} bytes/frame",
+            bytes as f64 / n as f64 / secs as f64,
+            frames as f64 / n as f64 / secs as f64,
+            bytes as f64 / frames.max(1) as f64,
+        );
+    }
 }

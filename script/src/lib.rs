@@ -51,7 +51,9 @@ pub use rpc::{RpcCode, RpcReply, RpcScript, RpcVm, MAX_METHOD, RPC_FILE};
 pub use service::{Call, Resumed, ServiceCall, MAX_SERVICE_ARGS_BYTES};
 pub use vm::{JoinOutcome, MatchVm};
 pub use watcher::Watcher;
-pub use world::{SpawnRequest, WorldVm, ZoneEntities, ZoneInput, ZoneStep, MAX_ZONE_ENTITIES};
+pub use world::{
+    SpawnRequest, TerrainAccess, WorldVm, ZoneEntities, ZoneInput, ZoneStep, MAX_ZONE_ENTITIES,
+};
 
 #[cfg(test)]
 mod tests {

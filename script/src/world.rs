@@ -7,7 +7,7 @@
 //! * world callbacks: [`WorldVm::init`] once, [`WorldVm::join`] / [`WorldVm::leave`],
 //!   [`WorldVm::spawn_position`] per joining player, [`WorldVm::post_tick`] after each tick;
 //!   optional setup ones: [`WorldVm::generate_world`], [`WorldVm::spawn_templates`],
-//!   [`WorldVm::zone_loaded`];
+//!   [`WorldVm::zone_loaded`], [`WorldVm::zone_unloaded`];
 //! * [`WorldVm::zone_tick`]: one zone's tick — `zone_tick(entities, zone_state)` and then the
 //!   zone's queued inputs through `handle_input(player_id, input, entities)`, in arrival
 //!   order, all on the same entities table (asobi's order: a zone ticks, then applies inputs);
@@ -19,7 +19,9 @@
 //! would stall every zone). The state lives in the VM; a callback returning nothing keeps the
 //! previous state, as for matches.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -50,6 +52,29 @@ const MAX_REFUSAL_REASON: usize = 64;
 /// Entities one zone may hold; past it the zone's tick result is refused (the memory budget
 /// bounds the VM, this bounds the engine's copy and every keyframe built from it).
 pub const MAX_ZONE_ENTITIES: usize = 20_000;
+
+/// Coordinates one `game.terrain.preload` call may name (generation is work done for the
+/// script; one call cannot ask for an unbounded amount of it).
+const MAX_TERRAIN_PRELOAD: usize = 64;
+
+/// The world's terrain as `game.terrain.*` reads it; the engine implements it over its chunk
+/// cache. Called from inside a callback, so an implementation must not call back into the VM.
+pub trait TerrainAccess {
+    /// `game.terrain.get_chunk(cx, cy)`: the chunk's bytes (`{ ok = data }`) or the reason
+    /// there is none (`{ error = reason }`).
+    fn get_chunk(&mut self, cx: i32, cy: i32) -> Result<Vec<u8>, String>;
+    /// `game.terrain.preload(coords_list)`: chunks to make soon (asynchronously, as asobi).
+    fn preload(&mut self, coords: Vec<(i32, i32)>);
+}
+
+/// A Lua number as a chunk coordinate (truncated, as asobi does).
+fn chunk_coord(v: &Value) -> Option<i32> {
+    match v {
+        Value::Integer(i) => i32::try_from(*i).ok(),
+        Value::Number(n) if n.is_finite() && n.abs() < 2.0e9 => Some(n.trunc() as i32),
+        _ => None,
+    }
+}
 
 /// One input queued for a zone.
 #[derive(Debug, Clone, PartialEq)]
@@ -467,23 +492,183 @@ impl WorldVm {
         Ok(Some(v))
     }
 
-    /// `on_zone_loaded(cx, cy, state)` or, with `loaded == false`, `on_zone_unloaded`.
+    /// `on_zone_loaded(cx, cy, state)` (optional), returning `zone_state, state`: the new
+    /// zone's state when the first value is a table (`None` otherwise, and the zone keeps the
+    /// state it was created with); a non-nil second value becomes the world state.
     pub fn zone_loaded(
         &mut self,
         cx: u32,
         cy: u32,
-        loaded: bool,
+        host: &mut dyn Host,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        let Some(values) =
+            self.call("on_zone_loaded", 1, host, |lua, s| multi(lua, (cx, cy, s)))?
+        else {
+            return Ok(None);
+        };
+        let mut it = values.into_iter();
+        let zone_state = match it.next() {
+            Some(v @ Value::Table(_)) => match self.to_json(&v) {
+                Ok(serde_json::Value::Object(m)) => Some(serde_json::Value::Object(m)),
+                // An empty Lua table reads back as an empty list.
+                Ok(serde_json::Value::Array(a)) if a.is_empty() => Some(json!({})),
+                Ok(_) => None,
+                Err(e) => {
+                    return Err(CallError::BadReturn {
+                        callback: "on_zone_loaded",
+                        message: format!("zone_state: {e}"),
+                    })
+                }
+            },
+            _ => None,
+        };
+        if let Some(state) = it.next().filter(|v| !v.is_nil()) {
+            self.state = state;
+        }
+        Ok(zone_state)
+    }
+
+    /// `on_zone_unloaded(cx, cy, state)` (optional), returning the world state.
+    pub fn zone_unloaded(
+        &mut self,
+        cx: u32,
+        cy: u32,
         host: &mut dyn Host,
     ) -> Result<(), CallError> {
-        let name = if loaded {
-            "on_zone_loaded"
-        } else {
-            "on_zone_unloaded"
-        };
-        if let Some(values) = self.call(name, 1, host, |lua, s| multi(lua, (cx, cy, s)))? {
+        if let Some(values) = self.call("on_zone_unloaded", 1, host, |lua, s| {
+            multi(lua, (cx, cy, s))
+        })? {
             self.keep_state(values);
         }
         Ok(())
+    }
+
+    /// Binds `game.terrain.get_chunk` and `game.terrain.preload` to the world's terrain, or,
+    /// with `None`, to asobi's answer for a world without a terrain store.
+    pub fn set_terrain(
+        &mut self,
+        terrain: Option<Rc<RefCell<dyn TerrainAccess>>>,
+    ) -> Result<(), CallError> {
+        let setup = |e: mlua::Error| crate::sandbox::classify("set_terrain", None, &e);
+        let lua = &self.sandbox.lua;
+        let game: Table = self.sandbox.globals().raw_get("game").map_err(setup)?;
+        let table: Table = game.raw_get("terrain").map_err(setup)?;
+        const NONE: &str = "terrain not available (no terrain store)";
+        let t = terrain.clone();
+        let get = lua
+            .create_function(move |lua, (cx, cy): (Value, Value)| {
+                let out = lua.create_table()?;
+                let answer = match (&t, chunk_coord(&cx), chunk_coord(&cy)) {
+                    (None, _, _) => Err(NONE.to_owned()),
+                    (Some(t), Some(cx), Some(cy)) => match t.try_borrow_mut() {
+                        Ok(mut t) => t.get_chunk(cx, cy),
+                        Err(_) => Err("terrain busy".to_owned()),
+                    },
+                    _ => Err("get_chunk requires (cx, cy)".to_owned()),
+                };
+                match answer {
+                    Ok(bytes) => out.raw_set("ok", lua.create_string(&bytes)?)?,
+                    Err(reason) => out.raw_set("error", reason)?,
+                }
+                Ok(out)
+            })
+            .map_err(setup)?;
+        let preload = lua
+            .create_function(move |lua, list: Value| {
+                let (Some(t), Value::Table(list)) = (&terrain, list) else {
+                    let out = lua.create_table()?;
+                    let reason = if terrain.is_none() {
+                        NONE
+                    } else {
+                        "preload requires (coords_list)"
+                    };
+                    out.raw_set("error", reason)?;
+                    return Ok(Value::Table(out));
+                };
+                let mut coords = Vec::new();
+                for item in list.sequence_values::<Value>() {
+                    if coords.len() == MAX_TERRAIN_PRELOAD {
+                        break;
+                    }
+                    let Ok(Value::Table(c)) = item else { continue };
+                    let get = |a: &str, b: &str| -> Option<i32> {
+                        let v = match c.raw_get::<Value>(a) {
+                            Ok(Value::Nil) | Err(_) => c.raw_get::<Value>(b).ok()?,
+                            Ok(v) => v,
+                        };
+                        chunk_coord(&v)
+                    };
+                    if let (Some(x), Some(y)) = (get("cx", "x"), get("cy", "y")) {
+                        coords.push((x, y));
+                    }
+                }
+                if let Ok(mut t) = t.try_borrow_mut() {
+                    t.preload(coords);
+                }
+                Ok(Value::Boolean(true))
+            })
+            .map_err(setup)?;
+        table.raw_set("get_chunk", get).map_err(setup)?;
+        table.raw_set("preload", preload).map_err(setup)?;
+        Ok(())
+    }
+
+    /// `terrain_provider(config)` (optional): its answer as JSON (`None` for `nil` or no
+    /// such function), for `asobi_rules::terrain::parse_provider`.
+    pub fn terrain_provider(
+        &mut self,
+        config: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        let config = self.to_lua(config);
+        let Some(values) = self.call("terrain_provider", SETUP_FACTOR, host, |lua, _| {
+            multi(lua, config?)
+        })?
+        else {
+            return Ok(None);
+        };
+        match values.into_iter().next() {
+            None | Some(Value::Nil) => Ok(None),
+            Some(v) => self
+                .to_json(&v)
+                .map(Some)
+                .map_err(|e| CallError::BadReturn {
+                    callback: "terrain_provider",
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    /// The Lua terrain provider's `generate_chunk(cx, cy, seed)`: what it returned as JSON,
+    /// and the bytes when it returned a string (shipped verbatim). `None` when the script has
+    /// no such function.
+    pub fn generate_chunk(
+        &mut self,
+        cx: i32,
+        cy: i32,
+        seed: i64,
+        host: &mut dyn Host,
+    ) -> Result<Option<(serde_json::Value, Option<Vec<u8>>)>, CallError> {
+        let Some(values) = self.call("generate_chunk", SETUP_FACTOR, host, |lua, _| {
+            multi(lua, (cx, cy, seed))
+        })?
+        else {
+            return Ok(None);
+        };
+        match values.into_iter().next() {
+            None | Some(Value::Nil) => Ok(Some((serde_json::Value::Null, None))),
+            Some(Value::String(b)) => {
+                Ok(Some((serde_json::Value::Null, Some(b.as_bytes().to_vec()))))
+            }
+            Some(v) => {
+                self.to_json(&v)
+                    .map(|j| Some((j, None)))
+                    .map_err(|e| CallError::BadReturn {
+                        callback: "generate_chunk",
+                        message: e.to_string(),
+                    })
+            }
+        }
     }
 
     /// `on_world_recovered(snapshot, state)` (optional).

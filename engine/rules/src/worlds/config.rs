@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::grid::Grid;
+use super::lifecycle::ZonePolicy;
 
 /// Largest `grid_size` accepted; larger values are clamped. Zones are created only where
 /// something is (lazily), so the bound is on coordinates, not on memory: 4,096² zones of the
@@ -37,6 +38,8 @@ pub struct WorldConfig {
     pub listed: bool,
     /// `quick_play` (true for worlds): `world.find_or_create` may place players in it.
     pub quick_play: bool,
+    /// `lazy_zones`, `zone_idle_timeout`, `max_active_zones`, `cold_tick_divisor`.
+    pub zones: ZonePolicy,
 }
 
 impl Default for WorldConfig {
@@ -51,6 +54,7 @@ impl Default for WorldConfig {
             player_ttl_ms: 0,
             listed: true,
             quick_play: true,
+            zones: ZonePolicy::default(),
         }
     }
 }
@@ -71,9 +75,11 @@ impl WorldConfig {
     pub fn from_globals(globals: &Map<String, Value>) -> WorldConfig {
         let d = WorldConfig::default();
         let clamp32 = |v: u64, lo: u32, hi: u32| u32::try_from(v).unwrap_or(hi).clamp(lo, hi);
+        let grid_size =
+            uint(globals, "grid_size").map_or(d.grid_size, |v| clamp32(v, 1, MAX_GRID_SIZE));
         WorldConfig {
-            grid_size: uint(globals, "grid_size")
-                .map_or(d.grid_size, |v| clamp32(v, 1, MAX_GRID_SIZE)),
+            grid_size,
+            zones: ZonePolicy::from_globals(globals, grid_size),
             zone_size: globals
                 .get("zone_size")
                 .and_then(Value::as_f64)

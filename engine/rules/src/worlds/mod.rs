@@ -12,6 +12,8 @@
 //! * [`ZoneStream`]: one zone's `world.tick` stream — deltas against the last broadcast
 //!   baseline, a dense `frame_seq`, keyframes and the leave frame, as asobi's ADR 0011 lays
 //!   them out;
+//! * [`Lifecycle`]: which zones exist (lazy creation, the idle reaper, the active-zone
+//!   ceiling) and how often each ticks (the cold-tick divisor);
 //! * [`ClientView`]: the client half of that contract (per-zone tables, union by id), used by
 //!   tests to check that interest changes and border handoffs never duplicate or lose an
 //!   entity.
@@ -21,12 +23,17 @@ mod config;
 mod delta;
 mod grid;
 mod interest;
+mod lifecycle;
 
 pub use client::{ClientView, Received};
 pub use config::{WorldConfig, MAX_GRID_SIZE, MAX_VIEW_RADIUS};
 pub use delta::{diff, Entities, Fields, Op, ZoneStream};
 pub use grid::{Grid, ZoneId, REHOME_MARGIN};
 pub use interest::{Interest, InterestChange};
+pub use lifecycle::{
+    Admit, Lifecycle, LifecycleStats, ZonePolicy, COLD_TICK_DIVISOR, LAZY_GRID_THRESHOLD,
+    MAX_ACTIVE_ZONES, REAP_INTERVAL, ZONE_IDLE_TIMEOUT,
+};
 
 #[cfg(test)]
 mod walk_tests;

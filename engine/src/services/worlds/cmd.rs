@@ -17,6 +17,8 @@ pub(crate) enum Cmd {
         world_id: String,
         player_id: String,
         session: SessionRef,
+        /// The session reads the binary `world.tick`.
+        binary: bool,
         ctx: Option<Value>,
         reply: ReplyTo,
     },
@@ -42,6 +44,7 @@ pub(crate) enum Cmd {
         world_id: String,
         player_id: String,
         session: SessionRef,
+        binary: bool,
     },
     Resync {
         world_id: String,
@@ -63,9 +66,10 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             world_id,
             player_id,
             session,
+            binary,
             ctx,
             reply,
-        } => super::join(shard, &world_id, &player_id, session, ctx, reply),
+        } => super::join(shard, &world_id, &player_id, session, binary, ctx, reply),
         Cmd::Input {
             world_id,
             player_id,
@@ -96,7 +100,8 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             world_id,
             player_id,
             session,
-        } => super::reattach(shard, &world_id, &player_id, session),
+            binary,
+        } => super::reattach(shard, &world_id, &player_id, session, binary),
         Cmd::FindOrCreate {
             mode,
             creator,

@@ -5,17 +5,24 @@
 //! A world is owned by the shard it was created on and touched only there; worlds live in a
 //! `Slab` addressed by [`WorldKey`] (slot + generation, so a stale timer finds nothing). One
 //! timer per world drives every zone of it (no task or timer per zone). The rules — the grid,
-//! interest rings, delta streams — are `asobi_rules::worlds`; the script is one
-//! [`WorldVm`] per world. Zones are created when something needs them (an entity, a player's
-//! view) and a zone with no entities that nobody watches does not tick. Every frame a zone
-//! broadcasts is encoded once and handed to each subscriber's outbox by reference.
+//! interest rings, delta streams, which zones exist and how often each ticks — are
+//! `asobi_rules::worlds`; the script is one [`WorldVm`] per world. Every frame a zone sends is
+//! encoded once (in JSON and, when a subscriber reads it, asobi's binary wire; see [`zone`])
+//! and handed to each subscriber's outbox by reference.
 //!
-//! Order of one tick, as asobi's: for each live zone, `zone_tick` then that zone's queued
-//! inputs (`handle_input`); spawns and despawns; then zone crossings (an entity past its
-//! zone's edge by the rehome margin moves to the neighbour, and a moving player's view
-//! follows: leave frames for zones that left it, keyframes for zones that entered it); on
-//! every `broadcast_interval`-th tick each zone's delta and the input acks; then
-//! `post_tick(tick, state)`.
+//! Zones (asobi's `large-worlds.md`): at or below a 100-zone grid every zone exists from the
+//! start; above it (or with `lazy_zones = true`) a zone is created when a player's entity or
+//! view needs it, up to the active-zone ceiling. The reaper sweeps every 10 s and stops zones
+//! left by their last occupant or idle past `zone_idle_timeout`, when they hold nothing and
+//! nobody watches them (`on_zone_unloaded`). A zone with nothing to simulate ticks once every
+//! `cold_tick_divisor` ticks unless its state sets `_keep_hot`.
+//!
+//! Order of one tick, as asobi's: for each live zone due this tick, `zone_tick` then that
+//! zone's queued inputs (`handle_input`); spawns and despawns; then zone crossings (an entity
+//! past its zone's edge by the rehome margin moves to the neighbour, and a moving player's view
+//! follows: leave frames for zones that left it, terrain and keyframes for zones that entered
+//! it); on every `broadcast_interval`-th tick each zone's delta and the input acks; then
+//! `post_tick(tick, state)`, the terrain the script asked for, expired players and the reaper.
 
 pub(crate) mod cmd;
 mod directory;
@@ -24,10 +31,12 @@ pub(crate) mod rest;
 mod script;
 #[cfg(test)]
 mod sim_tests;
+mod terrain;
 pub(crate) mod ws;
+mod zone;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +47,7 @@ use slab::Slab;
 
 use asobi_rules::matches::TickSchedule;
 use asobi_rules::worlds::{
-    Entities, Grid, Interest, Op, WorldConfig, ZoneId, ZoneStream, REHOME_MARGIN,
+    Admit, Entities, Grid, Interest, Lifecycle, WorldConfig, ZoneId, REHOME_MARGIN,
 };
 use asobi_schema::envelope::encode_frame;
 use asobi_schema::ApiError;
@@ -47,6 +56,7 @@ use asobi_script::{CompiledMode, GameType, JoinOutcome, VmPool, WorldVm, ZoneInp
 pub(crate) use directory::{Directory, WorldEntry, WorldInfo};
 pub(crate) use error::Error;
 use script::Effects;
+use zone::Zone;
 
 use super::accounts::tokens::now_ms;
 use super::{Event, Shard, Timer as ShardTimer};
@@ -58,9 +68,6 @@ use crate::wire::Frame;
 pub(crate) const WORLD_MAX: usize = 1000;
 /// Live worlds one player may have created (asobi's `world_max_per_player` default).
 pub(crate) const WORLD_MAX_PER_PLAYER: usize = 5;
-/// Zones one world keeps at most (asobi's fixed active-zone ceiling). A player whose view or
-/// entity would need one more is not given it: the zone stays absent until others go.
-const MAX_ZONES: usize = 10_000;
 /// Inputs one zone queues between two ticks. At the session rate limit (60 messages/s) and
 /// 20 ticks/s a player sends about 3 per tick; 4,096 holds a thousand players crowding one
 /// zone. Past it an input is dropped like a lost datagram.
@@ -95,15 +102,6 @@ fn event(e: SessionEvent) -> Outbound<Event> {
     Outbound::Event(Event::Worlds(e))
 }
 
-/// One zone: its entities, its Lua zone state, its broadcast stream and who watches it.
-struct Zone {
-    entities: Entities,
-    state: Value,
-    stream: ZoneStream,
-    inputs: Vec<ZoneInput>,
-    subscribers: BTreeSet<String>,
-}
-
 /// A player in a world.
 struct Player {
     session: Option<SessionRef>,
@@ -115,6 +113,8 @@ struct Player {
     /// Joined or came back since the last tick: their view is sent whole at the next tick,
     /// after the `world.joined` reply.
     needs_keyframes: bool,
+    /// The session negotiated `wire: "binary"`: `world.tick` in asobi's binary encoding.
+    binary: bool,
 }
 
 pub(crate) struct LiveWorld {
@@ -129,6 +129,10 @@ pub(crate) struct LiveWorld {
     /// `generate_world`'s zone states, by `"x,y"`, handed to a zone when it is created.
     generated: Map<String, Value>,
     zones: BTreeMap<ZoneId, Zone>,
+    /// Which zones exist and how often each ticks.
+    life: Lifecycle,
+    /// The world's terrain, when its script names a provider.
+    terrain: Option<terrain::WorldTerrain>,
     players: BTreeMap<String, Player>,
     /// Input seqs consumed since the last broadcast, acknowledged with it.
     acks: HashMap<String, u64>,
@@ -174,24 +178,6 @@ impl Worlds {
 
 fn text(bytes: Bytes) -> Option<Outbound<Event>> {
     Frame::text(bytes).map(Outbound::Frame)
-}
-
-/// A `world.tick` frame from `zone`. Shared frames carry `frame_seq` and `kf: false`,
-/// keyframes the zone's current `frame_seq` and `kf: true` (tick 0, as asobi sends them), the
-/// leave frame neither.
-fn tick_frame(zone: ZoneId, seq: Option<(u64, bool)>, tick: u64, ops: &[Op]) -> Bytes {
-    let mut p = Map::new();
-    p.insert("zone".into(), json!([zone.x, zone.y]));
-    if let Some((frame_seq, kf)) = seq {
-        p.insert("frame_seq".into(), json!(frame_seq));
-        p.insert("kf".into(), json!(kf));
-    }
-    p.insert("tick".into(), json!(tick));
-    p.insert(
-        "updates".into(),
-        Value::Array(ops.iter().map(Op::to_json).collect()),
-    );
-    encode_frame("world.tick", None, &Value::Object(p))
 }
 
 fn new_id() -> String {
@@ -247,34 +233,70 @@ impl LiveWorld {
     }
 
     /// The zone at `z`, created (with its generated state, and `on_zone_loaded` called) if
-    /// absent; `None` at the zone ceiling.
+    /// absent; `false` outside the grid and at the active-zone ceiling (a player whose view
+    /// or entity would need one more is not given it: the zone stays absent until others go).
     fn ensure_zone(&mut self, shard: &Shard, z: ZoneId) -> bool {
-        if self.zones.contains_key(&z) {
-            return true;
-        }
-        if self.zones.len() >= MAX_ZONES || !self.grid.contains(z) {
+        if !self.grid.contains(z) {
             return false;
         }
-        let state = self
+        let now = shard.rt.now();
+        match self.life.admit(z, now) {
+            Admit::Live if self.zones.contains_key(&z) => return true,
+            Admit::Ceiling => return false,
+            Admit::Live | Admit::Create => {}
+        }
+        let mut state = self
             .generated
             .get(&z.key())
             .cloned()
             .filter(Value::is_object)
             .unwrap_or_else(|| json!({}));
-        self.zones.insert(
-            z,
-            Zone {
-                entities: Entities::new(),
-                state,
-                stream: ZoneStream::default(),
-                inputs: Vec::new(),
-                subscribers: BTreeSet::new(),
-            },
-        );
         let mut fx = Effects::default();
-        let _ = self.vm.zone_loaded(z.x, z.y, true, &mut fx);
+        match self.vm.zone_loaded(z.x, z.y, &mut fx) {
+            Ok(Some(zone_state)) => state = zone_state,
+            Ok(None) => {}
+            Err(e) => tracing::debug!(world_id = %self.id, zone = ?z, "on_zone_loaded failed: {e}"),
+        }
         self.apply(shard, fx);
+        self.zones.insert(z, Zone::new(Entities::new(), state));
         true
+    }
+
+    /// The reaper's sweep: zones idle past the timeout (or left by their last occupant) stop
+    /// when they hold nothing and nobody watches them, calling `on_zone_unloaded`; the others
+    /// decline and stay (asobi: a reap is a proposal). Zone contents are not kept, as in
+    /// asobi.
+    fn sweep(&mut self, shard: &Shard, now: Instant) {
+        for z in self.life.poll_sweep(now) {
+            let busy = self
+                .zones
+                .get(&z)
+                .is_some_and(|zone| !zone.idle() || !zone.subscribers.is_empty());
+            if busy {
+                self.life.decline(z, now);
+                continue;
+            }
+            if self.zones.remove(&z).is_none() {
+                continue;
+            }
+            let mut fx = Effects::default();
+            if let Err(e) = self.vm.zone_unloaded(z.x, z.y, &mut fx) {
+                tracing::debug!(world_id = %self.id, zone = ?z, "on_zone_unloaded failed: {e}");
+            }
+            self.apply(shard, fx);
+        }
+    }
+
+    /// `z` lost an occupant: when no player's entity is left in it, it may go at the next
+    /// sweep.
+    fn vacated(&mut self, z: ZoneId) {
+        let occupied = self
+            .zones
+            .get(&z)
+            .is_some_and(|zone| zone.entities.keys().any(|id| self.players.contains_key(id)));
+        if !occupied {
+            self.life.release(z);
+        }
     }
 
     /// Delivers what a callback's effects asked for.
@@ -302,14 +324,54 @@ impl LiveWorld {
         }
     }
 
+    fn send_frame(&self, shard: &Shard, player: &str, frame: Frame) {
+        if let Some(at) = self.session_of(player) {
+            shard.rt.deliver(at, Outbound::Frame(frame));
+        }
+    }
+
+    fn reads_binary(&self, player: &str) -> bool {
+        self.players.get(player).is_some_and(|p| p.binary)
+    }
+
+    /// `z`'s `world.terrain` to `player`, when the world has terrain (built once per zone).
+    fn send_terrain(&mut self, shard: &Shard, player: &str, z: ZoneId) {
+        let Some(t) = self.terrain.as_ref() else {
+            return;
+        };
+        let cached = self.zones.get(&z).and_then(|zone| zone.terrain.clone());
+        let frame = match cached {
+            Some(f) => f,
+            None => {
+                let coords = (z.x as i32, z.y as i32);
+                let f = t.frame(&mut self.vm, coords);
+                if let Some(zone) = self.zones.get_mut(&z) {
+                    zone.terrain = Some(f.clone());
+                }
+                f
+            }
+        };
+        if let Some(f) = frame {
+            self.send_frame(shard, player, f);
+        }
+    }
+
+    /// What a player gets when they subscribe to `z`: its terrain chunk, then its keyframe.
+    fn send_view_of(&mut self, shard: &Shard, player: &str, z: ZoneId) {
+        self.send_terrain(shard, player, z);
+        self.send_keyframe(shard, player, z);
+    }
+
     /// The keyframe of `z` to `player` (an empty one for a zone that does not exist).
-    fn send_keyframe(&self, shard: &Shard, player: &str, z: ZoneId) {
-        let (seq, ops) = self
-            .zones
-            .get(&z)
-            .map(|zone| zone.stream.keyframe())
-            .unwrap_or_default();
-        self.send(shard, player, tick_frame(z, Some((seq, true)), 0, &ops));
+    fn send_keyframe(&mut self, shard: &Shard, player: &str, z: ZoneId) {
+        let binary = self.reads_binary(player);
+        let frame = match self.zones.get_mut(&z) {
+            Some(zone) => zone.keyframe(z, binary),
+            None => Zone::new(Entities::new(), json!({})).keyframe(z, binary),
+        };
+        if let Some(f) = frame {
+            self.send_frame(shard, player, f);
+        }
     }
 
     /// `player`'s view moved: unsubscribe and send leave frames for zones that left it,
@@ -318,14 +380,16 @@ impl LiveWorld {
         let Some(p) = self.players.get_mut(player) else {
             return;
         };
+        let binary = p.binary;
         let change = p.interest.move_to(&self.grid, center);
         for z in change.left {
-            if let Some(zone) = self.zones.get_mut(&z) {
-                zone.subscribers.remove(player);
-                let ops = zone.stream.leave();
-                if frames && !ops.is_empty() {
-                    let f = tick_frame(z, None, 0, &ops);
-                    self.send(shard, player, f);
+            let Some(zone) = self.zones.get_mut(&z) else {
+                continue;
+            };
+            zone.subscribers.remove(player);
+            if frames {
+                if let Some(f) = zone.leave(z, binary) {
+                    self.send_frame(shard, player, f);
                 }
             }
         }
@@ -337,8 +401,12 @@ impl LiveWorld {
                 zone.subscribers.insert(player.to_owned());
             }
             if frames {
-                self.send_keyframe(shard, player, z);
+                self.send_view_of(shard, player, z);
             }
+        }
+        if let (Some(t), Some(c)) = (self.terrain.as_ref(), center) {
+            let coords = (c.x as i32, c.y as i32);
+            t.preload_around(&mut self.vm, coords, self.cfg.view_radius, self.grid.size());
         }
     }
 
@@ -348,6 +416,7 @@ impl LiveWorld {
         if let Some(zone) = self.zones.get_mut(&p.zone) {
             zone.entities.remove(player);
         }
+        self.vacated(p.zone);
         for z in p.interest.zones(&self.grid) {
             if let Some(zone) = self.zones.get_mut(&z) {
                 zone.subscribers.remove(player);
@@ -406,9 +475,14 @@ impl LiveWorld {
             let Some(zone) = self.zones.get_mut(&z) else {
                 continue;
             };
-            // A zone with no entity that nobody watches has nothing to simulate or show
-            // (asobi demotes such a zone); it wakes when something enters it.
-            if zone.entities.is_empty() && zone.subscribers.is_empty() && zone.inputs.is_empty() {
+            if !zone.subscribers.is_empty() {
+                self.life.touch(z, now);
+            }
+            // A zone with nothing to simulate is cold and ticks once every
+            // `cold_tick_divisor` ticks, unless its script keeps it hot; work (an entity, an
+            // input) makes it hot again at this very tick.
+            let keep_hot = zone.state.get("_keep_hot").is_some_and(truthy);
+            if !self.life.should_tick(z, tick, zone.idle(), keep_hot) {
                 continue;
             }
             let inputs = std::mem::take(&mut zone.inputs);
@@ -461,10 +535,14 @@ impl LiveWorld {
         let mut fx = Effects::default();
         let _ = self.vm.post_tick(tick, &mut fx);
         self.apply(shard, fx);
+        if let Some(t) = &self.terrain {
+            t.make_pending(&mut self.vm);
+        }
         if let Some(result) = self.vm.finished().cloned() {
             return Some(result);
         }
         self.expire_players(shard, now);
+        self.sweep(shard, now);
         self.expire_empty(now)
     }
 
@@ -507,28 +585,36 @@ impl LiveWorld {
                 }
                 _ => continue,
             };
+            self.vacated(from);
             self.refocus(shard, &id, Some(to), frames);
         }
     }
 
-    /// Each zone's delta, encoded once, to its subscribers; then the input acks.
+    /// Each zone's delta, encoded once (in each wire in use), to its subscribers; then the
+    /// input acks.
     fn broadcast(&mut self, shard: &Shard, tick: u64) {
+        let mut targets: Vec<SessionRef> = Vec::new();
+        let mut binary: Vec<SessionRef> = Vec::new();
         for (z, zone) in &mut self.zones {
-            let Some((seq, ops)) = zone.stream.broadcast(&zone.entities) else {
+            targets.clear();
+            binary.clear();
+            for p in zone.subscribers.iter().filter_map(|p| self.players.get(p)) {
+                if let (Some(at), false) = (p.session, p.needs_keyframes) {
+                    targets.push(at);
+                    if p.binary {
+                        binary.push(at);
+                    }
+                }
+            }
+            // The baseline moves whether or not anyone is watching now.
+            let Some(b) = zone.broadcast(*z, tick, !binary.is_empty()) else {
                 continue;
             };
-            let targets: Vec<SessionRef> = zone
-                .subscribers
-                .iter()
-                .filter_map(|p| self.players.get(p))
-                .filter(|p| !p.needs_keyframes)
-                .filter_map(|p| p.session)
-                .collect();
-            if targets.is_empty() {
-                continue;
+            if !targets.is_empty() {
+                shard.rt.deliver_all(&targets, &Outbound::Frame(b.delta));
             }
-            if let Some(out) = text(tick_frame(*z, Some((seq, false)), tick, &ops)) {
-                shard.rt.deliver_all(&targets, &out);
+            if let Some(kf) = b.rekey {
+                shard.rt.deliver_all(&binary, &Outbound::Frame(kf));
             }
         }
         for (player, seq) in std::mem::take(&mut self.acks) {
@@ -553,7 +639,7 @@ impl LiveWorld {
                 None => continue,
             };
             for z in zones {
-                self.send_keyframe(shard, &id, z);
+                self.send_view_of(shard, &id, z);
             }
         }
     }
@@ -587,6 +673,11 @@ impl LiveWorld {
         }
         (now.saturating_duration_since(since) >= grace).then(|| json!({ "reason": "empty" }))
     }
+}
+
+/// Lua truthiness of a field read back as JSON: anything but `nil` and `false`.
+fn truthy(v: &Value) -> bool {
+    !matches!(v, Value::Null | Value::Bool(false))
 }
 
 fn world_config(mode: &CompiledMode) -> WorldConfig {
@@ -657,6 +748,7 @@ pub(crate) fn create(
     });
     let now = shard.rt.now();
     let period = Duration::from_millis(compiled.config.tick_rate_ms.max(1));
+    let policy = cfg.zones;
     let gen = shard.worlds.next_gen.get() + 1;
     shard.worlds.next_gen.set(gen);
     let mut w = LiveWorld {
@@ -669,6 +761,8 @@ pub(crate) fn create(
         templates: Map::new(),
         generated: Map::new(),
         zones: BTreeMap::new(),
+        life: Lifecycle::new(policy, now),
+        terrain: None,
         players: BTreeMap::new(),
         acks: HashMap::new(),
         tick: 0,
@@ -695,6 +789,12 @@ pub(crate) fn create(
         Ok(_) => {}
         Err(e) => tracing::warn!(%world_id, "generate_world failed: {e}"),
     }
+    w.terrain = terrain::start(&mut w.vm, &config, &world_id);
+    // At or below asobi's lazy threshold (or with `lazy_zones = false`) every zone exists
+    // from the start.
+    for z in w.life.prewarm(&w.grid) {
+        w.ensure_zone(shard, z);
+    }
     let mut slab = shard.worlds.slab.borrow_mut();
     let entry = slab.vacant_entry();
     w.key.slot = entry.key();
@@ -718,6 +818,7 @@ pub(crate) fn join(
     world_id: &str,
     player_id: &str,
     session: SessionRef,
+    binary: bool,
     ctx: Option<Value>,
     reply: ReplyTo,
 ) {
@@ -725,7 +826,7 @@ pub(crate) fn join(
         return answer(shard, reply, Err(Error::NotFound.into()));
     };
     let result = shard.worlds.with(key, |w| {
-        join_world(shard, w, player_id, session, ctx.as_ref())
+        join_world(shard, w, player_id, session, binary, ctx.as_ref())
     });
     let result = result.unwrap_or_else(|| Err(Error::NotFound.into()));
     answer(shard, reply, result);
@@ -736,6 +837,7 @@ fn join_world(
     w: &mut LiveWorld,
     player_id: &str,
     session: SessionRef,
+    binary: bool,
     ctx: Option<&Value>,
 ) -> Result<Value, ApiError> {
     let entered = event(SessionEvent::Entered {
@@ -747,6 +849,7 @@ fn join_world(
         p.session = Some(session);
         p.gone_at = None;
         p.needs_keyframes = true;
+        p.binary = binary;
         shard.rt.deliver(session, entered);
         return Ok(w.joined_payload());
     }
@@ -794,6 +897,7 @@ fn join_world(
             interest: Interest::new(w.cfg.view_radius),
             gone_at: None,
             needs_keyframes: true,
+            binary,
         },
     );
     w.refocus(shard, player_id, Some(home), false);
@@ -872,7 +976,13 @@ pub(crate) fn disconnected(
 /// A player whose entity is held for `player_ttl_ms` is back on `session`: the session is in
 /// the world again and gets its whole view at the next tick (asobi puts a reconnecting player
 /// back into their world on `session.connect`).
-pub(crate) fn reattach(shard: &Rc<Shard>, world_id: &str, player_id: &str, session: SessionRef) {
+pub(crate) fn reattach(
+    shard: &Rc<Shard>,
+    world_id: &str,
+    player_id: &str,
+    session: SessionRef,
+    binary: bool,
+) {
     let Some(key) = shard.worlds.key_of(world_id) else {
         return;
     };
@@ -886,6 +996,7 @@ pub(crate) fn reattach(shard: &Rc<Shard>, world_id: &str, player_id: &str, sessi
         p.session = Some(session);
         p.gone_at = None;
         p.needs_keyframes = true;
+        p.binary = binary;
         shard.rt.deliver(
             session,
             event(SessionEvent::Entered {

@@ -1,8 +1,11 @@
 //! Worlds on the simulation harness (virtual clock, no sockets): a walker wanders a seeded
-//! random path across zone borders while observers stand still; after every tick each
+//! random path across zone borders while observers stand still, and after every tick each
 //! observer's per-zone tables must show the walker exactly when the walker's zone is in view,
-//! at the position it was moved to, and never twice.
+//! at the position it was moved to, and never twice; lazy zones load on demand and are reaped
+//! on asobi's schedule, under the active-zone ceiling; idle zones tick at the cold divisor;
+//! terrain chunks reach the players who subscribe to a zone.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -159,4 +162,465 @@ fn observers_see_a_random_walker_exactly_within_view_across_borders() {
         seen_and_unseen.0 > 50 && seen_and_unseen.1 > 50,
         "{seen_and_unseen:?}"
     );
+}
+
+/// A game directory holding one world mode `w` with `script`.
+fn game(script: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.lua"), "return { w = \"w.lua\" }\n").unwrap();
+    std::fs::write(dir.path().join("w.lua"), script).unwrap();
+    dir
+}
+
+fn sim(dir: &tempfile::TempDir) -> Sim {
+    let settings = Settings {
+        ws_msg_rate: 0,
+        ..Settings::default()
+    };
+    Sim::new(1, dir.path(), settings).latency(Duration::ZERO)
+}
+
+/// Reads the world `id` on shard 0.
+fn world<T>(sim: &Sim, id: &str, f: impl FnOnce(&mut super::LiveWorld) -> T) -> T {
+    let worlds = &sim.shards[0].worlds;
+    let key = worlds.key_of(id).expect("world is live");
+    worlds.with(key, f).expect("world is live")
+}
+
+fn zones_of(sim: &Sim, id: &str) -> Vec<ZoneId> {
+    world(sim, id, |w| {
+        assert_eq!(
+            w.zones.len(),
+            w.life.active(),
+            "runtime and lifecycle agree"
+        );
+        w.zones.keys().copied().collect()
+    })
+}
+
+/// 200 × 200 zones of 100 units (above asobi's threshold of 100, so lazy); the player spawns
+/// at (250, 250); `on_zone_loaded` gives each zone its coordinates as zone state and counts,
+/// `on_zone_unloaded` counts.
+const LAZY: &str = r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 200
+zone_size          = 100
+view_radius        = 1
+broadcast_interval = 1
+function init(config) return { loaded = 0, unloaded = 0 } end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 250, y = 250 } end
+function on_zone_loaded(cx, cy, state)
+  state.loaded = state.loaded + 1
+  return { cx = cx, cy = cy }, state
+end
+function on_zone_unloaded(cx, cy, state)
+  state.unloaded = state.unloaded + 1
+  return state
+end
+function handle_input(player_id, input, entities)
+  local me = entities[player_id]
+  if me then me.x, me.y = input.x, input.y end
+  return entities
+end
+function zone_tick(entities, zone_state) return entities, zone_state end
+function post_tick(tick, state)
+  if tick % 20 == 0 then game.broadcast("counts", { loaded = state.loaded, unloaded = state.unloaded }) end
+  return state
+end
+"#;
+
+fn ring(cx: u32, cy: u32) -> Vec<ZoneId> {
+    let mut out = Vec::new();
+    for y in cy - 1..=cy + 1 {
+        for x in cx - 1..=cx + 1 {
+            out.push(ZoneId::new(x, y));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn last_counts(c: &Client) -> (u64, u64) {
+    let p = &c.last("world.counts").expect("a counts broadcast")["payload"];
+    (
+        p["loaded"].as_u64().unwrap(),
+        p["unloaded"].as_u64().unwrap(),
+    )
+}
+
+#[test]
+fn lazy_zones_load_on_demand_and_idle_ones_are_reaped_after_the_timeout() {
+    let dir = game(LAZY);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "p");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Only the player's view ring exists out of 40,000 zones, each with its loaded state.
+    assert_eq!(zones_of(&sim, &id), ring(2, 2));
+    world(&sim, &id, |w| {
+        assert_eq!(w.zones[&ZoneId::new(3, 1)].state, json!({"cx": 3, "cy": 1}));
+    });
+
+    // The player jumps far away: a new ring loads, the old one is left unwatched.
+    sim.send(
+        &mut p,
+        json!({"type": "world.input", "payload": {"x": 5050, "y": 5050}}),
+    );
+    sim.advance(Duration::from_millis(200));
+    let both: Vec<ZoneId> = zones_of(&sim, &id);
+    assert_eq!(both.len(), 18, "{both:?}");
+    assert!(ring(50, 50).iter().all(|z| both.contains(z)));
+
+    // The zone the player left lost its last occupant: it goes at the next sweep (asobi's
+    // 10 s), calling on_zone_unloaded. The rest of the old ring is merely unwatched: it goes
+    // once idle for 30 s; the watched ring stays.
+    sim.advance(Duration::from_secs(11));
+    let zones = zones_of(&sim, &id);
+    assert_eq!(zones.len(), 17, "{zones:?}");
+    assert!(!zones.contains(&ZoneId::new(2, 2)));
+    sim.advance(Duration::from_secs(30));
+    assert_eq!(zones_of(&sim, &id), ring(50, 50));
+    sim.advance(Duration::from_secs(2));
+    sim.collect(&mut p);
+    assert_eq!(last_counts(&p), (18, 9));
+
+    // Watched zones are never idle: a minute later the ring is still there.
+    sim.advance(Duration::from_secs(60));
+    assert_eq!(zones_of(&sim, &id), ring(50, 50));
+    let stats = world(&sim, &id, |w| w.life.stats());
+    assert_eq!((stats.created, stats.reaped), (18, 9));
+
+    // Coming back reloads the first ring, with fresh zone state from on_zone_loaded.
+    sim.send(
+        &mut p,
+        json!({"type": "world.input", "payload": {"x": 250, "y": 250}}),
+    );
+    sim.advance(Duration::from_millis(200));
+    assert!(ring(2, 2).iter().all(|z| zones_of(&sim, &id).contains(z)));
+    world(&sim, &id, |w| {
+        assert_eq!(w.zones[&ZoneId::new(1, 1)].state, json!({"cx": 1, "cy": 1}));
+    });
+}
+
+#[test]
+fn the_active_zone_ceiling_refuses_zones_until_others_are_reaped() {
+    let script = format!("{LAZY}\nmax_active_zones = 12\n");
+    let dir = game(&script);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "p");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(zones_of(&sim, &id).len(), 9);
+    // Far away: the player's own zone first (it holds their entity), then as much of the ring
+    // as fits under the ceiling.
+    sim.send(
+        &mut p,
+        json!({"type": "world.input", "payload": {"x": 5050, "y": 5050}}),
+    );
+    sim.advance(Duration::from_millis(200));
+    let zones = zones_of(&sim, &id);
+    assert_eq!(zones.len(), 12, "{zones:?}");
+    assert!(zones.contains(&ZoneId::new(50, 50)));
+    assert!(world(&sim, &id, |w| w.life.stats().refused) > 0);
+    // Once the old ring is reaped (after its 30 s idle timeout), the next step loads the
+    // player's new zone and the column that came into view.
+    sim.advance(Duration::from_secs(41));
+    assert!(zones_of(&sim, &id).len() <= 3);
+    sim.send(
+        &mut p,
+        json!({"type": "world.input", "payload": {"x": 5150, "y": 5050}}),
+    );
+    sim.advance(Duration::from_millis(200));
+    let zones = zones_of(&sim, &id);
+    assert!(zones.contains(&ZoneId::new(51, 50)), "{zones:?}");
+    assert!(
+        (49..=51).all(|y| zones.contains(&ZoneId::new(52, y))),
+        "{zones:?}"
+    );
+    assert!(zones.len() <= 12);
+}
+
+/// A 4 × 4 grid (prewarmed: at or below the threshold); every zone counts its ticks in its
+/// zone state; zone (3, 3) keeps itself hot.
+const COLD: &str = r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 4
+zone_size          = 100
+view_radius        = 0
+broadcast_interval = 1
+function init(config) return {} end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 50, y = 50 } end
+function on_zone_loaded(cx, cy, state) return { cx = cx, cy = cy, n = 0 }, state end
+function zone_tick(entities, zone_state)
+  zone_state.n = zone_state.n + 1
+  zone_state._keep_hot = zone_state.cx == 3 and zone_state.cy == 3
+  return entities, zone_state
+end
+function handle_input(player_id, input, entities)
+  local me = entities[player_id]
+  if me then me.x, me.y = input.x, input.y end
+  return entities
+end
+function post_tick(tick, state) return state end
+"#;
+
+fn ticks_of(sim: &Sim, id: &str, z: ZoneId) -> u64 {
+    world(sim, id, |w| w.zones[&z].state["n"].as_u64().unwrap())
+}
+
+#[test]
+fn idle_zones_tick_at_the_cold_divisor_and_work_or_keep_hot_keeps_them_hot() {
+    let dir = game(COLD);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "p");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Prewarmed: the whole 4 × 4 grid exists from the start.
+    assert_eq!(zones_of(&sim, &id).len(), 16);
+    let (home, empty, hot) = (ZoneId::new(0, 0), ZoneId::new(2, 1), ZoneId::new(3, 3));
+    // (3, 3) asks to stay hot from its first (cold) tick on.
+    sim.advance(Duration::from_secs(1));
+    let before: Vec<u64> = [home, empty, hot]
+        .iter()
+        .map(|z| ticks_of(&sim, &id, *z))
+        .collect();
+    // 200 ticks.
+    sim.advance(Duration::from_secs(10));
+    let after: Vec<u64> = [home, empty, hot]
+        .iter()
+        .map(|z| ticks_of(&sim, &id, *z))
+        .collect();
+    let ran: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    // The occupied zone and the kept-hot one tick every tick; the empty one once in ten.
+    assert!((198..=202).contains(&ran[0]), "{ran:?}");
+    assert!((198..=202).contains(&ran[2]), "{ran:?}");
+    assert!((19..=21).contains(&ran[1]), "{ran:?}");
+    assert_eq!(world(&sim, &id, |w| w.life.cold()), 14);
+
+    // The player walks into the empty zone: it is hot from the next tick on, and the zone
+    // left behind goes cold.
+    sim.send(
+        &mut p,
+        json!({"type": "world.input", "payload": {"x": 250, "y": 150}}),
+    );
+    sim.advance(Duration::from_millis(100));
+    let (e0, h0) = (ticks_of(&sim, &id, empty), ticks_of(&sim, &id, home));
+    sim.advance(Duration::from_secs(5));
+    let (e1, h1) = (ticks_of(&sim, &id, empty), ticks_of(&sim, &id, home));
+    assert!((98..=102).contains(&(e1 - e0)), "{}", e1 - e0);
+    assert!((9..=11).contains(&(h1 - h0)), "{}", h1 - h0);
+    // Prewarmed zones that stay empty and unwatched are reaped once idle for 30 s, like any
+    // other (`_keep_hot` is about tick rate, not lifetime); the occupied one stays.
+    sim.advance(Duration::from_secs(30));
+    let zones = zones_of(&sim, &id);
+    assert!(zones.contains(&empty), "{zones:?}");
+    assert!(!zones.contains(&ZoneId::new(1, 2)), "{zones:?}");
+}
+
+/// A 4 × 4 world whose terrain provider is `provider` (Lua source of the returned value);
+/// zone (0, 0) asks `game.terrain.get_chunk(3, 3)` every 10th tick and broadcasts the answer.
+fn terrain_world(provider: &str) -> String {
+    format!(
+        r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 4
+zone_size          = 100
+view_radius        = 1
+broadcast_interval = 1
+function init(config) return {{}} end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return {{ x = 50, y = 50 }} end
+function terrain_provider(config) return {provider} end
+function generate_chunk(cx, cy, seed)
+  return {{ {{ x = 1, y = 2, id = 100 + cx * 10 + cy, flags = 3, elevation = seed }} }}
+end
+function on_zone_loaded(cx, cy, state) return {{ home = (cx == 0 and cy == 0), n = 0 }}, state end
+function zone_tick(entities, zs)
+  zs.n = zs.n + 1
+  if zs.home and zs.n % 10 == 0 then
+    local r = game.terrain.get_chunk(3, 3)
+    game.broadcast("chunk", {{ ok = r.ok and #r.ok or nil, error = r.error }})
+  end
+  return entities, zs
+end
+function handle_input(player_id, input, entities)
+  local me = entities[player_id]
+  if me then me.x, me.y = input.x, input.y end
+  return entities
+end
+function post_tick(tick, state) return state end
+"#
+    )
+}
+
+/// `world.terrain` frames a client received: coords → the chunk's tiles.
+fn terrain_frames(c: &Client) -> BTreeMap<(i64, i64), Vec<asobi_rules::terrain::Tile>> {
+    use asobi_rules::terrain::{decode_chunk, decompress, ChunkFormat};
+    use base64::Engine as _;
+    let fmt = ChunkFormat::default();
+    c.received
+        .iter()
+        .filter(|f| f["type"] == "world.terrain")
+        .map(|f| {
+            let p = &f["payload"];
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(p["data"].as_str().unwrap())
+                .unwrap();
+            let tiles = decode_chunk(&decompress(&data, fmt.raw_bytes()).unwrap(), fmt).unwrap();
+            (
+                (
+                    p["coords"][0].as_i64().unwrap(),
+                    p["coords"][1].as_i64().unwrap(),
+                ),
+                tiles,
+            )
+        })
+        .collect()
+}
+
+fn joined_world(script: &str) -> (tempfile::TempDir, Sim, Client, String) {
+    let dir = game(script);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "p");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (dir, sim, p, id)
+}
+
+const VIEW: [(i64, i64); 4] = [(0, 0), (0, 1), (1, 0), (1, 1)];
+
+#[test]
+fn a_flat_provider_sends_each_zone_in_view_its_chunk_and_answers_get_chunk() {
+    let script = terrain_world(
+        r#"{ module = "asobi_terrain_flat", args = { tile = 9, flags = 1, elevation = 30 } }"#,
+    );
+    let (_dir, mut sim, mut p, _id) = joined_world(&script);
+    sim.advance(Duration::from_millis(600));
+    sim.collect(&mut p);
+    let chunks = terrain_frames(&p);
+    assert_eq!(chunks.keys().copied().collect::<Vec<_>>(), VIEW);
+    for tiles in chunks.values() {
+        assert_eq!(tiles.len(), 64 * 64);
+        assert!(tiles
+            .iter()
+            .all(|t| (t.id, t.flags, t.elevation) == (9, 1, 30)));
+    }
+    // Each chunk is sent once per subscription, not per tick.
+    assert_eq!(p.count("world.terrain"), 4);
+    // game.terrain.get_chunk answers the compressed chunk at once for a built-in provider.
+    let chunk = p.last("world.chunk").expect("a get_chunk answer")["payload"].clone();
+    assert!(chunk["ok"].as_u64().is_some_and(|n| n > 10), "{chunk}");
+    // Walking east brings zone column x = 2 into view: its chunks arrive.
+    sim.send(
+        &mut p,
+        json!({"type": "world.input", "payload": {"x": 150, "y": 50}}),
+    );
+    sim.advance(Duration::from_millis(200));
+    sim.collect(&mut p);
+    let mut keys: Vec<(i64, i64)> = terrain_frames(&p).keys().copied().collect();
+    keys.sort();
+    assert!(keys.contains(&(2, 0)) && keys.contains(&(2, 1)), "{keys:?}");
+}
+
+#[test]
+fn a_noise_provider_is_deterministic_by_seed() {
+    let script = terrain_world(r#"{ module = "asobi_terrain_perlin", args = { seed = 7 } }"#);
+    let (_d1, mut sim1, mut p1, _) = joined_world(&script);
+    let (_d2, mut sim2, mut p2, _) = joined_world(&script);
+    sim1.advance(Duration::from_millis(200));
+    sim2.advance(Duration::from_millis(200));
+    sim1.collect(&mut p1);
+    sim2.collect(&mut p2);
+    let (a, b) = (terrain_frames(&p1), terrain_frames(&p2));
+    assert_eq!(a.keys().copied().collect::<Vec<_>>(), VIEW);
+    assert_eq!(a, b);
+    // Not flat: the noise has relief.
+    let first = &a[&(0, 0)];
+    assert!(first.iter().any(|t| t.elevation != first[0].elevation));
+}
+
+#[test]
+fn a_lua_provider_generates_chunks_and_get_chunk_makes_missing_ones_after_the_callback() {
+    let script = terrain_world(r#"{ module = "lua", args = { seed = 42 } }"#);
+    let (_dir, mut sim, mut p, _id) = joined_world(&script);
+    sim.advance(Duration::from_millis(200));
+    sim.collect(&mut p);
+    let chunks = terrain_frames(&p);
+    assert_eq!(chunks.keys().copied().collect::<Vec<_>>(), VIEW);
+    for ((cx, cy), tiles) in &chunks {
+        let t = tiles[2 * 64 + 1];
+        assert_eq!(
+            (t.id as i64, t.flags, t.elevation),
+            (100 + cx * 10 + cy, 3, 42)
+        );
+        assert_eq!(tiles.iter().filter(|t| t.id != 0).count(), 1);
+    }
+    // (3, 3) is outside the preloaded ring: the first ask finds it not made, and it is made
+    // after that callback, so the next ask gets it.
+    sim.advance(Duration::from_millis(1200));
+    sim.collect(&mut p);
+    let answers: Vec<Value> = p
+        .received
+        .iter()
+        .filter(|f| f["type"] == "world.chunk")
+        .map(|f| f["payload"].clone())
+        .collect();
+    assert!(answers.len() >= 2, "{answers:?}");
+    assert_eq!(answers[0], json!({"error": "not_loaded"}));
+    assert!(answers[1]["ok"].as_u64().is_some(), "{answers:?}");
+}
+
+#[test]
+fn no_provider_or_one_off_the_list_means_no_terrain_at_all() {
+    for provider in ["nil", r#"{ module = "gen_server" }"#] {
+        let script = terrain_world(provider);
+        let (_dir, mut sim, mut p, _id) = joined_world(&script);
+        sim.advance(Duration::from_millis(600));
+        sim.collect(&mut p);
+        assert_eq!(p.count("world.terrain"), 0, "{provider}");
+        let chunk = p.last("world.chunk").expect("a get_chunk answer")["payload"].clone();
+        assert_eq!(
+            chunk,
+            json!({"error": "terrain not available (no terrain store)"}),
+            "{provider}"
+        );
+    }
 }

@@ -130,12 +130,13 @@ async fn join_world(
         }
     }
     let shard = s.shard.clone();
-    let (player_id, me) = (s.player(), s.me);
+    let (player_id, me, binary) = (s.player(), s.me, s.world_wire.binary);
     let joined = request(&shard, host, |reply| {
         cmd(super::cmd::Cmd::Join {
             world_id: world_id.clone(),
             player_id,
             session: me,
+            binary,
             ctx,
             reply,
         })
@@ -322,6 +323,7 @@ pub(crate) fn session_connected(s: &mut Session, player_id: &str) {
             world_id,
             player_id: player_id.to_owned(),
             session: s.me,
+            binary: s.world_wire.binary,
         });
         if route(&s.shard, host, c).is_err() {
             tracing::debug!("world reattach dropped: host overloaded");
