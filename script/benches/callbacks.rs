@@ -9,7 +9,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use asobi_script::{Budgets, Game, Host, MatchVm, VmPool};
+use asobi_script::{Budgets, Envelope, Game, Host, MatchVm, VmPool};
 use bytes::Bytes;
 use serde_json::json;
 
@@ -122,6 +122,83 @@ fn bench_match(pool: &mut VmPool, game: &Game, players: usize) {
     pool.release(vm);
 }
 
+/// A shard's Lua work in `play --mode duel` (the `duel` mode of `examples/arena`, which the
+/// loadtest plays), for `matches` live duels: per tick period each
+/// player sends two inputs (20 Hz, as JSON text as they arrive from the socket), the match ticks
+/// once (10 Hz) and each player gets its own `get_state`. Matches are visited in turn, as the
+/// shard's timer queue visits them, so each VM's memory is cold again by its next turn.
+/// Prints the cost per player per tick period, and what it means for one core.
+fn bench_duel_shard(pool: &mut VmPool, game: &Game, matches: usize, rounds: usize) {
+    let mut host = Sink::default();
+    let mut live: Vec<(MatchVm, Vec<String>)> = (0..matches)
+        .map(|m| {
+            let mut vm = pool.acquire(game.mode("duel").unwrap(), "bench").unwrap();
+            vm.init(&json!({}), &mut host).unwrap().done().unwrap();
+            let ids: Vec<String> = (0..2)
+                .map(|p| format!("0190f3a2-7c4e-7b1a-9d2e-{:012x}", m * 2 + p))
+                .collect();
+            for id in &ids {
+                vm.join(id, None, &mut host).unwrap().done().unwrap();
+            }
+            (vm, ids)
+        })
+        .collect();
+    let inputs = [
+        r#"{"action":"move","dx":1,"dy":0,"seq":1001}"#,
+        r#"{"action":"move","dx":0,"dy":1,"seq":1002}"#,
+        r#"{"action":"move","dx":-1,"dy":-1,"seq":1003}"#,
+        r#"{"action":"stop","seq":1004}"#,
+    ];
+    for r in 0..rounds / 10 {
+        duel_round(&mut live, &inputs, r, &mut host);
+    }
+    let started = Instant::now();
+    for r in 0..rounds {
+        duel_round(&mut live, &inputs, r, &mut host);
+    }
+    let per_player_tick = per_op(started.elapsed(), (rounds * matches * 2) as u64);
+    println!(
+        "duel shard: {matches} matches × {rounds} ticks (+{} warm-up; {} player-ticks in duel_round)",
+        rounds / 10,
+        (rounds + rounds / 10) * matches * 2
+    );
+    println!(
+        "duel shard: {matches} matches × {rounds} ticks | {per_player_tick:>6.2} µs per player per tick (2 inputs + ½ tick + 1 get_state) → {:.0} players per core in Lua at 10 Hz",
+        1e6 / (per_player_tick * 10.0)
+    );
+    black_box(host.bytes);
+    for (vm, _) in live {
+        pool.release(vm);
+    }
+}
+
+/// One tick period of every duel (kept out of line so `valgrind --tool=callgrind
+/// --toggle-collect='*duel_round*'` counts exactly this work).
+#[inline(never)]
+fn duel_round(live: &mut [(MatchVm, Vec<String>)], inputs: &[&str], r: usize, host: &mut Sink) {
+    for (vm, ids) in live.iter_mut() {
+        for (p, id) in ids.iter().enumerate() {
+            for k in 0..2 {
+                let input = inputs[(r + p + k) % inputs.len()];
+                vm.handle_input_json(id, input, host)
+                    .unwrap()
+                    .done()
+                    .unwrap();
+            }
+        }
+        vm.tick(host).unwrap().done().unwrap();
+        for id in ids.iter() {
+            black_box(vm.state_frame(Some(id), STATE_ENVELOPE, host).unwrap());
+        }
+    }
+}
+
+/// The engine's `match.state` envelope, written around each state as the server does.
+const STATE_ENVELOPE: Envelope = Envelope {
+    head: br#"{"type":"match.state","payload":"#,
+    tail: b"}",
+};
+
 fn bench_vm_lifecycle(game: &Game) {
     let mut pool = VmPool::new(Budgets::default(), 1).unwrap();
     let mut host = Sink::default();
@@ -195,8 +272,24 @@ fn main() {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut pool = VmPool::new(Budgets::default(), 2).unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/arena");
+    let example = Game::load(&examples).expect("examples/arena loads");
+    // `-- duel` runs only the shard-sized duel (for `perf stat` / `valgrind` on a fixed workload).
+    // `ASOBI_BENCH_DUEL=matches,ticks` sizes it (callgrind runs a small one).
+    if std::env::args().any(|a| a == "duel") {
+        let (matches, ticks) = std::env::var("ASOBI_BENCH_DUEL")
+            .ok()
+            .and_then(|v| {
+                let (m, t) = v.split_once(',')?;
+                Some((m.parse().ok()?, t.parse().ok()?))
+            })
+            .unwrap_or((500, 200));
+        bench_duel_shard(&mut pool, &example, matches, ticks);
+        return;
+    }
     bench_match(&mut pool, &game, 2);
     bench_match(&mut pool, &game, 16);
+    bench_duel_shard(&mut pool, &example, 500, 200);
     bench_vm_lifecycle(&game);
     let scratch = std::env::temp_dir().join(format!("asobi-script-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).unwrap();

@@ -24,8 +24,6 @@
 //!
 //! Encoding reads tables raw: no metamethod runs, so encoding never executes script code.
 
-use std::io;
-
 use mlua::{Lua, LuaSerdeExt, Table, Value};
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
@@ -37,6 +35,11 @@ pub const MAX_DEPTH: usize = 64;
 pub(crate) struct Marks {
     array: Table,
     object: Table,
+    /// The state the marks belong to, for the encoder (weak: `Marks` lives inside the state's
+    /// own shared data, so a strong handle would keep the state alive forever).
+    lua: mlua::WeakLua,
+    /// The JSON decoder's buffers, kept between inputs.
+    decoder: std::cell::RefCell<asobi_luaraw::Decoder>,
 }
 
 impl Marks {
@@ -44,6 +47,8 @@ impl Marks {
         Ok(Marks {
             array: lua.array_metatable(),
             object: lua.create_table()?,
+            lua: lua.weak(),
+            decoder: Default::default(),
         })
     }
 }
@@ -66,34 +71,6 @@ impl std::fmt::Display for EncodeError {
     }
 }
 
-struct Capped {
-    buf: Vec<u8>,
-    max: usize,
-    overflowed: bool,
-}
-
-impl io::Write for Capped {
-    #[inline]
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.write_all(data).map(|()| data.len())
-    }
-
-    #[inline]
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        if self.buf.len() + data.len() > self.max {
-            self.overflowed = true;
-            return Err(io::Error::other("too large"));
-        }
-        self.buf.extend_from_slice(data);
-        Ok(())
-    }
-
-    #[inline]
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 const TOO_DEEP: &str = "\u{0}too deep";
 
 /// Encodes `value` as JSON, failing once the output would exceed `max_bytes`.
@@ -102,24 +79,31 @@ pub(crate) fn encode(
     marks: &Marks,
     max_bytes: usize,
 ) -> Result<Vec<u8>, EncodeError> {
-    let mut out = Capped {
-        buf: Vec::with_capacity(128),
-        max: max_bytes,
-        overflowed: false,
+    let mut out = Vec::with_capacity(256);
+    encode_into(value, marks, max_bytes, &mut out)?;
+    Ok(out)
+}
+
+/// Appends `value` as JSON to `out` (so a caller can write a frame's envelope around it in one
+/// buffer), failing once what this call appends would exceed `max_bytes`; on failure `out` is
+/// left as it was. Same output as the `serde` path ([`to_json`]), written by
+/// [`asobi_luaraw::encode`], which reads the tables through Lua's C API instead of making an
+/// mlua reference for every key and nested table.
+pub(crate) fn encode_into(
+    value: &Value,
+    marks: &Marks,
+    max_bytes: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), EncodeError> {
+    let Some(lua) = marks.lua.try_upgrade() else {
+        return Err(EncodeError::Other("the Lua state is gone".to_owned()));
     };
-    let result = serde_json::to_writer(
-        &mut out,
-        &LuaJson {
-            value,
-            marks,
-            depth: 0,
-        },
-    );
-    match result {
-        Ok(()) => Ok(out.buf),
-        Err(_) if out.overflowed => Err(EncodeError::TooLarge),
-        Err(e) => Err(classify(e)),
-    }
+    asobi_luaraw::encode(&lua, value, &marks.object, MAX_DEPTH, max_bytes, out).map_err(|e| match e
+    {
+        asobi_luaraw::EncodeError::TooLarge => EncodeError::TooLarge,
+        asobi_luaraw::EncodeError::TooDeep => EncodeError::TooDeep,
+        other => EncodeError::Other(format!("{other:?}")),
+    })
 }
 
 /// Converts `value` to a `serde_json::Value` (used for results and configuration).
@@ -363,6 +347,17 @@ fn table_to_lua(
     }
 }
 
+/// Decodes JSON text straight into a Lua value (see the module rules), with no
+/// `serde_json::Value` in between: [`asobi_luaraw::Decoder`] parses it into tokens (buffers kept
+/// per VM) and builds each table at its final size through Lua's C API.
+pub(crate) fn decode_str(lua: &Lua, text: &str, marks: &Marks) -> mlua::Result<Value> {
+    let mut decoder = marks
+        .decoder
+        .try_borrow_mut()
+        .map_err(|_| mlua::Error::runtime("JSON decoder busy"))?;
+    decoder.decode(lua, text, &marks.array, &marks.object, MAX_DEPTH)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -410,6 +405,95 @@ mod tests {
         assert_eq!(enc("1.5"), "1.5");
         assert_eq!(enc("7"), "7");
         assert_eq!(enc("0/0"), "null");
+    }
+
+    #[test]
+    fn decoding_text_matches_decoding_a_value() {
+        let lua = Lua::new();
+        let marks = Marks::new(&lua).unwrap();
+        let samples = [
+            r#"{"action":"move","dx":1,"dy":-1,"seq":42}"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#"[1,null,3.5,"x",[[]],{}]"#,
+            r#"{"a":null,"b":{"c":[true,false,null]},"e":"\u00e9\n"}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{"a":1,"a":null}"#,
+            r#"{"big":18446744073709551615,"neg":-9223372036854775808,"f":1e300,"z":2.0}"#,
+            r#""text""#,
+            r#"7"#,
+            r#"null"#,
+        ];
+        for text in samples {
+            let via_value: serde_json::Value = serde_json::from_str(text).unwrap();
+            let a = to_lua(&lua, &via_value, &marks).unwrap();
+            let b = decode_str(&lua, text, &marks).unwrap();
+            // Tables sized differently walk their keys in another order: compare as JSON.
+            let a: serde_json::Value =
+                serde_json::from_slice(&encode(&a, &marks, usize::MAX).unwrap()).unwrap();
+            let b: serde_json::Value =
+                serde_json::from_slice(&encode(&b, &marks, usize::MAX).unwrap()).unwrap();
+            assert_eq!(a, b, "{text}");
+        }
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert!(decode_str(&lua, &deep, &marks).is_err());
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(decode_str(&lua, &ok, &marks).is_ok());
+        for bad in ["{", r#"{"a":1} x"#, "", r#"{"a":}"#] {
+            assert!(decode_str(&lua, bad, &marks).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_direct_writer_writes_what_serde_writes() {
+        let lua = Lua::new();
+        let marks = Marks::new(&lua).unwrap();
+        let sources = [
+            "{tick = 3, rules = 1, coin = {x = 4, y = 19}, players = {a = {x = 0, y = 0, score = 2, seq = 9}}}",
+            "{1, 2.5, 'x', true, false, {}, {{}}}",
+            "{[1] = 'a', [3] = 'c', [2.5] = 'f', [-7] = 'n'}",
+            r#"{['q"uote'] = 'back\\slash', ctl = '\1\9\10\13\31', uni = 'é✓', bad = '\255\254'}"#,
+            "{n = 0/0, inf = 1/0, f = 1e300, g = -0.0, h = 3.0, i = math.mininteger}",
+            "{f = function() end, co = 1, [true] = 2}",
+            "{1, print or function() end, 3}",
+            "'just a string'",
+            "12345",
+            "2.25",
+            "nil",
+        ];
+        for src in sources {
+            let v: Value = lua.load(format!("return {src}")).eval().unwrap();
+            let direct = encode(&v, &marks, usize::MAX).unwrap();
+            let via_serde = serde_json::to_vec(&LuaJson {
+                value: &v,
+                marks: &marks,
+                depth: 0,
+            })
+            .unwrap();
+            if src.starts_with('{') && src.contains('=') {
+                // Key order follows the table walk, the same for both; compare as JSON too.
+                let a: serde_json::Value = serde_json::from_slice(&direct).unwrap();
+                let b: serde_json::Value = serde_json::from_slice(&via_serde).unwrap();
+                assert_eq!(a, b, "{src}");
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&direct),
+                String::from_utf8_lossy(&via_serde),
+                "{src}"
+            );
+        }
+        let mut out = b"head:".to_vec();
+        let v: Value = lua.load("return {1, 2}").eval().unwrap();
+        encode_into(&v, &marks, 5, &mut out).unwrap();
+        assert_eq!(out, b"head:[1,2]");
+        assert_eq!(
+            encode_into(&v, &marks, 4, &mut out),
+            Err(EncodeError::TooLarge)
+        );
+        assert_eq!(
+            out, b"head:[1,2]",
+            "a failed encode leaves the buffer as it was"
+        );
     }
 
     #[test]

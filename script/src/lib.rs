@@ -49,7 +49,7 @@ pub use json::MAX_DEPTH as MAX_JSON_DEPTH;
 pub use pool::VmPool;
 pub use rpc::{RpcCode, RpcReply, RpcScript, RpcVm, MAX_METHOD, RPC_FILE};
 pub use service::{Call, Resumed, ServiceCall, MAX_SERVICE_ARGS_BYTES};
-pub use vm::{JoinOutcome, MatchVm};
+pub use vm::{Envelope, JoinOutcome, MatchVm};
 pub use watcher::Watcher;
 pub use world::{
     SpawnRequest, TerrainAccess, WorldVm, ZoneEntities, ZoneInput, ZoneStep, MAX_ZONE_ENTITIES,

@@ -199,7 +199,7 @@ impl Sandbox {
         let meter = &self.shared.meter;
         meter.arm(allowance, suspendable);
         self.shared.suspendable.set(suspendable);
-        let thread = args(&self.lua).and_then(|args| {
+        let thread = self.unmetered(|| args(&self.lua)).and_then(|args| {
             let thread = match self.spare.take() {
                 Some(thread) => {
                     thread.reset(func)?;
@@ -213,6 +213,12 @@ impl Sandbox {
             Ok(ok) => ok,
             Err(e) => return Err(classify(callback, meter.spent(), &e)),
         };
+        if !self.within_memory_limit() {
+            return Err(CallError::Budget {
+                kind: BudgetKind::Memory,
+                callback,
+            });
+        }
         *self.shared.callback_thread.borrow_mut() = Some(thread.clone());
         let result = thread.resume::<MultiValue>(args);
         self.settle(callback, thread, result)
@@ -317,6 +323,45 @@ impl Sandbox {
             Ok(Value::Function(f)) => Some(f),
             _ => None,
         }
+    }
+
+    /// The global named by the interned string `name` if it is a function: the lookup a
+    /// callback makes on every call, without creating (hashing, interning) the name again.
+    pub(crate) fn function_named(&self, name: &mlua::String) -> Option<Function> {
+        match self.globals().raw_get::<Value>(name) {
+            Ok(Value::Function(f)) => Some(f),
+            _ => None,
+        }
+    }
+
+    /// Runs `build` (a callback's arguments) with the memory limit lifted. With a limit set,
+    /// mlua runs every string, table and `raw_set` it creates in a protected call of its own,
+    /// which costs more than the work itself for a small input; without one it pushes them
+    /// directly. What `build` converts is bounded by its source (a frame the edge size-capped,
+    /// a service reply), and [`Sandbox::within_memory_limit`] checks the total right after, so
+    /// the budget still holds before any script code runs.
+    fn unmetered<T>(&self, build: impl FnOnce() -> T) -> T {
+        struct Restore<'a>(&'a Lua, usize);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                let _ = self.0.set_memory_limit(self.1);
+            }
+        }
+        let limit = self.shared.budgets.memory_bytes;
+        let _restore = Restore(&self.lua, limit);
+        let _ = self.lua.set_memory_limit(0);
+        build()
+    }
+
+    /// Whether the state fits its memory budget, after a full collection if it does not at
+    /// first (the garbage counts until collected, as it does for an allocation that fails).
+    fn within_memory_limit(&self) -> bool {
+        let limit = self.shared.budgets.memory_bytes;
+        if limit == 0 || self.lua.used_memory() <= limit {
+            return true;
+        }
+        let _ = self.lua.gc_collect();
+        self.lua.used_memory() <= limit
     }
 }
 

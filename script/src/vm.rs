@@ -86,6 +86,23 @@ enum Callback {
 
 const CALLBACKS: usize = 13;
 
+/// Every [`Callback`], in declaration order (its index is `cb as usize`).
+const ALL_CALLBACKS: [Callback; CALLBACKS] = [
+    Callback::Load,
+    Callback::Init,
+    Callback::Join,
+    Callback::Leave,
+    Callback::HandleInput,
+    Callback::Tick,
+    Callback::GetState,
+    Callback::OnReload,
+    Callback::VoteRequested,
+    Callback::VoteResolved,
+    Callback::Phases,
+    Callback::OnPhaseStarted,
+    Callback::OnPhaseEnded,
+];
+
 impl Callback {
     fn name(self) -> &'static str {
         match self {
@@ -178,6 +195,43 @@ pub struct MatchVm {
     deferred_reload: Option<Arc<CompiledMode>>,
     last_failure_log: Option<Instant>,
     suppressed_failures: u32,
+    /// Every callback's name and the state keys read after each callback, interned once in
+    /// this VM: looking them up per call would create (hash, intern) the same strings again.
+    names: Names,
+    /// What the state being encoded is written inside ([`MatchVm::state_frame`]).
+    envelope: Envelope,
+    /// The length of the last encoded state: the next one's buffer is sized from it.
+    last_state_len: usize,
+}
+
+/// Bytes written before and after an encoded state ([`MatchVm::state_frame`]), so that a
+/// frame's envelope and the state share one buffer.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Envelope {
+    /// Written before the state.
+    pub head: &'static [u8],
+    /// Written after it.
+    pub tail: &'static [u8],
+}
+
+/// Strings [`MatchVm`] reads on every call, as Lua strings of its VM.
+struct Names {
+    callbacks: Vec<mlua::String>,
+    finished: mlua::String,
+    result: mlua::String,
+}
+
+impl Names {
+    fn new(lua: &Lua) -> mlua::Result<Names> {
+        Ok(Names {
+            callbacks: ALL_CALLBACKS
+                .iter()
+                .map(|cb| lua.create_string(cb.name()))
+                .collect::<mlua::Result<_>>()?,
+            finished: lua.create_string("_finished")?,
+            result: lua.create_string("_result")?,
+        })
+    }
 }
 
 impl std::fmt::Debug for MatchVm {
@@ -206,6 +260,8 @@ impl MatchVm {
         *sandbox.shared.match_id.borrow_mut() = match_id.to_owned();
         *sandbox.shared.mode_name.borrow_mut() = mode.name.clone();
         *sandbox.shared.scope.borrow_mut() = Some(mode.scope.clone());
+        let names =
+            Names::new(&sandbox.lua).map_err(|e| crate::sandbox::classify("load", None, &e))?;
         let vm = MatchVm {
             sandbox,
             mode: mode.clone(),
@@ -220,6 +276,9 @@ impl MatchVm {
             deferred_reload: None,
             last_failure_log: None,
             suppressed_failures: 0,
+            names,
+            envelope: Envelope::default(),
+            last_state_len: 0,
         };
         vm.run_chunk(mode, host)?;
         Ok(vm)
@@ -282,6 +341,14 @@ impl MatchVm {
         self.sandbox.function(name).is_some()
     }
 
+    /// The script's function for `cb`, if it defines one now.
+    fn function(&self, cb: Callback) -> Option<mlua::Function> {
+        match self.names.callbacks.get(cb as usize) {
+            Some(name) => self.sandbox.function_named(name),
+            None => self.sandbox.function(cb.name()),
+        }
+    }
+
     /// Starts callback `cb` if the script defines it (`Ok(None)` otherwise).
     fn begin(
         &mut self,
@@ -295,7 +362,7 @@ impl MatchVm {
         if self.waiting_on.is_some() {
             return Err(CallError::Waiting);
         }
-        let Some(func) = self.sandbox.function(cb.name()) else {
+        let Some(func) = self.function(cb) else {
             return Ok(None);
         };
         let state = self.state.clone();
@@ -428,21 +495,8 @@ impl MatchVm {
                 Ok(Outcome::Unit)
             }
             Callback::GetState => {
-                let max = self.sandbox.shared.budgets.max_state_bytes;
                 let value = values.into_iter().next().unwrap_or(Value::Nil);
-                if value.is_nil() {
-                    return Ok(Outcome::State(Bytes::from_static(b"{}")));
-                }
-                match json::encode(&value, &self.sandbox.shared.marks, max) {
-                    Ok(bytes) => Ok(Outcome::State(Bytes::from(bytes))),
-                    Err(e) => Err(CallError::BadReturn {
-                        callback: "get_state",
-                        message: match e {
-                            EncodeError::TooLarge => format!("state is larger than {max} bytes"),
-                            other => other.to_string(),
-                        },
-                    }),
-                }
+                self.wrap_state(&value).map(Outcome::State)
             }
             Callback::VoteRequested => match values.into_iter().next() {
                 None | Some(Value::Nil) | Some(Value::Boolean(false)) => {
@@ -559,12 +613,14 @@ impl MatchVm {
             return;
         };
         if !matches!(
-            state.raw_get::<Value>("_finished"),
+            state.raw_get::<Value>(&self.names.finished),
             Ok(Value::Boolean(true))
         ) {
             return;
         }
-        let result = state.raw_get::<Value>("_result").unwrap_or(Value::Nil);
+        let result = state
+            .raw_get::<Value>(&self.names.result)
+            .unwrap_or(Value::Nil);
         let result = match result {
             Value::Nil => json!({}),
             other => json::to_json(&other, &self.sandbox.shared.marks).unwrap_or_else(
@@ -642,6 +698,24 @@ impl MatchVm {
         .map(|c| c.map(drop))
     }
 
+    /// `handle_input(player_id, input, state)` for an input that is still JSON text (an
+    /// object, as the engine checked): the text is parsed straight into the Lua table, with
+    /// no `serde_json::Value` in between. Text that is not JSON fails the callback. May
+    /// suspend.
+    pub fn handle_input_json(
+        &mut self,
+        player_id: &str,
+        input: &str,
+        host: &mut dyn Host,
+    ) -> Result<Call<()>, CallError> {
+        let shared = self.sandbox.shared.clone();
+        self.begin_required(Callback::HandleInput, host, |lua, state| {
+            let input = json::decode_str(lua, input, &shared.marks)?;
+            multi(lua, (player_id, input, state))
+        })
+        .map(|c| c.map(drop))
+    }
+
     /// `tick(state)`. May suspend.
     pub fn tick(&mut self, host: &mut dyn Host) -> Result<Call<()>, CallError> {
         self.begin_required(Callback::Tick, host, multi)
@@ -662,21 +736,25 @@ impl MatchVm {
         if self.failed {
             return Err(CallError::VmFailed);
         }
-        if self.sandbox.function(Callback::GetState.name()).is_none() {
-            if self.state.is_nil() {
-                return Ok(Bytes::from_static(b"{}"));
-            }
-            let max = self.sandbox.shared.budgets.max_state_bytes;
-            return match json::encode(&self.state, &self.sandbox.shared.marks, max) {
-                Ok(bytes) => Ok(Bytes::from(bytes)),
-                Err(e) => Err(CallError::BadReturn {
-                    callback: "get_state",
-                    message: match e {
-                        EncodeError::TooLarge => format!("state is larger than {max} bytes"),
-                        other => other.to_string(),
-                    },
-                }),
-            };
+        self.state_frame(player_id, Envelope::default(), host)
+    }
+
+    /// [`MatchVm::state_for`] written inside `envelope` (`head`, the state, `tail`) in one
+    /// buffer: the engine's `match.state` frame without copying the state into it afterwards.
+    /// `max_state_bytes` bounds the state alone.
+    pub fn state_frame(
+        &mut self,
+        player_id: Option<&str>,
+        envelope: Envelope,
+        host: &mut dyn Host,
+    ) -> Result<Bytes, CallError> {
+        if self.failed {
+            return Err(CallError::VmFailed);
+        }
+        self.envelope = envelope;
+        if self.function(Callback::GetState).is_none() {
+            let state = self.state.clone();
+            return self.wrap_state(&state);
         }
         let call = self.begin_required(Callback::GetState, host, |lua, state| match player_id {
             Some(player) => multi(lua, (player, state)),
@@ -684,8 +762,32 @@ impl MatchVm {
         })?;
         match call {
             Call::Done(Outcome::State(bytes)) => Ok(bytes),
-            _ => Ok(Bytes::from_static(b"{}")),
+            _ => self.wrap_state(&Value::Nil),
         }
+    }
+
+    /// `state` encoded inside the current envelope; `nil` is `{}`.
+    fn wrap_state(&mut self, state: &Value) -> Result<Bytes, CallError> {
+        let Envelope { head, tail } = self.envelope;
+        let mut out = Vec::with_capacity(head.len() + self.last_state_len.max(2) + tail.len() + 16);
+        out.extend_from_slice(head);
+        if state.is_nil() {
+            out.extend_from_slice(b"{}");
+        } else {
+            let max = self.sandbox.shared.budgets.max_state_bytes;
+            json::encode_into(state, &self.sandbox.shared.marks, max, &mut out).map_err(|e| {
+                CallError::BadReturn {
+                    callback: "get_state",
+                    message: match e {
+                        EncodeError::TooLarge => format!("state is larger than {max} bytes"),
+                        other => other.to_string(),
+                    },
+                }
+            })?;
+        }
+        self.last_state_len = out.len() - head.len();
+        out.extend_from_slice(tail);
+        Ok(Bytes::from(out))
     }
 
     /// Optional `vote_requested(state)`: a vote configuration, or `None` when the script

@@ -47,7 +47,7 @@ pub(super) enum Op {
     },
     Input {
         player_id: String,
-        input: Value,
+        input: Input,
     },
     /// `leave` for a seat already off the roster.
     Leave {
@@ -63,6 +63,14 @@ pub(super) enum Op {
     },
     /// `on_phase_started` / `on_phase_ended`.
     Phase(asobi_rules::phases::Transition),
+}
+
+/// A player's input as it reached the match.
+pub(super) enum Input {
+    /// A client's object, still JSON text (checked by the session): parsed straight into Lua.
+    Text(Box<str>),
+    /// A bot's decision.
+    Value(Value),
 }
 
 /// What completes when the suspended callback does.
@@ -156,9 +164,11 @@ fn run(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
             if !lm.roster.contains(&player_id) {
                 return;
             }
-            let step = vm
-                .handle_input(&player_id, &input, &mut fx)
-                .map(|c| c.map(|()| Resumed::HandleInput));
+            let step = match &input {
+                Input::Text(text) => vm.handle_input_json(&player_id, text, &mut fx),
+                Input::Value(value) => vm.handle_input(&player_id, value, &mut fx),
+            }
+            .map(|c| c.map(|()| Resumed::HandleInput));
             (After::Input { player_id }, step)
         }
         Op::Leave { player_id } => {

@@ -28,7 +28,8 @@ pub(crate) enum Cmd {
     Input {
         match_id: String,
         player_id: String,
-        input: Value,
+        /// The input object's JSON text, parsed straight into Lua by the match.
+        input: Box<str>,
     },
     Leave {
         match_id: String,

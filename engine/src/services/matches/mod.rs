@@ -11,6 +11,7 @@ mod calls;
 pub(crate) mod cmd;
 mod directory;
 pub(crate) mod error;
+mod input;
 pub(crate) mod lobby;
 pub(crate) mod rest;
 pub(crate) mod script;
@@ -32,7 +33,8 @@ use asobi_schema::envelope::{encode_frame, encode_frame_raw};
 use asobi_schema::payload::{MatchFinished, MatchInfo};
 use asobi_schema::ApiError;
 use asobi_script::{
-    Budgets, CallError, CompiledMode, Game, MatchVm, StateStrategy, StateTransport, VmPool,
+    Budgets, CallError, CompiledMode, Envelope, Game, MatchVm, StateStrategy, StateTransport,
+    VmPool,
 };
 
 pub(crate) use directory::{Directory, MatchEntry};
@@ -582,7 +584,7 @@ pub(crate) fn join(
 }
 
 /// A player's input, handed to the script.
-pub(crate) fn input(shard: &Rc<Shard>, match_id: &str, player_id: &str, input: Value) {
+pub(crate) fn input(shard: &Rc<Shard>, match_id: &str, player_id: &str, input: Box<str>) {
     let Some(key) = shard.matches.key_of(match_id) else {
         return;
     };
@@ -593,7 +595,7 @@ pub(crate) fn input(shard: &Rc<Shard>, match_id: &str, player_id: &str, input: V
         } else if lm.roster.contains(player_id) {
             let op = calls::Op::Input {
                 player_id: player_id.to_owned(),
-                input,
+                input: calls::Input::Text(input),
             };
             calls::submit(shard, lm, op);
         }
@@ -761,9 +763,9 @@ fn send_state(shard: &Shard, lm: &mut LiveMatch) {
     let Some(vm) = lm.vm.as_mut() else { return };
     let mut failure = None;
     match lm.mode.config.state_strategy {
-        StateStrategy::Shared => match vm.state_for(None, &mut fx) {
-            Ok(state) => {
-                if let Some(f) = state_frame(&lm.mode, &state) {
+        StateStrategy::Shared => match vm.state_frame(None, STATE_ENVELOPE, &mut fx) {
+            Ok(frame) => {
+                if let Some(f) = state_frame(&lm.mode, frame) {
                     let targets: Vec<SessionRef> = lm.roster.connected().collect();
                     shard.rt.deliver_all(&targets, &Outbound::Frame(f));
                 }
@@ -774,9 +776,9 @@ fn send_state(shard: &Shard, lm: &mut LiveMatch) {
             let mut items = Vec::with_capacity(lm.roster.len());
             for seat in lm.roster.seats() {
                 let Some(at) = seat.session else { continue };
-                match vm.state_for(Some(&seat.player_id), &mut fx) {
-                    Ok(state) => {
-                        if let Some(f) = state_frame(&lm.mode, &state) {
+                match vm.state_frame(Some(&seat.player_id), STATE_ENVELOPE, &mut fx) {
+                    Ok(frame) => {
+                        if let Some(f) = state_frame(&lm.mode, frame) {
                             items.push((at, Outbound::Frame(f)));
                         }
                     }
@@ -793,9 +795,16 @@ fn send_state(shard: &Shard, lm: &mut LiveMatch) {
     lm.heard_script();
 }
 
-/// A `match.state` frame; droppable (datagram-eligible) when the mode says so.
-fn state_frame(mode: &CompiledMode, state: &[u8]) -> Option<Frame> {
-    let bytes = encode_frame_raw("match.state", None, state);
+/// A `match.state` frame around the state, as `encode_frame_raw("match.state", None, state)`
+/// writes it: the VM encodes the state between the two in one buffer.
+const STATE_ENVELOPE: Envelope = Envelope {
+    head: br#"{"type":"match.state","payload":"#,
+    tail: b"}",
+};
+
+/// A `match.state` frame ([`STATE_ENVELOPE`] around the state); droppable (datagram-eligible)
+/// when the mode says so.
+fn state_frame(mode: &CompiledMode, bytes: bytes::Bytes) -> Option<Frame> {
     match mode.config.state_transport {
         StateTransport::Datagram => Frame::droppable(bytes),
         _ => Frame::json(bytes),
@@ -1151,10 +1160,27 @@ fn run_bots(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
                 lm,
                 calls::Op::Input {
                     player_id: id,
-                    input,
+                    input: calls::Input::Value(input),
                 },
             );
         }
     }
     lm.heard_script();
+}
+
+#[cfg(test)]
+mod state_envelope_tests {
+    use super::*;
+
+    #[test]
+    fn the_state_envelope_is_the_frame_encoders() {
+        let state = br#"{"tick":1}"#;
+        let mut framed = STATE_ENVELOPE.head.to_vec();
+        framed.extend_from_slice(state);
+        framed.extend_from_slice(STATE_ENVELOPE.tail);
+        assert_eq!(
+            framed,
+            encode_frame_raw("match.state", None, state).to_vec()
+        );
+    }
 }

@@ -76,22 +76,19 @@ fn input_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
         }
         return Ok(());
     };
-    let input: Value =
-        serde_json::from_str(f.payload_str()).map_err(|e| ApiError::invalid_payload(&e))?;
-    let input = payload::unwrap_match_input(input);
     // `handle_input` receives a table, always: anything else (or a legacy `{data}` wrapper whose
     // text is not an object) is refused here, as asobi refuses it.
-    if !input.is_object() || payload::is_unusable_legacy_input(&input) {
-        return Err(ApiError::new(
+    let input = super::input::object_text(f.payload_str())?.ok_or_else(|| {
+        ApiError::new(
             400,
             asobi_schema::error::code::INVALID_FIELD,
             "match.input's payload must be a JSON object.",
-        ));
-    }
+        )
+    })?;
     let c = cmd(super::cmd::Cmd::Input {
         match_id,
         player_id: s.player(),
-        input,
+        input: input.into(),
     });
     // Input is a stream: one the host cannot take now is dropped, like a lost datagram, and
     // the client hears about it so it can slow down.
