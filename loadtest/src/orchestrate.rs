@@ -17,6 +17,7 @@ use crate::runner::{AuthMode, PlayerSet};
 use crate::scenario::blast::BlastParams;
 use crate::scenario::chat::ChatParams;
 use crate::scenario::idle::IdleParams;
+use crate::scenario::party::PartyParams;
 use crate::scenario::play::PlayParams;
 use crate::scenario::reload::ReloadParams;
 use crate::scenario::{self, RunSpec};
@@ -108,6 +109,8 @@ pub enum Scenario {
     Reload(ReloadParams),
     /// `chat`.
     Chat(ChatParams),
+    /// `party`.
+    Party(PartyParams),
 }
 
 impl Scenario {
@@ -129,6 +132,11 @@ impl Scenario {
             Scenario::Play(p) => format!("play-{}", p.mode),
             Scenario::Reload(_) => "reload".into(),
             Scenario::Chat(_) => "chat".into(),
+            Scenario::Party(p) if p.solos_only() => "party-solos".into(),
+            Scenario::Party(p) if p.mix == scenario::party::DEFAULT_MIX => "party".into(),
+            Scenario::Party(p) => {
+                format!("party-{}", scenario::party::mix_label(p).replace('/', "-"))
+            }
         }
     }
 
@@ -139,6 +147,7 @@ impl Scenario {
             Scenario::Play(p) => serde_json::to_value(p),
             Scenario::Reload(p) => serde_json::to_value(p),
             Scenario::Chat(p) => serde_json::to_value(p),
+            Scenario::Party(p) => serde_json::to_value(p),
         }
         .unwrap_or(Value::Null)
     }
@@ -153,6 +162,7 @@ impl Scenario {
             Scenario::Play(_) => "input_to_state_p99_ms",
             Scenario::Reload(_) => "reload_p99_ms",
             Scenario::Chat(_) => "deliveries_per_s",
+            Scenario::Party(_) => "wait_p99_ms",
         }
     }
 
@@ -163,6 +173,7 @@ impl Scenario {
             Scenario::Play(p) => scenario::play::run(spec, p).await,
             Scenario::Reload(p) => scenario::reload::run(spec, p).await,
             Scenario::Chat(p) => scenario::chat::run(spec, p).await,
+            Scenario::Party(p) => scenario::party::run(spec, p).await,
         }
     }
 }
@@ -295,7 +306,7 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
     let rpc = matches!(&s, Scenario::Blast(p) if p.rpc_method.is_some());
     let needs_asobi = matches!(
         s,
-        Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_)
+        Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_) | Scenario::Party(_)
     );
     if (t.baseline || t.compare) && (rpc || needs_asobi) {
         bail!("{name} needs game logic; the baseline only answers heartbeats (drop --baseline/--compare)");
