@@ -43,14 +43,41 @@ function handle_input(p, input, state) return state end
 function tick(state) return state end
 "#;
 
+/// A 2v2 whose script keeps the teams and parties `init(config)` received, notes the team
+/// `join` finds for each player, and shows all three in its state.
+const DUO: &str = r#"
+match_size = 4
+max_players = 4
+teams = 2
+strategy = "fill"
+function init(config)
+    local team_of = {}
+    for i, team in ipairs(config.teams) do
+        for _, p in ipairs(team) do team_of[p] = i end
+    end
+    return { teams = config.teams, parties = config.parties, team_of = team_of, joined = {} }
+end
+function join(p, state)
+    state.joined[p] = state.team_of[p]
+    return state
+end
+function leave(p, state) return state end
+function handle_input(p, input, state) return state end
+function tick(state) return state end
+function get_state(p, state)
+    return { teams = state.teams, parties = state.parties, joined = state.joined }
+end
+"#;
+
 fn start() -> (Server, tempfile::TempDir, tempfile::TempDir) {
     let data = tempfile::tempdir().unwrap();
     let game = tempfile::tempdir().unwrap();
     std::fs::write(
         game.path().join("config.lua"),
-        "return { squad = \"squad.lua\", squad_bots = \"squad_bots.lua\" }\n",
+        "return { squad = \"squad.lua\", squad_bots = \"squad_bots.lua\", duo = \"duo.lua\" }\n",
     )
     .unwrap();
+    std::fs::write(game.path().join("duo.lua"), DUO).unwrap();
     std::fs::write(game.path().join("squad.lua"), SQUAD).unwrap();
     std::fs::write(game.path().join("squad_bots.lua"), SQUAD_BOTS).unwrap();
     let opts = Opts {
@@ -547,6 +574,10 @@ fn a_party_is_matched_onto_one_team_and_a_leaver_cancels_its_ticket() {
         teams = m["teams"].clone();
         assert_eq!(Some(&got[1]["match_id"]), match_id.as_ref());
         assert_eq!(
+            got[1]["teams"], teams,
+            "match.matched carries the same teams"
+        );
+        assert_eq!(
             got[2]["queue"],
             Value::Null,
             "the party is out of the queue"
@@ -556,6 +587,10 @@ fn a_party_is_matched_onto_one_team_and_a_leaver_cancels_its_ticket() {
     for ws in sws.iter_mut() {
         let mm = ws.expect("match.matched", WAIT, |_| true)["payload"].clone();
         assert_eq!(Some(&mm["match_id"]), match_id.as_ref());
+        assert_eq!(
+            mm["teams"], teams,
+            "a solo learns the teams from match.matched"
+        );
         silent(ws, "party.matched");
     }
     let team = &teams[&party[0].id];
@@ -661,4 +696,88 @@ fn bots_fill_around_a_party() {
         5,
         "exactly enough bots for the players: {teams:?}"
     );
+}
+
+/// The first `match.state` whose every player has joined (the script noted their team).
+fn full_state(ws: &mut Ws, players: usize) -> Value {
+    ws.expect("match.state", WAIT, |v| {
+        v["payload"]["joined"]
+            .as_object()
+            .is_some_and(|j| j.len() == players)
+    })["payload"]
+        .clone()
+}
+
+#[test]
+fn the_script_learns_the_teams_and_parties_the_matchmaker_formed() {
+    let (s, _d, _g) = start();
+    let (a, b, c, d) = (
+        s.register("ta"),
+        s.register("tb"),
+        s.register("tc"),
+        s.register("td"),
+    );
+    // The party's two members sit on different shards, as do the two solos.
+    let mut wa = online(&s, &a, 0);
+    let mut wb = online(&s, &b, 1);
+    let mut wc = online(&s, &c, 0);
+    let mut wd = online(&s, &d, 1);
+    let v = ok(&mut wa, "party.create", json!({"privacy": "invite_only"}));
+    let pid = v["party_id"].as_str().unwrap().to_owned();
+    ok(
+        &mut wa,
+        "party.invite",
+        json!({"party_id": pid, "player_id": b.id}),
+    );
+    wb.expect("party.invited", WAIT, |_| true);
+    assert_eq!(
+        members(&ok(&mut wb, "party.accept", json!({"party_id": pid}))),
+        [a.id.as_str(), b.id.as_str()]
+    );
+    ok(
+        &mut wa,
+        "party.queue",
+        json!({"party_id": pid, "mode": "duo"}),
+    );
+    for ws in [&mut wc, &mut wd] {
+        let v = call(ws, "matchmaker.add", json!({"mode": "duo"}));
+        assert_eq!(v["type"], "matchmaker.queued", "{v}");
+    }
+    let mut states = Vec::new();
+    let mut match_id = Value::Null;
+    for ws in [&mut wa, &mut wb, &mut wc, &mut wd] {
+        let mm = ws.expect("match.matched", WAIT, |_| true)["payload"].clone();
+        if match_id.is_null() {
+            match_id = mm["match_id"].clone();
+        }
+        assert_eq!(mm["match_id"], match_id, "one match for all four");
+        states.push((mm, full_state(ws, 4)));
+    }
+    let (mm, st) = &states[0];
+    // init(config) got two teams of two with the party together, and the party itself.
+    let teams = st["teams"].as_array().unwrap();
+    assert_eq!(teams.len(), 2, "{st}");
+    let team_of = |p: &Player| {
+        teams
+            .iter()
+            .position(|t| t.as_array().unwrap().iter().any(|x| x == p.id.as_str()))
+            .unwrap_or_else(|| panic!("{} on no team: {st}", p.id))
+    };
+    for t in teams {
+        assert_eq!(t.as_array().unwrap().len(), 2, "{st}");
+    }
+    assert_eq!(team_of(&a), team_of(&b), "the party shares a team: {st}");
+    assert_ne!(team_of(&c), team_of(&a), "{st}");
+    assert_eq!(team_of(&c), team_of(&d), "{st}");
+    assert_eq!(st["parties"], json!([[a.id, b.id]]), "leader first: {st}");
+    // join saw the same teams (Lua numbers them from 1; pushes from 0).
+    for p in [&a, &b, &c, &d] {
+        assert_eq!(st["joined"][&p.id], json!(team_of(p) + 1), "{st}");
+        assert_eq!(mm["teams"][&p.id], json!(team_of(p)), "{mm}");
+    }
+    // Every player sees the same lineup.
+    for (other_mm, other) in &states[1..] {
+        assert_eq!(other["teams"], st["teams"]);
+        assert_eq!(other_mm["teams"], mm["teams"]);
+    }
 }

@@ -28,7 +28,13 @@ local function clamp(v)
 end
 
 function M.init(config)
-    local state = { tick = 0, players = {}, seed = 7 }
+    -- In a mode with teams the matchmaker says who plays with whom (`config.teams`, one list
+    -- of player ids per team); players without a team (other modes, late joiners) get none.
+    local team_of = {}
+    for i, team in ipairs(config.teams or {}) do
+        for _, id in ipairs(team) do team_of[id] = i end
+    end
+    local state = { tick = 0, players = {}, seed = 7, team_of = team_of }
     next_coin(state)
     return state
 end
@@ -36,7 +42,9 @@ end
 function M.join(player_id, state)
     local n = 0
     for _ in pairs(state.players) do n = n + 1 end
-    state.players[player_id] = { x = (n * 5) % SIZE, y = 0, score = 0, seq = 0 }
+    state.players[player_id] = {
+        x = (n * 5) % SIZE, y = 0, score = 0, seq = 0, team = (state.team_of or {})[player_id],
+    }
     game.send(player_id, { welcome = "you are player " .. (n + 1) })
     return state
 end

@@ -10,6 +10,7 @@ use crate::orchestrate::{default_out_dir, orchestrate, Scenario, Target};
 use crate::scenario::blast::BlastParams;
 use crate::scenario::chat::ChatParams;
 use crate::scenario::idle::IdleParams;
+use crate::scenario::party::{PartyParams, DEFAULT_MIX};
 use crate::scenario::play::{default_match_size, PlayParams, Ramp, RampMetric};
 use crate::scenario::purchase::PurchaseParams;
 use crate::scenario::reload::ReloadParams;
@@ -196,6 +197,47 @@ enum Cmd {
         /// The server's ops secret (ASOBI_OPS_SECRET), used to fund the wallets.
         #[arg(long, env = "ASOBI_OPS_SECRET", hide_env_values = true)]
         ops_secret: String,
+    },
+    /// P players in parties of 1–4 (invite/accept over WS) queue a team mode at a fixed
+    /// arrival rate: matchmaking wait p50/p99 (overall and per party size), team rating gap
+    /// and match spread, and checks that no party was split and no player matched twice.
+    Party {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Players (one socket and one account each).
+        #[arg(long, default_value_t = 2000)]
+        players: usize,
+        /// Weights of party sizes 1,2,3,4 (default: half solos, then 25/15/10 %).
+        #[arg(long, value_delimiter = ',', num_args = 4, default_values_t = DEFAULT_MIX)]
+        mix: Vec<u32>,
+        /// Solos only (the comparison run): same players, ratings and arrival rate.
+        #[arg(long, conflicts_with = "mix")]
+        solos: bool,
+        /// Team mode to queue (examples/arena `squad`: 4v4, skill_based, party_rating mean).
+        #[arg(long, default_value = "squad")]
+        mode: String,
+        /// Players arriving in the queue per second.
+        #[arg(long, default_value_t = 50.0)]
+        arrival_rate: f64,
+        /// Seed of party sizes and ratings (0x5EED, the simulated run's).
+        #[arg(long, default_value_t = 0x5EED)]
+        seed: u64,
+        /// Mean player rating.
+        #[arg(long, default_value_t = 1000.0)]
+        rating_mean: f64,
+        /// Standard deviation of player ratings.
+        #[arg(long, default_value_t = 200.0)]
+        rating_sd: f64,
+        /// Seconds after the last arrival for every ticket to match or expire (asobi's
+        /// max_wait is 60 s).
+        #[arg(long, default_value_t = 75.0)]
+        settle: f64,
+        /// Connections per wave.
+        #[arg(long, default_value_t = 200)]
+        wave: usize,
+        /// Milliseconds between waves.
+        #[arg(long, default_value_t = 100)]
+        wave_ms: u64,
     },
     /// Open N quiet sockets, hold them, report server memory per connection and time to open.
     Idle {
@@ -451,6 +493,7 @@ fn accounts(s: &Scenario, players: Option<usize>) -> usize {
         Scenario::Reload(p) => p.players,
         Scenario::Chat(p) => players.unwrap_or(p.members).min(p.members),
         Scenario::Purchase(p) => p.connections,
+        Scenario::Party(p) => p.players,
     }
     .max(1)
 }
@@ -583,6 +626,46 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 ops_secret,
             });
             orchestrate(&target.into_target(), s, players.max(1))
+        }
+        Cmd::Party {
+            target,
+            players,
+            mix,
+            solos,
+            mode,
+            arrival_rate,
+            seed,
+            rating_mean,
+            rating_sd,
+            settle,
+            wave,
+            wave_ms,
+        } => {
+            let mut weights = DEFAULT_MIX;
+            if solos {
+                weights = [1, 0, 0, 0];
+            } else {
+                for (w, m) in weights.iter_mut().zip(&mix) {
+                    *w = *m;
+                }
+            }
+            if weights.iter().all(|w| *w == 0) {
+                anyhow::bail!("--mix needs at least one non-zero weight");
+            }
+            let s = Scenario::Party(PartyParams {
+                players,
+                mix: weights,
+                mode,
+                arrival_rate,
+                seed,
+                rating_mean,
+                rating_sd,
+                wave,
+                wave_ms,
+                settle_s: settle,
+            });
+            let accounts = accounts(&s, None);
+            orchestrate(&target.into_target(), s, accounts)
         }
         Cmd::Idle {
             target,

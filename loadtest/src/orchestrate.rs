@@ -17,6 +17,7 @@ use crate::runner::{AuthMode, PlayerSet};
 use crate::scenario::blast::BlastParams;
 use crate::scenario::chat::ChatParams;
 use crate::scenario::idle::IdleParams;
+use crate::scenario::party::PartyParams;
 use crate::scenario::play::PlayParams;
 use crate::scenario::purchase::PurchaseParams;
 use crate::scenario::reload::ReloadParams;
@@ -111,6 +112,8 @@ pub enum Scenario {
     Chat(ChatParams),
     /// `purchase`.
     Purchase(PurchaseParams),
+    /// `party`.
+    Party(PartyParams),
 }
 
 impl Scenario {
@@ -133,6 +136,11 @@ impl Scenario {
             Scenario::Reload(_) => "reload".into(),
             Scenario::Chat(_) => "chat".into(),
             Scenario::Purchase(_) => "purchase".into(),
+            Scenario::Party(p) if p.solos_only() => "party-solos".into(),
+            Scenario::Party(p) if p.mix == scenario::party::DEFAULT_MIX => "party".into(),
+            Scenario::Party(p) => {
+                format!("party-{}", scenario::party::mix_label(p).replace('/', "-"))
+            }
         }
     }
 
@@ -144,6 +152,7 @@ impl Scenario {
             Scenario::Reload(p) => serde_json::to_value(p),
             Scenario::Chat(p) => serde_json::to_value(p),
             Scenario::Purchase(p) => serde_json::to_value(p),
+            Scenario::Party(p) => serde_json::to_value(p),
         }
         .unwrap_or(Value::Null)
     }
@@ -159,6 +168,7 @@ impl Scenario {
             Scenario::Reload(_) => "reload_p99_ms",
             Scenario::Chat(_) => "deliveries_per_s",
             Scenario::Purchase(_) => "purchases_per_s",
+            Scenario::Party(_) => "wait_p99_ms",
         }
     }
 
@@ -170,6 +180,7 @@ impl Scenario {
             Scenario::Reload(p) => scenario::reload::run(spec, p).await,
             Scenario::Chat(p) => scenario::chat::run(spec, p).await,
             Scenario::Purchase(p) => scenario::purchase::run(spec, p).await,
+            Scenario::Party(p) => scenario::party::run(spec, p).await,
         }
     }
 }
@@ -302,7 +313,11 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
     let rpc = matches!(&s, Scenario::Blast(p) if p.rpc_method.is_some());
     let needs_asobi = matches!(
         s,
-        Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_) | Scenario::Purchase(_)
+        Scenario::Play(_)
+            | Scenario::Reload(_)
+            | Scenario::Chat(_)
+            | Scenario::Purchase(_)
+            | Scenario::Party(_)
     );
     if (t.baseline || t.compare) && (rpc || needs_asobi) {
         bail!("{name} needs game logic; the baseline only answers heartbeats (drop --baseline/--compare)");

@@ -520,3 +520,58 @@ fn chat_steps_against_asobi_reach_every_member() {
     }
     assert!(f64_at(run, "/figures/deliveries_per_s") > 0.0);
 }
+
+/// `party` against the real server: parties form over invite/accept, queue the example
+/// game's 4v4, and come out whole, on one team, each player in one match. Equal ratings make
+/// every match formable at once; the packing leftovers (say a trio with no solo left) may
+/// still be waiting when the run ends, so the counts are lower bounds.
+#[test]
+fn party_against_asobi_keeps_every_party_on_one_team() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let data = dir.path().join("data");
+    let players = dir.path().join("players.json");
+    let game = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/arena");
+    let bin = asobi_bin();
+    let port = free_port().to_string();
+    run(
+        &[
+            "party",
+            "--players",
+            "48",
+            "--arrival-rate",
+            "400",
+            "--rating-sd",
+            "0",
+            "--settle",
+            "6",
+            "--spawn-server",
+            bin.to_str().unwrap(),
+            "--game-dir",
+            game.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--players-file",
+            players.to_str().unwrap(),
+            "--server-port",
+            &port,
+        ],
+        &out,
+    );
+    let v = result(&out, "party");
+    let f = &v["runs"][0]["figures"];
+    assert_eq!(f["players_in_formed_parties"], 48, "{f:#}");
+    assert_eq!(f["parties_failed_to_form"], 0, "{f:#}");
+    assert_eq!(f["parties_split"], 0, "{f:#}");
+    assert_eq!(f["players_matched_twice"], 0, "{f:#}");
+    assert_eq!(f["matches_without_two_teams"], 0, "{f:#}");
+    assert!(f64_at(&v, "/runs/0/figures/matches") >= 3.0, "{f:#}");
+    assert!(
+        f64_at(&v, "/runs/0/figures/matched_players") >= 24.0,
+        "{f:#}"
+    );
+    // Everyone rated alike: the teams are level.
+    assert_eq!(f64_at(&v, "/runs/0/figures/team_gap_p99"), 0.0, "{f:#}");
+    assert!(f64_at(&v, "/runs/0/figures/wait_p99_ms") > 0.0, "{f:#}");
+    assert_eq!(f["mix"], "50/25/15/10");
+}

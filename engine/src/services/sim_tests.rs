@@ -244,7 +244,7 @@ fn by_default_a_failing_script_costs_its_calls_not_the_match() {
 fn a_match_that_never_seats_anyone_ends() {
     let mut sim = Sim::new(1, &arena(), settings());
     let shard = sim.shards[0].clone();
-    super::matches::create(&shard, "duel", "lonely", Vec::new(), false).unwrap();
+    super::matches::create(&shard, "duel", "lonely", Vec::new(), None, false).unwrap();
     sim.advance(Duration::from_secs(30));
     assert!(
         sim.ctx.matches.get("lonely").is_some(),

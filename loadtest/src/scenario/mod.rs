@@ -5,6 +5,7 @@
 pub mod blast;
 pub mod chat;
 pub mod idle;
+pub mod party;
 pub mod play;
 pub mod purchase;
 pub mod reload;

@@ -15,6 +15,8 @@ pub(crate) enum Cmd {
         mode: String,
         match_id: String,
         players: Vec<String>,
+        /// Its teams and parties, for the script and `match.matched`.
+        lineup: super::Lineup,
         /// The matchmaker tickets it was formed from; on failure they go back to the queue.
         tickets: Vec<String>,
     },
@@ -60,9 +62,10 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             mode,
             match_id,
             players,
+            lineup,
             tickets,
         } => {
-            if let Err(e) = super::create(shard, &mode, &match_id, players, true) {
+            if let Err(e) = super::create(shard, &mode, &match_id, players, Some(lineup), true) {
                 tracing::warn!(%match_id, "match creation failed: {e}");
                 let host = crate::services::matchmaker::owner(shard, &mode);
                 let back =

@@ -88,7 +88,7 @@ pub(crate) fn find_or_create(shard: &Rc<Shard>, mode: &str, reply: ReplyTo) {
         Some(found) => Ok(found),
         None => {
             let id = uuid::Uuid::now_v7().to_string();
-            super::create(shard, mode, &id, Vec::new(), false).map(|()| (id, shard.rt.id))
+            super::create(shard, mode, &id, Vec::new(), None, false).map(|()| (id, shard.rt.id))
         }
     };
     let result = picked.map(|(match_id, host)| {

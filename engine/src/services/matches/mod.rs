@@ -12,6 +12,7 @@ pub(crate) mod cmd;
 mod directory;
 pub(crate) mod error;
 mod input;
+pub(crate) mod lineup;
 pub(crate) mod lobby;
 pub(crate) mod rest;
 pub(crate) mod script;
@@ -39,6 +40,7 @@ use asobi_script::{
 
 pub(crate) use directory::{Directory, MatchEntry};
 use error::Error;
+pub(crate) use lineup::Lineup;
 use script::Effects;
 
 use super::accounts::tokens::now_ms;
@@ -125,6 +127,8 @@ pub(crate) struct LiveMatch {
     /// Whether the script defines `vote_requested` (read at start and on reload, so a tick
     /// does not look it up).
     polls_votes: bool,
+    /// `{player: team}` from the matchmaker's lineup, for `match.matched` (team modes only).
+    teams: Option<Value>,
 }
 
 /// The matches this shard hosts.
@@ -384,11 +388,11 @@ impl LiveMatch {
     /// `match.matched` (and the session's entry into the match) for `targets`.
     fn announce_to(&self, shard: &Shard, targets: &[SessionRef]) {
         let names: Vec<&str> = self.roster.players().collect();
-        let frame = encode_frame(
-            "match.matched",
-            None,
-            &json!({ "match_id": self.id, "mode": self.mode.name, "players": names }),
-        );
+        let mut body = json!({ "match_id": self.id, "mode": self.mode.name, "players": names });
+        if let (Some(teams), Value::Object(b)) = (&self.teams, &mut body) {
+            b.insert("teams".into(), teams.clone());
+        }
+        let frame = encode_frame("match.matched", None, &body);
         shard.rt.deliver_all(
             targets,
             &event(SessionEvent::Entered {
@@ -407,12 +411,14 @@ fn not_found() -> ApiError {
 }
 
 /// Creates a match on this shard; `players` are seated at once (matchmaker groups) and told
-/// with `match.matched` when `announce`.
+/// with `match.matched` when `announce`. A matchmaker group brings its `lineup` (teams and
+/// parties), which `init(config)` and `match.matched` carry.
 pub(crate) fn create(
     shard: &Rc<Shard>,
     mode: &str,
     match_id: &str,
     players: Vec<String>,
+    lineup: Option<Lineup>,
     announce: bool,
 ) -> Result<(), ApiError> {
     if shard.ops.draining.get() {
@@ -443,13 +449,16 @@ pub(crate) fn create(
     let grace = Duration::from_millis(grace_ms);
     let min_players = compiled.config.min_players as usize;
     let period = Duration::from_millis(compiled.config.tick_rate_ms.max(1));
-    let config = json!({
+    let mut config = json!({
         "match_id": match_id,
         "mode": mode,
         "players": players,
         "match_size": compiled.config.match_size,
         "max_players": compiled.config.max_players,
     });
+    if let Some(l) = &lineup {
+        l.add_to_config(&mut config);
+    }
     let gen = shard.matches.next_gen.get() + 1;
     shard.matches.next_gen.set(gen);
     let mut slab = shard.matches.slab.borrow_mut();
@@ -478,6 +487,7 @@ pub(crate) fn create(
         phases: None,
         bots: MatchBots::default(),
         polls_votes: false,
+        teams: lineup.as_ref().and_then(Lineup::team_map),
     });
     lm.polls_votes = lm
         .vm

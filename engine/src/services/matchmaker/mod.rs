@@ -450,9 +450,12 @@ fn tick(shard: &Rc<Shard>, now: Instant) {
 fn form(shard: &Rc<Shard>, group: FormedGroup) {
     let players = group.player_ids();
     let match_id = uuid::Uuid::now_v7().to_string();
+    let mut teams_in_mode = 1;
     if let Some(q) = shard.matchmaker.modes.borrow_mut().get_mut(&group.mode) {
         q.mark_matched(group.ticket_ids(), &match_id);
+        teams_in_mode = q.config().teams;
     }
+    let lineup = crate::services::matches::Lineup::of(&group, teams_in_mode);
     let teams: Value = group
         .teams()
         .into_iter()
@@ -490,6 +493,7 @@ fn form(shard: &Rc<Shard>, group: FormedGroup) {
         mode: mode.clone(),
         match_id,
         players,
+        lineup,
     });
     if route(shard, host, cmd).is_err() {
         // The host is overloaded: the group goes back to the queue like a failed start.
