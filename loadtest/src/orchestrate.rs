@@ -19,6 +19,7 @@ use crate::scenario::chat::ChatParams;
 use crate::scenario::idle::IdleParams;
 use crate::scenario::play::PlayParams;
 use crate::scenario::reload::ReloadParams;
+use crate::scenario::world::WorldParams;
 use crate::scenario::{self, RunSpec};
 use crate::{report, server, sys, ws};
 
@@ -108,6 +109,8 @@ pub enum Scenario {
     Reload(ReloadParams),
     /// `chat`.
     Chat(ChatParams),
+    /// `world` (fixed or ramp).
+    World(WorldParams),
 }
 
 impl Scenario {
@@ -129,6 +132,8 @@ impl Scenario {
             Scenario::Play(p) => format!("play-{}", p.mode),
             Scenario::Reload(_) => "reload".into(),
             Scenario::Chat(_) => "chat".into(),
+            Scenario::World(p) if p.ramp.is_some() => format!("world-ramp-{}", p.mode),
+            Scenario::World(p) => format!("world-{}", p.mode),
         }
     }
 
@@ -139,6 +144,7 @@ impl Scenario {
             Scenario::Play(p) => serde_json::to_value(p),
             Scenario::Reload(p) => serde_json::to_value(p),
             Scenario::Chat(p) => serde_json::to_value(p),
+            Scenario::World(p) => serde_json::to_value(p),
         }
         .unwrap_or(Value::Null)
     }
@@ -153,6 +159,8 @@ impl Scenario {
             Scenario::Play(_) => "input_to_state_p99_ms",
             Scenario::Reload(_) => "reload_p99_ms",
             Scenario::Chat(_) => "deliveries_per_s",
+            Scenario::World(p) if p.ramp.is_some() => "max_ccu_within_bound",
+            Scenario::World(_) => "world_tick_bytes_per_player_s",
         }
     }
 
@@ -163,6 +171,7 @@ impl Scenario {
             Scenario::Play(p) => scenario::play::run(spec, p).await,
             Scenario::Reload(p) => scenario::reload::run(spec, p).await,
             Scenario::Chat(p) => scenario::chat::run(spec, p).await,
+            Scenario::World(p) => scenario::world::run(spec, p).await,
         }
     }
 }
@@ -295,7 +304,7 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
     let rpc = matches!(&s, Scenario::Blast(p) if p.rpc_method.is_some());
     let needs_asobi = matches!(
         s,
-        Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_)
+        Scenario::Play(_) | Scenario::Reload(_) | Scenario::Chat(_) | Scenario::World(_)
     );
     if (t.baseline || t.compare) && (rpc || needs_asobi) {
         bail!("{name} needs game logic; the baseline only answers heartbeats (drop --baseline/--compare)");

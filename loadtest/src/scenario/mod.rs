@@ -7,6 +7,7 @@ pub mod chat;
 pub mod idle;
 pub mod play;
 pub mod reload;
+pub mod world;
 
 use std::collections::BTreeMap;
 use std::ops::Range;
