@@ -133,11 +133,7 @@ struct Lateness {
 }
 
 fn lateness(before: &Buckets, after: &Buckets, bound_ms: f64) -> Lateness {
-    let at = |b: &Buckets, le: f64| {
-        b.iter()
-            .find(|(x, _)| *x == le)
-            .map_or(0.0, |(_, v)| *v)
-    };
+    let at = |b: &Buckets, le: f64| b.iter().find(|(x, _)| *x == le).map_or(0.0, |(_, v)| *v);
     let delta: Vec<(f64, f64)> = after
         .iter()
         .map(|(le, v)| (*le, (v - at(before, *le)).max(0.0)))
@@ -229,66 +225,6 @@ struct StepFigures {
     cpu: Cpu,
 }
 
-/// One run's fixed parts: the server, the client pool and what the players share.
-struct Driver<'a> {
-    spec: &'a RunSpec,
-    p: &'a WorldParams,
-    base: String,
-    shared: Arc<runner::Shared>,
-    pool: Pool,
-    cfg: Arc<Cfg>,
-}
-
-impl Driver<'_> {
-async fn measure(&self, mon: &mut Monitor, secs: f64, bound_ms: f64) -> StepFigures {
-    let (spec, shared, pool, cfg) = (self.spec, &self.shared, &self.pool, &self.cfg);
-    let base = &self.base;
-    mon.mark();
-    let before = match scrape(base.to_string()).await {
-        Ok(b) => Some(b),
-        Err(e) => {
-            shared.note_error(format!("metrics: {e}"));
-            None
-        }
-    };
-    let (b0, f0, i0) = (
-        cfg.tick_bytes.load(Ordering::Relaxed),
-        cfg.tick_frames.load(Ordering::Relaxed),
-        cfg.inputs.load(Ordering::Relaxed),
-    );
-    let meter = CpuMeter::start(spec.server.pid);
-    let t = Instant::now();
-    mon.sleep(Duration::from_secs_f64(secs)).await;
-    let dt = t.elapsed().as_secs_f64().max(1e-9);
-    let cpu = meter.stop();
-    let after = scrape(base.to_string()).await;
-    pool.fold().await;
-    mon.tick();
-    let lateness = match (before, after) {
-        (Some(b), Ok(a)) => Some(lateness(&b, &a, bound_ms)),
-        (_, Err(e)) => {
-            shared.note_error(format!("metrics: {e}"));
-            None
-        }
-        _ => None,
-    };
-    let ccu = shared
-        .count(Counter::Opened)
-        .saturating_sub(shared.count(Counter::Dropped));
-    let per = |v: u64| v as f64 / dt / (ccu.max(1) as f64);
-    StepFigures {
-        ccu,
-        dt,
-        lateness,
-        tick_bytes_per_player_s: per(cfg.tick_bytes.load(Ordering::Relaxed) - b0),
-        tick_frames_per_player_s: per(cfg.tick_frames.load(Ordering::Relaxed) - f0),
-        inputs_per_s: (cfg.inputs.load(Ordering::Relaxed) - i0) as f64 / dt,
-        cpu,
-    }
-}
-
-}
-
 fn step_json(s: &StepFigures, mon: &Monitor, ok: bool) -> Value {
     let l = s.lateness.as_ref();
     let ack = mon.window.get(Metric::InputToState);
@@ -309,56 +245,127 @@ fn step_json(s: &StepFigures, mon: &Monitor, ok: bool) -> Value {
     })
 }
 
-/// Opens players `range`, then waits until they are in the world (or failed); false on
-/// timeout.
-async fn open_and_settle(
-    &self,
-    mon: &mut Monitor,
-    range: std::ops::Range<usize>,
-) -> anyhow::Result<bool> {
-    let (spec, p, shared, cfg) = (self.spec, self.p, &self.shared, &self.cfg);
-    runner::ensure_players(&spec.auth, range.end).await?;
-    let mut range = range;
-    if range.start == 0 && cfg.world_id.lock().unwrap_or_else(|e| e.into_inner()).is_none() {
-        // The first player creates the world; everyone else joins it by id.
-        self.open_with(mon, 0..1).await;
-        let created = mon
-            .wait_until(Duration::from_secs_f64(p.join_timeout_s), |_| {
-                cfg.world_id
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .is_some()
-            })
-            .await;
-        if !created {
-            anyhow::bail!("the first player could not create a {:?} world", p.mode);
-        }
-        range.start = 1;
-    }
-    self.open_with(mon, range.clone()).await;
-    let want = range.end as u64;
-    let t = Duration::from_secs_f64(p.join_timeout_s);
-    Ok(mon
-        .wait_until(t, |s| {
-            let settled = cfg.in_world.load(Ordering::Relaxed).max(0) as u64
-                + s.count(Counter::Failed)
-                + s.count(Counter::Dropped);
-            settled >= want
-        })
-        .await
-        && shared.count(Counter::Failed) == 0)
+/// One run's fixed parts: the server, the client pool and what the players share.
+struct Driver<'a> {
+    spec: &'a RunSpec,
+    p: &'a WorldParams,
+    base: String,
+    shared: Arc<runner::Shared>,
+    pool: Pool,
+    cfg: Arc<Cfg>,
 }
 
-async fn open_with(&self, mon: &mut Monitor, range: std::ops::Range<usize>) {
-    let cfg = &self.cfg;
-    open_waves(&self.pool, mon, range, self.p.wave, self.p.wave_ms, &|idx| {
-        let cfg = cfg.clone();
-        Box::new(move |w: Rc<Worker>| {
-            tokio::task::spawn_local(player(w, idx, cfg));
-        })
-    })
-    .await;
-}
+impl Driver<'_> {
+    async fn measure(&self, mon: &mut Monitor, secs: f64, bound_ms: f64) -> StepFigures {
+        let (spec, shared, pool, cfg) = (self.spec, &self.shared, &self.pool, &self.cfg);
+        let base = &self.base;
+        mon.mark();
+        let before = match scrape(base.to_string()).await {
+            Ok(b) => Some(b),
+            Err(e) => {
+                shared.note_error(format!("metrics: {e}"));
+                None
+            }
+        };
+        let (b0, f0, i0) = (
+            cfg.tick_bytes.load(Ordering::Relaxed),
+            cfg.tick_frames.load(Ordering::Relaxed),
+            cfg.inputs.load(Ordering::Relaxed),
+        );
+        let meter = CpuMeter::start(spec.server.pid);
+        let t = Instant::now();
+        mon.sleep(Duration::from_secs_f64(secs)).await;
+        let dt = t.elapsed().as_secs_f64().max(1e-9);
+        let cpu = meter.stop();
+        let after = scrape(base.to_string()).await;
+        pool.fold().await;
+        mon.tick();
+        let lateness = match (before, after) {
+            (Some(b), Ok(a)) => Some(lateness(&b, &a, bound_ms)),
+            (_, Err(e)) => {
+                shared.note_error(format!("metrics: {e}"));
+                None
+            }
+            _ => None,
+        };
+        let ccu = shared
+            .count(Counter::Opened)
+            .saturating_sub(shared.count(Counter::Dropped));
+        let per = |v: u64| v as f64 / dt / (ccu.max(1) as f64);
+        StepFigures {
+            ccu,
+            dt,
+            lateness,
+            tick_bytes_per_player_s: per(cfg.tick_bytes.load(Ordering::Relaxed) - b0),
+            tick_frames_per_player_s: per(cfg.tick_frames.load(Ordering::Relaxed) - f0),
+            inputs_per_s: (cfg.inputs.load(Ordering::Relaxed) - i0) as f64 / dt,
+            cpu,
+        }
+    }
+
+    /// Opens players `range`, then waits until they are in the world (or failed); false on
+    /// timeout.
+    async fn open_and_settle(
+        &self,
+        mon: &mut Monitor,
+        range: std::ops::Range<usize>,
+    ) -> anyhow::Result<bool> {
+        let (spec, p, shared, cfg) = (self.spec, self.p, &self.shared, &self.cfg);
+        runner::ensure_players(&spec.auth, range.end).await?;
+        let mut range = range;
+        if range.start == 0
+            && cfg
+                .world_id
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_none()
+        {
+            // The first player creates the world; everyone else joins it by id.
+            self.open_with(mon, 0..1).await;
+            let created = mon
+                .wait_until(Duration::from_secs_f64(p.join_timeout_s), |_| {
+                    cfg.world_id
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .is_some()
+                })
+                .await;
+            if !created {
+                anyhow::bail!("the first player could not create a {:?} world", p.mode);
+            }
+            range.start = 1;
+        }
+        self.open_with(mon, range.clone()).await;
+        let want = range.end as u64;
+        let t = Duration::from_secs_f64(p.join_timeout_s);
+        Ok(mon
+            .wait_until(t, |s| {
+                let settled = cfg.in_world.load(Ordering::Relaxed).max(0) as u64
+                    + s.count(Counter::Failed)
+                    + s.count(Counter::Dropped);
+                settled >= want
+            })
+            .await
+            && shared.count(Counter::Failed) == 0)
+    }
+
+    async fn open_with(&self, mon: &mut Monitor, range: std::ops::Range<usize>) {
+        let cfg = &self.cfg;
+        open_waves(
+            &self.pool,
+            mon,
+            range,
+            self.p.wave,
+            self.p.wave_ms,
+            &|idx| {
+                let cfg = cfg.clone();
+                Box::new(move |w: Rc<Worker>| {
+                    tokio::task::spawn_local(player(w, idx, cfg));
+                })
+            },
+        )
+        .await;
+    }
 }
 
 /// Runs the scenario.
@@ -382,10 +389,7 @@ pub async fn run(spec: &RunSpec, p: &WorldParams) -> anyhow::Result<Run> {
         pool,
         cfg: cfg.clone(),
     };
-    let bound = p
-        .ramp
-        .as_ref()
-        .map_or(10.0, |r| r.lateness_p99_bound_ms);
+    let bound = p.ramp.as_ref().map_or(10.0, |r| r.lateness_p99_bound_ms);
     let mut f = Map::new();
     let total_cpu = CpuMeter::start(spec.server.pid);
     let headline;
@@ -453,8 +457,7 @@ pub async fn run(spec: &RunSpec, p: &WorldParams) -> anyhow::Result<Run> {
             best.map_or("none".to_string(), |b| thousands(b as f64)),
             best_step.as_ref().map_or(String::new(), |b| format!(
                 " ({} B/player/s of world.tick, server {} cores busy)",
-                b["world_tick_bytes_per_player_s"],
-                b["server_cores_busy"]
+                b["world_tick_bytes_per_player_s"], b["server_cores_busy"]
             ))
         );
     } else {
@@ -592,7 +595,8 @@ async fn player(w: Rc<Worker>, idx: usize, cfg: Arc<Cfg>) {
                 match env.ty {
                     Some(b"world.tick") => {
                         cfg.tick_frames.fetch_add(1, Ordering::Relaxed);
-                        cfg.tick_bytes.fetch_add(msg.len() as u64, Ordering::Relaxed);
+                        cfg.tick_bytes
+                            .fetch_add(msg.len() as u64, Ordering::Relaxed);
                     }
                     Some(b"world.ack") => {
                         let _ = t_now.get_or_insert_with(Instant::now);
@@ -606,7 +610,9 @@ async fn player(w: Rc<Worker>, idx: usize, cfg: Arc<Cfg>) {
                         let id = env
                             .payload
                             .and_then(|p| serde_json::from_slice::<Value>(p).ok())
-                            .and_then(|v| v.get("world_id").and_then(Value::as_str).map(str::to_owned));
+                            .and_then(|v| {
+                                v.get("world_id").and_then(Value::as_str).map(str::to_owned)
+                            });
                         joined = Some(id);
                     }
                     Some(b"error") => errors.push(crate::proto::error_code(env.payload)),
@@ -671,7 +677,10 @@ asobi_tick_lateness_seconds_bucket{le=\"0.01\",shard=\"0\"} 5\n";
     #[test]
     fn buckets_sum_over_shards() {
         let b = parse_buckets(TEXT, LATENESS_METRIC);
-        assert_eq!(b, vec![(0.005, 100.0), (0.01, 109.0), (f64::INFINITY, 110.0)]);
+        assert_eq!(
+            b,
+            vec![(0.005, 100.0), (0.01, 109.0), (f64::INFINITY, 110.0)]
+        );
     }
 
     #[test]
@@ -705,7 +714,10 @@ asobi_tick_lateness_seconds_bucket{le=\"0.01\",shard=\"0\"} 5\n";
         let mut b = Vec::new();
         input_frame(&mut b, 3, -1, 1);
         let v: Value = serde_json::from_slice(&b).unwrap();
-        assert_eq!((v["seq"].as_u64(), v["payload"]["dx"].as_i64()), (Some(3), Some(-1)));
+        assert_eq!(
+            (v["seq"].as_u64(), v["payload"]["dx"].as_i64()),
+            (Some(3), Some(-1))
+        );
         join_frame(&mut b, "w\"1");
         let v: Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["payload"]["world_id"], "w\"1");
