@@ -14,6 +14,7 @@ use crate::scenario::party::{PartyParams, DEFAULT_MIX};
 use crate::scenario::play::{default_match_size, PlayParams, Ramp, RampMetric};
 use crate::scenario::purchase::PurchaseParams;
 use crate::scenario::reload::ReloadParams;
+use crate::scenario::world::{WorldParams, WorldRamp};
 use crate::{baseline, fakegame, report};
 
 /// The RPC the `leaderboard` scenario calls, and how many scores one call submits.
@@ -145,6 +146,49 @@ enum Cmd {
         /// next tick, so it is at least the tick period at any load).
         #[arg(long, value_enum, default_value = "tick-jitter")]
         ramp_metric: RampMetric,
+    },
+    /// One world (default mode `walk`, examples/world-walk): players join it and walk randomly,
+    /// sending `world.input` at --input-hz. Reports zone tick lateness (the server's
+    /// `asobi_zone_tick_lateness_seconds`), `world.tick` bytes per player per second, input →
+    /// `world.ack` latency and CPU; `--ramp` finds the highest CCU with lateness p99 within
+    /// --lateness-bound-ms.
+    World {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// World mode to create.
+        #[arg(long, default_value = "walk")]
+        mode: String,
+        /// Players (one socket and one account each).
+        #[arg(long, default_value_t = 1000)]
+        players: usize,
+        /// `world.input` per second per player.
+        #[arg(long, default_value_t = 10.0)]
+        input_hz: f64,
+        /// Measured seconds once everyone is in the world.
+        #[arg(long, default_value_t = 20.0)]
+        duration: f64,
+        /// Seconds allowed for everyone to be in the world.
+        #[arg(long, default_value_t = 120.0)]
+        join_timeout: f64,
+        /// Increase CCU in steps until zone tick lateness p99 exceeds --lateness-bound-ms.
+        #[arg(long)]
+        ramp: bool,
+        /// Ramp: first step's CCU.
+        #[arg(long, default_value_t = 500)]
+        ramp_start: usize,
+        /// Ramp: CCU added per step.
+        #[arg(long, default_value_t = 500)]
+        ramp_step: usize,
+        /// Ramp: highest CCU tried.
+        #[arg(long, default_value_t = 20_000)]
+        ramp_max: usize,
+        /// Ramp: measured seconds per step.
+        #[arg(long, default_value_t = 10.0)]
+        step_secs: f64,
+        /// Ramp: bound in ms on zone tick lateness p99 (use a bucket bound of the server's
+        /// histogram: 1, 2.5, 5, 10, 25, ...).
+        #[arg(long, default_value_t = 10.0)]
+        lateness_bound_ms: f64,
     },
     /// M members join one chat channel; S of them send at R/s: deliveries/s and fan-out latency.
     Chat {
@@ -494,6 +538,7 @@ fn accounts(s: &Scenario, players: Option<usize>) -> usize {
         Scenario::Chat(p) => players.unwrap_or(p.members).min(p.members),
         Scenario::Purchase(p) => p.connections,
         Scenario::Party(p) => p.players,
+        Scenario::World(p) => p.ramp.as_ref().map_or(p.players, |r| r.start),
     }
     .max(1)
 }
@@ -717,6 +762,39 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     step_s: step_secs,
                     p99_bound_ms,
                     metric: ramp_metric,
+                }),
+            });
+            let accounts = accounts(&s, None);
+            orchestrate(&target.into_target(), s, accounts)
+        }
+        Cmd::World {
+            target,
+            mode,
+            players,
+            input_hz,
+            duration,
+            join_timeout,
+            ramp,
+            ramp_start,
+            ramp_step,
+            ramp_max,
+            step_secs,
+            lateness_bound_ms,
+        } => {
+            let s = Scenario::World(WorldParams {
+                mode,
+                players,
+                input_hz,
+                duration_s: duration,
+                wave: 200,
+                wave_ms: 100,
+                join_timeout_s: join_timeout,
+                ramp: ramp.then_some(WorldRamp {
+                    start: ramp_start,
+                    step: ramp_step,
+                    max: ramp_max,
+                    step_s: step_secs,
+                    lateness_p99_bound_ms: lateness_bound_ms,
                 }),
             });
             let accounts = accounts(&s, None);

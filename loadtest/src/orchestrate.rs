@@ -21,6 +21,7 @@ use crate::scenario::party::PartyParams;
 use crate::scenario::play::PlayParams;
 use crate::scenario::purchase::PurchaseParams;
 use crate::scenario::reload::ReloadParams;
+use crate::scenario::world::WorldParams;
 use crate::scenario::{self, RunSpec};
 use crate::{report, server, sys, ws};
 
@@ -114,6 +115,8 @@ pub enum Scenario {
     Purchase(PurchaseParams),
     /// `party`.
     Party(PartyParams),
+    /// `world` (fixed or ramp).
+    World(WorldParams),
 }
 
 impl Scenario {
@@ -141,6 +144,8 @@ impl Scenario {
             Scenario::Party(p) => {
                 format!("party-{}", scenario::party::mix_label(p).replace('/', "-"))
             }
+            Scenario::World(p) if p.ramp.is_some() => format!("world-ramp-{}", p.mode),
+            Scenario::World(p) => format!("world-{}", p.mode),
         }
     }
 
@@ -153,6 +158,7 @@ impl Scenario {
             Scenario::Chat(p) => serde_json::to_value(p),
             Scenario::Purchase(p) => serde_json::to_value(p),
             Scenario::Party(p) => serde_json::to_value(p),
+            Scenario::World(p) => serde_json::to_value(p),
         }
         .unwrap_or(Value::Null)
     }
@@ -169,6 +175,8 @@ impl Scenario {
             Scenario::Chat(_) => "deliveries_per_s",
             Scenario::Purchase(_) => "purchases_per_s",
             Scenario::Party(_) => "wait_p99_ms",
+            Scenario::World(p) if p.ramp.is_some() => "max_ccu_within_bound",
+            Scenario::World(_) => "world_tick_bytes_per_player_s",
         }
     }
 
@@ -181,6 +189,7 @@ impl Scenario {
             Scenario::Chat(p) => scenario::chat::run(spec, p).await,
             Scenario::Purchase(p) => scenario::purchase::run(spec, p).await,
             Scenario::Party(p) => scenario::party::run(spec, p).await,
+            Scenario::World(p) => scenario::world::run(spec, p).await,
         }
     }
 }
@@ -318,6 +327,7 @@ pub fn orchestrate(t: &Target, mut s: Scenario, accounts: usize) -> anyhow::Resu
             | Scenario::Chat(_)
             | Scenario::Purchase(_)
             | Scenario::Party(_)
+            | Scenario::World(_)
     );
     if (t.baseline || t.compare) && (rpc || needs_asobi) {
         bail!("{name} needs game logic; the baseline only answers heartbeats (drop --baseline/--compare)");

@@ -134,6 +134,7 @@ const EXTRA_KEYS: &[&str] = &[
     "border_band",
     "listed",
     "quick_play",
+    "snapshot_interval",
 ];
 
 /// Reads globals of one script, recording findings against `file`.

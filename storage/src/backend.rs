@@ -17,6 +17,7 @@ use crate::social::Social;
 use crate::storage::Storage;
 use crate::tournaments::Tournaments;
 use crate::votes::Votes;
+use crate::worlds::Worlds;
 use crate::{StoreConfig, StoreError, StoreOptions};
 
 /// What every backend operation returns: a boxed future borrowing the backend, so the traits
@@ -37,6 +38,7 @@ pub(crate) trait Backend:
     + Iap
     + Ops
     + Votes
+    + Worlds
 {
     /// Round-trips to the database.
     fn ping(&self) -> Reply<'_, ()>;

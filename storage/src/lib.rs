@@ -48,6 +48,7 @@ mod sqlite;
 mod storage;
 mod tournaments;
 mod votes;
+mod worlds;
 
 pub use access::{
     read_asobi_players, AccessSnapshot, AsobiExport, EraseOutcome, ImportInsert, ImportValue,
@@ -82,3 +83,4 @@ pub use tournaments::{
     Placement, Season, SeasonSettlement, Settlement, Tournament, MAX_TOURNAMENT_LIST,
 };
 pub use votes::{VoteRecord, MAX_VOTE_LIST};
+pub use worlds::{WorldRecord, WorldSnapshot, ZoneSnapshot, MAX_PERSISTENT_WORLDS};

@@ -53,6 +53,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0010_iap.sql"),
     },
     Migration {
+        name: "0012_world_snapshots",
+        sql: include_str!("../migrations/0012_world_snapshots.sql"),
+    },
+    Migration {
         name: "0013_season_resets",
         sql: include_str!("../migrations/0013_season_resets.sql"),
     },

@@ -149,6 +149,7 @@ pub(super) async fn run(
     crate::services::ops::flush_records(&shard, SHUTDOWN_GRACE).await;
     crate::services::leaderboards::flush_for_shutdown(&shard).await;
     crate::services::social::chat::flush_for_shutdown(&shard).await;
+    crate::services::worlds::snapshot::flush_for_shutdown(&shard).await;
     senders.close();
     tracing::debug!(shard = id, "shard stopped");
 }

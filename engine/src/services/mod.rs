@@ -172,6 +172,7 @@ impl Shard {
         accounts::start(&shard);
         tournaments::start(&shard);
         parties::start(&shard);
+        worlds::snapshot::start(&shard);
         Ok(shard)
     }
 

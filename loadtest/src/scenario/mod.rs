@@ -9,6 +9,7 @@ pub mod party;
 pub mod play;
 pub mod purchase;
 pub mod reload;
+pub mod world;
 
 use std::collections::BTreeMap;
 use std::ops::Range;

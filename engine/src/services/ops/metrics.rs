@@ -137,6 +137,11 @@ pub(crate) struct Metrics {
     pub(crate) records_pending: Cell<u64>,
     pub(crate) records_written: Cell<u64>,
     pub(crate) kicks: Cell<u64>,
+    /// How late each world zone's tick started after the world tick was due (a zone late in
+    /// a long pass counts its wait behind the zones ticked before it).
+    pub(crate) zone_tick_lateness: Hist,
+    pub(crate) world_snapshots_written: Cell<u64>,
+    pub(crate) world_snapshot_failures: Cell<u64>,
     /// Leaderboard operations on the board's owning shard: command in → answer sent (rank
     /// index, entry JSON, the reply's hand-off).
     pub(crate) leaderboards: LeaderboardHists,
@@ -226,6 +231,8 @@ impl Metrics {
                 c("storage_failures", &self.storage_failures),
                 c("match_records_written", &self.records_written),
                 c("ops_kicks", &self.kicks),
+                c("world_snapshots_written", &self.world_snapshots_written),
+                c("world_snapshot_failures", &self.world_snapshot_failures),
             ],
             hists: vec![
                 (
@@ -233,6 +240,10 @@ impl Metrics {
                     self.tick_lateness.snapshot(),
                 ),
                 ("lua_callback_seconds".into(), self.lua_callback.snapshot()),
+                (
+                    "zone_tick_lateness_seconds".into(),
+                    self.zone_tick_lateness.snapshot(),
+                ),
                 (
                     "storage_latency_seconds".into(),
                     self.storage_latency.snapshot(),
@@ -278,8 +289,13 @@ fn help(name: &str) -> Option<&'static str> {
         "storage_failures" => "Match-record writes that failed",
         "match_records_written" => "Finished-match records written to storage",
         "ops_kicks" => "Sessions closed by an operator",
+        "world_snapshots_written" => "Persistent world snapshots written to storage",
+        "world_snapshot_failures" => "Persistent world snapshot writes that failed (retried)",
         "tick_lateness_seconds" => "How late each match tick ran after its scheduled time",
         "lua_callback_seconds" => "Wall-clock time of each Lua match callback",
+        "zone_tick_lateness_seconds" => {
+            "How late each world zone's tick started after the world's tick was due"
+        }
         "storage_latency_seconds" => {
             "Round-trip time of the shard's match-record writes to storage"
         }

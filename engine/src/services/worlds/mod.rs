@@ -31,6 +31,7 @@ pub(crate) mod rest;
 mod script;
 #[cfg(test)]
 mod sim_tests;
+pub(crate) mod snapshot;
 mod terrain;
 pub(crate) mod ws;
 mod zone;
@@ -87,6 +88,8 @@ pub(crate) struct WorldKey {
 pub(crate) enum Timer {
     /// The world's next tick is due.
     Tick(WorldKey),
+    /// Snapshots wait for storage (`snapshot.rs`).
+    SnapshotFlush,
 }
 
 /// What a session learns about its world membership.
@@ -144,6 +147,10 @@ pub(crate) struct LiveWorld {
     /// Empty since; with no player ever, since creation.
     empty_since: Option<Instant>,
     ever_joined: bool,
+    /// Snapshot bookkeeping of a persistent world (`snapshot.rs`).
+    persist: Option<snapshot::Persist>,
+    /// When the running tick was due (zone tick lateness is measured against it).
+    due: Instant,
 }
 
 /// The worlds this shard hosts.
@@ -152,6 +159,7 @@ pub(crate) struct Worlds {
     by_id: RefCell<HashMap<String, WorldKey>>,
     pool: RefCell<Option<VmPool>>,
     next_gen: Cell<u64>,
+    snapshots: snapshot::Writer,
 }
 
 impl Default for Worlds {
@@ -161,6 +169,7 @@ impl Default for Worlds {
             by_id: RefCell::new(HashMap::new()),
             pool: RefCell::new(None),
             next_gen: Cell::new(0),
+            snapshots: snapshot::Writer::default(),
         }
     }
 }
@@ -485,6 +494,8 @@ impl LiveWorld {
             if !self.life.should_tick(z, tick, zone.idle(), keep_hot) {
                 continue;
             }
+            let late = shard.rt.now().saturating_duration_since(self.due);
+            shard.ops.metrics.zone_tick_lateness.observe(late);
             let inputs = std::mem::take(&mut zone.inputs);
             let mut fx = Effects::default();
             let result = self.vm.zone_tick(
@@ -705,6 +716,22 @@ pub(crate) fn create(
     mode: &str,
     creator: Option<&str>,
 ) -> Result<String, ApiError> {
+    create_world(shard, mode, creator, None)
+}
+
+/// Starts a stored persistent world again under its old id (`snapshot.rs`).
+fn recreate(shard: &Rc<Shard>, r: snapshot::Recovered) -> Result<String, ApiError> {
+    let mode = r.world.mode.clone();
+    let creator = r.world.creator.clone();
+    create_world(shard, &mode, creator.as_deref(), Some(r))
+}
+
+fn create_world(
+    shard: &Rc<Shard>,
+    mode: &str,
+    creator: Option<&str>,
+    recovered: Option<snapshot::Recovered>,
+) -> Result<String, ApiError> {
     if shard.ops.draining.get() {
         return Err(crate::services::ops::draining());
     }
@@ -718,8 +745,13 @@ pub(crate) fn create(
             return Err(Error::PlayerLimitReached.into());
         }
     }
-    let world_id = new_id();
     let cfg = world_config(&compiled);
+    if recovered.is_some() && !cfg.persistent {
+        return Err(Error::NotAWorldMode.into());
+    }
+    let world_id = recovered
+        .as_ref()
+        .map_or_else(new_id, |r| r.world.world_id.clone());
     let mut pool = shard.worlds.pool.borrow_mut();
     if pool.is_none() {
         let p = VmPool::new(shard.ctx.budgets.clone(), 0).map_err(|e| {
@@ -751,6 +783,7 @@ pub(crate) fn create(
     let policy = cfg.zones;
     let gen = shard.worlds.next_gen.get() + 1;
     shard.worlds.next_gen.set(gen);
+    let persist = snapshot::Persist::for_world(cfg.persistent, &compiled.config.extra);
     let mut w = LiveWorld {
         id: world_id.clone(),
         key: WorldKey { slot: 0, gen },
@@ -768,10 +801,14 @@ pub(crate) fn create(
         tick: 0,
         schedule: TickSchedule::new(now, period),
         armed: None,
-        started_at: now_ms(),
+        started_at: recovered
+            .as_ref()
+            .map_or_else(now_ms, |r| r.world.started_at),
         creator: creator.map(str::to_owned),
         empty_since: Some(now),
         ever_joined: false,
+        persist,
+        due: now,
     };
     let mut fx = Effects::default();
     if let Err(e) = w.vm.init(&config, &mut fx) {
@@ -794,6 +831,9 @@ pub(crate) fn create(
     // from the start.
     for z in w.life.prewarm(&w.grid) {
         w.ensure_zone(shard, z);
+    }
+    if let Some(r) = recovered {
+        snapshot::recover(shard, &mut w, r);
     }
     let mut slab = shard.worlds.slab.borrow_mut();
     let entry = slab.vacant_entry();
@@ -1024,7 +1064,10 @@ pub(crate) fn resync(shard: &Rc<Shard>, world_id: &str, player_id: &str, zone: Z
 }
 
 pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
-    let Timer::Tick(key) = t;
+    let key = match t {
+        Timer::Tick(key) => key,
+        Timer::SnapshotFlush => return snapshot::on_flush_timer(shard),
+    };
     let now = shard.rt.now();
     let ended = shard.worlds.with(key, |w| {
         w.armed = None;
@@ -1032,7 +1075,12 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
         if tick.skipped > 0 {
             tracing::debug!(world_id = %w.id, skipped = tick.skipped, "world ticks skipped: the shard is late");
         }
-        w.step(shard, now)
+        w.due = now.checked_sub(tick.late).unwrap_or(now);
+        let ended = w.step(shard, now);
+        if ended.is_none() {
+            snapshot::after_tick(shard, w);
+        }
+        ended
     });
     match ended {
         Some(Some(result)) => finish(shard, key, result),
@@ -1062,6 +1110,7 @@ fn finish(shard: &Rc<Shard>, key: WorldKey, result: Value) {
         }
     };
     let Some(w) = removed else { return };
+    snapshot::finished(shard, &w);
     shard.worlds.by_id.borrow_mut().remove(&w.id);
     shard.ctx.worlds.remove(&w.id);
     let frame = encode_frame(
@@ -1112,6 +1161,7 @@ pub(crate) fn finish_all_for_shutdown(shard: &Rc<Shard>) {
         .map(|(_, w)| w.key)
         .collect();
     for key in keys {
+        shard.worlds.with(key, |w| snapshot::at_shutdown(shard, w));
         finish(shard, key, json!({ "reason": "server_shutdown" }));
     }
 }
