@@ -52,7 +52,8 @@ pub use service::{Call, Resumed, ServiceCall, MAX_SERVICE_ARGS_BYTES};
 pub use vm::{Envelope, JoinOutcome, MatchVm};
 pub use watcher::Watcher;
 pub use world::{
-    SpawnRequest, TerrainAccess, WorldVm, ZoneEntities, ZoneInput, ZoneStep, MAX_ZONE_ENTITIES,
+    GeneratedChunk, SpawnRequest, TerrainAccess, WorldVm, ZoneEntities, ZoneInput, ZoneStep,
+    MAX_ZONE_ENTITIES,
 };
 
 #[cfg(test)]

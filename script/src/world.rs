@@ -76,6 +76,10 @@ fn chunk_coord(v: &Value) -> Option<i32> {
     }
 }
 
+/// What a Lua terrain provider made: its return value as JSON, and the bytes when it returned
+/// a string.
+pub type GeneratedChunk = (serde_json::Value, Option<Vec<u8>>);
+
 /// One input queued for a zone.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ZoneInput {
@@ -648,7 +652,7 @@ impl WorldVm {
         cy: i32,
         seed: i64,
         host: &mut dyn Host,
-    ) -> Result<Option<(serde_json::Value, Option<Vec<u8>>)>, CallError> {
+    ) -> Result<Option<GeneratedChunk>, CallError> {
         let Some(values) = self.call("generate_chunk", SETUP_FACTOR, host, |lua, _| {
             multi(lua, (cx, cy, seed))
         })?

@@ -29,6 +29,32 @@ impl Drop for Alive {
     }
 }
 
+/// Joins the shard mesh. glommio's join waits on cross-executor notifications, and test
+/// servers were seen (rarely, on a loaded machine) with every shard asleep in the reactor
+/// while the main thread waited for them to start; so the join is polled again every 20 ms
+/// instead of relying on one wake-up.
+async fn join_mesh(
+    mesh: FullMesh<Msg<Shard>>,
+) -> Result<
+    (
+        glommio::channels::channel_mesh::Senders<Msg<Shard>>,
+        glommio::channels::channel_mesh::Receivers<Msg<Shard>>,
+    ),
+    (),
+> {
+    let join = mesh.join();
+    futures::pin_mut!(join);
+    loop {
+        let tick = glommio::timer::sleep(Duration::from_millis(20));
+        futures::pin_mut!(tick);
+        if let futures::future::Either::Left((r, _)) =
+            futures::future::select(join.as_mut(), tick).await
+        {
+            return r;
+        }
+    }
+}
+
 /// Runs one shard until shutdown. `ready` reports the bind result to the main thread.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn run(
@@ -41,7 +67,7 @@ pub(super) async fn run(
     ready: std::sync::mpsc::Sender<Result<SocketAddr, String>>,
     quic: Option<futures::channel::mpsc::Receiver<crate::edge::quic::QuicConn>>,
 ) {
-    let (senders, receivers) = match mesh.join().await {
+    let (senders, receivers) = match join_mesh(mesh).await {
         Ok(pair) => pair,
         Err(_) => {
             let _ = ready.send(Err(format!("shard {id} could not join the mesh")));

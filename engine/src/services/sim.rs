@@ -171,6 +171,9 @@ impl Sim {
             if fire_timers(s, now) > 0 {
                 progress = true;
             }
+            if s.rt.wake_sleepers(now) {
+                progress = true;
+            }
         }
         self.pool.run_until_stalled();
         progress

@@ -161,6 +161,8 @@ pub(crate) struct Runtime<S: Service> {
     /// REST requests being handled; shutdown waits for them.
     pub(crate) inflight: Cell<usize>,
     pub(crate) counters: RuntimeCounters,
+    /// Tasks sleeping on the virtual clock, woken by the harness when it reaches their time.
+    sleepers: RefCell<Vec<(Instant, std::task::Waker)>>,
 }
 
 impl<S: Service> Runtime<S> {
@@ -178,6 +180,7 @@ impl<S: Service> Runtime<S> {
             shutting_down: Cell::new(false),
             inflight: Cell::new(0),
             counters: RuntimeCounters::default(),
+            sleepers: RefCell::new(Vec::new()),
         }
     }
 
@@ -242,8 +245,9 @@ impl<S: Service> Runtime<S> {
                     if clock.get() >= until {
                         std::task::Poll::Ready(())
                     } else {
-                        // The harness polls every task after each clock step.
-                        cx.waker().wake_by_ref();
+                        // The harness wakes it when its clock reaches `until` (a task that
+                        // woke itself at once would keep the harness's executor busy forever).
+                        self.sleepers.borrow_mut().push((until, cx.waker().clone()));
                         std::task::Poll::Pending
                     }
                 })
@@ -260,7 +264,27 @@ impl<S: Service> Runtime<S> {
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.timers.borrow().next_deadline()
+        let sleeper = self.sleepers.borrow().iter().map(|(at, _)| *at).min();
+        match (self.timers.borrow().next_deadline(), sleeper) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Wakes the tasks sleeping on the virtual clock whose time has come; whether any was.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn wake_sleepers(&self, now: Instant) -> bool {
+        let due: Vec<std::task::Waker> = {
+            let mut sleepers = self.sleepers.borrow_mut();
+            let (due, rest): (Vec<_>, Vec<_>) = sleepers.drain(..).partition(|(at, _)| *at <= now);
+            *sleepers = rest;
+            due.into_iter().map(|(_, w)| w).collect()
+        };
+        let woke = !due.is_empty();
+        for w in due {
+            w.wake();
+        }
+        woke
     }
 
     /// Timers armed (stale ones included until they fire).

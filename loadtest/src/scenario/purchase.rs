@@ -188,7 +188,7 @@ pub async fn run(spec: &RunSpec, p: &PurchaseParams) -> anyhow::Result<crate::re
                 let body = json!({"listing_id": listing_id, "quantity": 1,
                                   "idempotency_key": format!("lt-buy-{run_tag}-{seq}")});
                 let url = format!("{api}/store/purchase");
-                let tries = if replay_every > 0 && seq % replay_every == 0 {
+                let tries = if replay_every > 0 && seq.is_multiple_of(replay_every) {
                     2
                 } else {
                     1

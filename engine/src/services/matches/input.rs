@@ -47,10 +47,14 @@ fn unwrap(data: &RawValue) -> Option<Cow<'_, str>> {
         return None;
     }
     let inner: String = serde_json::from_str(text).ok()?;
-    match shape(&inner) {
-        Ok(Shape::Object | Shape::Wrapped(_)) => Some(Cow::Owned(inner)),
-        _ => None,
-    }
+    // The decoded text is the input as it stands (asobi unwraps once); a lone `data` key
+    // inside it must hold an object, or the input is unusable.
+    let usable = match shape(&inner) {
+        Ok(Shape::Object) => true,
+        Ok(Shape::Wrapped(d)) => d.get().starts_with('{'),
+        _ => false,
+    };
+    usable.then_some(Cow::Owned(inner))
 }
 
 fn shape(text: &str) -> Result<Shape<'_>, serde_json::Error> {

@@ -299,9 +299,13 @@ async fn flush(shard: &Rc<Shard>) {
             Job::Forget => {
                 if let Err(e) = store.delete_world_snapshot(&id).await {
                     tracing::warn!(world_id = %id, "finished world's snapshot not deleted, retrying: {e}");
-                    let mut pending = shard.worlds.snapshots.pending.borrow_mut();
-                    pending.entry(id).or_insert(Job::Forget);
-                    drop(pending);
+                    shard
+                        .worlds
+                        .snapshots
+                        .pending
+                        .borrow_mut()
+                        .entry(id)
+                        .or_insert(Job::Forget);
                     shard.rt.sleep(RETRY).await;
                 }
             }
