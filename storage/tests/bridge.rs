@@ -59,6 +59,7 @@ fn migrate_is_idempotent(db: &TestDb) {
             "0008_votes",
             "0009_tournaments",
             "0010_iap",
+            "0012_world_snapshots",
             "0013_season_resets"
         ]
     );
