@@ -50,7 +50,7 @@ async fn join_mesh(
         if let futures::future::Either::Left((r, _)) =
             futures::future::select(join.as_mut(), tick).await
         {
-            return r;
+            return r.map_err(drop);
         }
     }
 }
