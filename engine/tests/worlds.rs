@@ -691,7 +691,7 @@ fn a_binary_session_gets_the_same_ticks_in_asobis_binary_wire() {
 /// of walkers (half the clients on each wire, all walking at 10 Hz input). A measurement, not a
 /// check: run by hand (`--ignored --nocapture`); figures in `bench-results/world-runtime.md`.
 #[test]
-#[ignore]
+#[ignore = "a measurement: prints world.tick bytes per player by wire for bench-results/world-runtime.md"]
 fn measure_world_tick_bytes_per_player_by_wire() {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
