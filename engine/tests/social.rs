@@ -610,3 +610,110 @@ fn social_on_postgres() {
     let Some(db) = pg_db() else { return };
     all(Some(db.url.clone()));
 }
+
+/// Signed-in sessions over every shard, from the health report.
+fn sessions(s: &Server) -> u64 {
+    let (status, health) = s.http("GET", "/api/v1/health", None, None);
+    assert_eq!(status, 200);
+    health["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sh| sh["sessions"].as_u64().unwrap())
+        .sum()
+}
+
+/// A channel member that stops reading fills its socket, then its outbox (256 frames here), and is
+/// dropped once a write to it has been stuck for the write timeout (1 s here), while members on
+/// both shards that read get every message, in order, and keep getting messages afterwards. The
+/// sender paces itself in bursts of 8, well inside the outbox: a burst larger than the outbox
+/// between two runs of a session would overflow even a member that reads, which is what the
+/// outbox bound means.
+#[test]
+fn a_member_that_stops_reading_is_dropped_and_delays_nobody() {
+    let data = tempfile::tempdir().unwrap();
+    let game = tempfile::tempdir().unwrap();
+    common::copy_example_game(game.path());
+    let opts = Opts {
+        shards: Some(2),
+        database_url: None,
+        env: vec![
+            ("ASOBI_WS_MSG_RATE".into(), "0".into()),
+            ("ASOBI_WS_OUTBOX".into(), "256".into()),
+            ("ASOBI_WRITE_TIMEOUT_MS".into(), "1000".into()),
+        ],
+    };
+    let s = Server::start(data.path(), game.path(), &opts);
+    let channel = "global:slowpoke";
+    let join = |ws: &mut Ws, cid: &str| {
+        ws.send(json!({"type": "chat.join", "cid": cid, "payload": {"channel_id": channel}}));
+        ws.expect("chat.joined", WAIT, |v| v["cid"] == cid);
+    };
+    let (sender, r0, r1, stalled) = (
+        s.register("slow_sender"),
+        s.register("slow_r0"),
+        s.register("slow_r1"),
+        s.register("slow_stalled"),
+    );
+    let mut ws_stalled = online(&s, &stalled, 0);
+    join(&mut ws_stalled, "z");
+    let mut ws_r0 = online(&s, &r0, 0);
+    join(&mut ws_r0, "a");
+    let mut ws_r1 = online(&s, &r1, 1);
+    join(&mut ws_r1, "b");
+    let mut ws_sender = online(&s, &sender, 1);
+    assert_eq!(sessions(&s), 4);
+
+    // ~2 KB per message: 5,000 of them are ~10 MB, more than the stalled socket's buffers take
+    // (a receive window that does not grow while nothing is read, and a send buffer of at most
+    // 4 MiB by default on Linux).
+    const N: usize = 5_000;
+    let body = "m".repeat(1_990);
+    let readers: Vec<_> = [ws_r0, ws_r1]
+        .into_iter()
+        .map(|mut ws| {
+            std::thread::spawn(move || {
+                let mut next = 0usize;
+                while next < N {
+                    let Some(v) = ws.recv(WAIT) else {
+                        panic!("a reading member stalled after {next} of {N} messages");
+                    };
+                    if v["type"] != "chat.message" {
+                        continue;
+                    }
+                    let content = v["payload"]["content"].as_str().unwrap();
+                    let (seq, _) = content.split_once(':').unwrap();
+                    assert_eq!(seq.parse::<usize>().unwrap(), next, "out of order or lost");
+                    next += 1;
+                }
+                ws
+            })
+        })
+        .collect();
+    for i in 0..N {
+        ws_sender.send(json!({"type": "chat.send", "payload": {"channel_id": channel, "content": format!("{i}:{body}")}}));
+        if i % 8 == 7 {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+    let mut readers: Vec<Ws> = readers.into_iter().map(|h| h.join().unwrap()).collect();
+
+    eventually("the stalled member is dropped", || sessions(&s) == 3);
+    // Its socket still holds what was written before the drop; draining it ends well short of N.
+    let mut got = 0;
+    while let Some(v) = ws_stalled.recv(Duration::from_secs(2)) {
+        if v["type"] == "chat.message" {
+            got += 1;
+        }
+    }
+    assert!(got < N, "the stalled member received all {got} messages");
+
+    // The channel goes on for the others.
+    ws_sender
+        .send(json!({"type": "chat.send", "payload": {"channel_id": channel, "content": "after"}}));
+    for ws in &mut readers {
+        ws.expect("chat.message", WAIT, |v| v["payload"]["content"] == "after");
+    }
+    assert_eq!(sessions(&s), 3);
+    assert!(s.stop().success());
+}
