@@ -373,11 +373,14 @@ fn asobi_bin() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    // The newest build: a release binary left from an older checkout must not stand in for the
+    // debug one `cargo test --workspace` just built (nor the reverse).
     let candidates = [target.join("release/asobi"), target.join("debug/asobi")];
     candidates
         .iter()
-        .find(|p| p.exists())
-        .cloned()
+        .filter_map(|p| Some((std::fs::metadata(p).ok()?.modified().ok()?, p)))
+        .max_by_key(|(modified, _)| *modified)
+        .map(|(_, p)| p.clone())
         .unwrap_or_else(|| {
             panic!(
                 "no asobi binary in {}: run `cargo test --workspace`, `cargo build -p asobi-engine`, or set ASOBI_BIN",
