@@ -814,9 +814,7 @@ impl ExtVm {
 
     /// Continues a call suspended on a service call with `reply` as the call's value.
     pub fn resume(&mut self, reply: &serde_json::Value) -> Result<Call<Returned>, CallError> {
-        let lua = &self.sandbox.lua;
-        let value = json::to_lua(lua, reply, &self.sandbox.shared.marks).unwrap_or(Value::Nil);
-        let step = self.sandbox.resume("extension", value);
+        let step = self.sandbox.resume_json("extension", reply);
         self.settle(step)
     }
 

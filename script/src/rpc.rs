@@ -285,9 +285,7 @@ impl RpcVm {
 
     /// Continues a handler suspended on a service call with `reply` as the call's value.
     pub fn resume(&mut self, reply: &serde_json::Value) -> Result<Call<RpcReply>, CallError> {
-        let lua = &self.sandbox.lua;
-        let value = json::to_lua(lua, reply, &self.sandbox.shared.marks).unwrap_or(Value::Nil);
-        let step = self.sandbox.resume("rpc", value);
+        let step = self.sandbox.resume_json("rpc", reply);
         self.settle(step)
     }
 

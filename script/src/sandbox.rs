@@ -224,6 +224,17 @@ impl Sandbox {
         self.settle(callback, thread, result)
     }
 
+    /// [`Self::resume`] with a JSON reply, as extensions and RPC handlers receive them; a reply
+    /// Lua cannot hold arrives as `nil`.
+    pub(crate) fn resume_json(
+        &self,
+        callback: &'static str,
+        reply: &serde_json::Value,
+    ) -> Result<Step, CallError> {
+        let value = crate::json::to_lua(&self.lua, reply, &self.shared.marks).unwrap_or(Value::Nil);
+        self.resume(callback, value)
+    }
+
     /// Continues the suspended callback with `reply` as the service call's return value.
     pub(crate) fn resume(&self, callback: &'static str, reply: Value) -> Result<Step, CallError> {
         let waited_too_long = self
