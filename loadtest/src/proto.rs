@@ -243,6 +243,7 @@ mod tests {
         heartbeat(&mut b, 42);
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["type"], "session.heartbeat");
+        assert_eq!(v["cid"], "42");
         session_connect_wire(&mut b, 1, "t", Some("binary"));
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(
@@ -255,7 +256,6 @@ mod tests {
         session_connect(&mut b, 1, "t");
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert!(v["payload"].get("wire").is_none());
-        assert_eq!(v["cid"], "42");
         session_connect(&mut b, 1, "a\"b");
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["payload"]["token"], "a\"b");
