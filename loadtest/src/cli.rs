@@ -465,7 +465,8 @@ struct TargetArgs {
     /// No per-second progress lines.
     #[arg(long)]
     quiet: bool,
-    /// Wire encoding: asobi's JSON text frames or `asobi.fb.1` FlatBuffers.
+    /// Wire encoding: asobi's JSON text frames, `asobi.fb.1` FlatBuffers, or JSON with
+    /// asobi's binary `world.tick` (`binary`: session.connect asks for `"wire": "binary"`).
     #[arg(long, value_enum, default_value = "json")]
     wire: Wire,
     /// Transport: WebSocket, or QUIC (ALPN asobi/1, one stream; a spawned server gets

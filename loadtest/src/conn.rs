@@ -40,6 +40,9 @@ pub enum Wire {
     Json,
     /// FlatBuffers binary frames (`asobi.fb.1`).
     Fb,
+    /// JSON text frames, but `world.tick` in asobi's binary encoding (the session asks for
+    /// `"wire": "binary"` at `session.connect`); other frames are JSON as with `json`.
+    Binary,
 }
 
 /// Which transport carries the frames.
@@ -58,6 +61,7 @@ impl Wire {
         match self {
             Wire::Json => "json",
             Wire::Fb => "fb",
+            Wire::Binary => "binary",
         }
     }
 }
@@ -287,6 +291,11 @@ impl Conn {
         Ok(Conn { io, wire })
     }
 
+    /// The wire this connection speaks.
+    pub fn wire(&self) -> Wire {
+        self.wire
+    }
+
     /// Bytes queued but not yet taken by the transport.
     pub fn pending_write(&self) -> usize {
         match &self.io {
@@ -299,8 +308,8 @@ impl Conn {
     /// FlatBuffers it is re-encoded first. Nothing is written until the next pump.
     pub fn queue_text(&mut self, json: &[u8]) {
         match (self.wire, &mut self.io) {
-            (Wire::Json, Io::Ws(c)) => c.queue_text(json),
-            (Wire::Json, Io::Quic(c)) => c.queue(ENCODING_JSON, json),
+            (Wire::Json | Wire::Binary, Io::Ws(c)) => c.queue_text(json),
+            (Wire::Json | Wire::Binary, Io::Quic(c)) => c.queue(ENCODING_JSON, json),
             (Wire::Fb, io) => {
                 // The tool builds its own frames, so they always scan; a frame that did not
                 // would be a bug here, and is dropped (and shows up as lost) rather than sent.
@@ -321,7 +330,8 @@ impl Conn {
         mut on_message: F,
     ) -> Result<bool, WsError> {
         match (self.wire, &mut self.io) {
-            (Wire::Json, Io::Ws(c)) => c.pump(deadline, on_message).await,
+            // A binary world.tick is handed over as its raw bytes (they do not start with `{`).
+            (Wire::Json | Wire::Binary, Io::Ws(c)) => c.pump(deadline, on_message).await,
             (Wire::Fb, Io::Ws(c)) => {
                 c.pump(deadline, |m| {
                     if let Some(j) = from_fb(m) {

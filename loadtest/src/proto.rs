@@ -155,12 +155,21 @@ pub fn rpc_call(buf: &mut Vec<u8>, cid: u64, method: &str) {
 
 /// `session.connect` carrying an access token.
 pub fn session_connect(buf: &mut Vec<u8>, cid: u64, token: &str) {
+    session_connect_wire(buf, cid, token, None);
+}
+
+/// `session.connect` asking for `"wire": wire` (asobi's binary `world.tick` with `"binary"`).
+pub fn session_connect_wire(buf: &mut Vec<u8>, cid: u64, token: &str, wire: Option<&str>) {
     buf.clear();
     let _ = write!(
         buf,
         r#"{{"type":"session.connect","cid":"{cid}","payload":{{"token":"#
     );
     let _ = serde_json::to_writer(&mut *buf, token);
+    if let Some(w) = wire {
+        buf.extend_from_slice(br#","wire":"#);
+        let _ = serde_json::to_writer(&mut *buf, w);
+    }
     buf.extend_from_slice(b"}}");
 }
 
@@ -235,6 +244,18 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["type"], "session.heartbeat");
         assert_eq!(v["cid"], "42");
+        session_connect_wire(&mut b, 1, "t", Some("binary"));
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(
+            (
+                v["payload"]["token"].as_str(),
+                v["payload"]["wire"].as_str()
+            ),
+            (Some("t"), Some("binary"))
+        );
+        session_connect(&mut b, 1, "t");
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
+        assert!(v["payload"].get("wire").is_none());
         session_connect(&mut b, 1, "a\"b");
         let v: serde_json::Value = serde_json::from_slice(&b).unwrap();
         assert_eq!(v["payload"]["token"], "a\"b");

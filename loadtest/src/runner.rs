@@ -506,7 +506,8 @@ async fn open_inner(w: &Worker, idx: usize) -> anyhow::Result<Session> {
 /// Sends `session.connect` and waits for its reply: `Ok(player_id)` or `Err(error code)`.
 async fn session_connect(conn: &mut Conn, token: &str) -> Result<Result<String, String>, WsError> {
     let mut buf = Vec::with_capacity(token.len() + 80);
-    proto::session_connect(&mut buf, 1, token);
+    let wire = (conn.wire() == Wire::Binary).then_some("binary");
+    proto::session_connect_wire(&mut buf, 1, token, wire);
     conn.queue_text(&buf);
     let mut outcome: Option<Result<String, String>> = None;
     while outcome.is_none() {

@@ -328,23 +328,44 @@ fn table_to_lua(
             t.set_metatable(Some(marks.array.clone()))?;
             Ok(t)
         }
-        J::Object(map) => {
-            let t = lua.create_table_with_capacity(0, map.len())?;
-            for (k, v) in map {
-                let k = k.as_str();
-                match v {
-                    J::Null => {}
-                    J::Bool(b) => t.raw_set(k, *b)?,
-                    J::Number(n) => t.raw_set(k, number(n))?,
-                    J::String(s) => t.raw_set(k, s.as_str())?,
-                    nested => t.raw_set(k, table_to_lua(lua, nested, marks, depth + 1)?)?,
-                }
-            }
-            t.set_metatable(Some(marks.object.clone()))?;
-            Ok(t)
-        }
+        J::Object(map) => object_to_lua(lua, map, marks, depth),
         _ => Err(mlua::Error::runtime("not a JSON container")),
     }
+}
+
+/// A JSON object as a Lua table, as [`to_lua`] converts it, without wrapping (and so
+/// cloning) the map into a `serde_json::Value` first.
+pub(crate) fn map_to_lua(
+    lua: &Lua,
+    map: &serde_json::Map<String, serde_json::Value>,
+    marks: &Marks,
+) -> mlua::Result<Table> {
+    object_to_lua(lua, map, marks, 0)
+}
+
+fn object_to_lua(
+    lua: &Lua,
+    map: &serde_json::Map<String, serde_json::Value>,
+    marks: &Marks,
+    depth: usize,
+) -> mlua::Result<Table> {
+    use serde_json::Value as J;
+    if depth >= MAX_DEPTH {
+        return Err(mlua::Error::runtime("JSON nests too deeply"));
+    }
+    let t = lua.create_table_with_capacity(0, map.len())?;
+    for (k, v) in map {
+        let k = k.as_str();
+        match v {
+            J::Null => {}
+            J::Bool(b) => t.raw_set(k, *b)?,
+            J::Number(n) => t.raw_set(k, number(n))?,
+            J::String(s) => t.raw_set(k, s.as_str())?,
+            nested => t.raw_set(k, table_to_lua(lua, nested, marks, depth + 1)?)?,
+        }
+    }
+    t.set_metatable(Some(marks.object.clone()))?;
+    Ok(t)
 }
 
 /// Decodes JSON text straight into a Lua value (see the module rules), with no

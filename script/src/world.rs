@@ -710,10 +710,11 @@ impl WorldVm {
         let setup = |e: mlua::Error| crate::sandbox::classify("zone_tick", None, &e);
         let lua = self.sandbox.lua.clone();
         let marks = &self.sandbox.shared.marks;
-        let mut ents = lua.create_table().map_err(setup)?;
+        let mut ents = lua
+            .create_table_with_capacity(0, entities.len())
+            .map_err(setup)?;
         for (id, fields) in entities {
-            let t = json::to_lua(&lua, &serde_json::Value::Object(fields.clone()), marks)
-                .map_err(setup)?;
+            let t = json::map_to_lua(&lua, fields, marks).map_err(setup)?;
             ents.raw_set(id.as_str(), t).map_err(setup)?;
         }
         let zs = match json::to_lua(&lua, zone_state, marks).map_err(setup)? {

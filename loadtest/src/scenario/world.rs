@@ -5,11 +5,14 @@
 //! 2,000 units, 20 × 20 zones, view radius 1).
 //!
 //! Measures, per step of CCU: the server's **zone tick lateness** (how late each zone's tick
-//! started after the world tick was due), read from the server's `GET /metrics` histogram
+//! started after its due time: the world tick's, plus its slice's offset in a sliced tick), read from the server's `GET /metrics` histogram
 //! `asobi_zone_tick_lateness_seconds` before and after the step; `world.tick` bytes per
 //! player per second (the frame text the client received); input → `world.ack` latency; and
 //! server and client CPU. `--ramp` adds players in steps and reports the highest CCU whose
 //! zone tick lateness p99 stays within the bound.
+//!
+//! With `--wire binary` each session asks for asobi's binary `world.tick` at
+//! `session.connect`; the bytes counted are then the binary frames' payloads.
 //!
 //! The histogram has fixed buckets (…, 5, 10, 25 ms, …), so p99 is reported as the upper
 //! bound of the bucket holding it; the ramp judges "p99 ≤ bound" as "at least 99% of zone
@@ -589,6 +592,14 @@ async fn player(w: Rc<Worker>, idx: usize, cfg: Arc<Cfg>) {
             .conn
             .pump(Some(wake), |msg| {
                 got += 1;
+                if msg.first() != Some(&b'{') {
+                    // With `--wire binary` the server sends `world.tick` (and only it) in
+                    // asobi's binary encoding.
+                    cfg.tick_frames.fetch_add(1, Ordering::Relaxed);
+                    cfg.tick_bytes
+                        .fetch_add(msg.len() as u64, Ordering::Relaxed);
+                    return;
+                }
                 let Some(env) = crate::proto::scan(msg) else {
                     return;
                 };
@@ -606,6 +617,9 @@ async fn player(w: Rc<Worker>, idx: usize, cfg: Arc<Cfg>) {
                             .and_then(|v| v.get("seq").and_then(Value::as_u64));
                         acked = acked.max(seq);
                     }
+                    // Only the creator needs the id; a joiner's reply carries the whole
+                    // roster (asobi's shape), which is not worth parsing per join.
+                    Some(b"world.joined") if world_id.is_some() => joined = Some(None),
                     Some(b"world.joined") => {
                         let id = env
                             .payload

@@ -14,6 +14,7 @@
 //!   them out;
 //! * [`Lifecycle`]: which zones exist (lazy creation, the idle reaper, the active-zone
 //!   ceiling) and how often each ticks (the cold-tick divisor);
+//! * [`SlicePlan`]: how one tick's zones are spread over the tick period;
 //! * [`ClientView`]: the client half of that contract (per-zone tables, union by id), used by
 //!   tests to check that interest changes and border handoffs never duplicate or lose an
 //!   entity.
@@ -24,6 +25,7 @@ mod delta;
 mod grid;
 mod interest;
 mod lifecycle;
+mod slices;
 
 pub use client::{ClientView, Received};
 pub use config::{WorldConfig, MAX_GRID_SIZE, MAX_VIEW_RADIUS};
@@ -34,6 +36,7 @@ pub use lifecycle::{
     Admit, Lifecycle, LifecycleStats, ZonePolicy, COLD_TICK_DIVISOR, LAZY_GRID_THRESHOLD,
     MAX_ACTIVE_ZONES, REAP_INTERVAL, ZONE_IDLE_TIMEOUT,
 };
+pub use slices::{SlicePlan, MIN_SLICE_GAP, SLICE_ZONES};
 
 #[cfg(test)]
 mod walk_tests;

@@ -137,8 +137,9 @@ pub(crate) struct Metrics {
     pub(crate) records_pending: Cell<u64>,
     pub(crate) records_written: Cell<u64>,
     pub(crate) kicks: Cell<u64>,
-    /// How late each world zone's tick started after the world tick was due (a zone late in
-    /// a long pass counts its wait behind the zones ticked before it).
+    /// How late each world zone's tick started after its own due time: the world tick's, plus
+    /// its slice's offset when a large world's tick is spread over the period (a zone counts
+    /// its wait behind the zones ticked before it in its slice).
     pub(crate) zone_tick_lateness: Hist,
     pub(crate) world_snapshots_written: Cell<u64>,
     pub(crate) world_snapshot_failures: Cell<u64>,
@@ -294,7 +295,7 @@ fn help(name: &str) -> Option<&'static str> {
         "tick_lateness_seconds" => "How late each match tick ran after its scheduled time",
         "lua_callback_seconds" => "Wall-clock time of each Lua match callback",
         "zone_tick_lateness_seconds" => {
-            "How late each world zone's tick started after the world's tick was due"
+            "How late each world zone's tick started after its due time (its world tick's, plus its slice's offset)"
         }
         "storage_latency_seconds" => {
             "Round-trip time of the shard's match-record writes to storage"

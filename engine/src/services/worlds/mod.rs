@@ -5,8 +5,8 @@
 //! A world is owned by the shard it was created on and touched only there; worlds live in a
 //! `Slab` addressed by [`WorldKey`] (slot + generation, so a stale timer finds nothing). One
 //! timer per world drives every zone of it (no task or timer per zone). The rules — the grid,
-//! interest rings, delta streams, which zones exist and how often each ticks — are
-//! `asobi_rules::worlds`; the script is one [`WorldVm`] per world. Every frame a zone sends is
+//! interest rings, delta streams, which zones exist and how often each ticks, how a tick's
+//! zones are spread over the period — are `asobi_rules::worlds`; the script is one [`WorldVm`] per world. Every frame a zone sends is
 //! encoded once (in JSON and, when a subscriber reads it, asobi's binary wire; see [`zone`])
 //! and handed to each subscriber's outbox by reference.
 //!
@@ -17,16 +17,20 @@
 //! nobody watches them (`on_zone_unloaded`). A zone with nothing to simulate ticks once every
 //! `cold_tick_divisor` ticks unless its state sets `_keep_hot`.
 //!
-//! Order of one tick, as asobi's: for each live zone due this tick, `zone_tick` then that
-//! zone's queued inputs (`handle_input`); spawns and despawns; then zone crossings (an entity
-//! past its zone's edge by the rehome margin moves to the neighbour, and a moving player's view
-//! follows: leave frames for zones that left it, terrain and keyframes for zones that entered
-//! it); on every `broadcast_interval`-th tick each zone's delta and the input acks; then
-//! `post_tick(tick, state)`, the terrain the script asked for, expired players and the reaper.
+//! Order of one tick, as asobi's (`pass.rs`): for each live zone due this tick, `zone_tick`
+//! then that zone's queued inputs (`handle_input`); spawns and despawns; then zone crossings
+//! (an entity past its zone's edge by the rehome margin moves to the neighbour, and a moving
+//! player's view follows: leave frames for zones that left it, terrain and keyframes for
+//! zones that entered it); on every `broadcast_interval`-th tick each zone's delta and the
+//! input acks; then `post_tick(tick, state)`, the terrain the script asked for, expired
+//! players and the reaper. A world of more than `SLICE_ZONES` zones runs that order in
+//! slices of zones spread over the tick period, so no zone waits behind a pass over all of
+//! them and the shard serves everything else in between.
 
 pub(crate) mod cmd;
 mod directory;
 mod error;
+mod pass;
 pub(crate) mod rest;
 mod script;
 #[cfg(test)]
@@ -37,7 +41,7 @@ pub(crate) mod ws;
 mod zone;
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,9 +51,7 @@ use serde_json::{json, Map, Value};
 use slab::Slab;
 
 use asobi_rules::matches::TickSchedule;
-use asobi_rules::worlds::{
-    Admit, Entities, Grid, Interest, Lifecycle, WorldConfig, ZoneId, REHOME_MARGIN,
-};
+use asobi_rules::worlds::{Admit, Entities, Grid, Interest, Lifecycle, WorldConfig, ZoneId};
 use asobi_schema::envelope::encode_frame;
 use asobi_schema::ApiError;
 use asobi_script::{CompiledMode, GameType, JoinOutcome, VmPool, WorldVm, ZoneInput};
@@ -137,8 +139,6 @@ pub(crate) struct LiveWorld {
     /// The world's terrain, when its script names a provider.
     terrain: Option<terrain::WorldTerrain>,
     players: BTreeMap<String, Player>,
-    /// Input seqs consumed since the last broadcast, acknowledged with it.
-    acks: HashMap<String, u64>,
     tick: u64,
     schedule: TickSchedule,
     armed: Option<Instant>,
@@ -149,8 +149,13 @@ pub(crate) struct LiveWorld {
     ever_joined: bool,
     /// Snapshot bookkeeping of a persistent world (`snapshot.rs`).
     persist: Option<snapshot::Persist>,
-    /// When the running tick was due (zone tick lateness is measured against it).
-    due: Instant,
+    /// The tick in progress, between its first and last slice (`pass.rs`).
+    pass: Option<pass::Pass>,
+    /// Both zones of every crossing since the last broadcast tick: they broadcast together
+    /// in its first slice (`pass.rs`).
+    linked: BTreeSet<ZoneId>,
+    /// Zone ticks that skipped the Lua round trip (no `zone_tick`, no input to handle).
+    scriptless_ticks: u64,
 }
 
 /// The worlds this shard hosts.
@@ -424,6 +429,7 @@ impl LiveWorld {
         let p = self.players.remove(player)?;
         if let Some(zone) = self.zones.get_mut(&p.zone) {
             zone.entities.remove(player);
+            zone.acks.remove(player);
         }
         self.vacated(p.zone);
         for z in p.interest.zones(&self.grid) {
@@ -431,7 +437,6 @@ impl LiveWorld {
                 zone.subscribers.remove(player);
             }
         }
-        self.acks.remove(player);
         let mut fx = Effects::default();
         let _ = self.vm.leave(player, &mut fx);
         self.apply(shard, fx);
@@ -472,166 +477,6 @@ impl LiveWorld {
             e.insert("type".into(), ty.clone());
         }
         Some(e)
-    }
-
-    /// One tick of every live zone, crossings, the broadcast, `post_tick`. Returns the
-    /// world's result when it finished.
-    fn step(&mut self, shard: &Shard, now: Instant) -> Option<Value> {
-        self.tick += 1;
-        let tick = self.tick;
-        let coords: Vec<ZoneId> = self.zones.keys().copied().collect();
-        for z in coords {
-            let Some(zone) = self.zones.get_mut(&z) else {
-                continue;
-            };
-            if !zone.subscribers.is_empty() {
-                self.life.touch(z, now);
-            }
-            // A zone with nothing to simulate is cold and ticks once every
-            // `cold_tick_divisor` ticks, unless its script keeps it hot; work (an entity, an
-            // input) makes it hot again at this very tick.
-            let keep_hot = zone.state.get("_keep_hot").is_some_and(truthy);
-            if !self.life.should_tick(z, tick, zone.idle(), keep_hot) {
-                continue;
-            }
-            let late = shard.rt.now().saturating_duration_since(self.due);
-            shard.ops.metrics.zone_tick_lateness.observe(late);
-            let inputs = std::mem::take(&mut zone.inputs);
-            let mut fx = Effects::default();
-            let result = self.vm.zone_tick(
-                (z.x, z.y),
-                tick,
-                &zone.entities,
-                &zone.state,
-                inputs,
-                &mut fx,
-            );
-            self.apply(shard, fx);
-            let step = match result {
-                Ok(step) => step,
-                Err(e) => {
-                    tracing::warn!(world_id = %self.id, zone = ?z, "zone tick failed: {e}");
-                    if self.vm.failed() {
-                        break;
-                    }
-                    continue;
-                }
-            };
-            for (player, seq) in step.acks {
-                let slot = self.acks.entry(player).or_insert(seq);
-                *slot = (*slot).max(seq);
-            }
-            let mut entities = step.entities;
-            for id in &step.despawns {
-                entities.remove(id);
-            }
-            for s in step.spawns {
-                if let Some(e) = self.spawned(&s.template, s.x, s.y, s.overrides) {
-                    entities.insert(new_id(), e);
-                }
-            }
-            if let Some(zone) = self.zones.get_mut(&z) {
-                zone.entities = entities;
-                zone.state = step.zone_state;
-            }
-        }
-        if let Some(result) = self.vm.finished().cloned() {
-            return Some(result);
-        }
-        self.cross(shard);
-        if tick.is_multiple_of(u64::from(self.cfg.broadcast_interval)) {
-            self.broadcast(shard, tick);
-        }
-        self.send_pending_keyframes(shard);
-        let mut fx = Effects::default();
-        let _ = self.vm.post_tick(tick, &mut fx);
-        self.apply(shard, fx);
-        if let Some(t) = &self.terrain {
-            t.make_pending(&mut self.vm);
-        }
-        if let Some(result) = self.vm.finished().cloned() {
-            return Some(result);
-        }
-        self.expire_players(shard, now);
-        self.sweep(shard, now);
-        self.expire_empty(now)
-    }
-
-    /// Moves every entity that cleared its zone's edge to the zone it is in now; a player's
-    /// input and view follow their entity.
-    fn cross(&mut self, shard: &Shard) {
-        let mut moves: Vec<(ZoneId, String, ZoneId)> = Vec::new();
-        for (z, zone) in &self.zones {
-            for (id, e) in &zone.entities {
-                let (Some(x), Some(y)) = (
-                    e.get("x").and_then(Value::as_f64),
-                    e.get("y").and_then(Value::as_f64),
-                ) else {
-                    continue;
-                };
-                if let Some(to) = self.grid.rehome(*z, x, y, REHOME_MARGIN) {
-                    moves.push((*z, id.clone(), to));
-                }
-            }
-        }
-        for (from, id, to) in moves {
-            if !self.ensure_zone(shard, to) {
-                // At the zone ceiling the entity stays where it is.
-                continue;
-            }
-            let Some(e) = self
-                .zones
-                .get_mut(&from)
-                .and_then(|z| z.entities.remove(&id))
-            else {
-                continue;
-            };
-            if let Some(zone) = self.zones.get_mut(&to) {
-                zone.entities.insert(id.clone(), e);
-            }
-            let frames = match self.players.get_mut(&id) {
-                Some(p) if p.zone == from => {
-                    p.zone = to;
-                    !p.needs_keyframes
-                }
-                _ => continue,
-            };
-            self.vacated(from);
-            self.refocus(shard, &id, Some(to), frames);
-        }
-    }
-
-    /// Each zone's delta, encoded once (in each wire in use), to its subscribers; then the
-    /// input acks.
-    fn broadcast(&mut self, shard: &Shard, tick: u64) {
-        let mut targets: Vec<SessionRef> = Vec::new();
-        let mut binary: Vec<SessionRef> = Vec::new();
-        for (z, zone) in &mut self.zones {
-            targets.clear();
-            binary.clear();
-            for p in zone.subscribers.iter().filter_map(|p| self.players.get(p)) {
-                if let (Some(at), false) = (p.session, p.needs_keyframes) {
-                    targets.push(at);
-                    if p.binary {
-                        binary.push(at);
-                    }
-                }
-            }
-            // The baseline moves whether or not anyone is watching now.
-            let Some(b) = zone.broadcast(*z, tick, !binary.is_empty()) else {
-                continue;
-            };
-            if !targets.is_empty() {
-                shard.rt.deliver_all(&targets, &Outbound::Frame(b.delta));
-            }
-            if let Some(kf) = b.rekey {
-                shard.rt.deliver_all(&binary, &Outbound::Frame(kf));
-            }
-        }
-        for (player, seq) in std::mem::take(&mut self.acks) {
-            let f = encode_frame("world.ack", None, &json!({ "tick": tick, "seq": seq }));
-            self.send(shard, &player, f);
-        }
     }
 
     fn send_pending_keyframes(&mut self, shard: &Shard) {
@@ -797,7 +642,6 @@ fn create_world(
         life: Lifecycle::new(policy, now),
         terrain: None,
         players: BTreeMap::new(),
-        acks: HashMap::new(),
         tick: 0,
         schedule: TickSchedule::new(now, period),
         armed: None,
@@ -808,7 +652,9 @@ fn create_world(
         empty_since: Some(now),
         ever_joined: false,
         persist,
-        due: now,
+        pass: None,
+        linked: BTreeSet::new(),
+        scriptless_ticks: 0,
     };
     let mut fx = Effects::default();
     if let Err(e) = w.vm.init(&config, &mut fx) {
@@ -1071,13 +917,19 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
     let now = shard.rt.now();
     let ended = shard.worlds.with(key, |w| {
         w.armed = None;
-        let tick = w.schedule.poll(now)?;
-        if tick.skipped > 0 {
-            tracing::debug!(world_id = %w.id, skipped = tick.skipped, "world ticks skipped: the shard is late");
+        if w.pass.is_none() {
+            let tick = w.schedule.poll(now)?;
+            if tick.skipped > 0 {
+                tracing::debug!(world_id = %w.id, skipped = tick.skipped, "world ticks skipped: the shard is late");
+            }
+            w.begin_pass(now.checked_sub(tick.late).unwrap_or(now));
         }
-        w.due = now.checked_sub(tick.late).unwrap_or(now);
-        let ended = w.step(shard, now);
-        if ended.is_none() {
+        // One slice per wake-up: the shard runs everything else between two slices.
+        if w.pass.as_ref().and_then(pass::Pass::next_due)? > now {
+            return None;
+        }
+        let ended = w.run_slice(shard, now);
+        if ended.is_none() && w.pass.is_none() {
             snapshot::after_tick(shard, w);
         }
         ended
@@ -1089,10 +941,14 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
     }
 }
 
-/// Keeps one timer armed at the world's next tick.
+/// Keeps one timer armed at the world's next slice or tick.
 fn drive(shard: &Rc<Shard>, key: WorldKey) {
     shard.worlds.with(key, |w| {
-        let at = w.schedule.next_deadline();
+        let at = w
+            .pass
+            .as_ref()
+            .and_then(pass::Pass::next_due)
+            .unwrap_or_else(|| w.schedule.next_deadline());
         if w.armed != Some(at) {
             w.armed = Some(at);
             shard.rt.arm(at, ShardTimer::Worlds(Timer::Tick(key)));

@@ -624,3 +624,170 @@ fn no_provider_or_one_off_the_list_means_no_terrain_at_all() {
         );
     }
 }
+
+/// A 10 × 10 grid (100 zones: two slices of 50, the second due half a period after the
+/// tick), no `zone_tick`, a delta every second tick. Players move to where their input says.
+const SLICED: &str = r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 10
+zone_size          = 100
+view_radius        = 1
+broadcast_interval = 2
+function init(config) return {} end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 450, y = 450 } end
+function handle_input(player_id, input, entities)
+  local me = entities[player_id]
+  if me then me.x, me.y = input.x, input.y end
+  return entities
+end
+function post_tick(tick, state) return state end
+"#;
+
+/// Applies `c`'s frames in arrival order; at each `world.ack` the view must already show the
+/// acknowledged input's position for `who` (the ack follows the delta that carries it).
+fn drain_checking_acks(
+    sim: &mut Sim,
+    c: &mut Client,
+    view: &mut ClientView,
+    who: &str,
+    sent: &BTreeMap<u64, (f64, f64)>,
+) -> usize {
+    sim.collect(c);
+    let mut acks = 0;
+    for f in std::mem::take(&mut c.received) {
+        match f["type"].as_str() {
+            Some("world.tick") => apply(view, std::slice::from_ref(&f)),
+            Some("world.ack") => {
+                let seq = f["payload"]["seq"].as_u64().unwrap();
+                let (x, y) = sent[&seq];
+                let me = &view.visible()[who];
+                assert_eq!(
+                    (me["x"].as_f64(), me["y"].as_f64()),
+                    (Some(x), Some(y)),
+                    "ack {seq} arrived before the delta holding it"
+                );
+                acks += 1;
+            }
+            _ => {}
+        }
+    }
+    acks
+}
+
+#[test]
+fn a_sliced_tick_keeps_crossings_whole_and_acks_after_their_deltas() {
+    assert_eq!(
+        asobi_rules::worlds::SlicePlan::new(100, Duration::from_millis(50)).slices(),
+        2
+    );
+    let dir = game(SLICED);
+    let mut sim = sim(&dir);
+    let mut walker = sim.signed_in(0, "walker");
+    sim.send(
+        &mut walker,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = walker.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(zones_of(&sim, &id).len(), 100);
+    let grid = Grid::new(10, 100.0);
+    let mut observers = Vec::new();
+    for (i, (x, y)) in [(450.0, 350.0), (550.0, 550.0), (350.0, 650.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut c = sim.signed_in(0, &format!("obs{i}"));
+        sim.send(
+            &mut c,
+            json!({"type": "world.join", "cid": 1, "payload": {"world_id": id}}),
+        );
+        assert!(c.take("world.joined").is_some(), "{:?}", c.received);
+        sim.send(
+            &mut c,
+            json!({"type": "world.input", "payload": {"x": x, "y": y}}),
+        );
+        observers.push((c, ClientView::new(), grid.zone_of(x, y)));
+    }
+    sim.advance(Duration::from_millis(300));
+    let mut wview = ClientView::new();
+    let mut sent = BTreeMap::new();
+    drain_checking_acks(&mut sim, &mut walker, &mut wview, "walker", &sent);
+
+    // The walker wanders around the middle columns, where x = 4 (the first slice) meets
+    // x = 5 (the second), in steps shorter and longer than the tick.
+    let mut rng = StdRng::seed_from_u64(7);
+    let (mut x, mut y) = (450.0f64, 450.0f64);
+    let mut home = grid.zone_of(x, y);
+    let (mut crossings, mut across_slices, mut acks) = (0, 0, 0);
+    for seq in 1..=300u64 {
+        x = (x + rng.random_range(-45.0..45.0))
+            .clamp(300.0, 699.0)
+            .round();
+        y = (y + rng.random_range(-45.0..45.0))
+            .clamp(300.0, 699.0)
+            .round();
+        sent.insert(seq, (x, y));
+        sim.send(
+            &mut walker,
+            json!({"type": "world.input", "seq": seq, "payload": {"x": x, "y": y}}),
+        );
+        if let Some(to) = grid.rehome(home, x, y, REHOME_MARGIN) {
+            crossings += 1;
+            if (home.x < 5) != (to.x < 5) {
+                across_slices += 1;
+            }
+            home = to;
+        }
+        sim.advance(Duration::from_millis(rng.random_range(10..80)));
+        acks += drain_checking_acks(&mut sim, &mut walker, &mut wview, "walker", &sent);
+        // What the server last broadcast: the walker is in exactly one zone's baseline, and
+        // every observer's tables are exactly the baselines of the zones it sees.
+        let baselines: BTreeMap<ZoneId, Vec<String>> = world(&sim, &id, |w| {
+            w.zones
+                .iter()
+                .map(|(z, zone)| (*z, zone.stream.baseline().keys().cloned().collect()))
+                .collect()
+        });
+        let holding: Vec<&ZoneId> = baselines
+            .iter()
+            .filter(|(_, ids)| ids.iter().any(|i| i == "walker"))
+            .map(|(z, _)| z)
+            .collect();
+        assert_eq!(holding.len(), 1, "walker in the baselines of {holding:?}");
+        for (c, view, at) in &mut observers {
+            drain(&mut sim, c, view);
+            assert!(view.duplicates().is_empty(), "{:?}", view.duplicates());
+            let mut expect: Vec<String> = baselines
+                .iter()
+                .filter(|(z, _)| Grid::in_ring(*at, 1, **z))
+                .flat_map(|(_, ids)| ids.iter().cloned())
+                .collect();
+            expect.sort();
+            let seen: Vec<String> = view.visible().keys().cloned().collect();
+            assert_eq!(seen, expect, "observer in {at:?}");
+        }
+    }
+    assert!(
+        crossings > 20 && across_slices > 5,
+        "{crossings} {across_slices}"
+    );
+    assert!(acks > 100, "{acks} acks");
+    // Without `zone_tick`, a zone with no input skipped the Lua round trip, and its zone
+    // state's `tick` still moved as the round trip moves it.
+    let (skipped, tick, stamped) = world(&sim, &id, |w| {
+        let z = &w.zones[&grid.zone_of(550.0, 550.0)];
+        (w.scriptless_ticks, w.tick, z.state["tick"].as_u64())
+    });
+    assert!(skipped > 1000, "{skipped}");
+    assert!(
+        stamped.is_some_and(|t| t + 1 >= tick),
+        "{stamped:?} at {tick}"
+    );
+}

@@ -11,7 +11,7 @@
 //! past `i32`) goes out as JSON to everyone, and the binary subscribers are sent the keyframe
 //! right after it, so their slot table is whole again (asobi's fallback).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value as Json};
@@ -30,6 +30,9 @@ pub(super) struct Zone {
     pub(super) stream: ZoneStream,
     pub(super) inputs: Vec<ZoneInput>,
     pub(super) subscribers: BTreeSet<String>,
+    /// Input seqs consumed here since the zone's last broadcast, by player; acknowledged
+    /// right after it (they move with a player's entity when it crosses).
+    pub(super) acks: HashMap<String, u64>,
     /// Entity ids ↔ binary-wire slots, following `stream`'s baseline.
     slots: Slots,
     /// The keyframe of the current baseline, once built.
@@ -58,6 +61,7 @@ impl Zone {
             state,
             inputs: Vec::new(),
             subscribers: BTreeSet::new(),
+            acks: HashMap::new(),
             slots: Slots::new(),
             keyframe: None,
             leave: None,
