@@ -66,6 +66,8 @@ fn runaway_bots_are_stopped_and_reported() {
     let game = Game::load(dir.path()).unwrap();
     let budgets = Budgets {
         instructions: 1_000_000,
+        // The instruction budget is under test; a loaded machine must not reach the wall first.
+        wall: std::time::Duration::from_secs(10),
         ..Budgets::default()
     };
     let mut pool = VmPool::new(budgets, 0).unwrap();

@@ -358,6 +358,9 @@ fn budgets_apply_to_every_callback() {
     let (_d, mode) = single(&source);
     let budgets = Budgets {
         instructions: 500_000,
+        // Only the instruction budget is under test: a wall budget that a loaded machine could
+        // reach first (descheduling the thread) would turn the expected error into another.
+        wall: Duration::from_secs(10),
         max_consecutive_overruns: 100,
         slice: Duration::ZERO,
         ..Budgets::default()
