@@ -8,7 +8,6 @@
 
 pub(crate) mod ws;
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
@@ -88,8 +87,8 @@ pub(crate) struct Session {
     pub(crate) shard: Rc<Shard>,
     pub(crate) me: SessionRef,
     pub(crate) player_id: Option<String>,
-    /// Read by the edge's `session.connect` deadline.
-    pub(crate) authed: Rc<Cell<bool>>,
+    /// Signed in at least once; read by the edge's `session.connect` deadline.
+    pub(crate) authed: bool,
     pub(crate) matches: super::matches::ws::SessionPart,
     pub(crate) matchmaker: super::matchmaker::ws::SessionPart,
     pub(crate) social: super::social::ws::SessionPart,
@@ -118,7 +117,7 @@ impl Session {
             shard,
             me,
             player_id: None,
-            authed: Rc::new(Cell::new(false)),
+            authed: false,
             matches: Default::default(),
             matchmaker: Default::default(),
             social: Default::default(),
@@ -230,7 +229,7 @@ impl Session {
             return self.error(None, &e);
         }
         match Inbound::parse(text) {
-            Ok(frame) => self.on_frame(frame).await,
+            Ok(frame) => self.on_frame(&frame).await,
             Err(e) => {
                 let cid = match &e {
                     EnvelopeError::MissingType(c) => c.clone(),
@@ -258,12 +257,17 @@ impl Session {
             return self.error(None, &e);
         }
         match crate::wire::binary::Decoded::parse(bytes) {
-            Ok(d) => self.on_frame(d.inbound()).await,
+            Ok(d) => {
+                let frame = d.inbound();
+                self.on_frame(&frame).await
+            }
             Err((e, cid)) => self.error(cid.as_deref(), &e),
         }
     }
 
-    async fn on_frame(&mut self, frame: Inbound<'_>) {
+    /// Takes the frame by reference: the caller holds it across the handler's wait anyway, and
+    /// a second copy here would be carried in every session's state.
+    async fn on_frame(&mut self, frame: &Inbound<'_>) {
         let cid = frame.cid;
         let kind = frame.kind();
         // asobi answers heartbeats before authentication too (a client's keep-alive starts
@@ -279,7 +283,7 @@ impl Session {
             );
         }
         let result = match handler(kind) {
-            Some(h) => match h(self, &frame) {
+            Some(h) => match h(self, frame) {
                 Handled::Done(r) => r,
                 Handled::Later(f) => f.await,
             },
