@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -130,6 +131,8 @@ fn session<T: Transport, G: 'static>(
     peer: SocketAddr,
     guard: G,
 ) -> impl Future<Output = ()> {
+    // Logged here so that the address is not captured: the loop has no other use for it.
+    tracing::trace!(%peer, "session open");
     async move {
         let _guard = &guard;
         let settings = &shard.ctx.settings;
@@ -142,18 +145,12 @@ fn session<T: Transport, G: 'static>(
         // signed-in idle socket holds no timer.
         let wait = Duration::from_millis(settings.ws_connect_timeout_ms);
         let mut deadline = Some(Box::pin(shard.rt.sleep(wait)));
-        tracing::trace!(%peer, "session open");
 
         'session: loop {
-            enum Event {
-                In(Incoming),
-                Out(Next<crate::services::Event>),
-                ConnectDeadline,
-            }
             if deadline.is_some() && s.authed {
                 deadline = None;
             }
-            let event = {
+            let mut ev = {
                 let out = outbox.next().fuse();
                 let inbound = t.recv().fuse();
                 let expiry = async {
@@ -172,48 +169,29 @@ fn session<T: Transport, G: 'static>(
                     () = expiry => Event::ConnectDeadline,
                 }
             };
-            let mut next = Some(event);
             s.batch_now_ms = crate::services::accounts::tokens::now_ms();
-            // Handle everything that is ready now, then write once.
-            while let Some(ev) = next.take() {
-                match ev {
-                    Event::In(Incoming::Gone) => break 'session,
-                    Event::In(Incoming::Text(text)) => {
-                        shard.ops.metrics.message_in(text.len());
-                        s.on_text(text.as_str()).await
-                    }
-                    Event::In(Incoming::Binary(bytes)) => {
-                        shard.ops.metrics.message_in(bytes.len());
-                        s.on_binary(&bytes).await
-                    }
-                    Event::In(Incoming::TooLarge) => s.on_too_large(),
-                    Event::In(Incoming::BadText) => {
-                        s.close = Some((1007, "invalid_utf8".into()));
-                    }
-                    Event::In(Incoming::Close) => s.close = Some((1000, String::new())),
-                    Event::In(Incoming::Nothing) => {}
-                    Event::Out(Next::Overflowed) => {
-                        crate::services::ops::metrics::bump(
-                            &shard.ops.metrics.slow_consumer_closes,
-                        );
-                        s.on_overflow()
-                    }
-                    Event::Out(Next::Item(item)) => s.on_outbound(item),
-                    Event::ConnectDeadline => {
-                        deadline = None;
-                        if !s.authed {
-                            s.close = Some((1008, "idle_auth_timeout".into()));
-                        }
-                    }
+            // Handle everything that is ready now, then write once. Events are moved whole
+            // into `on_event` and messages into `on_message`, never matched apart or borrowed
+            // here: a value taken apart or borrowed in this loop would keep its room in the
+            // future (which every open socket holds) while a handler waits.
+            loop {
+                let mut gone = false;
+                let message = on_event(&mut s, &mut deadline, &mut gone, ev);
+                if gone {
+                    break 'session;
                 }
+                on_message(&mut s, message).await;
                 if s.close.is_some() {
                     break;
                 }
-                // Queued pushes first, then the socket: a fan-out that queued many frames costs one
-                // read poll per batch, not one per frame.
-                next = match outbox.try_pop() {
-                    Some(n) => Some(Event::Out(n)),
-                    None => t.recv().now_or_never().map(Event::In),
+                // Queued pushes first, then the socket: a fan-out that queued many frames costs
+                // one read poll per batch, not one per frame.
+                ev = match outbox.try_pop() {
+                    Some(n) => Event::Out(n),
+                    None => match t.recv().now_or_never() {
+                        Some(i) => Event::In(i),
+                        None => break,
+                    },
                 };
             }
             while let Some(n) = (s.close.is_none()).then(|| outbox.try_pop()).flatten() {
@@ -236,6 +214,78 @@ fn session<T: Transport, G: 'static>(
             }
         }
         s.cleanup();
+    }
+}
+
+/// What woke the session loop.
+enum Event {
+    In(Incoming),
+    Out(Next<crate::services::Event>),
+    ConnectDeadline,
+}
+
+/// A message for a handler, the one kind of event that may make the session wait.
+enum Message {
+    Text(tungstenite::Utf8Bytes),
+    Binary(bytes::Bytes),
+}
+
+/// Handles an event that needs no waiting; a message comes back for [`on_message`]. `gone`:
+/// the connection is gone.
+fn on_event(
+    s: &mut Session,
+    deadline: &mut Option<Pin<Box<impl Future<Output = ()>>>>,
+    gone: &mut bool,
+    ev: Event,
+) -> Option<Message> {
+    let metrics = &s.shard.ops.metrics;
+    match ev {
+        Event::In(Incoming::Gone) => *gone = true,
+        Event::In(Incoming::Text(text)) => {
+            metrics.message_in(text.len());
+            return Some(Message::Text(text));
+        }
+        Event::In(Incoming::Binary(bytes)) => {
+            metrics.message_in(bytes.len());
+            return Some(Message::Binary(bytes));
+        }
+        Event::In(Incoming::TooLarge) => s.on_too_large(),
+        Event::In(Incoming::BadText) => s.close = Some((1007, "invalid_utf8".into())),
+        Event::In(Incoming::Close) => s.close = Some((1000, String::new())),
+        Event::In(Incoming::Nothing) => {}
+        Event::Out(Next::Overflowed) => {
+            crate::services::ops::metrics::bump(&metrics.slow_consumer_closes);
+            s.on_overflow()
+        }
+        Event::Out(Next::Item(item)) => s.on_outbound(item),
+        Event::ConnectDeadline => {
+            *deadline = None;
+            if !s.authed {
+                s.close = Some((1008, "idle_auth_timeout".into()));
+            }
+        }
+    }
+    None
+}
+
+/// Hands a message to the session: the envelope checks run without waiting, and only the
+/// handler's own wait (a reply from another shard) suspends. A block, not an `async fn`, so
+/// that the message is held once.
+fn on_message(s: &mut Session, message: Option<Message>) -> impl Future<Output = ()> + '_ {
+    async move {
+        match &message {
+            None => {}
+            Some(Message::Text(text)) => {
+                if let Some(frame) = s.text_frame(text.as_str()) {
+                    s.on_frame(&frame).await;
+                }
+            }
+            Some(Message::Binary(bytes)) => {
+                if let Some(decoded) = s.binary_frame(bytes) {
+                    s.on_frame(&decoded.inbound()).await;
+                }
+            }
+        }
     }
 }
 
