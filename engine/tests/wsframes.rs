@@ -183,16 +183,18 @@ fn an_idle_signed_in_socket_costs_a_few_kib() {
     connect(&mut open, 200);
     sleep(Duration::from_millis(300));
     let before = s.rss_kib();
-    const N: usize = 1_000;
+    const N: usize = 3_000;
     connect(&mut open, N);
     sleep(Duration::from_millis(300));
     let after = s.rss_kib();
     let per_conn = (after.saturating_sub(before) * 1024) as usize / N;
     eprintln!("idle signed-in socket: {per_conn} bytes of server RSS");
-    // Tests run the debug binary, whose futures are much larger than a release build's (the
-    // release figure, measured with `asobi-loadtest idle`, is in bench-results/capacity-idle.md).
-    // Sockets owning their buffers again (8 KiB read buffer and up) would cross this bound.
-    assert!(per_conn <= 8 * 1024, "{per_conn} bytes per idle socket");
+    // Issue 16's goal, 4 KiB, holds for the debug binary too (2.4 KiB measured when this was
+    // written; the release figure, from `asobi-loadtest idle` at 19,000 sockets, is in
+    // bench-results/capacity-idle.md). A socket owning a buffer again, or a session task that
+    // carries its handshake (2.9 KiB in the release build before), crosses it. 3,000 sockets:
+    // with fewer, memory the warm-up freed absorbs the batch and the growth reads as zero.
+    assert!(per_conn <= 4 * 1024, "{per_conn} bytes per idle socket");
     drop(open);
     assert!(s.stop().success());
 }

@@ -212,7 +212,8 @@ impl Session {
         true
     }
 
-    /// A text frame.
+    /// A text frame: the two steps the socket loop runs itself, for the simulation harness.
+    #[cfg(test)]
     pub(crate) async fn on_text(&mut self, text: &str) {
         if let Some(frame) = self.text_frame(text) {
             self.on_frame(&frame).await;
