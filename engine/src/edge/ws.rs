@@ -271,6 +271,7 @@ fn on_event(
 /// Hands a message to the session: the envelope checks run without waiting, and only the
 /// handler's own wait (a reply from another shard) suspends. A block, not an `async fn`, so
 /// that the message is held once.
+#[allow(clippy::manual_async_fn)]
 fn on_message(s: &mut Session, message: Option<Message>) -> impl Future<Output = ()> + '_ {
     async move {
         match &message {
