@@ -165,10 +165,30 @@ fn an_unmasked_or_reserved_frame_ends_the_connection() {
     assert!(s.stop().success());
 }
 
+/// The server's RSS once it stops moving. Memory freed earlier (the password hash of the
+/// registration, ~19 MiB) is returned to the OS some time later; read too soon, that return
+/// lands inside the measured batch and hides its growth.
+fn settled_rss(s: &Server) -> u64 {
+    let mut last = s.rss_kib();
+    for _ in 0..40 {
+        sleep(Duration::from_millis(250));
+        let now = s.rss_kib();
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    last
+}
+
 #[test]
 fn an_idle_signed_in_socket_costs_a_few_kib() {
     let (_dir, s) = server(&[("ASOBI_WS_MSG_RATE", "0"), ("ASOBI_WS_CONNECT_RATE", "0")]);
     let p = s.register("idle");
+    // The registration's password hash (~19 MiB) is freed at once but handed back to the OS
+    // only by allocator activity after a delay; let that happen during the warm-up, not inside
+    // the measured batch (where it read as a 12 MiB shrink).
+    sleep(Duration::from_secs(2));
     // Warm up allocator arenas and the buffer pool, then measure a second batch.
     let mut open: Vec<Ws> = Vec::new();
     let connect = |open: &mut Vec<Ws>, n: usize| {
@@ -181,18 +201,18 @@ fn an_idle_signed_in_socket_costs_a_few_kib() {
         }
     };
     connect(&mut open, 200);
-    sleep(Duration::from_millis(300));
-    let before = s.rss_kib();
-    const N: usize = 1_000;
+    let before = settled_rss(&s);
+    const N: usize = 3_000;
     connect(&mut open, N);
-    sleep(Duration::from_millis(300));
-    let after = s.rss_kib();
+    let after = settled_rss(&s);
     let per_conn = (after.saturating_sub(before) * 1024) as usize / N;
-    eprintln!("idle signed-in socket: {per_conn} bytes of server RSS");
-    // Tests run the debug binary, whose futures are much larger than a release build's (the
-    // release figure, measured with `asobi-loadtest idle`, is in bench-results/capacity-idle.md).
-    // Sockets owning their buffers again (8 KiB read buffer and up) would cross this bound.
-    assert!(per_conn <= 8 * 1024, "{per_conn} bytes per idle socket");
+    eprintln!("idle signed-in socket: {per_conn} bytes of server RSS ({before} -> {after} KiB)");
+    // Issue 16's goal, 4 KiB, holds for the debug binary too (2.4 KiB measured when this was
+    // written; the release figure, from `asobi-loadtest idle` at 19,000 sockets, is in
+    // bench-results/capacity-idle.md). A socket owning a buffer again, or a session task that
+    // carries its handshake (2.9 KiB in the release build before), crosses it. 3,000 sockets,
+    // so that a few hundred KiB of allocator noise is small beside the batch.
+    assert!(per_conn <= 4 * 1024, "{per_conn} bytes per idle socket");
     drop(open);
     assert!(s.stop().success());
 }

@@ -2,17 +2,21 @@
 //! closes. Framing is `asobi_net::http`; this loop only moves bytes, enforces the timeouts and
 //! hands each request to the REST router.
 
+use std::future::poll_fn;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, FutureExt};
+use futures::{AsyncRead, AsyncWrite, AsyncWriteExt, FutureExt};
 
 use asobi_net::http::{self, BodyKind, ChunkedBody, Head, HttpError, Limits, Response};
 use asobi_schema::ApiError;
 
 use super::limits::Open;
+use super::pool;
 use super::Edge;
 use crate::services::rest::error_response as rest_error;
 use crate::services::Shard;
@@ -22,8 +26,6 @@ use crate::shard::registry::bump;
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client may take to send a whole request head or body once it started.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read size; REST requests are small, WebSocket sessions take over the socket.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// A byte stream a connection runs on: plain TCP or TLS over TCP.
 pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + 'static {}
@@ -61,7 +63,7 @@ pub(crate) async fn serve<S: Io>(
 ) {
     let counted = Counted::new(&shard, open);
     let limits = Limits::default();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
+    let mut buf = BytesMut::new();
     loop {
         let head = match read_head(&mut stream, &mut buf, &limits).await {
             Ok(Some(h)) => h,
@@ -74,15 +76,14 @@ pub(crate) async fn serve<S: Io>(
         let _ = buf.split_to(head.len);
         if asobi_net::ws::is_upgrade(&head) {
             if head.path == "/ws" {
-                // The session gets a task of its own: the HTTP state machine is freed instead of
-                // being carried (and polled through) for the socket's whole life.
+                // The WebSocket gets a task of its own: the HTTP state machine is freed instead
+                // of being carried (and polled through) for the socket's whole life.
                 let rt_shard = shard.clone();
                 rt_shard
                     .rt
-                    .spawn(crate::shard::panic::contained(async move {
-                        let _counted = counted;
-                        super::ws::upgrade(shard, stream, head, buf, peer, edge).await;
-                    }));
+                    .spawn(crate::shard::panic::contained(super::ws::upgrade(
+                        shard, stream, head, buf, peer, edge, counted,
+                    )));
             } else {
                 let e = ApiError::new(
                     404,
@@ -102,7 +103,15 @@ pub(crate) async fn serve<S: Io>(
         };
         let rt = &shard.rt;
         rt.inflight.set(rt.inflight.get() + 1);
-        let response = crate::services::rest::handle(&shard, &head, body, peer.ip()).await;
+        // Boxed: the router's future is the largest thing a connection awaits, and held inline
+        // it would size every connection's state (a WebSocket's handshake too) by it.
+        let response = Box::pin(crate::services::rest::handle(
+            &shard,
+            &head,
+            body,
+            peer.ip(),
+        ))
+        .await;
         rt.inflight.set(rt.inflight.get() - 1);
         let keep_alive = head.keep_alive && !rt.shutting_down.get();
         let head_only = head.method == http::Method::Head;
@@ -163,17 +172,28 @@ pub(crate) async fn write_response<S: Io>(
 }
 
 /// Reads more bytes into `buf`, bounded by `limit`. `Ok(false)` at end of stream.
+///
+/// The read goes into a buffer borrowed from the shard's pool for that one attempt and only the
+/// bytes that arrived are copied into `buf`: a connection waiting for its request (a burst of
+/// new sockets, a keep-alive connection between requests) holds no read buffer, and a small
+/// request costs a small `buf`. A stack array here would instead live in every connection's
+/// future for the connection's whole life.
 async fn fill<S: Io>(
     stream: &mut S,
     buf: &mut BytesMut,
     limit: Duration,
 ) -> Result<bool, ReadError> {
-    // Read straight into the buffer's tail: a stack array here would live in every connection's
-    // future for the connection's whole life, WebSocket sessions included.
-    let start = buf.len();
-    buf.resize(start + READ_CHUNK, 0);
     let result = {
-        let read = stream.read(&mut buf[start..]).fuse();
+        let read = poll_fn(|cx| {
+            let mut chunk = pool::take_read();
+            let r = Pin::new(&mut *stream).poll_read(cx, &mut chunk);
+            if let Poll::Ready(Ok(n)) = r {
+                buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            }
+            pool::give_read(chunk);
+            r
+        })
+        .fuse();
         let timer = glommio::timer::sleep(limit).fuse();
         futures::pin_mut!(read, timer);
         futures::select_biased! {
@@ -181,8 +201,6 @@ async fn fill<S: Io>(
             () = timer => Err(ReadError::Timeout),
         }
     };
-    let n = result.as_ref().copied().unwrap_or(0);
-    buf.truncate(start + n);
     result.map(|n| n > 0)
 }
 

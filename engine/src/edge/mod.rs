@@ -7,6 +7,8 @@ pub(crate) mod http;
 pub(crate) mod limits;
 pub(crate) mod pool;
 pub(crate) mod quic;
+#[cfg(test)]
+mod size_tests;
 pub(crate) mod tls;
 pub(crate) mod transport;
 pub(crate) mod ws;

@@ -6,7 +6,9 @@
 //! QUIC's in its transport): a client that stops reading
 //! is dropped instead of pinning its buffers.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -30,13 +32,20 @@ use crate::wire::{binary, Wire};
 /// How many times `ASOBI_WS_MAX_FRAME` the transport reads before it gives up on a socket.
 pub(crate) const HARD_LIMIT_FACTOR: usize = 4;
 
-pub(crate) async fn upgrade<S: Io>(
+/// The WebSocket handshake on a connection the HTTP loop handed over. `guard` (the connection's
+/// count and its slot under the connection cap) lives as long as the socket.
+///
+/// On success the session runs in a task of its own and this one ends: what only the handshake
+/// needs (the request head, the offered subprotocols, the HTTP layer's leftovers, this future's
+/// own state) is freed instead of being carried by every open socket.
+pub(crate) async fn upgrade<S: Io, G: 'static>(
     shard: Rc<Shard>,
     mut stream: S,
     head: Head,
     leftover: BytesMut,
     peer: SocketAddr,
     edge: Edge,
+    guard: G,
 ) {
     let refusal = if shard.rt.shutting_down.get() {
         Some(ApiError::new(
@@ -83,8 +92,7 @@ pub(crate) async fn upgrade<S: Io>(
     {
         return;
     }
-    // Keep only the bytes already read, not the HTTP read buffer, nor the request head, for the
-    // session's lifetime.
+    // Keep only the bytes already read, not the HTTP read buffer.
     let part = leftover.to_vec();
     drop(leftover);
     drop(up);
@@ -98,111 +106,188 @@ pub(crate) async fn upgrade<S: Io>(
         .settings
         .ws_max_frame
         .saturating_mul(HARD_LIMIT_FACTOR);
-    run(shard, WsConn::new(stream, wire, max, part), peer).await;
+    let conn = WsConn::new(stream, wire, max, part);
+    let session = session(shard.clone(), conn, peer, guard);
+    shard.rt.spawn(crate::shard::panic::contained(session));
 }
 
 /// Runs one session on a transport until either side closes.
-pub(crate) async fn run<T: Transport>(shard: Rc<Shard>, mut t: T, peer: SocketAddr) {
-    let settings = &shard.ctx.settings;
-    let outbox = Rc::new(Outbox::new(settings.ws_outbox));
-    let me = shard.rt.add_session(outbox.clone());
-    let mut s = Session::open(shard.clone(), me, t.wire());
-    s.datagrams_possible = t.datagrams();
-    // The connect deadline: a socket that never authenticates is closed with 1008. It lives in
-    // this loop (not in a task of its own) and is dropped once the session is signed in, so a
-    // signed-in idle socket holds no timer.
-    let wait = Duration::from_millis(settings.ws_connect_timeout_ms);
-    let mut deadline = Some(Box::pin(shard.rt.sleep(wait)));
-    tracing::trace!(%peer, "session open");
+pub(crate) fn run<T: Transport>(
+    shard: Rc<Shard>,
+    t: T,
+    peer: SocketAddr,
+) -> impl Future<Output = ()> {
+    session(shard, t, peer, ())
+}
 
-    'session: loop {
-        enum Event {
-            In(Incoming),
-            Out(Next<crate::services::Event>),
-            ConnectDeadline,
-        }
-        if deadline.is_some() && s.authed.get() {
-            deadline = None;
-        }
-        let event = {
-            let out = outbox.next().fuse();
-            let inbound = t.recv().fuse();
-            let expiry = async {
-                match deadline.as_mut() {
-                    Some(d) => d.await,
-                    None => std::future::pending().await,
-                }
+/// The session loop; `guard` is dropped with it.
+///
+/// A function returning an `async` block, not an `async fn`: an `async fn` moves its arguments
+/// into locals and its state keeps both places, so every open socket would hold its transport
+/// twice. The block uses what it captured in place.
+fn session<T: Transport, G: 'static>(
+    shard: Rc<Shard>,
+    mut t: T,
+    peer: SocketAddr,
+    guard: G,
+) -> impl Future<Output = ()> {
+    // Logged here so that the address is not captured: the loop has no other use for it.
+    tracing::trace!(%peer, "session open");
+    async move {
+        let _guard = &guard;
+        let settings = &shard.ctx.settings;
+        let outbox = Rc::new(Outbox::new(settings.ws_outbox));
+        let me = shard.rt.add_session(outbox.clone());
+        let mut s = Session::open(shard.clone(), me, t.wire());
+        s.datagrams_possible = t.datagrams();
+        // The connect deadline: a socket that never authenticates is closed with 1008. It lives in
+        // this loop (not in a task of its own) and is dropped once the session is signed in, so a
+        // signed-in idle socket holds no timer.
+        let wait = Duration::from_millis(settings.ws_connect_timeout_ms);
+        let mut deadline = Some(Box::pin(shard.rt.sleep(wait)));
+
+        'session: loop {
+            if deadline.is_some() && s.authed {
+                deadline = None;
             }
-            .fuse();
-            futures::pin_mut!(out);
-            futures::pin_mut!(inbound);
-            futures::pin_mut!(expiry);
-            futures::select_biased! {
-                o = out => Event::Out(o),
-                m = inbound => Event::In(m),
-                () = expiry => Event::ConnectDeadline,
+            let mut ev = {
+                let out = outbox.next().fuse();
+                let inbound = t.recv().fuse();
+                let expiry = async {
+                    match deadline.as_mut() {
+                        Some(d) => d.await,
+                        None => std::future::pending().await,
+                    }
+                }
+                .fuse();
+                futures::pin_mut!(out);
+                futures::pin_mut!(inbound);
+                futures::pin_mut!(expiry);
+                futures::select_biased! {
+                    o = out => Event::Out(o),
+                    m = inbound => Event::In(m),
+                    () = expiry => Event::ConnectDeadline,
+                }
+            };
+            s.batch_now_ms = crate::services::accounts::tokens::now_ms();
+            // Handle everything that is ready now, then write once. Events are moved whole
+            // into `on_event` and messages into `on_message`, never matched apart or borrowed
+            // here: a value taken apart or borrowed in this loop would keep its room in the
+            // future (which every open socket holds) while a handler waits.
+            loop {
+                let mut gone = false;
+                let message = on_event(&mut s, &mut deadline, &mut gone, ev);
+                if gone {
+                    break 'session;
+                }
+                on_message(&mut s, message).await;
+                if s.close.is_some() {
+                    break;
+                }
+                // Queued pushes first, then the socket: a fan-out that queued many frames costs
+                // one read poll per batch, not one per frame.
+                ev = match outbox.try_pop() {
+                    Some(n) => Event::Out(n),
+                    None => match t.recv().now_or_never() {
+                        Some(i) => Event::In(i),
+                        None => break,
+                    },
+                };
             }
-        };
-        let mut next = Some(event);
-        s.batch_now_ms = crate::services::accounts::tokens::now_ms();
-        // Handle everything that is ready now, then write once.
-        while let Some(ev) = next.take() {
-            match ev {
-                Event::In(Incoming::Gone) => break 'session,
-                Event::In(Incoming::Text(text)) => {
-                    shard.ops.metrics.message_in(text.len());
-                    s.on_text(text.as_str()).await
-                }
-                Event::In(Incoming::Binary(bytes)) => {
-                    shard.ops.metrics.message_in(bytes.len());
-                    s.on_binary(&bytes).await
-                }
-                Event::In(Incoming::TooLarge) => s.on_too_large(),
-                Event::In(Incoming::BadText) => {
-                    s.close = Some((1007, "invalid_utf8".into()));
-                }
-                Event::In(Incoming::Close) => s.close = Some((1000, String::new())),
-                Event::In(Incoming::Nothing) => {}
-                Event::Out(Next::Overflowed) => {
-                    crate::services::ops::metrics::bump(&shard.ops.metrics.slow_consumer_closes);
-                    s.on_overflow()
-                }
-                Event::Out(Next::Item(item)) => s.on_outbound(item),
-                Event::ConnectDeadline => {
-                    deadline = None;
-                    if !s.authed.get() {
-                        s.close = Some((1008, "idle_auth_timeout".into()));
+            while let Some(n) = (s.close.is_none()).then(|| outbox.try_pop()).flatten() {
+                match n {
+                    Next::Item(item) => s.on_outbound(item),
+                    Next::Overflowed => {
+                        crate::services::ops::metrics::bump(
+                            &shard.ops.metrics.slow_consumer_closes,
+                        );
+                        s.on_overflow()
                     }
                 }
             }
-            if s.close.is_some() {
+            if !write_all(&mut t, &mut s).await {
                 break;
             }
-            // Queued pushes first, then the socket: a fan-out that queued many frames costs one
-            // read poll per batch, not one per frame.
-            next = match outbox.try_pop() {
-                Some(n) => Some(Event::Out(n)),
-                None => t.recv().now_or_never().map(Event::In),
-            };
+            if let Some((code, reason)) = s.close.take() {
+                t.close(code, reason).await;
+                break;
+            }
         }
-        while let Some(n) = (s.close.is_none()).then(|| outbox.try_pop()).flatten() {
-            match n {
-                Next::Item(item) => s.on_outbound(item),
-                Next::Overflowed => {
-                    crate::services::ops::metrics::bump(&shard.ops.metrics.slow_consumer_closes);
-                    s.on_overflow()
+        s.cleanup();
+    }
+}
+
+/// What woke the session loop.
+enum Event {
+    In(Incoming),
+    Out(Next<crate::services::Event>),
+    ConnectDeadline,
+}
+
+/// A message for a handler, the one kind of event that may make the session wait.
+enum Message {
+    Text(tungstenite::Utf8Bytes),
+    Binary(bytes::Bytes),
+}
+
+/// Handles an event that needs no waiting; a message comes back for [`on_message`]. `gone`:
+/// the connection is gone.
+fn on_event(
+    s: &mut Session,
+    deadline: &mut Option<Pin<Box<impl Future<Output = ()>>>>,
+    gone: &mut bool,
+    ev: Event,
+) -> Option<Message> {
+    let metrics = &s.shard.ops.metrics;
+    match ev {
+        Event::In(Incoming::Gone) => *gone = true,
+        Event::In(Incoming::Text(text)) => {
+            metrics.message_in(text.len());
+            return Some(Message::Text(text));
+        }
+        Event::In(Incoming::Binary(bytes)) => {
+            metrics.message_in(bytes.len());
+            return Some(Message::Binary(bytes));
+        }
+        Event::In(Incoming::TooLarge) => s.on_too_large(),
+        Event::In(Incoming::BadText) => s.close = Some((1007, "invalid_utf8".into())),
+        Event::In(Incoming::Close) => s.close = Some((1000, String::new())),
+        Event::In(Incoming::Nothing) => {}
+        Event::Out(Next::Overflowed) => {
+            crate::services::ops::metrics::bump(&metrics.slow_consumer_closes);
+            s.on_overflow()
+        }
+        Event::Out(Next::Item(item)) => s.on_outbound(item),
+        Event::ConnectDeadline => {
+            *deadline = None;
+            if !s.authed {
+                s.close = Some((1008, "idle_auth_timeout".into()));
+            }
+        }
+    }
+    None
+}
+
+/// Hands a message to the session: the envelope checks run without waiting, and only the
+/// handler's own wait (a reply from another shard) suspends. A block, not an `async fn`, so
+/// that the message is held once.
+#[allow(clippy::manual_async_fn)]
+fn on_message(s: &mut Session, message: Option<Message>) -> impl Future<Output = ()> + '_ {
+    async move {
+        match &message {
+            None => {}
+            Some(Message::Text(text)) => {
+                if let Some(frame) = s.text_frame(text.as_str()) {
+                    s.on_frame(&frame).await;
+                }
+            }
+            Some(Message::Binary(bytes)) => {
+                if let Some(decoded) = s.binary_frame(bytes) {
+                    s.on_frame(&decoded.inbound()).await;
                 }
             }
         }
-        if !write_all(&mut t, &mut s).await {
-            break;
-        }
-        if let Some((code, reason)) = s.close.take() {
-            t.close(code, reason).await;
-            break;
-        }
     }
-    s.cleanup();
 }
 
 /// Writes the session's pending frames and flushes; false when the connection is broken or the

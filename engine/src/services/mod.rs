@@ -33,7 +33,7 @@ pub(crate) mod script;
 mod seam_tests;
 pub(crate) mod session;
 #[cfg(test)]
-mod sim;
+pub(crate) mod sim;
 #[cfg(test)]
 mod sim_tests;
 pub(crate) mod social;

@@ -9,22 +9,34 @@ use crate::services::session::Session;
 /// erase or a logout.
 pub(crate) const CLOSE_REVOKED: u16 = 1008;
 
-/// The token a session authenticated with.
+/// What a revocation needs of the token a session authenticated with. The player is the
+/// session's own `player_id`, not a second copy kept here: every open socket holds this.
 #[derive(Debug, Default)]
 pub(crate) struct SessionPart {
-    token: Option<Access>,
+    token: Option<Held>,
+}
+
+#[derive(Debug)]
+struct Held {
+    token_id: String,
+    issued_ms: i64,
 }
 
 impl SessionPart {
-    pub(crate) fn signed_in(&mut self, token: Access) {
-        self.token = Some(token);
+    /// Keeps the token's id and issue time; returns its player.
+    pub(crate) fn signed_in(&mut self, token: Access) -> String {
+        self.token = Some(Held {
+            token_id: token.token_id,
+            issued_ms: token.issued_ms,
+        });
+        token.player_id
     }
 }
 
 /// A revocation reached this shard: the session closes if it names its token.
 pub(crate) fn on_revoke(s: &mut Session, r: &Revoke) {
     let Some(t) = &s.accounts.token else { return };
-    if t.player_id != r.player_id {
+    if s.player_id.as_deref() != Some(r.player_id.as_str()) {
         return;
     }
     let hit = match &r.scope {

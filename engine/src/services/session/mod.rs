@@ -8,7 +8,6 @@
 
 pub(crate) mod ws;
 
-use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::OnceLock;
 
@@ -88,8 +87,8 @@ pub(crate) struct Session {
     pub(crate) shard: Rc<Shard>,
     pub(crate) me: SessionRef,
     pub(crate) player_id: Option<String>,
-    /// Read by the edge's `session.connect` deadline.
-    pub(crate) authed: Rc<Cell<bool>>,
+    /// Signed in at least once; read by the edge's `session.connect` deadline.
+    pub(crate) authed: bool,
     pub(crate) matches: super::matches::ws::SessionPart,
     pub(crate) matchmaker: super::matchmaker::ws::SessionPart,
     pub(crate) social: super::social::ws::SessionPart,
@@ -118,7 +117,7 @@ impl Session {
             shard,
             me,
             player_id: None,
-            authed: Rc::new(Cell::new(false)),
+            authed: false,
             matches: Default::default(),
             matchmaker: Default::default(),
             social: Default::default(),
@@ -213,13 +212,25 @@ impl Session {
         true
     }
 
-    /// A text frame.
+    /// A text frame: the two steps the socket loop runs itself, for the simulation harness.
+    #[cfg(test)]
     pub(crate) async fn on_text(&mut self, text: &str) {
+        if let Some(frame) = self.text_frame(text) {
+            self.on_frame(&frame).await;
+        }
+    }
+
+    /// The checks a text frame passes before its handler (rate, size, wire, envelope), done
+    /// without awaiting: refusals are replied here and give `None`. The socket loop runs these
+    /// itself and awaits only [`Session::on_frame`], so their state is never part of the
+    /// session's future, which every open socket holds.
+    pub(crate) fn text_frame<'t>(&mut self, text: &'t str) -> Option<Inbound<'t>> {
         if self.limited() {
-            return;
+            return None;
         }
         if text.len() > self.shard.ctx.settings.ws_max_frame {
-            return self.refuse_too_large();
+            self.refuse_too_large();
+            return None;
         }
         if self.wire == Wire::Fb {
             let e = ApiError::new(
@@ -227,27 +238,30 @@ impl Session {
                 code::INVALID_MESSAGE,
                 "This session speaks asobi.fb.1: send binary frames.",
             );
-            return self.error(None, &e);
+            self.error(None, &e);
+            return None;
         }
         match Inbound::parse(text) {
-            Ok(frame) => self.on_frame(frame).await,
+            Ok(frame) => Some(frame),
             Err(e) => {
                 let cid = match &e {
                     EnvelopeError::MissingType(c) => c.clone(),
                     _ => None,
                 };
                 self.error(cid.as_deref(), &e.to_api_error());
+                None
             }
         }
     }
 
-    /// A binary frame.
-    pub(crate) async fn on_binary(&mut self, bytes: &[u8]) {
+    /// The same for a binary frame: its decoded envelope, or `None` once refused.
+    pub(crate) fn binary_frame(&mut self, bytes: &[u8]) -> Option<crate::wire::binary::Decoded> {
         if self.limited() {
-            return;
+            return None;
         }
         if bytes.len() > self.shard.ctx.settings.ws_max_frame {
-            return self.refuse_too_large();
+            self.refuse_too_large();
+            return None;
         }
         if self.wire == Wire::Json {
             let e = ApiError::new(
@@ -255,46 +269,67 @@ impl Session {
                 code::INVALID_MESSAGE,
                 "Binary frames need the asobi.fb.1 subprotocol.",
             );
-            return self.error(None, &e);
+            self.error(None, &e);
+            return None;
         }
         match crate::wire::binary::Decoded::parse(bytes) {
-            Ok(d) => self.on_frame(d.inbound()).await,
-            Err((e, cid)) => self.error(cid.as_deref(), &e),
+            Ok(d) => Some(d),
+            Err((e, cid)) => {
+                self.error(cid.as_deref(), &e);
+                None
+            }
         }
     }
 
-    async fn on_frame(&mut self, frame: Inbound<'_>) {
-        let cid = frame.cid;
+    /// Runs a checked frame's handler and reports its error; suspends only when the handler
+    /// waits on another shard. Takes the frame by reference: the caller holds it across that
+    /// wait anyway, and a second copy here would be carried in every session's state.
+    pub(crate) async fn on_frame(&mut self, frame: &Inbound<'_>) {
+        // Only the handler's future is held across its wait: a finished result (an `ApiError`
+        // is ~90 bytes) is moved out of the way before it, so it takes no room in the
+        // session's future.
+        let result = {
+            let (later, done) = match self.dispatch(frame) {
+                Handled::Later(f) => (Some(f), None),
+                Handled::Done(r) => (None, Some(r)),
+            };
+            match later {
+                Some(f) => {
+                    drop(done);
+                    f.await
+                }
+                None => done.unwrap_or(Ok(())),
+            }
+        };
+        if let Err(e) = result {
+            self.error(frame.cid, &e);
+        }
+    }
+
+    /// The frame's handler, called; refusals (not signed in, unknown type) come back as
+    /// `Done(Err(..))`.
+    fn dispatch<'a>(&'a mut self, frame: &'a Inbound<'a>) -> Handled<'a> {
         let kind = frame.kind();
         // asobi answers heartbeats before authentication too (a client's keep-alive starts
         // with the socket).
         if self.player_id.is_none() && kind != "session.connect" && kind != "session.heartbeat" {
-            return self.error(
-                cid,
-                &ApiError::new(
-                    401,
-                    code::UNAUTHENTICATED,
-                    "Send session.connect with a valid token first.",
-                ),
-            );
+            return Handled::Done(Err(ApiError::new(
+                401,
+                code::UNAUTHENTICATED,
+                "Send session.connect with a valid token first.",
+            )));
         }
-        let result = match handler(kind) {
-            Some(h) => match h(self, &frame) {
-                Handled::Done(r) => r,
-                Handled::Later(f) => f.await,
-            },
+        match handler(kind) {
+            Some(h) => h(self, frame),
             None => {
                 let shown: String = kind.chars().take(MAX_ECHOED_TYPE).collect();
-                Err(ApiError::new(
+                Handled::Done(Err(ApiError::new(
                     400,
                     code::UNKNOWN_TYPE,
                     format!("Unknown message type `{shown}`."),
                 )
-                .with_details(json!({ "type": shown })))
+                .with_details(json!({ "type": shown }))))
             }
-        };
-        if let Err(e) = result {
-            self.error(cid, &e);
         }
     }
 

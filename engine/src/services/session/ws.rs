@@ -40,8 +40,7 @@ fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
         s.error_with_reason(f.cid, &e, INVALID_TOKEN);
         return Ok(());
     };
-    let player_id = access.player_id.clone();
-    s.accounts.signed_in(access);
+    let player_id = s.accounts.signed_in(access);
     s.world_wire = negotiate(s, &body);
     if s.player_id.as_deref() == Some(player_id.as_str()) {
         // The same player with a fresh token: nothing to move.
@@ -52,7 +51,7 @@ fn connect_now(s: &mut Session, f: &Inbound<'_>) -> Result<(), ApiError> {
         // Another player on this socket: the previous one lets go of everything first.
         s.sign_out();
     }
-    s.authed.set(true);
+    s.authed = true;
     let ctx = s.shard.ctx.clone();
     ctx.registry.session_up(&player_id, s.me);
     s.reply(connected(f, &player_id, s.world_wire, &body));
