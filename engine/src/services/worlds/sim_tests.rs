@@ -625,28 +625,25 @@ fn no_provider_or_one_off_the_list_means_no_terrain_at_all() {
     }
 }
 
-/// A 10 × 10 grid (100 zones: two slices of 50, the second due half a period after the
-/// tick), no `zone_tick`, a delta every second tick. Players move to where their input says.
-const SLICED: &str = r#"
-game_type          = "world"
-match_size         = 1
-max_players        = 8
-tick_rate          = 50
-grid_size          = 10
-zone_size          = 100
-view_radius        = 1
-broadcast_interval = 2
-function init(config) return {} end
-function join(player_id, state) return state end
-function leave(player_id, state) return state end
-function spawn_position(player_id, state) return { x = 450, y = 450 } end
-function handle_input(player_id, input, entities)
-  local me = entities[player_id]
-  if me then me.x, me.y = input.x, input.y end
-  return entities
-end
-function post_tick(tick, state) return state end
-"#;
+/// [`WORLD`] on a 10 × 10 grid (100 zones: two slices of 50, the second due half a period after
+/// the tick), no `zone_tick`, a delta every second tick, players starting at (450, 450).
+fn sliced_world() -> String {
+    let sliced = WORLD
+        .replace("grid_size          = 6", "grid_size          = 10")
+        .replace("broadcast_interval = 1", "broadcast_interval = 2")
+        .replace("{ x = 250, y = 250 }", "{ x = 450, y = 450 }");
+    for changed in [
+        "grid_size          = 10",
+        "broadcast_interval = 2",
+        "x = 450, y = 450",
+    ] {
+        assert!(
+            sliced.contains(changed),
+            "WORLD no longer has the line behind {changed}"
+        );
+    }
+    sliced
+}
 
 /// Applies `c`'s frames in arrival order; at each `world.ack` the view must already show the
 /// acknowledged input's position for `who` (the ack follows the delta that carries it).
@@ -685,7 +682,7 @@ fn a_sliced_tick_keeps_crossings_whole_and_acks_after_their_deltas() {
         asobi_rules::worlds::SlicePlan::new(100, Duration::from_millis(50)).slices(),
         2
     );
-    let dir = game(SLICED);
+    let dir = game(&sliced_world());
     let mut sim = sim(&dir);
     let mut walker = sim.signed_in(0, "walker");
     sim.send(
