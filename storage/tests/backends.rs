@@ -437,3 +437,30 @@ fn postgres_verify_ca_and_full() {
 
 /// A CA that signed nothing on this machine (a throwaway self-signed certificate).
 const OTHER_CA: &str = include_str!("other_ca.pem");
+
+/// The nice value of a thread, from its `/proc/.../stat` (field 19).
+fn nice_of(stat_path: &std::path::Path) -> Option<i32> {
+    let stat = std::fs::read_to_string(stat_path).ok()?;
+    let after_name = stat.rsplit_once(')')?.1;
+    after_name.split_whitespace().nth(16)?.parse().ok()
+}
+
+/// The SQLite thread yields its core to the shards: it runs 5 nice steps below the thread that
+/// opened the store (capped at 19).
+#[test]
+fn the_sqlite_thread_runs_below_the_process_priority() {
+    let own = nice_of(std::path::Path::new("/proc/thread-self/stat")).unwrap();
+    let db = TestDb::sqlite();
+    let store = db.start();
+    let mut seen = 0;
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        if name.trim() == "asobi-sqlite" {
+            assert_eq!(nice_of(&dir.join("stat")), Some((own + 5).min(19)));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1, "no asobi-sqlite thread found");
+    store.shutdown();
+}
