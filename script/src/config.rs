@@ -135,6 +135,7 @@ const EXTRA_KEYS: &[&str] = &[
     "listed",
     "quick_play",
     "snapshot_interval",
+    "world_shards",
 ];
 
 /// Reads globals of one script, recording findings against `file`.

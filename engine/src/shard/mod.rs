@@ -553,6 +553,26 @@ pub(crate) fn overloaded() -> ApiError {
     )
 }
 
+/// Sends a command to another shard (never handled in place, so it may be called while the
+/// sender's own state is borrowed). A command the peer cannot take, or one addressed to this
+/// shard, is handed back.
+pub(crate) fn route_remote<S: Service>(s: &S, to: usize, cmd: S::Cmd) -> Result<(), S::Cmd> {
+    let rt = s.runtime();
+    if to == rt.id {
+        return Err(cmd);
+    }
+    match rt.send_remote(to, MeshMsg::Cmd(cmd)) {
+        Ok(()) => Ok(()),
+        Err(back) => {
+            rt.count_bounce(to);
+            match back {
+                Some(MeshMsg::Cmd(cmd)) => Err(cmd),
+                _ => Ok(()),
+            }
+        }
+    }
+}
+
 /// Sends a command to the shard that owns its subject; a command for this shard is handled in
 /// place. A command the peer cannot take is handed back.
 pub(crate) fn route<S: Service>(s: &Rc<S>, to: usize, cmd: S::Cmd) -> Result<(), S::Cmd> {

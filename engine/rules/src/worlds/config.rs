@@ -4,6 +4,7 @@ use serde_json::{Map, Value};
 
 use super::grid::Grid;
 use super::lifecycle::ZonePolicy;
+use super::stripes::MAX_WORLD_SHARDS;
 
 /// Largest `grid_size` accepted; larger values are clamped. Zones are created only where
 /// something is (lazily), so the bound is on coordinates, not on memory: 4,096² zones of the
@@ -40,6 +41,9 @@ pub struct WorldConfig {
     pub quick_play: bool,
     /// `lazy_zones`, `zone_idle_timeout`, `max_active_zones`, `cold_tick_divisor`.
     pub zones: ZonePolicy,
+    /// `world_shards` (1; asobi-rs): how many shards the world's zones are spread over, `0`
+    /// for every shard. A split world runs one Lua VM per shard (see the worlds service).
+    pub shards: usize,
 }
 
 impl Default for WorldConfig {
@@ -55,6 +59,7 @@ impl Default for WorldConfig {
             listed: true,
             quick_play: true,
             zones: ZonePolicy::default(),
+            shards: 1,
         }
     }
 }
@@ -66,6 +71,19 @@ fn uint(globals: &Map<String, Value>, key: &str) -> Option<u64> {
             .filter(|f| *f >= 0.0 && f.is_finite())
             .map(|f| f as u64)
     })
+}
+
+/// `world_shards`: a count (`0` is every shard) or `"all"`; anything else is ignored.
+fn world_shards(v: Option<&Value>) -> Option<usize> {
+    match v? {
+        Value::String(s) if s == "all" => Some(0),
+        Value::Number(n) => n.as_u64().map(|n| {
+            usize::try_from(n)
+                .unwrap_or(MAX_WORLD_SHARDS)
+                .min(MAX_WORLD_SHARDS)
+        }),
+        _ => None,
+    }
 }
 
 impl WorldConfig {
@@ -105,6 +123,7 @@ impl WorldConfig {
                 .get("quick_play")
                 .and_then(Value::as_bool)
                 .unwrap_or(d.quick_play),
+            shards: world_shards(globals.get("world_shards")).unwrap_or(d.shards),
         }
     }
 
@@ -155,5 +174,17 @@ mod tests {
         assert_eq!(c.view_radius, MAX_VIEW_RADIUS);
         assert_eq!(c.broadcast_interval, 1);
         assert!(!c.persistent);
+    }
+
+    #[test]
+    fn world_shards_is_a_count_or_all() {
+        let read =
+            |v: Value| WorldConfig::from_globals(&globals(json!({ "world_shards": v }))).shards;
+        assert_eq!(WorldConfig::from_globals(&Map::new()).shards, 1);
+        assert_eq!(read(json!(4)), 4);
+        assert_eq!(read(json!("all")), 0);
+        assert_eq!(read(json!(1e9)), MAX_WORLD_SHARDS);
+        assert_eq!(read(json!("some")), 1);
+        assert_eq!(read(json!(-2)), 1);
     }
 }

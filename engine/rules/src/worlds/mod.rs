@@ -15,6 +15,7 @@
 //! * [`Lifecycle`]: which zones exist (lazy creation, the idle reaper, the active-zone
 //!   ceiling) and how often each ticks (the cold-tick divisor);
 //! * [`SlicePlan`]: how one tick's zones are spread over the tick period;
+//! * [`Stripes`]: which shard owns each zone of a world split over several shards;
 //! * [`ClientView`]: the client half of that contract (per-zone tables, union by id), used by
 //!   tests to check that interest changes and border handoffs never duplicate or lose an
 //!   entity.
@@ -26,6 +27,7 @@ mod grid;
 mod interest;
 mod lifecycle;
 mod slices;
+mod stripes;
 
 pub use client::{ClientView, Received};
 pub use config::{WorldConfig, MAX_GRID_SIZE, MAX_VIEW_RADIUS};
@@ -37,6 +39,7 @@ pub use lifecycle::{
     MAX_ACTIVE_ZONES, REAP_INTERVAL, ZONE_IDLE_TIMEOUT,
 };
 pub use slices::{SlicePlan, MIN_SLICE_GAP, SLICE_ZONES};
+pub use stripes::{Stripes, MAX_WORLD_SHARDS};
 
 #[cfg(test)]
 mod walk_tests;

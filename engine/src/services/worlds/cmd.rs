@@ -51,6 +51,11 @@ pub(crate) enum Cmd {
         player_id: String,
         zone: ZoneId,
     },
+    /// Between the parts of a world split over shards (`split.rs`).
+    Part {
+        world_id: String,
+        msg: super::split::PartMsg,
+    },
     /// On `owner(mode)`: a quick-play world of `mode` with room, or a new one made here.
     /// Answers `{world_id, shard}`.
     FindOrCreate {
@@ -61,6 +66,12 @@ pub(crate) enum Cmd {
 }
 
 pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
+    dispatch(shard, cmd, true);
+}
+
+/// Handles `cmd`; a command for a player who is not resident here goes on to their part of
+/// a split world when `forward` (a command already forwarded once is not sent on again).
+pub(crate) fn dispatch(shard: &Rc<Shard>, cmd: Cmd, forward: bool) {
     match cmd {
         Cmd::Join {
             world_id,
@@ -70,18 +81,19 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             ctx,
             reply,
         } => super::join(shard, &world_id, &player_id, session, binary, ctx, reply),
+        Cmd::Part { world_id, msg } => super::split::handle(shard, &world_id, msg),
         Cmd::Input {
             world_id,
             player_id,
             input,
             seq,
-        } => super::input(shard, &world_id, &player_id, input, seq),
+        } => super::input(shard, &world_id, &player_id, input, seq, forward),
         Cmd::Leave {
             world_id,
             player_id,
             reply,
         } => {
-            super::leave(shard, &world_id, &player_id);
+            super::leave(shard, &world_id, &player_id, forward);
             if let Some(r) = reply {
                 answer(shard, r, Ok(Value::Null));
             }
@@ -90,18 +102,18 @@ pub(crate) fn handle(shard: &Rc<Shard>, cmd: Cmd) {
             world_id,
             player_id,
             session,
-        } => super::disconnected(shard, &world_id, &player_id, session),
+        } => super::disconnected(shard, &world_id, &player_id, session, forward),
         Cmd::Resync {
             world_id,
             player_id,
             zone,
-        } => super::resync(shard, &world_id, &player_id, zone),
+        } => super::resync(shard, &world_id, &player_id, zone, forward),
         Cmd::Reattach {
             world_id,
             player_id,
             session,
             binary,
-        } => super::reattach(shard, &world_id, &player_id, session, binary),
+        } => super::reattach(shard, &world_id, &player_id, session, binary, forward),
         Cmd::FindOrCreate {
             mode,
             creator,

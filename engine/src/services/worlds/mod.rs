@@ -36,6 +36,9 @@ mod script;
 #[cfg(test)]
 mod sim_tests;
 pub(crate) mod snapshot;
+pub(crate) mod split;
+#[cfg(test)]
+mod split_tests;
 mod terrain;
 pub(crate) mod ws;
 mod zone;
@@ -51,7 +54,9 @@ use serde_json::{json, Map, Value};
 use slab::Slab;
 
 use asobi_rules::matches::TickSchedule;
-use asobi_rules::worlds::{Admit, Entities, Grid, Interest, Lifecycle, WorldConfig, ZoneId};
+use asobi_rules::worlds::{
+    Admit, Entities, Grid, Interest, Lifecycle, Stripes, WorldConfig, ZoneId,
+};
 use asobi_schema::envelope::encode_frame;
 use asobi_schema::ApiError;
 use asobi_script::{CompiledMode, GameType, JoinOutcome, VmPool, WorldVm, ZoneInput};
@@ -156,6 +161,9 @@ pub(crate) struct LiveWorld {
     linked: BTreeSet<ZoneId>,
     /// Zone ticks that skipped the Lua round trip (no `zone_tick`, no input to handle).
     scriptless_ticks: u64,
+    /// This shard's part of a world split over several shards (`split.rs`); `None` for a
+    /// world that lives on one shard.
+    part: Option<split::Part>,
 }
 
 /// The worlds this shard hosts.
@@ -165,6 +173,8 @@ pub(crate) struct Worlds {
     pool: RefCell<Option<VmPool>>,
     next_gen: Cell<u64>,
     snapshots: snapshot::Writer,
+    /// Commands for other parts of split worlds waiting for room in a full channel.
+    retry: split::Retry,
 }
 
 impl Default for Worlds {
@@ -175,6 +185,7 @@ impl Default for Worlds {
             pool: RefCell::new(None),
             next_gen: Cell::new(0),
             snapshots: snapshot::Writer::default(),
+            retry: split::Retry::default(),
         }
     }
 }
@@ -204,7 +215,7 @@ impl LiveWorld {
             world_id: self.id.clone(),
             mode: self.mode.name.clone(),
             status: "running".into(),
-            player_count: self.players.len() as u32,
+            player_count: self.population() as u32,
             max_players: self.mode.config.max_players,
             grid_size: self.cfg.grid_size,
             started_at: self.started_at,
@@ -230,7 +241,7 @@ impl LiveWorld {
             "status": i.status,
             "player_count": i.player_count,
             "max_players": i.max_players,
-            "players": self.players.keys().collect::<Vec<_>>(),
+            "players": self.roster(),
             "grid_size": i.grid_size,
             "zone_size": self.cfg.zone_size,
             "view_radius": self.cfg.view_radius,
@@ -243,14 +254,21 @@ impl LiveWorld {
     }
 
     fn session_of(&self, player: &str) -> Option<SessionRef> {
-        self.players.get(player).and_then(|p| p.session)
+        match self.players.get(player) {
+            Some(p) => p.session,
+            None => self
+                .part
+                .as_ref()
+                .and_then(|part| part.remote.get(player))
+                .and_then(|w| w.session),
+        }
     }
 
     /// The zone at `z`, created (with its generated state, and `on_zone_loaded` called) if
     /// absent; `false` outside the grid and at the active-zone ceiling (a player whose view
     /// or entity would need one more is not given it: the zone stays absent until others go).
     fn ensure_zone(&mut self, shard: &Shard, z: ZoneId) -> bool {
-        if !self.grid.contains(z) {
+        if !self.grid.contains(z) || !self.local(z) {
             return false;
         }
         let now = shard.rt.now();
@@ -320,11 +338,17 @@ impl LiveWorld {
         }
         let all = self.sessions();
         for (target, bytes) in fx.frames {
+            if self.part.is_some() {
+                match &target {
+                    Some(p) if self.players.contains_key(p) => {}
+                    _ => self.deliver_elsewhere(shard, target.as_deref(), &bytes),
+                }
+            }
             let Some(out) = text(bytes) else { continue };
             match target {
                 None => shard.rt.deliver_all(&all, &out),
                 Some(p) => {
-                    if let Some(at) = self.session_of(&p) {
+                    if let Some(at) = self.players.get(&p).and_then(|p| p.session) {
                         shard.rt.deliver(at, out);
                     }
                 }
@@ -345,7 +369,14 @@ impl LiveWorld {
     }
 
     fn reads_binary(&self, player: &str) -> bool {
-        self.players.get(player).is_some_and(|p| p.binary)
+        match self.players.get(player) {
+            Some(p) => p.binary,
+            None => self
+                .part
+                .as_ref()
+                .and_then(|part| part.remote.get(player))
+                .is_some_and(|w| w.binary),
+        }
     }
 
     /// `z`'s `world.terrain` to `player`, when the world has terrain (built once per zone).
@@ -396,6 +427,13 @@ impl LiveWorld {
         };
         let binary = p.binary;
         let change = p.interest.move_to(&self.grid, center);
+        if self.part.is_some() {
+            let enter = split::remote_only(self, &change.entered);
+            let leave = split::remote_only(self, &change.left);
+            if !enter.is_empty() || !leave.is_empty() {
+                self.watch_remote(shard, player, &enter, &leave, frames);
+            }
+        }
         for z in change.left {
             let Some(zone) = self.zones.get_mut(&z) else {
                 continue;
@@ -426,6 +464,11 @@ impl LiveWorld {
 
     /// Takes `player` out: their entity, their view, the script's `leave`.
     fn remove_player(&mut self, shard: &Shard, player: &str) -> Option<SessionRef> {
+        if self.part.is_some() {
+            let seen = self.players.get(player)?.interest.zones(&self.grid);
+            let remote = split::remote_only(self, &seen);
+            self.watch_remote(shard, player, &[], &remote, false);
+        }
         let p = self.players.remove(player)?;
         if let Some(zone) = self.zones.get_mut(&p.zone) {
             zone.entities.remove(player);
@@ -437,13 +480,11 @@ impl LiveWorld {
                 zone.subscribers.remove(player);
             }
         }
-        let mut fx = Effects::default();
-        let _ = self.vm.leave(player, &mut fx);
-        self.apply(shard, fx);
         shard.ctx.worlds.unseat(player, &self.id);
-        shard.ctx.worlds.put(&self.id, self.entry(shard.id()));
-        if self.players.is_empty() {
-            self.empty_since = Some(shard.rt.now());
+        if self.is_host() {
+            self.left_world(shard, player);
+        } else {
+            self.report_left(shard, player);
         }
         if let Some(at) = p.session {
             shard.rt.deliver(
@@ -454,6 +495,18 @@ impl LiveWorld {
             );
         }
         p.session
+    }
+
+    /// On the host: `player` is out of the world (their entity is gone from whichever part
+    /// held it): the script's `leave`, the directory, the empty-world clock.
+    fn left_world(&mut self, shard: &Shard, player: &str) {
+        let mut fx = Effects::default();
+        let _ = self.vm.leave(player, &mut fx);
+        self.apply(shard, fx);
+        self.publish(shard);
+        if self.population() == 0 {
+            self.empty_since = Some(shard.rt.now());
+        }
     }
 
     /// An entity built from template `t` at `(x, y)`: `base_state`, the overrides, then
@@ -494,7 +547,14 @@ impl LiveWorld {
                 }
                 None => continue,
             };
+            if self.part.is_some() {
+                let remote = split::remote_only(self, &zones);
+                self.watch_remote(shard, &id, &remote, &[], true);
+            }
             for z in zones {
+                if !self.local(z) {
+                    continue;
+                }
                 self.send_view_of(shard, &id, z);
             }
         }
@@ -519,7 +579,7 @@ impl LiveWorld {
     /// An empty, non-persistent world ends after `empty_grace_ms` (one nobody ever joined,
     /// after [`UNJOINED_GRACE`]).
     fn expire_empty(&self, now: Instant) -> Option<Value> {
-        if self.cfg.persistent || !self.players.is_empty() {
+        if self.cfg.persistent || !self.is_host() || self.population() > 0 {
             return None;
         }
         let since = self.empty_since?;
@@ -597,6 +657,83 @@ fn create_world(
     let world_id = recovered
         .as_ref()
         .map_or_else(new_id, |r| r.world.world_id.clone());
+    // A persistent world is never split: its snapshots are written by one shard.
+    let nshards = shard.rt.nshards();
+    let stripes = (!cfg.persistent && cfg.shards != 1)
+        .then(|| {
+            let parts = if cfg.shards == 0 { nshards } else { cfg.shards };
+            Stripes::new(cfg.grid_size, parts, shard.id(), nshards)
+        })
+        .flatten();
+    let epoch = shard.rt.now();
+    let key = build_world(
+        shard,
+        compiled,
+        &world_id,
+        creator,
+        recovered,
+        stripes.clone(),
+        epoch,
+    )?;
+    shard.worlds.with(key, |w| w.publish(shard));
+    if let Some(stripes) = stripes {
+        for to in stripes
+            .shards()
+            .iter()
+            .copied()
+            .filter(|s| *s != shard.id())
+        {
+            let msg = split::PartMsg::Start {
+                mode: mode.to_owned(),
+                stripes: stripes.clone(),
+                epoch,
+            };
+            split::post(
+                shard,
+                to,
+                cmd::Cmd::Part {
+                    world_id: world_id.clone(),
+                    msg,
+                },
+            );
+        }
+    }
+    drive(shard, key);
+    Ok(world_id)
+}
+
+/// Runs this shard's part of split world `world_id`, created by its host.
+fn start_part(shard: &Rc<Shard>, world_id: &str, mode: &str, stripes: Stripes, epoch: Instant) {
+    if shard.worlds.key_of(world_id).is_some() {
+        return;
+    }
+    let compiled = match world_mode(shard, mode) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%world_id, %mode, "a world part cannot start: {e:?}");
+            return;
+        }
+    };
+    match build_world(shard, compiled, world_id, None, None, Some(stripes), epoch) {
+        Ok(key) => drive(shard, key),
+        Err(e) => tracing::warn!(%world_id, %mode, "a world part failed to start: {e:?}"),
+    }
+}
+
+/// Builds a world (or one part of a split world) on this shard: its VM, `init`, templates,
+/// generated zones, terrain, the zones made from the start, and its slab slot.
+fn build_world(
+    shard: &Rc<Shard>,
+    compiled: Arc<CompiledMode>,
+    world_id: &str,
+    creator: Option<&str>,
+    recovered: Option<snapshot::Recovered>,
+    stripes: Option<Stripes>,
+    epoch: Instant,
+) -> Result<WorldKey, ApiError> {
+    let mode = compiled.name.clone();
+    let mut cfg = world_config(&compiled);
+    let world_id = world_id.to_owned();
     let mut pool = shard.worlds.pool.borrow_mut();
     if pool.is_none() {
         let p = VmPool::new(shard.ctx.budgets.clone(), 0).map_err(|e| {
@@ -614,6 +751,11 @@ fn create_world(
             Error::StartFailed
         })?;
     drop(pool);
+    if let Some(s) = &stripes {
+        // The active-zone ceiling is the world's: each part holds its share.
+        cfg.zones.max_active = cfg.zones.max_active.div_ceil(s.len()).max(1);
+    }
+    let part = stripes.map(|s| split::Part::new(s, shard.id()));
     let config = json!({
         "world_id": world_id,
         "mode": mode,
@@ -623,7 +765,7 @@ fn create_world(
         "max_players": compiled.config.max_players,
         "tick_rate": compiled.config.tick_rate_ms,
     });
-    let now = shard.rt.now();
+    let now = epoch;
     let period = Duration::from_millis(compiled.config.tick_rate_ms.max(1));
     let policy = cfg.zones;
     let gen = shard.worlds.next_gen.get() + 1;
@@ -655,6 +797,7 @@ fn create_world(
         pass: None,
         linked: BTreeSet::new(),
         scriptless_ticks: 0,
+        part,
     };
     let mut fx = Effects::default();
     if let Err(e) = w.vm.init(&config, &mut fx) {
@@ -685,16 +828,14 @@ fn create_world(
     let entry = slab.vacant_entry();
     w.key.slot = entry.key();
     let key = w.key;
-    let w = entry.insert(w);
+    entry.insert(w);
     shard
         .worlds
         .by_id
         .borrow_mut()
         .insert(world_id.clone(), key);
-    shard.ctx.worlds.put(&world_id, w.entry(shard.id()));
     drop(slab);
-    drive(shard, key);
-    Ok(world_id)
+    Ok(key)
 }
 
 /// A player joins (or, already in it, comes back on a new session): `reply` gets the
@@ -719,7 +860,7 @@ pub(crate) fn join(
 }
 
 fn join_world(
-    shard: &Shard,
+    shard: &Rc<Shard>,
     w: &mut LiveWorld,
     player_id: &str,
     session: SessionRef,
@@ -739,7 +880,15 @@ fn join_world(
         shard.rt.deliver(session, entered);
         return Ok(w.joined_payload());
     }
-    if w.players.len() >= w.mode.config.max_players as usize {
+    if w.part
+        .as_ref()
+        .is_some_and(|p| p.elsewhere.contains(player_id))
+    {
+        // In the world on another part: back on this session there.
+        w.back_elsewhere(shard, player_id, session, binary);
+        return Ok(w.joined_payload());
+    }
+    if w.population() >= w.mode.config.max_players as usize {
         return Err(Error::Full.into());
     }
     let mut fx = Effects::default();
@@ -763,6 +912,23 @@ fn join_world(
         }
     };
     let home = w.grid.zone_of(x, y);
+    if !w.local(home) {
+        let mut entity = Map::new();
+        entity.insert("x".into(), json!(x));
+        entity.insert("y".into(), json!(y));
+        entity.insert("type".into(), json!("player"));
+        w.place_elsewhere(
+            shard,
+            player_id,
+            home,
+            entity,
+            split::Arrival::joined(session, binary),
+        );
+        w.ever_joined = true;
+        w.empty_since = None;
+        w.publish(shard);
+        return Ok(w.joined_payload());
+    }
     if !w.ensure_zone(shard, home) {
         let mut fx = Effects::default();
         let _ = w.vm.leave(player_id, &mut fx);
@@ -789,7 +955,7 @@ fn join_world(
     w.refocus(shard, player_id, Some(home), false);
     w.ever_joined = true;
     w.empty_since = None;
-    shard.ctx.worlds.put(&w.id, w.entry(shard.id()));
+    w.publish(shard);
     shard.ctx.worlds.seat(player_id, &w.id, shard.id());
     shard.rt.deliver(session, entered);
     Ok(w.joined_payload())
@@ -802,12 +968,22 @@ pub(crate) fn input(
     player_id: &str,
     input: Value,
     seq: Option<u64>,
+    forward: bool,
 ) {
     let Some(key) = shard.worlds.key_of(world_id) else {
         return;
     };
     shard.worlds.with(key, |w| {
         let Some(z) = w.players.get(player_id).map(|p| p.zone) else {
+            if forward {
+                let c = cmd::Cmd::Input {
+                    world_id: world_id.to_owned(),
+                    player_id: player_id.to_owned(),
+                    input,
+                    seq,
+                };
+                w.forward(shard, player_id, c);
+            }
             return;
         };
         if let Some(zone) = w.zones.get_mut(&z) {
@@ -823,12 +999,21 @@ pub(crate) fn input(
 }
 
 /// A player leaves for good.
-pub(crate) fn leave(shard: &Rc<Shard>, world_id: &str, player_id: &str) {
+pub(crate) fn leave(shard: &Rc<Shard>, world_id: &str, player_id: &str, forward: bool) {
     let Some(key) = shard.worlds.key_of(world_id) else {
         return;
     };
     shard.worlds.with(key, |w| {
-        w.remove_player(shard, player_id);
+        if w.players.contains_key(player_id) {
+            w.remove_player(shard, player_id);
+        } else if forward {
+            let c = cmd::Cmd::Leave {
+                world_id: world_id.to_owned(),
+                player_id: player_id.to_owned(),
+                reply: None,
+            };
+            w.forward(shard, player_id, c);
+        }
     });
 }
 
@@ -838,6 +1023,7 @@ pub(crate) fn disconnected(
     world_id: &str,
     player_id: &str,
     session: SessionRef,
+    forward: bool,
 ) {
     let Some(key) = shard.worlds.key_of(world_id) else {
         return;
@@ -854,7 +1040,16 @@ pub(crate) fn disconnected(
                     p.gone_at = Some(now);
                 }
             }
-            _ => {}
+            Some(_) => {}
+            None if forward => {
+                let c = cmd::Cmd::Disconnected {
+                    world_id: world_id.to_owned(),
+                    player_id: player_id.to_owned(),
+                    session,
+                };
+                w.forward(shard, player_id, c);
+            }
+            None => {}
         }
     });
 }
@@ -868,12 +1063,22 @@ pub(crate) fn reattach(
     player_id: &str,
     session: SessionRef,
     binary: bool,
+    forward: bool,
 ) {
     let Some(key) = shard.worlds.key_of(world_id) else {
         return;
     };
     shard.worlds.with(key, |w| {
         let Some(p) = w.players.get_mut(player_id) else {
+            if forward {
+                let c = cmd::Cmd::Reattach {
+                    world_id: world_id.to_owned(),
+                    player_id: player_id.to_owned(),
+                    session,
+                    binary,
+                };
+                w.forward(shard, player_id, c);
+            }
             return;
         };
         if p.gone_at.is_none() {
@@ -894,17 +1099,41 @@ pub(crate) fn reattach(
 }
 
 /// A keyframe of `zone` for a player who sees it (`world.resync`); anything else is ignored.
-pub(crate) fn resync(shard: &Rc<Shard>, world_id: &str, player_id: &str, zone: ZoneId) {
+pub(crate) fn resync(
+    shard: &Rc<Shard>,
+    world_id: &str,
+    player_id: &str,
+    zone: ZoneId,
+    forward: bool,
+) {
     let Some(key) = shard.worlds.key_of(world_id) else {
         return;
     };
     shard.worlds.with(key, |w| {
-        let sees = w
-            .players
-            .get(player_id)
-            .is_some_and(|p| p.interest.sees(zone) && !p.needs_keyframes);
-        if sees {
-            w.send_keyframe(shard, player_id, zone);
+        let c = cmd::Cmd::Resync {
+            world_id: world_id.to_owned(),
+            player_id: player_id.to_owned(),
+            zone,
+        };
+        match w.players.get(player_id) {
+            Some(p) if p.interest.sees(zone) && !p.needs_keyframes => {
+                if w.local(zone) {
+                    w.send_keyframe(shard, player_id, zone);
+                } else if forward {
+                    // The zone's owner sends it (the player watches it from here).
+                    w.forward_to_owner(shard, zone, c);
+                }
+            }
+            Some(_) => {}
+            None => {
+                // A remote watcher's resync (forwarded by their part), or one for a player
+                // who moved on.
+                if w.watches(player_id, zone) {
+                    w.send_keyframe(shard, player_id, zone);
+                } else if forward {
+                    w.forward(shard, player_id, c);
+                }
+            }
         }
     });
 }
@@ -914,6 +1143,7 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
         Timer::Tick(key) => key,
         Timer::SnapshotFlush => return snapshot::on_flush_timer(shard),
     };
+    split::flush(shard);
     let now = shard.rt.now();
     let ended = shard.worlds.with(key, |w| {
         w.armed = None;
@@ -932,7 +1162,14 @@ pub(crate) fn on_timer(shard: &Rc<Shard>, t: Timer) {
         if ended.is_none() && w.pass.is_none() {
             snapshot::after_tick(shard, w);
         }
-        ended
+        match ended {
+            // A part's script finished: the host ends the world, on every part.
+            Some(result) if !w.is_host() => {
+                w.report_finish(shard, result);
+                None
+            }
+            ended => ended,
+        }
     });
     match ended {
         Some(Some(result)) => finish(shard, key, result),
@@ -966,9 +1203,12 @@ fn finish(shard: &Rc<Shard>, key: WorldKey, result: Value) {
         }
     };
     let Some(w) = removed else { return };
-    snapshot::finished(shard, &w);
     shard.worlds.by_id.borrow_mut().remove(&w.id);
-    shard.ctx.worlds.remove(&w.id);
+    if w.is_host() {
+        snapshot::finished(shard, &w);
+        shard.ctx.worlds.remove(&w.id);
+        w.finish_parts(shard, &result);
+    }
     let frame = encode_frame(
         "world.finished",
         None,

@@ -31,6 +31,7 @@ use asobi_rules::worlds::{SlicePlan, ZoneId, REHOME_MARGIN};
 use asobi_schema::envelope::encode_frame;
 
 use super::script::Effects;
+use super::split::subscriber;
 use super::{new_id, truthy, LiveWorld};
 use crate::services::Shard;
 use crate::shard::mesh::{Outbound, SessionRef};
@@ -226,6 +227,12 @@ impl LiveWorld {
         }
         let mut into = BTreeSet::new();
         for (from, id, to) in moves {
+            if !self.local(to) {
+                // Into another shard's stripe: handed over (`split.rs`); its old zone keeps
+                // showing it until the new owner has.
+                self.hand_off(shard, from, &id, to);
+                continue;
+            }
             if !self.ensure_zone(shard, to) {
                 // At the zone ceiling the entity stays where it is.
                 continue;
@@ -260,7 +267,7 @@ impl LiveWorld {
 
     /// The deltas of `zones`, each encoded once (in each wire in use), to their subscribers;
     /// then the input acks those zones hold.
-    fn broadcast(&mut self, shard: &Shard, tick: u64, zones: &BTreeSet<ZoneId>) {
+    pub(super) fn broadcast(&mut self, shard: &Shard, tick: u64, zones: &BTreeSet<ZoneId>) {
         let mut targets: Vec<SessionRef> = Vec::new();
         let mut binary: Vec<SessionRef> = Vec::new();
         let mut acks: HashMap<String, u64> = HashMap::new();
@@ -274,16 +281,30 @@ impl LiveWorld {
             }
             targets.clear();
             binary.clear();
-            for p in zone.subscribers.iter().filter_map(|p| self.players.get(p)) {
-                if let (Some(at), false) = (p.session, p.needs_keyframes) {
+            for p in &zone.subscribers {
+                if let Some((at, reads_binary)) = subscriber(&self.players, self.part.as_ref(), p) {
                     targets.push(at);
-                    if p.binary {
+                    if reads_binary {
                         binary.push(at);
                     }
                 }
             }
+            // Entities handed to another shard are still shown here until it has shown
+            // them (`split.rs`).
+            let ghosts = self.part.as_ref().and_then(|p| p.ghosts.get(z));
+            let mut shown = Vec::new();
+            for (id, e) in ghosts.into_iter().flatten() {
+                if !zone.entities.contains_key(id) {
+                    zone.entities.insert(id.clone(), e.clone());
+                    shown.push(id);
+                }
+            }
             // The baseline moves whether or not anyone is watching now.
-            let Some(b) = zone.broadcast(*z, tick, !binary.is_empty()) else {
+            let sent = zone.broadcast(*z, tick, !binary.is_empty());
+            for id in shown {
+                zone.entities.remove(id);
+            }
+            let Some(b) = sent else {
                 continue;
             };
             if !targets.is_empty() {
@@ -303,9 +324,12 @@ impl LiveWorld {
     /// expired players, the reaper, the empty-world check.
     fn end_tick(&mut self, shard: &Shard, tick: u64, now: Instant) -> Option<Value> {
         self.send_pending_keyframes(shard);
-        let mut fx = Effects::default();
-        let _ = self.vm.post_tick(tick, &mut fx);
-        self.apply(shard, fx);
+        if self.is_host() {
+            // The world-level callback runs once per tick, on the host of a split world.
+            let mut fx = Effects::default();
+            let _ = self.vm.post_tick(tick, &mut fx);
+            self.apply(shard, fx);
+        }
         if let Some(t) = &self.terrain {
             t.make_pending(&mut self.vm);
         }

@@ -38,7 +38,7 @@ end
 function post_tick(tick, state) return state end
 "#;
 
-fn apply(view: &mut ClientView, frames: &[Value]) {
+pub(super) fn apply(view: &mut ClientView, frames: &[Value]) {
     for f in frames.iter().filter(|f| f["type"] == "world.tick") {
         let p = &f["payload"];
         let zone = ZoneId::new(
@@ -65,7 +65,7 @@ fn apply(view: &mut ClientView, frames: &[Value]) {
     }
 }
 
-fn drain(sim: &mut Sim, c: &mut Client, view: &mut ClientView) {
+pub(super) fn drain(sim: &mut Sim, c: &mut Client, view: &mut ClientView) {
     sim.collect(c);
     let frames = std::mem::take(&mut c.received);
     apply(view, &frames);
@@ -165,7 +165,7 @@ fn observers_see_a_random_walker_exactly_within_view_across_borders() {
 }
 
 /// A game directory holding one world mode `w` with `script`.
-fn game(script: &str) -> tempfile::TempDir {
+pub(super) fn game(script: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("config.lua"), "return { w = \"w.lua\" }\n").unwrap();
     std::fs::write(dir.path().join("w.lua"), script).unwrap();

@@ -142,7 +142,14 @@ async fn join_world(
         })
     })
     .await?;
-    s.worlds.current = Some((world_id, host));
+    // A split world may already have told the session which part it is on.
+    if s.worlds
+        .current
+        .as_ref()
+        .is_none_or(|(w, _)| *w != world_id)
+    {
+        s.worlds.current = Some((world_id, host));
+    }
     s.reply(encode_frame("world.joined", cid, &joined));
     Ok(())
 }
