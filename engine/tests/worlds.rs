@@ -61,6 +61,14 @@ end
 }
 
 fn start(view_radius: u32) -> (tempfile::TempDir, tempfile::TempDir, Server) {
+    start_with(view_radius, "")
+}
+
+/// A world split over the server's two shards: zone columns 0–1 on the host, 2–3 on the
+/// other shard.
+const SPLIT: &str = "world_shards = 2\n";
+
+fn start_with(view_radius: u32, extra: &str) -> (tempfile::TempDir, tempfile::TempDir, Server) {
     let data = tempfile::tempdir().unwrap();
     let game = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -68,7 +76,11 @@ fn start(view_radius: u32) -> (tempfile::TempDir, tempfile::TempDir, Server) {
         "return { walk = \"walk.lua\", held = \"held.lua\", arena = \"arena.lua\" }\n",
     )
     .unwrap();
-    std::fs::write(game.path().join("walk.lua"), script(view_radius)).unwrap();
+    std::fs::write(
+        game.path().join("walk.lua"),
+        format!("{}\n{extra}", script(view_radius)),
+    )
+    .unwrap();
     std::fs::write(
         game.path().join("held.lua"),
         format!("{}\nplayer_ttl_ms = 5000\n", script(view_radius)),
@@ -217,8 +229,38 @@ fn connect(s: &Server, prefix: &str) -> (Client, String) {
 #[test]
 fn players_walk_across_zones_and_see_each_other_only_within_view() {
     let (_d, _g, s) = start(0);
-    let (mut a, ida) = connect(&s, "wa");
-    let (mut b, idb) = connect(&s, "wb");
+    walk_and_see(&s);
+}
+
+/// The same walk in a world split over both shards: A's walk to zone (3, 0) crosses onto
+/// the other shard and back, its inputs and acks follow it, and broadcasts reach both.
+#[test]
+fn a_world_split_over_two_shards_plays_the_same_walk() {
+    let (_d, _g, s) = start_with(0, SPLIT);
+    walk_and_see(&s);
+    assert!(
+        handoffs(&s) >= 2.0,
+        "A crossed onto the other shard and back"
+    );
+}
+
+/// `asobi_world_handoffs_total` summed over shards.
+fn handoffs(s: &Server) -> f64 {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(s.addr()).unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("asobi_world_handoffs_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn walk_and_see(s: &Server) {
+    let (mut a, ida) = connect(s, "wa");
+    let (mut b, idb) = connect(s, "wb");
 
     let joined = a.call("world.find_or_create", "j1", json!({"mode": "walk"}));
     assert_eq!(joined["type"], "world.joined", "{joined}");
@@ -315,8 +357,24 @@ fn players_walk_across_zones_and_see_each_other_only_within_view() {
 #[test]
 fn border_handoff_shows_the_walker_once_at_every_tick() {
     let (_d, _g, s) = start(1);
-    let (mut walker, idw) = connect(&s, "hw");
-    let (mut watcher, idv) = connect(&s, "hv");
+    handoff_once_per_tick(&s);
+}
+
+/// The same walk across the seam between the two shards of a split world (zone (1, 0) is
+/// the host's, (2, 0) the other shard's).
+#[test]
+fn a_handoff_between_shards_shows_the_walker_once_at_every_tick() {
+    let (_d, _g, s) = start_with(1, SPLIT);
+    handoff_once_per_tick(&s);
+    assert!(
+        handoffs(&s) >= 1.0,
+        "the walker crossed onto the other shard"
+    );
+}
+
+fn handoff_once_per_tick(s: &Server) {
+    let (mut walker, idw) = connect(s, "hw");
+    let (mut watcher, idv) = connect(s, "hv");
     let joined = walker.call("world.create", "c1", json!({"mode": "walk"}));
     let world_id = joined["payload"]["world_id"].as_str().unwrap().to_owned();
     watcher.call("world.join", "j1", json!({"world_id": world_id}));

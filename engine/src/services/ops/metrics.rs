@@ -143,6 +143,8 @@ pub(crate) struct Metrics {
     pub(crate) zone_tick_lateness: Hist,
     pub(crate) world_snapshots_written: Cell<u64>,
     pub(crate) world_snapshot_failures: Cell<u64>,
+    /// Entities handed from this shard's part of a split world to another shard's.
+    pub(crate) world_handoffs: Cell<u64>,
     /// Leaderboard operations on the board's owning shard: command in → answer sent (rank
     /// index, entry JSON, the reply's hand-off).
     pub(crate) leaderboards: LeaderboardHists,
@@ -234,6 +236,7 @@ impl Metrics {
                 c("ops_kicks", &self.kicks),
                 c("world_snapshots_written", &self.world_snapshots_written),
                 c("world_snapshot_failures", &self.world_snapshot_failures),
+                c("world_handoffs", &self.world_handoffs),
             ],
             hists: vec![
                 (
@@ -292,6 +295,9 @@ fn help(name: &str) -> Option<&'static str> {
         "ops_kicks" => "Sessions closed by an operator",
         "world_snapshots_written" => "Persistent world snapshots written to storage",
         "world_snapshot_failures" => "Persistent world snapshot writes that failed (retried)",
+        "world_handoffs" => {
+            "Entities handed from this shard's part of a split world to another shard's"
+        }
         "tick_lateness_seconds" => "How late each match tick ran after its scheduled time",
         "lua_callback_seconds" => "Wall-clock time of each Lua match callback",
         "zone_tick_lateness_seconds" => {

@@ -394,6 +394,7 @@ impl LiveWorld {
                 .or_default()
                 .insert(id.to_owned(), entity.clone());
         }
+        crate::services::ops::metrics::bump(&shard.ops.metrics.world_handoffs);
         let msg = PartMsg::Adopt {
             zone: to,
             from: Some((from, me)),
