@@ -61,14 +61,18 @@ end
 }
 
 fn start(view_radius: u32) -> (tempfile::TempDir, tempfile::TempDir, Server) {
-    start_with(view_radius, "")
+    start_with(view_radius, "", &[])
 }
 
 /// A world split over the server's two shards: zone columns 0–1 on the host, 2–3 on the
 /// other shard.
 const SPLIT: &str = "world_shards = 2\n";
 
-fn start_with(view_radius: u32, extra: &str) -> (tempfile::TempDir, tempfile::TempDir, Server) {
+fn start_with(
+    view_radius: u32,
+    extra: &str,
+    env: &[(&str, &str)],
+) -> (tempfile::TempDir, tempfile::TempDir, Server) {
     let data = tempfile::tempdir().unwrap();
     let game = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -97,6 +101,10 @@ fn start_with(view_radius: u32, extra: &str) -> (tempfile::TempDir, tempfile::Te
         game.path(),
         &Opts {
             shards: Some(2),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             ..Opts::default()
         },
     );
@@ -236,7 +244,7 @@ fn players_walk_across_zones_and_see_each_other_only_within_view() {
 /// the other shard and back, its inputs and acks follow it, and broadcasts reach both.
 #[test]
 fn a_world_split_over_two_shards_plays_the_same_walk() {
-    let (_d, _g, s) = start_with(0, SPLIT);
+    let (_d, _g, s) = start_with(0, SPLIT, &[]);
     walk_and_see(&s);
     assert!(
         handoffs(&s) >= 2.0,
@@ -361,10 +369,11 @@ fn border_handoff_shows_the_walker_once_at_every_tick() {
 }
 
 /// The same walk across the seam between the two shards of a split world (zone (1, 0) is
-/// the host's, (2, 0) the other shard's).
+/// the host's, (2, 0) the other shard's); the script is unchanged and the deployment splits
+/// it (`ASOBI_WORLD_SHARDS`).
 #[test]
 fn a_handoff_between_shards_shows_the_walker_once_at_every_tick() {
-    let (_d, _g, s) = start_with(1, SPLIT);
+    let (_d, _g, s) = start_with(1, "", &[("ASOBI_WORLD_SHARDS", "all")]);
     handoff_once_per_tick(&s);
     assert!(
         handoffs(&s) >= 1.0,

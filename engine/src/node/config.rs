@@ -155,6 +155,10 @@ pub(crate) struct ServeArgs {
     pub(crate) leaderboards: Option<
         std::sync::Arc<std::collections::HashMap<String, asobi_rules::leaderboards::BoardConfig>>,
     >,
+    /// Shards one world's zones are spread over when its script sets no `world_shards`: a
+    /// count, or `all` (1: each world on one shard, as asobi keeps a world on one node).
+    #[arg(long, env = "ASOBI_WORLD_SHARDS", default_value = "1", value_parser = parse_world_shards)]
+    pub(crate) world_shards: usize,
     /// Boards kept in memory at once (asobi's `leaderboard_max_boards`).
     #[arg(long, env = "ASOBI_LEADERBOARD_MAX_BOARDS", default_value_t = 1000)]
     pub(crate) leaderboard_max_boards: usize,
@@ -293,6 +297,7 @@ impl ServeArgs {
                 .map(crate::services::cors::parse_origins)
                 .unwrap_or_default(),
             accounts: self.accounts.config(),
+            world_shards: self.world_shards,
         }
     }
 
@@ -338,6 +343,15 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn world_shards_is_a_count_or_all() {
+        assert_eq!(parse_world_shards("all"), Ok(0));
+        assert_eq!(parse_world_shards("3"), Ok(3));
+        assert_eq!(parse_world_shards("100000"), Ok(64));
+        assert!(parse_world_shards("0").is_err());
+        assert!(parse_world_shards("many").is_err());
+    }
 
     #[test]
     fn db_parts_build_a_url_with_escaped_password() {
@@ -452,5 +466,18 @@ mod reload_tests {
             };
             assert_eq!(args.lua_reload, want, "{value}");
         }
+    }
+}
+
+/// `ASOBI_WORLD_SHARDS`: a count of shards or `all` (kept as 0).
+fn parse_world_shards(v: &str) -> Result<usize, String> {
+    match v.trim() {
+        "all" => Ok(0),
+        n => n
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(|n| n.min(asobi_rules::worlds::MAX_WORLD_SHARDS))
+            .ok_or_else(|| format!("expected a number of shards or `all`, got {v:?}")),
     }
 }

@@ -44,6 +44,9 @@ pub(crate) struct Settings {
     pub(crate) cors_origins: Vec<String>,
     /// Accounts: registration posture, rate limits, providers, ops token.
     pub(crate) accounts: super::accounts::config::Config,
+    /// Shards a world's zones are spread over when its script does not say
+    /// (`ASOBI_WORLD_SHARDS`; `0` is every shard, 1 keeps each world on one shard).
+    pub(crate) world_shards: usize,
 }
 
 impl Default for Settings {
@@ -63,6 +66,7 @@ impl Default for Settings {
             password_min_len: 8,
             cors_origins: Vec::new(),
             accounts: Default::default(),
+            world_shards: 1,
         }
     }
 }
@@ -114,6 +118,7 @@ impl std::fmt::Debug for Settings {
             .field("leaderboards", &self.leaderboards)
             .field("password_min_len", &self.password_min_len)
             .field("cors_origins", &self.cors_origins)
+            .field("world_shards", &self.world_shards)
             .finish()
     }
 }

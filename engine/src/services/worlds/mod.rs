@@ -659,9 +659,15 @@ fn create_world(
         .map_or_else(new_id, |r| r.world.world_id.clone());
     // A persistent world is never split: its snapshots are written by one shard.
     let nshards = shard.rt.nshards();
-    let stripes = (!cfg.persistent && cfg.shards != 1)
+    // The script's `world_shards`, or the deployment's default.
+    let wanted = if compiled.config.extra.contains_key("world_shards") {
+        cfg.shards
+    } else {
+        shard.ctx.settings.world_shards
+    };
+    let stripes = (!cfg.persistent && wanted != 1)
         .then(|| {
-            let parts = if cfg.shards == 0 { nshards } else { cfg.shards };
+            let parts = if wanted == 0 { nshards } else { wanted };
             Stripes::new(cfg.grid_size, parts, shard.id(), nshards)
         })
         .flatten();
