@@ -603,7 +603,7 @@ impl LiveWorld {
                 }
             }
             PartMsg::Deliver { target, frame } => {
-                let Some(out) = text(frame) else { return None };
+                let out = text(frame)?;
                 match target {
                     None => shard.rt.deliver_all(&self.sessions(), &out),
                     Some(p) => {
@@ -811,8 +811,7 @@ pub(crate) fn handle(shard: &Rc<Shard>, world_id: &str, msg: PartMsg) {
         PartMsg::Forwarded(c) => super::cmd::dispatch(shard, *c, false),
         msg => {
             let Some(key) = shard.worlds.key_of(world_id) else {
-                tracing::debug!(%world_id, "a message for a world part this shard does not run");
-                return;
+                return unhosted(shard, world_id, msg);
             };
             let ended = shard.worlds.with(key, |w| w.on_part_msg(shard, msg));
             if let Some(Some(result)) = ended {
@@ -838,6 +837,51 @@ pub(super) fn subscriber(
                 return None;
             }
             w.session.map(|s| (s, w.binary))
+        }
+    }
+}
+
+/// A message for a part this shard does not run (it failed to start, or the world just
+/// ended here): an entity handed over goes back where it came from, so nothing is lost with
+/// the part; a player placed by a join is let go.
+fn unhosted(shard: &Shard, world_id: &str, msg: PartMsg) {
+    tracing::debug!(%world_id, "a message for a world part this shard does not run");
+    let PartMsg::Adopt {
+        from,
+        id,
+        entity,
+        ack,
+        player,
+        ..
+    } = msg
+    else {
+        return;
+    };
+    match from {
+        Some((zone, to)) => {
+            let msg = PartMsg::Adopt {
+                zone,
+                from: None,
+                id,
+                entity,
+                ack,
+                player,
+            };
+            post(shard, to, cmd(world_id, msg));
+        }
+        None => {
+            if let Some(at) = player.and_then(|a| a.session) {
+                shard.rt.deliver(
+                    at,
+                    event(SessionEvent::Left {
+                        world_id: world_id.to_owned(),
+                    }),
+                );
+            }
+            if let Some(entry) = shard.ctx.worlds.get(world_id) {
+                let msg = PartMsg::Left { player_id: id };
+                post(shard, entry.shard, cmd(world_id, msg));
+            }
         }
     }
 }

@@ -310,3 +310,48 @@ fn the_host_ends_the_world_on_every_shard() {
     assert!(sim.ctx.worlds.get(&world_id).is_none());
     assert_eq!(sim.ctx.worlds.seat_of("east-1"), None);
 }
+
+/// The other shard's stripe is at its active-zone ceiling: a walker crossing into it comes
+/// back to the zone it left (never lost), and crosses once the stripe has room again.
+#[test]
+fn a_crossing_refused_at_the_other_shards_ceiling_comes_back_and_retries() {
+    let script = SPLIT
+        .replace("view_radius        = 1", "view_radius        = 0")
+        .replace(
+            "world_shards       = 2",
+            "world_shards       = 2\nlazy_zones = true\nmax_active_zones = 2\nzone_idle_timeout = 1000",
+        );
+    let (_dir, mut sim) = split_sim(&script);
+    let mut west = sim.signed_in(0, "west");
+    let world_id = create(&mut sim, &mut west);
+    // East holds the other stripe's only zone (the ceiling of 2 is one zone per shard).
+    let mut east = sim.signed_in(1, "east-1");
+    join(&mut sim, &mut east, &world_id);
+    sim.advance(Duration::from_millis(200));
+    assert_eq!(zones_on(&sim, 1, &world_id), Some(vec![ZoneId::new(3, 2)]));
+
+    let mut wview = ClientView::new();
+    move_to(&mut sim, &mut west, 460.0, 250.0);
+    for _ in 0..20 {
+        sim.advance(Duration::from_millis(50));
+        drain(&mut sim, &mut west, &mut wview);
+        let me = wview.visible();
+        assert_eq!(me["west"]["x"].as_f64(), Some(460.0), "{me:?}");
+    }
+    assert_eq!(zones_on(&sim, 1, &world_id), Some(vec![ZoneId::new(3, 2)]));
+    assert!(
+        wview.zones().contains(&ZoneId::new(2, 2)),
+        "still shown in the zone it left"
+    );
+
+    // East leaves; its zone is reaped and the walker's next attempt lands.
+    sim.send(
+        &mut east,
+        json!({"type": "world.leave", "cid": 2, "payload": {}}),
+    );
+    sim.advance(Duration::from_secs(25));
+    drain(&mut sim, &mut west, &mut wview);
+    assert_eq!(zones_on(&sim, 1, &world_id), Some(vec![ZoneId::new(4, 2)]));
+    assert_eq!(wview.visible()["west"]["x"].as_f64(), Some(460.0));
+    assert_eq!(sim.ctx.worlds.seat_of("west").map(|(_, s)| s), Some(1));
+}
