@@ -355,3 +355,38 @@ fn a_crossing_refused_at_the_other_shards_ceiling_comes_back_and_retries() {
     assert_eq!(wview.visible()["west"]["x"].as_f64(), Some(460.0));
     assert_eq!(sim.ctx.worlds.seat_of("west").map(|(_, s)| s), Some(1));
 }
+
+/// A player held on the other shard's stripe (`player_ttl_ms`) signs in again on the host's
+/// shard: they are back in their entity, with the keyframes of the zones of both shards, and
+/// their input reaches the stripe holding them.
+#[test]
+fn a_held_player_comes_back_on_a_session_of_the_other_shard() {
+    let script = SPLIT.replace(
+        "world_shards       = 2",
+        "world_shards       = 2\nplayer_ttl_ms = 5000",
+    );
+    let (_dir, mut sim) = split_sim(&script);
+    let mut west = sim.signed_in(0, "west");
+    let world_id = create(&mut sim, &mut west);
+    let mut east = sim.signed_in(1, "east-1");
+    join(&mut sim, &mut east, &world_id);
+    sim.advance(Duration::from_millis(200));
+    sim.drop_client(east);
+    sim.advance(Duration::from_millis(500));
+    assert_eq!(sim.ctx.worlds.get(&world_id).unwrap().info.player_count, 2);
+
+    let mut back = sim.signed_in(0, "east-1");
+    sim.advance(Duration::from_millis(200));
+    let mut view = ClientView::new();
+    drain(&mut sim, &mut back, &mut view);
+    let zones = view.zones();
+    assert!(
+        zones.contains(&ZoneId::new(2, 2)) && zones.contains(&ZoneId::new(4, 2)),
+        "keyframes from both shards: {zones:?}"
+    );
+    assert!(view.visible().contains_key("east-1") && view.visible().contains_key("west"));
+    move_to(&mut sim, &mut back, 380.0, 260.0);
+    sim.advance(Duration::from_millis(100));
+    drain(&mut sim, &mut back, &mut view);
+    assert_eq!(view.visible()["east-1"]["x"].as_f64(), Some(380.0));
+}
