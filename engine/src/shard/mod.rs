@@ -567,6 +567,7 @@ pub(crate) fn route_remote<S: Service>(s: &S, to: usize, cmd: S::Cmd) -> Result<
             rt.count_bounce(to);
             match back {
                 Some(MeshMsg::Cmd(cmd)) => Err(cmd),
+                // Gone with a closing channel (shutdown): nothing left to hand back.
                 _ => Ok(()),
             }
         }
@@ -576,22 +577,11 @@ pub(crate) fn route_remote<S: Service>(s: &S, to: usize, cmd: S::Cmd) -> Result<
 /// Sends a command to the shard that owns its subject; a command for this shard is handled in
 /// place. A command the peer cannot take is handed back.
 pub(crate) fn route<S: Service>(s: &Rc<S>, to: usize, cmd: S::Cmd) -> Result<(), S::Cmd> {
-    let rt = s.runtime();
-    if to == rt.id {
+    if to == s.runtime().id {
         panic::shared(|| s.on_command(cmd));
         return Ok(());
     }
-    match rt.send_remote(to, MeshMsg::Cmd(cmd)) {
-        Ok(()) => Ok(()),
-        Err(back) => {
-            rt.count_bounce(to);
-            match back {
-                Some(MeshMsg::Cmd(cmd)) => Err(cmd),
-                // Gone with a closing channel (shutdown): nothing left to hand back.
-                _ => Ok(()),
-            }
-        }
-    }
+    route_remote(&**s, to, cmd)
 }
 
 /// Sends a command that carries a [`ReplyTo`] and waits for its answer. A bounced command
