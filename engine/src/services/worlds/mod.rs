@@ -27,10 +27,12 @@
 //! slices of zones spread over the tick period, so no zone waits behind a pass over all of
 //! them and the shard serves everything else in between.
 
+mod border;
 pub(crate) mod cmd;
 mod directory;
 mod error;
 mod pass;
+mod respawn;
 pub(crate) mod rest;
 mod script;
 #[cfg(test)]
@@ -55,7 +57,7 @@ use slab::Slab;
 
 use asobi_rules::matches::TickSchedule;
 use asobi_rules::worlds::{
-    Admit, Entities, Grid, Interest, Lifecycle, Stripes, WorldConfig, ZoneId,
+    Admit, BorderMirror, Entities, Grid, Interest, Lifecycle, Stripes, WorldConfig, ZoneId,
 };
 use asobi_schema::envelope::encode_frame;
 use asobi_schema::ApiError;
@@ -164,6 +166,8 @@ pub(crate) struct LiveWorld {
     /// This shard's part of a world split over several shards (`split.rs`); `None` for a
     /// world that lives on one shard.
     part: Option<split::Part>,
+    /// The zones' border bands and the effects addressed across seams (`border.rs`).
+    border: BorderMirror,
 }
 
 /// The worlds this shard hosts.
@@ -308,6 +312,7 @@ impl LiveWorld {
                 self.life.decline(z, now);
                 continue;
             }
+            self.border.withdraw(z);
             if self.zones.remove(&z).is_none() {
                 continue;
             }
@@ -781,6 +786,7 @@ fn build_world(
         id: world_id.clone(),
         key: WorldKey { slot: 0, gen },
         grid: cfg.grid(),
+        border: BorderMirror::new(cfg.grid(), cfg.border_band),
         cfg,
         mode: compiled,
         vm,

@@ -30,6 +30,9 @@ use serde_json::{json, Value};
 use asobi_rules::worlds::{SlicePlan, ZoneId, REHOME_MARGIN};
 use asobi_schema::envelope::encode_frame;
 
+use asobi_script::{ZoneBorder, ZoneCall};
+
+use super::border::BorderView;
 use super::script::Effects;
 use super::split::subscriber;
 use super::{new_id, truthy, LiveWorld};
@@ -113,6 +116,7 @@ impl LiveWorld {
             return Some(result);
         }
         let moved = self.cross(shard, &mine);
+        self.publish_borders(mine.iter().chain(&moved).copied());
         if broadcast {
             // A crossing's two zones go out together, so the entity is never in neither
             // stream nor in both for longer than one batch; so do the pairs of crossings
@@ -154,26 +158,47 @@ impl LiveWorld {
         // ticks, unless its script keeps it hot; work (an entity, an input) makes it hot
         // again at this very tick.
         let keep_hot = zone.state.get("_keep_hot").is_some_and(truthy);
-        if !self.life.should_tick(z, tick, zone.idle(), keep_hot) {
+        let idle = zone.idle() && !self.border.has_effects(z);
+        if !self.life.should_tick(z, tick, idle, keep_hot) {
             return true;
         }
         let late = shard.rt.now().saturating_duration_since(due);
         shard.ops.metrics.zone_tick_lateness.observe(late);
+        let effects = self.effects_for(z);
+        let Some(zone) = self.zones.get_mut(&z) else {
+            return true;
+        };
         let inputs = mem::take(&mut zone.inputs);
-        if !defined.zone_tick && (inputs.is_empty() || !defined.handle_input) {
+        if !defined.zone_tick && (inputs.is_empty() || !defined.handle_input) && effects.is_empty()
+        {
             // No Lua would run: the entities would come back as they went in (inputs with
             // no `handle_input` are dropped unacknowledged, as the VM drops them).
             stamp_tick(&mut zone.state, tick);
             self.scriptless_ticks += 1;
+            if zone.spawner.has_pending() {
+                let mut entities = mem::take(&mut zone.entities);
+                self.respawn_due(z, &mut entities, now);
+                if let Some(zone) = self.zones.get_mut(&z) {
+                    zone.entities = entities;
+                }
+            }
             return true;
         }
         let mut fx = Effects::default();
-        let result = self.vm.zone_tick(
-            (z.x, z.y),
-            tick,
-            &zone.entities,
-            &zone.state,
-            inputs,
+        let view = BorderView {
+            mirror: &self.border,
+            zone: z,
+        };
+        let result = self.vm.zone_tick_with(
+            ZoneCall {
+                zone: (z.x, z.y),
+                tick,
+                entities: &zone.entities,
+                zone_state: &zone.state,
+                inputs,
+                effects,
+                border: self.border.enabled().then_some(&view as &dyn ZoneBorder),
+            },
             &mut fx,
         );
         self.apply(shard, fx);
@@ -184,15 +209,9 @@ impl LiveWorld {
                 return !self.vm.failed();
             }
         };
+        self.address_effects(step.applies);
         let mut entities = step.entities;
-        for id in &step.despawns {
-            entities.remove(id);
-        }
-        for s in step.spawns {
-            if let Some(e) = self.spawned(&s.template, s.x, s.y, s.overrides) {
-                entities.insert(new_id(), e);
-            }
-        }
+        self.settle_spawns(z, &mut entities, step.despawns, step.spawns, now);
         if let Some(zone) = self.zones.get_mut(&z) {
             for (player, seq) in step.acks {
                 let slot = zone.acks.entry(player).or_insert(seq);

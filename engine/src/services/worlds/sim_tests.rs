@@ -788,3 +788,362 @@ fn a_sliced_tick_keeps_crossings_whole_and_acks_after_their_deltas() {
         "{stamped:?} at {tick}"
     );
 }
+
+// ---- Zone effects: respawn timers, the border mirror, handle_effects ----
+
+/// A 2 × 2 world; zone (0, 0) spawns one goblin at (40, 40) with an override on its first
+/// tick; the template respawns after 1 s, at most 3 goblins in all (asobi's count); a
+/// `kill` input despawns every npc of the player's zone.
+const RESPAWN: &str = r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 2
+zone_size          = 100
+view_radius        = 1
+broadcast_interval = 1
+function init(config) return {} end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 50, y = 50 } end
+function spawn_templates(config)
+  return {
+    goblin = { type = "npc", base_state = { hp = 100 },
+               respawn = { delay = 1000, jitter = 0, max_respawns = 3 } },
+  }
+end
+function on_zone_loaded(cx, cy, state) return { cx = cx, cy = cy }, state end
+function zone_tick(entities, zone_state)
+  if zone_state.cx == 0 and zone_state.cy == 0 and not zone_state.seeded then
+    game.zone.spawn("goblin", 40, 40, { hp = 7 })
+    zone_state.seeded = true
+  end
+  return entities, zone_state
+end
+function handle_input(player_id, input, entities)
+  if input.kill then
+    for id, e in pairs(entities) do
+      if e.type == "npc" then game.zone.despawn(id) end
+    end
+  end
+  return entities
+end
+function post_tick(tick, state) return state end
+"#;
+
+fn goblins(sim: &Sim, id: &str) -> Vec<(String, Value)> {
+    world(sim, id, |w| {
+        w.zones[&ZoneId::new(0, 0)]
+            .entities
+            .iter()
+            .filter(|(_, e)| e["type"] == "npc")
+            .map(|(id, e)| (id.clone(), Value::Object(e.clone())))
+            .collect()
+    })
+}
+
+/// Steps the clock 10 ms at a time until `f` holds (at most `limit`); the time it took.
+fn until(sim: &mut Sim, limit: Duration, mut f: impl FnMut(&Sim) -> bool) -> Option<Duration> {
+    let start = sim.now();
+    while sim.now() - start <= limit {
+        if f(sim) {
+            return Some(sim.now() - start);
+        }
+        sim.advance(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn a_despawned_template_entity_respawns_after_its_delay_up_to_max_respawns() {
+    let dir = game(RESPAWN);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "p");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.advance(Duration::from_millis(200));
+    let first = goblins(&sim, &id);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (gid, g) = first[0].clone();
+    assert_eq!(
+        (g["x"].clone(), g["y"].clone(), g["hp"].clone()),
+        (json!(40.0), json!(40.0), json!(7))
+    );
+
+    for round in 1..=3 {
+        sim.send(
+            &mut p,
+            json!({"type": "world.input", "payload": {"kill": true}}),
+        );
+        let gone = until(&mut sim, Duration::from_millis(200), |s| {
+            goblins(s, &id).is_empty()
+        });
+        assert!(gone.is_some(), "round {round}: the goblin was despawned");
+        let back = until(&mut sim, Duration::from_secs(3), |s| {
+            !goblins(s, &id).is_empty()
+        });
+        if round == 3 {
+            // Three goblins spawned in the zone (the first and two respawns): the cap.
+            assert_eq!(back, None, "no respawn past max_respawns");
+            break;
+        }
+        // Due 1 s after the despawn; picked up by the first zone tick at or after that (50 ms
+        // ticks, observed in 10 ms steps).
+        let back = back.expect("respawned");
+        assert!(
+            back >= Duration::from_millis(950) && back <= Duration::from_millis(1060),
+            "round {round}: back after {back:?}"
+        );
+        let again = goblins(&sim, &id);
+        assert_eq!(again.len(), 1);
+        // The same entity at its first position, built from base_state (asobi drops the
+        // overrides of the first spawn).
+        assert_eq!(again[0].0, gid);
+        assert_eq!(
+            (
+                again[0].1["x"].clone(),
+                again[0].1["y"].clone(),
+                again[0].1["hp"].clone()
+            ),
+            (json!(40.0), json!(40.0), json!(100))
+        );
+        // The player sees it come back in world.tick.
+        sim.collect(&mut p);
+        let seen = p
+            .received
+            .iter()
+            .filter(|f| f["type"] == "world.tick")
+            .flat_map(|f| {
+                f["payload"]["updates"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .any(|u| u["id"] == json!(gid) && u["op"] == "a");
+        assert!(seen, "round {round}: the respawn reached the client");
+        p.received.clear();
+    }
+    assert_eq!(
+        world(&sim, &id, |w| w.zones[&ZoneId::new(0, 0)]
+            .spawner
+            .count("goblin")),
+        3
+    );
+}
+
+#[test]
+fn a_respawn_waiting_in_a_zone_snapshot_fires_in_the_recovered_world() {
+    let script = format!("{RESPAWN}\npersistent = true\nsnapshot_interval = 0\n");
+    let dir = game(&script);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "p");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.advance(Duration::from_millis(200));
+    let gid = goblins(&sim, &id)[0].0.clone();
+    sim.send(
+        &mut p,
+        json!({"type": "world.input", "payload": {"kill": true}}),
+    );
+    sim.advance(Duration::from_millis(400));
+    assert!(goblins(&sim, &id).is_empty());
+    // The snapshot taken now carries the queue (about 650 ms left), in asobi's shape.
+    let now = sim.now();
+    let snap = world(&sim, &id, |w| super::snapshot::take(w, now)).expect("persistent");
+    let zone = snap
+        .zones
+        .iter()
+        .find(|z| (z.zone_x, z.zone_y) == (0, 0))
+        .expect("zone (0, 0) in the snapshot");
+    assert_eq!(zone.spawner_state["spawn_counts"], json!({"goblin": 1}));
+    assert_eq!(
+        zone.spawner_state["respawn_queue"][0]["entity_id"],
+        json!(gid)
+    );
+    // The world comes back (as a copy under another id) with its queue: the goblin is back
+    // when its time comes, not before.
+    let mut world_row = snap.world.clone();
+    world_row.world_id = "recovered-copy".into();
+    let recovered = super::snapshot::Recovered {
+        world: world_row,
+        zones: snap.zones.clone(),
+    };
+    let shard = sim.shards[0].clone();
+    super::recreate(&shard, recovered).expect("recreated");
+    assert!(goblins(&sim, "recovered-copy").is_empty());
+    let back = until(&mut sim, Duration::from_secs(2), |s| {
+        !goblins(s, "recovered-copy").is_empty()
+    })
+    .expect("respawned in the recovered world");
+    assert!(
+        back >= Duration::from_millis(500) && back <= Duration::from_millis(750),
+        "{back:?}"
+    );
+    assert_eq!(goblins(&sim, "recovered-copy")[0].0, gid);
+}
+
+/// A 2 × 2 world with a 15-unit border band (0.15 × 100): zone (0, 0) holds a turret at
+/// (95, 50) that looks across the seam with `neighbours_radius` and fires once at the first
+/// player it sees; the player, spawned at (105, 50) in zone (1, 0), takes the hit through
+/// `handle_effects`.
+const SEAM: &str = r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 2
+zone_size          = 100
+view_radius        = 1
+broadcast_interval = 1
+border_band        = 0.15
+function init(config) return {} end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 105, y = 50 } end
+function spawn_templates(config)
+  return { turret = { type = "npc", base_state = { shots = 0 } } }
+end
+function on_zone_loaded(cx, cy, state) return { cx = cx, cy = cy }, state end
+function zone_tick(entities, zone_state)
+  if zone_state.cx == 0 and zone_state.cy == 0 and not zone_state.seeded then
+    game.zone.spawn("turret", 95, 50)
+    zone_state.seeded = true
+  end
+  for id, e in pairs(entities) do
+    if e.type == "npc" then
+      local seen = game.spatial.neighbours_radius(e.x, e.y, 30, { type = "player" })
+      local own = game.spatial.query_radius(e.x, e.y, 30)
+      e.sees = seen[1] and seen[1].id or ""
+      e.own_hits = #own
+      if seen[1] and e.shots == 0 then
+        if game.zone.apply(seen[1].id, { kind = "damage", amount = 12 }) then
+          e.shots = 1
+        end
+      end
+    end
+  end
+  return entities, zone_state
+end
+function handle_input(player_id, input, entities) return entities end
+function handle_effects(effects, entities)
+  for _, fx in ipairs(effects) do
+    local t = entities[fx.entity_id]
+    t.hp = (t.hp or 100) - (fx.event.amount or 0)
+  end
+  return entities
+end
+function post_tick(tick, state) return state end
+"#;
+
+fn entity(sim: &Sim, id: &str, z: ZoneId, e: &str) -> Value {
+    world(sim, id, |w| {
+        w.zones[&z]
+            .entities
+            .get(e)
+            .map(|f| Value::Object(f.clone()))
+            .unwrap_or(Value::Null)
+    })
+}
+
+fn turret(sim: &Sim, id: &str) -> Value {
+    world(sim, id, |w| {
+        w.zones[&ZoneId::new(0, 0)]
+            .entities
+            .values()
+            .find(|e| e["type"] == "npc")
+            .map(|f| Value::Object(f.clone()))
+            .unwrap_or(Value::Null)
+    })
+}
+
+#[test]
+fn an_npc_sees_a_player_across_the_seam_and_its_effect_lands_through_handle_effects() {
+    let dir = game(SEAM);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "pilot");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.advance(Duration::from_secs(1));
+    let t = turret(&sim, &id);
+    // Ten units away, across the seam: seen through the mirror, not by the zone's own query
+    // (which finds only the turret itself).
+    assert_eq!(t["sees"], json!("pilot"), "{t}");
+    assert_eq!(t["own_hits"], json!(1));
+    assert_eq!(t["shots"], json!(1));
+    // The owner applied the effect, once, in its own tick.
+    let pilot = entity(&sim, &id, ZoneId::new(1, 0), "pilot");
+    assert_eq!(pilot["hp"], json!(88), "{pilot}");
+    // And the client saw it in zone (1, 0)'s stream.
+    sim.collect(&mut p);
+    let hit = p
+        .received
+        .iter()
+        .filter(|f| f["type"] == "world.tick" && f["payload"]["zone"] == json!([1, 0]))
+        .flat_map(|f| {
+            f["payload"]["updates"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .any(|u| u["id"] == "pilot" && u["hp"] == json!(88));
+    assert!(hit);
+
+    // The pilot walks out of the band (x 150): the turret loses sight of it.
+    world(&sim, &id, |w| {
+        if let Some(e) = w
+            .zones
+            .get_mut(&ZoneId::new(1, 0))
+            .and_then(|z| z.entities.get_mut("pilot"))
+        {
+            e.insert("x".into(), json!(150.0));
+        }
+    });
+    sim.advance(Duration::from_millis(200));
+    assert_eq!(turret(&sim, &id)["sees"], json!(""));
+}
+
+#[test]
+fn without_a_border_band_nothing_is_seen_or_applied_across_the_seam() {
+    let script = SEAM.replace("border_band        = 0.15", "");
+    let dir = game(&script);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "pilot");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.advance(Duration::from_secs(1));
+    let t = turret(&sim, &id);
+    assert_eq!(
+        (t["sees"].clone(), t["shots"].clone()),
+        (json!(""), json!(0)),
+        "{t}"
+    );
+    assert_eq!(
+        entity(&sim, &id, ZoneId::new(1, 0), "pilot").get("hp"),
+        None
+    );
+}
