@@ -1147,3 +1147,61 @@ fn without_a_border_band_nothing_is_seen_or_applied_across_the_seam() {
         None
     );
 }
+
+// ---- world.resync: the node-wide limit ----
+
+fn keyframes_of(c: &Client, zone: Value) -> usize {
+    c.received
+        .iter()
+        .filter(|f| {
+            f["type"] == "world.tick" && f["payload"]["kf"] == true && f["payload"]["zone"] == zone
+        })
+        .count()
+}
+
+#[test]
+fn world_resync_is_limited_for_the_whole_node_after_each_players_own_limit() {
+    let dir = game(RESPAWN);
+    let mut sim = sim(&dir);
+    let mut players: Vec<Client> = ["a", "b", "c"]
+        .iter()
+        .map(|p| sim.signed_in(0, p))
+        .collect();
+    sim.send(
+        &mut players[0],
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = players[0].take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for c in players.iter_mut().skip(1) {
+        sim.send(
+            c,
+            json!({"type": "world.join", "cid": 1, "payload": {"world_id": id}}),
+        );
+        assert!(c.take("world.joined").is_some());
+    }
+    sim.advance(Duration::from_millis(200));
+    let resync = json!({"type": "world.resync", "payload": {"zone": [1, 1]}});
+    let burst = |sim: &mut Sim, c: &mut Client, n: usize| {
+        sim.collect(c);
+        c.received.clear();
+        for _ in 0..n {
+            sim.send(c, resync.clone());
+        }
+        sim.settle();
+        sim.collect(c);
+        keyframes_of(c, json!([1, 1]))
+    };
+    // Each player may send 12 in 10 s; the node answers 20 a second between them all.
+    let a = burst(&mut sim, &mut players[0], 12);
+    let b = burst(&mut sim, &mut players[1], 12);
+    let c = burst(&mut sim, &mut players[2], 4);
+    assert_eq!((a, b, c), (12, 8, 0));
+    // A player over their own limit does not spend the node's budget: two seconds on, "a"
+    // is still refused, and "c" gets all of its four.
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(burst(&mut sim, &mut players[0], 4), 0);
+    assert_eq!(burst(&mut sim, &mut players[2], 4), 4);
+}
