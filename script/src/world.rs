@@ -7,7 +7,8 @@
 //! * world callbacks: [`WorldVm::init`] once, [`WorldVm::join`] / [`WorldVm::leave`],
 //!   [`WorldVm::spawn_position`] per joining player, [`WorldVm::post_tick`] after each tick;
 //!   optional setup ones: [`WorldVm::generate_world`], [`WorldVm::spawn_templates`],
-//!   [`WorldVm::zone_loaded`], [`WorldVm::zone_unloaded`];
+//!   [`WorldVm::zone_loaded`], [`WorldVm::zone_unloaded`]; phases: [`WorldVm::phases`],
+//!   [`WorldVm::on_phase_started`], [`WorldVm::on_phase_ended`];
 //! * [`WorldVm::zone_tick_with`] (and [`WorldVm::zone_tick`]): one zone's tick —
 //!   `zone_tick(entities, zone_state)`, the zone's queued inputs through
 //!   `handle_input(player_id, input, entities)` in arrival order, then the effects neighbours
@@ -531,6 +532,50 @@ impl WorldVm {
                 message: "must return a table".into(),
             }),
         }
+    }
+
+    /// `phases(config)` (optional): the phase list as JSON (`None` when not defined or `nil`),
+    /// for `asobi_rules::phases::parse`.
+    pub fn phases(
+        &mut self,
+        config: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        let config = self.to_lua(config);
+        let Some(values) = self.call("phases", SETUP_FACTOR, host, |lua, _| multi(lua, config?))?
+        else {
+            return Ok(None);
+        };
+        match values.into_iter().next() {
+            None | Some(Value::Nil) => Ok(None),
+            Some(v) => self
+                .to_json(&v)
+                .map(Some)
+                .map_err(|e| CallError::BadReturn {
+                    callback: "phases",
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    /// `on_phase_started(phase_name, state)` (optional).
+    pub fn on_phase_started(&mut self, phase: &str, host: &mut dyn Host) -> Result<(), CallError> {
+        if let Some(values) =
+            self.call("on_phase_started", 1, host, |lua, s| multi(lua, (phase, s)))?
+        {
+            self.keep_state(values);
+        }
+        Ok(())
+    }
+
+    /// `on_phase_ended(phase_name, state)` (optional).
+    pub fn on_phase_ended(&mut self, phase: &str, host: &mut dyn Host) -> Result<(), CallError> {
+        if let Some(values) =
+            self.call("on_phase_ended", 1, host, |lua, s| multi(lua, (phase, s)))?
+        {
+            self.keep_state(values);
+        }
+        Ok(())
     }
 
     /// `generate_world(seed, config)` (optional): zone states keyed `"x,y"`.

@@ -32,6 +32,7 @@ pub(crate) mod cmd;
 mod directory;
 mod error;
 mod pass;
+mod phases;
 mod respawn;
 pub(crate) mod rest;
 mod script;
@@ -168,6 +169,8 @@ pub(crate) struct LiveWorld {
     part: Option<split::Part>,
     /// The zones' border bands and the effects addressed across seams (`border.rs`).
     border: BorderMirror,
+    /// The script's phase list, when it declares one (`phases.rs`).
+    phases: Option<Box<phases::WorldPhases>>,
 }
 
 /// The worlds this shard hosts.
@@ -810,11 +813,15 @@ fn build_world(
         linked: BTreeSet::new(),
         scriptless_ticks: 0,
         part,
+        phases: None,
     };
     let mut fx = Effects::default();
     if let Err(e) = w.vm.init(&config, &mut fx) {
         tracing::warn!(%world_id, %mode, "world init failed: {e}");
         return Err(Error::StartFailed.into());
+    }
+    if w.is_host() {
+        w.start_phases(shard, &config, now);
     }
     match w.vm.spawn_templates(&config, &mut fx) {
         Ok(Some(Value::Object(t))) => w.templates = t,
@@ -936,6 +943,7 @@ fn join_world(
             entity,
             split::Arrival::joined(session, binary),
         );
+        w.phases_joined(shard, shard.rt.now());
         w.ever_joined = true;
         w.empty_since = None;
         w.publish(shard);
@@ -965,6 +973,7 @@ fn join_world(
         },
     );
     w.refocus(shard, player_id, Some(home), false);
+    w.phases_joined(shard, shard.rt.now());
     w.ever_joined = true;
     w.empty_since = None;
     w.publish(shard);

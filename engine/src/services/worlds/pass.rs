@@ -340,7 +340,7 @@ impl LiveWorld {
     }
 
     /// What follows the last slice: keyframes for players who joined, `post_tick`, terrain,
-    /// expired players, the reaper, the empty-world check.
+    /// the phase clock, expired players, the reaper, the empty-world check.
     fn end_tick(&mut self, shard: &Shard, tick: u64, now: Instant) -> Option<Value> {
         self.send_pending_keyframes(shard);
         if self.is_host() {
@@ -353,6 +353,9 @@ impl LiveWorld {
             t.make_pending(&mut self.vm);
         }
         if let Some(result) = self.vm.finished().cloned() {
+            return Some(result);
+        }
+        if let Some(result) = self.tick_phases(shard, now) {
             return Some(result);
         }
         self.expire_players(shard, now);

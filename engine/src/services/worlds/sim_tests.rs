@@ -1205,3 +1205,152 @@ fn world_resync_is_limited_for_the_whole_node_after_each_players_own_limit() {
     assert_eq!(burst(&mut sim, &mut players[0], 4), 0);
     assert_eq!(burst(&mut sim, &mut players[2], 4), 4);
 }
+
+// ---- World phases and world.phase_changed ----
+
+/// Phases: `lobby` until two players are in, `combat` for 1 s, `results` for 0.5 s; the
+/// callbacks record the transitions in the world state, which `post_tick` broadcasts.
+const PHASED: &str = r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 2
+zone_size          = 100
+broadcast_interval = 1
+function init(config) return { log = {} } end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 50, y = 50 } end
+function phases(config)
+  return {
+    { name = "lobby" },
+    { name = "combat", duration = 1000, start = { players = 2 }, config = { arena = "pit" } },
+    { name = "results", duration = 500 },
+  }
+end
+function on_phase_started(name, state)
+  state.log[#state.log + 1] = "+" .. name
+  return state
+end
+function on_phase_ended(name, state)
+  state.log[#state.log + 1] = "-" .. name
+  return state
+end
+function post_tick(tick, state)
+  if tick % 10 == 0 then game.broadcast("log", { log = state.log }) end
+  return state
+end
+"#;
+
+fn phase_frames(c: &Client) -> Vec<Value> {
+    c.received
+        .iter()
+        .filter(|f| f["type"] == "world.phase_changed")
+        .map(|f| f["payload"].clone())
+        .collect()
+}
+
+#[test]
+fn world_phases_walk_their_list_and_announce_each_change_with_world_phase_changed() {
+    let script = PHASED.replace(
+        "{ name = \"lobby\" },",
+        "{ name = \"lobby\", duration = 200 },",
+    );
+    let dir = game(&script);
+    let mut sim = sim(&dir);
+    let mut a = sim.signed_in(0, "a");
+    sim.send(
+        &mut a,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = a.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The lobby ends after 200 ms; combat waits for a second player.
+    sim.advance(Duration::from_millis(400));
+    sim.collect(&mut a);
+    let frames = phase_frames(&a);
+    let waiting = frames.last().expect("a phase_changed frame");
+    assert_eq!(waiting["status"], "waiting", "{frames:?}");
+    assert_eq!(waiting["phase"], "combat");
+    assert_eq!(
+        waiting["start_condition"],
+        json!({"type": "players", "value": 2})
+    );
+    assert_eq!(waiting["world_id"], json!(id));
+    a.received.clear();
+
+    let mut b = sim.signed_in(0, "b");
+    sim.send(
+        &mut b,
+        json!({"type": "world.join", "cid": 1, "payload": {"world_id": id}}),
+    );
+    assert!(b.take("world.joined").is_some());
+    sim.advance(Duration::from_millis(100));
+    sim.collect(&mut a);
+    sim.collect(&mut b);
+    for c in [&a, &b] {
+        let f = phase_frames(c);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["status"], "active");
+        assert_eq!(f[0]["phase"], "combat");
+        assert_eq!(f[0]["config"], json!({"arena": "pit"}));
+        assert_eq!(f[0]["world_id"], json!(id));
+        assert!(f[0]["remaining_ms"].as_u64().unwrap() <= 1000);
+    }
+    // The info block again, about every three seconds, is not a burst: combat ends after 1 s
+    // and results after 0.5 s; then the world finishes with phases_complete.
+    a.received.clear();
+    sim.advance(Duration::from_millis(1000));
+    sim.collect(&mut a);
+    let f = phase_frames(&a);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0]["phase"].clone(), f[0]["status"].clone()),
+        (json!("results"), json!("active"))
+    );
+    sim.advance(Duration::from_millis(600));
+    sim.collect(&mut a);
+    let finished = a.last("world.finished").expect("world finished");
+    assert_eq!(
+        finished["payload"]["result"],
+        json!({"status": "phases_complete"})
+    );
+    let log = a
+        .received
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "world.log")
+        .expect("a log broadcast")["payload"]["log"]
+        .clone();
+    assert_eq!(
+        log,
+        json!(["+lobby", "-lobby", "+combat", "-combat", "+results"])
+    );
+}
+
+#[test]
+fn the_phase_info_is_sent_again_every_three_seconds() {
+    let dir = game(PHASED);
+    let mut sim = sim(&dir);
+    let mut a = sim.signed_in(0, "a");
+    sim.send(
+        &mut a,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    assert!(a.take("world.joined").is_some());
+    sim.advance(Duration::from_millis(100));
+    sim.collect(&mut a);
+    a.received.clear();
+    // The lobby has no duration: nothing changes, and the info block comes every 3 s.
+    sim.advance(Duration::from_millis(9000));
+    sim.collect(&mut a);
+    let f = phase_frames(&a);
+    assert_eq!(f.len(), 3, "{f:?}");
+    assert!(f
+        .iter()
+        .all(|p| p["phase"] == "lobby" && p["status"] == "active"));
+    assert!(f.iter().all(|p| p["remaining_ms"] == "infinity"));
+}
