@@ -22,7 +22,7 @@
 //! would stall every zone). The state lives in the VM; a callback returning nothing keeps the
 //! previous state, as for matches.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -852,7 +852,7 @@ impl WorldVm {
         let lua = self.sandbox.lua.clone();
         let shared = self.sandbox.shared.clone();
         let applies: RefCell<Vec<ZoneApply>> = RefCell::new(Vec::new());
-        let sends = std::cell::Cell::new(0usize);
+        let sends = Cell::new(0usize);
         let step = lua
             .scope(|scope| {
                 let neighbours = scope.create_function(|lua, ()| {

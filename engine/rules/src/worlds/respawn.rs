@@ -155,6 +155,11 @@ impl Spawner {
         self.queue.iter().map(|r| r.at).min()
     }
 
+    /// How many entities the zone tracks.
+    pub fn tracked(&self) -> usize {
+        self.tracked.len()
+    }
+
     /// How many entities of `template` this zone has spawned.
     pub fn count(&self, template: &str) -> u64 {
         self.counts.get(template).copied().unwrap_or(0)

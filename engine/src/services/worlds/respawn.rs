@@ -14,6 +14,9 @@ use asobi_script::SpawnRequest;
 
 use super::{new_id, LiveWorld};
 
+/// World ticks between two sweeps of a zone's tracked entities for ones it no longer holds.
+const PRUNE_EVERY: u64 = 100;
+
 /// The seed of zone `z`'s respawn jitter: fixed per world and zone, so a replayed zone
 /// respawns at the same times.
 pub(super) fn spawner_seed(world_id: &str, z: ZoneId) -> u64 {
@@ -31,18 +34,19 @@ impl LiveWorld {
         spawns: Vec<SpawnRequest>,
         now: Instant,
     ) {
-        let seed = spawner_seed(&self.id, z);
-        let templates = &self.templates;
-        let Some(zone) = self.zones.get_mut(&z) else {
-            return;
-        };
-        let spawner = &mut zone.spawner;
-        for id in &despawns {
-            entities.remove(id);
-            spawner.seed_once(seed);
-            spawner.despawned(id, now, |t| {
-                templates.get(t).and_then(RespawnRule::of_template)
-            });
+        if !despawns.is_empty() {
+            let seed = spawner_seed(&self.id, z);
+            let templates = &self.templates;
+            let Some(zone) = self.zones.get_mut(&z) else {
+                return;
+            };
+            zone.spawner.seed_once(seed);
+            for id in &despawns {
+                entities.remove(id);
+                zone.spawner.despawned(id, now, |t| {
+                    templates.get(t).and_then(RespawnRule::of_template)
+                });
+            }
         }
         for s in spawns {
             if let Some(e) = self.spawned(&s.template, s.x, s.y, s.overrides) {
@@ -76,8 +80,15 @@ impl LiveWorld {
                 }
             }
         }
+        // Tracked entities are a subset of the zone's own while none has left, so a count
+        // above the zone's means one left; otherwise a sweep now and then catches the rest
+        // (crossings and scripts dropping entities without a despawn) without a lookup per
+        // tracked entity every tick.
+        let tick = self.tick;
         if let Some(zone) = self.zones.get_mut(&z) {
-            zone.spawner.retain(|id| entities.contains_key(id));
+            if zone.spawner.tracked() > entities.len() || tick.is_multiple_of(PRUNE_EVERY) {
+                zone.spawner.retain(|id| entities.contains_key(id));
+            }
         }
     }
 }
