@@ -35,7 +35,7 @@ use asobi_script::{ZoneBorder, ZoneCall};
 use super::border::BorderView;
 use super::script::Effects;
 use super::split::subscriber;
-use super::{new_id, truthy, LiveWorld};
+use super::{truthy, LiveWorld};
 use crate::services::Shard;
 use crate::shard::mesh::{Outbound, SessionRef};
 
