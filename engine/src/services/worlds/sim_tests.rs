@@ -1354,3 +1354,51 @@ fn the_phase_info_is_sent_again_every_three_seconds() {
         .all(|p| p["phase"] == "lobby" && p["status"] == "active"));
     assert!(f.iter().all(|p| p["remaining_ms"] == "infinity"));
 }
+
+#[test]
+fn a_split_world_runs_its_phases_on_the_host_and_announces_them_on_every_shard() {
+    // Two shards, columns 0 on the host and 1 on the other; "b" spawns on the other stripe.
+    let script = PHASED
+        .replace("broadcast_interval = 1", "broadcast_interval = 1\nworld_shards = 2")
+        .replace("{ name = \"lobby\" },", "{ name = \"lobby\", duration = 200 },")
+        .replace(
+            "function spawn_position(player_id, state) return { x = 50, y = 50 } end",
+            "function spawn_position(player_id, state)\n  if player_id == \"b\" then return { x = 150, y = 50 } end\n  return { x = 50, y = 50 }\nend",
+        );
+    let dir = game(&script);
+    let settings = Settings {
+        ws_msg_rate: 0,
+        ..Settings::default()
+    };
+    let mut sim = Sim::new(2, dir.path(), settings).latency(Duration::from_millis(1));
+    let mut a = sim.signed_in(0, "a");
+    sim.send(
+        &mut a,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = a.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The lobby ends; combat waits for a second player.
+    sim.advance(Duration::from_millis(400));
+    let mut b = sim.signed_in(1, "b");
+    sim.send(
+        &mut b,
+        json!({"type": "world.join", "cid": 1, "payload": {"world_id": id}}),
+    );
+    assert!(b.take("world.joined").is_some(), "{:?}", b.received);
+    // The second player starts combat (counted on the host though "b" lives on the other
+    // shard), and both players hear of it once.
+    sim.advance(Duration::from_millis(200));
+    sim.collect(&mut a);
+    sim.collect(&mut b);
+    for c in [&a, &b] {
+        let f: Vec<Value> = phase_frames(c)
+            .into_iter()
+            .filter(|p| p["phase"] == "combat" && p["status"] == "active")
+            .collect();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["world_id"], json!(id));
+    }
+}
