@@ -5,20 +5,21 @@
 //! slice `i` runs at its own due time, one slice per timer callback, so the shard serves
 //! sessions and other worlds between two slices. Each zone's tick lateness is measured
 //! against its slice's due time. A slice does, for its zones, what one tick does (asobi's
-//! order): each zone's `zone_tick` then its queued inputs; spawns and despawns; the
-//! crossings out of those zones; on a broadcast tick their deltas, then the input acks they
-//! hold. Both zones of a crossing broadcast in the same batch (the zone entered broadcasts
+//! order): each zone's `zone_tick`, its queued inputs, then the effects neighbours addressed
+//! to it (`handle_effects`); spawns, despawns and the respawns that are due (`respawn.rs`);
+//! the crossings out of those zones; their border bands (`border.rs`); on a broadcast tick
+//! their deltas, then the input acks they hold. Both zones of a crossing broadcast in the same batch (the zone entered broadcasts
 //! with the slice of the zone left, again if it ticks later; crossings of a tick without a
 //! broadcast are remembered and their zones go out with the next broadcast tick's first
 //! slice), so a subscriber never sees a crossing entity in neither zone or in both beyond one
 //! batch, as in a single pass. After the last slice: the keyframes of players who joined,
-//! `post_tick`, terrain, expired players, the reaper.
+//! `post_tick`, terrain, the phase clock (`phases.rs`), expired players, the reaper.
 //!
 //! A world of at most `SLICE_ZONES` zones has one slice at the tick's deadline: the tick is
 //! one pass, in the order above.
 //!
-//! A zone whose script defines no `zone_tick` (and has no input for `handle_input`) skips the
-//! Lua round trip: nothing would run, and the entities would come back unchanged; only the
+//! A zone whose script defines no `zone_tick` (and has no input for `handle_input` and no
+//! effect to handle) skips the Lua round trip: nothing would run, and the entities would come back unchanged; only the
 //! `tick` field of its zone state moves, as the round trip would move it.
 
 use std::collections::{BTreeSet, HashMap};
