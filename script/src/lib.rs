@@ -52,7 +52,8 @@ pub use service::{Call, Resumed, ServiceCall, MAX_SERVICE_ARGS_BYTES};
 pub use vm::{Envelope, JoinOutcome, MatchVm};
 pub use watcher::Watcher;
 pub use world::{
-    GeneratedChunk, SpawnRequest, TerrainAccess, WorldVm, ZoneEntities, ZoneInput, ZoneStep,
+    GeneratedChunk, SpawnRequest, TerrainAccess, WorldVm, ZoneApply, ZoneBorder, ZoneCall,
+    ZoneEffect, ZoneEntities, ZoneInput, ZoneStep, MAX_EFFECT_BYTES, MAX_EFFECT_SENDS,
     MAX_ZONE_ENTITIES,
 };
 

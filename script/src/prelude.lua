@@ -498,15 +498,10 @@ local function service_table(ns)
   return t
 end
 
-local function zone_only(name)
-  return function()
-    return shape_error(name .. " requires zone context")
-  end
-end
-
 -- The zone a world callback runs for (`zone_tick`, `handle_input`), set by the runtime
 -- (world.rs) around those calls and nil otherwise: `entities` (the table the callback was
--- handed), `templates` (spawnable template ids) and the `spawns`/`despawns` it queued.
+-- handed), `templates` (spawnable template ids) and the `spawns`/`despawns` it queued; with a
+-- border band, `neighbours()` (the touching zones' band copies) and `apply(id, event)`.
 local zone_ctx = nil
 -- Spawns or despawns one zone callback may queue: a script looping on game.zone.spawn must
 -- not turn one tick into an unbounded entity flood.
@@ -699,8 +694,77 @@ do
     sort(out, function(a, b) return tostring(a.id) < tostring(b.id) end)
     return out
   end
-  spatial.neighbours_radius = zone_only("neighbours_radius")
-  spatial.neighbours_rect = zone_only("neighbours_rect")
+
+  -- Copies of what the eight touching zones publish in their border band (`border_band`),
+  -- never the calling zone's own entities; built once per zone step by the runtime's
+  -- `zone_ctx.neighbours()` and shared by the queries of that step. No band: nothing.
+  local function neighbour_entities()
+    local cached = zone_ctx.neighbour_cache
+    if cached then
+      return cached
+    end
+    local fetch = zone_ctx.neighbours
+    cached = fetch and fetch() or {}
+    zone_ctx.neighbour_cache = cached
+    return cached
+  end
+
+  function spatial.neighbours_radius(x, y, radius, opts)
+    if not zone_ctx then
+      return shape_error("neighbours_radius requires zone context")
+    end
+    if type(x) ~= "number" or type(y) ~= "number" or type(radius) ~= "number" then
+      return shape_error("neighbours_radius requires (x, y, radius[, opts])")
+    end
+    local parsed, err = parse_opts(opts)
+    if not parsed then
+      return shape_error(err)
+    end
+    return hits(neighbour_entities(), x, y, radius, parsed)
+  end
+
+  function spatial.neighbours_rect(x1, y1, x2, y2, opts)
+    if not zone_ctx then
+      return shape_error("neighbours_rect requires zone context")
+    end
+    if type(x1) ~= "number" or type(y1) ~= "number" or type(x2) ~= "number"
+        or type(y2) ~= "number" then
+      return shape_error("neighbours_rect requires (x1, y1, x2, y2[, opts])")
+    end
+    local parsed, err = parse_opts(opts)
+    if not parsed then
+      return shape_error(err)
+    end
+    if parsed.sort then
+      return shape_error("neighbours_rect takes no opts.sort")
+    end
+    local lx, hx = x1, x2
+    if hx < lx then lx, hx = hx, lx end
+    local ly, hy = y1, y2
+    if hy < ly then ly, hy = hy, ly end
+    local out = {}
+    for id, e in next, neighbour_entities() do
+      local ex, ey = coords(e)
+      local keep = ex and ex >= lx and ex <= hx and ey >= ly and ey <= hy
+      if keep and parsed.type then
+        keep = parsed.type[rawget(e, "type")] == true
+      end
+      if keep and parsed.exclude then
+        keep = not parsed.exclude[id]
+      end
+      if keep then
+        out[#out + 1] = { id = id, entity = e }
+      end
+    end
+    sort(out, function(a, b) return tostring(a.id) < tostring(b.id) end)
+    local cap = parsed.max_results
+    if cap and #out > cap then
+      for i = #out, cap + 1, -1 do
+        out[i] = nil
+      end
+    end
+    return out
+  end
 end
 
 game = {
@@ -748,14 +812,21 @@ game = {
       end
       return true
     end,
-    -- No neighbour publishes a border mirror in this runtime (`border_band` is not
-    -- implemented), so there is never an entity this zone can see to affect: `false`, as
-    -- asobi answers for an entity no neighbour publishes.
+    -- Asks the zone that owns `entity_id` (found in the border rows this zone can read) to
+    -- apply `event` in its own tick, through its `handle_effects`. `false` when no touching
+    -- zone publishes the entity, or past the limits (4 KB per event, 64 sends per tick).
     apply = function(entity_id, event)
       if not zone_ctx then
         return shape_error("game.zone.apply requires zone context")
       end
-      return false
+      if type(entity_id) ~= "string" or type(event) ~= "table" then
+        return shape_error("game.zone.apply requires (entity_id, event_table)")
+      end
+      local send = zone_ctx.apply
+      if not send then
+        return false
+      end
+      return send(entity_id, event)
     end,
   },
   terrain = {

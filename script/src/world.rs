@@ -7,11 +7,14 @@
 //! * world callbacks: [`WorldVm::init`] once, [`WorldVm::join`] / [`WorldVm::leave`],
 //!   [`WorldVm::spawn_position`] per joining player, [`WorldVm::post_tick`] after each tick;
 //!   optional setup ones: [`WorldVm::generate_world`], [`WorldVm::spawn_templates`],
-//!   [`WorldVm::zone_loaded`], [`WorldVm::zone_unloaded`];
-//! * [`WorldVm::zone_tick`]: one zone's tick — `zone_tick(entities, zone_state)` and then the
-//!   zone's queued inputs through `handle_input(player_id, input, entities)`, in arrival
-//!   order, all on the same entities table (asobi's order: a zone ticks, then applies inputs);
-//!   `game.zone.*` and the zone forms of `game.spatial.*` work inside it;
+//!   [`WorldVm::zone_loaded`], [`WorldVm::zone_unloaded`]; phases: [`WorldVm::phases`],
+//!   [`WorldVm::on_phase_started`], [`WorldVm::on_phase_ended`];
+//! * [`WorldVm::zone_tick_with`] (and [`WorldVm::zone_tick`]): one zone's tick —
+//!   `zone_tick(entities, zone_state)`, the zone's queued inputs through
+//!   `handle_input(player_id, input, entities)` in arrival order, then the effects neighbours
+//!   addressed to it through `handle_effects(effects, entities)`, all on the same entities
+//!   table (asobi's order); `game.zone.*`, the zone forms of `game.spatial.*` and, with a
+//!   border band, `game.spatial.neighbours_*` work inside it;
 //! * queries: [`WorldVm::finished`], [`WorldVm::failed`]; [`WorldVm::reload`] for hot reload.
 //!
 //! No world callback suspends: a `game.*` service call inside one answers `{error = ...}` at
@@ -19,7 +22,7 @@
 //! would stall every zone). The state lives in the VM; a callback returning nothing keeps the
 //! previous state, as for matches.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -104,6 +107,68 @@ pub struct SpawnRequest {
     pub overrides: Map<String, serde_json::Value>,
 }
 
+/// Largest event one `game.zone.apply` sends, in bytes of its JSON (asobi: 4 KB). An event is
+/// a verb (`{kind = "damage", amount = 12}`), not a copy of the world; past it `apply`
+/// answers `false`.
+pub const MAX_EFFECT_BYTES: usize = 4096;
+
+/// `game.zone.apply` calls one zone tick may make (asobi's 64 per tick), counted whether or
+/// not a neighbour publishes the entity: a script looping on `apply` cannot turn its own
+/// budget into a neighbour's unbounded queue.
+pub const MAX_EFFECT_SENDS: usize = 64;
+
+/// What a zone can see of its neighbours during its tick: the border rows of the (up to)
+/// eight touching zones. Called from inside a callback, so an implementation must not call
+/// back into the VM.
+pub trait ZoneBorder {
+    /// Calls `f` with every entity the touching zones publish in their border band: copies,
+    /// never the calling zone's own entities.
+    fn each_neighbour(&self, f: &mut dyn FnMut(&str, &Map<String, serde_json::Value>));
+    /// The touching zone publishing `entity_id`, if one does.
+    fn owner(&self, entity_id: &str) -> Option<(u32, u32)>;
+}
+
+/// An effect a neighbour addressed to an entity of this zone (`game.zone.apply`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneEffect {
+    /// The entity it is for.
+    pub entity_id: String,
+    /// The event the sender passed (a JSON object).
+    pub event: serde_json::Value,
+}
+
+/// A `game.zone.apply` a zone callback made: the effect for `entity_id`, addressed to the
+/// zone that publishes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneApply {
+    /// The zone owning the entity.
+    pub zone: (u32, u32),
+    /// The entity.
+    pub entity_id: String,
+    /// The event (a JSON object, at most [`MAX_EFFECT_BYTES`] encoded).
+    pub event: serde_json::Value,
+    /// Length of the event's JSON.
+    pub bytes: usize,
+}
+
+/// One zone's tick as [`WorldVm::zone_tick_with`] runs it.
+pub struct ZoneCall<'a> {
+    /// The zone's grid coordinates.
+    pub zone: (u32, u32),
+    /// The world tick.
+    pub tick: u64,
+    /// The zone's entities.
+    pub entities: &'a ZoneEntities,
+    /// The zone's state.
+    pub zone_state: &'a serde_json::Value,
+    /// Inputs queued for the zone, in arrival order.
+    pub inputs: Vec<ZoneInput>,
+    /// Effects neighbours addressed to the zone, in arrival order.
+    pub effects: Vec<ZoneEffect>,
+    /// The border rows around the zone, when the world has a border band.
+    pub border: Option<&'a dyn ZoneBorder>,
+}
+
 /// What one zone tick produced.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ZoneStep {
@@ -117,6 +182,8 @@ pub struct ZoneStep {
     pub spawns: Vec<SpawnRequest>,
     /// `game.zone.despawn` calls, in order.
     pub despawns: Vec<String>,
+    /// `game.zone.apply` calls that found their entity's owner, in order.
+    pub applies: Vec<ZoneApply>,
     /// Callbacks that failed during the step (the step still completed).
     pub errors: Vec<CallError>,
 }
@@ -138,6 +205,8 @@ pub struct WorldVm {
     streak: u32,
     last_failure_log: Option<Instant>,
     suppressed_failures: u32,
+    /// When a dropped batch of effects (no `handle_effects`) was last logged.
+    last_effect_drop_log: Option<Instant>,
 }
 
 impl std::fmt::Debug for WorldVm {
@@ -172,6 +241,7 @@ impl WorldVm {
             streak: 0,
             last_failure_log: None,
             suppressed_failures: 0,
+            last_effect_drop_log: None,
         };
         vm.run_chunk(mode, host)?;
         Ok(vm)
@@ -464,6 +534,50 @@ impl WorldVm {
         }
     }
 
+    /// `phases(config)` (optional): the phase list as JSON (`None` when not defined or `nil`),
+    /// for `asobi_rules::phases::parse`.
+    pub fn phases(
+        &mut self,
+        config: &serde_json::Value,
+        host: &mut dyn Host,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        let config = self.to_lua(config);
+        let Some(values) = self.call("phases", SETUP_FACTOR, host, |lua, _| multi(lua, config?))?
+        else {
+            return Ok(None);
+        };
+        match values.into_iter().next() {
+            None | Some(Value::Nil) => Ok(None),
+            Some(v) => self
+                .to_json(&v)
+                .map(Some)
+                .map_err(|e| CallError::BadReturn {
+                    callback: "phases",
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    /// `on_phase_started(phase_name, state)` (optional).
+    pub fn on_phase_started(&mut self, phase: &str, host: &mut dyn Host) -> Result<(), CallError> {
+        if let Some(values) =
+            self.call("on_phase_started", 1, host, |lua, s| multi(lua, (phase, s)))?
+        {
+            self.keep_state(values);
+        }
+        Ok(())
+    }
+
+    /// `on_phase_ended(phase_name, state)` (optional).
+    pub fn on_phase_ended(&mut self, phase: &str, host: &mut dyn Host) -> Result<(), CallError> {
+        if let Some(values) =
+            self.call("on_phase_ended", 1, host, |lua, s| multi(lua, (phase, s)))?
+        {
+            self.keep_state(values);
+        }
+        Ok(())
+    }
+
     /// `generate_world(seed, config)` (optional): zone states keyed `"x,y"`.
     pub fn generate_world(
         &mut self,
@@ -690,11 +804,7 @@ impl WorldVm {
         Ok(())
     }
 
-    /// One zone's tick: `zone_tick(entities, zone_state)` (with `zone_state.tick = tick`,
-    /// as asobi adds it), then each input through `handle_input(player_id, input,
-    /// entities)` in order. A failing callback is reported in [`ZoneStep::errors`] and the
-    /// step goes on with the entities as they were; only a VM that stopped, or entities that
-    /// cannot be read back, fail the step.
+    /// One zone's tick with no effects and no border: [`WorldVm::zone_tick_with`].
     pub fn zone_tick(
         &mut self,
         zone: (u32, u32),
@@ -704,9 +814,113 @@ impl WorldVm {
         inputs: Vec<ZoneInput>,
         host: &mut dyn Host,
     ) -> Result<ZoneStep, CallError> {
+        self.zone_tick_with(
+            ZoneCall {
+                zone,
+                tick,
+                entities,
+                zone_state,
+                inputs,
+                effects: Vec::new(),
+                border: None,
+            },
+            host,
+        )
+    }
+
+    /// One zone's tick: `zone_tick(entities, zone_state)` (with `zone_state.tick = tick`,
+    /// as asobi adds it), then each input through `handle_input(player_id, input,
+    /// entities)` in order, then the effects neighbours addressed to the zone through
+    /// `handle_effects(effects, entities)` (asobi's order), only those naming an entity the
+    /// zone holds at that point. With a border, `game.spatial.neighbours_*` read it and
+    /// `game.zone.apply` addresses effects through it ([`ZoneStep::applies`]). A failing
+    /// callback is reported in [`ZoneStep::errors`] and the step goes on with the entities
+    /// as they were; only a VM that stopped, or entities that cannot be read back, fail the
+    /// step.
+    pub fn zone_tick_with(
+        &mut self,
+        call: ZoneCall<'_>,
+        host: &mut dyn Host,
+    ) -> Result<ZoneStep, CallError> {
         if self.failed {
             return Err(CallError::VmFailed);
         }
+        let setup = |e: mlua::Error| crate::sandbox::classify("zone_tick", None, &e);
+        let Some(border) = call.border else {
+            return self.zone_step(call, None, host);
+        };
+        let lua = self.sandbox.lua.clone();
+        let shared = self.sandbox.shared.clone();
+        let applies: RefCell<Vec<ZoneApply>> = RefCell::new(Vec::new());
+        let sends = Cell::new(0usize);
+        let step = lua
+            .scope(|scope| {
+                let neighbours = scope.create_function(|lua, ()| {
+                    let out = lua.create_table()?;
+                    let mut failed = None;
+                    border.each_neighbour(&mut |id, fields| {
+                        if failed.is_some() {
+                            return;
+                        }
+                        let set = json::map_to_lua(lua, fields, &shared.marks)
+                            .and_then(|e| out.raw_set(id, e));
+                        if let Err(e) = set {
+                            failed = Some(e);
+                        }
+                    });
+                    match failed {
+                        Some(e) => Err(e),
+                        None => Ok(out),
+                    }
+                })?;
+                let apply = scope.create_function(|_, (id, event): (String, Value)| {
+                    let event = match json::to_json(&event, &shared.marks) {
+                        Ok(v @ serde_json::Value::Object(_)) => v,
+                        Ok(serde_json::Value::Array(a)) if a.is_empty() => json!({}),
+                        _ => return Ok(false),
+                    };
+                    let bytes = serde_json::to_vec(&event).map_or(usize::MAX, |b| b.len());
+                    // Both bounds are spent here, on the sender, before anything is queued.
+                    if bytes > MAX_EFFECT_BYTES || sends.get() >= MAX_EFFECT_SENDS {
+                        return Ok(false);
+                    }
+                    sends.set(sends.get() + 1);
+                    let Some(zone) = border.owner(&id) else {
+                        return Ok(false);
+                    };
+                    applies.borrow_mut().push(ZoneApply {
+                        zone,
+                        entity_id: id,
+                        event,
+                        bytes,
+                    });
+                    Ok(true)
+                })?;
+                Ok(self.zone_step(call, Some((neighbours, apply)), host))
+            })
+            .map_err(setup)?;
+        let mut step = step?;
+        step.applies = applies.into_inner();
+        Ok(step)
+    }
+
+    /// The body of [`WorldVm::zone_tick_with`]; `border` is the pair of functions the zone
+    /// context gets for `neighbours()` and `apply(id, event)`.
+    fn zone_step(
+        &mut self,
+        call: ZoneCall<'_>,
+        border: Option<(mlua::Function, mlua::Function)>,
+        host: &mut dyn Host,
+    ) -> Result<ZoneStep, CallError> {
+        let ZoneCall {
+            zone,
+            tick,
+            entities,
+            zone_state,
+            inputs,
+            effects,
+            border: _,
+        } = call;
         let setup = |e: mlua::Error| crate::sandbox::classify("zone_tick", None, &e);
         let lua = self.sandbox.lua.clone();
         let marks = &self.sandbox.shared.marks;
@@ -736,6 +950,10 @@ impl WorldVm {
             .map_err(setup)?;
         ctx.raw_set("despawns", lua.create_table().map_err(setup)?)
             .map_err(setup)?;
+        if let Some((neighbours, apply)) = border {
+            ctx.raw_set("neighbours", neighbours).map_err(setup)?;
+            ctx.raw_set("apply", apply).map_err(setup)?;
+        }
         self.sandbox
             .set_zone
             .call::<()>(ctx.clone())
@@ -794,6 +1012,12 @@ impl WorldVm {
                 Err(e) => step.errors.push(e),
             }
         }
+        if !effects.is_empty() && !self.failed {
+            if let Some(t) = self.handle_effects(effects, &ents, &mut step, host) {
+                ents = t;
+                let _ = ctx.raw_set("entities", ents.clone());
+            }
+        }
         let _ = self.sandbox.set_zone.call::<()>(Value::Nil);
 
         step.entities = self.read_entities(&ents)?;
@@ -819,6 +1043,65 @@ impl WorldVm {
                 .collect();
         }
         Ok(step)
+    }
+
+    /// `handle_effects(effects, entities)` with the effects naming an entity of `ents` (the
+    /// rest are dropped: their target died or crossed away since the sender read it), each
+    /// as `{entity_id, event}`. Returns the entities table the script handed back. Without a
+    /// `handle_effects` the batch is dropped and logged (at most once a second).
+    fn handle_effects(
+        &mut self,
+        effects: Vec<ZoneEffect>,
+        ents: &Table,
+        step: &mut ZoneStep,
+        host: &mut dyn Host,
+    ) -> Option<Table> {
+        let live: Vec<ZoneEffect> = effects
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    ents.raw_get::<Value>(e.entity_id.as_str()),
+                    Ok(Value::Table(_))
+                )
+            })
+            .collect();
+        if live.is_empty() {
+            return None;
+        }
+        if !self.defines("handle_effects") {
+            let now = Instant::now();
+            let quiet = self
+                .last_effect_drop_log
+                .is_some_and(|last| now.duration_since(last) < FAILURE_LOG_INTERVAL);
+            if !quiet {
+                self.last_effect_drop_log = Some(now);
+                tracing::warn!(world_id = %self.world_id, mode = %self.mode.name, dropped = live.len(), "game.zone.apply effects arrived but the script defines no handle_effects; dropped");
+            }
+            return None;
+        }
+        let shared = self.sandbox.shared.clone();
+        let e0 = ents.clone();
+        let called = self.call("handle_effects", 1, host, move |lua, _| {
+            let list = lua.create_table_with_capacity(live.len(), 0)?;
+            for (i, e) in live.iter().enumerate() {
+                let t = lua.create_table_with_capacity(0, 2)?;
+                t.raw_set("entity_id", e.entity_id.as_str())?;
+                t.raw_set("event", json::to_lua(lua, &e.event, &shared.marks)?)?;
+                list.raw_set(i + 1, t)?;
+            }
+            multi(lua, (list, e0))
+        });
+        match called {
+            Ok(Some(values)) => match values.into_iter().next() {
+                Some(Value::Table(t)) => Some(t),
+                _ => None,
+            },
+            Ok(None) => None,
+            Err(e) => {
+                step.errors.push(e);
+                None
+            }
+        }
     }
 
     fn read_entities(&mut self, ents: &Table) -> Result<ZoneEntities, CallError> {

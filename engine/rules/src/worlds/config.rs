@@ -44,6 +44,9 @@ pub struct WorldConfig {
     /// `world_shards` (1; asobi-rs): how many shards the world's zones are spread over, `0`
     /// for every shard. A split world runs one Lua VM per shard (see the worlds service).
     pub shards: usize,
+    /// `border_band` (0, off): the fraction of `zone_size` along each zone edge mirrored to
+    /// the neighbouring zones (`0 ..= 1`; anything else is 0).
+    pub border_band: f64,
 }
 
 impl Default for WorldConfig {
@@ -60,6 +63,7 @@ impl Default for WorldConfig {
             quick_play: true,
             zones: ZonePolicy::default(),
             shards: 1,
+            border_band: 0.0,
         }
     }
 }
@@ -124,6 +128,10 @@ impl WorldConfig {
                 .and_then(Value::as_bool)
                 .unwrap_or(d.quick_play),
             shards: world_shards(globals.get("world_shards")).unwrap_or(d.shards),
+            border_band: globals
+                .get("border_band")
+                .and_then(Value::as_f64)
+                .map_or(d.border_band, super::border::band_fraction),
         }
     }
 
@@ -165,6 +173,12 @@ mod tests {
         assert_eq!((c.grid_size, c.zone_size, c.view_radius), (1, 1200.0, 0));
         assert_eq!((c.broadcast_interval, c.empty_grace_ms), (1, 10_000));
         assert!(c.persistent && !c.listed && c.quick_play);
+        assert_eq!(c.border_band, 0.0);
+        let with_band =
+            |v: Value| WorldConfig::from_globals(&globals(json!({ "border_band": v }))).border_band;
+        assert_eq!(with_band(json!(0.15)), 0.15);
+        assert_eq!(with_band(json!(50)), 0.0);
+        assert_eq!(with_band(json!("wide")), 0.0);
         let c = WorldConfig::from_globals(&globals(json!({
             "grid_size": 1e12, "zone_size": -5, "view_radius": 99, "broadcast_interval": 0,
             "persistent": "yes"

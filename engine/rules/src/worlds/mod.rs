@@ -16,19 +16,27 @@
 //!   ceiling) and how often each ticks (the cold-tick divisor);
 //! * [`SlicePlan`]: how one tick's zones are spread over the tick period;
 //! * [`Stripes`]: which shard owns each zone of a world split over several shards;
+//! * [`Spawner`]: a zone's spawn bookkeeping and the respawn timers of spawn templates;
+//! * [`BorderMirror`]: the edge bands zones publish for their neighbours to read, and the
+//!   effects addressed across a seam (`border_band`, `game.zone.apply`);
 //! * [`ClientView`]: the client half of that contract (per-zone tables, union by id), used by
 //!   tests to check that interest changes and border handoffs never duplicate or lose an
 //!   entity.
 
+mod border;
 mod client;
 mod config;
 mod delta;
 mod grid;
 mod interest;
 mod lifecycle;
+mod respawn;
 mod slices;
 mod stripes;
 
+pub use border::{
+    band_fraction, BorderMirror, Effect, MAX_BORDER_BAND, MAX_EFFECT_BYTES_QUEUED, MAX_EFFECT_QUEUE,
+};
 pub use client::{ClientView, Received};
 pub use config::{WorldConfig, MAX_GRID_SIZE, MAX_VIEW_RADIUS};
 pub use delta::{diff, Entities, Fields, Op, ZoneStream};
@@ -38,6 +46,7 @@ pub use lifecycle::{
     Admit, Lifecycle, LifecycleStats, ZonePolicy, COLD_TICK_DIVISOR, LAZY_GRID_THRESHOLD,
     MAX_ACTIVE_ZONES, REAP_INTERVAL, ZONE_IDLE_TIMEOUT,
 };
+pub use respawn::{Respawn, RespawnRule, Spawner, MAX_TRACKED};
 pub use slices::{SlicePlan, MIN_SLICE_GAP, SLICE_ZONES};
 pub use stripes::{Stripes, MAX_WORLD_SHARDS};
 

@@ -24,10 +24,12 @@ pub(crate) enum Group {
     Join,
     /// Guest creation, one bucket for the whole node.
     GuestGlobal,
+    /// `world.resync`, one bucket for the whole node (after each player's own limit).
+    ResyncGlobal,
 }
 
 impl Group {
-    pub(crate) const ALL: [Group; 7] = [
+    pub(crate) const ALL: [Group; 8] = [
         Group::Register,
         Group::Erase,
         Group::Auth,
@@ -35,6 +37,7 @@ impl Group {
         Group::Api,
         Group::Join,
         Group::GuestGlobal,
+        Group::ResyncGlobal,
     ];
 
     pub(crate) fn name(self) -> &'static str {
@@ -46,6 +49,7 @@ impl Group {
             Group::Api => "api",
             Group::Join => "join",
             Group::GuestGlobal => "guest_global",
+            Group::ResyncGlobal => "resync_global",
         }
     }
 
@@ -59,13 +63,16 @@ impl Group {
             Group::Api => Rate::per_ms(300, 1000),
             Group::Join => Rate::per_ms(10, 60_000),
             Group::GuestGlobal => Rate::per_ms(100, 1000),
+            // A resync answers a whole zone keyframe (asobi measured ~400× the request), so
+            // the node's egress is bounded as well as each player's.
+            Group::ResyncGlobal => Rate::per_ms(20, 1000),
         }
     }
 }
 
 /// One rate per group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RateLimits(pub(crate) [Rate; 7]);
+pub(crate) struct RateLimits(pub(crate) [Rate; 8]);
 
 impl Default for RateLimits {
     fn default() -> Self {
@@ -91,7 +98,7 @@ pub(crate) fn parse_rate_limits(text: &str) -> Result<RateLimits, String> {
             .into_iter()
             .find(|g| g.name() == name.trim())
             .ok_or_else(|| {
-                format!("unknown rate-limit group `{name}` (register, erase, auth, iap, api, join, guest_global)")
+                format!("unknown rate-limit group `{name}` (register, erase, auth, iap, api, join, guest_global, resync_global)")
             })?;
         let (limit, window) = rate
             .split_once('/')

@@ -184,6 +184,21 @@ pub(crate) fn allow_guest_create(shard: &Shard) -> Result<(), ApiError> {
     }
 }
 
+/// The node-wide `world.resync` limit (asobi's `resync_global`: 20/s, sliding window): each
+/// player's own limit alone lets N players cost N times the keyframe egress. `false`: drop
+/// the request quietly, as asobi does.
+pub(crate) fn allow_world_resync(shard: &Shard, now: Instant) -> bool {
+    let caller = Caller::Player(String::new());
+    matches!(
+        shard
+            .ctx
+            .accounts
+            .limiter
+            .check(Group::ResyncGlobal, &caller, now),
+        Decision::Allow { .. }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

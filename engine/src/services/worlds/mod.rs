@@ -27,10 +27,13 @@
 //! slices of zones spread over the tick period, so no zone waits behind a pass over all of
 //! them and the shard serves everything else in between.
 
+mod border;
 pub(crate) mod cmd;
 mod directory;
 mod error;
 mod pass;
+mod phases;
+mod respawn;
 pub(crate) mod rest;
 mod script;
 #[cfg(test)]
@@ -55,7 +58,7 @@ use slab::Slab;
 
 use asobi_rules::matches::TickSchedule;
 use asobi_rules::worlds::{
-    Admit, Entities, Grid, Interest, Lifecycle, Stripes, WorldConfig, ZoneId,
+    Admit, BorderMirror, Entities, Grid, Interest, Lifecycle, Stripes, WorldConfig, ZoneId,
 };
 use asobi_schema::envelope::encode_frame;
 use asobi_schema::ApiError;
@@ -164,6 +167,10 @@ pub(crate) struct LiveWorld {
     /// This shard's part of a world split over several shards (`split.rs`); `None` for a
     /// world that lives on one shard.
     part: Option<split::Part>,
+    /// The zones' border bands and the effects addressed across seams (`border.rs`).
+    border: BorderMirror,
+    /// The script's phase list, when it declares one (`phases.rs`).
+    phases: Option<Box<phases::WorldPhases>>,
 }
 
 /// The worlds this shard hosts.
@@ -308,6 +315,7 @@ impl LiveWorld {
                 self.life.decline(z, now);
                 continue;
             }
+            self.border.withdraw(z);
             if self.zones.remove(&z).is_none() {
                 continue;
             }
@@ -781,6 +789,7 @@ fn build_world(
         id: world_id.clone(),
         key: WorldKey { slot: 0, gen },
         grid: cfg.grid(),
+        border: BorderMirror::new(cfg.grid(), cfg.border_band),
         cfg,
         mode: compiled,
         vm,
@@ -804,11 +813,15 @@ fn build_world(
         linked: BTreeSet::new(),
         scriptless_ticks: 0,
         part,
+        phases: None,
     };
     let mut fx = Effects::default();
     if let Err(e) = w.vm.init(&config, &mut fx) {
         tracing::warn!(%world_id, %mode, "world init failed: {e}");
         return Err(Error::StartFailed.into());
+    }
+    if w.is_host() {
+        w.start_phases(shard, &config, now);
     }
     match w.vm.spawn_templates(&config, &mut fx) {
         Ok(Some(Value::Object(t))) => w.templates = t,
@@ -930,6 +943,7 @@ fn join_world(
             entity,
             split::Arrival::joined(session, binary),
         );
+        w.phases_joined(shard, shard.rt.now());
         w.ever_joined = true;
         w.empty_since = None;
         w.publish(shard);
@@ -959,6 +973,7 @@ fn join_world(
         },
     );
     w.refocus(shard, player_id, Some(home), false);
+    w.phases_joined(shard, shard.rt.now());
     w.ever_joined = true;
     w.empty_since = None;
     w.publish(shard);

@@ -5,20 +5,21 @@
 //! slice `i` runs at its own due time, one slice per timer callback, so the shard serves
 //! sessions and other worlds between two slices. Each zone's tick lateness is measured
 //! against its slice's due time. A slice does, for its zones, what one tick does (asobi's
-//! order): each zone's `zone_tick` then its queued inputs; spawns and despawns; the
-//! crossings out of those zones; on a broadcast tick their deltas, then the input acks they
-//! hold. Both zones of a crossing broadcast in the same batch (the zone entered broadcasts
+//! order): each zone's `zone_tick`, its queued inputs, then the effects neighbours addressed
+//! to it (`handle_effects`); spawns, despawns and the respawns that are due (`respawn.rs`);
+//! the crossings out of those zones; their border bands (`border.rs`); on a broadcast tick
+//! their deltas, then the input acks they hold. Both zones of a crossing broadcast in the same batch (the zone entered broadcasts
 //! with the slice of the zone left, again if it ticks later; crossings of a tick without a
 //! broadcast are remembered and their zones go out with the next broadcast tick's first
 //! slice), so a subscriber never sees a crossing entity in neither zone or in both beyond one
 //! batch, as in a single pass. After the last slice: the keyframes of players who joined,
-//! `post_tick`, terrain, expired players, the reaper.
+//! `post_tick`, terrain, the phase clock (`phases.rs`), expired players, the reaper.
 //!
 //! A world of at most `SLICE_ZONES` zones has one slice at the tick's deadline: the tick is
 //! one pass, in the order above.
 //!
-//! A zone whose script defines no `zone_tick` (and has no input for `handle_input`) skips the
-//! Lua round trip: nothing would run, and the entities would come back unchanged; only the
+//! A zone whose script defines no `zone_tick` (and has no input for `handle_input` and no
+//! effect to handle) skips the Lua round trip: nothing would run, and the entities would come back unchanged; only the
 //! `tick` field of its zone state moves, as the round trip would move it.
 
 use std::collections::{BTreeSet, HashMap};
@@ -30,9 +31,12 @@ use serde_json::{json, Value};
 use asobi_rules::worlds::{SlicePlan, ZoneId, REHOME_MARGIN};
 use asobi_schema::envelope::encode_frame;
 
+use asobi_script::{ZoneBorder, ZoneCall};
+
+use super::border::BorderView;
 use super::script::Effects;
 use super::split::subscriber;
-use super::{new_id, truthy, LiveWorld};
+use super::{truthy, LiveWorld};
 use crate::services::Shard;
 use crate::shard::mesh::{Outbound, SessionRef};
 
@@ -113,6 +117,7 @@ impl LiveWorld {
             return Some(result);
         }
         let moved = self.cross(shard, &mine);
+        self.publish_borders(mine.iter().chain(&moved).copied());
         if broadcast {
             // A crossing's two zones go out together, so the entity is never in neither
             // stream nor in both for longer than one batch; so do the pairs of crossings
@@ -154,26 +159,47 @@ impl LiveWorld {
         // ticks, unless its script keeps it hot; work (an entity, an input) makes it hot
         // again at this very tick.
         let keep_hot = zone.state.get("_keep_hot").is_some_and(truthy);
-        if !self.life.should_tick(z, tick, zone.idle(), keep_hot) {
+        let idle = zone.idle() && !self.border.has_effects(z);
+        if !self.life.should_tick(z, tick, idle, keep_hot) {
             return true;
         }
         let late = shard.rt.now().saturating_duration_since(due);
         shard.ops.metrics.zone_tick_lateness.observe(late);
+        let effects = self.effects_for(z);
+        let Some(zone) = self.zones.get_mut(&z) else {
+            return true;
+        };
         let inputs = mem::take(&mut zone.inputs);
-        if !defined.zone_tick && (inputs.is_empty() || !defined.handle_input) {
+        if !defined.zone_tick && (inputs.is_empty() || !defined.handle_input) && effects.is_empty()
+        {
             // No Lua would run: the entities would come back as they went in (inputs with
             // no `handle_input` are dropped unacknowledged, as the VM drops them).
             stamp_tick(&mut zone.state, tick);
             self.scriptless_ticks += 1;
+            if zone.spawner.has_pending() {
+                let mut entities = mem::take(&mut zone.entities);
+                self.respawn_due(z, &mut entities, now);
+                if let Some(zone) = self.zones.get_mut(&z) {
+                    zone.entities = entities;
+                }
+            }
             return true;
         }
         let mut fx = Effects::default();
-        let result = self.vm.zone_tick(
-            (z.x, z.y),
-            tick,
-            &zone.entities,
-            &zone.state,
-            inputs,
+        let view = BorderView {
+            mirror: &self.border,
+            zone: z,
+        };
+        let result = self.vm.zone_tick_with(
+            ZoneCall {
+                zone: (z.x, z.y),
+                tick,
+                entities: &zone.entities,
+                zone_state: &zone.state,
+                inputs,
+                effects,
+                border: self.border.enabled().then_some(&view as &dyn ZoneBorder),
+            },
             &mut fx,
         );
         self.apply(shard, fx);
@@ -184,15 +210,9 @@ impl LiveWorld {
                 return !self.vm.failed();
             }
         };
+        self.address_effects(step.applies);
         let mut entities = step.entities;
-        for id in &step.despawns {
-            entities.remove(id);
-        }
-        for s in step.spawns {
-            if let Some(e) = self.spawned(&s.template, s.x, s.y, s.overrides) {
-                entities.insert(new_id(), e);
-            }
-        }
+        self.settle_spawns(z, &mut entities, step.despawns, step.spawns, now);
         if let Some(zone) = self.zones.get_mut(&z) {
             for (player, seq) in step.acks {
                 let slot = zone.acks.entry(player).or_insert(seq);
@@ -321,7 +341,7 @@ impl LiveWorld {
     }
 
     /// What follows the last slice: keyframes for players who joined, `post_tick`, terrain,
-    /// expired players, the reaper, the empty-world check.
+    /// the phase clock, expired players, the reaper, the empty-world check.
     fn end_tick(&mut self, shard: &Shard, tick: u64, now: Instant) -> Option<Value> {
         self.send_pending_keyframes(shard);
         if self.is_host() {
@@ -334,6 +354,9 @@ impl LiveWorld {
             t.make_pending(&mut self.vm);
         }
         if let Some(result) = self.vm.finished().cloned() {
+            return Some(result);
+        }
+        if let Some(result) = self.tick_phases(shard, now) {
             return Some(result);
         }
         self.expire_players(shard, now);

@@ -788,3 +788,617 @@ fn a_sliced_tick_keeps_crossings_whole_and_acks_after_their_deltas() {
         "{stamped:?} at {tick}"
     );
 }
+
+// ---- Zone effects: respawn timers, the border mirror, handle_effects ----
+
+/// A 2 × 2 world; zone (0, 0) spawns one goblin at (40, 40) with an override on its first
+/// tick; the template respawns after 1 s, at most 3 goblins in all (asobi's count); a
+/// `kill` input despawns every npc of the player's zone.
+const RESPAWN: &str = r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 2
+zone_size          = 100
+view_radius        = 1
+broadcast_interval = 1
+function init(config) return {} end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 50, y = 50 } end
+function spawn_templates(config)
+  return {
+    goblin = { type = "npc", base_state = { hp = 100 },
+               respawn = { delay = 1000, jitter = 0, max_respawns = 3 } },
+  }
+end
+function on_zone_loaded(cx, cy, state) return { cx = cx, cy = cy }, state end
+function zone_tick(entities, zone_state)
+  if zone_state.cx == 0 and zone_state.cy == 0 and not zone_state.seeded then
+    game.zone.spawn("goblin", 40, 40, { hp = 7 })
+    zone_state.seeded = true
+  end
+  return entities, zone_state
+end
+function handle_input(player_id, input, entities)
+  if input.kill then
+    for id, e in pairs(entities) do
+      if e.type == "npc" then game.zone.despawn(id) end
+    end
+  end
+  return entities
+end
+function post_tick(tick, state) return state end
+"#;
+
+fn goblins(sim: &Sim, id: &str) -> Vec<(String, Value)> {
+    world(sim, id, |w| {
+        w.zones[&ZoneId::new(0, 0)]
+            .entities
+            .iter()
+            .filter(|(_, e)| e["type"] == "npc")
+            .map(|(id, e)| (id.clone(), Value::Object(e.clone())))
+            .collect()
+    })
+}
+
+/// Steps the clock 10 ms at a time until `f` holds (at most `limit`); the time it took.
+fn until(sim: &mut Sim, limit: Duration, mut f: impl FnMut(&Sim) -> bool) -> Option<Duration> {
+    let start = sim.now();
+    while sim.now() - start <= limit {
+        if f(sim) {
+            return Some(sim.now() - start);
+        }
+        sim.advance(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn a_despawned_template_entity_respawns_after_its_delay_up_to_max_respawns() {
+    let dir = game(RESPAWN);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "p");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.advance(Duration::from_millis(200));
+    let first = goblins(&sim, &id);
+    assert_eq!(first.len(), 1, "{first:?}");
+    let (gid, g) = first[0].clone();
+    assert_eq!(
+        (g["x"].clone(), g["y"].clone(), g["hp"].clone()),
+        (json!(40.0), json!(40.0), json!(7))
+    );
+
+    for round in 1..=3 {
+        sim.send(
+            &mut p,
+            json!({"type": "world.input", "payload": {"kill": true}}),
+        );
+        let gone = until(&mut sim, Duration::from_millis(200), |s| {
+            goblins(s, &id).is_empty()
+        });
+        assert!(gone.is_some(), "round {round}: the goblin was despawned");
+        let back = until(&mut sim, Duration::from_secs(3), |s| {
+            !goblins(s, &id).is_empty()
+        });
+        if round == 3 {
+            // Three goblins spawned in the zone (the first and two respawns): the cap.
+            assert_eq!(back, None, "no respawn past max_respawns");
+            break;
+        }
+        // Due 1 s after the despawn; picked up by the first zone tick at or after that (50 ms
+        // ticks, observed in 10 ms steps).
+        let back = back.expect("respawned");
+        assert!(
+            back >= Duration::from_millis(950) && back <= Duration::from_millis(1060),
+            "round {round}: back after {back:?}"
+        );
+        let again = goblins(&sim, &id);
+        assert_eq!(again.len(), 1);
+        // The same entity at its first position, built from base_state (asobi drops the
+        // overrides of the first spawn).
+        assert_eq!(again[0].0, gid);
+        assert_eq!(
+            (
+                again[0].1["x"].clone(),
+                again[0].1["y"].clone(),
+                again[0].1["hp"].clone()
+            ),
+            (json!(40.0), json!(40.0), json!(100))
+        );
+        // The player sees it come back in world.tick.
+        sim.collect(&mut p);
+        let seen = p
+            .received
+            .iter()
+            .filter(|f| f["type"] == "world.tick")
+            .flat_map(|f| {
+                f["payload"]["updates"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .any(|u| u["id"] == json!(gid) && u["op"] == "a");
+        assert!(seen, "round {round}: the respawn reached the client");
+        p.received.clear();
+    }
+    assert_eq!(
+        world(&sim, &id, |w| w.zones[&ZoneId::new(0, 0)]
+            .spawner
+            .count("goblin")),
+        3
+    );
+}
+
+#[test]
+fn a_respawn_waiting_in_a_zone_snapshot_fires_in_the_recovered_world() {
+    let script = format!("{RESPAWN}\npersistent = true\nsnapshot_interval = 0\n");
+    let dir = game(&script);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "p");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.advance(Duration::from_millis(200));
+    let gid = goblins(&sim, &id)[0].0.clone();
+    sim.send(
+        &mut p,
+        json!({"type": "world.input", "payload": {"kill": true}}),
+    );
+    sim.advance(Duration::from_millis(400));
+    assert!(goblins(&sim, &id).is_empty());
+    // The snapshot taken now carries the queue (about 650 ms left), in asobi's shape.
+    let now = sim.now();
+    let snap = world(&sim, &id, |w| super::snapshot::take(w, now)).expect("persistent");
+    let zone = snap
+        .zones
+        .iter()
+        .find(|z| (z.zone_x, z.zone_y) == (0, 0))
+        .expect("zone (0, 0) in the snapshot");
+    assert_eq!(zone.spawner_state["spawn_counts"], json!({"goblin": 1}));
+    assert_eq!(
+        zone.spawner_state["respawn_queue"][0]["entity_id"],
+        json!(gid)
+    );
+    // The world comes back (as a copy under another id) with its queue: the goblin is back
+    // when its time comes, not before.
+    let mut world_row = snap.world.clone();
+    world_row.world_id = "recovered-copy".into();
+    let recovered = super::snapshot::Recovered {
+        world: world_row,
+        zones: snap.zones.clone(),
+    };
+    let shard = sim.shards[0].clone();
+    super::recreate(&shard, recovered).expect("recreated");
+    assert!(goblins(&sim, "recovered-copy").is_empty());
+    let back = until(&mut sim, Duration::from_secs(2), |s| {
+        !goblins(s, "recovered-copy").is_empty()
+    })
+    .expect("respawned in the recovered world");
+    assert!(
+        back >= Duration::from_millis(500) && back <= Duration::from_millis(750),
+        "{back:?}"
+    );
+    assert_eq!(goblins(&sim, "recovered-copy")[0].0, gid);
+}
+
+/// A 2 × 2 world with a 15-unit border band (0.15 × 100): zone (0, 0) holds a turret at
+/// (95, 50) that looks across the seam with `neighbours_radius` and fires once at the first
+/// player it sees; the player, spawned at (105, 50) in zone (1, 0), takes the hit through
+/// `handle_effects`.
+const SEAM: &str = r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 2
+zone_size          = 100
+view_radius        = 1
+broadcast_interval = 1
+border_band        = 0.15
+function init(config) return {} end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 105, y = 50 } end
+function spawn_templates(config)
+  return { turret = { type = "npc", base_state = { shots = 0 } } }
+end
+function on_zone_loaded(cx, cy, state) return { cx = cx, cy = cy }, state end
+function zone_tick(entities, zone_state)
+  if zone_state.cx == 0 and zone_state.cy == 0 and not zone_state.seeded then
+    game.zone.spawn("turret", 95, 50)
+    zone_state.seeded = true
+  end
+  for id, e in pairs(entities) do
+    if e.type == "npc" then
+      local seen = game.spatial.neighbours_radius(e.x, e.y, 30, { type = "player" })
+      local own = game.spatial.query_radius(e.x, e.y, 30)
+      e.sees = seen[1] and seen[1].id or ""
+      e.own_hits = #own
+      if seen[1] and e.shots == 0 then
+        if game.zone.apply(seen[1].id, { kind = "damage", amount = 12 }) then
+          e.shots = 1
+        end
+      end
+    end
+  end
+  return entities, zone_state
+end
+function handle_input(player_id, input, entities) return entities end
+function handle_effects(effects, entities)
+  for _, fx in ipairs(effects) do
+    local t = entities[fx.entity_id]
+    t.hp = (t.hp or 100) - (fx.event.amount or 0)
+  end
+  return entities
+end
+function post_tick(tick, state) return state end
+"#;
+
+fn entity(sim: &Sim, id: &str, z: ZoneId, e: &str) -> Value {
+    world(sim, id, |w| {
+        w.zones[&z]
+            .entities
+            .get(e)
+            .map(|f| Value::Object(f.clone()))
+            .unwrap_or(Value::Null)
+    })
+}
+
+fn turret(sim: &Sim, id: &str) -> Value {
+    world(sim, id, |w| {
+        w.zones[&ZoneId::new(0, 0)]
+            .entities
+            .values()
+            .find(|e| e["type"] == "npc")
+            .map(|f| Value::Object(f.clone()))
+            .unwrap_or(Value::Null)
+    })
+}
+
+#[test]
+fn an_npc_sees_a_player_across_the_seam_and_its_effect_lands_through_handle_effects() {
+    let dir = game(SEAM);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "pilot");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.advance(Duration::from_secs(1));
+    let t = turret(&sim, &id);
+    // Ten units away, across the seam: seen through the mirror, not by the zone's own query
+    // (which finds only the turret itself).
+    assert_eq!(t["sees"], json!("pilot"), "{t}");
+    assert_eq!(t["own_hits"], json!(1));
+    assert_eq!(t["shots"], json!(1));
+    // The owner applied the effect, once, in its own tick.
+    let pilot = entity(&sim, &id, ZoneId::new(1, 0), "pilot");
+    assert_eq!(pilot["hp"], json!(88), "{pilot}");
+    // And the client saw it in zone (1, 0)'s stream.
+    sim.collect(&mut p);
+    let hit = p
+        .received
+        .iter()
+        .filter(|f| f["type"] == "world.tick" && f["payload"]["zone"] == json!([1, 0]))
+        .flat_map(|f| {
+            f["payload"]["updates"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .any(|u| u["id"] == "pilot" && u["hp"] == json!(88));
+    assert!(hit);
+
+    // The pilot walks out of the band (x 150): the turret loses sight of it.
+    world(&sim, &id, |w| {
+        if let Some(e) = w
+            .zones
+            .get_mut(&ZoneId::new(1, 0))
+            .and_then(|z| z.entities.get_mut("pilot"))
+        {
+            e.insert("x".into(), json!(150.0));
+        }
+    });
+    sim.advance(Duration::from_millis(200));
+    assert_eq!(turret(&sim, &id)["sees"], json!(""));
+}
+
+#[test]
+fn without_a_border_band_nothing_is_seen_or_applied_across_the_seam() {
+    let script = SEAM.replace("border_band        = 0.15", "");
+    let dir = game(&script);
+    let mut sim = sim(&dir);
+    let mut p = sim.signed_in(0, "pilot");
+    sim.send(
+        &mut p,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = p.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sim.advance(Duration::from_secs(1));
+    let t = turret(&sim, &id);
+    assert_eq!(
+        (t["sees"].clone(), t["shots"].clone()),
+        (json!(""), json!(0)),
+        "{t}"
+    );
+    assert_eq!(
+        entity(&sim, &id, ZoneId::new(1, 0), "pilot").get("hp"),
+        None
+    );
+}
+
+// ---- world.resync: the node-wide limit ----
+
+fn keyframes_of(c: &Client, zone: Value) -> usize {
+    c.received
+        .iter()
+        .filter(|f| {
+            f["type"] == "world.tick" && f["payload"]["kf"] == true && f["payload"]["zone"] == zone
+        })
+        .count()
+}
+
+#[test]
+fn world_resync_is_limited_for_the_whole_node_after_each_players_own_limit() {
+    let dir = game(RESPAWN);
+    let mut sim = sim(&dir);
+    let mut players: Vec<Client> = ["a", "b", "c"]
+        .iter()
+        .map(|p| sim.signed_in(0, p))
+        .collect();
+    sim.send(
+        &mut players[0],
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = players[0].take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for c in players.iter_mut().skip(1) {
+        sim.send(
+            c,
+            json!({"type": "world.join", "cid": 1, "payload": {"world_id": id}}),
+        );
+        assert!(c.take("world.joined").is_some());
+    }
+    sim.advance(Duration::from_millis(200));
+    let resync = json!({"type": "world.resync", "payload": {"zone": [1, 1]}});
+    let burst = |sim: &mut Sim, c: &mut Client, n: usize| {
+        sim.collect(c);
+        c.received.clear();
+        for _ in 0..n {
+            sim.send(c, resync.clone());
+        }
+        sim.settle();
+        sim.collect(c);
+        keyframes_of(c, json!([1, 1]))
+    };
+    // Each player may send 12 in 10 s; the node answers 20 a second between them all.
+    let a = burst(&mut sim, &mut players[0], 12);
+    let b = burst(&mut sim, &mut players[1], 12);
+    let c = burst(&mut sim, &mut players[2], 4);
+    assert_eq!((a, b, c), (12, 8, 0));
+    // A player over their own limit does not spend the node's budget: two seconds on, "a"
+    // is still refused, and "c" gets all of its four.
+    sim.advance(Duration::from_secs(2));
+    assert_eq!(burst(&mut sim, &mut players[0], 4), 0);
+    assert_eq!(burst(&mut sim, &mut players[2], 4), 4);
+}
+
+// ---- World phases and world.phase_changed ----
+
+/// Phases: `lobby` until two players are in, `combat` for 1 s, `results` for 0.5 s; the
+/// callbacks record the transitions in the world state, which `post_tick` broadcasts.
+const PHASED: &str = r#"
+game_type          = "world"
+match_size         = 1
+max_players        = 8
+tick_rate          = 50
+grid_size          = 2
+zone_size          = 100
+broadcast_interval = 1
+function init(config) return { log = {} } end
+function join(player_id, state) return state end
+function leave(player_id, state) return state end
+function spawn_position(player_id, state) return { x = 50, y = 50 } end
+function phases(config)
+  return {
+    { name = "lobby" },
+    { name = "combat", duration = 1000, start = { players = 2 }, config = { arena = "pit" } },
+    { name = "results", duration = 500 },
+  }
+end
+function on_phase_started(name, state)
+  state.log[#state.log + 1] = "+" .. name
+  return state
+end
+function on_phase_ended(name, state)
+  state.log[#state.log + 1] = "-" .. name
+  return state
+end
+function post_tick(tick, state)
+  if tick % 10 == 0 then game.broadcast("log", { log = state.log }) end
+  return state
+end
+"#;
+
+fn phase_frames(c: &Client) -> Vec<Value> {
+    c.received
+        .iter()
+        .filter(|f| f["type"] == "world.phase_changed")
+        .map(|f| f["payload"].clone())
+        .collect()
+}
+
+#[test]
+fn world_phases_walk_their_list_and_announce_each_change_with_world_phase_changed() {
+    let script = PHASED.replace(
+        "{ name = \"lobby\" },",
+        "{ name = \"lobby\", duration = 200 },",
+    );
+    let dir = game(&script);
+    let mut sim = sim(&dir);
+    let mut a = sim.signed_in(0, "a");
+    sim.send(
+        &mut a,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = a.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The lobby ends after 200 ms; combat waits for a second player.
+    sim.advance(Duration::from_millis(400));
+    sim.collect(&mut a);
+    let frames = phase_frames(&a);
+    let waiting = frames.last().expect("a phase_changed frame");
+    assert_eq!(waiting["status"], "waiting", "{frames:?}");
+    assert_eq!(waiting["phase"], "combat");
+    assert_eq!(
+        waiting["start_condition"],
+        json!({"type": "players", "value": 2})
+    );
+    assert_eq!(waiting["world_id"], json!(id));
+    a.received.clear();
+
+    let mut b = sim.signed_in(0, "b");
+    sim.send(
+        &mut b,
+        json!({"type": "world.join", "cid": 1, "payload": {"world_id": id}}),
+    );
+    assert!(b.take("world.joined").is_some());
+    sim.advance(Duration::from_millis(100));
+    sim.collect(&mut a);
+    sim.collect(&mut b);
+    for c in [&a, &b] {
+        let f = phase_frames(c);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["status"], "active");
+        assert_eq!(f[0]["phase"], "combat");
+        assert_eq!(f[0]["config"], json!({"arena": "pit"}));
+        assert_eq!(f[0]["world_id"], json!(id));
+        assert!(f[0]["remaining_ms"].as_u64().unwrap() <= 1000);
+    }
+    // The info block again, about every three seconds, is not a burst: combat ends after 1 s
+    // and results after 0.5 s; then the world finishes with phases_complete.
+    a.received.clear();
+    sim.advance(Duration::from_millis(1000));
+    sim.collect(&mut a);
+    let f = phase_frames(&a);
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!(
+        (f[0]["phase"].clone(), f[0]["status"].clone()),
+        (json!("results"), json!("active"))
+    );
+    sim.advance(Duration::from_millis(600));
+    sim.collect(&mut a);
+    let finished = a.last("world.finished").expect("world finished");
+    assert_eq!(
+        finished["payload"]["result"],
+        json!({"status": "phases_complete"})
+    );
+    let log = a
+        .received
+        .iter()
+        .rev()
+        .find(|f| f["type"] == "world.log")
+        .expect("a log broadcast")["payload"]["log"]
+        .clone();
+    assert_eq!(
+        log,
+        json!(["+lobby", "-lobby", "+combat", "-combat", "+results"])
+    );
+}
+
+#[test]
+fn the_phase_info_is_sent_again_every_three_seconds() {
+    let dir = game(PHASED);
+    let mut sim = sim(&dir);
+    let mut a = sim.signed_in(0, "a");
+    sim.send(
+        &mut a,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    assert!(a.take("world.joined").is_some());
+    sim.advance(Duration::from_millis(100));
+    sim.collect(&mut a);
+    a.received.clear();
+    // The lobby has no duration: nothing changes, and the info block comes every 3 s.
+    sim.advance(Duration::from_millis(9000));
+    sim.collect(&mut a);
+    let f = phase_frames(&a);
+    assert_eq!(f.len(), 3, "{f:?}");
+    assert!(f
+        .iter()
+        .all(|p| p["phase"] == "lobby" && p["status"] == "active"));
+    assert!(f.iter().all(|p| p["remaining_ms"] == "infinity"));
+}
+
+#[test]
+fn a_split_world_runs_its_phases_on_the_host_and_announces_them_on_every_shard() {
+    // Two shards, columns 0 on the host and 1 on the other; "b" spawns on the other stripe.
+    let script = PHASED
+        .replace("broadcast_interval = 1", "broadcast_interval = 1\nworld_shards = 2")
+        .replace("{ name = \"lobby\" },", "{ name = \"lobby\", duration = 200 },")
+        .replace(
+            "function spawn_position(player_id, state) return { x = 50, y = 50 } end",
+            "function spawn_position(player_id, state)\n  if player_id == \"b\" then return { x = 150, y = 50 } end\n  return { x = 50, y = 50 }\nend",
+        );
+    let dir = game(&script);
+    let settings = Settings {
+        ws_msg_rate: 0,
+        ..Settings::default()
+    };
+    let mut sim = Sim::new(2, dir.path(), settings).latency(Duration::from_millis(1));
+    let mut a = sim.signed_in(0, "a");
+    sim.send(
+        &mut a,
+        json!({"type": "world.create", "cid": 1, "payload": {"mode": "w"}}),
+    );
+    let id = a.take("world.joined").expect("joined")["payload"]["world_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The lobby ends; combat waits for a second player.
+    sim.advance(Duration::from_millis(400));
+    let mut b = sim.signed_in(1, "b");
+    sim.send(
+        &mut b,
+        json!({"type": "world.join", "cid": 1, "payload": {"world_id": id}}),
+    );
+    assert!(b.take("world.joined").is_some(), "{:?}", b.received);
+    // The second player starts combat (counted on the host though "b" lives on the other
+    // shard), and both players hear of it once.
+    sim.advance(Duration::from_millis(200));
+    sim.collect(&mut a);
+    sim.collect(&mut b);
+    for c in [&a, &b] {
+        let f: Vec<Value> = phase_frames(c)
+            .into_iter()
+            .filter(|p| p["phase"] == "combat" && p["status"] == "active")
+            .collect();
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0]["world_id"], json!(id));
+    }
+}

@@ -42,11 +42,11 @@
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use asobi_rules::worlds::{Entities, ZoneId};
+use asobi_rules::worlds::{Entities, Spawner, ZoneId};
 use asobi_storage::{WorldRecord, WorldSnapshot, ZoneSnapshot, MAX_PERSISTENT_WORLDS};
 
 use super::script::Effects;
@@ -126,23 +126,29 @@ fn kept_entities(entities: &Entities) -> Map<String, Value> {
         .collect()
 }
 
-fn content_hash(entities: &Map<String, Value>, state: &Value) -> u64 {
+fn content_hash(entities: &Map<String, Value>, state: &Value, spawner: &Value) -> u64 {
     let mut bytes = serde_json::to_vec(entities).unwrap_or_default();
     bytes.push(0);
     bytes.extend(serde_json::to_vec(state).unwrap_or_default());
+    bytes.push(0);
+    bytes.extend(serde_json::to_vec(spawner).unwrap_or_default());
     asobi_rules::placement::fnv1a64(&bytes)
 }
 
 /// The world's snapshot now: its row and every zone whose content changed since it was last
 /// handed to storage.
-fn take(w: &mut LiveWorld) -> Option<WorldSnapshot> {
+pub(super) fn take(w: &mut LiveWorld, now: Instant) -> Option<WorldSnapshot> {
     let p = w.persist.as_mut()?;
     let at = now_ms();
     let tick = i64::try_from(w.tick).unwrap_or(i64::MAX);
     let mut zones = Vec::new();
     for (z, zone) in &w.zones {
         let entities = kept_entities(&zone.entities);
-        let h = content_hash(&entities, &zone.state);
+        // The spawner's state (respawns waiting, spawn counts) goes with its zone; a zone
+        // with a respawn waiting is rewritten at each snapshot (its due time is stored as a
+        // wall-clock time), one with none only when something changed.
+        let spawner = zone.spawner.to_json(now, at);
+        let h = content_hash(&entities, &zone.state, &spawner);
         if p.written.get(z) == Some(&h) {
             continue;
         }
@@ -153,7 +159,7 @@ fn take(w: &mut LiveWorld) -> Option<WorldSnapshot> {
             entities: Value::Object(entities),
             zone_state: zone.state.clone(),
             entity_timers: json!({}),
-            spawner_state: json!({}),
+            spawner_state: spawner,
             tick,
             snapshot_at: at,
         });
@@ -181,7 +187,7 @@ pub(super) fn after_tick(shard: &Shard, w: &mut LiveWorld) {
     if !due {
         return;
     }
-    if let Some(s) = take(w) {
+    if let Some(s) = take(w, shard.rt.now()) {
         queue(shard, Job::Save(s));
     }
 }
@@ -189,7 +195,7 @@ pub(super) fn after_tick(shard: &Shard, w: &mut LiveWorld) {
 /// Shutdown: the world's last snapshot. The world is finished next and must keep its rows, so
 /// its bookkeeping is dropped here (see [`finished`]).
 pub(super) fn at_shutdown(shard: &Shard, w: &mut LiveWorld) {
-    if let Some(s) = take(w) {
+    if let Some(s) = take(w, shard.rt.now()) {
         queue(shard, Job::Save(s));
     }
     w.persist = None;
@@ -355,6 +361,7 @@ pub(super) struct Recovered {
 /// ran: `on_world_recovered(snapshot, state)`, then each zone's entities and zone state, then
 /// the tick count.
 pub(super) fn recover(shard: &Shard, w: &mut LiveWorld, r: Recovered) {
+    let now = shard.rt.now();
     let mut snapshot = Map::new();
     for z in &r.zones {
         snapshot.insert(
@@ -405,10 +412,17 @@ pub(super) fn recover(shard: &Shard, w: &mut LiveWorld, r: Recovered) {
         if z.zone_state.is_object() {
             zone.state = z.zone_state;
         }
+        zone.spawner = Spawner::from_json(
+            &z.spawner_state,
+            now,
+            now_ms(),
+            super::respawn::spawner_seed(&w.id, id),
+        );
         if let Some(p) = w.persist.as_mut() {
+            let spawner = zone.spawner.to_json(now, now_ms());
             p.written.insert(
                 id,
-                content_hash(&kept_entities(&zone.entities), &zone.state),
+                content_hash(&kept_entities(&zone.entities), &zone.state, &spawner),
             );
         }
     }

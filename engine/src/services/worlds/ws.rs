@@ -32,6 +32,7 @@ pub(crate) const HANDLERS: &[(&str, WsHandler)] = &[
 
 /// `world.resync` per player: 12 per 10 s (asobi's bucket: a client that lost a whole
 /// nine-zone ring, plus one retry). Past it the request is dropped quietly, as asobi does.
+/// The node as a whole is limited too (`resync_global`, 20/s: `accounts::limits`).
 const RESYNC_LIMIT: usize = 12;
 const RESYNC_WINDOW: Duration = Duration::from_secs(10);
 
@@ -307,8 +308,12 @@ fn resync<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
         let Some((world_id, host)) = s.worlds.current.clone() else {
             return Ok(());
         };
+        // The player's own limit first, so a client looping the request is refused without
+        // spending the node's budget that honest clients share (asobi's order).
         let now = s.shard.rt.now();
-        if !s.worlds.allow_resync(now) {
+        if !s.worlds.allow_resync(now)
+            || !crate::services::accounts::limits::allow_world_resync(&s.shard, now)
+        {
             return Ok(());
         }
         let c = cmd(super::cmd::Cmd::Resync {

@@ -16,7 +16,7 @@ use std::collections::{BTreeSet, HashMap};
 use bytes::Bytes;
 use serde_json::{json, Map, Value as Json};
 
-use asobi_rules::worlds::{Entities, Op, ZoneId, ZoneStream};
+use asobi_rules::worlds::{Entities, Op, Spawner, ZoneId, ZoneStream};
 use asobi_schema::envelope::encode_frame;
 use asobi_script::ZoneInput;
 
@@ -43,6 +43,8 @@ pub(super) struct Zone {
     binary_stale: bool,
     /// The zone's `world.terrain` frame, once built (`Some(None)`: the provider has no chunk).
     pub(super) terrain: Option<Option<Frame>>,
+    /// What the zone spawned from templates, and the respawns it waits for (`respawn.rs`).
+    pub(super) spawner: Spawner,
 }
 
 /// What a broadcast tick sends: the shared delta and, when its binary form was refused, the
@@ -67,13 +69,15 @@ impl Zone {
             leave: None,
             binary_stale: false,
             terrain: None,
+            spawner: Spawner::unseeded(),
         }
     }
 
-    /// Nothing to simulate: no entity and no queued input (asobi's `zone_idle`; subscribers
-    /// deliberately do not count).
+    /// Nothing to simulate: no entity, no queued input and no respawn waiting (asobi's
+    /// `zone_idle`; subscribers deliberately do not count). Effects queued for the zone live
+    /// in the world's border mirror and are checked there.
     pub(super) fn idle(&self) -> bool {
-        self.entities.is_empty() && self.inputs.is_empty()
+        self.entities.is_empty() && self.inputs.is_empty() && !self.spawner.has_pending()
     }
 
     /// This broadcast tick's delta, or `None` when nothing changed. `binary`: some subscriber
