@@ -81,11 +81,19 @@ fn uint(globals: &Map<String, Value>, key: &str) -> Option<u64> {
 fn world_shards(v: Option<&Value>) -> Option<usize> {
     match v? {
         Value::String(s) if s == "all" => Some(0),
-        Value::Number(n) => n.as_u64().map(|n| {
-            usize::try_from(n)
-                .unwrap_or(MAX_WORLD_SHARDS)
-                .min(MAX_WORLD_SHARDS)
-        }),
+        // Lua numbers may arrive as floats; a negative or fractional count is not one.
+        Value::Number(n) => n
+            .as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0)
+                    .map(|f| f as u64)
+            })
+            .map(|n| {
+                usize::try_from(n)
+                    .unwrap_or(MAX_WORLD_SHARDS)
+                    .min(MAX_WORLD_SHARDS)
+            }),
         _ => None,
     }
 }
