@@ -12,6 +12,7 @@ use asobi_rules::worlds::{BorderMirror, Effect, ZoneId};
 use asobi_script::{ZoneApply, ZoneBorder, ZoneEffect};
 
 use super::LiveWorld;
+use crate::services::Shard;
 
 /// Zone `zone`'s view of the mirror during its tick.
 pub(super) struct BorderView<'a> {
@@ -44,31 +45,64 @@ impl LiveWorld {
             .collect()
     }
 
-    /// Queues a zone's `game.zone.apply` calls at the zones owning their entities; a zone
-    /// that stopped since publishing gets nothing, and a full queue drops the effect.
-    pub(super) fn address_effects(&mut self, applies: Vec<ZoneApply>) {
+    /// Queues a zone's `game.zone.apply` calls at the zones owning their entities (on
+    /// another shard of a split world, sent there); a zone that stopped since publishing gets
+    /// nothing, and a full queue drops the effect.
+    pub(super) fn address_effects(&mut self, shard: &Shard, applies: Vec<ZoneApply>) {
         for a in applies {
             let to = ZoneId::new(a.zone.0, a.zone.1);
-            if !self.zones.contains_key(&to) {
+            if !self.local(to) {
+                self.send_effect(shard, to, a.entity_id, a.event, a.bytes);
                 continue;
             }
-            let effect = Effect {
-                entity_id: a.entity_id,
-                event: a.event,
-            };
-            if !self.border.address(to, effect, a.bytes) {
-                tracing::debug!(world_id = %self.id, zone = ?to, dropped = self.border.dropped(), "cross-zone effect dropped: the zone's queue is full");
-            }
+            self.take_effect(to, a.entity_id, a.event, a.bytes);
+        }
+    }
+
+    /// Queues one effect for local zone `to`, when it still runs.
+    pub(super) fn take_effect(
+        &mut self,
+        to: ZoneId,
+        entity_id: String,
+        event: serde_json::Value,
+        bytes: usize,
+    ) {
+        if !self.zones.contains_key(&to) {
+            return;
+        }
+        let effect = Effect { entity_id, event };
+        if !self.border.address(to, effect, bytes) {
+            tracing::debug!(world_id = %self.id, zone = ?to, dropped = self.border.dropped(), "cross-zone effect dropped: the zone's queue is full");
         }
     }
 
     /// Publishes the border band of each of `zones` (after their crossings, so an entity that
-    /// crossed is published by the zone that owns it now); nothing when the band is off.
-    pub(super) fn publish_borders(&mut self, zones: impl IntoIterator<Item = ZoneId>) {
+    /// crossed is published by the zone that owns it now); nothing when the band is off. A
+    /// zone on the seam of a split world also sends its band to the shards owning the zones it
+    /// touches there (`split.rs`).
+    pub(super) fn publish_borders(
+        &mut self,
+        shard: &Shard,
+        zones: impl IntoIterator<Item = ZoneId>,
+    ) {
         if !self.border.enabled() {
             return;
         }
         for z in zones {
+            if self.on_seam(z) {
+                let band = self
+                    .zones
+                    .get(&z)
+                    .map(|zone| self.border.band_of(z, &zone.entities))
+                    .unwrap_or_default();
+                self.send_band(shard, z, &band);
+                if self.zones.contains_key(&z) {
+                    self.border.publish_band(z, band);
+                } else {
+                    self.border.withdraw(z);
+                }
+                continue;
+            }
             match self.zones.get(&z) {
                 Some(zone) => self.border.publish(z, &zone.entities),
                 None => self.border.withdraw(z),

@@ -316,6 +316,9 @@ impl LiveWorld {
                 continue;
             }
             self.border.withdraw(z);
+            if self.on_seam(z) {
+                self.send_band(shard, z, &Entities::new());
+            }
             if self.zones.remove(&z).is_none() {
                 continue;
             }

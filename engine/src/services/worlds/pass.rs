@@ -117,7 +117,7 @@ impl LiveWorld {
             return Some(result);
         }
         let moved = self.cross(shard, &mine);
-        self.publish_borders(mine.iter().chain(&moved).copied());
+        self.publish_borders(shard, mine.iter().chain(&moved).copied());
         if broadcast {
             // A crossing's two zones go out together, so the entity is never in neither
             // stream nor in both for longer than one batch; so do the pairs of crossings
@@ -210,7 +210,7 @@ impl LiveWorld {
                 return !self.vm.failed();
             }
         };
-        self.address_effects(step.applies);
+        self.address_effects(shard, step.applies);
         let mut entities = step.entities;
         self.settle_spawns(z, &mut entities, step.despawns, step.spawns, now);
         if let Some(zone) = self.zones.get_mut(&z) {

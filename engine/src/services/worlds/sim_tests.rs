@@ -999,7 +999,7 @@ fn a_respawn_waiting_in_a_zone_snapshot_fires_in_the_recovered_world() {
 /// (95, 50) that looks across the seam with `neighbours_radius` and fires once at the first
 /// player it sees; the player, spawned at (105, 50) in zone (1, 0), takes the hit through
 /// `handle_effects`.
-const SEAM: &str = r#"
+pub(super) const SEAM: &str = r#"
 game_type          = "world"
 match_size         = 1
 max_players        = 8

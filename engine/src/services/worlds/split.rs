@@ -96,6 +96,16 @@ pub(crate) enum PartMsg {
         target: Option<String>,
         frame: Bytes,
     },
+    /// Zone `zone`'s border band (`border_band`), for the part owning zones it touches
+    /// across the seam; an empty band removes its row.
+    Band { zone: ZoneId, band: Entities },
+    /// A `game.zone.apply` effect for an entity of `zone`, which the receiving part owns.
+    Effect {
+        zone: ZoneId,
+        entity_id: String,
+        event: Value,
+        bytes: usize,
+    },
     /// The world ends: to the host from a part whose script finished, and from the host to
     /// every part.
     Finish { result: Value },
@@ -150,6 +160,8 @@ pub(super) struct Part {
     moved: HashMap<String, usize>,
     /// On the host: players of the world resident on other parts.
     pub(super) elsewhere: BTreeSet<String>,
+    /// Seam zones of this part whose non-empty band the parts across the seam hold.
+    sent_bands: BTreeSet<ZoneId>,
 }
 
 impl Part {
@@ -161,6 +173,7 @@ impl Part {
             ghosts: BTreeMap::new(),
             moved: HashMap::new(),
             elsewhere: BTreeSet::new(),
+            sent_bands: BTreeSet::new(),
         }
     }
 
@@ -170,6 +183,14 @@ impl Part {
 
     pub(super) fn is_host(&self) -> bool {
         self.stripes.host() == self.me
+    }
+
+    /// The other parts owning zones that touch `z` (none off the seam).
+    fn across(&self, touching: impl Iterator<Item = ZoneId>) -> BTreeSet<usize> {
+        touching
+            .filter(|n| !self.owns(*n))
+            .map(|n| self.stripes.owner(n))
+            .collect()
     }
 
     fn others(&self) -> impl Iterator<Item = usize> + '_ {
@@ -277,6 +298,58 @@ impl LiveWorld {
     pub(super) fn publish(&self, shard: &Shard) {
         if self.is_host() {
             shard.ctx.worlds.put(&self.id, self.entry(shard.id()));
+        }
+    }
+
+    /// Whether zone `z` of this part touches zones of another part (border bands cross).
+    pub(super) fn on_seam(&self, z: ZoneId) -> bool {
+        self.part
+            .as_ref()
+            .is_some_and(|p| !p.across(self.border.touching(z)).is_empty())
+    }
+
+    /// Sends seam zone `z`'s band to the parts across the seam: a non-empty band, or the
+    /// empty one that removes the row they hold.
+    pub(super) fn send_band(&mut self, shard: &Shard, z: ZoneId, band: &Entities) {
+        let Some(part) = self.part.as_mut() else {
+            return;
+        };
+        let held = part.sent_bands.contains(&z);
+        if band.is_empty() && !held {
+            return;
+        }
+        if band.is_empty() {
+            part.sent_bands.remove(&z);
+        } else {
+            part.sent_bands.insert(z);
+        }
+        let to = part.across(self.border.touching(z));
+        for owner in to {
+            let msg = PartMsg::Band {
+                zone: z,
+                band: band.clone(),
+            };
+            post(shard, owner, cmd(&self.id, msg));
+        }
+    }
+
+    /// Sends a `game.zone.apply` effect to the part owning zone `to`.
+    pub(super) fn send_effect(
+        &self,
+        shard: &Shard,
+        to: ZoneId,
+        entity_id: String,
+        event: Value,
+        bytes: usize,
+    ) {
+        if let Some(part) = &self.part {
+            let msg = PartMsg::Effect {
+                zone: to,
+                entity_id,
+                event,
+                bytes,
+            };
+            post(shard, part.stripes.owner(to), cmd(&self.id, msg));
         }
     }
 
@@ -613,6 +686,17 @@ impl LiveWorld {
                     }
                 }
             }
+            PartMsg::Band { zone, band } => {
+                if !self.local(zone) {
+                    self.border.publish_band(zone, band);
+                }
+            }
+            PartMsg::Effect {
+                zone,
+                entity_id,
+                event,
+                bytes,
+            } => self.take_effect(zone, entity_id, event, bytes),
             PartMsg::Finish { result } => return Some(result),
         }
         None

@@ -390,3 +390,70 @@ fn a_held_player_comes_back_on_a_session_of_the_other_shard() {
     drain(&mut sim, &mut back, &mut view);
     assert_eq!(view.visible()["east-1"]["x"].as_f64(), Some(380.0));
 }
+
+/// Entity `e` of zone `z`, on the shard running that zone.
+fn entity_on(sim: &Sim, shard: usize, id: &str, z: ZoneId, e: &str) -> Value {
+    let worlds = &sim.shards[shard].worlds;
+    let key = worlds.key_of(id).expect("part is live");
+    worlds
+        .with(key, |w| {
+            w.zones
+                .get(&z)
+                .and_then(|zone| zone.entities.get(e))
+                .map(|f| Value::Object(f.clone()))
+        })
+        .flatten()
+        .unwrap_or(Value::Null)
+}
+
+/// The seam between two zones is the seam between two shards: the turret in zone (0, 0), on
+/// the host, sees the pilot in zone (1, 0), on the other shard, through the band that shard
+/// sends over, and its `game.zone.apply` lands there through `handle_effects`; when the pilot
+/// walks out of the band the turret loses sight of it.
+#[test]
+fn border_bands_and_effects_cross_between_shards() {
+    let script = super::sim_tests::SEAM.replace(
+        "border_band        = 0.15",
+        "border_band        = 0.15\nworld_shards       = 2",
+    );
+    let (_dir, mut sim) = split_sim(&script);
+    let mut p = sim.signed_in(0, "pilot");
+    let id = create(&mut sim, &mut p);
+    sim.advance(Duration::from_secs(1));
+    let east = zones_on(&sim, 1, &id).unwrap();
+    assert!(east.contains(&ZoneId::new(1, 0)) && !east.contains(&ZoneId::new(0, 0)));
+    let turret = |sim: &Sim| {
+        let worlds = &sim.shards[0].worlds;
+        let key = worlds.key_of(&id).unwrap();
+        worlds
+            .with(key, |w| {
+                w.zones[&ZoneId::new(0, 0)]
+                    .entities
+                    .values()
+                    .find(|e| e["type"] == "npc")
+                    .map(|f| Value::Object(f.clone()))
+            })
+            .flatten()
+            .unwrap_or(Value::Null)
+    };
+    let t = turret(&sim);
+    assert_eq!(t["sees"], json!("pilot"), "{t}");
+    assert_eq!(t["shots"], json!(1));
+    let pilot = entity_on(&sim, 1, &id, ZoneId::new(1, 0), "pilot");
+    assert_eq!(pilot["hp"], json!(88), "{pilot}");
+
+    // The script ignores input: the pilot is moved out of the band (x 150) on its shard.
+    let worlds = &sim.shards[1].worlds;
+    let key = worlds.key_of(&id).unwrap();
+    worlds.with(key, |w| {
+        if let Some(e) = w
+            .zones
+            .get_mut(&ZoneId::new(1, 0))
+            .and_then(|z| z.entities.get_mut("pilot"))
+        {
+            e.insert("x".into(), json!(150.0));
+        }
+    });
+    sim.advance(Duration::from_millis(300));
+    assert_eq!(turret(&sim)["sees"], json!(""));
+}
