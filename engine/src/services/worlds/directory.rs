@@ -19,6 +19,11 @@ pub(crate) struct WorldInfo {
     pub(crate) max_players: u32,
     pub(crate) grid_size: u32,
     pub(crate) started_at: i64,
+    /// The world's phase as a non-member may see it (`status`, `phase`, `remaining_ms`,
+    /// `start_condition`), when its script declares phases; as of the host's last update
+    /// (every phase change and every 3 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) phase: Option<serde_json::Value>,
 }
 
 /// A live world as other shards see it.

@@ -226,6 +226,7 @@ impl LiveWorld {
             max_players: self.mode.config.max_players,
             grid_size: self.cfg.grid_size,
             started_at: self.started_at,
+            phase: self.phase_listing(),
         }
     }
 
@@ -242,7 +243,7 @@ impl LiveWorld {
     /// asobi's `world.joined` payload.
     fn joined_payload(&self) -> Value {
         let i = self.info();
-        json!({
+        let mut payload = json!({
             "world_id": i.world_id,
             "mode": i.mode,
             "status": i.status,
@@ -253,7 +254,11 @@ impl LiveWorld {
             "zone_size": self.cfg.zone_size,
             "view_radius": self.cfg.view_radius,
             "started_at": i.started_at,
-        })
+        });
+        if let (Some(phase), Some(m)) = (i.phase, payload.as_object_mut()) {
+            m.insert("phase".into(), phase);
+        }
+        payload
     }
 
     fn sessions(&self) -> Vec<SessionRef> {

@@ -34,6 +34,8 @@ pub(super) struct WorldPhases {
     announced: (Value, Value),
     /// When the info block was last sent to everyone.
     sent_at: Instant,
+    /// The last tick's time: what listings compute `remaining_ms` against.
+    seen_at: Instant,
 }
 
 fn key(info: &Value) -> (Value, Value) {
@@ -71,6 +73,7 @@ impl LiveWorld {
             phases,
             announced,
             sent_at: now,
+            seen_at: now,
         }));
         self.run_transitions(shard, first);
     }
@@ -81,6 +84,7 @@ impl LiveWorld {
         let Some(p) = self.phases.as_mut() else {
             return;
         };
+        p.seen_at = now;
         let due = p.phases.players(now, count);
         self.run_transitions(shard, due);
     }
@@ -97,6 +101,7 @@ impl LiveWorld {
         };
         self.run_transitions(shard, due);
         let p = self.phases.as_mut()?;
+        p.seen_at = now;
         let info = p.phases.info(now);
         if key(&info) != p.announced {
             p.announced = key(&info);
@@ -106,13 +111,29 @@ impl LiveWorld {
                 m.insert("world_id".into(), json!(self.id));
             }
             self.send_all(shard, &payload);
+            self.publish(shard);
         } else if now.saturating_duration_since(p.sent_at) >= PHASE_RESEND {
             // asobi's periodic frame is the bare info block.
             p.sent_at = now;
             self.send_all(shard, &info);
+            self.publish(shard);
         }
         let complete = self.phases.as_ref()?.phases.is_complete();
         complete.then(|| json!({ "status": "phases_complete" }))
+    }
+
+    /// The phase block of listings and `world.joined` (asobi's `listing_info`: the game's
+    /// phase `config` and timers stay inside the world).
+    pub(super) fn phase_listing(&self) -> Option<Value> {
+        let p = self.phases.as_ref()?;
+        let info = p.phases.info(p.seen_at);
+        let mut out = serde_json::Map::new();
+        for k in ["status", "phase", "remaining_ms", "start_condition"] {
+            if let Some(v) = info.get(k) {
+                out.insert(k.to_owned(), v.clone());
+            }
+        }
+        Some(Value::Object(out))
     }
 
     fn run_transitions(&mut self, shard: &Shard, due: Vec<Transition>) {

@@ -1287,8 +1287,24 @@ fn world_phases_walk_their_list_and_announce_each_change_with_world_phase_change
         &mut b,
         json!({"type": "world.join", "cid": 1, "payload": {"world_id": id}}),
     );
-    assert!(b.take("world.joined").is_some());
+    let joined = b.take("world.joined").expect("joined");
+    // The join reply and listings carry the phase block a non-member may see (no config).
+    let phase = &joined["payload"]["phase"];
+    assert_eq!(phase["phase"], "combat", "{joined}");
+    assert!(phase.get("config").is_none(), "{phase}");
     sim.advance(Duration::from_millis(100));
+    let listed = serde_json::to_value(sim.ctx.worlds.list(None, false)).unwrap();
+    let phase = &listed[0]["phase"];
+    assert_eq!(
+        (phase["status"].as_str(), phase["phase"].as_str()),
+        (Some("active"), Some("combat")),
+        "{listed}"
+    );
+    assert!(
+        phase["remaining_ms"].as_u64().is_some_and(|ms| ms <= 1000),
+        "{phase}"
+    );
+    assert!(phase.get("config").is_none() && phase.get("timers").is_none());
     sim.collect(&mut a);
     sim.collect(&mut b);
     for c in [&a, &b] {
