@@ -495,13 +495,22 @@ impl WorldVm {
         else {
             return Ok(None);
         };
-        match values.into_iter().next() {
+        self.optional_json("get_state", values.into_iter().next())
+    }
+
+    /// A callback's first return value as JSON; `None` for nothing or `nil`.
+    fn optional_json(
+        &self,
+        callback: &'static str,
+        first: Option<Value>,
+    ) -> Result<Option<serde_json::Value>, CallError> {
+        match first {
             None | Some(Value::Nil) => Ok(None),
             Some(v) => self
                 .to_json(&v)
                 .map(Some)
                 .map_err(|e| CallError::BadReturn {
-                    callback: "get_state",
+                    callback,
                     message: e.to_string(),
                 }),
         }
@@ -546,16 +555,7 @@ impl WorldVm {
         else {
             return Ok(None);
         };
-        match values.into_iter().next() {
-            None | Some(Value::Nil) => Ok(None),
-            Some(v) => self
-                .to_json(&v)
-                .map(Some)
-                .map_err(|e| CallError::BadReturn {
-                    callback: "phases",
-                    message: e.to_string(),
-                }),
-        }
+        self.optional_json("phases", values.into_iter().next())
     }
 
     /// `on_phase_started(phase_name, state)` (optional).
