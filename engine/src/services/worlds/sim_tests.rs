@@ -1161,11 +1161,10 @@ fn keyframes_of(c: &Client, zone: Value) -> usize {
 
 #[test]
 fn world_resync_is_limited_for_the_whole_node_after_each_players_own_limit() {
-    let dir = game(RESPAWN);
+    let dir = game(&RESPAWN.replace("max_players        = 8", "max_players        = 16"));
     let mut sim = sim(&dir);
-    let mut players: Vec<Client> = ["a", "b", "c"]
-        .iter()
-        .map(|p| sim.signed_in(0, p))
+    let mut players: Vec<Client> = (0..11)
+        .map(|i| sim.signed_in(0, &format!("p{i}")))
         .collect();
     sim.send(
         &mut players[0],
@@ -1194,16 +1193,21 @@ fn world_resync_is_limited_for_the_whole_node_after_each_players_own_limit() {
         sim.collect(c);
         keyframes_of(c, json!([1, 1]))
     };
-    // Each player may send 12 in 10 s; the node answers 20 a second between them all.
-    let a = burst(&mut sim, &mut players[0], 12);
-    let b = burst(&mut sim, &mut players[1], 12);
-    let c = burst(&mut sim, &mut players[2], 4);
-    assert_eq!((a, b, c), (12, 8, 0));
-    // A player over their own limit does not spend the node's budget: two seconds on, "a"
-    // is still refused, and "c" gets all of its four.
+    // Each player may send 2 in 10 s (a third is dropped); the node answers 20 a second
+    // between them all, so ten players use it up and the eleventh's request gets nothing
+    // (it still counts against that player's own two, as asobi checks the player first).
+    let answered: Vec<usize> = players
+        .iter_mut()
+        .take(10)
+        .map(|c| burst(&mut sim, c, 3))
+        .collect();
+    assert_eq!(answered, [2; 10]);
+    assert_eq!(burst(&mut sim, &mut players[10], 1), 0);
+    // A second on, the node has room again: the first player is still over its own limit,
+    // and the eleventh gets its second request answered.
     sim.advance(Duration::from_secs(2));
-    assert_eq!(burst(&mut sim, &mut players[0], 4), 0);
-    assert_eq!(burst(&mut sim, &mut players[2], 4), 4);
+    assert_eq!(burst(&mut sim, &mut players[0], 1), 0);
+    assert_eq!(burst(&mut sim, &mut players[10], 1), 1);
 }
 
 // ---- World phases and world.phase_changed ----

@@ -30,10 +30,11 @@ pub(crate) const HANDLERS: &[(&str, WsHandler)] = &[
     ("world.resync", resync),
 ];
 
-/// `world.resync` per player: 12 per 10 s (asobi's bucket: a client that lost a whole
-/// nine-zone ring, plus one retry). Past it the request is dropped quietly, as asobi does.
-/// The node as a whole is limited too (`resync_global`, 20/s: `accounts::limits`).
-const RESYNC_LIMIT: usize = 12;
+/// `world.resync` per session: 2 per 10 s, asobi's `resync` limiter (a request names one zone
+/// and an honest client sends one per gap it detects, which TCP makes rare). Past it the
+/// request is dropped quietly, as asobi does. The node as a whole is limited too
+/// (`resync_global`, 20/s: `accounts::limits`).
+const RESYNC_LIMIT: usize = 2;
 const RESYNC_WINDOW: Duration = Duration::from_secs(10);
 
 /// Largest `seq` acknowledged: a JavaScript-safe integer (asobi's bound).
