@@ -24,12 +24,14 @@ pub(crate) enum Group {
     Join,
     /// Guest creation, one bucket for the whole node.
     GuestGlobal,
+    /// `world.resync`, per player (asobi's `resync`).
+    Resync,
     /// `world.resync`, one bucket for the whole node (after each player's own limit).
     ResyncGlobal,
 }
 
 impl Group {
-    pub(crate) const ALL: [Group; 8] = [
+    pub(crate) const ALL: [Group; 9] = [
         Group::Register,
         Group::Erase,
         Group::Auth,
@@ -37,6 +39,7 @@ impl Group {
         Group::Api,
         Group::Join,
         Group::GuestGlobal,
+        Group::Resync,
         Group::ResyncGlobal,
     ];
 
@@ -49,6 +52,7 @@ impl Group {
             Group::Api => "api",
             Group::Join => "join",
             Group::GuestGlobal => "guest_global",
+            Group::Resync => "resync",
             Group::ResyncGlobal => "resync_global",
         }
     }
@@ -64,7 +68,9 @@ impl Group {
             Group::Join => Rate::per_ms(10, 60_000),
             Group::GuestGlobal => Rate::per_ms(100, 1000),
             // A resync answers a whole zone keyframe (asobi measured ~400× the request), so
-            // the node's egress is bounded as well as each player's.
+            // the node's egress is bounded as well as each player's. An honest client sends
+            // one per gap it detects, which TCP makes rare.
+            Group::Resync => Rate::per_ms(2, 10_000),
             Group::ResyncGlobal => Rate::per_ms(20, 1000),
         }
     }
@@ -72,7 +78,7 @@ impl Group {
 
 /// One rate per group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RateLimits(pub(crate) [Rate; 8]);
+pub(crate) struct RateLimits(pub(crate) [Rate; 9]);
 
 impl Default for RateLimits {
     fn default() -> Self {
@@ -98,7 +104,7 @@ pub(crate) fn parse_rate_limits(text: &str) -> Result<RateLimits, String> {
             .into_iter()
             .find(|g| g.name() == name.trim())
             .ok_or_else(|| {
-                format!("unknown rate-limit group `{name}` (register, erase, auth, iap, api, join, guest_global, resync_global)")
+                format!("unknown rate-limit group `{name}` (register, erase, auth, iap, api, join, guest_global, resync, resync_global)")
             })?;
         let (limit, window) = rate
             .split_once('/')

@@ -184,17 +184,23 @@ pub(crate) fn allow_guest_create(shard: &Shard) -> Result<(), ApiError> {
     }
 }
 
-/// The node-wide `world.resync` limit (asobi's `resync_global`: 20/s, sliding window): each
-/// player's own limit alone lets N players cost N times the keyframe egress. `false`: drop
-/// the request quietly, as asobi does.
-pub(crate) fn allow_world_resync(shard: &Shard, now: Instant) -> bool {
-    let caller = Caller::Player(String::new());
+/// `world.resync` limits, in asobi's order: the player's own (`resync`: 2 per 10 s, over all
+/// their sessions), then the node's (`resync_global`: 20/s, sliding window), since each
+/// player's limit alone lets N players cost N times the keyframe egress. A request refused by
+/// the node still counts against the player, as in asobi. `false`: drop the request quietly,
+/// as asobi does.
+pub(crate) fn allow_world_resync(shard: &Shard, player_id: &str, now: Instant) -> bool {
+    let limiter = &shard.ctx.accounts.limiter;
+    let player = Caller::Player(player_id.to_owned());
+    if !matches!(
+        limiter.check(Group::Resync, &player, now),
+        Decision::Allow { .. }
+    ) {
+        return false;
+    }
+    let node = Caller::Player(String::new());
     matches!(
-        shard
-            .ctx
-            .accounts
-            .limiter
-            .check(Group::ResyncGlobal, &caller, now),
+        limiter.check(Group::ResyncGlobal, &node, now),
         Decision::Allow { .. }
     )
 }

@@ -35,14 +35,14 @@ impl Shared {
 
 impl Shared {
     /// With every rate limit off: the simulation harness drives many joins per player in a
-    /// moment of real time (its clock is virtual, the limiter's is not). `resync_global`
-    /// stays on: it is counted on the shard's clock, virtual in the harness.
+    /// moment of real time (its clock is virtual, the limiter's is not). The `world.resync`
+    /// limits stay on: they are counted on the shard's clock, virtual in the harness.
     #[cfg(test)]
     pub(crate) fn without_limits() -> Shared {
         use super::config::Group;
         let mut config = Config::default();
         for g in Group::ALL {
-            if g != Group::ResyncGlobal {
+            if g != Group::ResyncGlobal && g != Group::Resync {
                 config.rate_limits.0[g as usize].limit = 0;
             }
         }

@@ -1,9 +1,6 @@
 //! `world.list`, `world.create`, `world.find_or_create`, `world.join`, `world.input`,
 //! `world.leave`, `world.resync`, and what a session remembers of its world.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
-
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -30,13 +27,6 @@ pub(crate) const HANDLERS: &[(&str, WsHandler)] = &[
     ("world.resync", resync),
 ];
 
-/// `world.resync` per session: 2 per 10 s, asobi's `resync` limiter (a request names one zone
-/// and an honest client sends one per gap it detects, which TCP makes rare). Past it the
-/// request is dropped quietly, as asobi does. The node as a whole is limited too
-/// (`resync_global`, 20/s: `accounts::limits`).
-const RESYNC_LIMIT: usize = 2;
-const RESYNC_WINDOW: Duration = Duration::from_secs(10);
-
 /// Largest `seq` acknowledged: a JavaScript-safe integer (asobi's bound).
 const MAX_ACK_SEQ: u64 = (1 << 53) - 1;
 
@@ -45,7 +35,6 @@ const MAX_ACK_SEQ: u64 = (1 << 53) - 1;
 pub(crate) struct SessionPart {
     /// The world id and the shard hosting it.
     current: Option<(String, usize)>,
-    resyncs: VecDeque<Instant>,
 }
 
 impl SessionPart {
@@ -58,21 +47,6 @@ impl SessionPart {
                 }
             }
         }
-    }
-
-    fn allow_resync(&mut self, now: Instant) -> bool {
-        while self
-            .resyncs
-            .front()
-            .is_some_and(|t| now.saturating_duration_since(*t) >= RESYNC_WINDOW)
-        {
-            self.resyncs.pop_front();
-        }
-        if self.resyncs.len() >= RESYNC_LIMIT {
-            return false;
-        }
-        self.resyncs.push_back(now);
-        true
     }
 }
 
@@ -312,9 +286,7 @@ fn resync<'a>(s: &'a mut Session, f: &'a Inbound<'a>) -> Handled<'a> {
         // The player's own limit first, so a client looping the request is refused without
         // spending the node's budget that honest clients share (asobi's order).
         let now = s.shard.rt.now();
-        if !s.worlds.allow_resync(now)
-            || !crate::services::accounts::limits::allow_world_resync(&s.shard, now)
-        {
+        if !crate::services::accounts::limits::allow_world_resync(&s.shard, &s.player(), now) {
             return Ok(());
         }
         let c = cmd(super::cmd::Cmd::Resync {
