@@ -306,6 +306,11 @@ impl SleepNotifier {
     }
 
     pub(crate) fn notify(&self, force: bool) {
+        // asobi-rs patch: pairs with the SeqCst fence the sleeper issues after
+        // `prepare_to_sleep` (in place of the process-wide membarrier): whatever the caller
+        // published before this call is seen by a sleeper that then misses our CAS, or our
+        // CAS sees its `should_notify`.
+        std::sync::atomic::fence(Ordering::SeqCst);
         if self
             .should_notify
             .compare_exchange(true, false, Ordering::Relaxed, Ordering::Relaxed)

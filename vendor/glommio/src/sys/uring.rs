@@ -1874,10 +1874,11 @@ impl Reactor {
             // last time until now it could be that something happened in a remote executor
             // that opened up room. If it did we bail on sleep and go process it.
             self.notifier.prepare_to_sleep();
-            // See https://www.scylladb.com/2018/02/15/memory-barriers-seastar-linux/ for
-            // details. This translates to `sys_membarrier()` /
-            // `MEMBARRIER_CMD_PRIVATE_EXPEDITED`
-            membarrier::heavy();
+            // asobi-rs patch: a SeqCst fence, paired with the one every notifier issues before
+            // reading `should_notify` (`SleepNotifier::notify`), instead of upstream's
+            // `sys_membarrier()` (MEMBARRIER_CMD_PRIVATE_EXPEDITED), which interrupts every other
+            // core running this process each time an executor goes to sleep.
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let events = process_remote_channels() + self.flush_syscall_thread();
             if events == 0 {
                 if self.eventfd_src.is_installed().unwrap() {
