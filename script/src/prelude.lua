@@ -672,6 +672,21 @@ do
     return d <= range
   end
 
+  -- Calls `f(id, entity, x, y)` for each entity of `entities` inside the rectangle with
+  -- corners (x1, y1) and (x2, y2), in either order.
+  local function each_in_rect(entities, x1, y1, x2, y2, f)
+    local lx, hx = x1, x2
+    if hx < lx then lx, hx = hx, lx end
+    local ly, hy = y1, y2
+    if hy < ly then ly, hy = hy, ly end
+    for id, e in next, entities do
+      local ex, ey = coords(e)
+      if ex and ex >= lx and ex <= hx and ey >= ly and ey <= hy then
+        f(id, e, ex, ey)
+      end
+    end
+  end
+
   function spatial.query_rect(x1, y1, x2, y2)
     if not zone_ctx then
       return shape_error("query_rect requires zone context")
@@ -680,17 +695,10 @@ do
         or type(y2) ~= "number" then
       return shape_error("query_rect requires (x1, y1, x2, y2)")
     end
-    local lx, hx = x1, x2
-    if hx < lx then lx, hx = hx, lx end
-    local ly, hy = y1, y2
-    if hy < ly then ly, hy = hy, ly end
     local out = {}
-    for id, e in next, zone_ctx.entities do
-      local ex, ey = coords(e)
-      if ex and ex >= lx and ex <= hx and ey >= ly and ey <= hy then
-        out[#out + 1] = { id = id, x = ex, y = ey }
-      end
-    end
+    each_in_rect(zone_ctx.entities, x1, y1, x2, y2, function(id, _, ex, ey)
+      out[#out + 1] = { id = id, x = ex, y = ey }
+    end)
     sort(out, function(a, b) return tostring(a.id) < tostring(b.id) end)
     return out
   end
@@ -738,15 +746,10 @@ do
     if parsed.sort then
       return shape_error("neighbours_rect takes no opts.sort")
     end
-    local lx, hx = x1, x2
-    if hx < lx then lx, hx = hx, lx end
-    local ly, hy = y1, y2
-    if hy < ly then ly, hy = hy, ly end
     local out = {}
-    for id, e in next, neighbour_entities() do
-      local ex, ey = coords(e)
-      local keep = ex and ex >= lx and ex <= hx and ey >= ly and ey <= hy
-      if keep and parsed.type then
+    each_in_rect(neighbour_entities(), x1, y1, x2, y2, function(id, e)
+      local keep = true
+      if parsed.type then
         keep = parsed.type[rawget(e, "type")] == true
       end
       if keep and parsed.exclude then
@@ -755,7 +758,7 @@ do
       if keep then
         out[#out + 1] = { id = id, entity = e }
       end
-    end
+    end)
     sort(out, function(a, b) return tostring(a.id) < tostring(b.id) end)
     local cap = parsed.max_results
     if cap and #out > cap then

@@ -58,6 +58,20 @@ impl Stripes {
             .unwrap_or_else(|| self.host())
     }
 
+    /// The shards across the seam from zone `z`: the owners of the columns on either side of
+    /// `z`'s that are not `z`'s owner (none for a zone inside its stripe). Stripes are whole
+    /// columns, so these are also the owners of every other-stripe zone touching `z`,
+    /// diagonals included.
+    pub fn across(&self, z: ZoneId) -> impl Iterator<Item = usize> + '_ {
+        let own = self.owner(z);
+        let west = z.x.checked_sub(1).map(|x| self.owner(ZoneId::new(x, z.y)));
+        let east = (z.x + 1 < self.grid_size).then(|| self.owner(ZoneId::new(z.x + 1, z.y)));
+        [west, east]
+            .into_iter()
+            .flatten()
+            .filter(move |s| *s != own)
+    }
+
     /// How many stripes (shards) the world has.
     pub fn len(&self) -> usize {
         self.shards.len()
@@ -85,6 +99,17 @@ mod tests {
         assert_eq!(owners, vec![0, 0, 0, 1, 1, 2, 2]);
         // A column past the grid (never asked in practice) still has an owner.
         assert_eq!(s.owner(ZoneId::new(99, 0)), 2);
+    }
+
+    #[test]
+    fn only_zones_at_a_seam_have_shards_across_it() {
+        let s = Stripes::new(6, 3, 0, 3).expect("split");
+        let across = |x| s.across(ZoneId::new(x, 4)).collect::<Vec<_>>();
+        assert_eq!(across(0), Vec::<usize>::new(), "the grid's edge is no seam");
+        assert_eq!(across(1), vec![1]);
+        assert_eq!(across(2), vec![0]);
+        assert_eq!(across(3), vec![2]);
+        assert_eq!(across(5), Vec::<usize>::new());
     }
 
     #[test]

@@ -939,11 +939,11 @@ fn join_world(
         }
     };
     let home = w.grid.zone_of(x, y);
+    let mut entity = Map::new();
+    entity.insert("x".into(), json!(x));
+    entity.insert("y".into(), json!(y));
+    entity.insert("type".into(), json!("player"));
     if !w.local(home) {
-        let mut entity = Map::new();
-        entity.insert("x".into(), json!(x));
-        entity.insert("y".into(), json!(y));
-        entity.insert("type".into(), json!("player"));
         w.place_elsewhere(
             shard,
             player_id,
@@ -962,10 +962,6 @@ fn join_world(
         let _ = w.vm.leave(player_id, &mut fx);
         return Err(Error::Full.into());
     }
-    let mut entity = Map::new();
-    entity.insert("x".into(), json!(x));
-    entity.insert("y".into(), json!(y));
-    entity.insert("type".into(), json!("player"));
     if let Some(zone) = w.zones.get_mut(&home) {
         zone.entities.insert(player_id.to_owned(), entity);
     }

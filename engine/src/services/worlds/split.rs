@@ -185,14 +185,6 @@ impl Part {
         self.stripes.host() == self.me
     }
 
-    /// The other parts owning zones that touch `z` (none off the seam).
-    fn across(&self, touching: impl Iterator<Item = ZoneId>) -> BTreeSet<usize> {
-        touching
-            .filter(|n| !self.owns(*n))
-            .map(|n| self.stripes.owner(n))
-            .collect()
-    }
-
     fn others(&self) -> impl Iterator<Item = usize> + '_ {
         self.stripes
             .shards()
@@ -305,7 +297,7 @@ impl LiveWorld {
     pub(super) fn on_seam(&self, z: ZoneId) -> bool {
         self.part
             .as_ref()
-            .is_some_and(|p| !p.across(self.border.touching(z)).is_empty())
+            .is_some_and(|p| p.stripes.across(z).next().is_some())
     }
 
     /// Sends seam zone `z`'s band to the parts across the seam: a non-empty band, or the
@@ -323,8 +315,7 @@ impl LiveWorld {
         } else {
             part.sent_bands.insert(z);
         }
-        let to = part.across(self.border.touching(z));
-        for owner in to {
+        for owner in part.stripes.across(z) {
             let msg = PartMsg::Band {
                 zone: z,
                 band: band.clone(),
@@ -586,13 +577,7 @@ impl LiveWorld {
 
     /// Sends `c` on to where `player` is now; `false` when there is nowhere to send it.
     pub(super) fn forward(&self, shard: &Shard, player: &str, c: Cmd) -> bool {
-        match self.forward_to(shard, player) {
-            Some(to) => {
-                post(shard, to, cmd(&self.id, PartMsg::Forwarded(Box::new(c))));
-                true
-            }
-            None => false,
-        }
+        self.forward_raw(shard, player, PartMsg::Forwarded(Box::new(c)))
     }
 
     /// A resident player joined again: back on `session` on their part.
@@ -727,37 +712,15 @@ impl LiveWorld {
         if !self.local(zone) || !self.ensure_zone(shard, zone) {
             // At the zone ceiling (or a zone not ours): back to where it came from, which
             // tries again at its next tick, as an entity stays put at the ceiling.
-            match from {
-                Some((back, to)) => {
-                    let msg = PartMsg::Adopt {
-                        zone: back,
-                        from: None,
-                        id,
-                        entity,
-                        ack,
-                        player,
-                    };
-                    post(shard, to, cmd(&self.id, msg));
-                }
-                None => {
-                    tracing::warn!(world_id = %self.id, zone = ?zone, "a joining player's zone cannot be made; the player is let go");
-                    if let Some(at) = player.and_then(|a| a.session) {
-                        shard.rt.deliver(
-                            at,
-                            event(SessionEvent::Left {
-                                world_id: self.id.clone(),
-                            }),
-                        );
+            if let Some(id) = refuse_adoption(shard, &self.id, from, id, entity, ack, player) {
+                tracing::warn!(world_id = %self.id, zone = ?zone, "a joining player's zone cannot be made; the player is let go");
+                if self.is_host() {
+                    if let Some(p) = self.part.as_mut() {
+                        p.elsewhere.remove(&id);
                     }
-                    shard.ctx.worlds.unseat(&id, &self.id);
-                    if self.is_host() {
-                        if let Some(p) = self.part.as_mut() {
-                            p.elsewhere.remove(&id);
-                        }
-                        self.left_world(shard, &id);
-                    } else {
-                        self.report_left(shard, &id);
-                    }
+                    self.left_world(shard, &id);
+                } else {
+                    self.report_left(shard, &id);
                 }
             }
             return;
@@ -941,33 +904,49 @@ fn unhosted(shard: &Shard, world_id: &str, msg: PartMsg) {
     else {
         return;
     };
-    match from {
-        Some((zone, to)) => {
-            let msg = PartMsg::Adopt {
-                zone,
-                from: None,
-                id,
-                entity,
-                ack,
-                player,
-            };
-            post(shard, to, cmd(world_id, msg));
-        }
-        None => {
-            if let Some(at) = player.and_then(|a| a.session) {
-                shard.rt.deliver(
-                    at,
-                    event(SessionEvent::Left {
-                        world_id: world_id.to_owned(),
-                    }),
-                );
-            }
-            if let Some(entry) = shard.ctx.worlds.get(world_id) {
-                let msg = PartMsg::Left { player_id: id };
-                post(shard, entry.shard, cmd(world_id, msg));
-            }
+    if let Some(id) = refuse_adoption(shard, world_id, from, id, entity, ack, player) {
+        if let Some(entry) = shard.ctx.worlds.get(world_id) {
+            let msg = PartMsg::Left { player_id: id };
+            post(shard, entry.shard, cmd(world_id, msg));
         }
     }
+}
+
+/// An adoption this shard cannot take: an entity handed over goes back to the zone it left
+/// (`from`), which keeps it and tries again at its next tick; a player placed by a join
+/// (no `from`) is let go: their session is told and their seat freed, and their id comes
+/// back for the caller to tell the host.
+fn refuse_adoption(
+    shard: &Shard,
+    world_id: &str,
+    from: Option<(ZoneId, usize)>,
+    id: String,
+    entity: Map<String, Value>,
+    ack: Option<u64>,
+    player: Option<Arrival>,
+) -> Option<String> {
+    if let Some((zone, to)) = from {
+        let msg = PartMsg::Adopt {
+            zone,
+            from: None,
+            id,
+            entity,
+            ack,
+            player,
+        };
+        post(shard, to, cmd(world_id, msg));
+        return None;
+    }
+    if let Some(at) = player.and_then(|a| a.session) {
+        shard.rt.deliver(
+            at,
+            event(SessionEvent::Left {
+                world_id: world_id.to_owned(),
+            }),
+        );
+    }
+    shard.ctx.worlds.unseat(&id, world_id);
+    Some(id)
 }
 
 /// Zones of `zones` not on this part, for `refocus`.

@@ -87,10 +87,20 @@ fn move_to(sim: &mut Sim, c: &mut Client, x: f64, y: f64) {
     );
 }
 
-fn zones_on(sim: &Sim, shard: usize, id: &str) -> Option<Vec<ZoneId>> {
+/// `f` on world `id`'s part on `shard`; `None` when that shard runs no part of it.
+fn on_shard<T>(
+    sim: &Sim,
+    shard: usize,
+    id: &str,
+    f: impl FnOnce(&mut super::LiveWorld) -> T,
+) -> Option<T> {
     let worlds = &sim.shards[shard].worlds;
     let key = worlds.key_of(id)?;
-    worlds.with(key, |w| w.zones.keys().copied().collect())
+    worlds.with(key, f)
+}
+
+fn zones_on(sim: &Sim, shard: usize, id: &str) -> Option<Vec<ZoneId>> {
+    on_shard(sim, shard, id, |w| w.zones.keys().copied().collect())
 }
 
 #[test]
@@ -256,11 +266,7 @@ fn a_player_placed_on_the_other_shard_sees_both_crosses_over_and_leaves() {
             assert_eq!((me["x"].as_f64(), me["y"].as_f64()), (Some(x), Some(y)));
         }
     }
-    let on_host = sim.shards[0].worlds.key_of(&world_id).unwrap();
-    let resident = sim.shards[0]
-        .worlds
-        .with(on_host, |w| w.players.contains_key("east-1"))
-        .unwrap();
+    let resident = on_shard(&sim, 0, &world_id, |w| w.players.contains_key("east-1")).unwrap();
     assert!(resident, "east-1 now lives on the host's stripe");
     assert_eq!(
         sim.ctx.worlds.seat_of("east-1").map(|(_, s)| s),
@@ -393,17 +399,14 @@ fn a_held_player_comes_back_on_a_session_of_the_other_shard() {
 
 /// Entity `e` of zone `z`, on the shard running that zone.
 fn entity_on(sim: &Sim, shard: usize, id: &str, z: ZoneId, e: &str) -> Value {
-    let worlds = &sim.shards[shard].worlds;
-    let key = worlds.key_of(id).expect("part is live");
-    worlds
-        .with(key, |w| {
-            w.zones
-                .get(&z)
-                .and_then(|zone| zone.entities.get(e))
-                .map(|f| Value::Object(f.clone()))
-        })
-        .flatten()
-        .unwrap_or(Value::Null)
+    on_shard(sim, shard, id, |w| {
+        w.zones
+            .get(&z)
+            .and_then(|zone| zone.entities.get(e))
+            .map(|f| Value::Object(f.clone()))
+    })
+    .flatten()
+    .unwrap_or(Value::Null)
 }
 
 /// The seam between two zones is the seam between two shards: the turret in zone (0, 0), on
@@ -423,18 +426,15 @@ fn border_bands_and_effects_cross_between_shards() {
     let east = zones_on(&sim, 1, &id).unwrap();
     assert!(east.contains(&ZoneId::new(1, 0)) && !east.contains(&ZoneId::new(0, 0)));
     let turret = |sim: &Sim| {
-        let worlds = &sim.shards[0].worlds;
-        let key = worlds.key_of(&id).unwrap();
-        worlds
-            .with(key, |w| {
-                w.zones[&ZoneId::new(0, 0)]
-                    .entities
-                    .values()
-                    .find(|e| e["type"] == "npc")
-                    .map(|f| Value::Object(f.clone()))
-            })
-            .flatten()
-            .unwrap_or(Value::Null)
+        on_shard(sim, 0, &id, |w| {
+            w.zones[&ZoneId::new(0, 0)]
+                .entities
+                .values()
+                .find(|e| e["type"] == "npc")
+                .map(|f| Value::Object(f.clone()))
+        })
+        .flatten()
+        .unwrap_or(Value::Null)
     };
     let t = turret(&sim);
     assert_eq!(t["sees"], json!("pilot"), "{t}");
@@ -443,9 +443,7 @@ fn border_bands_and_effects_cross_between_shards() {
     assert_eq!(pilot["hp"], json!(88), "{pilot}");
 
     // The script ignores input: the pilot is moved out of the band (x 150) on its shard.
-    let worlds = &sim.shards[1].worlds;
-    let key = worlds.key_of(&id).unwrap();
-    worlds.with(key, |w| {
+    on_shard(&sim, 1, &id, |w| {
         if let Some(e) = w
             .zones
             .get_mut(&ZoneId::new(1, 0))
