@@ -2,7 +2,9 @@
 //! that come later, several calls in one callback, a reply that never comes, a hot reload while
 //! a callback waits, and a neighbour match on the same shard that keeps ticking meanwhile.
 
+use std::cell::Cell;
 use std::path::Path;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -64,11 +66,15 @@ fn game(dir: &Path, svc: &str) {
 }
 
 /// The stand-in economy: gold 100 and gems 7, each after `delay`; `never` never answers.
-fn economy(delay: Duration, never: bool) {
+/// Installs a stand-in economy; the count is the calls it received so far.
+fn economy(delay: Duration, never: bool) -> Rc<Cell<usize>> {
+    let calls = Rc::new(Cell::new(0));
+    let seen = calls.clone();
     test_service::install(Box::new(move |call| {
         if call.service != "economy" {
             return None;
         }
+        seen.set(seen.get() + 1);
         if never {
             return Some((delay, None));
         }
@@ -78,6 +84,18 @@ fn economy(delay: Duration, never: bool) {
         };
         Some((delay, Some(json!({ "ok": amount }))))
     }));
+    calls
+}
+
+/// Runs the clock until the economy has received `n` calls: input waits for its match's tick.
+fn until_called(sim: &mut Sim, calls: &Cell<usize>, n: usize) {
+    for _ in 0..1000 {
+        if calls.get() >= n {
+            return;
+        }
+        sim.advance(Duration::from_millis(1));
+    }
+    panic!("no call within a second");
 }
 
 fn sim(dir: &Path) -> Sim {
@@ -236,11 +254,12 @@ fn a_wait_longer_than_the_running_budget_is_not_an_overrun() {
 fn a_hot_reload_while_a_callback_waits_applies_after_it() {
     let dir = tempfile::tempdir().unwrap();
     game(dir.path(), SERVICE_GAME);
-    economy(Duration::from_millis(50), false);
+    let calls = economy(Duration::from_millis(50), false);
     let mut sim = sim(dir.path());
     let mut c = alone(&mut sim, "p", "svc");
     input(&mut sim, &mut c, json!({"op": "one"}));
-    // The new code arrives while the callback waits.
+    until_called(&mut sim, &calls, 1); // at the match's next tick
+                                       // The new code arrives while the callback waits.
     std::fs::write(
         dir.path().join("svc.lua"),
         SERVICE_GAME.replace("RULES = 1", "RULES = 2"),
@@ -322,7 +341,7 @@ fn a_join_held_behind_a_wait_is_answered_when_the_match_ends() {
 
     let dir = tempfile::tempdir().unwrap();
     game(dir.path(), SERVICE_GAME);
-    economy(Duration::ZERO, true);
+    let calls = economy(Duration::ZERO, true);
     let mut sim = sim(dir.path());
     let mut c = sim.signed_in(0, "first");
     sim.send(
@@ -334,6 +353,7 @@ fn a_join_held_behind_a_wait_is_answered_when_the_match_ends() {
     let matched = c.take("match.matched").expect("matched");
     let match_id = matched["payload"]["match_id"].as_str().unwrap().to_owned();
     input(&mut sim, &mut c, json!({"op": "one"}));
+    until_called(&mut sim, &calls, 1); // at the match's next tick; never answered
 
     // A second player's join arrives while the callback waits: it is held back.
     let shard = sim.shards[0].clone();

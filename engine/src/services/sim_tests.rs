@@ -627,3 +627,93 @@ function tick(s) s.ticks = s.ticks + 1 return s end
         "{done}"
     );
 }
+
+/// As in asobi, input waits for the match's next tick: `handle_input` runs for each input held
+/// since the last tick, in arrival order, right before `tick`, and what it sends goes out then.
+/// Input past the hold's bound is dropped and counted; the match goes on.
+#[test]
+fn input_is_applied_at_the_next_tick_in_arrival_order() {
+    let dir = game_dir(
+        r#"
+match_size = 2
+quick_play = true
+tick_rate = 100
+function init(c) return { ticks = 0, order = {}, seen = {} } end
+function join(p, s) return s end
+function handle_input(p, i, s)
+    if i.flood then s.flood = (s.flood or 0) + 1 return s end
+    s.order[#s.order + 1] = p .. ":" .. tostring(i.n)
+    s.seen[#s.seen + 1] = s.ticks
+    game.send(p, { echo = i.n })
+    return s
+end
+function tick(s) s.ticks = s.ticks + 1 s.applied_at_tick = #s.order return s end
+"#,
+    );
+    let mut sim = Sim::new(1, dir.path(), settings());
+    let fc = json!({"type": "match.find_or_create", "payload": {"mode": "default"}});
+    let mut a = sim.signed_in(0, "a");
+    let mut b = sim.signed_in(0, "b");
+    sim.send(&mut a, fc.clone());
+    sim.send(&mut b, fc);
+    assert!(a.take("match.joined").is_some() && b.take("match.joined").is_some());
+
+    // Right after a tick, the next one is a whole period away.
+    let mut waited = 0;
+    while a.count("match.state") == 0 {
+        sim.advance(Duration::from_millis(1));
+        sim.collect(&mut a);
+        waited += 1;
+        assert!(waited < 500, "no state: {:?}", a.received);
+    }
+    a.received.clear();
+    let input = |n: u32| json!({"type": "match.input", "payload": {"n": n}});
+    sim.send(&mut a, input(1));
+    sim.send(&mut b, input(2));
+    sim.send(&mut a, input(3));
+    sim.advance(Duration::from_millis(50));
+    sim.collect(&mut a);
+    sim.collect(&mut b);
+    assert_eq!(a.count("module.message"), 0, "held: {:?}", a.received);
+    assert_eq!(a.count("match.state"), 0, "{:?}", a.received);
+
+    sim.advance(Duration::from_millis(60));
+    sim.collect(&mut a);
+    sim.collect(&mut b);
+    let state = a.last("match.state").expect("the next tick's state")["payload"].clone();
+    assert_eq!(state["order"], json!(["a:1", "b:2", "a:3"]), "{state}");
+    let seen = state["seen"].as_array().unwrap();
+    assert!(
+        seen.iter().all(|t| t == &seen[0]),
+        "all three ran between the same two ticks: {state}"
+    );
+    assert_eq!(state["applied_at_tick"], 3, "before the tick: {state}");
+    assert_eq!(a.count("module.message"), 2, "{:?}", a.received);
+    assert_eq!(b.count("module.message"), 1, "{:?}", b.received);
+    let pos = |c: &Client, kind: &str| c.received.iter().position(|f| f["type"] == kind);
+    assert!(
+        pos(&a, "module.message") < pos(&a, "match.state"),
+        "what handle_input sent goes out before the tick's state: {:?}",
+        a.received
+    );
+
+    // A flood beyond the hold is dropped and counted, and the rest is applied.
+    let dropped = sim.shards[0].ops.metrics.inputs_dropped.get();
+    let extra = 10;
+    let flood = json!({"type": "match.input", "payload": {"flood": true}});
+    for _ in 0..super::matches::MAX_HELD_INPUT + extra {
+        sim.send(&mut a, flood.clone());
+    }
+    sim.advance(Duration::from_millis(250));
+    sim.collect(&mut a);
+    let state = a.last("match.state").expect("still ticking")["payload"].clone();
+    assert_eq!(
+        state["flood"],
+        super::matches::MAX_HELD_INPUT,
+        "the bound's worth applied: {state}"
+    );
+    assert_eq!(
+        sim.shards[0].ops.metrics.inputs_dropped.get() - dropped,
+        extra as u64
+    );
+}

@@ -1,11 +1,16 @@
 //! Running a match's script callbacks, including the ones that wait for an answer.
 //!
+//! Input is held until the match's next tick, which first runs `handle_input` for each held
+//! input in arrival order and then `tick`, as asobi's match server does (it queues `match.input`
+//! and applies the queue at the tick). A tick runs one match's callbacks back to back, while its
+//! VM is warm in the cache, instead of entering the VM once per client frame.
+//!
 //! A callback that makes a `game.*` service call (`game.economy.grant`, ...) suspends: the VM
 //! returns [`Call::Waiting`], the call goes to the owning service through
 //! [`crate::services::script::call`], and the match waits — it runs no other callback until the
-//! reply resumes it, so its callbacks stay ordered. Inputs, joins and leaves that arrive
-//! meanwhile wait in the match's backlog (bounded); ticks that come due are skipped, like late
-//! ticks. Every other match on the shard keeps running. The wait does not count against the
+//! reply resumes it, so its callbacks stay ordered. Joins and leaves that arrive meanwhile, and
+//! the rest of a tick's callbacks, wait in the match's backlog (bounded); ticks that come due
+//! are skipped, like late ticks, and input keeps being held for the next one. Every other match on the shard keeps running. The wait does not count against the
 //! callback's running time; it is bounded on its own: at
 //! [`MatchVm::wait_deadline`](asobi_script::MatchVm::wait_deadline) (`service_wait` after the
 //! call) a timer abandons the callback as an overrun.
@@ -31,10 +36,15 @@ use crate::services::{Shard, Timer as ShardTimer};
 use crate::shard::answer;
 use crate::shard::mesh::{ReplyTo, SessionRef};
 
-/// Operations a waiting match holds back. A burst of input during one wait is expected (a 20 Hz
-/// client during a 50 ms call sends one or two); past this the client is flooding, and its
-/// input is dropped like input to a match that is not keeping up.
+/// Joins and leaves a waiting match holds back; past this the match is not keeping up, and a
+/// joiner is told the shard is overloaded.
 pub(super) const MAX_BACKLOG: usize = 256;
+
+/// Input held for the next tick, per match. A 20 Hz client of a 10 Hz match sends two per
+/// tick, so this leaves room for 500 such players, or for ticks skipped while a callback
+/// waits; past it the match is flooded, and further input is dropped (and counted) until the
+/// tick takes what is held.
+pub(crate) const MAX_HELD_INPUT: usize = 1024;
 
 /// A callback the match has to run, in arrival order.
 pub(super) enum Op {
@@ -118,6 +128,34 @@ pub(super) fn submit(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
     }
     run(shard, lm, op);
     drain(shard, lm);
+}
+
+/// Holds a player's input for the match's next tick.
+pub(super) fn hold_input(shard: &Shard, lm: &mut LiveMatch, player_id: String, input: Input) {
+    if lm.held_input.len() >= MAX_HELD_INPUT {
+        crate::services::ops::metrics::bump(&shard.ops.metrics.inputs_dropped);
+        return;
+    }
+    lm.held_input.push_back((player_id, input));
+}
+
+/// A tick: `handle_input` for the input held since the last one, in arrival order, then `tick`.
+/// A callback that suspends holds the rest back in the backlog, in order.
+pub(super) fn tick(shard: &Rc<Shard>, lm: &mut LiveMatch) {
+    while let Some((player_id, input)) = lm.held_input.pop_front() {
+        push(shard, lm, Op::Input { player_id, input });
+    }
+    push(shard, lm, Op::Tick);
+    drain(shard, lm);
+}
+
+/// Runs `op` now, or behind the callback that waits (a tick's callbacks are bounded already).
+fn push(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
+    if lm.waiting.is_some() {
+        lm.backlog.push_back(op);
+    } else {
+        run(shard, lm, op);
+    }
 }
 
 /// Runs queued operations until one suspends or none is left.

@@ -18,6 +18,9 @@ pub(crate) mod rest;
 pub(crate) mod script;
 pub(crate) mod ws;
 
+#[cfg(test)]
+pub(crate) use calls::MAX_HELD_INPUT;
+
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -112,6 +115,8 @@ pub(crate) struct LiveMatch {
     waiting: Option<calls::After>,
     /// Callbacks held back while one waits.
     backlog: VecDeque<calls::Op>,
+    /// Input for the next tick, in arrival order (bounded by `calls::MAX_HELD_INPUT`).
+    held_input: VecDeque<(String, calls::Input)>,
     /// Waits so far; names the current one for its deadline timer.
     waits: u64,
     /// `match.matched` went out; players seated later are told on their own.
@@ -480,6 +485,7 @@ pub(crate) fn create(
         armed: None,
         waiting: None,
         backlog: VecDeque::new(),
+        held_input: VecDeque::new(),
         waits: 0,
         announced: false,
         held: announce.then(Effects::default),
@@ -603,14 +609,10 @@ pub(crate) fn input(shard: &Rc<Shard>, match_id: &str, player_id: &str, input: B
             // As in asobi, input before the match starts is dropped.
             tracing::debug!(%match_id, %player_id, "input dropped: match not started");
         } else if lm.roster.contains(player_id) {
-            let op = calls::Op::Input {
-                player_id: player_id.to_owned(),
-                input: calls::Input::Text(input),
-            };
-            calls::submit(shard, lm, op);
+            // Applied at the next tick, which is armed already.
+            calls::hold_input(shard, lm, player_id.to_owned(), calls::Input::Text(input));
         }
     });
-    drive(shard, key);
 }
 
 /// A player leaves for good.
@@ -733,7 +735,7 @@ fn drive(shard: &Rc<Shard>, key: MatchKey) {
             if let Some(tick) = lm.schedule.poll(now) {
                 if lm.waiting.is_none() {
                     shard.ops.metrics.tick(&tick);
-                    calls::submit(shard, lm, calls::Op::Tick);
+                    calls::tick(shard, lm);
                 } else {
                     crate::services::ops::metrics::bump(&shard.ops.metrics.ticks_skipped);
                 }
@@ -1165,14 +1167,7 @@ fn run_bots(shard: &Rc<Shard>, lm: &mut LiveMatch, now: Instant) {
         };
         let input = lm.bots.think(now, &id, state.unwrap_or(&Value::Null));
         if input.is_object() {
-            calls::submit(
-                shard,
-                lm,
-                calls::Op::Input {
-                    player_id: id,
-                    input: calls::Input::Value(input),
-                },
-            );
+            calls::hold_input(shard, lm, id, calls::Input::Value(input));
         }
     }
     lm.heard_script();

@@ -318,6 +318,11 @@ impl Source {
 impl Drop for Source {
     fn drop(&mut self) {
         let mut inner = self.inner.borrow_mut();
+        let inner = &mut *inner;
+        // asobi-rs patch: a pending timeout is removed with IORING_OP_TIMEOUT_REMOVE, which looks
+        // only at the ring's timeouts. A generic cancel first searches the ring's poll table,
+        // which holds one poll per open socket, and the reactor drops two timeouts per pass.
+        let is_timeout = matches!(inner.source_type, SourceType::Timeout(..));
         let enqueued = inner.enqueued.as_mut();
         if let Some(EnqueuedSource { id, queue, status }) = enqueued {
             match status {
@@ -336,7 +341,11 @@ impl Drop for Source {
                     // now, so we delay `consume_source` until we consume the
                     // corresponding event from the completion queue.
 
-                    queue.borrow_mut().cancel_request(*id);
+                    if is_timeout {
+                        queue.borrow_mut().remove_timeout(*id);
+                    } else {
+                        queue.borrow_mut().cancel_request(*id);
+                    }
                     *status = EnqueuedStatus::Canceled; // not necessary, but useful for correctness
                 }
                 EnqueuedStatus::Canceled => unreachable!(),
