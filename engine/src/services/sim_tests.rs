@@ -642,6 +642,7 @@ function init(c) return { ticks = 0, order = {}, seen = {} } end
 function join(p, s) return s end
 function handle_input(p, i, s)
     if i.flood then s.flood = (s.flood or 0) + 1 return s end
+    if i.pad then s.big = (s.big or 0) + 1 return s end
     s.order[#s.order + 1] = p .. ":" .. tostring(i.n)
     s.seen[#s.seen + 1] = s.ticks
     game.send(p, { echo = i.n })
@@ -715,5 +716,21 @@ function tick(s) s.ticks = s.ticks + 1 s.applied_at_tick = #s.order return s end
     assert_eq!(
         sim.shards[0].ops.metrics.inputs_dropped.get() - dropped,
         extra as u64
+    );
+
+    // So is a burst of large inputs past the hold's bytes.
+    let payload = json!({"pad": "x".repeat(60_000)});
+    let fits = super::matches::MAX_HELD_INPUT_BYTES / payload.to_string().len();
+    let big = json!({"type": "match.input", "payload": payload});
+    for _ in 0..fits + extra {
+        sim.send(&mut a, big.clone());
+    }
+    sim.advance(Duration::from_millis(250));
+    sim.collect(&mut a);
+    let state = a.last("match.state").expect("still ticking")["payload"].clone();
+    assert_eq!(state["big"], fits, "{}", state["big"]);
+    assert_eq!(
+        sim.shards[0].ops.metrics.inputs_dropped.get() - dropped,
+        2 * extra as u64
     );
 }

@@ -46,6 +46,11 @@ pub(super) const MAX_BACKLOG: usize = 256;
 /// tick takes what is held.
 pub(crate) const MAX_HELD_INPUT: usize = 1024;
 
+/// Bytes of input text held for the next tick, per match: room for 64 inputs at the largest
+/// frame a client may send (64 KiB), so a burst of large inputs cannot grow a match's memory
+/// without bound either.
+pub(crate) const MAX_HELD_INPUT_BYTES: usize = 4 << 20;
+
 /// A callback the match has to run, in arrival order.
 pub(super) enum Op {
     /// `join`; `reply` answers the joiner's request (none for matchmaker groups).
@@ -132,16 +137,22 @@ pub(super) fn submit(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
 
 /// Holds a player's input for the match's next tick.
 pub(super) fn hold_input(shard: &Shard, lm: &mut LiveMatch, player_id: String, input: Input) {
-    if lm.held_input.len() >= MAX_HELD_INPUT {
+    let bytes = match &input {
+        Input::Text(text) => text.len(),
+        Input::Value(_) => 0, // a bot's decision, built by the engine
+    };
+    if lm.held_input.len() >= MAX_HELD_INPUT || lm.held_bytes + bytes > MAX_HELD_INPUT_BYTES {
         crate::services::ops::metrics::bump(&shard.ops.metrics.inputs_dropped);
         return;
     }
+    lm.held_bytes += bytes;
     lm.held_input.push_back((player_id, input));
 }
 
 /// A tick: `handle_input` for the input held since the last one, in arrival order, then `tick`.
 /// A callback that suspends holds the rest back in the backlog, in order.
 pub(super) fn tick(shard: &Rc<Shard>, lm: &mut LiveMatch) {
+    lm.held_bytes = 0;
     while let Some((player_id, input)) = lm.held_input.pop_front() {
         push(shard, lm, Op::Input { player_id, input });
     }

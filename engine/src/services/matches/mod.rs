@@ -19,7 +19,7 @@ pub(crate) mod script;
 pub(crate) mod ws;
 
 #[cfg(test)]
-pub(crate) use calls::MAX_HELD_INPUT;
+pub(crate) use calls::{MAX_HELD_INPUT, MAX_HELD_INPUT_BYTES};
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -117,6 +117,8 @@ pub(crate) struct LiveMatch {
     backlog: VecDeque<calls::Op>,
     /// Input for the next tick, in arrival order (bounded by `calls::MAX_HELD_INPUT`).
     held_input: VecDeque<(String, calls::Input)>,
+    /// Bytes of input text held (bounded by `calls::MAX_HELD_INPUT_BYTES`).
+    held_bytes: usize,
     /// Waits so far; names the current one for its deadline timer.
     waits: u64,
     /// `match.matched` went out; players seated later are told on their own.
@@ -486,6 +488,7 @@ pub(crate) fn create(
         waiting: None,
         backlog: VecDeque::new(),
         held_input: VecDeque::new(),
+        held_bytes: 0,
         waits: 0,
         announced: false,
         held: announce.then(Effects::default),
