@@ -10,8 +10,9 @@
 //! [`crate::services::script::call`], and the match waits — it runs no other callback until the
 //! reply resumes it, so its callbacks stay ordered. Joins and leaves that arrive meanwhile, and
 //! the rest of a tick's callbacks, wait in the match's backlog (bounded); ticks that come due
-//! are skipped, like late ticks, and input keeps being held for the next one. Every other match on the shard keeps running. The wait does not count against the
-//! callback's running time; it is bounded on its own: at
+//! are skipped, like late ticks, and input keeps being held for the next one. Every other match
+//! on the shard keeps running. The wait does not count against the callback's running time; it
+//! is bounded on its own: at
 //! [`MatchVm::wait_deadline`](asobi_script::MatchVm::wait_deadline) (`service_wait` after the
 //! call) a timer abandons the callback as an overrun.
 //!
@@ -21,6 +22,7 @@
 //! The match waits as it does for a service; its neighbours' ticks and the shard's sockets run
 //! in between, so a 200 ms `tick` delays only its own match.
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use serde_json::Value;
@@ -135,25 +137,51 @@ pub(super) fn submit(shard: &Rc<Shard>, lm: &mut LiveMatch, op: Op) {
     drain(shard, lm);
 }
 
-/// Holds a player's input for the match's next tick.
-pub(super) fn hold_input(shard: &Shard, lm: &mut LiveMatch, player_id: String, input: Input) {
-    let bytes = match &input {
-        Input::Text(text) => text.len(),
-        Input::Value(_) => 0, // a bot's decision, built by the engine
-    };
-    if lm.held_input.len() >= MAX_HELD_INPUT || lm.held_bytes + bytes > MAX_HELD_INPUT_BYTES {
-        crate::services::ops::metrics::bump(&shard.ops.metrics.inputs_dropped);
-        return;
+/// Input waiting for the match's next tick, in arrival order, within both bounds.
+#[derive(Default)]
+pub(super) struct HeldInput {
+    queue: VecDeque<(String, Input)>,
+    /// Bytes of input text in `queue`.
+    bytes: usize,
+}
+
+impl HeldInput {
+    /// Holds `input`; false when either bound is reached (the input is dropped).
+    fn hold(&mut self, player_id: String, input: Input) -> bool {
+        let bytes = match &input {
+            Input::Text(text) => text.len(),
+            Input::Value(_) => 0, // a bot's decision, built by the engine
+        };
+        if self.queue.len() >= MAX_HELD_INPUT || self.bytes + bytes > MAX_HELD_INPUT_BYTES {
+            return false;
+        }
+        self.bytes += bytes;
+        self.queue.push_back((player_id, input));
+        true
     }
-    lm.held_bytes += bytes;
-    lm.held_input.push_back((player_id, input));
+
+    /// The oldest held input, taken.
+    fn take(&mut self) -> Option<(String, Input)> {
+        let (player_id, input) = self.queue.pop_front()?;
+        if let Input::Text(text) = &input {
+            self.bytes -= text.len();
+        }
+        Some((player_id, input))
+    }
+}
+
+/// Holds a player's input for the match's next tick; input past the bounds is dropped and
+/// counted.
+pub(super) fn hold_input(shard: &Shard, lm: &mut LiveMatch, player_id: String, input: Input) {
+    if !lm.held_input.hold(player_id, input) {
+        crate::services::ops::metrics::bump(&shard.ops.metrics.inputs_dropped);
+    }
 }
 
 /// A tick: `handle_input` for the input held since the last one, in arrival order, then `tick`.
 /// A callback that suspends holds the rest back in the backlog, in order.
 pub(super) fn tick(shard: &Rc<Shard>, lm: &mut LiveMatch) {
-    lm.held_bytes = 0;
-    while let Some((player_id, input)) = lm.held_input.pop_front() {
+    while let Some((player_id, input)) = lm.held_input.take() {
         push(shard, lm, Op::Input { player_id, input });
     }
     push(shard, lm, Op::Tick);

@@ -115,10 +115,8 @@ pub(crate) struct LiveMatch {
     waiting: Option<calls::After>,
     /// Callbacks held back while one waits.
     backlog: VecDeque<calls::Op>,
-    /// Input for the next tick, in arrival order (bounded by `calls::MAX_HELD_INPUT`).
-    held_input: VecDeque<(String, calls::Input)>,
-    /// Bytes of input text held (bounded by `calls::MAX_HELD_INPUT_BYTES`).
-    held_bytes: usize,
+    /// Input for the next tick.
+    held_input: calls::HeldInput,
     /// Waits so far; names the current one for its deadline timer.
     waits: u64,
     /// `match.matched` went out; players seated later are told on their own.
@@ -487,8 +485,7 @@ pub(crate) fn create(
         armed: None,
         waiting: None,
         backlog: VecDeque::new(),
-        held_input: VecDeque::new(),
-        held_bytes: 0,
+        held_input: calls::HeldInput::default(),
         waits: 0,
         announced: false,
         held: announce.then(Effects::default),
